@@ -1,0 +1,30 @@
+#include "parallel.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstdlib>
+
+namespace fd {
+namespace {
+int default_threads() {
+  // FUSED_DISTILL_NUM_THREADS wins over OpenMP's own default (OMP_NUM_THREADS or the core count).
+  if (const char* env = std::getenv("FUSED_DISTILL_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  return std::max(1, omp_get_max_threads());
+}
+std::atomic<int> g_threads{default_threads()};
+}  // namespace
+
+void set_num_threads(int n) { g_threads.store(std::max(1, n)); }
+int num_threads() { return g_threads.load(); }
+
+int threads_for(int64_t work, int64_t blocks) {
+  constexpr int64_t kMinWorkPerThread = 32768;
+  const int64_t useful = std::max<int64_t>(1, work / kMinWorkPerThread);
+  return static_cast<int>(std::min<int64_t>({num_threads(), blocks, useful}));
+}
+
+}  // namespace fd

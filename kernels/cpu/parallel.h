@@ -1,0 +1,33 @@
+// Deterministic parallel loops for the CPU kernels. Work is cut into blocks whose boundaries depend
+// only on the problem size, never on the thread count; each block's partial result is computed
+// serially and the partials are combined in block order. So 1 thread and N threads give bit-identical
+// results. Threads come from OpenMP (libgomp): a well-kept pool with a cheap fork/join, and nothing in
+// our loops needs more than a static schedule.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../losses.h"
+
+namespace fd {
+
+// Rows per block so that a block holds about `target` elements of work.
+inline int64_t block_rows(int64_t cols, int64_t target = 16384) {
+  return std::max<int64_t>(1, target / std::max<int64_t>(1, cols));
+}
+
+// Threads to use for `work` elements in `blocks` blocks: one thread for small problems (the
+// fork/join would cost more than it saves), never more threads than blocks.
+int threads_for(int64_t work, int64_t blocks);
+
+// Calls body(block, begin, end) for every block of [0, n) in parallel.
+template <class Body>
+void for_each_block(int64_t n, int64_t block, int64_t work, Body&& body) {
+  const int64_t nb = (n + block - 1) / block;
+  const int nt = threads_for(work, nb);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t b = 0; b < nb; ++b) body(b, b * block, std::min(n, (b + 1) * block));
+}
+
+}  // namespace fd

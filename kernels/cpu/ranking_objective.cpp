@@ -1,0 +1,121 @@
+// The prediction-layer objective: sum_k w_k * L_k over the seven score losses in one pass over the
+// rows. Every single score loss (pointwiseBCE, pairwiseRankNet, ..., scoreMSE) is this kernel with
+// one weight set. Two phases over fixed row blocks (see parallel.h):
+//   1. count each term's set (depends on labels and mask only; integers, exact);
+//   2. with coef_k = w_k / N_k known, compute each row's loss sums and write d(total)/ds once.
+#include <array>
+#include <vector>
+
+#include "distill.h"
+#include "listwise.h"
+#include "pairwise.h"
+#include "parallel.h"
+#include "pointwise.h"
+
+namespace fd {
+namespace {
+
+using Counts = std::array<int64_t, kNumTerms>;
+using Sums = std::array<double, kNumTerms>;
+
+inline Row row_at(const ObjectiveArgs& a, int64_t r) {
+  const int64_t o = r * a.cols;
+  return Row{a.s + o, a.t ? a.t + o : nullptr, a.y ? a.y + o : nullptr, a.mask ? a.mask + o : nullptr,
+             a.cols};
+}
+
+template <bool kMasked>
+Counts count_row(const ObjectiveArgs& a, const Row& r) {
+  Counts c{};
+  const int64_t nvalid = count_valid<kMasked>(r);
+  if (a.weight[kPointwiseBCE] != 0) c[kPointwiseBCE] = nvalid;
+  if (a.weight[kPairwiseRankNet] != 0 || a.weight[kPairwiseHinge] != 0) {
+    const int64_t pairs = pair_count<kMasked>(r);
+    c[kPairwiseRankNet] = a.weight[kPairwiseRankNet] != 0 ? pairs : 0;
+    c[kPairwiseHinge] = a.weight[kPairwiseHinge] != 0 ? pairs : 0;
+  }
+  if (a.weight[kListwiseSoftmaxCE] != 0) c[kListwiseSoftmaxCE] = label_sum<kMasked>(r) > 0.0f;
+  if (a.weight[kDistillKL] != 0) c[kDistillKL] = nvalid > 0;
+  if (a.weight[kMarginMSE] != 0) c[kMarginMSE] = valid<kMasked>(r.m, 0) ? nvalid - 1 : 0;
+  if (a.weight[kScoreMSE] != 0) c[kScoreMSE] = nvalid;
+  return c;
+}
+
+template <bool kMasked>
+void loss_row(const ObjectiveArgs& a, const Row& r, const float* coef, float* g, float* scratch,
+              Sums& sums) {
+  if (coef[kPointwiseBCE] != 0) sums[kPointwiseBCE] += pointwise_bce_row<kMasked>(r, coef[kPointwiseBCE], g);
+  if (coef[kPairwiseRankNet] != 0)
+    sums[kPairwiseRankNet] += pairwise_ranknet_row<kMasked>(r, a.sigma, coef[kPairwiseRankNet], g, scratch);
+  if (coef[kPairwiseHinge] != 0)
+    sums[kPairwiseHinge] += pairwise_hinge_row<kMasked>(r, a.margin, coef[kPairwiseHinge], g, scratch);
+  if (coef[kListwiseSoftmaxCE] != 0)
+    sums[kListwiseSoftmaxCE] += listwise_softmax_ce_row<kMasked>(r, coef[kListwiseSoftmaxCE], g);
+  if (coef[kDistillKL] != 0 && count_valid<kMasked>(r) > 0)
+    sums[kDistillKL] += distill_kl_row<kMasked>(r, a.temperature, coef[kDistillKL], g, scratch);
+  if (coef[kMarginMSE] != 0) sums[kMarginMSE] += margin_mse_row<kMasked>(r, coef[kMarginMSE], g);
+  if (coef[kScoreMSE] != 0) sums[kScoreMSE] += score_mse_row<kMasked>(r, coef[kScoreMSE], g);
+}
+
+template <bool kMasked>
+void run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
+  const bool pairwise = a.weight[kPairwiseRankNet] != 0 || a.weight[kPairwiseHinge] != 0;
+  const int64_t row_work = pairwise ? a.cols * a.cols + a.cols : a.cols;
+  const int64_t block = block_rows(row_work);
+  const int64_t nblocks = (a.rows + block - 1) / block;
+  const int64_t work = a.rows * row_work;
+
+  // Phase 1: set sizes.
+  std::vector<Counts> block_counts(nblocks, Counts{});
+  for_each_block(a.rows, block, work / 8, [&](int64_t b, int64_t begin, int64_t end) {
+    Counts c{};
+    for (int64_t r = begin; r < end; ++r) {
+      const Counts rc = count_row<kMasked>(a, row_at(a, r));
+      for (int k = 0; k < kNumTerms; ++k) c[k] += rc[k];
+    }
+    block_counts[b] = c;
+  });
+  Counts n{};
+  for (const Counts& c : block_counts)
+    for (int k = 0; k < kNumTerms; ++k) n[k] += c[k];
+  float coef[kNumTerms];
+  for (int k = 0; k < kNumTerms; ++k) {
+    coef[k] = n[k] > 0 ? static_cast<float>(a.weight[k] / static_cast<double>(n[k])) : 0.0f;
+    res->count[k] = n[k];
+  }
+
+  // Phase 2: losses and the gradient. Rows outside every set still get their zeros written.
+  std::vector<Sums> block_sums(nblocks, Sums{});
+  for_each_block(a.rows, block, work, [&](int64_t b, int64_t begin, int64_t end) {
+    std::vector<float> row_grad(grad ? 0 : a.cols);  // discarded when only the loss is wanted
+    std::vector<float> scratch(2 * a.cols);  // per-row working space of the KL and pairwise terms
+    Sums sums{};
+    for (int64_t r = begin; r < end; ++r) {
+      float* g = grad ? grad + r * a.cols : row_grad.data();
+      for (int64_t i = 0; i < a.cols; ++i) g[i] = 0.0f;
+      loss_row<kMasked>(a, row_at(a, r), coef, g, scratch.data(), sums);
+    }
+    block_sums[b] = sums;
+  });
+  Sums s{};
+  for (const Sums& bs : block_sums)
+    for (int k = 0; k < kNumTerms; ++k) s[k] += bs[k];
+  res->total = 0;
+  for (int k = 0; k < kNumTerms; ++k) {
+    res->part[k] = n[k] > 0 ? a.weight[k] * s[k] / static_cast<double>(n[k]) : 0.0;
+    res->total += res->part[k];
+  }
+}
+
+}  // namespace
+
+Status ranking_objective_cpu(const ObjectiveArgs& args, float* grad, ObjectiveResult* result) {
+  *result = ObjectiveResult{};
+  if (args.mask)
+    run<true>(args, grad, result);
+  else
+    run<false>(args, grad, result);
+  return kOk;
+}
+
+}  // namespace fd

@@ -1,0 +1,266 @@
+// fd::device: device 0, one non-blocking stream, a caching allocator, synchronous copies and event
+// timing. Everything the library queues goes on that one stream, so a block handed back to the
+// cache can be reused at once: any later use is ordered after the work that read it.
+#include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cuda_common.cuh"
+
+namespace fd {
+namespace device {
+namespace {
+
+constexpr size_t kRound = 512;  // allocation granularity of the cache
+
+std::mutex g_mu;  // guards everything below (the JS side calls from one thread; workers may too)
+bool g_ready = false;
+cudaStream_t g_stream = nullptr;
+cudaEvent_t g_ev_start = nullptr, g_ev_stop = nullptr;
+int g_sms = 0;
+bool g_coop = false;
+std::string g_name;
+
+std::unordered_map<size_t, std::vector<void*>> g_free;  // rounded size -> cached blocks
+std::unordered_map<void*, size_t> g_used;               // block -> rounded size
+size_t g_bytes_in_use = 0, g_bytes_cached = 0;
+
+// coresident_blocks' answers: the occupancy query costs a few microseconds of host time per call.
+std::map<std::tuple<const void*, int, size_t>, int> g_fit;
+
+std::mutex g_err_mu;
+std::string g_err;
+
+void set_error(std::string message) {
+  std::lock_guard<std::mutex> lock(g_err_mu);
+  g_err = std::move(message);
+}
+
+// Frees every cached block (g_mu held).
+Status free_cached_locked() {
+  Status st = kOk;
+  for (auto& entry : g_free) {
+    for (void* p : entry.second) {
+      const cudaError_t err = cudaFree(p);
+      if (err != cudaSuccess && st == kOk) st = fail("cudaFree", err);
+      g_bytes_cached -= entry.first;
+    }
+  }
+  g_free.clear();
+  return st;
+}
+
+Status init_locked() {
+  if (g_ready) return kOk;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    set_error(std::string("no usable CUDA device: cudaGetDeviceCount: ") + cudaGetErrorString(err));
+    return kNoDevice;
+  }
+  if (count == 0) {
+    set_error("no CUDA device found (cudaGetDeviceCount returned 0)");
+    return kNoDevice;
+  }
+  FD_CUDA_TRY(cudaSetDevice(0));
+  cudaDeviceProp prop;
+  FD_CUDA_TRY(cudaGetDeviceProperties(&prop, 0));
+  int coop = 0;
+  FD_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, 0));
+  FD_CUDA_TRY(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+  FD_CUDA_TRY(cudaEventCreate(&g_ev_start));
+  FD_CUDA_TRY(cudaEventCreate(&g_ev_stop));
+  g_sms = prop.multiProcessorCount;
+  g_coop = coop != 0;
+  g_name = prop.name;
+  g_ready = true;
+  return kOk;
+}
+
+}  // namespace
+
+// ---- internal (cuda_common.cuh) ----
+
+cudaStream_t stream() { return g_stream; }
+
+Status fail(const char* call, cudaError_t err) {
+  // "<call>: <error>", the call named without its arguments.
+  const char* paren = std::strchr(call, '(');
+  const std::string name = paren ? std::string(call, paren - call) : std::string(call);
+  set_error(name + ": " + cudaGetErrorString(err));
+  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  return kCudaError;
+}
+
+Status fail_with(Status status, const char* message) {
+  set_error(message);
+  return status;
+}
+
+Status coresident_blocks(const void* kernel, int threads, size_t smem, int* blocks) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  const auto key = std::make_tuple(kernel, threads, smem);
+  const auto it = g_fit.find(key);
+  if (it != g_fit.end()) {
+    *blocks = it->second;
+    return kOk;
+  }
+  // Opt in above the default 48 KB (static shared memory counts towards it too).
+  if (smem > 0)
+    FD_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  int per_sm = 0;
+  FD_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  if (per_sm < 1) return fail_with(kCudaError, "cudaOccupancyMaxActiveBlocksPerMultiprocessor: kernel does not fit on an SM");
+  *blocks = per_sm * g_sms;
+  g_fit.emplace(key, *blocks);
+  return kOk;
+}
+
+Status launch(const void* kernel, int grid, int threads, size_t smem, void** args, bool need_coresident) {
+  if (need_coresident && g_coop)
+    FD_CUDA_TRY(cudaLaunchCooperativeKernel(kernel, dim3(grid), dim3(threads), args, smem, g_stream));
+  else
+    FD_CUDA_TRY(cudaLaunchKernel(kernel, dim3(grid), dim3(threads), args, smem, g_stream));
+  FD_CUDA_TRY(cudaGetLastError());
+  return kOk;
+}
+
+Status scratch(Scratch& s, size_t bytes, void** ptr) {
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.bytes < bytes) {
+    size_t want = s.bytes ? s.bytes : 4096;
+    while (want < bytes) want *= 2;  // grow geometrically: few reallocations
+    if (s.ptr) {
+      FD_TRY(release(s.ptr));
+      s.ptr = nullptr;
+      s.bytes = 0;
+    }
+    void* p = nullptr;
+    FD_TRY(alloc(want, &p));
+    FD_CUDA_TRY(cudaMemsetAsync(p, 0, want, g_stream));
+    s.ptr = p;
+    s.bytes = want;
+  }
+  *ptr = s.ptr;
+  return kOk;
+}
+
+// ---- device.h ----
+
+bool built_with_cuda() { return true; }
+
+Status init() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return init_locked();
+}
+
+std::string last_error() {
+  std::lock_guard<std::mutex> lock(g_err_mu);
+  return g_err;
+}
+
+std::string name() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return init_locked() == kOk ? g_name : std::string();
+}
+
+Status alloc(size_t bytes, void** ptr) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  FD_TRY(init_locked());
+  const size_t size = bytes == 0 ? kRound : (bytes + kRound - 1) / kRound * kRound;
+  auto it = g_free.find(size);
+  if (it != g_free.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    g_bytes_cached -= size;
+    g_used.emplace(p, size);
+    g_bytes_in_use += size;
+    *ptr = p;
+    return kOk;
+  }
+  void* p = nullptr;
+  cudaError_t err = cudaMalloc(&p, size);
+  if (err == cudaErrorMemoryAllocation) {
+    // Out of memory: give the cached blocks back to CUDA and try once more.
+    cudaGetLastError();
+    FD_TRY(free_cached_locked());
+    err = cudaMalloc(&p, size);
+  }
+  if (err != cudaSuccess) return fail("cudaMalloc", err);
+  g_used.emplace(p, size);
+  g_bytes_in_use += size;
+  *ptr = p;
+  return kOk;
+}
+
+Status release(void* ptr) {
+  if (ptr == nullptr) return kOk;
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_used.find(ptr);
+  if (it == g_used.end()) return fail_with(kCudaError, "release: pointer did not come from fd::device::alloc");
+  const size_t size = it->second;
+  g_used.erase(it);
+  g_bytes_in_use -= size;
+  g_free[size].push_back(ptr);
+  g_bytes_cached += size;
+  return kOk;
+}
+
+Status empty_cache() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_ready) return kOk;
+  return free_cached_locked();
+}
+
+Status memory_stats(size_t* bytes_in_use, size_t* bytes_cached) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (bytes_in_use) *bytes_in_use = g_bytes_in_use;
+  if (bytes_cached) *bytes_cached = g_bytes_cached;
+  return kOk;
+}
+
+Status upload(void* dst_dev, const void* src_host, size_t bytes) {
+  FD_TRY(init());
+  if (bytes == 0) return kOk;
+  FD_CUDA_TRY(cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyHostToDevice, g_stream));
+  FD_CUDA_TRY(cudaStreamSynchronize(g_stream));
+  return kOk;
+}
+
+Status download(void* dst_host, const void* src_dev, size_t bytes) {
+  FD_TRY(init());
+  if (bytes == 0) return kOk;
+  FD_CUDA_TRY(cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost, g_stream));
+  FD_CUDA_TRY(cudaStreamSynchronize(g_stream));
+  return kOk;
+}
+
+Status synchronize() {
+  FD_TRY(init());
+  FD_CUDA_TRY(cudaStreamSynchronize(g_stream));
+  return kOk;
+}
+
+Status timer_start() {
+  FD_TRY(init());
+  FD_CUDA_TRY(cudaEventRecord(g_ev_start, g_stream));
+  return kOk;
+}
+
+Status timer_stop(float* elapsed_ms) {
+  FD_TRY(init());
+  FD_CUDA_TRY(cudaEventRecord(g_ev_stop, g_stream));
+  FD_CUDA_TRY(cudaEventSynchronize(g_ev_stop));
+  float ms = 0.0f;
+  FD_CUDA_TRY(cudaEventElapsedTime(&ms, g_ev_start, g_ev_stop));
+  if (elapsed_ms) *elapsed_ms = ms;
+  return kOk;
+}
+
+}  // namespace device
+}  // namespace fd

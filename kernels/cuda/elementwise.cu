@@ -1,0 +1,50 @@
+// fd::scale_cuda: out[i] = x[i] * c in one launch (the backward pass's scaling by the upstream
+// gradient). float4 when both pointers are 16-byte aligned; out may equal x (each thread reads its
+// element before writing it, so no __restrict / read-only loads).
+#include "cuda_common.cuh"
+
+namespace fd {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <bool kVec>
+__global__ void __launch_bounds__(kThreads) scale_kernel(const float* x, float c, float* out, int64_t n) {
+  const int64_t tid = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  const int64_t nthreads = int64_t(gridDim.x) * kThreads;
+  int64_t done = 0;
+  if (kVec) {
+    const int64_t nv = n / 4;
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    float4* o4 = reinterpret_cast<float4*>(out);
+    for (int64_t v = tid; v < nv; v += nthreads) {
+      float4 a = x4[v];
+      a.x *= c;
+      a.y *= c;
+      a.z *= c;
+      a.w *= c;
+      o4[v] = a;
+    }
+    done = nv * 4;
+  }
+  for (int64_t i = done + tid; i < n; i += nthreads) out[i] = x[i] * c;
+}
+
+}  // namespace
+
+Status scale_cuda(const float* x_dev, float c, float* out_dev, int64_t n) {
+  FD_TRY(device::init());
+  if (n <= 0) return kOk;
+  const bool vec = ((reinterpret_cast<uintptr_t>(x_dev) | reinterpret_cast<uintptr_t>(out_dev)) & 15u) == 0;
+  const void* kernel = vec ? reinterpret_cast<const void*>(&scale_kernel<true>)
+                           : reinterpret_cast<const void*>(&scale_kernel<false>);
+  int fit = 0;
+  FD_TRY(device::coresident_blocks(kernel, kThreads, 0, &fit));
+  const int64_t work = vec ? (n + 3) / 4 : n;
+  const int64_t wanted = (work + kThreads - 1) / kThreads;
+  const int grid = static_cast<int>(wanted < fit ? wanted : fit);
+  void* args[] = {const_cast<float**>(&x_dev), &c, &out_dev, &n};
+  return device::launch(kernel, grid, kThreads, 0, args, false);
+}
+
+}  // namespace fd

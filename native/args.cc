@@ -1,0 +1,137 @@
+#include "args.h"
+
+#include <cmath>
+
+#include "device.h"
+
+namespace fd_native {
+
+void Args::type_error(const std::string& what) const {
+  throw Napi::TypeError::New(info.Env(), std::string("fused-distill: ") + fn + ": " + what);
+}
+void Args::range_error(const std::string& what) const {
+  throw Napi::RangeError::New(info.Env(), std::string("fused-distill: ") + fn + ": " + what);
+}
+
+void Args::expect_count(size_t n) const {
+  if (info.Length() < n)
+    type_error("expected " + std::to_string(n) + " arguments, got " + std::to_string(info.Length()));
+}
+
+bool Args::is_null(size_t i) const { return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined(); }
+
+int64_t Args::size(size_t i, const char* name) const {
+  if (i >= info.Length() || !info[i].IsNumber()) type_error(std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || v != std::floor(v) || v < 1 || v > static_cast<double>(kMaxElements))
+    range_error(std::string(name) + " must be an integer in [1, 2^40], got " + std::to_string(v));
+  return static_cast<int64_t>(v);
+}
+
+double Args::number(size_t i, const char* name) const {
+  if (i >= info.Length() || !info[i].IsNumber()) type_error(std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v)) range_error(std::string(name) + " must be finite, got " + std::to_string(v));
+  return v;
+}
+
+namespace {
+// Raw napi_get_typedarray_info rather than Napi::TypedArray::ArrayBuffer(): the wasm backend's heap
+// can be a SharedArrayBuffer, which node-addon-api's ArrayBuffer accessors reject.
+template <class T>
+T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optional, napi_typedarray_type type,
+         const char* type_name) {
+  if (optional && a.is_null(i)) return nullptr;
+  const std::string expected = std::string(name) + " must be a " + type_name + " of length " +
+                               std::to_string(length) + (optional ? " (or null)" : "");
+  if (i >= a.info.Length() || !a.info[i].IsTypedArray()) a.type_error(expected);
+  napi_env env = a.info.Env();
+  napi_typedarray_type actual;
+  size_t count = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, a.info[i], &actual, &count, &data, &buffer, nullptr) != napi_ok)
+    a.type_error(expected);
+  if (actual != type) a.type_error(expected);
+  bool is_plain = false, detached = false;
+  if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
+      napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
+    a.type_error(expected + ", got a detached buffer");
+  if (static_cast<int64_t>(count) != length)
+    a.range_error(expected + ", got length " + std::to_string(count));
+  if (data == nullptr) a.type_error(expected + ", got a buffer with no data");
+  return static_cast<T*>(data);
+}
+}  // namespace
+
+float* Args::floats(size_t i, const char* name, int64_t length, bool optional) const {
+  return typed<float>(*this, i, name, length, optional, napi_float32_array, "Float32Array");
+}
+double* Args::doubles(size_t i, const char* name, int64_t length, bool optional) const {
+  return typed<double>(*this, i, name, length, optional, napi_float64_array, "Float64Array");
+}
+
+int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what) {
+  int64_t p = 1;
+  for (int64_t d : dims) {
+    if (d > kMaxElements / p) a.range_error(std::string(what) + " has more than 2^40 elements");
+    p *= d;
+  }
+  return p;
+}
+
+void check_mask(const Args& a, const float* mask, int64_t n, const char* name) {
+  int64_t bad = -1;
+  if (fd::check_mask_cpu(mask, n, &bad) != fd::kOk)
+    a.range_error(std::string(name) + " must hold only 0 and 1, got " + std::to_string(mask[bad]) +
+                  " at index " + std::to_string(bad));
+}
+
+void throw_status(const Args& a, fd::Status status) {
+  switch (status) {
+    case fd::kOk:
+      return;
+    case fd::kBadMask:
+      a.range_error("mask must hold only 0 and 1");
+    default:
+      throw Napi::Error::New(a.info.Env(), std::string("fused-distill: ") + a.fn + ": " + fd::device::last_error());
+  }
+}
+
+bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem_a, int64_t elem_b) {
+  if (!a || !b) return false;
+  const auto* pa = static_cast<const uint8_t*>(a);
+  const auto* pb = static_cast<const uint8_t*>(b);
+  return pa < pb + nb * elem_b && pb < pa + na * elem_a;
+}
+
+void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
+                      std::initializer_list<std::pair<const float*, int64_t>> inputs) {
+  for (const auto& [in, n] : inputs)
+    if (overlaps(out, n_out, in, n, elem_out, 4)) a.range_error(std::string(out_name) + " must not overlap an input or output");
+}
+
+void read_objective_options(const Args& a, size_t first, fd::ObjectiveArgs& o) {
+  o.temperature = static_cast<float>(a.number(first, "temperature"));
+  o.sigma = static_cast<float>(a.number(first + 1, "sigma"));
+  o.margin = static_cast<float>(a.number(first + 2, "margin"));
+  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + std::to_string(o.temperature));
+}
+
+void read_weights(const Args& a, size_t i, fd::ObjectiveArgs& o) {
+  const float* w = a.floats(i, "weights", fd::kNumTerms);
+  for (int k = 0; k < fd::kNumTerms; ++k) {
+    if (!std::isfinite(w[k])) a.range_error("weights must be finite");
+    o.weight[k] = w[k];
+  }
+}
+
+bool needs_teacher(const fd::ObjectiveArgs& o) {
+  return o.weight[fd::kDistillKL] != 0 || o.weight[fd::kMarginMSE] != 0 || o.weight[fd::kScoreMSE] != 0;
+}
+bool needs_labels(const fd::ObjectiveArgs& o) {
+  return o.weight[fd::kPointwiseBCE] != 0 || o.weight[fd::kPairwiseRankNet] != 0 ||
+         o.weight[fd::kPairwiseHinge] != 0 || o.weight[fd::kListwiseSoftmaxCE] != 0;
+}
+
+}  // namespace fd_native

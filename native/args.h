@@ -1,0 +1,74 @@
+// Argument checking and typed-array unpacking for the addon's functions. Every check throws a
+// JS TypeError/RangeError naming the function, the argument and what was expected; nothing here
+// can crash the process.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "losses.h"
+
+namespace fd_native {
+
+// Largest element count any argument may describe: far above real use, far below int64 overflow
+// when multiplied by 4 bytes or by another dimension.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+struct Args {
+  const Napi::CallbackInfo& info;
+  const char* fn;  // the JS function's name, for messages
+
+  [[noreturn]] void type_error(const std::string& what) const;
+  [[noreturn]] void range_error(const std::string& what) const;
+
+  void expect_count(size_t n) const;  // at least n arguments
+  bool is_null(size_t i) const;       // null or undefined
+  // A positive integer size (1 .. kMaxElements).
+  int64_t size(size_t i, const char* name) const;
+  // A finite number.
+  double number(size_t i, const char* name) const;
+  // A Float32Array of exactly `length` elements, not detached. optional: null/undefined gives nullptr.
+  float* floats(size_t i, const char* name, int64_t length, bool optional = false) const;
+  // A Float64Array of exactly `length` elements (optional like floats).
+  double* doubles(size_t i, const char* name, int64_t length, bool optional = false) const;
+};
+
+// rows * cols (etc.) with an overflow check against kMaxElements.
+int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what);
+
+// Throws a RangeError naming `name` if mask holds a value other than 0 or 1.
+void check_mask(const Args& a, const float* mask, int64_t n, const char* name);
+
+// True when the float arrays [a, a+na) and [b, b+nb) share memory (null never overlaps).
+bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem_a = 4, int64_t elem_b = 4);
+// Throws a RangeError when `out` (n_out elements of elem_out bytes) overlaps any of the n-float inputs.
+void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
+                      std::initializer_list<std::pair<const float*, int64_t>> inputs);
+
+// The objective's options, shared by the CPU and CUDA entry points: weights (a Float32Array of
+// fd::kNumTerms) at argument i; temperature, sigma, margin at first, first+1, first+2.
+void read_weights(const Args& a, size_t i, fd::ObjectiveArgs& o);
+void read_objective_options(const Args& a, size_t first, fd::ObjectiveArgs& o);
+bool needs_teacher(const fd::ObjectiveArgs& o);  // a term that reads t has a non-zero weight
+bool needs_labels(const fd::ObjectiveArgs& o);   // a term that reads y has a non-zero weight
+
+// Throws a JS Error for a failed kernel status (CUDA's message included).
+void throw_status(const Args& a, fd::Status status);
+
+// Runs body, turning any C++ exception that is not already a JS error into one, so that nothing
+// escapes into Node as an abort.
+template <class Body>
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* fn, Body&& body) {
+  try {
+    return body(Args{info, fn});
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(info.Env(), std::string("fused-distill: ") + fn + ": out of memory");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("fused-distill: ") + fn + ": " + e.what());
+  }
+}
+
+}  // namespace fd_native

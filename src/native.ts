@@ -1,0 +1,80 @@
+// The one place that loads the addon (built by node-gyp on `npm install`, or by cmake-js with CUDA
+// through `npm run build:cuda`) and types its surface. Everything else imports `addon` from here.
+import * as path from 'path';
+// node-gyp-build finds build/Release/fused_distill.node (or a prebuild) under the package root.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild: (dir: string) => unknown = require('node-gyp-build');
+
+/** Term order of the objective's weight vector (kernels/losses.h `Term`). */
+export const TERM_NAMES = [
+  'pointwiseBCE',
+  'pairwiseRankNet',
+  'pairwiseHinge',
+  'listwiseSoftmaxCE',
+  'distillKL',
+  'marginMSE',
+  'scoreMSE',
+] as const;
+export type TermName = (typeof TERM_NAMES)[number];
+
+type F32 = Float32Array;
+/** A device buffer handle from `cuda.alloc`. */
+export type DeviceBuffer = number;
+
+export interface CudaApi {
+  /** True when the addon has CUDA and a device answered (never throws). */
+  isAvailable(): boolean;
+  /** Why the last device call failed, or why there is no device. */
+  lastError(): string;
+  deviceName(): string;
+  alloc(floats: number): DeviceBuffer;
+  free(buffer: DeviceBuffer): void;
+  size(buffer: DeviceBuffer): number;
+  upload(buffer: DeviceBuffer, src: F32): void;
+  download(buffer: DeviceBuffer, dst: F32): void;
+  synchronize(): void;
+  memoryStats(): { bytesInUse: number; bytesCached: number; buffers: number };
+  emptyCache(): void;
+  timerStart(): void;
+  /** Device milliseconds since timerStart (CUDA events on the library's stream). */
+  timerStop(): number;
+  /** result receives 1 + 7 floats: total, then each weighted part in TERM_NAMES order. */
+  rankingObjective(
+    s: DeviceBuffer, t: DeviceBuffer | null, y: DeviceBuffer | null, mask: DeviceBuffer | null,
+    rows: number, cols: number, weights: F32, temperature: number, sigma: number, margin: number,
+    grad: DeviceBuffer | null, result: DeviceBuffer,
+  ): void;
+  hiddenMSE(
+    hs: DeviceBuffer, ht: DeviceBuffer, tokenMask: DeviceBuffer | null,
+    layers: number, batch: number, len: number, hidden: number, grad: DeviceBuffer | null, loss: DeviceBuffer,
+  ): void;
+  attentionMSE(
+    as: DeviceBuffer, at: DeviceBuffer, tokenMask: DeviceBuffer | null,
+    batch: number, heads: number, len: number, grad: DeviceBuffer | null, loss: DeviceBuffer,
+  ): void;
+  scale(x: DeviceBuffer, c: number, out: DeviceBuffer, n: number): void;
+}
+
+export interface Addon {
+  /** Returns the total; fills grad (d total / d s) and parts (each weighted term) when given. */
+  rankingObjective(
+    s: F32, t: F32 | null, y: F32 | null, mask: F32 | null, rows: number, cols: number,
+    weights: F32, temperature: number, sigma: number, margin: number,
+    grad: F32 | null, parts: Float64Array | null,
+  ): number;
+  hiddenMSE(
+    hs: F32, ht: F32, tokenMask: F32 | null, layers: number, batch: number, len: number, hidden: number,
+    grad: F32 | null,
+  ): number;
+  attentionMSE(
+    as: F32, at: F32, tokenMask: F32 | null, batch: number, heads: number, len: number, grad: F32 | null,
+  ): number;
+  /** out = x * c; out may be x. */
+  scale(x: F32, c: number, out: F32): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  builtWithCuda(): boolean;
+  cuda: CudaApi;
+}
+
+export const addon = nodeGypBuild(path.join(__dirname, '..')) as Addon;
