@@ -7,11 +7,13 @@
 //
 // Build and run, from the repository root:
 //   nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels kernels/cuda/*.cu bench/gpu/cuda_selfcheck.cu -o build/cuda_selfcheck
-//   ./build/cuda_selfcheck            (--no-bench: checks only)
+//   ./build/cuda_selfcheck            (--no-bench: checks only; --profile: each benchmark op 3 times
+//                                      untimed, for ncu)
 // Exit status 0 when every check passes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -27,6 +29,7 @@ using namespace fd;
 namespace {
 
 int g_failures = 0;
+bool g_profile = false;  // --profile: run each benchmark op 3 times untimed (for ncu)
 int g_checks = 0;
 
 void check_status(Status st, const char* what) {
@@ -499,6 +502,11 @@ __global__ void spin_kernel(long long ns) {
 // Device time of op() alone: a spin kernel keeps the GPU busy while the host queues the start event,
 // the op and the stop event, so the interval holds no host launch latency.
 float time_us(const std::function<void()>& op, int reps = 50) {
+  if (g_profile) {
+    for (int i = 0; i < 3; ++i) op();
+    check_status(device::synchronize(), "synchronize");
+    return 1.0f;
+  }
   for (int i = 0; i < 5; ++i) op();
   check_status(device::synchronize(), "synchronize");
   std::vector<float> t;
@@ -537,12 +545,15 @@ void bench() {
   const double bw = copy_bandwidth();
   std::printf("BENCH device: %s; copy bandwidth %.0f GB/s (read + write)\n", device::name().c_str(), bw / 1e9);
   std::mt19937_64 rng(1);
+  const char* only = std::getenv("FD_BENCH_ONLY");  // run only the benchmarks whose name holds this
+  auto wanted = [&](const char* name) { return !only || std::strstr(name, only) != nullptr; };
   auto line = [&](const char* name, float us, double bytes) {
     const double floor_us = bytes / bw * 1e6;
     std::printf("TIME %-44s %9.2f us   floor %9.2f us   ratio %5.2fx\n", name, us, floor_us, us / floor_us);
   };
 
   auto objective = [&](const char* name, int64_t rows, int64_t cols, const float* w, bool masked) {
+    if (!wanted(name)) return;
     const size_t n = size_t(rows * cols);
     std::vector<float> s(n), t(n), y(n), m(n, 1.0f);
     std::uniform_real_distribution<float> u(-4, 4);
@@ -578,6 +589,7 @@ void bench() {
 
   auto feature = [&](const char* name, bool attn, int64_t layers, int64_t batch, int64_t heads, int64_t len,
                      int64_t hidden, bool masked) {
+    if (!wanted(name)) return;
     const int64_t n = attn ? batch * heads * len * len : layers * batch * len * hidden;
     DevBuf da(n), db(n), dg(n), dl(1), dm(batch * len);
     std::vector<float> h(n);
@@ -607,7 +619,7 @@ void bench() {
   feature("hiddenMSE 32x512x768 masked (floor: all bytes)", false, 1, 32, 1, 512, 768, true);
   feature("attentionMSE 16x12x512x512", true, 1, 16, 12, 512, 0, false);
 
-  {
+  if (wanted("scale")) {
     const int64_t n = 32 * 512 * 768;
     DevBuf x(n);
     x.fill(1.0f);
@@ -620,6 +632,7 @@ void bench() {
 
 int main(int argc, char** argv) {
   const bool do_bench = !(argc > 1 && std::strcmp(argv[1], "--no-bench") == 0);
+  g_profile = argc > 1 && std::strcmp(argv[1], "--profile") == 0;
   if (!device::built_with_cuda()) {
     std::printf("FAIL built without CUDA\n");
     return 2;
@@ -630,6 +643,10 @@ int main(int argc, char** argv) {
     return 3;
   }
   std::printf("device: %s\n", device::name().c_str());
+  if (g_profile) {
+    bench();
+    return 0;
+  }
   objective_checks();
   feature_checks();
   scale_checks();

@@ -25,6 +25,18 @@ const t = (r, key = 'device_ms') => (!r ? 'n/a' : r.error ? (key === 'device_ms'
 const L = [];
 L.push('# fused-distill GPU check', '');
 L.push(`${fused.date || torch.date || new Date().toISOString()} · device: ${fused.device || torch.device || 'n/a'} · torch ${torch.torch || 'n/a'} (CUDA ${torch.cuda || 'n/a'}) · node ${fused.node || 'n/a'}`, '');
+const readText = (f) => {
+  try {
+    return fs.readFileSync(path.join(dir, f), 'utf8');
+  } catch (e) {
+    return null;
+  }
+};
+const steps = readText('steps.txt');
+if (steps) {
+  const rows = steps.trim().split('\n').map((l) => l.split(' '));
+  L.push('Steps: ' + rows.map(([n, rc]) => `${n} ${rc === '0' ? 'ok' : `**exit ${rc}**`}`).join(' · '), '');
+}
 if (fused.error) L.push(`**gpu_check: ${fused.error}**`, '');
 if (torch.error) L.push(`**torch_gpu: ${torch.error}**`, '');
 
@@ -73,6 +85,11 @@ L.push('');
 const errs = [];
 for (const [id, r] of Object.entries(merged)) for (const e of r.errors) errs.push(`- ${id}: ${e}`);
 if (errs.length) L.push('## Errors (†)', '', ...errs, '');
+const selfcheck = readText('selfcheck.txt');
+if (selfcheck != null) {
+  const lines = selfcheck.trimEnd().split('\n');
+  L.push('## bench/gpu/cuda_selfcheck.cu output' + (lines.length > 150 ? ' (last 150 lines)' : ''), '', '```', ...lines.slice(-150), '```', '');
+}
 const md = L.join('\n') + '\n';
 
 const write = (f, text) => {

@@ -6,10 +6,11 @@
 #   1. unpack node from .gpu/node.xz
 #   2. build the CUDA addon with plain cmake -> build-gpu/Release/fused_distill.node
 #      (and, in parallel, bench/gpu/cuda_selfcheck.cu if it exists, with the nvcc command of its header)
-#   3. run the self-check binary, if built
+#   3. run the self-check binary, if built                         -> $OUT/selfcheck.txt
 #   4. node .gpu/gpu_check.js build-gpu/Release/fused_distill.node  -> $OUT/gpu_check.json
 #   5. python3 bench/gpu/torch_gpu.py                               -> $OUT/torch_gpu.json
 #   6. node bench/gpu/merge.js $OUT                                 -> $OUT/gpu.md, $OUT/gpu.json (+ stdout)
+#      (with $OUT/steps.txt: each step's exit status)
 # Everything is also in $OUT/log. Exit status: 0 when every step passed, else 1.
 set -u -o pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -53,7 +54,7 @@ main() {
 
   # 2. the addon (and the self-check, in parallel)
   local sc_pid="" sc_bin=""
-  if [ -f bench/gpu/cuda_selfcheck.cu ]; then
+  if [ -f bench/gpu/cuda_selfcheck.cu ] && [ -z "${FD_SKIP_SELFCHECK:-}" ]; then
     local cmd
     cmd=$(selfcheck_cmd)
     if [ -n "$cmd" ]; then
@@ -84,7 +85,8 @@ main() {
     ORDER+=(selfcheck-build)
     # 3. the self-check
     if [ "$rc" -eq 0 ] && [ -x "$sc_bin" ]; then
-      step selfcheck 90 "./${sc_bin#./}"
+      step selfcheck 90 sh -c 'exec "$1" > "$2" 2>&1' _ "./${sc_bin#./}" "$OUT/selfcheck.txt"
+      cat "$OUT/selfcheck.txt"
     fi
   fi
 
@@ -106,6 +108,7 @@ main() {
     "$OUT/torch_gpu.json" "$cb"
 
   # 6. one table
+  for s in "${ORDER[@]}"; do echo "$s ${STATUS[$s]}"; done >"$OUT/steps.txt"
   step merge 30 node bench/gpu/merge.js "$OUT"
 
   echo "=== [$(elapsed) s] summary"

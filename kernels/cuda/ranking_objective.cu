@@ -6,7 +6,8 @@
 //
 // The gradient needs each term's count N_k (the mean's denominator, over ALL rows) before it can be
 // written, and some counts depend on the data: the pairs, ListCE's rows, and every set under a mask.
-// With a gradient and such a count the kernel runs two phases, split by a grid barrier:
+// With a gradient and such a count the kernel runs two phases, split by a grid barrier (an atomic
+// counter, cuda::grid_barrier; launched with cudaLaunchCooperativeKernel so all blocks are resident):
 //   1. count (integer atomics: exact) and do the pairwise terms in full: their O(G^2) work is too
 //      costly to do twice, so their loss sums are kept and their gradient, still to be divided by
 //      N_pairs, is parked in grad;
