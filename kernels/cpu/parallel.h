@@ -1,8 +1,9 @@
 // Deterministic parallel loops for the CPU kernels. Work is cut into blocks whose boundaries depend
 // only on the problem size, never on the thread count; each block's partial result is computed
 // serially and the partials are combined in block order. So 1 thread and N threads give bit-identical
-// results. Threads come from OpenMP (libgomp): a well-kept pool with a cheap fork/join, and nothing in
-// our loops needs more than a static schedule.
+// results. Threads come from OpenMP (libgomp): a well-kept pool with a cheap fork/join. Blocks are
+// handed out dynamically, so a thread the OS has descheduled (a busy machine) does not hold up the
+// others' share: with a static schedule one stalled thread made a 2-thread call 10x slower here.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -26,7 +27,7 @@ template <class Body>
 void for_each_block(int64_t n, int64_t block, int64_t work, Body&& body) {
   const int64_t nb = (n + block - 1) / block;
   const int nt = threads_for(work, nb);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
   for (int64_t b = 0; b < nb; ++b) body(b, b * block, std::min(n, (b + 1) * block));
 }
 
