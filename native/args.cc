@@ -111,19 +111,19 @@ void check_no_overlap(const Args& a, const char* out_name, const void* out, int6
     if (overlaps(out, n_out, in, n, elem_out, 4)) a.range_error(std::string(out_name) + " must not overlap an input or output");
 }
 
-void read_objective_options(const Args& a, size_t first, fd::ObjectiveArgs& o) {
-  o.temperature = static_cast<float>(a.number(first, "temperature"));
-  o.sigma = static_cast<float>(a.number(first + 1, "sigma"));
-  o.margin = static_cast<float>(a.number(first + 2, "margin"));
-  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + std::to_string(o.temperature));
-}
-
-void read_weights(const Args& a, size_t i, fd::ObjectiveArgs& o) {
-  const float* w = a.floats(i, "weights", fd::kNumTerms);
+int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o) {
+  o.rows = a.size(4, "rows");
+  o.cols = a.size(5, "cols");
+  const float* w = a.floats(6, "weights", fd::kNumTerms);
   for (int k = 0; k < fd::kNumTerms; ++k) {
     if (!std::isfinite(w[k])) a.range_error("weights must be finite");
     o.weight[k] = w[k];
   }
+  o.temperature = static_cast<float>(a.number(7, "temperature"));
+  o.sigma = static_cast<float>(a.number(8, "sigma"));
+  o.margin = static_cast<float>(a.number(9, "margin"));
+  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + std::to_string(o.temperature));
+  return checked_product(a, {o.rows, o.cols}, "s");
 }
 
 bool needs_teacher(const fd::ObjectiveArgs& o) {

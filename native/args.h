@@ -46,10 +46,10 @@ bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem
 void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
                       std::initializer_list<std::pair<const float*, int64_t>> inputs);
 
-// The objective's options, shared by the CPU and CUDA entry points: weights (a Float32Array of
-// fd::kNumTerms) at argument i; temperature, sigma, margin at first, first+1, first+2.
-void read_weights(const Args& a, size_t i, fd::ObjectiveArgs& o);
-void read_objective_options(const Args& a, size_t first, fd::ObjectiveArgs& o);
+// The objective's scalar arguments, at the same positions in the CPU and CUDA entry points: rows (4),
+// cols (5), weights (6, a Float32Array of fd::kNumTerms), temperature, sigma, margin (7, 8, 9).
+// Returns rows * cols.
+int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o);
 bool needs_teacher(const fd::ObjectiveArgs& o);  // a term that reads t has a non-zero weight
 bool needs_labels(const fd::ObjectiveArgs& o);   // a term that reads y has a non-zero weight
 

@@ -16,11 +16,7 @@ Napi::Value RankingObjective(const Napi::CallbackInfo& info) {
   return guarded(info, "rankingObjective", [&](const Args& a) -> Napi::Value {
     a.expect_count(12);
     fd::ObjectiveArgs o;
-    o.rows = a.size(4, "rows");
-    o.cols = a.size(5, "cols");
-    const int64_t n = checked_product(a, {o.rows, o.cols}, "s");
-    read_weights(a, 6, o);
-    read_objective_options(a, 7, o);
+    const int64_t n = read_objective_scalars(a, o);
     o.s = a.floats(0, "s", n);
     o.t = a.floats(1, "t", n, !needs_teacher(o));
     o.y = a.floats(2, "y", n, !needs_labels(o));

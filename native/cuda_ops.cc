@@ -164,11 +164,7 @@ Napi::Value RankingObjective(const Napi::CallbackInfo& info) {
     ensure_device(a);
     a.expect_count(12);
     fd::ObjectiveArgs o;
-    o.rows = a.size(4, "rows");
-    o.cols = a.size(5, "cols");
-    const int64_t n = checked_product(a, {o.rows, o.cols}, "s");
-    read_weights(a, 6, o);
-    read_objective_options(a, 7, o);
+    const int64_t n = read_objective_scalars(a, o);
     o.s = buffer_ptr(a, 0, "s", n);
     o.t = buffer_ptr(a, 1, "t", n, !needs_teacher(o));
     o.y = buffer_ptr(a, 2, "y", n, !needs_labels(o));
