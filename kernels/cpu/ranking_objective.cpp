@@ -59,8 +59,12 @@ void loss_row(const ObjectiveArgs& a, const Row& r, const float* coef, float* g,
 
 template <bool kMasked>
 void run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
+  // Work per row, in units of a simple elementwise op, for sizing blocks and threads: the pairwise
+  // terms visit cols^2 pairs; an exponential-based term costs about 8 units per element.
   const bool pairwise = a.weight[kPairwiseRankNet] != 0 || a.weight[kPairwiseHinge] != 0;
-  const int64_t row_work = pairwise ? a.cols * a.cols + a.cols : a.cols;
+  const bool exponential =
+      a.weight[kPointwiseBCE] != 0 || a.weight[kListwiseSoftmaxCE] != 0 || a.weight[kDistillKL] != 0;
+  const int64_t row_work = pairwise ? a.cols * a.cols + a.cols : a.cols * (exponential ? 8 : 1);
   const int64_t block = block_rows(row_work);
   const int64_t nblocks = (a.rows + block - 1) / block;
   const int64_t work = a.rows * row_work;
