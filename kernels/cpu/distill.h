@@ -26,8 +26,8 @@ inline double distill_kl_row(const Row& r, float temperature, float coef, float*
 #pragma omp simd reduction(+ : zt, zs)
   for (int64_t i = 0; i < n; ++i) {
     const bool ok = valid<kMasked>(m, i);
-    et[i] = ok ? fast_exp(t[i] * inv_t - mt) : 0.0f;
-    es[i] = ok ? fast_exp(s[i] * inv_t - ms) : 0.0f;
+    et[i] = ok ? fast_exp_nonpositive(t[i] * inv_t - mt) : 0.0f;
+    es[i] = ok ? fast_exp_nonpositive(s[i] * inv_t - ms) : 0.0f;
     zt += et[i];
     zs += es[i];
   }

@@ -30,7 +30,7 @@ inline double listwise_softmax_ce_row(const Row& r, float coef, float* __restric
 #pragma omp simd reduction(+ : z, ys)
   for (int64_t i = 0; i < n; ++i) {
     const bool ok = valid<kMasked>(m, i);
-    z += ok ? fast_exp(s[i] - mx) : 0.0f;
+    z += ok ? fast_exp_nonpositive(s[i] - mx) : 0.0f;
     ys += ok ? y[i] * s[i] : 0.0f;
   }
   const float inv_y = 1.0f / y_sum, inv_z = 1.0f / z;
@@ -38,7 +38,7 @@ inline double listwise_softmax_ce_row(const Row& r, float coef, float* __restric
   // softmax as exp(s - max) / z, not exp(s - lse): lse rounded to float loses ~1e-3 relative at |s| ~ 1e4.
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i)
-    g[i] += valid<kMasked>(m, i) ? coef * (fast_exp(s[i] - mx) * inv_z - y[i] * inv_y) : 0.0f;
+    g[i] += valid<kMasked>(m, i) ? coef * (fast_exp_nonpositive(s[i] - mx) * inv_z - y[i] * inv_y) : 0.0f;
   return static_cast<double>(lse) - static_cast<double>(ys) * inv_y;
 }
 

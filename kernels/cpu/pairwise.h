@@ -47,15 +47,16 @@ inline double pairwise_ranknet_row(const Row& r, float sigma, float coef, float*
     for (int64_t j = 0; j < n; ++j) {
       const bool ok = valid<kMasked>(m, j);
       const bool i_wins = ok && yi > y[j], j_wins = ok && y[j] > yi;
+      // Inlined softplus_sigmoid (fd_math.h), split so the log goes into the product. A NaN score
+      // makes u, w and inv NaN, which reaches the loss and the gradient without a select.
       const float z = -sigma * (si - s[j]);
-      const float u = fast_exp(z < 0.0f ? z : -z);
+      const float u = fast_exp_nonpositive(z < 0.0f ? z : -z);
       const float w = 1.0f + u;
       const float inv = 1.0f / w;
-      const float sig = z != z ? z : (z >= 0.0f ? inv : u * inv);
-      const float rest = (z > 0.0f ? z : 0.0f) + (u - (w - 1.0f)) * inv;
-      acc[j] += i_wins ? (z != z ? z : rest) : 0.0f;
+      const float sig = z >= 0.0f ? inv : u * inv;
+      acc[j] += i_wins ? (z > 0.0f ? z : 0.0f) + (u - (w - 1.0f)) * inv : 0.0f;
       prod[j] *= i_wins ? w : 1.0f;
-      g[j] += i_wins ? cs * sig : (j_wins ? cs * (sig - 1.0f) : 0.0f);
+      g[j] += i_wins || j_wins ? cs * (j_wins ? sig - 1.0f : sig) : 0.0f;
     }
     if ((i & 63) == 63) {
 #pragma omp simd
