@@ -25,12 +25,12 @@ inline Row row_at(const ObjectiveArgs& a, int64_t r) {
 }
 
 template <bool kMasked>
-Counts count_row(const ObjectiveArgs& a, const Row& r) {
+Counts count_row(const ObjectiveArgs& a, const Row& r, float* scratch) {
   Counts c{};
   const int64_t nvalid = count_valid<kMasked>(r);
   if (a.weight[kPointwiseBCE] != 0) c[kPointwiseBCE] = nvalid;
   if (a.weight[kPairwiseRankNet] != 0 || a.weight[kPairwiseHinge] != 0) {
-    const int64_t pairs = pair_count<kMasked>(r);
+    const int64_t pairs = pair_count<kMasked>(r, scratch);
     c[kPairwiseRankNet] = a.weight[kPairwiseRankNet] != 0 ? pairs : 0;
     c[kPairwiseHinge] = a.weight[kPairwiseHinge] != 0 ? pairs : 0;
   }
@@ -72,9 +72,10 @@ void run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   // Phase 1: set sizes.
   std::vector<Counts> block_counts(nblocks, Counts{});
   for_each_block(a.rows, block, work / 8, [&](int64_t b, int64_t begin, int64_t end) {
+    std::vector<float> scratch(pairwise ? a.cols : 0);
     Counts c{};
     for (int64_t r = begin; r < end; ++r) {
-      const Counts rc = count_row<kMasked>(a, row_at(a, r));
+      const Counts rc = count_row<kMasked>(a, row_at(a, r), scratch.data());
       for (int k = 0; k < kNumTerms; ++k) c[k] += rc[k];
     }
     block_counts[b] = c;
