@@ -42,9 +42,9 @@ FD_HD float bits_float(int32_t i) {
 
 constexpr float kInf = __builtin_huge_valf();
 
-// e^x. Underflows to 0 below -87.3 (no subnormal results), overflows to +inf above 88.7; NaN stays NaN.
-FD_HD float fast_exp(float x) {
-  const float xc = x < -87.33f ? -87.33f : (x > 88.37f ? 88.37f : x);
+// e^x for x already clamped to [-87.33, 88.37]: Cody-Waite range reduction x = n ln2 + r, then a
+// degree-6 polynomial for e^r, scaled by 2^n built in the exponent bits.
+FD_HD float exp_clamped(float xc) {
   const float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -55,26 +55,19 @@ FD_HD float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float e = p * r * r + r + 1.0f;
-  const float scale = bits_float((static_cast<int32_t>(n) + 127) << 23);
-  const float y = e * scale;
+  return e * bits_float((static_cast<int32_t>(n) + 127) << 23);
+}
+
+// e^x. Underflows to 0 below -87.3 (no subnormal results), overflows to +inf above 88.7; NaN stays NaN.
+FD_HD float fast_exp(float x) {
+  const float y = exp_clamped(x < -87.33f ? -87.33f : (x > 88.37f ? 88.37f : x));
   return x < -87.33f ? 0.0f : (x > 88.72f ? kInf : y);
 }
 
 // e^x for x <= 0 (softmax and softplus arguments after their max is subtracted): fast_exp without
 // the overflow branch, two selects fewer in the hottest loops. NaN stays NaN.
 FD_HD float fast_exp_nonpositive(float x) {
-  const float xc = x < -87.33f ? -87.33f : x;
-  const float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const float y = e * bits_float((static_cast<int32_t>(n) + 127) << 23);
+  const float y = exp_clamped(x < -87.33f ? -87.33f : x);
   return x < -87.33f ? 0.0f : y;
 }
 
