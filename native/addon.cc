@@ -16,7 +16,7 @@ namespace {
 // so every gradient is written into never-touched pages: measured here, a 6 MB gradient cost ~1,540
 // page faults and ~2 ms against 0.15 ms for the kernel. Keeping blocks up to 32 MB on the heap and not
 // trimming it below 512 MB lets freed buffers be reused warm (hiddenMSE 16x128x768 through tfjs:
-// 2.0 ms -> 0.4 ms). This is process-wide, like the MALLOC_*_ environment variables it mirrors; set
+// 2.0 ms -> 0.4-0.6 ms). This is process-wide, like the MALLOC_*_ environment variables it mirrors; set
 // FUSED_DISTILL_KEEP_MALLOC=1 to leave glibc's settings alone.
 void tune_malloc() {
 #if defined(__GLIBC__)
