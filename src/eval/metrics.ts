@@ -1,0 +1,90 @@
+// Re-ranking metrics by the trec_eval definitions: RR@10 (MS MARCO's MRR@10), nDCG@10 (ndcg_cut_10,
+// linear gains), AP (map), Recall@k (recall_k). Written here rather than taken from a package: the
+// npm ones differ from trec_eval on ties, cut-offs or graded gains, and these few lines are checked
+// against hand-computed cases in tests/eval.test.ts.
+//
+// Conventions (trec_eval's): a document is relevant when its grade is >= 1 (relevance_level 1);
+// ranking is by score descending, ties broken by docid in DESCENDING string order (trec_eval's
+// comp_sim_docno); unjudged documents count as non-relevant. Means are over the queries of the qrels
+// that have at least one relevant document; such a query missing from the run scores 0 on everything
+// (trec_eval -c).
+
+/** qid -> docid -> graded relevance. */
+export type Qrels = Map<string, Map<string, number>>;
+/** qid -> docid -> score. */
+export type Run = Map<string, Map<string, number>>;
+
+export interface QueryMetrics {
+  rr10: number;
+  ndcg10: number;
+  ap: number;
+  /** recall@k for each k asked for */
+  recall: Record<number, number>;
+}
+
+/** Docids in trec_eval order: score descending, then docid descending. */
+export function rankDocs(scores: Map<string, number>): string[] {
+  return [...scores.keys()].sort((a, b) => {
+    const d = scores.get(b)! - scores.get(a)!;
+    if (d !== 0) return d;
+    return a < b ? 1 : a > b ? -1 : 0;
+  });
+}
+
+const log2 = Math.log2;
+
+/** All metrics of one query's ranking against its judgments. */
+export function evaluateQuery(ranking: readonly string[], judged: Map<string, number>, recallAt: readonly number[] = [10, 100, 1000]): QueryMetrics {
+  const grade = (d: string) => judged.get(d) ?? 0;
+  const numRel = [...judged.values()].filter((g) => g >= 1).length;
+  let rr10 = 0;
+  let dcg10 = 0;
+  let hits = 0;
+  let precisionSum = 0;
+  const hitsAt: number[] = [];
+  ranking.forEach((doc, i) => {
+    const g = grade(doc);
+    const rank = i + 1;
+    if (g >= 1) {
+      hits += 1;
+      precisionSum += hits / rank;
+      if (rank <= 10 && rr10 === 0) rr10 = 1 / rank;
+    }
+    if (rank <= 10 && g > 0) dcg10 += g / log2(rank + 1);
+    hitsAt.push(hits);
+  });
+  const ideal = [...judged.values()].filter((g) => g > 0).sort((a, b) => b - a).slice(0, 10);
+  const idcg10 = ideal.reduce((sum, g, i) => sum + g / log2(i + 2), 0);
+  const recall: Record<number, number> = {};
+  for (const k of recallAt) {
+    const retrieved = ranking.length === 0 ? 0 : hitsAt[Math.min(k, ranking.length) - 1];
+    recall[k] = numRel > 0 ? retrieved / numRel : 0;
+  }
+  return { rr10, ndcg10: idcg10 > 0 ? dcg10 / idcg10 : 0, ap: numRel > 0 ? precisionSum / numRel : 0, recall };
+}
+
+export interface RunMetrics {
+  perQuery: Map<string, QueryMetrics>;
+  mean: QueryMetrics;
+  /** queries averaged over (qrels queries with a relevant document) */
+  queries: number;
+}
+
+/** Per-query metrics and their means over the qrels' queries that have a relevant document. */
+export function evaluateRun(run: Run, qrels: Qrels, recallAt: readonly number[] = [10, 100, 1000]): RunMetrics {
+  const perQuery = new Map<string, QueryMetrics>();
+  for (const [qid, judged] of qrels) {
+    if (![...judged.values()].some((g) => g >= 1)) continue;
+    const scores = run.get(qid);
+    perQuery.set(qid, evaluateQuery(scores ? rankDocs(scores) : [], judged, recallAt));
+  }
+  const n = perQuery.size;
+  const mean: QueryMetrics = { rr10: 0, ndcg10: 0, ap: 0, recall: Object.fromEntries(recallAt.map((k) => [k, 0])) };
+  for (const m of perQuery.values()) {
+    mean.rr10 += m.rr10 / n;
+    mean.ndcg10 += m.ndcg10 / n;
+    mean.ap += m.ap / n;
+    for (const k of recallAt) mean.recall[k] += m.recall[k] / n;
+  }
+  return { perQuery, mean, queries: n };
+}
