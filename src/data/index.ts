@@ -1,0 +1,3 @@
+export * from './formats';
+export { DataFormatError, readLines } from './lines';
+export { AtomicWriter, writeAtomic } from './atomic';
