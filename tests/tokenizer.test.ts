@@ -1,0 +1,63 @@
+// The BERT WordPiece tokenizer: bert-base-uncased's vocabulary and ids, normalisation, and the
+// [CLS] query [SEP] passage [SEP] pair encoding with longest-first truncation.
+import { BertTokenizer, bertBaseUncasedVocab } from '../src/data';
+
+const tok = new BertTokenizer();
+
+describe('vocabulary', () => {
+  const vocab = bertBaseUncasedVocab();
+  it("is bert-base-uncased's, with its original ids", () => {
+    expect(vocab.size).toBe(30522);
+    // Ids every bert-base-uncased user knows: specials, and a few common pieces.
+    expect([vocab.get('[PAD]'), vocab.get('[UNK]'), vocab.get('[CLS]'), vocab.get('[SEP]'), vocab.get('[MASK]')]).toEqual([0, 100, 101, 102, 103]);
+    expect(vocab.get('the')).toBe(1996);
+    expect(vocab.get('##s')).toBe(2015);
+    expect(vocab.get('[unused0]')).toBe(1);
+    expect([...vocab.keys()].filter((t) => t.startsWith('##')).length).toBe(5828);
+  });
+});
+
+describe('WordPiece', () => {
+  it('lowercases, strips accents and splits punctuation', () => {
+    expect(tok.tokens('Hello, World!')).toEqual(['hello', ',', 'world', '!']);
+    expect(tok.ids('Hello, World!')).toEqual([7592, 1010, 2088, 999]);
+    expect(tok.tokens('Café')).toEqual(['cafe']);
+    expect(tok.tokens("don't")).toEqual(['don', "'", 't']);
+  });
+
+  it('splits unknown words greedily into ## pieces and maps unknown characters to [UNK]', () => {
+    const pieces = tok.tokens('unaffable');
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.slice(1).every((p) => p.startsWith('##'))).toBe(true);
+    expect(pieces.map((p) => p.replace(/^##/, '')).join('')).toBe('unaffable');
+    expect(tok.ids('☃')).toEqual([100]);
+  });
+
+  it('decodes back to the normalised text', () => {
+    expect(tok.decode(tok.ids('The quick brown fox.'))).toBe('the quick brown fox.');
+  });
+});
+
+describe('encodePair', () => {
+  it('builds [CLS] q [SEP] p [SEP] with token types, mask and padding', () => {
+    const e = tok.encodePair('hello world', 'the dog', 10);
+    expect(Array.from(e.inputIds)).toEqual([101, 7592, 2088, 102, 1996, 3899, 102, 0, 0, 0]);
+    expect(Array.from(e.tokenTypeIds)).toEqual([0, 0, 0, 0, 1, 1, 1, 0, 0, 0]);
+    expect(Array.from(e.attentionMask)).toEqual([1, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  });
+
+  it('truncates the longer segment first', () => {
+    const passage = 'the '.repeat(50);
+    const e = tok.encodePair('hello world', passage, 16);
+    expect(e.queryTokens).toBe(2);
+    expect(e.passageTokens).toBe(11);
+    expect(e.attentionMask.reduce((a, b) => a + b, 0)).toBe(16);
+    expect(e.inputIds[15]).toBe(102);
+    const both = tok.encodePair('the '.repeat(20), 'the '.repeat(20), 11);
+    expect([both.queryTokens, both.passageTokens]).toEqual([4, 4]);
+  });
+
+  it('rejects a max length that cannot hold the special tokens', () => {
+    expect(() => tok.encodePair('a', 'b', 2)).toThrow(/maxLength/);
+  });
+});
