@@ -1,0 +1,186 @@
+// A BERT-style cross-encoder in TensorFlow.js: token + position + type embeddings, L layers of
+// multi-head self-attention and GELU feed-forward with post-LayerNorm, the [CLS] state through BERT's
+// pooler (dense + tanh) to one relevance score. Parameters are tf.Variables named as in Hugging Face's
+// BertForSequenceClassification (Linear weights stored [out, in] as there), so checkpoints map one to
+// one. forward() can also return every layer's hidden states and attention scores (pre-softmax), the
+// inputs of intermediate-layer distillation. No dropout yet.
+import * as tf from '@tensorflow/tfjs';
+
+import { rng } from '../data/collection';
+
+export interface CrossEncoderConfig {
+  vocabSize: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  maxPosition: number;
+  typeVocab: number;
+  layerNormEps: number;
+  initStd: number;
+}
+
+export const BERT_MINI: CrossEncoderConfig = {
+  vocabSize: 30522, hidden: 256, layers: 4, heads: 4, intermediate: 1024, maxPosition: 512, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+};
+
+export interface EncoderInputs {
+  /** [B, L] int32 */
+  inputIds: tf.Tensor2D;
+  /** [B, L] int32 */
+  tokenTypeIds: tf.Tensor2D;
+  /** [B, L] of 0/1 (int32 or float32) */
+  attentionMask: tf.Tensor2D;
+}
+
+export interface EncoderOutputs {
+  /** [B] relevance scores */
+  scores: tf.Tensor1D;
+  /** embeddings output, then each layer's output: [B, L, H] each (when asked for) */
+  hidden?: tf.Tensor3D[];
+  /** each layer's attention scores before softmax: [B, A, L, L] (when asked for) */
+  attention?: tf.Tensor4D[];
+}
+
+export class CrossEncoder {
+  private static instances = 0;
+  /** the parameters by their Hugging Face names */
+  readonly params = new Map<string, tf.Variable>();
+
+  constructor(
+    readonly config: CrossEncoderConfig,
+    seed = 0,
+  ) {
+    if (config.hidden % config.heads !== 0) throw new Error(`CrossEncoder: hidden (${config.hidden}) must be a multiple of heads (${config.heads})`);
+    const random = rng(seed);
+    // Truncated-normal-free init as BERT's: normal(0, initStd) for weights (Box-Muller on the seeded
+    // PRNG, so a seed gives the same model in every process), zeros for biases, ones for LN scales.
+    const normal = (shape: number[]) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i += 2) {
+        const r = Math.sqrt(-2 * Math.log(1 - random())) * config.initStd;
+        const th = 2 * Math.PI * random();
+        v[i] = r * Math.cos(th);
+        if (i + 1 < n) v[i + 1] = r * Math.sin(th);
+      }
+      return tf.tensor(v, shape);
+    };
+    // tfjs variable names are global: prefix them with this instance's number.
+    const scope = `cross_encoder_${CrossEncoder.instances++}`;
+    const add = (name: string, value: tf.Tensor) => this.params.set(name, tf.variable(value, true, `${scope}/${name}`));
+    const { hidden: H, intermediate: I } = config;
+    const linear = (name: string, out: number, inp: number) => {
+      add(`${name}.weight`, normal([out, inp]));
+      add(`${name}.bias`, tf.zeros([out]));
+    };
+    const layerNorm = (name: string) => {
+      add(`${name}.weight`, tf.ones([H]));
+      add(`${name}.bias`, tf.zeros([H]));
+    };
+    add('bert.embeddings.word_embeddings.weight', normal([config.vocabSize, H]));
+    add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, H]));
+    add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, H]));
+    layerNorm('bert.embeddings.LayerNorm');
+    for (let l = 0; l < config.layers; l++) {
+      const p = `bert.encoder.layer.${l}`;
+      linear(`${p}.attention.self.query`, H, H);
+      linear(`${p}.attention.self.key`, H, H);
+      linear(`${p}.attention.self.value`, H, H);
+      linear(`${p}.attention.output.dense`, H, H);
+      layerNorm(`${p}.attention.output.LayerNorm`);
+      linear(`${p}.intermediate.dense`, I, H);
+      linear(`${p}.output.dense`, H, I);
+      layerNorm(`${p}.output.LayerNorm`);
+    }
+    linear('bert.pooler.dense', H, H);
+    linear('classifier', 1, H);
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`CrossEncoder: no parameter ${name}`);
+    return v;
+  }
+
+  private dense(x: tf.Tensor, name: string): tf.Tensor {
+    return tf.add(tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true), this.p(`${name}.bias`));
+  }
+
+  private layerNorm(x: tf.Tensor, name: string): tf.Tensor {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const normed = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.config.layerNormEps)));
+    return tf.add(tf.mul(normed, this.p(`${name}.weight`)), this.p(`${name}.bias`));
+  }
+
+  /** Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose. */
+  forward(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean } = {}): EncoderOutputs {
+    return tf.tidy(() => this.forwardTensors(inputs, want) as unknown as tf.TensorContainer) as unknown as EncoderOutputs;
+  }
+
+  private forwardTensors(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean }): EncoderOutputs {
+    const { hidden: H, heads: A } = this.config;
+    const [B, L] = inputs.inputIds.shape;
+    if (L > this.config.maxPosition) throw new Error(`CrossEncoder: sequence length ${L} > maxPosition ${this.config.maxPosition}`);
+    const dh = H / A;
+    const positions = tf.range(0, L, 1, 'int32');
+    let x = tf.add(
+      tf.add(tf.gather(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), tf.gather(this.p('bert.embeddings.position_embeddings.weight'), positions)),
+      tf.gather(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
+    );
+    x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
+    // Padding keys get -10000 added to their logits, as in BERT.
+    const keyBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000), [B, 1, 1, L]);
+    const hidden: tf.Tensor3D[] = want.hidden ? [x as tf.Tensor3D] : [];
+    const attention: tf.Tensor4D[] = [];
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, L, A, dh]), [0, 2, 1, 3]);
+    for (let l = 0; l < this.config.layers; l++) {
+      const p = `bert.encoder.layer.${l}`;
+      const flat = tf.reshape(x, [B * L, H]);
+      const q = heads(this.dense(flat, `${p}.attention.self.query`));
+      const k = heads(this.dense(flat, `${p}.attention.self.key`));
+      const v = heads(this.dense(flat, `${p}.attention.self.value`));
+      const logits = tf.div(tf.matMul(q, k, false, true), Math.sqrt(dh)) as tf.Tensor4D;
+      if (want.attention) attention.push(logits);
+      const probs = tf.softmax(tf.add(logits, keyBias));
+      const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * L, H]);
+      const attn = this.layerNorm(tf.add(this.dense(context, `${p}.attention.output.dense`), flat), `${p}.attention.output.LayerNorm`);
+      const inter = this.dense(attn, `${p}.intermediate.dense`);
+      const gelu = tf.mul(tf.mul(inter, 0.5), tf.add(1, tf.erf(tf.div(inter, Math.SQRT2))));
+      const out = this.layerNorm(tf.add(this.dense(gelu, `${p}.output.dense`), attn), `${p}.output.LayerNorm`);
+      x = tf.reshape(out, [B, L, H]);
+      if (want.hidden) hidden.push(x as tf.Tensor3D);
+    }
+    const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, H]), [B, H]);
+    const pooled = tf.tanh(this.dense(cls, 'bert.pooler.dense'));
+    const scores = tf.reshape(this.dense(pooled, 'classifier'), [B]) as tf.Tensor1D;
+    return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
+  }
+
+  /**
+   * A student that starts from this model's every k-th layer (layers k-1, 2k-1, ...), with the same
+   * embeddings, pooler and classifier: the usual way to initialise a smaller student from a teacher.
+   */
+  studentFromLayers(k: number): CrossEncoder {
+    if (!Number.isInteger(k) || k < 1 || this.config.layers % k !== 0)
+      throw new Error(`studentFromLayers: k must divide the teacher's ${this.config.layers} layers, got ${k}`);
+    const student = new CrossEncoder({ ...this.config, layers: this.config.layers / k });
+    for (const [name, v] of student.params) {
+      const m = /^bert\.encoder\.layer\.(\d+)\.(.*)$/.exec(name);
+      const source = m ? `bert.encoder.layer.${(Number(m[1]) + 1) * k - 1}.${m[2]}` : name;
+      v.assign(this.p(source));
+    }
+    return student;
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}

@@ -1,0 +1,2 @@
+export { CrossEncoder, BERT_MINI } from './cross_encoder';
+export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
