@@ -25,9 +25,9 @@ export class AtomicWriter {
     return new AtomicWriter(target, temp);
   }
 
-  /** Writes text, waiting when the stream's buffer is full. */
-  async write(text: string): Promise<void> {
-    if (!this.stream.write(text)) await once(this.stream, 'drain');
+  /** Writes text or bytes, waiting when the stream's buffer is full. */
+  async write(chunk: string | Uint8Array): Promise<void> {
+    if (!this.stream.write(chunk)) await once(this.stream, 'drain');
   }
 
   /** Flushes to disk and renames the temporary file over the target. */

@@ -1,2 +1,3 @@
 export { CrossEncoder, BERT_MINI } from './cross_encoder';
 export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
+export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors } from './checkpoint';
