@@ -18,6 +18,7 @@ import { Bm25Index, analyze } from './bm25';
 import { BrownDocument, BrownSentence, brownDocumentIds, detokenize, readBrownDocument } from './brown';
 import { writeQrels, writeTextTsv, type TextRecord } from './formats';
 import { writeAtomic } from './atomic';
+import { rng } from './random';
 
 export interface CollectionOptions {
   seed: number;
@@ -48,18 +49,6 @@ export interface BuiltCollection {
   qrels: Record<Split, Qrels>;
   /** qid -> [pid, bm25 score] best first */
   candidates: Record<Split, Map<string, Array<[string, number]>>>;
-}
-
-/** mulberry32: a small seeded PRNG, enough for sampling and shuffling. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(items: T[], random: () => number): T[] {

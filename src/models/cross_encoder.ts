@@ -6,7 +6,7 @@
 // inputs of intermediate-layer distillation. No dropout yet.
 import * as tf from '@tensorflow/tfjs';
 
-import { rng } from '../data/collection';
+import { rng } from '../data/random';
 
 export interface CrossEncoderConfig {
   vocabSize: number;

@@ -1,0 +1,14 @@
+// Seeded randomness for everything that must come out the same from the same seed (the bundled
+// collection, model initialisation).
+
+/** mulberry32: a small seeded PRNG, enough for sampling and shuffling. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
