@@ -102,22 +102,25 @@ export async function* readJsonl<T = unknown>(file: string): AsyncGenerator<T> {
   }
 }
 
-export async function loadQrels(file: string): Promise<Qrels> {
-  const qrels: Qrels = new Map();
-  for await (const r of readQrels(file)) {
-    if (!qrels.has(r.qid)) qrels.set(r.qid, new Map());
-    qrels.get(r.qid)!.set(r.docid, r.grade);
+// qid -> docid -> value, from any per-(qid, docid) record stream.
+async function byQuery<R extends { qid: string; docid: string }>(
+  records: AsyncIterable<R>,
+  value: (r: R) => number,
+): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  for await (const r of records) {
+    if (!out.has(r.qid)) out.set(r.qid, new Map());
+    out.get(r.qid)!.set(r.docid, value(r));
   }
-  return qrels;
+  return out;
 }
 
-export async function loadRun(file: string): Promise<Run> {
-  const run: Run = new Map();
-  for await (const r of readRun(file)) {
-    if (!run.has(r.qid)) run.set(r.qid, new Map());
-    run.get(r.qid)!.set(r.docid, r.score);
-  }
-  return run;
+export function loadQrels(file: string): Promise<Qrels> {
+  return byQuery(readQrels(file), (r) => r.grade);
+}
+
+export function loadRun(file: string): Promise<Run> {
+  return byQuery(readRun(file), (r) => r.score);
 }
 
 function checkField(value: string, name: string, sep: RegExp): string {
