@@ -30,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tune_malloc();
   fd_native::register_cpu_ops(env, exports);
   fd_native::register_cuda_ops(env, exports);
+  fd_native::register_host_buffers(env, exports);
   return exports;
 }
 }  // namespace

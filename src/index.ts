@@ -6,7 +6,14 @@ export * as losses from './losses';
 export * as evaluation from './eval';
 export * as data from './data';
 export * as models from './models';
+export { NativeBackend } from './backend/native/backend';
+export { NATIVE_BACKEND, registerNativeBackend, nativeKernelNames } from './backend/native/register';
+export { nativeProfile } from './backend/native/profile';
+export type { KernelStat, KernelImpl } from './backend/native/profile';
 export { FusedDistillError } from './losses/validate';
+import { registerNativeBackend } from './backend/native/register';
+// Registered, not selected: tf.setBackend('native'), or import 'fused-distill/backend' to make it current.
+registerNativeBackend();
 export { TERM_NAMES, addon } from './native';
 export type { TermName, Addon, CudaApi, DeviceBuffer } from './native';
 

@@ -71,6 +71,12 @@ export interface Addon {
   ): number;
   /** out = x * c; out may be x. */
   scale(x: F32, c: number, out: F32): void;
+  /** 64-byte-aligned host memory for the 'native' backend, as an external ArrayBuffer. */
+  allocHostBuffer(bytes: number, zero?: boolean): ArrayBuffer;
+  /** Frees a block from allocHostBuffer now and detaches its ArrayBuffer. */
+  freeHostBuffer(buffer: ArrayBuffer): void;
+  /** Bytes (rounded to 64) and blocks currently allocated by allocHostBuffer. */
+  hostBufferStats(): { bytes: number; buffers: number };
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;

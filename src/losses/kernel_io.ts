@@ -1,15 +1,18 @@
-// Zero-copy access to tensor memory for the fused kernels on the stock tfjs backends:
-// 'cpu' keeps each tensor in a Float32Array; 'wasm' keeps it in the wasm heap, which we view.
+// Zero-copy access to tensor memory for the fused kernels: 'cpu' keeps each tensor in a
+// Float32Array; 'native' (this package's backend, a subclass of cpu) too, in memory the addon
+// allocates; 'wasm' keeps it in the wasm heap, which we view.
 import { KernelBackend, TensorInfo } from '@tensorflow/tfjs';
 
 import { FusedDistillError } from './validate';
 
-export const FUSED_BACKENDS = ['cpu', 'wasm'] as const;
+export const FUSED_BACKENDS = ['cpu', 'wasm', 'native'] as const;
 export type FusedBackendName = (typeof FUSED_BACKENDS)[number];
 
 interface CpuBackend extends KernelBackend {
   data: { get(dataId: object): { values: unknown } };
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+  // 'native' only: memory from the addon.
+  allocate?(dtype: 'float32', size: number): Float32Array;
 }
 interface WasmBackend extends KernelBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
@@ -53,9 +56,9 @@ export function runOnBackend(
     if (!op || !(e instanceof Error)) throw e;
     throw new FusedDistillError(op, e.message.replace(/^fused-distill: [\w.]+: /, ''));
   };
-  if (backendName === 'cpu') {
+  if (backendName === 'cpu' || backendName === 'native') {
     const cpu = backend as CpuBackend;
-    const outs = outputShapes.map((shape) => uninitialized(size(shape)));
+    const outs = outputShapes.map((shape) => (cpu.allocate ? cpu.allocate('float32', size(shape)) : uninitialized(size(shape))));
     const ins = inputs.map((t) => (t ? cpuFloats(cpu, t) : null));
     try {
       kernel(ins, outs);

@@ -1,0 +1,5 @@
+// The kernels the 'native' backend runs in the addon, one file each (like tfjs's own backends).
+// Every kernel not listed here runs tfjs's CPU implementation on the same memory.
+import { KernelConfig } from '@tensorflow/tfjs';
+
+export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [];
