@@ -28,6 +28,14 @@ export class NativeBackend extends MathBackendCPU {
   // Blocks stored as tensor data, with how many dataIds hold each: a kernel may store one array under
   // two dataIds, and the block is freed only when the last of them is disposed.
   private readonly owners = new Map<ArrayBuffer, number>();
+  // Blocks whose last owner went away while a kernel was running, freed once no kernel runs. tfjs's
+  // CPU kernels (the fallbacks) may read an intermediate's values, dispose the intermediate and go
+  // on using — or return, or store again — the array (tfjs-backend-cpu's fft_utils does, for FFT,
+  // IFFT, RFFT, IRFFT and STFT): harmless for a garbage-collected JS array, a use of a freed and
+  // detached block here (the values read as empty, or the block is freed twice). Found by the
+  // tfjs-core op suite with every tensor's data in addon memory (tests/tfjs_core/run.js, native-mem).
+  private readonly pendingFree = new Set<ArrayBuffer>();
+  private flushQueued = false;
 
   constructor() {
     super();
@@ -63,17 +71,20 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): object {
+    this.freePending();
     const id = super.write(values, shape, dtype);
     this.retain(values);
     return id;
   }
 
   override move(dataId: object, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+    this.freePending();
     super.move(dataId, values, shape, dtype, refCount);
     this.retain(values);
   }
 
   override disposeData(dataId: object, force = false): boolean {
+    this.freePending();
     const entry = this.data.has(dataId) ? (this.data.get(dataId) as StoredData) : undefined;
     const released = super.disposeData(dataId, force);
     if (entry && !this.data.has(dataId)) this.release(entry.values);
@@ -95,6 +106,7 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   override memory(): { unreliable: boolean; reasons: string[]; nativeBytes: number; nativeBuffers: number } {
+    this.freePending();
     const stats = addon.hostBufferStats();
     return {
       unreliable: true,
@@ -104,10 +116,16 @@ export class NativeBackend extends MathBackendCPU {
     };
   }
 
+  override dispose(): void {
+    this.freePending();
+    super.dispose();
+  }
+
   private retain(values: unknown): void {
     if (!isNumeric(values) || !this.allocated.has(values.buffer as ArrayBuffer)) return;
     const buffer = values.buffer as ArrayBuffer;
     this.owners.set(buffer, (this.owners.get(buffer) ?? 0) + 1);
+    this.pendingFree.delete(buffer); // stored again before its kernel returned: owned once more
   }
 
   private release(values: unknown): void {
@@ -120,6 +138,34 @@ export class NativeBackend extends MathBackendCPU {
       return;
     }
     this.owners.delete(buffer);
+    if (kernelRunning()) {
+      this.pendingFree.add(buffer);
+      this.queueFree();
+      return;
+    }
     addon.freeHostBuffer(buffer);
   }
+
+  /** Frees the blocks left unowned by kernels, once no kernel is running. */
+  private freePending(): void {
+    if (this.pendingFree.size === 0 || kernelRunning()) return;
+    for (const buffer of this.pendingFree) if (!this.owners.has(buffer)) addon.freeHostBuffer(buffer);
+    this.pendingFree.clear();
+  }
+
+  // Kernels run synchronously, so this microtask runs after the kernel that left a block unowned has
+  // returned; the next write, move or dispose from outside a kernel frees it even earlier.
+  private queueFree(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.freePending();
+    });
+  }
+}
+
+/** Whether tfjs's engine is inside a kernel call (the CPU fallbacks' intermediates are disposed there). */
+function kernelRunning(): boolean {
+  return tf.engine().state.kernelDepth > 0;
 }
