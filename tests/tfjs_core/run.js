@@ -76,7 +76,7 @@ function parseArgs(argv) {
     else if (a === '--known-failures') args.knownFailures = path.resolve(argv[++i]);
     else if (a === '--child') args.child = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 25).join('\n') + '\n');
+      process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 24).join('\n') + '\n');
       process.exit(0);
     } else throw new Error(`run.js: unknown argument ${a}`);
   }
