@@ -2,7 +2,12 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-export const BACKENDS = ['cpu', 'wasm'] as const;
+import { registerNativeBackend } from '../../src/backend/native/register';
+
+registerNativeBackend();
+
+// Every backend the fused ops run on: one spec, run against each.
+export const BACKENDS = ['cpu', 'wasm', 'native'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export async function useBackend(name: BackendName): Promise<void> {

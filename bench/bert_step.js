@@ -1,0 +1,138 @@
+// The BERT-mini cross-encoder training step of issue 3 on each tfjs backend, beside PyTorch CPU eager
+// in the same run: 4 layers, hidden 256, 4 heads, FFN 1024, vocab 30522, batch 16 x 128 tokens;
+// forward + MSE on the scores + backward + Adam. Uses the package's own CrossEncoder (dist/).
+//
+//   npm run build && node bench/bert_step.js [--backends=native,wasm,cpu] [--steps=10] [--cpu-steps=2]
+//       [--no-torch] [--threads=2] [--profile] [--write]
+//
+// --profile prints the native backend's per-kernel table for one step; --write stores the table and
+// JSON in bench/results/bert_step.{md,json} (atomically).
+'use strict';
+const path = require('path');
+const fs = require('fs');
+const os = require('os');
+const { execFileSync } = require('child_process');
+
+const tf = require('@tensorflow/tfjs');
+require('@tensorflow/tfjs-backend-wasm');
+const fd = require('../dist');
+const { CrossEncoder, BERT_MINI } = fd.models;
+
+const arg = (name, def) => {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a ? a.slice(name.length + 3) : def;
+};
+const flag = (name) => process.argv.includes(`--${name}`);
+const BACKENDS = arg('backends', 'native,wasm,cpu').split(',');
+const STEPS = Number(arg('steps', '10'));
+const SLOW_STEPS = Number(arg('cpu-steps', '2')); // tfjs 'cpu' takes about a minute per step
+const THREADS = Number(arg('threads', '2'));
+const SHAPE = { batch: 16, len: 128 };
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function inputs() {
+  // Same construction as the PyTorch peer: random ids, segment B from a quarter of the way, no padding.
+  let seed = 1;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const { batch: B, len: L } = SHAPE;
+  const ids = new Int32Array(B * L).map(() => Math.floor(rand() * BERT_MINI.vocabSize));
+  const types = new Int32Array(B * L).map((_, i) => ((i % L) >= L / 4 ? 1 : 0));
+  return {
+    inputIds: tf.tensor2d(ids, [B, L], 'int32'),
+    tokenTypeIds: tf.tensor2d(types, [B, L], 'int32'),
+    attentionMask: tf.ones([B, L], 'int32'),
+    target: tf.tensor1d(new Float32Array(B).map(() => rand())),
+  };
+}
+
+async function runBackend(name, steps) {
+  if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
+  const model = new CrossEncoder(BERT_MINI, 0);
+  const x = inputs();
+  const optimizer = tf.train.adam(1e-4);
+  const vars = [...model.params.values()];
+  const step = () => {
+    const loss = optimizer.minimize(() => tf.mean(tf.squaredDifference(model.forward(x).scores, x.target)), true, vars);
+    const v = loss.dataSync()[0];
+    loss.dispose();
+    return v;
+  };
+  step(); // warm-up: optimizer slots, kernel set-up
+  const tensorsBefore = tf.memory().numTensors;
+  const times = [];
+  let loss = NaN;
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    loss = step();
+    times.push(performance.now() - t0);
+  }
+  let profile = null;
+  if (name === 'native' && flag('profile')) {
+    fd.nativeProfile.start();
+    step();
+    fd.nativeProfile.stop();
+    profile = fd.nativeProfile.report();
+  }
+  const leaked = tf.memory().numTensors - tensorsBefore - (profile ? 0 : 0);
+  model.dispose();
+  optimizer.dispose();
+  for (const t of Object.values(x)) t.dispose();
+  return { backend: name, median_ms: median(times), min_ms: Math.min(...times), steps, loss, leaked_tensors: leaked, profile };
+}
+
+function torchPeer() {
+  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'torch_bert_step.py'), `--threads=${THREADS}`, `--steps=${STEPS}`], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+async function main() {
+  fd.setNumThreads(THREADS);
+  const rows = [];
+  for (const b of BACKENDS) {
+    const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS);
+    console.error(`${b}: median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`);
+    rows.push(r);
+  }
+  let torch = null;
+  if (!flag('no-torch')) {
+    try {
+      torch = torchPeer();
+      console.error(`pytorch eager: median ${torch.median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torch.mm1024_gflops.toFixed(0)} GFLOP/s)`);
+    } catch (e) {
+      console.error(`PyTorch peer skipped: ${e.message.split('\n')[0]}`);
+    }
+  }
+  const when = new Date().toISOString().replace(/\..*/, 'Z');
+  const cpu = `${os.cpus()[0].model}, ${os.cpus().length} vCPU`;
+  const L = [];
+  L.push(`BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`);
+  L.push('');
+  L.push('| engine | ms/step (median) | min | steps timed | vs PyTorch eager |');
+  L.push('|---|---:|---:|---:|---:|');
+  for (const r of rows)
+    L.push(`| tfjs ${r.backend} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`);
+  if (torch)
+    L.push(`| PyTorch ${torch.torch} eager (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`);
+  const table = L.join('\n');
+  console.log(table);
+  for (const r of rows) if (r.profile) console.log(`\nnative backend, one step, per kernel:\n${r.profile}`);
+  if (flag('write')) {
+    const dir = path.join(__dirname, 'results');
+    const write = (file, text) => {
+      const tmp = path.join(dir, `.${file}.${process.pid}.tmp`);
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, path.join(dir, file));
+    };
+    write('bert_step.md', table + '\n' + rows.filter((r) => r.profile).map((r) => `\nnative backend, one step, per kernel:\n\n${r.profile}\n`).join(''));
+    write('bert_step.json', JSON.stringify({ when, cpu, threads: THREADS, rows, torch }, null, 2) + '\n');
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,176 @@
+// The 'native' backend's own machinery: registration and fallbacks, native memory (freed on dispose,
+// shared blocks counted, reads copied), clear errors for misuse of host buffers, the profile mode.
+// Kernel-by-kernel results against 'cpu' are in native_*.test.ts; tfjs-core's op suite in tfjs_core.
+import * as tf from '@tensorflow/tfjs';
+
+import { addon } from '../src/native';
+import { NativeBackend } from '../src/backend/native/backend';
+import { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from '../src/backend/native/register';
+import { nativeProfile } from '../src/backend/native/profile';
+import * as losses from '../src/losses';
+
+registerNativeBackend();
+
+function backend(): NativeBackend {
+  return tf.backend() as NativeBackend;
+}
+
+beforeAll(async () => {
+  expect(await tf.setBackend(NATIVE_BACKEND)).toBe(true);
+});
+
+describe('registration', () => {
+  test('every cpu kernel is registered for native', () => {
+    const cpu = tf.getKernelsForBackend('cpu').map((k) => k.kernelName);
+    const native = new Set(tf.getKernelsForBackend(NATIVE_BACKEND).map((k) => k.kernelName));
+    const missing = cpu.filter((k) => !native.has(k));
+    expect(missing).toEqual([]);
+  });
+
+  test('the fused losses run natively', () => {
+    const names = nativeKernelNames();
+    expect(names.length).toBeGreaterThan(0);
+    for (const k of tf.getKernelsForBackend(NATIVE_BACKEND)) if (/FusedDistill/i.test(k.kernelName)) expect(names).toContain(k.kernelName);
+  });
+
+  test('registering twice is harmless', () => {
+    const before = tf.getKernelsForBackend(NATIVE_BACKEND).length;
+    registerNativeBackend();
+    expect(tf.getKernelsForBackend(NATIVE_BACKEND).length).toBe(before);
+  });
+});
+
+describe('native memory', () => {
+  test('an output in native memory is freed when the tensor is disposed', () => {
+    const before = addon.hostBufferStats();
+    const { info, values } = backend().makeFloatOutput([1000]);
+    values.fill(2.5);
+    const t = tf.engine().makeTensorFromTensorInfo(info);
+    const during = addon.hostBufferStats();
+    expect(during.buffers).toBe(before.buffers + 1);
+    expect(during.bytes).toBeGreaterThanOrEqual(before.bytes + 4000);
+    expect(t.sum().arraySync()).toBe(2500);
+    t.dispose();
+    expect(addon.hostBufferStats()).toEqual(before);
+    // The disposed block is detached: a stale view is empty, not a window onto freed memory.
+    expect(values.length).toBe(0);
+  });
+
+  test('reads are copies: they outlive the tensor and do not write through', () => {
+    const { info, values } = backend().makeFloatOutput([3]);
+    values.set([1, 2, 3]);
+    const t = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
+    const read = t.dataSync();
+    read[0] = 100;
+    expect(Array.from(t.dataSync())).toEqual([1, 2, 3]);
+    t.dispose();
+    expect(Array.from(read)).toEqual([100, 2, 3]);
+  });
+
+  test('a block stored under two dataIds is freed after the last one is disposed', () => {
+    const before = addon.hostBufferStats();
+    const values = backend().allocate('float32', 8) as Float32Array;
+    values.fill(1);
+    const a = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([8], 'float32', values));
+    const b = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2, 4], 'float32', values));
+    a.dispose();
+    expect(addon.hostBufferStats().buffers).toBe(before.buffers + 1);
+    expect(b.sum().arraySync()).toBe(8);
+    b.dispose();
+    expect(addon.hostBufferStats()).toEqual(before);
+  });
+
+  test('tensors the user creates stay in JS memory and work with native kernels', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    expect(Array.from(x.add(x).dataSync())).toEqual([2, 4, 6]);
+    tf.dispose(x);
+  });
+
+  test('memory() reports native bytes', () => {
+    const m = tf.memory() as tf.MemoryInfo & { nativeBytes?: number };
+    expect(typeof m.nativeBytes).toBe('number');
+  });
+
+  test('int32 and bool outputs', () => {
+    const i = backend().allocate('int32', 4) as Int32Array;
+    i.set([1, -2, 3, 4]);
+    const b = backend().allocate('bool', 4) as Uint8Array;
+    b.set([1, 0, 1, 0]);
+    const ti = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([4], 'int32', i));
+    const tb = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([4], 'bool', b));
+    expect(Array.from(ti.dataSync())).toEqual([1, -2, 3, 4]);
+    expect(Array.from(tf.where(tb as tf.Tensor1D, ti, tf.zerosLike(ti)).dataSync())).toEqual([1, 0, 3, 0]);
+    tf.dispose([ti, tb]);
+  });
+});
+
+describe('host buffer misuse gets clear errors', () => {
+  test('double free, foreign buffers, bad sizes', () => {
+    const buf = addon.allocHostBuffer(64);
+    addon.freeHostBuffer(buf);
+    expect(() => addon.freeHostBuffer(buf)).toThrow(/freeHostBuffer: buffer was already freed/);
+    expect(() => addon.freeHostBuffer(new ArrayBuffer(64))).toThrow(/freeHostBuffer: buffer was not allocated by allocHostBuffer/);
+    expect(() => addon.freeHostBuffer(new Float32Array(4) as unknown as ArrayBuffer)).toThrow(/freeHostBuffer: buffer must be an ArrayBuffer/);
+    expect(() => addon.allocHostBuffer(0)).toThrow(/allocHostBuffer: bytes must be an integer/);
+    expect(() => addon.allocHostBuffer(-5)).toThrow(/allocHostBuffer/);
+    expect(() => addon.allocHostBuffer(2 ** 60)).toThrow(/allocHostBuffer/);
+  });
+
+  test('a freed block passed to a kernel is rejected, not read', () => {
+    const buf = addon.allocHostBuffer(16);
+    const view = new Float32Array(buf);
+    addon.freeHostBuffer(buf);
+    expect(() => addon.scale(view, 2, new Float32Array(4))).toThrow(/scale/);
+  });
+
+  test('memory comes zeroed when asked, and aligned to 64 bytes', () => {
+    const buf = addon.allocHostBuffer(1 << 16, true);
+    expect(new Uint8Array(buf).every((v) => v === 0)).toBe(true);
+    addon.freeHostBuffer(buf);
+  });
+});
+
+describe('profile mode', () => {
+  test('counts calls per kernel and names the fallbacks', () => {
+    const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    nativeProfile.start();
+    tf.tidy(() => tf.cumsum(tf.add(x, x)));
+    tf.tidy(() => tf.cumsum(x));
+    const stats = nativeProfile.stop();
+    const cumsum = stats.find((s) => s.kernel === 'Cumsum');
+    expect(cumsum).toBeDefined();
+    expect(cumsum!.calls).toBe(2);
+    expect(cumsum!.impl).toBe('cpu fallback');
+    expect(nativeProfile.fallbacks()).toContain('Cumsum');
+    expect(nativeProfile.report()).toMatch(/\| Cumsum \| cpu fallback \| 2 \|/);
+    // Off again: nothing more is counted.
+    tf.tidy(() => tf.cumsum(x));
+    expect(nativeProfile.stats().find((s) => s.kernel === 'Cumsum')!.calls).toBe(2);
+    x.dispose();
+  });
+});
+
+describe('fused losses on native', () => {
+  test('rankingObjective equals the cpu backend, and its gradient lives in native memory', async () => {
+    const s = [0.3, -1.2, 2.0, 0.1, 0.5, 0.7];
+    const y = [1, 0, 0, 0, 1, 0];
+    const run = () => {
+      const st = tf.tensor2d(s, [2, 3]);
+      const yt = tf.tensor2d(y, [2, 3]);
+      const before = addon.hostBufferStats().buffers;
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => losses.pairwiseRankNet(x as tf.Tensor2D, yt))(st);
+      const nativeBlocks = addon.hostBufferStats().buffers - before;
+      const out = { loss: value.dataSync()[0], grad: Array.from(grad.dataSync()), nativeBlocks };
+      tf.dispose([st, yt, value, grad]);
+      return out;
+    };
+    const native = run();
+    await tf.setBackend('cpu');
+    const cpu = run();
+    await tf.setBackend(NATIVE_BACKEND);
+    expect(native.loss).toBe(cpu.loss);
+    expect(native.grad).toEqual(cpu.grad);
+    expect(native.nativeBlocks).toBeGreaterThan(0);
+    expect(cpu.nativeBlocks).toBe(0);
+  });
+});
