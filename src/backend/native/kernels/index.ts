@@ -2,4 +2,10 @@
 // Every kernel not listed here runs tfjs's CPU implementation on the same memory.
 import { KernelConfig } from '@tensorflow/tfjs';
 
-export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [];
+import { batchMatMulConfig, fusedMatMulConfig } from './matmul';
+
+export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [
+  // matmul.ts
+  batchMatMulConfig,
+  fusedMatMulConfig,
+];
