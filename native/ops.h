@@ -1,9 +1,10 @@
-// The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays) and cuda_ops.cc (device
-// buffers and losses on them).
+// The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays), gemm_ops.cc (matrix
+// products on host arrays) and cuda_ops.cc (device buffers and losses on them).
 #pragma once
 #include <napi.h>
 
 namespace fd_native {
 void register_cpu_ops(Napi::Env env, Napi::Object exports);
+void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_cuda_ops(Napi::Env env, Napi::Object exports);
 }  // namespace fd_native

@@ -14,6 +14,10 @@
 #include "parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+// GCC 12's own AVX-512 intrinsics (_mm512_undefined_ps) trip -Wmaybe-uninitialized when inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define FD_GEMM_X86 1
 // Per-function targets: the build may use a generic -march, the path is picked at run time.
