@@ -165,7 +165,8 @@ FD_ALWAYS_INLINE void prefetch_rows(const float* c, int64_t ldc, int64_t rows, i
 // lanes are overwritten by the next store (or land in the slack).
 constexpr int64_t kPackSlack = 32;
 
-// I: the ISA's policy (MR, NR, pack_a, pack_b, table()).
+// I: the ISA's policy (MR, NR, pack_a, pack_b, table()). Its packers are real calls, not inlined:
+// GCC will not inline a target("avx2") function into this untargeted template under a generic -march.
 template <class I>
 FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) {
   constexpr int MR = I::MR, NR = I::NR;
@@ -327,8 +328,8 @@ struct Avx2Isa {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx2Kernel>();
     return t;
   }
-  FD_AVX2 static FD_ALWAYS_INLINE void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
-                                              int64_t p0, int64_t kb, float* dst) {
+  FD_AVX2 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
+                             int64_t p0, int64_t kb, float* dst) {
     if (trans) return pack_a_generic<MR>(a, lda, trans, i0, mb, p0, kb, dst);
     const int64_t full = mb / MR * MR;
     for (int64_t ir = 0; ir < full; ir += MR) {  // 8 k at a time through a transpose; 8-float stores
@@ -347,8 +348,8 @@ struct Avx2Isa {
     }
     if (full < mb) pack_a_generic<MR>(a, lda, trans, i0 + full, mb - full, p0, kb, dst + full * kb);
   }
-  FD_AVX2 static FD_ALWAYS_INLINE void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
-                                              int64_t j0, int64_t nb, float* dst) {
+  FD_AVX2 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
+                             int64_t j0, int64_t nb, float* dst) {
     if (!trans) return pack_b_generic<NR>(b, ldb, trans, p0, kb, j0, nb, dst);
     const int64_t full = nb / NR * NR;
     for (int64_t jr = 0; jr < full; jr += NR) {
@@ -440,8 +441,8 @@ struct Avx512Isa {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx512Kernel>();
     return t;
   }
-  FD_AVX512 static FD_ALWAYS_INLINE void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
-                                                int64_t p0, int64_t kb, float* dst) {
+  FD_AVX512 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
+                               int64_t p0, int64_t kb, float* dst) {
     const int64_t full = mb / MR * MR;
     if (trans) {  // 8 contiguous floats per k: 8 source rows at a time, spread over the panels
       for (int64_t p8 = 0; p8 < kb; p8 += 8) {
@@ -456,8 +457,10 @@ struct Avx512Isa {
         float* d = dst + ir * kb;
         int64_t p = 0;
         for (; p + 8 <= kb; p += 8) {
-          // The next block's rows, one block ahead: the strided row loads otherwise wait on L3.
-          const float* next = p + 16 <= kb ? src + p + 8 : src + MR * lda;
+          // Rows are read 32 bytes at a time at a large stride, in runs too short (kc floats) for the
+          // hardware prefetcher: fetch each row's data 2 lines (32 k) ahead, into the next panel's rows.
+          const int64_t ahead = p + 32;
+          const float* next = ahead < kb ? src + ahead : src + MR * lda + (ahead - kb);
           for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + i * lda), _MM_HINT_T0);
           __m256 r[8];
           for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lda + p);
@@ -475,8 +478,8 @@ struct Avx512Isa {
     }
     if (full < mb) pack_a_generic<MR>(a, lda, trans, i0 + full, mb - full, p0, kb, dst + full * kb);
   }
-  FD_AVX512 static FD_ALWAYS_INLINE void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
-                                                int64_t j0, int64_t nb, float* dst) {
+  FD_AVX512 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
+                               int64_t j0, int64_t nb, float* dst) {
     if (!trans) {  // 8 source rows at a time, spread over the panels (a 1 KB burst per panel)
       for (int64_t p8 = 0; p8 < kb; p8 += 8) {
         const int64_t pe = std::min<int64_t>(kb, p8 + 8);
@@ -631,8 +634,15 @@ Status sgemm_cpu(const GemmArgs& g) {
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, job.plan.units));
   const size_t a_floats = static_cast<size_t>(job.plan.mc * job.plan.kc + kPackSlack);
   const size_t b_floats = static_cast<size_t>(job.plan.unit_n * job.plan.kc + kPackSlack);
+  if (threads == 1) {  // no OpenMP region: even an if(false) one costs libgomp futex calls (~1 us)
+    float* pa = tl_pack_a.get(a_floats);
+    float* pb = tl_pack_b.get(b_floats);
+    if (!pa || !pb) return kNoMemory;
+    for (int64_t u = 0; u < job.plan.units; ++u) impl.unit(job, u, pa, pb);
+    return kOk;
+  }
   std::atomic<bool> no_memory{false};
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(threads)
   {
     float* pa = tl_pack_a.get(a_floats);
     float* pb = tl_pack_b.get(b_floats);
