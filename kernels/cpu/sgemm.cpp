@@ -564,8 +564,9 @@ Plan make_plan(const GemmArgs& g, int mr, int nr, int threads) {
   int64_t best_units = 0;
   pl.grid_m = 1;
   pl.grid_n = min_gn;
-  const int64_t gm_end = threads > 1 ? std::min<int64_t>(max_gm, 64) : 1;
-  const int64_t gn_end = threads > 1 ? std::min<int64_t>(max_gn, std::max<int64_t>(64, min_gn)) : min_gn;
+  // Past 2 * want units along one side the packing only grows: the search stays small.
+  const int64_t gm_end = threads > 1 ? std::min<int64_t>(max_gm, 2 * want) : 1;
+  const int64_t gn_end = threads > 1 ? std::min<int64_t>(max_gn, min_gn + 2 * want) : min_gn;
   for (int64_t gm = 1; gm <= gm_end; ++gm) {
     const int64_t um = round_up(ceil_div(g.m, gm), mr);
     if (gm > 1 && ceil_div(g.m, um) < gm) continue;  // same split as a smaller gm
