@@ -12,6 +12,8 @@ enum Status : int {
   kNoCuda = 2,      // built without CUDA
   kNoDevice = 3,    // CUDA built in but no usable device
   kCudaError = 4,   // a CUDA call failed; cuda_last_error() has the message
+  kBadShape = 5,    // a negative size or a leading dimension too small (sgemm_cpu)
+  kNoMemory = 6,    // a working buffer could not be allocated
 };
 
 // The prediction-layer terms of the ranking objective, in this order everywhere (JS included).

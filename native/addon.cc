@@ -29,6 +29,7 @@ void tune_malloc() {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tune_malloc();
   fd_native::register_cpu_ops(env, exports);
+  fd_native::register_gemm_ops(env, exports);
   fd_native::register_cuda_ops(env, exports);
   fd_native::register_host_buffers(env, exports);
   return exports;

@@ -38,12 +38,14 @@ double Args::number(size_t i, const char* name) const {
 namespace {
 // Raw napi_get_typedarray_info rather than Napi::TypedArray::ArrayBuffer(): the wasm backend's heap
 // can be a SharedArrayBuffer, which node-addon-api's ArrayBuffer accessors reject.
+// length < 0: any length, returned in *actual_length.
 template <class T>
 T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optional, napi_typedarray_type type,
-         const char* type_name) {
+         const char* type_name, int64_t* actual_length = nullptr) {
   if (optional && a.is_null(i)) return nullptr;
-  const std::string expected = std::string(name) + " must be a " + type_name + " of length " +
-                               std::to_string(length) + (optional ? " (or null)" : "");
+  const std::string expected = std::string(name) + " must be a " + type_name +
+                               (length >= 0 ? " of length " + std::to_string(length) : std::string()) +
+                               (optional ? " (or null)" : "");
   if (i >= a.info.Length() || !a.info[i].IsTypedArray()) a.type_error(expected);
   napi_env env = a.info.Env();
   napi_typedarray_type actual;
@@ -57,8 +59,12 @@ T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optiona
   if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
       napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
     a.type_error(expected + ", got a detached buffer");
-  if (static_cast<int64_t>(count) != length)
+  if (length < 0) {
+    *actual_length = static_cast<int64_t>(count);
+    if (count == 0) return static_cast<T*>(data);
+  } else if (static_cast<int64_t>(count) != length) {
     a.range_error(expected + ", got length " + std::to_string(count));
+  }
   if (data == nullptr) a.type_error(expected + ", got a buffer with no data");
   return static_cast<T*>(data);
 }
@@ -67,6 +73,9 @@ T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optiona
 float* Args::floats(size_t i, const char* name, int64_t length, bool optional) const {
   return typed<float>(*this, i, name, length, optional, napi_float32_array, "Float32Array");
 }
+float* Args::floats_any_length(size_t i, const char* name, int64_t* length) const {
+  return typed<float>(*this, i, name, -1, false, napi_float32_array, "Float32Array", length);
+}
 double* Args::doubles(size_t i, const char* name, int64_t length, bool optional) const {
   return typed<double>(*this, i, name, length, optional, napi_float64_array, "Float64Array");
 }
@@ -74,7 +83,7 @@ double* Args::doubles(size_t i, const char* name, int64_t length, bool optional)
 int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what) {
   int64_t p = 1;
   for (int64_t d : dims) {
-    if (d > kMaxElements / p) a.range_error(std::string(what) + " has more than 2^40 elements");
+    if (p != 0 && d > kMaxElements / p) a.range_error(std::string(what) + " has more than 2^40 elements");  // p = 0: a zero dimension
     p *= d;
   }
   return p;
@@ -93,6 +102,10 @@ void throw_status(const Args& a, fd::Status status) {
       return;
     case fd::kBadMask:
       a.range_error("mask must hold only 0 and 1");
+    case fd::kBadShape:
+      a.range_error("a size or leading dimension is out of range");
+    case fd::kNoMemory:
+      a.range_error("out of memory");
     default:
       throw Napi::Error::New(a.info.Env(), std::string("fused-distill: ") + a.fn + ": " + fd::device::last_error());
   }

@@ -30,6 +30,9 @@ struct Args {
   double number(size_t i, const char* name) const;
   // A Float32Array of exactly `length` elements, not detached. optional: null/undefined gives nullptr.
   float* floats(size_t i, const char* name, int64_t length, bool optional = false) const;
+  // A Float32Array of any length, not detached; *length receives it. The data pointer may be null only
+  // when the length is 0.
+  float* floats_any_length(size_t i, const char* name, int64_t* length) const;
   // A Float64Array of exactly `length` elements (optional like floats).
   double* doubles(size_t i, const char* name, int64_t length, bool optional = false) const;
 };

@@ -77,6 +77,18 @@ export interface Addon {
   freeHostBuffer(buffer: ArrayBuffer): void;
   /** Bytes (rounded to 64) and blocks currently allocated by allocHostBuffer. */
   hostBufferStats(): { bytes: number; buffers: number };
+  /**
+   * For every batch entry i: c[i] = op(a[i]) op(b[i]), dense row-major, c (batch x m x n) overwritten.
+   * a[i] is m x k (k x m when transA), b[i] is k x n (n x k when transB). a holds batch*m*k floats,
+   * or m*k to broadcast one matrix over the batch; aOffsets (batch integers) instead says where each
+   * entry starts. The same for b. k may be 0 (c becomes zeros). c must not overlap a or b.
+   */
+  sgemm(
+    a: F32, b: F32, c: F32, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean,
+    aOffsets: Float64Array | null, bOffsets: Float64Array | null,
+  ): void;
+  /** The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA. */
+  gemmIsa(): 'avx512' | 'avx2' | 'scalar';
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;

@@ -1,0 +1,36 @@
+// Single-precision GEMM on host memory for the native tfjs backend (issue 3): C = op(A) op(B),
+// row-major, batched with per-batch strides or offsets (broadcasting). Packed and cache-blocked with
+// an FMA micro-kernel picked at run time (AVX-512, AVX2 or portable C++).
+#pragma once
+#include <cstdint>
+
+#include "../losses.h"
+
+namespace fd {
+
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;  // op(A) is m x k, op(B) is k x n; all storage row-major
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  // A is m x k (lda >= k), or k x m when trans_a (lda >= m). stride_a = 0 broadcasts A over the batch.
+  const float* a = nullptr;
+  int64_t lda = 0, stride_a = 0;
+  // B is k x n (ldb >= n), or n x k when trans_b (ldb >= k).
+  const float* b = nullptr;
+  int64_t ldb = 0, stride_b = 0;
+  float* c = nullptr;  // m x n, ldc >= n
+  int64_t ldc = 0, stride_c = 0;
+  // Optional per-batch element offsets of A and B (general broadcasting); they override stride_a/_b.
+  const int64_t* a_offsets = nullptr;
+  const int64_t* b_offsets = nullptr;
+};
+
+// C = op(A) op(B), overwriting C (k == 0 gives zeros). kBadShape for a negative size or a leading
+// dimension too small; kNoMemory when a packing buffer cannot be allocated. C must not overlap A or B.
+// Each element of C is one FMA chain over k in order, so results do not depend on the thread count.
+Status sgemm_cpu(const GemmArgs& args);
+
+// "avx512", "avx2" or "scalar": the path sgemm_cpu takes now. The best one the CPU supports, unless
+// the environment variable FUSED_DISTILL_GEMM_ISA (read at every call) names a lower one.
+const char* sgemm_isa();
+
+}  // namespace fd
