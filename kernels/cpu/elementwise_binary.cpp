@@ -225,7 +225,7 @@ void compare(int op, const Plan& p, const T* a, const T* b, uint8_t* out) {
 bool is_comparison(int op) { return op >= kGreater && op <= kNotEqual; }
 
 const char* const kBinaryNames[kNumBinaryOps] = {
-    "Add", "Sub", "Mul", "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference", "FloorDiv",
+    "Add", "Sub", "Multiply", "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference", "FloorDiv",
     "Mod", "Prelu", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"};
 
 }  // namespace

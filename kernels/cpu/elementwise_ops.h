@@ -16,7 +16,7 @@ enum ElemType : int { kF32 = 0, kI32 = 1, kU8 = 2 };
 enum BinaryOp : int {
   kAdd = 0,
   kSub = 1,
-  kMul = 2,
+  kMul = 2,       // tfjs kernel "Multiply"
   kRealDiv = 3,
   kMaximum = 4,   // NaN if either is NaN; max(-0, +0) = +0 (JS Math.max)
   kMinimum = 5,   // NaN if either is NaN; min(-0, +0) = -0

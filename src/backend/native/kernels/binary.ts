@@ -10,7 +10,7 @@ import type { NativeBackend } from '../backend';
 import { MAX_RANK, NativeKernelConfig, cpuFallback, floatValues, intValues } from './util';
 
 const COMPARISONS = new Set(['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual']);
-const INT32_OPS = new Set(['Add', 'Sub', 'Mul', 'Maximum', 'Minimum', 'SquaredDifference', 'FloorDiv', ...COMPARISONS]);
+const INT32_OPS = new Set(['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum', 'SquaredDifference', 'FloorDiv', ...COMPARISONS]);
 
 /** Kernel names with a native binary implementation (the addon's opcode table). */
 export const BINARY_KERNELS = Object.keys(addon.mathOps.binary);
