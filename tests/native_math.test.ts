@@ -248,12 +248,17 @@ describe('binary ops, int32: bit for bit equal to cpu (JS ToInt32 wrapping)', ()
     }
   });
 
-  test('the native kernel ran (not the fallback): results land in addon memory', () => {
+  test('the native kernel ran (not the fallback): large results land in addon memory, small ones in JS arrays', () => {
     void tf.setBackend('native');
     const before = addon.hostBufferStats().buffers;
-    const t = tf.add(tf.tensor([1, 2], [2], 'int32'), tf.tensor([3, 4], [2], 'int32'));
-    expect(addon.hostBufferStats().buffers).toBeGreaterThan(before);
-    tf.dispose(t);
+    const a = tf.range(0, 2048, 1, 'int32');
+    const t = tf.add(a, a);
+    expect(addon.hostBufferStats().buffers).toBe(before + 1);
+    const small = tf.add(tf.tensor([1, 2], [2], 'int32'), tf.tensor([3, 4], [2], 'int32'));
+    expect(addon.hostBufferStats().buffers).toBe(before + 1);
+    expect(Array.from(small.dataSync())).toEqual([4, 6]);
+    tf.dispose([a, t, small]);
+    expect(addon.hostBufferStats().buffers).toBe(before);
   });
 });
 

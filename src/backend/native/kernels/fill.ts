@@ -1,18 +1,25 @@
-// Fill, ZerosLike, OnesLike: native memory filled in the addon (zeros by the allocator). Only
+// Fill, ZerosLike, OnesLike: native memory filled in the addon (zeros by the allocator), small
+// outputs a JS array filled by its own fill (the same conversion of the value). Only
 // numeric dtypes with a number value; strings, complex64 and anything else run the cpu kernel.
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { NativeKernelConfig, cpuFallback } from './util';
+import { NativeKernelConfig, SMALL_OUTPUT_BYTES, cpuFallback, output } from './util';
 
 type NumericDType = 'float32' | 'int32' | 'bool';
 const NUMERIC = new Set<string>(['float32', 'int32', 'bool']);
 
 function filled(backend: NativeBackend, shape: number[], dtype: NumericDType, value: number): tf.TensorInfo {
   const size = tf.util.sizeFromShape(shape);
-  const out = backend.allocate(dtype, size, value === 0 && !Object.is(value, -0));
-  if (size > 0 && !(value === 0 && !Object.is(value, -0))) addon.fill(out, value);
+  const zero = value === 0 && !Object.is(value, -0);
+  if (size * (dtype === 'bool' ? 1 : 4) < SMALL_OUTPUT_BYTES) {
+    const out = output(backend, dtype, size); // a JS array, zeroed
+    if (!zero) out.fill(value);
+    return backend.makeTensorInfo(shape, dtype, out);
+  }
+  const out = backend.allocate(dtype, size, zero);
+  if (!zero) addon.fill(out, value);
   return backend.makeTensorInfo(shape, dtype, out);
 }
 
