@@ -4,6 +4,7 @@
 // ArrayBuffer first, so a stale JS view sees length 0 and the addon's checks reject it: a use after
 // free becomes a clear error, never a read of freed memory.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -19,7 +20,8 @@ constexpr size_t kAlign = 64;  // a cache line and an AVX-512 vector
 // The data is freed by freeHostBuffer or, if that never ran, by the GC finalizer; the record itself
 // always by the finalizer.
 struct Block {
-  void* data;
+  void* data;  // 64-byte aligned, inside the malloc'd block at base
+  void* base;
   size_t bytes;
   bool freed;
 };
@@ -28,7 +30,7 @@ std::atomic<int64_t> g_bytes{0}, g_blocks{0};
 
 void release_data(Block* b) {
   if (b->freed) return;
-  std::free(b->data);
+  std::free(b->base);
   b->freed = true;
   g_bytes -= static_cast<int64_t>(b->bytes);
   g_blocks -= 1;
@@ -47,17 +49,22 @@ Napi::Value AllocHostBuffer(const Napi::CallbackInfo& info) {
     const int64_t bytes = a.size(0, "bytes");
     const bool zero = info.Length() > 1 && info[1].ToBoolean().Value();
     const size_t rounded = (static_cast<size_t>(bytes) + kAlign - 1) / kAlign * kAlign;
-    void* data = std::aligned_alloc(kAlign, rounded);
-    if (!data) a.range_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+    // malloc and align by hand rather than aligned_alloc: glibc's memalign over-allocates and splits
+    // each block, so a freed multi-MB block did not fit the next request of the same size and every
+    // allocation took fresh pages (measured: 2048 page faults, ~4 ms, per 8 MB output; the op itself
+    // 0.7 ms). Blocks of one size from malloc are reused warm.
+    void* base = std::malloc(rounded + kAlign);
+    if (!base) a.range_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+    void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~static_cast<uintptr_t>(kAlign - 1));
     if (zero) std::memset(data, 0, static_cast<size_t>(bytes));
-    Block* block = new Block{data, rounded, false};
+    Block* block = new Block{data, base, rounded, false};
     napi_value out;
     // The block record is wrapped onto the ArrayBuffer: freeHostBuffer finds it with napi_unwrap, and
     // the wrap's finalizer runs when the GC collects the buffer.
     napi_status st = napi_create_external_arraybuffer(info.Env(), data, static_cast<size_t>(bytes), nullptr, nullptr, &out);
     if (st == napi_ok) st = napi_wrap(info.Env(), out, block, finalize, nullptr, nullptr);
     if (st != napi_ok) {
-      std::free(data);
+      std::free(base);
       delete block;
       a.range_error("could not create an external ArrayBuffer (napi status " + std::to_string(st) + ")");
     }

@@ -1,6 +1,6 @@
 // The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays), gemm_ops.cc (matrix
 // products on host arrays), cuda_ops.cc (device buffers and losses on them), host_buffers.cc (the
-// 'native' backend's tensor memory).
+// 'native' backend's tensor memory), math_ops.cc (its elementwise kernels).
 #pragma once
 #include <napi.h>
 
@@ -9,4 +9,5 @@ void register_cpu_ops(Napi::Env env, Napi::Object exports);
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_cuda_ops(Napi::Env env, Napi::Object exports);
 void register_host_buffers(Napi::Env env, Napi::Object exports);
+void register_math_ops(Napi::Env env, Napi::Object exports);
 }  // namespace fd_native

@@ -55,6 +55,15 @@ export interface CudaApi {
   scale(x: DeviceBuffer, c: number, out: DeviceBuffer, n: number): void;
 }
 
+/** Typed arrays of the three numeric dtypes: float32, int32, bool. */
+export type NumericArray = Float32Array | Int32Array | Uint8Array;
+
+/** Opcodes of the addon's elementwise ops, keyed by tfjs kernel name (native/math_ops.cc). */
+export interface MathOpTables {
+  binary: Record<string, number>;
+  unary: Record<string, number>;
+}
+
 export interface Addon {
   /** Returns the total; fills grad (d total / d s) and parts (each weighted term) when given. */
   rankingObjective(
@@ -89,6 +98,23 @@ export interface Addon {
   ): void;
   /** The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA. */
   gemmIsa(): 'avx512' | 'avx2' | 'scalar';
+  /** Opcodes for binaryOp / unaryOp by tfjs kernel name (Add, Exp, ...). */
+  mathOps: MathOpTables;
+  /**
+   * out = op(a, b) with numpy broadcasting; a and b both Float32Array or both Int32Array, out of the
+   * op's output type (Uint8Array for comparisons, Int32Array for FloorDiv, else a's type) and of the
+   * broadcast shape's size. out may be a or b itself when that input has the result's shape.
+   */
+  binaryOp(op: number, a: F32 | Int32Array, aShape: number[], b: F32 | Int32Array, bShape: number[], out: NumericArray): void;
+  /**
+   * out = op(x) on float32. p0: alpha (LeakyRelu, Step) or min (ClipByValue); p1: max (ClipByValue).
+   * out is a Float32Array (x itself allowed) or, for IsNan / IsInf / IsFinite, a Uint8Array.
+   */
+  unaryOp(op: number, x: F32, out: F32 | Uint8Array, p0?: number, p1?: number): void;
+  /** tfjs's Cast between float32 / int32 / bool, by the arrays' types (same length). */
+  cast(x: NumericArray, out: NumericArray): void;
+  /** Every element of out = value (converted as the typed array's own fill would). */
+  fill(out: NumericArray, value: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;
