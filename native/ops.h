@@ -1,5 +1,6 @@
 // The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays), cuda_ops.cc (device
-// buffers and losses on them), host_buffers.cc (the 'native' backend's tensor memory).
+// buffers and losses on them), host_buffers.cc (the 'native' backend's tensor memory),
+// shape_ops.cc (its reductions, softmax and layout ops).
 #pragma once
 #include <napi.h>
 
@@ -7,4 +8,5 @@ namespace fd_native {
 void register_cpu_ops(Napi::Env env, Napi::Object exports);
 void register_cuda_ops(Napi::Env env, Napi::Object exports);
 void register_host_buffers(Napi::Env env, Napi::Object exports);
+void register_shape_ops(Napi::Env env, Napi::Object exports);
 }  // namespace fd_native
