@@ -356,11 +356,15 @@ describe('layout', () => {
       [[3, 65, 129], [2, 1, 0]],
       [[5, 1, 7, 1], [1, 0, 3, 2]],
       [[16, 16, 4, 64], [0, 2, 1, 3]],
+      [[19, 37], [1, 0]],
+      [[3, 40, 24], [0, 2, 1]],
+      [[2, 17, 3, 24], [3, 1, 2, 0]],
     ];
-    for (const [shape, perm] of cases) {
-      const values = randomValues('float32', size(shape));
-      expectBoth(() => tf.transpose(tf.tensor(values, shape), perm), `transpose [${shape}] ${perm}`);
-    }
+    for (const [shape, perm] of cases)
+      for (const dtype of DT) {
+        const values = randomValues(dtype, size(shape));
+        expectBoth(() => tf.transpose(tf.tensor(values, shape, dtype), perm), `transpose ${dtype}[${shape}] ${perm}`);
+      }
     // > 1M elements (threaded), against plain index arithmetic
     const big = bigFloats(16 * 128 * 8 * 64);
     const mat = bigFloats(1100 * 1000);

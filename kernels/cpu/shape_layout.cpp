@@ -7,6 +7,9 @@
 // transpose, [.., M, N] -> [.., N, M]) the copy goes through T x T tiles, so that both the reads and
 // the writes stay within a few cache lines per tile.
 #include <algorithm>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <vector>
 
@@ -18,6 +21,13 @@ namespace {
 
 // Bytes per parallel block of a copy (a copy is ~1 cycle/element: larger blocks than arithmetic).
 constexpr int64_t kCopyBlockBytes = 256 << 10;
+
+// The `work` of a copy for threads_for: a second thread only pays for itself past ~1 MB of copying
+// (threads_for asks 32768 units per thread; a copy moves 16 bytes per unit here).
+template <class T>
+inline int64_t copy_work(int64_t elements) {
+  return elements * static_cast<int64_t>(sizeof(T)) / 16;
+}
 
 // A multi-index over `dims` (row-major) that keeps the matching offset into a strided source.
 struct Walker {
@@ -63,11 +73,11 @@ void copy_rows(const T* src, const int64_t* dims, const int64_t* strides, int nd
   const int64_t total = rows * run;
   if (rows == 1) {  // one long run: split it
     const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)));
-    for_each_block(run, block, total, [&](int64_t, int64_t b, int64_t e) { copy_run(out + b, src + b, e - b); });
+    for_each_block(run, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) { copy_run(out + b, src + b, e - b); });
     return;
   }
   const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / run);
-  for_each_block(rows, block, total, [&](int64_t, int64_t b, int64_t e) {
+  for_each_block(rows, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) {
     Walker w;
     w.n = nd;
     for (int j = 0; j < nd; ++j) {
@@ -80,6 +90,71 @@ void copy_rows(const T* src, const int64_t* dims, const int64_t* strides, int nd
 }
 
 // ---- transpose ----
+
+// dst[j * ds + i] = src[i * ss + j] for i, j in [0, 8): one 8 x 8 block of a matrix transpose.
+template <class T>
+inline void block8(const T* __restrict src, int64_t ss, T* __restrict dst, int64_t ds) {
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) dst[j * ds + i] = src[i * ss + j];
+}
+
+#if defined(__AVX__)
+// 4-byte elements in AVX registers (moves and shuffles only: the bits are copied as they are).
+template <>
+inline void block8<uint32_t>(const uint32_t* __restrict src, int64_t ss, uint32_t* __restrict dst, int64_t ds) {
+  const float* s = reinterpret_cast<const float*>(src);
+  float* d = reinterpret_cast<float*>(dst);
+  __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ss), r2 = _mm256_loadu_ps(s + 2 * ss),
+         r3 = _mm256_loadu_ps(s + 3 * ss), r4 = _mm256_loadu_ps(s + 4 * ss), r5 = _mm256_loadu_ps(s + 5 * ss),
+         r6 = _mm256_loadu_ps(s + 6 * ss), r7 = _mm256_loadu_ps(s + 7 * ss);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(d + ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(d + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(d + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(d + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(d + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(d + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(d + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+// 1-byte elements: the 8 x 8 byte block as eight 64-bit rows, transposed by swapping 1-, 2- and
+// 4-byte sub-blocks between row pairs (little-endian byte order).
+template <>
+inline void block8<uint8_t>(const uint8_t* __restrict src, int64_t ss, uint8_t* __restrict dst, int64_t ds) {
+  uint64_t r[8];
+  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * ss, 8);
+  auto swap = [&](int a, int b, int shift, uint64_t mask) {
+    const uint64_t t = ((r[a] >> shift) ^ r[b]) & mask;
+    r[b] ^= t;
+    r[a] ^= t << shift;
+  };
+  for (int a = 0; a < 8; a += 2) swap(a, a + 1, 8, 0x00FF00FF00FF00FFull);
+  for (int a : {0, 1, 4, 5}) swap(a, a + 2, 16, 0x0000FFFF0000FFFFull);
+  for (int a = 0; a < 4; ++a) swap(a, a + 4, 32, 0x00000000FFFFFFFFull);
+  for (int i = 0; i < 8; ++i) std::memcpy(dst + i * ds, &r[i], 8);
+}
+
+// dst[ib * ob + ia] = src[ia * sa + ib] for ia in [a0, a1), ib in [b0, b1): 8 x 8 blocks, then the
+// ragged edges element by element.
+template <class T>
+void tile_transpose(const T* __restrict src, int64_t sa, T* __restrict dst, int64_t ob, int64_t a0, int64_t a1,
+                    int64_t b0, int64_t b1) {
+  const int64_t a8 = a0 + (a1 - a0) / 8 * 8, b8 = b0 + (b1 - b0) / 8 * 8;
+  for (int64_t ia = a0; ia < a8; ia += 8)
+    for (int64_t ib = b0; ib < b8; ib += 8) block8<T>(src + ia * sa + ib, sa, dst + ib * ob + ia, ob);
+  for (int64_t ib = b8; ib < b1; ++ib)
+    for (int64_t ia = a0; ia < a1; ++ia) dst[ib * ob + ia] = src[ia * sa + ib];
+  for (int64_t ib = b0; ib < b8; ++ib)
+    for (int64_t ia = a8; ia < a1; ++ia) dst[ib * ob + ia] = src[ia * sa + ib];
+}
 
 template <class T>
 void transpose_typed(const T* x, const int64_t* shape, int rank, const int* perm, T* out) {
@@ -153,7 +228,7 @@ void transpose_typed(const T* x, const int64_t* shape, int rank, const int* perm
   const int64_t units = nouter * strips;
   const int64_t per_unit = kT * na;
   const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / per_unit);
-  for_each_block(units, block, total, [&](int64_t, int64_t b, int64_t e) {
+  for_each_block(units, block, copy_work<T>(2 * total), [&](int64_t, int64_t b, int64_t e) {
     Walker iw = in_w, ow = out_w;
     int64_t cur = -1;
     for (int64_t u = b; u < e; ++u) {
@@ -163,16 +238,8 @@ void transpose_typed(const T* x, const int64_t* shape, int rank, const int* perm
         ow.seek(o);
         cur = o;
       }
-      const T* __restrict src = x + iw.offset;
-      T* __restrict dst = out + ow.offset;
-      for (int64_t a0 = 0; a0 < na; a0 += kT) {
-        const int64_t a1 = std::min(na, a0 + kT);
-        for (int64_t ib = b0; ib < b1; ++ib) {
-          T* __restrict d = dst + ib * ob;
-          const T* __restrict s = src + ib;
-          for (int64_t ia = a0; ia < a1; ++ia) d[ia] = s[ia * sa];
-        }
-      }
+      for (int64_t a0 = 0; a0 < na; a0 += kT)
+        tile_transpose(x + iw.offset, sa, out + ow.offset, ob, a0, std::min(na, a0 + kT), b0, b1);
     }
   });
 }
@@ -228,7 +295,7 @@ void concat_typed(const void* const* inputs, const int64_t* inner, int n, int64_
     for (int k = 1; k < n; ++k) col[k] = col[k - 1] + inner[k - 1];
     for (int64_t piece = 0; piece < outer * n; ++piece)
       start[piece + 1] = start[piece] + (inner[piece % n] + chunk - 1) / chunk;
-    for_each_block(start.back(), 1, total, [&](int64_t c, int64_t, int64_t) {
+    for_each_block(start.back(), 1, copy_work<T>(total), [&](int64_t c, int64_t, int64_t) {
       const int64_t piece = std::upper_bound(start.begin(), start.end(), c) - start.begin() - 1;
       const int64_t r = piece / n;
       const int k = static_cast<int>(piece % n);
@@ -238,7 +305,7 @@ void concat_typed(const void* const* inputs, const int64_t* inner, int n, int64_
     return;
   }
   const int64_t block = std::max<int64_t>(1, chunk / std::max<int64_t>(1, width));
-  for_each_block(outer, block, total, [&](int64_t, int64_t b, int64_t e) {
+  for_each_block(outer, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       T* dst = out + r * width;
       for (int k = 0; k < n; ++k) {
@@ -271,7 +338,7 @@ void tile_typed(const T* x, const int64_t* shape, int rank, const int64_t* reps,
     }
   }
   const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / width);
-  for_each_block(rows, block, total, [&](int64_t, int64_t b, int64_t e) {
+  for_each_block(rows, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) {
     int64_t idx[kMaxShapeRank];  // multi-index of row b over the output's leading axes
     {
       int64_t lin = b;
@@ -308,7 +375,7 @@ void gather_typed(const T* x, int64_t batch, int64_t outer, int64_t dim, int64_t
   const int64_t total = rows * slice;
   if (total == 0) return;
   const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / slice);
-  for_each_block(rows, block, total, [&](int64_t, int64_t b, int64_t e) {
+  for_each_block(rows, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t i = r % n, bo = r / n, bi = bo / outer;
       const int64_t src_row = bo * dim + indices[bi * n + i];

@@ -106,6 +106,46 @@ typename Op::Acc row_lanes(const In* __restrict p, int64_t n) {
   return r;
 }
 
+// Float max/min of a row: the lanes keep a plain max (a vector max instruction) and a separate
+// "saw a NaN" flag, instead of the NaN-propagating select, which GCC does not vectorize well.
+template <class T, bool kMax>
+T row_minmax(const T* __restrict p, int64_t n) {
+  // max/min ignoring NaN are order-independent (but for the sign of zero, redone serially by the
+  // caller), so OpenMP's own simd reduction order is fine here.
+  T m = kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  int32_t any_nan = 0;
+  if (kMax) {
+#pragma omp simd reduction(max : m) reduction(| : any_nan)
+    for (int64_t i = 0; i < n; ++i) {
+      m = p[i] > m ? p[i] : m;
+      any_nan |= p[i] != p[i];
+    }
+  } else {
+#pragma omp simd reduction(min : m) reduction(| : any_nan)
+    for (int64_t i = 0; i < n; ++i) {
+      m = p[i] < m ? p[i] : m;
+      any_nan |= p[i] != p[i];
+    }
+  }
+  return any_nan ? std::numeric_limits<T>::quiet_NaN() : m;
+}
+
+template <class Op>
+struct IsFloatMinMax : std::false_type {};
+template <>
+struct IsFloatMinMax<MaxOp<float>> : std::true_type {};
+template <>
+struct IsFloatMinMax<MinOp<float>> : std::true_type {};
+
+// A row reduction: the min/max specialisation where it applies, else the generic lanes.
+template <class Op, class In>
+typename Op::Acc row_reduce(const In* __restrict p, int64_t n) {
+  if constexpr (IsFloatMinMax<Op>::value && std::is_same<In, float>::value)
+    return row_minmax<float, std::is_same<Op, MaxOp<float>>::value>(p, n);
+  else
+    return row_lanes<Op>(p, n);
+}
+
 // acc[0, w) = f(acc, rows r of p) for r in [0, nr), row stride `stride`.
 template <class Op, class In>
 void col_accumulate(const In* __restrict p, int64_t nr, int64_t stride, int64_t w, typename Op::Acc* __restrict acc) {
@@ -132,7 +172,7 @@ void stage(const In* x, int64_t outer, int64_t R, int64_t inner, Out* out, Fin f
     const bool split = outer < 8 && R >= 2 * kChunk;
     if (!split) {
       for_each_block(outer, block_rows(R), work, [&](int64_t, int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) finish_row(o, row_lanes<Op>(x + o * R, R));
+        for (int64_t o = b; o < e; ++o) finish_row(o, row_reduce<Op>(x + o * R, R));
       });
       return;
     }
@@ -142,7 +182,7 @@ void stage(const In* x, int64_t outer, int64_t R, int64_t inner, Out* out, Fin f
     for_each_block(outer * nc, 1, work, [&](int64_t t, int64_t, int64_t) {
       const int64_t o = t / nc, c = t % nc;
       const int64_t b = c * chunk, e = std::min(R, b + chunk);
-      part[t] = b < e ? row_lanes<Op>(x + o * R + b, e - b) : Op::identity();
+      part[t] = b < e ? row_reduce<Op>(x + o * R + b, e - b) : Op::identity();
     });
     for (int64_t o = 0; o < outer; ++o) {
       Acc r = Op::identity();
@@ -271,15 +311,26 @@ template <class T, bool kMax>
 int32_t arg_row(const T* __restrict p, int64_t n) {
   const T first = p[0];
   if (first != first) return 0;  // tfjs starts from element 0 and no comparison with NaN succeeds
-  T lanes[kLanes];
-  for (int j = 0; j < kLanes; ++j) lanes[j] = first;
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) lanes[j] = better<T, kMax>(p[i + j], lanes[j]) ? p[i + j] : lanes[j];
-  T m = lanes[0];
-  for (int j = 1; j < kLanes; ++j) m = better<T, kMax>(lanes[j], m) ? lanes[j] : m;
-  for (; i < n; ++i) m = better<T, kMax>(p[i], m) ? p[i] : m;
-  for (int64_t k = 0; k < n; ++k)  // the first element equal to the extreme (+0 == -0, as tfjs's >)
+  // The extreme, NaN never winning (order-independent: a simd reduction).
+  T m = first;
+  if (kMax) {
+#pragma omp simd reduction(max : m)
+    for (int64_t i = 0; i < n; ++i) m = p[i] > m ? p[i] : m;
+  } else {
+#pragma omp simd reduction(min : m)
+    for (int64_t i = 0; i < n; ++i) m = p[i] < m ? p[i] : m;
+  }
+  // The first element equal to it (+0 == -0, as tfjs's > ignores the sign): blocks tested without
+  // branches, then the first hit located inside its block.
+  constexpr int64_t kBlock = 64;
+  int64_t k = 0;
+  for (; k + kBlock <= n; k += kBlock) {
+    int32_t hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (int64_t j = 0; j < kBlock; ++j) hit |= p[k + j] == m;
+    if (hit) break;
+  }
+  for (; k < n; ++k)
     if (p[k] == m) return static_cast<int32_t>(k);
   return 0;
 }

@@ -14,19 +14,17 @@ namespace {
 
 constexpr int kLanes = 16;
 
+// NaN-propagating max (as tfjs's Max): a plain simd max plus a "saw a NaN" flag (max ignoring NaN
+// is order-independent, so OpenMP's reduction order does not matter).
 float row_max(const float* __restrict x, int64_t n) {
-  float lanes[kLanes];
-  for (int j = 0; j < kLanes; ++j) lanes[j] = -kInf;
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const float v = x[i + j];
-      lanes[j] = (v > lanes[j] || v != v) ? v : lanes[j];
-    }
   float m = -kInf;
-  for (int j = 0; j < kLanes; ++j) m = (lanes[j] > m || lanes[j] != lanes[j]) ? lanes[j] : m;
-  for (; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;
-  return m;
+  int32_t any_nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : any_nan)
+  for (int64_t i = 0; i < n; ++i) {
+    m = x[i] > m ? x[i] : m;
+    any_nan |= x[i] != x[i];
+  }
+  return any_nan ? bits_float(0x7fc00000) : m;
 }
 
 // out[i] = exp(x[i] - m); returns the sum (16 float lanes, combined in a fixed order).
