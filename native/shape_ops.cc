@@ -2,7 +2,8 @@
 // checking only, the work is in kernels/cpu/shape_*.cpp. Tensors are Float32Array (float32),
 // Int32Array (int32) or Uint8Array (bool); shapes, axes and permutations are plain arrays of
 // integers. Every mismatch throws a TypeError/RangeError naming the argument, before any memory is
-// touched; an output must not overlap an input.
+// touched; an output must not overlap an input. Plain arrays are read first, typed arrays last:
+// reading an array element can run JS (a getter) that could free a buffer already looked at.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -171,12 +172,12 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
     fd::ReduceOp op;
     if (!parse_op(op_name, &op))
       a.range_error("op must be one of sum, mean, prod, max, min, any, all, argMax, argMin, got '" + op_name + "'");
-    const Tensor x = tensor(a, 1, "x");
     const std::vector<int64_t> shape = shape_arg(a, 2, "shape");
     const int rank = static_cast<int>(shape.size());
+    const uint32_t mask = axes_mask(a, 3, rank);
+    const Tensor x = tensor(a, 1, "x");
     check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     if (x.length == 0) a.range_error("x must not be empty");
-    const uint32_t mask = axes_mask(a, 3, rank);
     const bool arg = op == fd::ReduceOp::kArgMax || op == fd::ReduceOp::kArgMin;
     if (arg && __builtin_popcount(mask) != 1) a.range_error(op_name + " needs exactly one axis");
     const int out_type = fd::reduce_output_type(op, x.type);
@@ -211,11 +212,11 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 Napi::Value Transpose(const Napi::CallbackInfo& info) {
   return guarded(info, "transpose", [&](const Args& a) -> Napi::Value {
     a.expect_count(4);
-    const Tensor x = tensor(a, 0, "x");
     const std::vector<int64_t> shape = shape_arg(a, 1, "shape");
     const int rank = static_cast<int>(shape.size());
-    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     const std::vector<int64_t> p = int_array(a, info[2], "perm", 0, rank - 1, rank);
+    const Tensor x = tensor(a, 0, "x");
+    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     int perm[fd::kMaxShapeRank];
     uint32_t seen = 0;
     for (int j = 0; j < rank; ++j) {
@@ -235,12 +236,12 @@ Napi::Value Transpose(const Napi::CallbackInfo& info) {
 Napi::Value Slice(const Napi::CallbackInfo& info) {
   return guarded(info, "slice", [&](const Args& a) -> Napi::Value {
     a.expect_count(5);
-    const Tensor x = tensor(a, 0, "x");
     const std::vector<int64_t> shape = shape_arg(a, 1, "shape");
     const int rank = static_cast<int>(shape.size());
-    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     const std::vector<int64_t> begin = int_array(a, info[2], "begin", 0, kMaxElements, rank);
     const std::vector<int64_t> size = int_array(a, info[3], "size", 0, kMaxElements, rank);
+    const Tensor x = tensor(a, 0, "x");
+    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     for (int i = 0; i < rank; ++i)
       if (begin[i] + size[i] > shape[i])
         a.range_error("begin[" + std::to_string(i) + "] + size[" + std::to_string(i) + "] = " +
@@ -266,6 +267,10 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     if (n > (int64_t{1} << 20)) a.range_error("inputs has more than 2^20 entries");
     if (static_cast<int64_t>(shp.Length()) != n)
       a.range_error("shapes has " + std::to_string(shp.Length()) + " entries for " + std::to_string(n) + " inputs");
+    // Every array element is read (which may run JS: getters) before any typed array's memory is
+    // taken, so nothing can detach a buffer between the checks and the copy.
+    std::vector<Napi::Value> values(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) values[k] = ins.Get(static_cast<uint32_t>(k));
     std::vector<Tensor> tensors(static_cast<size_t>(n));
     std::vector<std::vector<int64_t>> shapes(static_cast<size_t>(n));
     for (int64_t k = 0; k < n; ++k) {
@@ -293,7 +298,7 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     for (int64_t k = 0; k < n; ++k) {
       const std::string nm = "inputs[" + std::to_string(k) + "]";
       Tensor& t = tensors[k];
-      t = tensor_value(a, ins.Get(static_cast<uint32_t>(k)), nm);
+      t = tensor_value(a, values[k], nm);
       if (t.type != tensors[0].type)
         a.type_error(nm + " is a " + type_name(t.type) + " but inputs[0] is a " + type_name(tensors[0].type));
       const int64_t expected = elements(a, shapes[k], nm.c_str());
@@ -322,11 +327,11 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
 Napi::Value Tile(const Napi::CallbackInfo& info) {
   return guarded(info, "tile", [&](const Args& a) -> Napi::Value {
     a.expect_count(4);
-    const Tensor x = tensor(a, 0, "x");
     const std::vector<int64_t> shape = shape_arg(a, 1, "shape");
     const int rank = static_cast<int>(shape.size());
-    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     const std::vector<int64_t> reps = int_array(a, info[2], "reps", 0, kMaxElements, rank);
+    const Tensor x = tensor(a, 0, "x");
+    check_length(a, x, "x", elements(a, shape, "shape"), "shape");
     std::vector<int64_t> out_shape(static_cast<size_t>(rank));
     for (int i = 0; i < rank; ++i) {
       if (shape[i] > 0 && reps[i] > kMaxElements / shape[i]) a.range_error("the output has more than 2^40 elements");
@@ -344,8 +349,8 @@ Napi::Value Tile(const Napi::CallbackInfo& info) {
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   return guarded(info, "gather", [&](const Args& a) -> Napi::Value {
     a.expect_count(4);
-    const Tensor x = tensor(a, 0, "x");
     const std::vector<int64_t> d = int_array(a, info[1], "dims", 0, kMaxElements, 4);
+    const Tensor x = tensor(a, 0, "x");
     const int64_t batch = d[0], outer = d[1], dim = d[2], slice = d[3];
     if (batch < 1) a.range_error("dims[0] (batch) must be >= 1");
     check_length(a, x, "x", elements(a, d, "dims"), "dims");
