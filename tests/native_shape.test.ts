@@ -587,6 +587,12 @@ describe('addon argument checks', () => {
     addon.freeHostBuffer(buffer);
     expectError(() => addon.transpose(freed, [4, 6], [1, 0], new Float32Array(24)), /detached/, 'TypeError');
     expectError(() => addon.reduce('sum', x, [24], [0], freed), /out must be .*detached/, 'TypeError');
+    // A getter in a shape array that frees x: x is only looked at after every plain array is read.
+    const buffer2 = addon.allocHostBuffer(96);
+    const victim = new Float32Array(buffer2);
+    const shape = [4, 6];
+    Object.defineProperty(shape, 1, { get: () => (addon.freeHostBuffer(buffer2), 6) });
+    expectError(() => addon.transpose(victim, shape, [1, 0], new Float32Array(24)), /x must be .*detached/, 'TypeError');
   });
 });
 
