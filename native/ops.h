@@ -1,6 +1,7 @@
 // The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays), gemm_ops.cc (matrix
 // products on host arrays), cuda_ops.cc (device buffers and losses on them), host_buffers.cc (the
-// 'native' backend's tensor memory), math_ops.cc (its elementwise kernels).
+// 'native' backend's tensor memory), math_ops.cc and shape_ops.cc (its elementwise, reduction and
+// layout kernels).
 #pragma once
 #include <napi.h>
 
@@ -10,4 +11,5 @@ void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_cuda_ops(Napi::Env env, Napi::Object exports);
 void register_host_buffers(Napi::Env env, Napi::Object exports);
 void register_math_ops(Napi::Env env, Napi::Object exports);
+void register_shape_ops(Napi::Env env, Napi::Object exports);
 }  // namespace fd_native

@@ -18,6 +18,10 @@ export const TERM_NAMES = [
 export type TermName = (typeof TERM_NAMES)[number];
 
 type F32 = Float32Array;
+/** Host tensor data of the 'native' backend's shape ops: float32, int32 or bool (as a Uint8Array). */
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+/** Reductions of `Addon.reduce` (kernels/cpu/shape_ops.h lists each one's element types). */
+export type ReduceOpName = 'sum' | 'mean' | 'prod' | 'max' | 'min' | 'any' | 'all' | 'argMax' | 'argMin';
 /** A device buffer handle from `cuda.alloc`. */
 export type DeviceBuffer = number;
 
@@ -115,6 +119,28 @@ export interface Addon {
   cast(x: NumericArray, out: NumericArray): void;
   /** Every element of out = value (converted as the typed array's own fill would). */
   fill(out: NumericArray, value: number): void;
+   * x (shape) reduced over axes (negative allowed, no duplicates) into out, which holds the kept axes.
+   * out's type: sum float32 -> Float32Array, int32/bool -> Int32Array; mean -> Float32Array; prod
+   * float32 only; max/min same as x; any/all Uint8Array only; argMax/argMin (one axis) -> Int32Array.
+   */
+  reduce(op: ReduceOpName, x: HostArray, shape: number[], axes: number[], out: HostArray): void;
+  /** Row-wise softmax (or log-softmax) of x [rows, cols]; out may be x. */
+  softmax(x: F32, rows: number, cols: number, out: F32, log?: boolean): void;
+  /** out = x (shape) transposed by perm: out axis j is x axis perm[j]. */
+  transpose(x: HostArray, shape: number[], perm: number[], out: HostArray): void;
+  /** out (size) = x (shape) from begin on every axis. */
+  slice(x: HostArray, shape: number[], begin: number[], size: number[], out: HostArray): void;
+  /** inputs (shapes, one element type) joined along axis into out. */
+  concat(inputs: HostArray[], shapes: number[][], axis: number, out: HostArray): void;
+  /** out (shape[i] * reps[i]) = x (shape) repeated along each axis. */
+  tile(x: HostArray, shape: number[], reps: number[], out: HostArray): void;
+  /**
+   * tfjs's GatherV2 on x viewed as dims = [batch, outer, dim, slice], indices as [batch, n]:
+   * out[b, o, i, :] = x[b, o, indices[b, i], :]. An index outside [0, dim) is a RangeError naming it.
+   */
+  gather(x: HostArray, dims: number[], indices: Int32Array, out: HostArray): void;
+  /** out [numSegments, cols]: row s sums the rows of x [rows, cols] with segmentIds == s (others dropped). */
+  unsortedSegmentSum(x: F32, rows: number, cols: number, segmentIds: Int32Array, numSegments: number, out: F32): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;

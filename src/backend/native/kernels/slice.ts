@@ -1,0 +1,27 @@
+// Slice (begin/size, any rank, size -1 = to the end) by tfjs's own parsing and checks. A slice that
+// is one contiguous range stays tfjs's zero-copy view (its CPU kernel, a subarray of the same native
+// block); every other slice is a native strided copy (kernels/cpu/shape_layout.cpp). Other dtypes,
+// empty results and ranks above 16 run tfjs's CPU kernel.
+import * as tf from '@tensorflow/tfjs';
+
+import { addon } from '../../../native';
+import { NativeBackend } from '../backend';
+import { cpuKernel, hostData, isNativeDType, KernelArgs, MAX_RANK, nativeOutput } from './shape_common';
+
+function slice(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  const backend = args.backend as NativeBackend;
+  const { begin, size } = (args.attrs ?? {}) as { begin: number | number[]; size: number | number[] };
+  if (!isNativeDType(x.dtype) || x.shape.length > MAX_RANK) return cpuKernel(tf.Slice, args);
+  const [$begin, $size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
+  tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, $begin, $size);
+  if (tf.util.sizeFromShape($size) === 0 || tf.slice_util.isSliceContinous(x.shape, $begin, $size))
+    return cpuKernel(tf.Slice, args);
+  const xs = hostData(backend, x);
+  return nativeOutput(backend, $size, x.dtype, (out) => addon.slice(xs, x.shape, $begin, $size, out));
+}
+
+export const sliceConfig: Omit<tf.KernelConfig, 'backendName'> = {
+  kernelName: tf.Slice,
+  kernelFunc: slice as unknown as tf.KernelFunc,
+};

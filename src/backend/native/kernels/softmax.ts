@@ -1,0 +1,27 @@
+// Softmax over the last axis in one kernel (kernels/cpu/shape_softmax.cpp) instead of tfjs's
+// Max, Sub, Exp, Sum, RealDiv chain. Same attribute (dim: -1 or rank - 1; tfjs supports no other)
+// and the same NaN results for rows with NaN, +Inf or only -Inf. Anything else (another dtype,
+// another dim, rank 0, an empty tensor) runs tfjs's CPU kernel, errors included.
+import * as tf from '@tensorflow/tfjs';
+
+import { addon } from '../../../native';
+import { NativeBackend } from '../backend';
+import { cpuKernel, KernelArgs, nativeOutput } from './shape_common';
+
+function softmax(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const logits = args.inputs.logits as tf.TensorInfo;
+  const backend = args.backend as NativeBackend;
+  const { dim } = (args.attrs ?? {}) as { dim?: number };
+  const rank = logits.shape.length;
+  const size = tf.util.sizeFromShape(logits.shape);
+  if (logits.dtype !== 'float32' || rank === 0 || size === 0 || (dim !== -1 && dim !== rank - 1))
+    return cpuKernel(tf.Softmax, args);
+  const cols = logits.shape[rank - 1];
+  const x = backend.floats(logits);
+  return nativeOutput(backend, logits.shape, 'float32', (out) => addon.softmax(x, size / cols, cols, out as Float32Array));
+}
+
+export const softmaxConfig: Omit<tf.KernelConfig, 'backendName'> = {
+  kernelName: tf.Softmax,
+  kernelFunc: softmax as unknown as tf.KernelFunc,
+};

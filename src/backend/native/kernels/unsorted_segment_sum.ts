@@ -1,0 +1,43 @@
+// UnsortedSegmentSum, what tfjs's gather gradient scatters into an embedding table with. tfjs's CPU
+// kernel makes one masked full pass over x per segment (30522 passes for a BERT vocabulary); this one
+// sorts the rows by segment once and sums each segment's rows in order, in double
+// (kernels/cpu/shape_layout.cpp): deterministic for any thread count. Ids outside [0, numSegments)
+// are dropped, as tfjs drops them. One difference: tfjs multiplies every row by its 0/1 mask, so a NaN
+// or Inf anywhere in x spreads NaN into every segment; here it stays in its own segment.
+// Other dtypes, segmentIds that are not one id per row of x, and numSegments < 1 run tfjs's kernel.
+import * as tf from '@tensorflow/tfjs';
+
+import { addon } from '../../../native';
+import { NativeBackend } from '../backend';
+import { cpuKernel, hostData, KernelArgs, nativeOutput } from './shape_common';
+
+function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  const segmentIds = args.inputs.segmentIds as tf.TensorInfo;
+  const backend = args.backend as NativeBackend;
+  const { numSegments } = (args.attrs ?? {}) as { numSegments: number };
+  const rows = x.shape[0];
+  if (
+    x.dtype !== 'float32' ||
+    segmentIds.dtype !== 'int32' ||
+    x.shape.length < 1 ||
+    segmentIds.shape.length !== 1 ||
+    segmentIds.shape[0] !== rows ||
+    !Number.isInteger(numSegments) ||
+    numSegments < 1 ||
+    tf.util.sizeFromShape(x.shape) === 0
+  )
+    return cpuKernel(tf.UnsortedSegmentSum, args);
+  const cols = tf.util.sizeFromShape(x.shape) / rows;
+  const xs = backend.floats(x);
+  const ids = hostData(backend, segmentIds) as Int32Array;
+  const shape = [numSegments, ...x.shape.slice(1)];
+  return nativeOutput(backend, shape, 'float32', (out) =>
+    addon.unsortedSegmentSum(xs, rows, cols, ids, numSegments, out as Float32Array),
+  );
+}
+
+export const unsortedSegmentSumConfig: Omit<tf.KernelConfig, 'backendName'> = {
+  kernelName: tf.UnsortedSegmentSum,
+  kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc,
+};
