@@ -119,6 +119,7 @@ export interface Addon {
   cast(x: NumericArray, out: NumericArray): void;
   /** Every element of out = value (converted as the typed array's own fill would). */
   fill(out: NumericArray, value: number): void;
+  /**
    * x (shape) reduced over axes (negative allowed, no duplicates) into out, which holds the kept axes.
    * out's type: sum float32 -> Float32Array, int32/bool -> Int32Array; mean -> Float32Array; prod
    * float32 only; max/min same as x; any/all Uint8Array only; argMax/argMin (one axis) -> Int32Array.
