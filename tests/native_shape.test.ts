@@ -512,6 +512,44 @@ describe('layout', () => {
   });
 });
 
+describe('cases left to tfjs\'s cpu kernels behave as on cpu', () => {
+  const arrays = (b: Backend, f: () => tf.Tensor[]): unknown[] => {
+    use(b);
+    return tf.tidy(() => f().map((t) => ({ shape: t.shape, dtype: t.dtype, v: t.arraySync() })));
+  };
+  test('empty tensors, complex64 and strings', () => {
+    const f = () => [
+      tf.transpose(tf.zeros([0, 3]), [1, 0]),
+      tf.tile(tf.zeros([2, 0]), [2, 2]),
+      tf.gather(tf.ones([4, 3]), tf.tensor1d([], 'int32')),
+      tf.concat([tf.zeros([2, 0]), tf.zeros([2, 0])], 1),
+      tf.concat([tf.zeros([0, 3]), tf.ones([2, 3])], 0), // one non-empty input: shared, as tfjs does
+      tf.softmax(tf.zeros([2, 0])),
+      tf.concat([tf.complex([1, 2], [3, 4]), tf.complex([5], [6])]),
+      tf.transpose(tf.complex([[1, 2], [3, 4]], [[5, 6], [7, 8]])),
+      tf.slice(tf.tensor2d([['a', 'b', 'c'], ['d', 'e', 'f']]), [0, 1], [2, 2]),
+      tf.tile(tf.tensor1d(['p', 'q']), [2]),
+      tf.concat([tf.tensor1d(['a']), tf.tensor1d(['b', 'c'])]),
+    ];
+    expect(arrays('native', f)).toEqual(arrays('cpu', f));
+  });
+  test('errors: tfjs\'s own messages', () => {
+    for (const f of [
+      () => tf.sum(tf.complex([1], [2])),
+      () => tf.slice(tf.complex([[1, 2], [3, 4]], [[5, 6], [7, 8]]), [0, 1], [2, 1]),
+      () => tf.softmax(tf.ones([2, 3]), 0),
+      () => tf.concat([tf.ones([2, 3]), tf.ones([3, 2])], 0),
+      () => tf.slice(tf.ones([2, 3]), [0, 2], [1, 2]),
+    ]) {
+      const msgs = (['cpu', 'native'] as const).map((b) => {
+        use(b);
+        return expectError(() => tf.tidy(f)).message;
+      });
+      expect(msgs[1]).toBe(msgs[0]);
+    }
+  });
+});
+
 describe('gradients through the native kernels equal cpu', () => {
   test('softmax, gather, sum, max, transpose, slice, concat', () => {
     const x = randomValues('float32', 6 * 10) as Float32Array;

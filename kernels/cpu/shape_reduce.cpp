@@ -2,7 +2,8 @@
 // dropped, neighbouring axes that are both reduced or both kept merged, so it alternates kept and
 // reduced groups. Each reduced group is then one "stage" that views its input as [outer, R, inner]:
 //   inner == 1  rows: each output reduces R contiguous elements (16 independent lanes, so it
-//               vectorises; lanes are combined in a fixed order);
+//               vectorises; lanes are combined in a fixed order; float max/min as a simd max plus
+//               a NaN flag, which is order-independent);
 //   inner > 1   columns: each output column is reduced down R rows, vectorised across the columns.
 // Several reduced groups (axes not contiguous) take several stages, innermost first, the partial
 // results kept in the accumulator type (double for float sums). Both views read memory in order.
@@ -13,7 +14,7 @@
 //
 // tfjs semantics kept exactly (its CPU kernels, after their transpose, scan the reduced elements in
 // row-major order): Max/Min return NaN if any element is NaN and keep the first of equal values
-// (which only shows for +0/-0: the lane version's zero results are redone serially); ArgMax/ArgMin
+// (which only shows for +0/-0: a row's zero result is redone serially); ArgMax/ArgMin
 // keep the first extreme and skip NaN except at element 0. Sums are float32 rounded once from a
 // double accumulator (tfjs sums in double too), so they agree with tfjs to the last bit or close.
 #include <cmath>
