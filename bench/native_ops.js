@@ -214,6 +214,7 @@ async function main() {
     wasm: WITH_WASM ? await runBackend('wasm') : null,
   };
   const torch = WITH_TORCH ? runTorch(threads) : null;
+  const torch1 = WITH_TORCH && torch ? runTorch(1) : null;
   const load1 = os.loadavg()[0];
 
   const lines = [];
@@ -221,7 +222,7 @@ async function main() {
   lines.push(`Copy bandwidth (read + write), 8 MB: ${c1.toFixed(1)} GB/s on 1 thread, ${c2.toFixed(1)} GB/s on 2 workers (floor = bytes / ${bw.toFixed(1)} GB/s); 256 MB (DRAM): ${bw1.toFixed(1)} / ${bw2.toFixed(1)} GB/s.`);
   lines.push(`native: ${threads} threads (1t: one). Times in ms, best of N (median in parentheses); GB/s = bytes moved / best.${torch ? ` PyTorch ${torch.version}, ${threads} threads.` : ''} Ratios on best times.`);
   lines.push('');
-  const head = ['op', 'MB moved', 'floor', 'native', 'native GB/s', 'native 1t', 'tfjs cpu', 'tfjs wasm', ...(torch ? ['torch'] : []), 'cpu / native', 'wasm / native', ...(torch ? ['native / torch'] : [])];
+  const head = ['op', 'MB moved', 'floor', 'native', 'native GB/s', 'native 1t', 'tfjs cpu', 'tfjs wasm', ...(torch ? ['torch', 'torch 1t'] : []), 'cpu / native', 'wasm / native', ...(torch ? ['native / torch', 'native 1t / torch 1t'] : [])];
   lines.push(`| ${head.join(' | ')} |`);
   lines.push(`|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   const json = { machine: { cpu: os.cpus()[0].model, vcpus: os.cpus().length, load: [load0, load1], copyGBs: { l3: { oneThread: c1, twoWorkers: c2 }, dram: { oneThread: bw1, twoWorkers: bw2 } } }, cases: {} };
@@ -230,10 +231,11 @@ async function main() {
     const floor = bytes / (bw * 1e9) * 1e3;
     const cpu = results.cpu?.[id]?.min, wasm = results.wasm?.[id]?.min, t = torch?.cases?.[id]?.min;
     const both = (r) => (r ? `${fmt(r.min)} (${fmt(r.median)})` : '—');
-    const row = [label, fmt(bytes / MB, 1), fmt(floor), both(results.native[id]), fmt(bytes / (n * 1e6), 1), both(results.native1[id]), both(results.cpu?.[id]), both(results.wasm?.[id]), ...(torch ? [both(torch?.cases?.[id])] : []),
-      cpu ? `${fmt(cpu / n, 1)}x` : '—', wasm ? `${fmt(wasm / n, 1)}x` : '—', ...(torch ? [t ? `${fmt(n / t, 2)}x` : '—'] : [])];
+    const t1 = torch1?.cases?.[id]?.min, n1 = results.native1[id].min;
+    const row = [label, fmt(bytes / MB, 1), fmt(floor), both(results.native[id]), fmt(bytes / (n * 1e6), 1), both(results.native1[id]), both(results.cpu?.[id]), both(results.wasm?.[id]), ...(torch ? [both(torch?.cases?.[id]), both(torch1?.cases?.[id])] : []),
+      cpu ? `${fmt(cpu / n, 1)}x` : '—', wasm ? `${fmt(wasm / n, 1)}x` : '—', ...(torch ? [t ? `${fmt(n / t, 2)}x` : '—', t1 ? `${fmt(n1 / t1, 2)}x` : '—'] : [])];
     lines.push(`| ${row.join(' | ')} |`);
-    json.cases[id] = { label, bytes, floorMs: floor, native: results.native[id], native1: results.native1[id], cpu: results.cpu?.[id], wasm: results.wasm?.[id], torch: torch?.cases?.[id] };
+    json.cases[id] = { label, bytes, floorMs: floor, native: results.native[id], native1: results.native1[id], cpu: results.cpu?.[id], wasm: results.wasm?.[id], torch: torch?.cases?.[id], torch1: torch1?.cases?.[id] };
   }
   console.log(lines.join('\n'));
   const jsonPath = opt('json', '');

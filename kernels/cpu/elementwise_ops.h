@@ -75,7 +75,7 @@ const char* binary_op_name(int op);
 const char* unary_op_name(int op);
 
 // The element type the op writes for inputs of type `in`, or -1 when the op does not take that type
-// (float32 takes every op; int32 takes Add, Sub, Mul, Maximum, Minimum, SquaredDifference,
+// (float32 takes every op; int32 takes Add, Sub, Multiply, Maximum, Minimum, SquaredDifference,
 // FloorDiv and the comparisons).
 int binary_out_type(int op, int in);
 // Unary ops take float32 only; the output is float32 or (IsNaN, IsInf, IsFinite) bool.

@@ -1,5 +1,5 @@
 // Binary elementwise kernels with broadcasting: addon.binaryOp on float32 (every op) or int32 (Add,
-// Sub, Mul, Maximum, Minimum, SquaredDifference, FloorDiv, comparisons). Output dtypes follow tfjs's
+// Sub, Multiply, Maximum, Minimum, SquaredDifference, FloorDiv, comparisons). Output dtypes follow tfjs's
 // cpu kernels: comparisons give bool, FloorDiv int32, the rest the inputs' dtype. Mixed or other
 // dtypes (tfjs's ops cast before the kernel, so this is rare), complex64 and ranks above 12 run the
 // cpu kernel.
