@@ -41,42 +41,52 @@ describe('registration', () => {
 });
 
 describe('native memory', () => {
-  test('an output in native memory is freed when the tensor is disposed', () => {
+  test('an output in native memory goes back to the cache when disposed, and is freed by emptyCache', () => {
     const before = addon.hostBufferStats();
-    const { info, values } = backend().makeFloatOutput([1000]);
+    const { info, values } = backend().makeFloatOutput([2000]);
     values.fill(2.5);
     const t = tf.engine().makeTensorFromTensorInfo(info);
     const during = addon.hostBufferStats();
     expect(during.buffers).toBe(before.buffers + 1);
-    expect(during.bytes).toBeGreaterThanOrEqual(before.bytes + 4000);
-    expect(t.sum().arraySync()).toBe(2500);
+    expect(during.bytes).toBeGreaterThanOrEqual(before.bytes + 8000);
+    expect(tf.tidy(() => t.sum().arraySync())).toBe(5000);
     t.dispose();
+    expect(backend().cachedHostBytes).toBeGreaterThanOrEqual(8000);
+    // The next output of that size reuses the block: no new native memory.
+    const again = backend().allocate('float32', 2000);
+    expect(again.buffer).toBe(values.buffer);
+    expect(addon.hostBufferStats()).toEqual(during);
+    tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2000], 'float32', again)).dispose();
+    backend().emptyCache();
     expect(addon.hostBufferStats()).toEqual(before);
-    // The disposed block is detached: a stale view is empty, not a window onto freed memory.
+    expect(backend().cachedHostBytes).toBe(0);
+    // A freed block is detached: a stale view is empty, not a window onto freed memory.
     expect(values.length).toBe(0);
   });
 
   test('reads are copies: they outlive the tensor and do not write through', () => {
-    const { info, values } = backend().makeFloatOutput([3]);
-    values.set([1, 2, 3]);
+    const { info, values } = backend().makeFloatOutput([2048]);
+    values.fill(1);
     const t = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor1D;
     const read = t.dataSync();
     read[0] = 100;
-    expect(Array.from(t.dataSync())).toEqual([1, 2, 3]);
+    expect(t.dataSync()[0]).toBe(1);
     t.dispose();
-    expect(Array.from(read)).toEqual([100, 2, 3]);
+    expect(read[0]).toBe(100);
+    expect(read.length).toBe(2048);
   });
 
   test('a block stored under two dataIds is freed after the last one is disposed', () => {
     const before = addon.hostBufferStats();
-    const values = backend().allocate('float32', 8) as Float32Array;
+    const values = backend().allocate('float32', 2048) as Float32Array;
     values.fill(1);
-    const a = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([8], 'float32', values));
-    const b = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2, 4], 'float32', values));
+    const a = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2048], 'float32', values));
+    const b = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2, 1024], 'float32', values));
     a.dispose();
     expect(addon.hostBufferStats().buffers).toBe(before.buffers + 1);
-    expect(b.sum().arraySync()).toBe(8);
+    expect(tf.tidy(() => b.sum().arraySync())).toBe(2048);
     b.dispose();
+    backend().emptyCache();
     expect(addon.hostBufferStats()).toEqual(before);
   });
 
@@ -89,6 +99,13 @@ describe('native memory', () => {
   test('memory() reports native bytes', () => {
     const m = tf.memory() as tf.MemoryInfo & { nativeBytes?: number };
     expect(typeof m.nativeBytes).toBe('number');
+  });
+
+  test('small outputs are plain JS arrays (a native block costs more than their work)', () => {
+    const before = addon.hostBufferStats();
+    const small = backend().allocate('float32', 16);
+    expect(addon.hostBufferStats()).toEqual(before);
+    expect(small.length).toBe(16);
   });
 
   test('int32 and bool outputs', () => {
@@ -152,11 +169,12 @@ describe('profile mode', () => {
 
 describe('fused losses on native', () => {
   test('rankingObjective equals the cpu backend, and its gradient lives in native memory', async () => {
-    const s = [0.3, -1.2, 2.0, 0.1, 0.5, 0.7];
-    const y = [1, 0, 0, 0, 1, 0];
+    // 64 x 32: a gradient large enough (8 KB) for native memory.
+    const s = Array.from({ length: 2048 }, (_, i) => Math.sin(i * 1.7) * 2);
+    const y = Array.from({ length: 2048 }, (_, i) => (i % 32 === i % 7 ? 1 : 0));
     const run = () => {
-      const st = tf.tensor2d(s, [2, 3]);
-      const yt = tf.tensor2d(y, [2, 3]);
+      const st = tf.tensor2d(s, [64, 32]);
+      const yt = tf.tensor2d(y, [64, 32]);
       const before = addon.hostBufferStats().buffers;
       const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => losses.pairwiseRankNet(x as tf.Tensor2D, yt))(st);
       const nativeBlocks = addon.hostBufferStats().buffers - before;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { MAX_RANK, NativeKernelConfig, cpuFallback, floatValues, intValues, output } from './util';
+import { MAX_RANK, NativeKernelConfig, cpuFallback, floatValues, intValues } from './util';
 
 const COMPARISONS = new Set(['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual']);
 const INT32_OPS = new Set(['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum', 'SquaredDifference', 'FloorDiv', ...COMPARISONS]);
@@ -39,7 +39,7 @@ function binaryConfig(kernelName: string): NativeKernelConfig {
       if (av === null || bv === null) return cpuFallback(kernelName, args);
       const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const outType = outDtype(kernelName, dtype);
-      const out = output(backend, outType, tf.util.sizeFromShape(shape));
+      const out = backend.allocate(outType, tf.util.sizeFromShape(shape));
       if (out.length > 0) addon.binaryOp(op, av, a.shape, bv, b.shape, out);
       return backend.makeTensorInfo(shape, outType, out);
     },

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { NativeKernelConfig, cpuFallback, output } from './util';
+import { NativeKernelConfig, cpuFallback } from './util';
 
 const NUMERIC = new Set(['float32', 'int32', 'bool']);
 
@@ -28,7 +28,7 @@ export const castConfig: NativeKernelConfig = {
     }
     const values = (backend.data.get(x.dataId) as { values?: unknown }).values;
     if (!isNumericArray(values)) return cpuFallback(tf.Cast, args);
-    const out = output(backend, dtype as 'float32' | 'int32' | 'bool', values.length);
+    const out = backend.allocate(dtype as 'float32' | 'int32' | 'bool', values.length);
     if (out.length > 0) addon.cast(values, out);
     return backend.makeTensorInfo(x.shape, dtype, out);
   },

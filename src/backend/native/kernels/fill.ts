@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { NativeKernelConfig, SMALL_OUTPUT_BYTES, cpuFallback, output } from './util';
+import { SMALL_OUTPUT_BYTES } from '../backend';
+import { NativeKernelConfig, cpuFallback } from './util';
 
 type NumericDType = 'float32' | 'int32' | 'bool';
 const NUMERIC = new Set<string>(['float32', 'int32', 'bool']);
@@ -13,13 +14,12 @@ const NUMERIC = new Set<string>(['float32', 'int32', 'bool']);
 function filled(backend: NativeBackend, shape: number[], dtype: NumericDType, value: number): tf.TensorInfo {
   const size = tf.util.sizeFromShape(shape);
   const zero = value === 0 && !Object.is(value, -0);
-  if (size * (dtype === 'bool' ? 1 : 4) < SMALL_OUTPUT_BYTES) {
-    const out = output(backend, dtype, size); // a JS array, zeroed
-    if (!zero) out.fill(value);
-    return backend.makeTensorInfo(shape, dtype, out);
-  }
   const out = backend.allocate(dtype, size, zero);
-  if (!zero) addon.fill(out, value);
+  if (!zero) {
+    // JS arrays (small outputs) by their own fill: the same conversion of the value.
+    if (out.buffer instanceof ArrayBuffer && out.length * out.BYTES_PER_ELEMENT < SMALL_OUTPUT_BYTES) out.fill(value);
+    else addon.fill(out, value);
+  }
   return backend.makeTensorInfo(shape, dtype, out);
 }
 

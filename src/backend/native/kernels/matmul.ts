@@ -6,14 +6,14 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { cpuFallback, nativeKernel, runNativeKernel } from './kernel_util';
+import { NativeKernelConfig, cpuFallback, floatValues, runNativeKernel } from './util';
 
 interface MatMulAttrs {
   transposeA: boolean;
   transposeB: boolean;
 }
 
-function batchMatMulImpl(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs, backend: NativeBackend): tf.TensorInfo {
+function batchMatMulImpl(a: tf.TensorInfo, av: Float32Array, b: tf.TensorInfo, bv: Float32Array, attrs: MatMulAttrs, backend: NativeBackend): tf.TensorInfo {
   const { transposeA, transposeB } = attrs;
   const ra = a.shape.length;
   const rb = b.shape.length;
@@ -32,10 +32,9 @@ function batchMatMulImpl(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs,
   const batch = Math.max(batchA, batchB);
   const size = batch * m * n;
   if (size === 0 || k === 0) {
-    const values = backend.allocate('float32', size, true);
-    return backend.makeTensorInfo(outShape, 'float32', values);
+    return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
   }
-  const { info, values: c } = backend.makeFloatOutput(outShape);
+  const c = backend.allocate('float32', size) as Float32Array;
   // Operands whose batch is neither 1 (stride 0) nor the full batch index modulo their size.
   const offsets = (own: number, perItem: number) => {
     if (own === 1 || own === batch) return null;
@@ -43,15 +42,22 @@ function batchMatMulImpl(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs,
     for (let i = 0; i < batch; i++) o[i] = (i % own) * perItem;
     return o;
   };
-  addon.sgemm(backend.floats(a), backend.floats(b), c, batch, m, n, k, transposeA, transposeB, offsets(batchA, m * k), offsets(batchB, k * n));
-  return info;
+  addon.sgemm(av, bv, c, batch, m, n, k, transposeA, transposeB, offsets(batchA, m * k), offsets(batchB, k * n));
+  return backend.makeTensorInfo(outShape, 'float32', c);
 }
 
-export const batchMatMulConfig = nativeKernel('BatchMatMul', ({ inputs, backend, attrs }) => {
-  const { a, b } = inputs;
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpuFallback('BatchMatMul', { inputs, backend, attrs });
-  return batchMatMulImpl(a, b, attrs as unknown as MatMulAttrs, backend);
-});
+export const batchMatMulConfig: NativeKernelConfig = {
+  kernelName: tf.BatchMatMul,
+  kernelFunc: (args) => {
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    const backend = args.backend as NativeBackend;
+    const av = a.dtype === 'float32' ? floatValues(backend, a) : null;
+    const bv = b.dtype === 'float32' ? floatValues(backend, b) : null;
+    if (!av || !bv) return cpuFallback(tf.BatchMatMul, args);
+    return batchMatMulImpl(a, av, b, bv, args.attrs as unknown as MatMulAttrs, backend);
+  },
+};
 
 // tfjs's fused activations, each as the native backend's kernel of that name.
 function activate(x: tf.TensorInfo, activation: string, backend: NativeBackend, prelu?: tf.TensorInfo, leakyreluAlpha?: number): tf.TensorInfo {
@@ -75,22 +81,29 @@ function activate(x: tf.TensorInfo, activation: string, backend: NativeBackend, 
   }
 }
 
-export const fusedMatMulConfig = nativeKernel('_FusedMatMul', ({ inputs, backend, attrs }) => {
-  const { a, b } = inputs;
-  const bias = inputs.bias as tf.TensorInfo | undefined;
-  const preluActivationWeights = inputs.preluActivationWeights as tf.TensorInfo | undefined;
-  const { transposeA, transposeB, activation, leakyreluAlpha } = attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpuFallback('_FusedMatMul', { inputs, backend, attrs });
-  let current = batchMatMulImpl(a, b, { transposeA, transposeB }, backend);
-  if (bias) {
-    const next = runNativeKernel('Add', backend, { a: current, b: bias });
-    backend.disposeIntermediateTensorInfo(current);
-    current = next;
-  }
-  if (activation && activation !== 'linear') {
-    const next = activate(current, activation, backend, preluActivationWeights, leakyreluAlpha);
-    backend.disposeIntermediateTensorInfo(current);
-    current = next;
-  }
-  return current;
-});
+export const fusedMatMulConfig: NativeKernelConfig = {
+  kernelName: tf._FusedMatMul,
+  kernelFunc: (args) => {
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    const bias = args.inputs.bias as tf.TensorInfo | undefined;
+    const preluActivationWeights = args.inputs.preluActivationWeights as tf.TensorInfo | undefined;
+    const backend = args.backend as NativeBackend;
+    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
+    const av = a.dtype === 'float32' ? floatValues(backend, a) : null;
+    const bv = b.dtype === 'float32' ? floatValues(backend, b) : null;
+    if (!av || !bv) return cpuFallback(tf._FusedMatMul, args);
+    let current = batchMatMulImpl(a, av, b, bv, { transposeA, transposeB }, backend);
+    if (bias) {
+      const next = runNativeKernel('Add', backend, { a: current, b: bias });
+      backend.disposeIntermediateTensorInfo(current);
+      current = next;
+    }
+    if (activation && activation !== 'linear') {
+      const next = activate(current, activation, backend, preluActivationWeights, leakyreluAlpha);
+      backend.disposeIntermediateTensorInfo(current);
+      current = next;
+    }
+    return current;
+  },
+};

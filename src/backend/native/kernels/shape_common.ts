@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon, HostArray } from '../../../native';
 import { NativeBackend } from '../backend';
+import { cpuFallback } from './util';
 
 export type NativeDType = 'float32' | 'int32' | 'bool';
 
@@ -23,9 +24,7 @@ export function isNativeDType(dtype: tf.DataType): dtype is NativeDType {
 
 /** Runs tfjs's 'cpu' kernel `name` (looked up at call time) on the same backend and arguments. */
 export function cpuKernel(name: string, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
-  const config = tf.getKernel(name, 'cpu');
-  if (!config) throw new Error(`native backend: tfjs has no cpu kernel ${name}`);
-  return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
+  return cpuFallback(name, args as Parameters<tf.KernelFunc>[0]);
 }
 
 /**

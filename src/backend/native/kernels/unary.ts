@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
-import { NativeKernelConfig, cpuFallback, floatValues, output } from './util';
+import { NativeKernelConfig, cpuFallback, floatValues } from './util';
 
 const BOOL_OUT = new Set(['IsNan', 'IsInf', 'IsFinite']);
 
@@ -32,7 +32,7 @@ function unaryConfig(kernelName: string): NativeKernelConfig {
       if (xv === null) return cpuFallback(kernelName, args);
       const [p0, p1] = params(kernelName, args.attrs);
       if (typeof p0 !== 'number' || typeof p1 !== 'number') return cpuFallback(kernelName, args);
-      const out = output(backend, outType, xv.length) as Float32Array | Uint8Array;
+      const out = backend.allocate(outType, xv.length) as Float32Array | Uint8Array;
       if (out.length > 0) addon.unaryOp(op, xv, out, p0, p1);
       return backend.makeTensorInfo(x.shape, outType, out);
     },

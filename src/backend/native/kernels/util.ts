@@ -41,19 +41,12 @@ export function intValues(backend: NativeBackend, t: tf.TensorInfo): Int32Array 
   return values instanceof Int32Array ? values : null;
 }
 
-/** Outputs below this many bytes live in plain JS typed arrays (freed by the garbage collector). */
-export const SMALL_OUTPUT_BYTES = 4096;
-
-/**
- * Memory for a kernel's output of `size` elements: the backend's native memory, or for small
- * outputs a JS typed array. Native blocks cost ~3 us to allocate and free (an external ArrayBuffer
- * and its detach), more than a small op's whole work; the addon takes either kind.
- */
-export function output(backend: NativeBackend, dtype: 'float32' | 'int32' | 'bool', size: number): Float32Array | Int32Array | Uint8Array {
-  if (size * (dtype === 'bool' ? 1 : 4) < SMALL_OUTPUT_BYTES)
-    return dtype === 'float32' ? new Float32Array(size) : dtype === 'int32' ? new Int32Array(size) : new Uint8Array(size);
-  return backend.allocate(dtype, size);
-}
-
 /** Most dims a shape passed to the addon may have (fd::kMaxRank). */
 export const MAX_RANK = 12;
+
+/** Runs whatever implements `kernelName` on 'native' (native or fallback) as a nested kernel call. */
+export function runNativeKernel(kernelName: string, backend: NativeBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
+  const k = tf.getKernel(kernelName, 'native');
+  if (!k) throw new Error(`native backend: kernel ${kernelName} is not registered`);
+  return k.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
+}
