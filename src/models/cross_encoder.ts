@@ -42,6 +42,28 @@ export interface EncoderOutputs {
   attention?: tf.Tensor4D[];
 }
 
+/**
+ * tf.gather(table, ids) with a scatter-add gradient. tf.gather's own gradient is UnsortedSegmentSum,
+ * which tfjs's 'cpu' backend computes as one masked sum per table row: O(vocab x tokens x H), about
+ * two minutes per step for BERT's 30,522-row table. tf.scatterND sums duplicate indices in one pass
+ * over the tokens, O(tokens x H + vocab x H), on every backend.
+ */
+export function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const [rows, width] = table.shape as [number, number];
+  const lookup = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [t, ids, save] = args as [tf.Tensor2D, tf.Tensor, tf.GradSaveFunc];
+    save([ids]); // the ids may be an intermediate of a tidy that ends before backward runs
+    return {
+      value: tf.gather(t, ids),
+      gradFunc: (dy: tf.Tensor, [i]: tf.Tensor[]) => {
+        const flatIds = tf.reshape(i, [i.size, 1]);
+        return [tf.scatterND(flatIds, tf.reshape(dy, [i.size, width]), [rows, width]), tf.zerosLike(i)];
+      },
+    };
+  });
+  return lookup(table, ids);
+}
+
 export class CrossEncoder {
   private static instances = 0;
   /** the parameters by their Hugging Face names */
@@ -125,8 +147,8 @@ export class CrossEncoder {
     const dh = H / A;
     const positions = tf.range(0, L, 1, 'int32');
     let x = tf.add(
-      tf.add(tf.gather(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), tf.gather(this.p('bert.embeddings.position_embeddings.weight'), positions)),
-      tf.gather(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
+      tf.add(embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), embeddingLookup(this.p('bert.embeddings.position_embeddings.weight'), positions)),
+      embeddingLookup(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
     );
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     // Padding keys get -10000 added to their logits, as in BERT.
