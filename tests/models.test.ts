@@ -54,6 +54,12 @@ describe('CrossEncoder', () => {
     expect(Math.abs(model.forward(changed).scores.arraySync()[0] - a[0])).toBeGreaterThan(1e-7);
   });
 
+  it('a model disposed leaves no tensors behind', () => {
+    const before = tf.memory().numTensors;
+    new CrossEncoder(tiny, 9).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('the same seed gives the same model; another seed another', () => {
     const same = new CrossEncoder(tiny, 1);
     const other = new CrossEncoder(tiny, 2);

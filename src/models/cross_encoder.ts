@@ -90,7 +90,10 @@ export class CrossEncoder {
     };
     // tfjs variable names are global: prefix them with this instance's number.
     const scope = `cross_encoder_${CrossEncoder.instances++}`;
-    const add = (name: string, value: tf.Tensor) => this.params.set(name, tf.variable(value, true, `${scope}/${name}`));
+    const add = (name: string, value: tf.Tensor) => {
+      this.params.set(name, tf.variable(value, true, `${scope}/${name}`));
+      value.dispose(); // the variable holds its own reference to the data
+    };
     const { hidden: H, intermediate: I } = config;
     const linear = (name: string, out: number, inp: number) => {
       add(`${name}.weight`, normal([out, inp]));
