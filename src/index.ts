@@ -6,6 +6,7 @@ export * as losses from './losses';
 export * as evaluation from './eval';
 export * as data from './data';
 export * as models from './models';
+export * as distill from './distill';
 export { FusedDistillError } from './losses/validate';
 export { TERM_NAMES, addon } from './native';
 export type { TermName, Addon, CudaApi, DeviceBuffer } from './native';
