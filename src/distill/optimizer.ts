@@ -46,6 +46,8 @@ export interface StepInfo {
 }
 
 const STATE_FORMAT = 'fused-distill-adamw';
+// Bound once: a global lookup per element costs ~0.4 µs under jest's vm context.
+const { sqrt } = Math;
 
 export class AdamW {
   /** updates applied so far */
@@ -102,7 +104,7 @@ export class AdamW {
         const gi = gd[i] * scale;
         m[i] = beta1 * m[i] + (1 - beta1) * gi;
         v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
-        next[i] = next[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + eps);
+        next[i] = next[i] * decay - (stepSize * m[i]) / (sqrt(v[i]) / sqrtBc2 + eps);
       }
       const t = tf.tensor(next, p.shape, 'float32');
       p.assign(t);

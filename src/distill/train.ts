@@ -17,7 +17,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
-import { Mulberry32 } from '../data/random';
+import { Mulberry32, normalArray } from '../data/random';
 import { BertTokenizer } from '../data/tokenizer';
 import { hiddenMSE, attentionMSE } from '../losses/features';
 import { rankingObjectiveParts } from '../losses/objective';
@@ -130,7 +130,10 @@ const STATE_FORMAT = 'fused-distill-train-state';
 // tfjs variable names are global: number the projections.
 let projections = 0;
 
-const hashConfig = (config: object) => createHash('sha256').update(JSON.stringify(config)).digest('hex');
+// Keys sorted: the same config hashes the same however it was written or re-parsed.
+const canonical = (x: unknown): unknown =>
+  Array.isArray(x) ? x.map(canonical) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical((x as Record<string, unknown>)[k])])) : x;
+const hashConfig = (config: object) => createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
 
 function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
@@ -158,22 +161,19 @@ function predictionLoss(
 
 function seededNormal(shape: [number, number], std: number, seed: number): tf.Tensor {
   const random = new Mulberry32(seed);
-  const v = new Float32Array(shape[0] * shape[1]);
-  for (let i = 0; i < v.length; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - random.next())) * std;
-    const th = 2 * Math.PI * random.next();
-    v[i] = r * Math.cos(th);
-    if (i + 1 < v.length) v[i + 1] = r * Math.sin(th);
-  }
-  return tf.tensor2d(v, shape);
+  return tf.tensor2d(normalArray(shape[0] * shape[1], std, () => random.next()), shape);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Teacher training
 
+// The tokenizer is built once per process (its 30k-entry vocabulary takes a while), then shared.
+let tokenizer: BertTokenizer | null = null;
+
 async function openCommon(config: { data: TeacherRunConfig['data'] }) {
   const coll = await loadRankingCollection(config.data.collection);
-  const encoder = new PairEncoder(new BertTokenizer(), coll, config.data.maxLength);
+  tokenizer ??= new BertTokenizer();
+  const encoder = new PairEncoder(tokenizer, coll, config.data.maxLength);
   return { coll, encoder };
 }
 
@@ -184,12 +184,19 @@ function checkFits(model: CrossEncoder, maxLength: number, what: string): void {
 
 /** Trains a teacher cross-encoder on hard labels (config.loss: bce, ranknet, hinge, listwiseCE). */
 export async function trainTeacher(config: TeacherRunConfig, options: RunOptions = {}): Promise<RunResult> {
+  const out = outputState(config, options);
+  if (out.kind === 'done') return out.result;
   const { coll, encoder } = await openCommon(config);
   let model: CrossEncoder;
   if (config.init?.checkpoint) model = loadCrossEncoder(config.init.checkpoint);
   else if (config.init?.safetensors) model = importSafetensors(config.init.safetensors, modelConfig(config.model), config.train.seed).model;
   else model = new CrossEncoder(modelConfig(config.model), config.train.seed);
-  checkFits(model, config.data.maxLength, 'model');
+  try {
+    checkFits(model, config.data.maxLength, 'model');
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   const weights = objectiveWeights(config.loss as TeacherLoss);
   const job: Job = {
     kind: 'teacher',
@@ -205,7 +212,7 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
     },
     dispose: () => model.dispose(),
   };
-  return runJob(job, config, options);
+  return runJob(job, config, options, out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,10 +272,10 @@ export async function prepareTeacherScores(
 
 /** Distils the teacher at config.teacher.checkpoint into a student with config.loss's objective. */
 export async function distill(config: StudentRunConfig, options: RunOptions = {}): Promise<RunResult> {
-  const { coll, encoder } = await openCommon(config);
+  const out = outputState(config, options);
+  if (out.kind === 'done') return out.result;
   const loss = config.loss;
   const teacher = loadCrossEncoder(config.teacher.checkpoint);
-  checkFits(teacher, config.data.maxLength, 'teacher');
   const wantScores = loss.kl > 0 || loss.marginMSE > 0 || loss.scoreMSE > 0;
   const wantHidden = loss.hiddenMSE > 0;
   const wantEmbedding = loss.embeddingMSE > 0;
@@ -277,25 +284,30 @@ export async function distill(config: StudentRunConfig, options: RunOptions = {}
   let scores: ScoreTable | null = null;
   let layerMap: number[] = [];
   let student: CrossEncoder | null = null;
+  let opened: Awaited<ReturnType<typeof openCommon>>;
   try {
+    // Models and their fit first: a config that cannot run fails before the data is read.
+    checkFits(teacher, config.data.maxLength, 'teacher');
     student = initStudent(config, teacher);
     checkFits(student, config.data.maxLength, 'student');
     if (wantHidden || wantAttention) layerMap = resolveLayerMap(loss, student.config.layers, teacher.config.layers);
     if (wantAttention && student.config.heads !== teacher.config.heads)
       throw new Error(`loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`);
-    if (wantScores) scores = (await prepareTeacherScores(config, options, { coll, encoder, teacher })).scores;
+    opened = await openCommon(config);
+    if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
     teacher.dispose();
     student?.dispose();
     throw e;
   }
   if (!wantFeatures) teacher.dispose(); // its scores are cached; the weights are not needed any more
-  return runStudent(config, options, { coll, encoder, teacher, student, scores, layerMap });
+  return runStudent(config, options, out, { ...opened, teacher, student, scores, layerMap });
 }
 
 function runStudent(
   config: StudentRunConfig,
   options: RunOptions,
+  out: OutputState,
   o: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder; student: CrossEncoder; scores: ScoreTable | null; layerMap: number[] },
 ): Promise<RunResult> {
   const { coll, encoder, teacher, student, scores, layerMap } = o;
@@ -390,7 +402,7 @@ function runStudent(
       for (const v of extra.values()) v.dispose();
     },
   };
-  return runJob(job, config, options);
+  return runJob(job, config, options, out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,7 +430,26 @@ async function writeLog(file: string, log: RunLog): Promise<void> {
   await writeAtomic(file, (w) => w.write(lines.map((l) => `${l}\n`).join('')));
 }
 
-async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig, options: RunOptions): Promise<RunResult> {
+type OutputState = { kind: 'fresh' } | { kind: 'resume'; checkpoint: string } | { kind: 'done'; result: RunResult };
+
+/**
+ * What the output dir holds, checked before anything is loaded: a finished run (returned again
+ * when resuming with the same config), checkpoints (resumed, or an error without `resume`), or
+ * nothing of a run.
+ */
+function outputState(config: TeacherRunConfig | StudentRunConfig, options: RunOptions): OutputState {
+  const resultFile = path.join(config.output, 'result.json');
+  if (fs.existsSync(resultFile)) {
+    const done = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as RunResult & { configHash: string };
+    if (options.resume && done.configHash === hashConfig(config)) return { kind: 'done', result: { ...done, log: readLog(path.join(config.output, 'log.jsonl')) } };
+    throw new Error(`${config.output}: holds a finished run${options.resume ? ' of another config' : ''}; choose another output dir`);
+  }
+  const previous = latestCheckpoint(path.join(config.output, 'checkpoints'));
+  if (previous && !options.resume) throw new Error(`${config.output}: has checkpoints of an earlier run; resume it or choose another output dir`);
+  return previous ? { kind: 'resume', checkpoint: previous } : { kind: 'fresh' };
+}
+
+async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
   const { output, data, train } = job.config;
   const emit = options.onProgress ?? (() => undefined);
   const configHash = hashConfig(fullConfig);
@@ -431,20 +462,13 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
     weightDecay: train.weightDecay, clipNorm: train.clipNorm,
   });
   try {
-    const previous = latestCheckpoint(checkpoints);
-    if (fs.existsSync(resultFile)) {
-      const done = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as RunResult & { configHash: string };
-      if (options.resume && done.configHash === configHash) return { ...done, log: readLog(path.join(output, 'log.jsonl')) }; // already complete
-      throw new Error(`${output}: holds a finished run${options.resume ? ' of another config' : ''}; choose another output dir`);
-    }
-    if (previous && !options.resume) throw new Error(`${output}: has checkpoints of an earlier run; resume it or choose another output dir`);
-
+    const previous = out.kind === 'resume' ? out.checkpoint : null;
     const G = 1 + data.negatives;
     const sampler = new GroupSampler(job.coll, { negatives: data.negatives, batch: train.batch, seed: train.seed + 1, trainQueries: data.trainQueries });
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
-    if (previous && options.resume) {
+    if (previous) {
       const state = readCheckpoint<RunState>(previous, { model: job.model, extra: job.extra, optimizer });
       if (state.format !== STATE_FORMAT || state.configHash !== configHash)
         throw new Error(`${previous}: was written by a run with another config; resume with the same config`);

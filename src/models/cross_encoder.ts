@@ -6,7 +6,7 @@
 // inputs of intermediate-layer distillation. No dropout yet.
 import * as tf from '@tensorflow/tfjs';
 
-import { rng } from '../data/random';
+import { normalArray, rng } from '../data/random';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -77,17 +77,7 @@ export class CrossEncoder {
     const random = rng(seed);
     // Truncated-normal-free init as BERT's: normal(0, initStd) for weights (Box-Muller on the seeded
     // PRNG, so a seed gives the same model in every process), zeros for biases, ones for LN scales.
-    const normal = (shape: number[]) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      for (let i = 0; i < n; i += 2) {
-        const r = Math.sqrt(-2 * Math.log(1 - random())) * config.initStd;
-        const th = 2 * Math.PI * random();
-        v[i] = r * Math.cos(th);
-        if (i + 1 < n) v[i + 1] = r * Math.sin(th);
-      }
-      return tf.tensor(v, shape);
-    };
+    const normal = (shape: number[]) => tf.tensor(normalArray(shape.reduce((a, b) => a * b, 1), config.initStd, random), shape);
     // tfjs variable names are global: prefix them with this instance's number.
     const scope = `cross_encoder_${CrossEncoder.instances++}`;
     const add = (name: string, value: tf.Tensor) => {
