@@ -353,6 +353,15 @@ describe('training', () => {
     expect(result.log.evals).toHaveLength(1); // evaluation at the end only
   });
 
+  it('starts a student from every k-th teacher layer', async () => {
+    const result = await distill(
+      parseStudentConfig(studentConfig('from-layers', { student: { init: 'teacherLayers', model: { layers: 1 } }, loss: { ranknet: 1, scoreMSE: 1 }, train: { steps: 2, warmup: 0, evalEvery: 0, checkpointEvery: 0 } })),
+    );
+    const model = JSON.parse(fs.readFileSync(path.join(result.modelDir, 'model.json'), 'utf8'));
+    expect(model.config).toMatchObject({ layers: 1, hidden: 32, heads: 2 });
+    expect(Object.keys(result.log.steps[1].parts).sort()).toEqual(['ranknet', 'scoreMSE']);
+  });
+
   it('says why a feature term cannot run', async () => {
     await expect(distill(parseStudentConfig(studentConfig('bad-map', { loss: { ranknet: 1, hiddenMSE: 1, layerMap: [1, 2] } })))).rejects.toThrow(
       /loss\.layerMap: has 2 entries, the student has 1 layers/,

@@ -13,7 +13,7 @@ import type { CrossEncoder } from '../models/cross_encoder';
 import type { AdamW } from './optimizer';
 
 const STEP_DIR = /^step-(\d+)$/;
-const TEMP_DIR = /^\.tmp-step-\d+-(\d+)$/;
+const TEMP_DIR = /^(?:\.tmp-step-\d+-|step-\d+\.old-)(\d+)$/;
 
 /** Writes named variables to dir/<name>.json + dir/<name>.bin (float32, exact). */
 export async function saveVariables(dir: string, name: string, vars: Map<string, tf.Variable>): Promise<void> {
@@ -116,7 +116,8 @@ export function readCheckpoint<S>(dir: string, target: { model: CrossEncoder; ex
   return JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
 }
 
-// A writer killed mid-checkpoint leaves .tmp-step-<n>-<pid>: removed once that process is gone.
+// A writer killed mid-checkpoint leaves .tmp-step-<n>-<pid> (or, between renameDirInto's two
+// renames, step-<n>.old-<pid>): removed once that process is gone.
 function removeStaleTemps(root: string): void {
   for (const n of fs.readdirSync(root)) {
     const m = TEMP_DIR.exec(n);
