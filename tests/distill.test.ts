@@ -47,7 +47,7 @@ describe('config', () => {
     expect(t.output).toBe('/base/out');
     expect(t.model).toMatchObject({ layers: 4, hidden: 256, heads: 4, intermediate: 1024, vocabSize: 30522 });
     expect(t.loss).toMatchObject({ bce: 1, ranknet: 0 });
-    expect(t.train).toMatchObject({ batch: 8, steps: 2000, warmup: 200, lr: 1e-4, clipNorm: 1, weightDecay: 0.01 });
+    expect(t.train).toMatchObject({ batch: 8, microBatch: 2, steps: 2000, warmup: 200, lr: 1e-4, clipNorm: 1, weightDecay: 0.01 });
     expect(t.data).toMatchObject({ negatives: 7, maxLength: 128, labels: 'graded', evalSplit: 'dev' });
     const s = parseStudentConfig({ output: 'o', teacher: { checkpoint: 't' } }, 'x', '/base');
     expect(s.student.model).toMatchObject({ layers: 2, hidden: 128, heads: 2, intermediate: 512 });
@@ -360,6 +360,15 @@ describe('training', () => {
     const model = JSON.parse(fs.readFileSync(path.join(result.modelDir, 'model.json'), 'utf8'));
     expect(model.config).toMatchObject({ layers: 1, hidden: 32, heads: 2 });
     expect(Object.keys(result.log.steps[1].parts).sort()).toEqual(['ranknet', 'scoreMSE']);
+  });
+
+  it('micro-batches give the whole batch\'s loss and gradient (up to rounding)', async () => {
+    const run = (name: string, microBatch: number) =>
+      distill(parseStudentConfig(studentConfig(name, { loss: { listwiseCE: 1, kl: 1, marginMSE: 1, hiddenMSE: 1 }, train: { batch: 4, microBatch, steps: 1, warmup: 0, evalEvery: 0, checkpointEvery: 0 } })));
+    const [whole, parts] = [(await run('micro-4', 4)).log.steps[0], (await run('micro-1', 1)).log.steps[0]];
+    expect(parts.loss).toBeCloseTo(whole.loss, 5);
+    for (const k of Object.keys(whole.parts)) expect(parts.parts[k]).toBeCloseTo(whole.parts[k], 5);
+    expect(Math.abs(parts.gradNorm - whole.gradNorm)).toBeLessThan(1e-5 * whole.gradNorm);
   });
 
   it('says why a feature term cannot run', async () => {

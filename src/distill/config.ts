@@ -63,6 +63,12 @@ const TrainSchema = z
   .object({
     /** queries (groups) per step */
     batch: posInt.default(8),
+    /**
+     * groups per forward/backward pass; a step sums the gradients of batch / microBatch passes
+     * (memory: one pass's activations). Default 2: 16 sequences of 128 tokens fit the wasm
+     * backend's heap at BERT-mini size, where a whole default batch (64) does not.
+     */
+    microBatch: posInt.default(2),
     steps: posInt.default(2000),
     lr: z.number().positive().max(1).default(1e-4),
     /** warmup steps (linear from 0); default 10% of steps */

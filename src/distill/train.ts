@@ -495,22 +495,44 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
     const varList = [...params.values()];
     const paramOf = new Map([...params].map(([name, v]) => [v.name, name]));
     const began = Date.now();
+    const micro = Math.min(train.microBatch ?? train.batch, train.batch);
     for (let step = start + 1; step <= train.steps; step++) {
-      const batch = makeBatch(sampler.next(), job.encoder, label, G);
-      const signals = job.signals(batch);
-      let kept: Record<string, tf.Scalar> = {};
-      const { value, grads } = tf.variableGrads(() => {
-        const { total, parts } = job.loss(batch, signals);
-        kept = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, tf.keep(v)]));
-        return total;
-      }, varList);
-      const info = optimizer.apply(new Map(Object.entries(grads).map(([k, g]) => [paramOf.get(k)!, g])));
-      const entry: StepLog = {
-        step, lr: info.lr, gradNorm: info.gradNorm, loss: value.dataSync()[0],
-        parts: Object.fromEntries(Object.entries(kept).map(([k, v]) => [k, v.dataSync()[0]])),
-      };
-      tf.dispose([value, ...Object.values(grads), ...Object.values(kept), ...Object.values(signals)]);
-      disposeBatch(batch);
+      const groups = sampler.next();
+      // Micro-batches of `micro` groups, each forward + backward on its own (the tape's memory
+      // scales with the groups in one pass); gradients and loss parts are summed with weight
+      // groups/batch: the step's loss is the mean of the micro-batches' losses by group count.
+      let grads: Map<string, tf.Tensor> | null = null;
+      let loss = 0;
+      const parts: Record<string, number> = {};
+      for (let at = 0; at < groups.length; at += micro) {
+        const chunk = groups.slice(at, at + micro);
+        const share = chunk.length / groups.length;
+        const batch = makeBatch(chunk, job.encoder, label, G);
+        const signals = job.signals(batch);
+        let kept: Record<string, tf.Scalar> = {};
+        const { value, grads: g } = tf.variableGrads(() => {
+          const { total, parts: p } = job.loss(batch, signals);
+          kept = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.keep(v)]));
+          return total;
+        }, varList);
+        loss += share * value.dataSync()[0];
+        for (const [k, v] of Object.entries(kept)) parts[k] = (parts[k] ?? 0) + share * v.dataSync()[0];
+        const named = new Map(Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]));
+        if (share !== 1) tf.dispose(Object.values(g));
+        if (!grads) grads = named;
+        else {
+          for (const [k, t] of named) {
+            const prev = grads.get(k);
+            grads.set(k, prev ? tf.tidy(() => tf.add(prev, t)) : tf.clone(t));
+            tf.dispose(prev ? [prev, t] : [t]);
+          }
+        }
+        tf.dispose([value, ...Object.values(kept), ...Object.values(signals)]);
+        disposeBatch(batch);
+      }
+      const info = optimizer.apply(grads!);
+      tf.dispose([...grads!.values()]);
+      const entry: StepLog = { step, lr: info.lr, gradNorm: info.gradNorm, loss, parts };
       log.steps.push(entry);
       const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
       emit({ type: 'step', run: job.kind, steps: train.steps, stepsPerSecond: rate, etaSeconds: (train.steps - step) / rate, ...entry });
