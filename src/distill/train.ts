@@ -1,9 +1,9 @@
 // Teacher training on hard labels, and student distillation with any mix of the objective grid:
 // hard labels (BCE, RankNet, hinge, listwise CE), soft labels (KL with temperature, Margin-MSE,
 // score MSE) and intermediate layers (hidden-state, attention and embedding MSE). All
-// prediction-layer terms go through ONE rankingObjectiveParts call per step (one fused pass gives
-// the weighted sum, its gradient, and each term for the log); feature terms through hiddenMSE /
-// attentionMSE, one call each over all mapped layers.
+// prediction-layer terms go through ONE rankingObjectiveParts call per step (per micro-batch): one
+// fused pass gives the weighted sum, its gradient, and each term for the log. Feature terms go
+// through hiddenMSE / attentionMSE, one call each over all mapped layers.
 //
 // A run writes into its output dir: config.json, checkpoints/step-<n>/ (every checkpointEvery
 // steps), and at the end model/ (the trained weights), log.jsonl (one line per step and per
