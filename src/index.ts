@@ -10,6 +10,7 @@ export { NativeBackend } from './backend/native/backend';
 export { NATIVE_BACKEND, registerNativeBackend, nativeKernelNames } from './backend/native/register';
 export { nativeProfile } from './backend/native/profile';
 export type { KernelStat, KernelImpl } from './backend/native/profile';
+export * as distill from './distill';
 export { FusedDistillError } from './losses/validate';
 import { registerNativeBackend } from './backend/native/register';
 // Registered, not selected: tf.setBackend('native'), or import 'fused-distill/backend' to make it current.

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { losses } from '../src';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models';
+import { embeddingLookup } from '../src/models/cross_encoder';
 
 const tiny: CrossEncoderConfig = {
   vocabSize: 50, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 16, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
@@ -53,6 +54,12 @@ describe('CrossEncoder', () => {
     expect(Math.abs(model.forward(changed).scores.arraySync()[0] - a[0])).toBeGreaterThan(1e-7);
   });
 
+  it('a model disposed leaves no tensors behind', () => {
+    const before = tf.memory().numTensors;
+    new CrossEncoder(tiny, 9).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('the same seed gives the same model; another seed another', () => {
     const same = new CrossEncoder(tiny, 1);
     const other = new CrossEncoder(tiny, 2);
@@ -71,6 +78,18 @@ describe('CrossEncoder', () => {
     }
     expect(tf.max(tf.abs(grads[model.params.get('bert.encoder.layer.0.attention.self.query.weight')!.name])).arraySync()).toBeGreaterThan(0);
     tf.dispose(grads);
+  });
+
+  it('the embedding lookup has tf.gather\'s value and gradient (scatter-add, repeated ids summed)', () => {
+    const table = tf.randomNormal([7, 3], 0, 1, 'float32', 4);
+    const ids = tf.tensor2d([[1, 3, 1], [6, 1, 0]], undefined, 'int32');
+    const dy = tf.randomNormal([2, 3, 3], 0, 1, 'float32', 5);
+    const mine = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(embeddingLookup(t, ids), dy)))(table);
+    const theirs = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), dy)))(table);
+    expect(embeddingLookup(table, ids).arraySync()).toEqual(tf.gather(table, ids).arraySync());
+    const [a, b] = [mine.dataSync(), theirs.dataSync()];
+    for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 6);
+    tf.dispose([table, ids, dy, mine, theirs]);
   });
 
   it('a student from every 2nd layer copies layers 1, 3, ... and the shared parts', () => {

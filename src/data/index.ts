@@ -5,7 +5,7 @@ export { BertTokenizer, bertBaseUncasedVocab, SPECIAL_TOKENS } from './tokenizer
 export type { PairEncoding } from './tokenizer';
 export { Bm25Index, analyze } from './bm25';
 export { buildCollection, writeCollection, cutPassages, DEFAULT_COLLECTION, SPLITS } from './collection';
-export { rng } from './random';
+export { rng, Mulberry32 } from './random';
 export type { BuiltCollection, CollectionOptions, Split } from './collection';
 export { ensureDefaultCollection, DEFAULT_COLLECTION_DIR } from './build_collection';
 export { brownDocumentIds, readBrownDocument, parseBrownSentence } from './brown';

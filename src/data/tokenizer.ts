@@ -92,9 +92,12 @@ export class BertTokenizer {
    * end of the longer segment first, one at a time (BERT's "longest first").
    */
   encodePair(query: string, passage: string, maxLength: number): PairEncoding {
+    return this.encodeIdsPair(this.ids(query), this.ids(passage), maxLength);
+  }
+
+  /** encodePair on already tokenized segments (training tokenizes each text once and reuses it). */
+  encodeIdsPair(q: readonly number[], p: readonly number[], maxLength: number): PairEncoding {
     if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`encodePair: maxLength must be an integer >= 3, got ${maxLength}`);
-    const q = this.ids(query);
-    const p = this.ids(passage);
     let nq = q.length;
     let np = p.length;
     while (nq + np > maxLength - 3) {

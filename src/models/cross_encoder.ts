@@ -6,7 +6,7 @@
 // inputs of intermediate-layer distillation. No dropout yet.
 import * as tf from '@tensorflow/tfjs';
 
-import { rng } from '../data/random';
+import { normalArray, rng } from '../data/random';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -42,6 +42,28 @@ export interface EncoderOutputs {
   attention?: tf.Tensor4D[];
 }
 
+/**
+ * tf.gather(table, ids) with a scatter-add gradient. tf.gather's own gradient is UnsortedSegmentSum,
+ * which tfjs's 'cpu' backend computes as one masked sum per table row: O(vocab x tokens x H), about
+ * two minutes per step for BERT's 30,522-row table. tf.scatterND sums duplicate indices in one pass
+ * over the tokens, O(tokens x H + vocab x H), on every backend.
+ */
+export function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const [rows, width] = table.shape as [number, number];
+  const lookup = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [t, ids, save] = args as [tf.Tensor2D, tf.Tensor, tf.GradSaveFunc];
+    save([ids]); // the ids may be an intermediate of a tidy that ends before backward runs
+    return {
+      value: tf.gather(t, ids),
+      gradFunc: (dy: tf.Tensor, [i]: tf.Tensor[]) => {
+        const flatIds = tf.reshape(i, [i.size, 1]);
+        return [tf.scatterND(flatIds, tf.reshape(dy, [i.size, width]), [rows, width]), tf.zerosLike(i)];
+      },
+    };
+  });
+  return lookup(table, ids);
+}
+
 export class CrossEncoder {
   private static instances = 0;
   /** the parameters by their Hugging Face names */
@@ -55,20 +77,13 @@ export class CrossEncoder {
     const random = rng(seed);
     // Truncated-normal-free init as BERT's: normal(0, initStd) for weights (Box-Muller on the seeded
     // PRNG, so a seed gives the same model in every process), zeros for biases, ones for LN scales.
-    const normal = (shape: number[]) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      for (let i = 0; i < n; i += 2) {
-        const r = Math.sqrt(-2 * Math.log(1 - random())) * config.initStd;
-        const th = 2 * Math.PI * random();
-        v[i] = r * Math.cos(th);
-        if (i + 1 < n) v[i + 1] = r * Math.sin(th);
-      }
-      return tf.tensor(v, shape);
-    };
+    const normal = (shape: number[]) => tf.tensor(normalArray(shape.reduce((a, b) => a * b, 1), config.initStd, random), shape);
     // tfjs variable names are global: prefix them with this instance's number.
     const scope = `cross_encoder_${CrossEncoder.instances++}`;
-    const add = (name: string, value: tf.Tensor) => this.params.set(name, tf.variable(value, true, `${scope}/${name}`));
+    const add = (name: string, value: tf.Tensor) => {
+      this.params.set(name, tf.variable(value, true, `${scope}/${name}`));
+      value.dispose(); // the variable holds its own reference to the data
+    };
     const { hidden: H, intermediate: I } = config;
     const linear = (name: string, out: number, inp: number) => {
       add(`${name}.weight`, normal([out, inp]));
@@ -125,8 +140,8 @@ export class CrossEncoder {
     const dh = H / A;
     const positions = tf.range(0, L, 1, 'int32');
     let x = tf.add(
-      tf.add(tf.gather(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), tf.gather(this.p('bert.embeddings.position_embeddings.weight'), positions)),
-      tf.gather(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
+      tf.add(embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), embeddingLookup(this.p('bert.embeddings.position_embeddings.weight'), positions)),
+      embeddingLookup(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
     );
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     // Padding keys get -10000 added to their logits, as in BERT.

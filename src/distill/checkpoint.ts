@@ -1,0 +1,136 @@
+// Training checkpoints: everything a run needs to continue exactly where it was — the model's
+// weights, other trained variables (projections), the optimizer's step and moments, the sampler's
+// state and the log — in one directory, checkpoints/step-<n>. It is written under a temporary name
+// and renamed into place only when complete (a kill mid-write leaves the previous checkpoint as the
+// latest), and state.json is written last inside it.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+
+import { writeAtomic } from '../data/atomic';
+import { loadCrossEncoder, saveCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
+import type { AdamW } from './optimizer';
+
+const STEP_DIR = /^step-(\d+)$/;
+const TEMP_DIR = /^(?:\.tmp-step-\d+-|step-\d+\.old-)(\d+)$/;
+
+/** Writes named variables to dir/<name>.json + dir/<name>.bin (float32, exact). */
+export async function saveVariables(dir: string, name: string, vars: Map<string, tf.Variable>): Promise<void> {
+  const { data, specs } = await tf.io.encodeWeights(Object.fromEntries(vars));
+  fs.mkdirSync(dir, { recursive: true });
+  await writeAtomic(path.join(dir, `${name}.bin`), (w) => w.write(new Uint8Array(data)));
+  await writeAtomic(path.join(dir, `${name}.json`), (w) => w.write(`${JSON.stringify({ weights: specs }, null, 1)}\n`));
+}
+
+/** Assigns the values saved by saveVariables to the variables of the same names. */
+export function loadVariables(dir: string, name: string, vars: Map<string, tf.Variable>): void {
+  const { weights } = JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), 'utf8'));
+  const bin = fs.readFileSync(path.join(dir, `${name}.bin`));
+  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), weights);
+  try {
+    for (const [k, v] of vars) {
+      const t = tensors[k];
+      if (!t || t.shape.join() !== v.shape.join()) throw new Error(`${dir}/${name}.bin: no ${k} of shape [${v.shape}]`);
+      v.assign(t);
+    }
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Moves a complete directory into place at `target`, replacing what was there. */
+export function renameDirInto(temp: string, target: string): void {
+  // rename(2) cannot replace a non-empty directory: move the old one aside first. A kill between the
+  // two renames leaves no `target` but the complete old copy beside it.
+  const old = `${target}.old-${process.pid}`;
+  if (fs.existsSync(target)) fs.renameSync(target, old);
+  fs.renameSync(temp, target);
+  fs.rmSync(old, { recursive: true, force: true });
+  fsyncDir(path.dirname(target));
+}
+
+export interface CheckpointParts<S> {
+  model: CrossEncoder;
+  extra: Map<string, tf.Variable>;
+  optimizer: AdamW;
+  /** JSON state: step, sampler, log, ... */
+  state: S & { step: number };
+}
+
+/** Writes root/step-<n> atomically and keeps only the newest `keep` checkpoints. */
+export async function writeCheckpoint<S>(root: string, parts: CheckpointParts<S>, keep: number): Promise<string> {
+  fs.mkdirSync(root, { recursive: true });
+  removeStaleTemps(root);
+  const name = `step-${String(parts.state.step).padStart(8, '0')}`;
+  const temp = path.join(root, `.tmp-${name}-${process.pid}`);
+  fs.rmSync(temp, { recursive: true, force: true });
+  await saveCrossEncoder(parts.model, path.join(temp, 'model'));
+  await saveVariables(temp, 'extra', parts.extra);
+  await parts.optimizer.save(temp);
+  await writeAtomic(path.join(temp, 'state.json'), (w) => w.write(`${JSON.stringify(parts.state)}\n`));
+  const target = path.join(root, name);
+  renameDirInto(temp, target);
+  const all = listCheckpoints(root);
+  for (const dir of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(dir, { recursive: true, force: true });
+  return target;
+}
+
+/** Complete checkpoints (with state.json), oldest first. */
+export function listCheckpoints(root: string): string[] {
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .filter((n) => STEP_DIR.test(n) && fs.existsSync(path.join(root, n, 'state.json')))
+    .sort((a, b) => Number(STEP_DIR.exec(a)![1]) - Number(STEP_DIR.exec(b)![1]))
+    .map((n) => path.join(root, n));
+}
+
+export function latestCheckpoint(root: string): string | null {
+  return listCheckpoints(root).pop() ?? null;
+}
+
+/** Restores model weights, extra variables and the optimizer from a checkpoint; returns its state. */
+export function readCheckpoint<S>(dir: string, target: { model: CrossEncoder; extra: Map<string, tf.Variable>; optimizer: AdamW }): S & { step: number } {
+  const saved = loadCrossEncoder(path.join(dir, 'model'));
+  try {
+    for (const [name, v] of target.model.params) {
+      const s = saved.params.get(name);
+      if (!s || s.shape.join() !== v.shape.join()) throw new Error(`${dir}/model: ${name} is missing or has another shape than the run's model`);
+      v.assign(s);
+    }
+  } finally {
+    saved.dispose();
+  }
+  loadVariables(dir, 'extra', target.extra);
+  target.optimizer.load(dir);
+  return JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+}
+
+// A writer killed mid-checkpoint leaves .tmp-step-<n>-<pid> (or, between renameDirInto's two
+// renames, step-<n>.old-<pid>): removed once that process is gone.
+function removeStaleTemps(root: string): void {
+  for (const n of fs.readdirSync(root)) {
+    const m = TEMP_DIR.exec(n);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

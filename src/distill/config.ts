@@ -1,0 +1,272 @@
+// Run configurations for teacher training and student distillation, validated with zod. A config is
+// a JSON file; every field has a default except where a run cannot guess (output dir, teacher
+// checkpoint). Errors name the field ("train.lr: ...") and the file.
+//
+// Defaults, and why:
+// - sizes: teacher = Google's BERT-mini (4 layers, hidden 256, 4 heads, FFN 1024), student =
+//   BERT-tiny (2 layers, hidden 128, 2 heads, FFN 512): the compact BERTs (Turc et al., 2019) that
+//   "small-scaled pre-trained" cross-encoder students are drawn from, and sizes a CPU trains.
+// - group: 1 positive + 7 BM25 negatives per query, 8 queries a step (64 pairs).
+// - maxLength 128 WordPieces (query + ~100-word passage; longer pairs lose the passage's end).
+// - Adam(W) lr 1e-4, beta 0.9/0.999, eps 1e-8, weight decay 0.01 (not on biases and LayerNorm, as
+//   BERT), warmup 10% of the steps then linear decay, gradient clipping at global norm 1.0.
+// - losses: the teacher trains on pointwise BCE over the graded labels (monoBERT); the student on
+//   pairwise RankNet over hard labels plus KL to the teacher (T = 1) — the seed paper's finding is
+//   that a hard-label pairwise term is what a cross-encoder student needs, and intermediate-layer
+//   terms may hurt, so those are off unless asked for.
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const weight = z.number().nonnegative().finite().default(0);
+
+/** Model sizes (CrossEncoderConfig); vocabSize must cover the tokenizer's ids (bert-base-uncased: 30522). */
+const modelSizes = (d: { layers: number; hidden: number; heads: number; intermediate: number }) =>
+  z
+    .object({
+      layers: posInt.default(d.layers),
+      hidden: posInt.default(d.hidden),
+      heads: posInt.default(d.heads),
+      intermediate: posInt.default(d.intermediate),
+      maxPosition: posInt.default(512),
+      vocabSize: z.number().int().min(30522, 'must cover the bert-base-uncased vocabulary (30522)').default(30522),
+      typeVocab: z.number().int().min(2).default(2),
+      layerNormEps: z.number().positive().default(1e-12),
+      initStd: z.number().positive().default(0.02),
+    })
+    .strict()
+    .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });
+
+export const TEACHER_SIZES = { layers: 4, hidden: 256, heads: 4, intermediate: 1024 };
+export const STUDENT_SIZES = { layers: 2, hidden: 128, heads: 2, intermediate: 512 };
+
+const DataSchema = z
+  .object({
+    /** collection directory (data.writeCollection's layout); default: the bundled Brown collection */
+    collection: z.string().min(1).optional(),
+    /** BM25 negatives per group: a group is 1 positive + this many */
+    negatives: posInt.default(7),
+    maxLength: z.number().int().min(8).max(512).default(128),
+    /** graded: y = grade / max grade; binary: y = 1 for grade >= 1 */
+    labels: z.enum(['graded', 'binary']).default('graded'),
+    /** train on the first n training queries only (quick runs, tests) */
+    trainQueries: posInt.optional(),
+    /** evaluate on the first n queries of evalSplit only; 0 = no evaluation */
+    evalQueries: nonNegInt.optional(),
+    evalSplit: z.enum(['dev', 'test']).default('dev'),
+  })
+  .strict();
+
+const TrainSchema = z
+  .object({
+    /** queries (groups) per step */
+    batch: posInt.default(8),
+    /**
+     * groups per forward/backward pass; a step sums the gradients of batch / microBatch passes
+     * (memory: one pass's activations). Default 2: 16 sequences of 128 tokens fit the wasm
+     * backend's heap at BERT-mini size, where a whole default batch (64) does not.
+     */
+    microBatch: posInt.default(2),
+    steps: posInt.default(2000),
+    lr: z.number().positive().max(1).default(1e-4),
+    /** warmup steps (linear from 0); default 10% of steps */
+    warmup: nonNegInt.optional(),
+    weightDecay: z.number().nonnegative().max(1).default(0.01),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    /** global-norm gradient clipping; 0 = off */
+    clipNorm: z.number().nonnegative().default(1),
+    seed: z.number().int().nonnegative().default(42),
+    /** evaluate every n steps (and always at the end); 0 = only at the end */
+    evalEvery: nonNegInt.default(500),
+    /** checkpoint every n steps; 0 = never */
+    checkpointEvery: nonNegInt.default(500),
+    /** checkpoints kept (oldest removed first) */
+    keepCheckpoints: posInt.default(2),
+    /** pairs per forward pass when scoring (evaluation, teacher scores) */
+    scoreBatch: posInt.default(64),
+  })
+  .strict()
+  .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))
+  .refine((t) => t.warmup <= t.steps, { message: 'must not exceed train.steps', path: ['warmup'] });
+
+const hardLossShape = {
+  /** pointwise BCE on y */
+  bce: weight,
+  /** pairwise RankNet over pairs with y_i > y_j */
+  ranknet: weight,
+  /** pairwise hinge over the same pairs */
+  hinge: weight,
+  /** listwise softmax cross-entropy against y / sum(y) */
+  listwiseCE: weight,
+  /** RankNet's sigma */
+  sigma: z.number().positive().default(1),
+  /** the hinge's margin */
+  margin: z.number().nonnegative().default(1),
+};
+const HARD_TERMS = ['bce', 'ranknet', 'hinge', 'listwiseCE'] as const;
+const SOFT_TERMS = ['kl', 'marginMSE', 'scoreMSE'] as const;
+const FEATURE_TERMS = ['hiddenMSE', 'attentionMSE', 'embeddingMSE'] as const;
+const someWeight = (names: readonly string[]) => (l: Record<string, unknown>) => names.some((n) => (l[n] as number) > 0);
+
+const TeacherLossSchema = z
+  .object(hardLossShape)
+  .strict('fused-distill: a teacher trains on hard labels only: bce, ranknet, hinge, listwiseCE')
+  .refine(someWeight(HARD_TERMS), { message: `set a weight > 0 on at least one of ${HARD_TERMS.join(', ')}` });
+
+const StudentLossSchema = z
+  .object({
+    ...hardLossShape,
+    /** KL(softmax(t/T) || softmax(s/T)) * T^2 */
+    kl: weight,
+    temperature: z.number().positive().default(1),
+    /** (s_0 - s_j - (t_0 - t_j))^2 */
+    marginMSE: weight,
+    /** (s - t)^2 */
+    scoreMSE: weight,
+    /** MSE between mapped layers' hidden states (student projected to the teacher's width if they differ) */
+    hiddenMSE: weight,
+    /** MSE between mapped layers' pre-softmax attention scores (needs equal head counts) */
+    attentionMSE: weight,
+    /** MSE between the embedding layers' outputs (hidden state 0) */
+    embeddingMSE: weight,
+    /**
+     * layerMap[i]: the teacher layer (1-based) that student layer i + 1 learns from, for hiddenMSE and
+     * attentionMSE. Default: the uniform map (student layer i <- teacher layer i * teacherLayers / studentLayers).
+     */
+    layerMap: z.array(posInt).min(1).optional(),
+  })
+  .strict()
+  .refine(someWeight([...HARD_TERMS, ...SOFT_TERMS, ...FEATURE_TERMS]), {
+    message: `set a weight > 0 on at least one loss term (${[...HARD_TERMS, ...SOFT_TERMS, ...FEATURE_TERMS].join(', ')})`,
+  });
+
+export const TeacherRunSchema = z
+  .object({
+    /** run directory: checkpoints/, model/, log.jsonl, result.json */
+    output: z.string().min(1),
+    model: modelSizes(TEACHER_SIZES).default({}),
+    /** start from these weights instead of a seeded random init (a fused-distill model dir or a safetensors file) */
+    init: z
+      .object({ checkpoint: z.string().min(1).optional(), safetensors: z.string().min(1).optional() })
+      .strict()
+      .refine((i) => !(i.checkpoint && i.safetensors), { message: 'give checkpoint or safetensors, not both' })
+      .optional(),
+    data: DataSchema.default({}),
+    train: TrainSchema.default({}),
+    loss: TeacherLossSchema.default({ bce: 1 }),
+  })
+  .strict();
+
+export const StudentRunSchema = z
+  .object({
+    output: z.string().min(1),
+    teacher: z
+      .object({
+        /** the teacher's model dir (saveCrossEncoder's layout, e.g. a teacher run's output/model) */
+        checkpoint: z.string().min(1),
+        /** where teacher scores are cached; default: the teacher's model dir */
+        cacheDir: z.string().min(1).optional(),
+      })
+      .strict(),
+    student: z
+      .object({
+        /**
+         * random: seeded init at `model`'s sizes; teacherLayers: every k-th teacher layer (k =
+         * teacher layers / model.layers; the teacher's width); checkpoint / safetensors: weights at `path`
+         */
+        init: z.enum(['random', 'teacherLayers', 'checkpoint', 'safetensors']).default('random'),
+        path: z.string().min(1).optional(),
+        model: modelSizes(STUDENT_SIZES).default({}),
+      })
+      .strict()
+      .refine((s) => (s.init === 'checkpoint' || s.init === 'safetensors') === (s.path != null), {
+        message: 'path is required by init checkpoint and safetensors, and only by them',
+        path: ['path'],
+      })
+      .default({}),
+    data: DataSchema.default({}),
+    train: TrainSchema.default({}),
+    loss: StudentLossSchema.default({ ranknet: 1, kl: 1 }),
+  })
+  .strict();
+
+export type TeacherRunConfig = z.output<typeof TeacherRunSchema>;
+export type StudentRunConfig = z.output<typeof StudentRunSchema>;
+export type DataConfig = TeacherRunConfig['data'];
+export type TrainConfig = TeacherRunConfig['train'];
+export type ModelSizes = TeacherRunConfig['model'];
+export type TeacherLoss = TeacherRunConfig['loss'];
+export type StudentLoss = StudentRunConfig['loss'];
+/** The input form (what a JSON file holds): everything optional that has a default. */
+export type TeacherRunInput = z.input<typeof TeacherRunSchema>;
+export type StudentRunInput = z.input<typeof StudentRunSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: string[],
+  ) {
+    super(`${source}: invalid config:\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+// One line per problem, each naming the field: "train.lr: Number must be greater than 0",
+// "loss.bogus: unknown field".
+function issuesOf(error: z.ZodError): string[] {
+  return error.issues.flatMap((i) => {
+    const where = (p: Array<string | number>) => (p.length ? p.map(String).join('.') : '(top level)');
+    if (i.code === z.ZodIssueCode.unrecognized_keys) {
+      const hint = /^fused-distill:/.test(i.message) ? ` (${i.message.replace(/^fused-distill: /, '')})` : '';
+      return i.keys.map((k) => `${where([...i.path, k])}: unknown field${hint}`);
+    }
+    return [`${where(i.path)}: ${i.message}`];
+  });
+}
+
+// Paths in a config file are relative to the file's directory.
+function resolvePaths<T extends { output: string; data: { collection?: string } }>(c: T, base: string): T {
+  const r = (p: string | undefined) => (p == null ? p : path.resolve(base, p));
+  const out = { ...c, output: r(c.output)!, data: { ...c.data, collection: r(c.data.collection) } } as T;
+  const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
+  if (any.init) any.init = { ...any.init, checkpoint: r(any.init.checkpoint as string), safetensors: r(any.init.safetensors as string) };
+  if (any.teacher) any.teacher = { ...any.teacher, checkpoint: r(any.teacher.checkpoint as string), cacheDir: r(any.teacher.cacheDir as string) };
+  if (any.student) any.student = { ...any.student, path: r(any.student.path as string) };
+  return out;
+}
+
+function parseWith<S extends z.ZodType>(schema: S, value: unknown, source: string, baseDir: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ConfigError(source, issuesOf(result.error));
+  return resolvePaths(result.data as never, baseDir);
+}
+
+/** Validates a teacher run config object (defaults filled in, relative paths against baseDir). */
+export function parseTeacherConfig(value: unknown, source = 'teacher config', baseDir = process.cwd()): TeacherRunConfig {
+  return parseWith(TeacherRunSchema, value, source, baseDir);
+}
+
+export function parseStudentConfig(value: unknown, source = 'student config', baseDir = process.cwd()): StudentRunConfig {
+  return parseWith(StudentRunSchema, value, source, baseDir);
+}
+
+function readJson(file: string): unknown {
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(file, [`not valid JSON: ${(e as Error).message}`]);
+  }
+}
+
+export function loadTeacherConfig(file: string): TeacherRunConfig {
+  return parseTeacherConfig(readJson(file), file, path.dirname(path.resolve(file)));
+}
+
+export function loadStudentConfig(file: string): StudentRunConfig {
+  return parseStudentConfig(readJson(file), file, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,24 @@
+// Training: teacher on hard labels, student distillation over the objective grid (train.ts), with
+// zod-validated run configs (config.ts), seeded training groups (batches.ts), cached teacher scores
+// (teacher_cache.ts), AdamW with warmup/decay/clipping (optimizer.ts), atomic checkpoints
+// (checkpoint.ts) and re-ranking evaluation (scoring.ts).
+export {
+  TeacherRunSchema, StudentRunSchema, parseTeacherConfig, parseStudentConfig, loadTeacherConfig, loadStudentConfig, ConfigError,
+  TEACHER_SIZES, STUDENT_SIZES,
+} from './config';
+export type {
+  TeacherRunConfig, StudentRunConfig, TeacherRunInput, StudentRunInput, DataConfig, TrainConfig, ModelSizes, TeacherLoss, StudentLoss,
+} from './config';
+export {
+  loadRankingCollection, GroupSampler, PairEncoder, makeBatch, disposeBatch, labelFunction, trainingPairs, trainingPools,
+} from './batches';
+export type { RankingCollection, Group, SamplerOptions, SamplerState, TrainBatch } from './batches';
+export { AdamW, learningRate, bertDecays } from './optimizer';
+export type { AdamWOptions, StepInfo } from './optimizer';
+export { teacherScores, cacheKey, checkpointHash, pairKey } from './teacher_cache';
+export type { ScoreTable, TeacherScoresResult } from './teacher_cache';
+export { scorePairs, rerank, evaluateModel } from './scoring';
+export type { EvalMetrics } from './scoring';
+export { writeCheckpoint, readCheckpoint, latestCheckpoint, listCheckpoints, saveVariables, loadVariables } from './checkpoint';
+export { trainTeacher, distill, prepareTeacherScores, resolveLayerMap, PREDICTION_TERMS } from './train';
+export type { RunOptions, RunResult, RunLog, StepLog, EvalLog, ProgressEvent, RunKind } from './train';

@@ -1,0 +1,158 @@
+// Adam with decoupled weight decay (AdamW, as torch.optim.AdamW and BERT's fine-tuning use it), a
+// learning rate that warms up linearly and then decays linearly, and global-norm gradient clipping.
+// Written with tfjs ops rather than tf.train.adam so that its whole state (step count, first and
+// second moments) is ours to save and restore bit for bit: a resumed run must reach the same
+// weights as an uninterrupted one.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+
+import { writeAtomic } from '../data/atomic';
+
+export interface AdamWOptions {
+  lr: number;
+  /** linear warmup steps (lr rises to `lr` at step `warmup`) */
+  warmup: number;
+  /** total steps: the lr decays linearly over the steps after warmup */
+  totalSteps: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** decoupled weight decay; applied to the parameters for which `decays(name)` is true */
+  weightDecay?: number;
+  /** clip the gradients' global L2 norm to this; 0 or absent = no clipping */
+  clipNorm?: number;
+  decays?: (name: string) => boolean;
+}
+
+/** BERT's convention: no weight decay on biases and LayerNorm parameters. */
+export const bertDecays = (name: string): boolean => !name.endsWith('.bias') && !name.includes('LayerNorm');
+
+/**
+ * The learning rate of update n (1-based): lr * n / warmup during warmup, then
+ * lr * (T - n + 1) / (T - warmup) after it (T = totalSteps), so no update has lr 0 and the last
+ * one has lr / (T - warmup).
+ */
+export function learningRate(o: Pick<AdamWOptions, 'lr' | 'warmup' | 'totalSteps'>, n: number): number {
+  if (n <= o.warmup) return (o.lr * n) / o.warmup;
+  return (o.lr * Math.max(0, o.totalSteps - n + 1)) / (o.totalSteps - o.warmup);
+}
+
+export interface StepInfo {
+  step: number;
+  lr: number;
+  /** the gradients' global norm before clipping */
+  gradNorm: number;
+}
+
+const STATE_FORMAT = 'fused-distill-adamw';
+// Bound once: a global lookup per element costs ~0.4 µs under jest's vm context.
+const { sqrt } = Math;
+
+export class AdamW {
+  /** updates applied so far */
+  step = 0;
+  readonly o: Required<AdamWOptions>;
+  // The moments live in plain Float32Arrays: the update is one JS pass per parameter (on tfjs's
+  // 'cpu' backend ~30x faster than a dozen scalar-broadcast tensor ops over BERT's 23M-float
+  // embedding table), and saving them is writing their bytes.
+  private readonly m = new Map<string, Float32Array>();
+  private readonly v = new Map<string, Float32Array>();
+
+  constructor(
+    readonly params: Map<string, tf.Variable>,
+    options: AdamWOptions,
+  ) {
+    this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 0, decays: bertDecays, ...options };
+    for (const [name, p] of params) {
+      this.m.set(name, new Float32Array(p.size));
+      this.v.set(name, new Float32Array(p.size));
+    }
+  }
+
+  /**
+   * One update from gradients keyed by parameter name; a parameter without one is left alone,
+   * moments included (as torch skips a parameter whose grad is None). The gradients are not
+   * disposed. torch's AdamW, in float64 arithmetic on float32 state:
+   *   g *= clip;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+   *   p *= 1 - lr wd (decayed parameters only);  p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+   */
+  apply(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>): StepInfo {
+    const g = grads instanceof Map ? grads : new Map(Object.entries(grads));
+    for (const name of g.keys()) if (!this.params.has(name)) throw new Error(`AdamW.apply: ${name} is not a parameter of this optimizer`);
+    const names = [...this.params.keys()].filter((k) => g.has(k));
+    if (names.length === 0) throw new Error('AdamW.apply: no gradients');
+    const gradData = new Map(names.map((k) => [k, g.get(k)!.dataSync() as Float32Array]));
+    const n = ++this.step;
+    const { beta1, beta2, eps, weightDecay, clipNorm } = this.o;
+    const lr = learningRate(this.o, n);
+    // Global norm, summed in float64 in parameter order (a fixed order: the same bits every run).
+    let sq = 0;
+    for (const d of gradData.values()) for (let i = 0; i < d.length; i++) sq += d[i] * d[i];
+    const gradNorm = Math.sqrt(sq);
+    const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
+    const stepSize = lr / (1 - beta1 ** n);
+    const sqrtBc2 = Math.sqrt(1 - beta2 ** n);
+    for (const name of names) {
+      const p = this.params.get(name)!;
+      const gd = gradData.get(name)!;
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      const decay = weightDecay > 0 && this.o.decays(name) ? 1 - lr * weightDecay : 1;
+      const next = Float32Array.from(p.dataSync() as Float32Array); // a copy: tfjs may share the buffer
+      for (let i = 0; i < next.length; i++) {
+        const gi = gd[i] * scale;
+        m[i] = beta1 * m[i] + (1 - beta1) * gi;
+        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+        next[i] = next[i] * decay - (stepSize * m[i]) / (sqrt(v[i]) / sqrtBc2 + eps);
+      }
+      const t = tf.tensor(next, p.shape, 'float32');
+      p.assign(t);
+      t.dispose();
+    }
+    return { step: n, lr, gradNorm };
+  }
+
+  /** The moments of a parameter (for tests and inspection). */
+  moments(name: string): { m: Float32Array; v: Float32Array } {
+    return { m: this.m.get(name)!, v: this.v.get(name)! };
+  }
+
+  /** Writes dir/optimizer.json and dir/optimizer.bin (the moments' float32 bytes, m then v per parameter). */
+  async save(dir: string): Promise<void> {
+    const entries = [...this.params].map(([name, p]) => ({ name, shape: p.shape }));
+    fs.mkdirSync(dir, { recursive: true });
+    await writeAtomic(path.join(dir, 'optimizer.bin'), async (w) => {
+      for (const { name } of entries) {
+        for (const a of [this.m.get(name)!, this.v.get(name)!]) await w.write(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      }
+    });
+    const { decays: _decays, ...options } = this.o;
+    const manifest = { format: STATE_FORMAT, step: this.step, options, entries };
+    await writeAtomic(path.join(dir, 'optimizer.json'), (w) => w.write(`${JSON.stringify(manifest, null, 1)}\n`));
+  }
+
+  /** Restores the step count and moments saved by save() (for the same parameters). */
+  load(dir: string): void {
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8'));
+    if (manifest.format !== STATE_FORMAT) throw new Error(`${dir}/optimizer.json: not a ${STATE_FORMAT} state`);
+    const names = (manifest.entries as Array<{ name: string; shape: number[] }>).map((e) => e.name);
+    const mine = [...this.params.keys()];
+    if (names.join('\n') !== mine.join('\n')) throw new Error(`${dir}/optimizer.json: saved for other parameters than this optimizer's`);
+    const bin = fs.readFileSync(path.join(dir, 'optimizer.bin'));
+    const expected = mine.reduce((s, k) => s + 8 * this.params.get(k)!.size, 0);
+    if (bin.length !== expected) throw new Error(`${dir}/optimizer.bin: ${bin.length} bytes, expected ${expected}`);
+    let offset = 0;
+    for (const name of mine)
+      for (const a of [this.m.get(name)!, this.v.get(name)!]) {
+        new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(bin.subarray(offset, offset + a.byteLength));
+        offset += a.byteLength;
+      }
+    this.step = manifest.step;
+  }
+
+  dispose(): void {
+    this.m.clear();
+    this.v.clear();
+  }
+}
