@@ -77,6 +77,7 @@ describe('native memory', () => {
   });
 
   test('a block stored under two dataIds is freed after the last one is disposed', () => {
+    backend().emptyCache();
     const before = addon.hostBufferStats();
     const values = backend().allocate('float32', 2048) as Float32Array;
     values.fill(1);
@@ -84,6 +85,7 @@ describe('native memory', () => {
     const b = tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2, 1024], 'float32', values));
     a.dispose();
     expect(addon.hostBufferStats().buffers).toBe(before.buffers + 1);
+    expect(backend().cachedHostBytes).toBe(0); // still held by b
     expect(tf.tidy(() => b.sum().arraySync())).toBe(2048);
     b.dispose();
     backend().emptyCache();
