@@ -1,8 +1,8 @@
-// Packed, cache-blocked SGEMM (GotoBLAS/BLIS structure). C is cut into tiles of about MC x NC; a
-// tile is one unit of parallel work (with the batch index), so batched small matmuls and single large
-// ones share one loop. For each KC-long slice of k a unit packs its rows of op(A) into MR-row panels and
-// its columns of op(B) into NR-column panels (thread-local buffers, reused across calls), then runs the
-// register-blocked micro-kernel over the tile: NR panels outer (a B panel stays in L1), MR panels
+// Packed, cache-blocked SGEMM (GotoBLAS/BLIS structure). C is cut into units, rectangles of one
+// batch entry's C and the parallel work items, so batched small products and one large product share
+// one loop. Per KC-long slice of k a unit packs its columns of op(B) into NR-wide panels once, then,
+// per block of MC rows, its rows of op(A) into MR-row panels (thread-local buffers reused across
+// calls), and runs the register-blocked micro-kernel: B panels outer (one stays in L1), A panels
 // inner (the packed A block stays in L2).
 #include "sgemm.h"
 
@@ -547,6 +547,11 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 #endif
 constexpr int64_t kMaxKc = FD_GEMM_KC;  // k slice: a 256 x 32 B panel is 32 KB (L1)
 constexpr int64_t kMaxMc = FD_GEMM_MC;  // packed A block mc x kc <= 256 KB, well inside the 1 MB L2
+// At least this many flops per thread: measured here, 2 threads win from about 2 MFLOP (112^3: 1.5x,
+// 128 x 64 x 128: 1.4x) and lose below (the fork/join costs more than the split saves).
+#ifndef FD_GEMM_FLOPS_PER_THREAD
+#define FD_GEMM_FLOPS_PER_THREAD (1 << 20)
+#endif
 constexpr int64_t kMaxUnitN = 2048;   // packed B slice kc x unit_n <= 2 MB per thread (L3)
 
 // The unit grid minimises the slowest thread's time: ceil(units / threads) units, each costing its
@@ -628,9 +633,9 @@ Status sgemm_cpu(const GemmArgs& g) {
     return kOk;
   }
   const IsaImpl impl = impl_for(active_isa());
-  // One thread per ~4 MFLOP at least: below that the fork/join costs more than it saves.
   const double flops = 2.0 * g.m * g.n * g.k * g.batch;
-  const int max_threads = static_cast<int>(std::max(1.0, std::min<double>(num_threads(), flops / (1 << 22))));
+  const int max_threads =
+      static_cast<int>(std::max(1.0, std::min<double>(num_threads(), flops / FD_GEMM_FLOPS_PER_THREAD)));
   Job job{&g, make_plan(g, impl.mr, impl.nr, max_threads)};
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, job.plan.units));
   const size_t a_floats = static_cast<size_t>(job.plan.mc * job.plan.kc + kPackSlack);
