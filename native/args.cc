@@ -83,7 +83,8 @@ double* Args::doubles(size_t i, const char* name, int64_t length, bool optional)
 int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what) {
   int64_t p = 1;
   for (int64_t d : dims) {
-    if (p != 0 && d > kMaxElements / p) a.range_error(std::string(what) + " has more than 2^40 elements");  // p = 0: a zero dimension
+    // p is 0 after a zero dimension (sgemm's k): no division then, the product stays 0.
+    if (p != 0 && d > kMaxElements / p) a.range_error(std::string(what) + " has more than 2^40 elements");
     p *= d;
   }
   return p;

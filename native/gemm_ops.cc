@@ -44,9 +44,9 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
     } else if (op.length == per) {
       op.stride = 0;
     } else {
-      a.range_error(std::string(name) + " must be a Float32Array of length batch*" + dims + " = " + std::to_string(all) +
-                    " or " + dims + " = " + std::to_string(per) + " (broadcast over the batch), got length " +
-                    std::to_string(op.length));
+      a.range_error(std::string(name) + " must be a Float32Array of length batch*" + dims + " = " +
+                    std::to_string(all) + " or " + dims + " = " + std::to_string(per) +
+                    " (broadcast over the batch), got length " + std::to_string(op.length));
     }
     return op;
   }
@@ -59,8 +59,8 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
     const double v = off[i];
     if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > static_cast<double>(last))
       a.range_error(std::string(offsets_name) + "[" + std::to_string(i) + "] must be an integer in [0, " +
-                    std::to_string(last) + "] (" + name + " has " + std::to_string(op.length) + " elements, " + dims +
-                    " = " + std::to_string(per) + " per entry), got " + std::to_string(v));
+                    std::to_string(last) + "] (" + name + " has " + std::to_string(op.length) + " elements, " +
+                    dims + " = " + std::to_string(per) + " per entry), got " + std::to_string(v));
     op.offsets[static_cast<size_t>(i)] = static_cast<int64_t>(v);
   }
   return op;

@@ -39,7 +39,9 @@ interface Spec {
   bMode?: Mode;
 }
 
-function operand(rng: () => number, batch: number, per: number, mode: Mode): { x: Float32Array; offsets: number[] | null } {
+function operand(
+  rng: () => number, batch: number, per: number, mode: Mode,
+): { x: Float32Array; offsets: number[] | null } {
   if (mode !== 'offsets') {
     const x = new Float32Array(mode === 'batched' ? batch * per : per);
     for (let i = 0; i < x.length; ++i) x[i] = 2 * rng() - 1;
@@ -64,7 +66,8 @@ function makeCase(spec: Spec): Case {
   const B = operand(rng, batch, k * n, spec.bMode ?? 'batched');
   const t = (x: boolean) => (x ? 'T' : 'N');
   return {
-    label: `${batch}x(${m}x${n}x${k}) ${t(transA)}${t(transB)} a:${spec.aMode ?? 'batched'} b:${spec.bMode ?? 'batched'} ${spec.threads ?? 2}thr`,
+    label: `${batch}x(${m}x${n}x${k}) ${t(transA)}${t(transB)} a:${spec.aMode ?? 'batched'} ` +
+      `b:${spec.bMode ?? 'batched'} ${spec.threads ?? 2}thr`,
     batch, m, n, k, transA, transB,
     threads: spec.threads ?? 2,
     a: A.x, b: B.x, aOffsets: A.offsets, bOffsets: B.offsets,
@@ -126,7 +129,8 @@ function expectClose(c: Case, got: Float32Array): void {
   for (let i = 0; i < ref.length; ++i) {
     const err = Math.abs(got[i] - ref[i]);
     if (!(err <= tol * scale[i]))
-      throw new Error(`${c.label}: element ${i} is ${got[i]}, float64 gives ${ref[i]} (error ${err}, allowed ${tol * scale[i]})`);
+      throw new Error(`${c.label}: element ${i} is ${got[i]}, float64 gives ${ref[i]} ` +
+        `(error ${err}, allowed ${tol * scale[i]})`);
   }
 }
 
@@ -236,7 +240,8 @@ describe.each([['avx512'], ['avx2'], ['scalar']])('FUSED_DISTILL_GEMM_ISA=%s (ch
   });
 
   test('1 and 2 threads give bit-identical results', () => {
-    for (const [one, two] of THREAD_PAIRS) expectSameBits(two.label, result(CASES.indexOf(two)), result(CASES.indexOf(one)));
+    for (const [one, two] of THREAD_PAIRS)
+      expectSameBits(two.label, result(CASES.indexOf(two)), result(CASES.indexOf(one)));
   });
 });
 
@@ -248,9 +253,10 @@ describe('bad arguments throw a TypeError or RangeError naming the argument', ()
   type Args = Parameters<typeof addon.sgemm>;
   const valid = (): Args => [a(), b(), c(), 2, 2, 3, 4, false, false, null, null];
   const call = (...args: unknown[]) => (addon.sgemm as unknown as (...x: unknown[]) => void)(...args);
-  const withArg = (i: number, v: unknown): unknown[] => {
+  /** The valid arguments with some replaced: { index: value }. */
+  const withArgs = (changes: Record<number, unknown>): unknown[] => {
     const args: unknown[] = valid();
-    args[i] = v;
+    for (const [i, v] of Object.entries(changes)) args[Number(i)] = v;
     return args;
   };
   const detached = () => {
@@ -259,39 +265,51 @@ describe('bad arguments throw a TypeError or RangeError naming the argument', ()
     structuredClone(buf, { transfer: [buf] });
     return view;
   };
+  const f64 = (...x: number[]) => new Float64Array(x);
 
   test('the valid call works (so the failures below come from the bad argument)', () => {
     expect(() => call(...valid())).not.toThrow();
-    expect(() => call(a(), b(), c(), 2, 2, 3, 4, false, false, new Float64Array([8, 3]), new Float64Array([0, 0]))).not.toThrow();
+    expect(() => call(...withArgs({ 9: f64(8, 3), 10: f64(0, 0) }))).not.toThrow();
   });
 
+  const T = 'TypeError';
+  const R = 'RangeError';
   const cases: [string, () => unknown[], string, RegExp][] = [
-    ['too few arguments', () => valid().slice(0, 10), 'TypeError', /expected 11 arguments, got 10/],
-    ['a is not a Float32Array', () => withArg(0, new Float64Array(16)), 'TypeError', /\ba must be a Float32Array\b/],
-    ['a is a plain array', () => withArg(0, Array.from(a())), 'TypeError', /\ba must be a Float32Array\b/],
-    ['a is null', () => withArg(0, null), 'TypeError', /\ba must be a Float32Array\b/],
-    ['a has a wrong length', () => withArg(0, new Float32Array(15)), 'RangeError', /\ba must be a Float32Array of length batch\*m\*k = 16 or m\*k = 8 .*got length 15/],
-    ['a (transposed) has a wrong length', () => { const x = withArg(0, new Float32Array(9)); x[7] = true; return x; }, 'RangeError', /\ba must .*batch\*k\*m = 16 or k\*m = 8/],
-    ['b has a wrong length', () => withArg(1, new Float32Array(13)), 'RangeError', /\bb must be a Float32Array of length batch\*k\*n = 24 or k\*n = 12 .*got length 13/],
-    ['b is detached', () => withArg(1, detached()), 'TypeError', /\bb must be a Float32Array.*detached/],
-    ['c has a wrong length', () => withArg(2, new Float32Array(6)), 'RangeError', /\bc must be a Float32Array of length 12, got length 6/],
-    ['c is not a Float32Array', () => withArg(2, new Int32Array(12)), 'TypeError', /\bc must be a Float32Array/],
-    ['batch is 0', () => withArg(3, 0), 'RangeError', /\bbatch must be an integer in \[1, 2\^40\]/],
-    ['m is fractional', () => withArg(4, 1.5), 'RangeError', /\bm must be an integer/],
-    ['n is a string', () => withArg(5, '3'), 'TypeError', /\bn must be a number/],
-    ['k is negative', () => withArg(6, -1), 'RangeError', /\bk must be an integer in \[0, 2\^40\]/],
-    ['k is NaN', () => withArg(6, Number.NaN), 'RangeError', /\bk must be finite/],
-    ['m * k is too large', () => withArg(4, 2 ** 39), 'RangeError', /\ba has more than 2\^40 elements/],
-    ['transA is a number', () => withArg(7, 1), 'TypeError', /\btransA must be a boolean/],
-    ['transB is missing', () => withArg(8, undefined), 'TypeError', /\btransB must be a boolean/],
-    ['aOffsets is a Float32Array', () => withArg(9, new Float32Array(2)), 'TypeError', /\baOffsets must be a Float64Array of length 2 \(or null\)/],
-    ['aOffsets has a wrong length', () => withArg(9, new Float64Array(3)), 'RangeError', /\baOffsets must be a Float64Array of length 2/],
-    ['aOffsets is fractional', () => withArg(9, new Float64Array([0, 0.5])), 'RangeError', /\baOffsets\[1\] must be an integer in \[0, 8\]/],
-    ['aOffsets is negative', () => withArg(9, new Float64Array([-1, 0])), 'RangeError', /\baOffsets\[0\] must be an integer/],
-    ['aOffsets runs past a', () => withArg(9, new Float64Array([0, 9])), 'RangeError', /\baOffsets\[1\] must be an integer in \[0, 8\] \(a has 16 elements, m\*k = 8 per entry\), got 9/],
-    ['aOffsets is NaN', () => withArg(9, new Float64Array([Number.NaN, 0])), 'RangeError', /\baOffsets\[0\] must be an integer/],
-    ['bOffsets runs past b', () => withArg(10, new Float64Array([0, 1])), 'RangeError', /\bbOffsets\[1\] must be an integer in \[0, 0\]/],
-    ['b is shorter than one entry with bOffsets', () => { const x = withArg(10, new Float64Array([0, 0])); x[1] = new Float32Array(5); return x; }, 'RangeError', /\bb must hold at least k\*n = 12 elements when bOffsets is given, got length 5/],
+    ['too few arguments', () => valid().slice(0, 10), T, /expected 11 arguments, got 10/],
+    ['a is not a Float32Array', () => withArgs({ 0: new Float64Array(16) }), T, /\ba must be a Float32Array\b/],
+    ['a is a plain array', () => withArgs({ 0: Array.from(a()) }), T, /\ba must be a Float32Array\b/],
+    ['a is null', () => withArgs({ 0: null }), T, /\ba must be a Float32Array\b/],
+    ['a has a wrong length', () => withArgs({ 0: new Float32Array(15) }), R,
+      /\ba must be a Float32Array of length batch\*m\*k = 16 or m\*k = 8 .*got length 15/],
+    ['a (transposed) has a wrong length', () => withArgs({ 0: new Float32Array(9), 7: true }), R,
+      /\ba must .*batch\*k\*m = 16 or k\*m = 8/],
+    ['b has a wrong length', () => withArgs({ 1: new Float32Array(13) }), R,
+      /\bb must be a Float32Array of length batch\*k\*n = 24 or k\*n = 12 .*got length 13/],
+    ['b is detached', () => withArgs({ 1: detached() }), T, /\bb must be a Float32Array.*detached/],
+    ['c has a wrong length', () => withArgs({ 2: new Float32Array(6) }), R,
+      /\bc must be a Float32Array of length 12, got length 6/],
+    ['c is not a Float32Array', () => withArgs({ 2: new Int32Array(12) }), T, /\bc must be a Float32Array/],
+    ['batch is 0', () => withArgs({ 3: 0 }), R, /\bbatch must be an integer in \[1, 2\^40\]/],
+    ['m is fractional', () => withArgs({ 4: 1.5 }), R, /\bm must be an integer/],
+    ['n is a string', () => withArgs({ 5: '3' }), T, /\bn must be a number/],
+    ['k is negative', () => withArgs({ 6: -1 }), R, /\bk must be an integer in \[0, 2\^40\]/],
+    ['k is NaN', () => withArgs({ 6: Number.NaN }), R, /\bk must be finite/],
+    ['m * k is too large', () => withArgs({ 4: 2 ** 39 }), R, /\ba has more than 2\^40 elements/],
+    ['transA is a number', () => withArgs({ 7: 1 }), T, /\btransA must be a boolean/],
+    ['transB is missing', () => withArgs({ 8: undefined }), T, /\btransB must be a boolean/],
+    ['aOffsets is a Float32Array', () => withArgs({ 9: new Float32Array(2) }), T,
+      /\baOffsets must be a Float64Array of length 2 \(or null\)/],
+    ['aOffsets has a wrong length', () => withArgs({ 9: f64(0, 0, 0) }), R,
+      /\baOffsets must be a Float64Array of length 2/],
+    ['aOffsets is fractional', () => withArgs({ 9: f64(0, 0.5) }), R,
+      /\baOffsets\[1\] must be an integer in \[0, 8\]/],
+    ['aOffsets is negative', () => withArgs({ 9: f64(-1, 0) }), R, /\baOffsets\[0\] must be an integer/],
+    ['aOffsets runs past a', () => withArgs({ 9: f64(0, 9) }), R,
+      /\baOffsets\[1\] must be an integer in \[0, 8\] \(a has 16 elements, m\*k = 8 per entry\), got 9/],
+    ['aOffsets is NaN', () => withArgs({ 9: f64(Number.NaN, 0) }), R, /\baOffsets\[0\] must be an integer/],
+    ['bOffsets runs past b', () => withArgs({ 10: f64(0, 1) }), R, /\bbOffsets\[1\] must be an integer in \[0, 0\]/],
+    ['b is shorter than one entry with bOffsets', () => withArgs({ 1: new Float32Array(5), 10: f64(0, 0) }), R,
+      /\bb must hold at least k\*n = 12 elements when bOffsets is given, got length 5/],
   ];
   test.each(cases)('%s', (_name, args, name, pattern) => {
     const e = expectError(() => call(...args()), pattern, name);
@@ -302,8 +320,9 @@ describe('bad arguments throw a TypeError or RangeError naming the argument', ()
     const buf = new Float32Array(64);
     const A = buf.subarray(0, 16);
     const B = buf.subarray(16, 28);
-    expectError(() => call(A, B, buf.subarray(10, 22), 2, 2, 3, 4, false, false, null, null), /\bc must not overlap/, 'RangeError');
-    expectError(() => call(A, B, buf.subarray(20, 32), 2, 2, 3, 4, false, false, null, null), /\bc must not overlap/, 'RangeError');
+    const overlap = /\bc must not overlap/;
+    expectError(() => call(A, B, buf.subarray(10, 22), 2, 2, 3, 4, false, false, null, null), overlap, 'RangeError');
+    expectError(() => call(A, B, buf.subarray(20, 32), 2, 2, 3, 4, false, false, null, null), overlap, 'RangeError');
     expect(() => call(A, B, buf.subarray(28, 40), 2, 2, 3, 4, false, false, null, null)).not.toThrow();
   });
 

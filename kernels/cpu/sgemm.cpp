@@ -87,6 +87,26 @@ struct Job {
   Plan plan;
 };
 
+// Unit u: batch entry bi, rows [i0, i0+mu) and columns [j0, j0+nu) of C, that entry's A and B.
+struct Unit {
+  int64_t bi, i0, j0, mu, nu;
+  const float* a;
+  const float* b;
+};
+Unit unit_at(const GemmArgs& g, const Plan& pl, int64_t u) {
+  const int64_t per_batch = pl.grid_m * pl.grid_n;
+  Unit r;
+  r.bi = u / per_batch;
+  const int64_t t = u % per_batch;
+  r.i0 = (t / pl.grid_n) * pl.unit_m;
+  r.j0 = (t % pl.grid_n) * pl.unit_n;
+  r.mu = std::min(pl.unit_m, g.m - r.i0);
+  r.nu = std::min(pl.unit_n, g.n - r.j0);
+  r.a = g.a + (g.a_offsets ? g.a_offsets[r.bi] : r.bi * g.stride_a);
+  r.b = g.b + (g.b_offsets ? g.b_offsets[r.bi] : r.bi * g.stride_b);
+  return r;
+}
+
 // Micro-kernel: C[rows x cols] (+)= Apanel (kc x rows, packed k-major) * Bpanel (kc x NR, k-major).
 // acc = false overwrites C (the first k slice), so each C element is one FMA chain over k.
 using Kernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc);
@@ -173,13 +193,11 @@ FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) 
   const KernelTable<MR, NR>& kt = I::table();
   const GemmArgs& g = *job.g;
   const Plan& pl = job.plan;
-  const int64_t per_batch = pl.grid_m * pl.grid_n;
-  const int64_t bi = u / per_batch, t = u % per_batch;
-  const int64_t i0 = (t / pl.grid_n) * pl.unit_m, j0 = (t % pl.grid_n) * pl.unit_n;
-  const int64_t mu = std::min(pl.unit_m, g.m - i0), nu = std::min(pl.unit_n, g.n - j0);
-  const float* a = g.a + (g.a_offsets ? g.a_offsets[bi] : bi * g.stride_a);
-  const float* b = g.b + (g.b_offsets ? g.b_offsets[bi] : bi * g.stride_b);
-  float* c = g.c + bi * g.stride_c;
+  const Unit un = unit_at(g, pl, u);
+  const int64_t i0 = un.i0, j0 = un.j0, mu = un.mu, nu = un.nu;
+  const float* a = un.a;
+  const float* b = un.b;
+  float* c = g.c + un.bi * g.stride_c;
   alignas(64) float edge[MR * NR];
   for (int64_t p0 = 0; p0 < g.k; p0 += pl.kc) {
     const int64_t kb = std::min(pl.kc, g.k - p0);
@@ -269,7 +287,9 @@ struct ScalarIsa {
   }
 };
 
-void unit_scalar(const Job& job, int64_t u, float* pa, float* pb) { run_unit<ScalarIsa>(job, u, pa, pb); }
+void unit_scalar(const Job& job, int64_t u, float* pa, float* pb) {
+  run_unit<ScalarIsa>(job, u, pa, pb);
+}
 
 #ifdef FD_GEMM_X86
 // ---------------------------------------------------------------- AVX2: 6 x 16 (12 ymm accumulators)
@@ -371,7 +391,9 @@ struct Avx2Isa {
   }
 };
 
-FD_AVX2 void unit_avx2(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx2Isa>(job, u, pa, pb); }
+FD_AVX2 void unit_avx2(const Job& job, int64_t u, float* pa, float* pb) {
+  run_unit<Avx2Isa>(job, u, pa, pb);
+}
 
 // ---------------------------------------------------------------- AVX-512: 8 x 32 (16 zmm accumulators)
 
@@ -403,6 +425,11 @@ struct Avx512Kernel {
       for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, r[i][v]);
   }
 };
+
+// The first min(max(n, 0), 16) lanes.
+FD_AVX512 FD_ALWAYS_INLINE __mmask16 lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1);
+}
 
 // In-register 16 x 16 transpose: 32-bit, 64-bit, then two 128-bit lane stages.
 FD_AVX512 FD_ALWAYS_INLINE void transpose16(__m512 r[16]) {
@@ -485,8 +512,7 @@ struct Avx512Isa {
         const int64_t pe = std::min<int64_t>(kb, p8 + 8);
         for (int64_t jr = 0; jr < nb; jr += NR) {
           const int64_t w = nb - jr;
-          const __mmask16 m0 = w >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << w) - 1);
-          const __mmask16 m1 = w >= 32 ? __mmask16(0xFFFF) : w <= 16 ? __mmask16(0) : static_cast<__mmask16>((1u << (w - 16)) - 1);
+          const __mmask16 m0 = lanes(w), m1 = lanes(w - 16);
           const float* src = b + p0 * ldb + j0 + jr;
           float* d = dst + jr * kb;
           for (int64_t p = p8; p < pe; ++p) {
@@ -503,11 +529,12 @@ struct Avx512Isa {
         const int64_t cols = std::max<int64_t>(0, std::min<int64_t>(16, nb - jr - 16 * h));
         const float* src = b + (j0 + jr + 16 * h) * ldb + p0;
         for (int64_t p = 0; p < kb; p += 16) {
-          const __mmask16 ks = kb - p >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (kb - p)) - 1);
-          const float* next = p + 16 < kb ? src + p + 16 : src + 16 * ldb;  // as in pack_a
+          const __mmask16 ks = lanes(kb - p);
+          const float* next = p + 16 < kb ? src + p + 16 : src + 16 * ldb;  // one block ahead
           for (int j = 0; j < 16; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + j * ldb), _MM_HINT_T0);
           __m512 r[16];
-          for (int j = 0; j < 16; ++j) r[j] = j < cols ? _mm512_maskz_loadu_ps(ks, src + j * ldb + p) : _mm512_setzero_ps();
+          for (int j = 0; j < 16; ++j)
+            r[j] = j < cols ? _mm512_maskz_loadu_ps(ks, src + j * ldb + p) : _mm512_setzero_ps();
           transpose16(r);
           const int64_t n = std::min<int64_t>(16, kb - p);
           for (int64_t q = 0; q < n; ++q) _mm512_store_ps(d + (p + q) * NR + 16 * h, r[q]);
@@ -517,7 +544,9 @@ struct Avx512Isa {
   }
 };
 
-FD_AVX512 void unit_avx512(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx512Isa>(job, u, pa, pb); }
+FD_AVX512 void unit_avx512(const Job& job, int64_t u, float* pa, float* pb) {
+  run_unit<Avx512Isa>(job, u, pa, pb);
+}
 #endif
 
 // ---------------------------------------------------------------- driver
@@ -539,6 +568,7 @@ IsaImpl impl_for(Isa isa) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Blocking sizes for Zen 4 (32 KB L1d, 1 MB L2 per core); -DFD_GEMM_KC=... etc. to tune elsewhere.
 #ifndef FD_GEMM_KC
 #define FD_GEMM_KC 256
 #endif
