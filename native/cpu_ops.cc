@@ -6,6 +6,7 @@
 #include "args.h"
 #include "losses.h"
 #include "ops.h"
+#include "optimizer.h"
 
 namespace fd_native {
 namespace {
@@ -95,6 +96,50 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   });
 }
 
+// adamwUpdate(p, g, m, v, out, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale): m and v in place,
+// out = the new parameter (may be p). All arrays Float32Array of one length.
+Napi::Value AdamWUpdate(const Napi::CallbackInfo& info) {
+  return guarded(info, "adamwUpdate", [&](const Args& a) -> Napi::Value {
+    a.expect_count(12);
+    if (!a.info[0].IsTypedArray()) a.type_error("p must be a Float32Array");
+    const int64_t n = static_cast<int64_t>(a.info[0].As<Napi::TypedArray>().ElementLength());
+    if (n < 1) a.range_error("p must not be empty");
+    fd::AdamWArgs o;
+    o.n = n;
+    o.p = a.floats(0, "p", n);
+    o.g = a.floats(1, "g", n);
+    o.m = a.floats(2, "m", n);
+    o.v = a.floats(3, "v", n);
+    o.out = a.floats(4, "out", n);
+    o.beta1 = a.number(5, "beta1");
+    o.beta2 = a.number(6, "beta2");
+    o.eps = a.number(7, "eps");
+    o.decay = a.number(8, "decay");
+    o.step_size = a.number(9, "stepSize");
+    o.sqrt_bc2 = a.number(10, "sqrtBc2");
+    o.scale = a.number(11, "scale");
+    if (!(o.sqrt_bc2 > 0)) a.range_error("sqrtBc2 must be > 0");
+    if (o.out != o.p && overlaps(o.out, n, o.p, n)) a.range_error("out must be p itself or not overlap it");
+    check_no_overlap(a, "m", o.m, n, 4, {{o.g, n}, {o.v, n}, {o.out, n}, {o.out == o.p ? nullptr : o.p, n}});
+    check_no_overlap(a, "v", o.v, n, 4, {{o.g, n}, {o.out, n}, {o.out == o.p ? nullptr : o.p, n}});
+    check_no_overlap(a, "out", o.out, n, 4, {{o.g, n}});
+    fd::adamw_update_cpu(o);
+    return info.Env().Undefined();
+  });
+}
+
+// sumSquares(x) -> sum of x[i]^2 in float64, in index order.
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  return guarded(info, "sumSquares", [&](const Args& a) -> Napi::Value {
+    a.expect_count(1);
+    if (!a.info[0].IsTypedArray()) a.type_error("x must be a Float32Array");
+    const int64_t n = static_cast<int64_t>(a.info[0].As<Napi::TypedArray>().ElementLength());
+    if (n == 0) return Napi::Number::New(info.Env(), 0);
+    const float* x = a.floats(0, "x", n);
+    return Napi::Number::New(info.Env(), fd::sum_squares_cpu(x, n));
+  });
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, "setNumThreads", [&](const Args& a) -> Napi::Value {
     a.expect_count(1);
@@ -114,6 +159,8 @@ void register_cpu_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("hiddenMSE", Napi::Function::New(env, HiddenMSE, "hiddenMSE"));
   exports.Set("attentionMSE", Napi::Function::New(env, AttentionMSE, "attentionMSE"));
   exports.Set("scale", Napi::Function::New(env, Scale, "scale"));
+  exports.Set("adamwUpdate", Napi::Function::New(env, AdamWUpdate, "adamwUpdate"));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
 }

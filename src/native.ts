@@ -142,6 +142,16 @@ export interface Addon {
   gather(x: HostArray, dims: number[], indices: Int32Array, out: HostArray): void;
   /** out [numSegments, cols]: row s sums the rows of x [rows, cols] with segmentIds == s (others dropped). */
   unsortedSegmentSum(x: F32, rows: number, cols: number, segmentIds: Int32Array, numSegments: number, out: F32): void;
+  /**
+   * AdamW's element update (kernels/optimizer.h), bit-identical to the same float64 formula in JS:
+   * m, v updated in place; out = p * decay - stepSize * m / (sqrt(v) / sqrtBc2 + eps), g scaled first.
+   */
+  adamwUpdate(
+    p: F32, g: F32, m: F32, v: F32, out: F32, beta1: number, beta2: number, eps: number, decay: number,
+    stepSize: number, sqrtBc2: number, scale: number,
+  ): void;
+  /** Sum of x[i]^2 in float64, in index order. */
+  sumSquares(x: F32): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;

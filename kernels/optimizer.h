@@ -1,0 +1,30 @@
+// The optimizer update of the training loop (src/distill/optimizer.ts), natively: AdamW over one
+// parameter's float32 arrays. Arithmetic is float64 per element with every intermediate rounded
+// where the JS definition rounds it (m and v stored as float32 before use), FMA contraction off, so
+// the result is bit-identical to evaluating the same formula in JS.
+#pragma once
+#include <cstdint>
+
+namespace fd {
+
+struct AdamWArgs {
+  const float* p;  // parameter (read)
+  const float* g;  // gradient (read)
+  float* m;        // first moment (updated in place)
+  float* v;        // second moment (updated in place)
+  float* out;      // new parameter (may be p)
+  int64_t n;
+  double beta1, beta2, eps;
+  double decay;      // 1 - lr * weight_decay, or 1
+  double step_size;  // lr / (1 - beta1^t)
+  double sqrt_bc2;   // sqrt(1 - beta2^t)
+  double scale;      // gradient clipping factor
+};
+
+// g' = g * scale; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2; out = p * decay - step_size * m / (sqrt(v)/sqrt_bc2 + eps)
+void adamw_update_cpu(const AdamWArgs& a);
+
+// Sum of x[i]^2 in float64, strictly in index order (the same bits as a JS loop).
+double sum_squares_cpu(const float* x, int64_t n);
+
+}  // namespace fd

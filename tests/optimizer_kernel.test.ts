@@ -1,0 +1,54 @@
+// The addon's AdamW element update and sum of squares: bit-identical to the same float64 formula
+// evaluated in JS (what src/distill/optimizer.ts documents), and clear errors for bad arguments.
+import { addon } from '../src/native';
+import { mulberry32 } from './helpers/reference64';
+
+function randomArray(r: () => number, n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+}
+
+describe('adamwUpdate', () => {
+  test.each([1, 7, 1000, 100003])('n = %i: bit-identical to the JS formula, in place and out of place', (n) => {
+    const r = mulberry32(n);
+    const p = randomArray(r, n), g = randomArray(r, n, 3), m = randomArray(r, n, 0.1), v = Float32Array.from(randomArray(r, n, 0.1), Math.abs);
+    const [beta1, beta2, eps, decay, stepSize, sqrtBc2, scale] = [0.9, 0.999, 1e-8, 1 - 1e-4 * 0.01, 1e-4 / (1 - 0.9 ** 3), Math.sqrt(1 - 0.999 ** 3), 0.37];
+    const jm = m.slice(), jv = v.slice(), jp = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const gi = g[i] * scale;
+      jm[i] = beta1 * jm[i] + (1 - beta1) * gi;
+      jv[i] = beta2 * jv[i] + (1 - beta2) * gi * gi;
+      jp[i] = p[i] * decay - (stepSize * jm[i]) / (Math.sqrt(jv[i]) / sqrtBc2 + eps);
+    }
+    const out = new Float32Array(n);
+    const nm = m.slice(), nv = v.slice();
+    addon.adamwUpdate(p, g, nm, nv, out, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale);
+    expect(Buffer.from(out.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
+    expect(Buffer.from(nm.buffer).equals(Buffer.from(jm.buffer))).toBe(true);
+    expect(Buffer.from(nv.buffer).equals(Buffer.from(jv.buffer))).toBe(true);
+    const inPlace = p.slice();
+    addon.adamwUpdate(inPlace, g, m.slice(), v.slice(), inPlace, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale);
+    expect(Buffer.from(inPlace.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
+  });
+
+  test('bad arguments', () => {
+    const a = new Float32Array(4), b = new Float32Array(4), c = new Float32Array(4), d = new Float32Array(4), e = new Float32Array(4);
+    const ok = [0.9, 0.999, 1e-8, 1, 1e-3, 0.5, 1] as const;
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok)).not.toThrow();
+    expect(() => addon.adamwUpdate(a, new Float32Array(3), c, d, e, ...ok)).toThrow(/adamwUpdate: g must be a Float32Array of length 4/);
+    expect(() => addon.adamwUpdate(a, b, b, d, e, ...ok)).toThrow(/adamwUpdate: m .*overlap/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, NaN, 0.5, 1)).toThrow(/adamwUpdate: stepSize must be finite/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, 1e-3, 0, 1)).toThrow(/adamwUpdate: sqrtBc2 must be > 0/);
+    expect(() => addon.adamwUpdate(new Float32Array(0), b, c, d, e, ...ok)).toThrow(/adamwUpdate: p must not be empty/);
+    expect(() => (addon.adamwUpdate as unknown as (...x: unknown[]) => void)(a, b)).toThrow(/adamwUpdate: expected 12 arguments/);
+  });
+});
+
+test('sumSquares: the JS loop\'s bits', () => {
+  const r = mulberry32(9);
+  const x = randomArray(r, 54321, 10);
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  expect(addon.sumSquares(x)).toBe(s);
+  expect(addon.sumSquares(new Float32Array(0))).toBe(0);
+  expect(() => addon.sumSquares([1, 2] as unknown as Float32Array)).toThrow(/sumSquares: x must be a Float32Array/);
+});
