@@ -5,7 +5,8 @@
 //   npm run build && node bench/bert_step.js [--backends=native,wasm,cpu] [--steps=10] [--cpu-steps=2]
 //       [--no-torch] [--threads=2] [--profile] [--write]
 //
-// --profile prints the native backend's per-kernel table for one step; --write stores the table and
+// --optimizers=tfjs,adamw picks the optimizers timed on native; --profile prints the native backend's
+// per-kernel table for one step; --write stores the table and
 // JSON in bench/results/bert_step.{md,json} (atomically).
 'use strict';
 const path = require('path');
@@ -28,6 +29,9 @@ const STEPS = Number(arg('steps', '10'));
 const SLOW_STEPS = Number(arg('cpu-steps', '2')); // tfjs 'cpu' takes about a minute per step
 const THREADS = Number(arg('threads', '2'));
 const SHAPE = { batch: 16, len: 128 };
+// 'tfjs': tf.train.adam (a dozen tensor ops per variable); 'adamw': the pipeline's AdamW
+// (src/distill/optimizer.ts, one addon pass per variable; weight decay 0 = Adam).
+const OPTIMIZERS = arg('optimizers', 'tfjs,adamw').split(',');
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -49,18 +53,34 @@ function inputs() {
   };
 }
 
-async function runBackend(name, steps) {
+async function runBackend(name, steps, optimizerName) {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
   const model = new CrossEncoder(BERT_MINI, 0);
   const x = inputs();
-  const optimizer = tf.train.adam(1e-4);
-  const vars = [...model.params.values()];
-  const step = () => {
-    const loss = optimizer.minimize(() => tf.mean(tf.squaredDifference(model.forward(x).scores, x.target)), true, vars);
-    const v = loss.dataSync()[0];
-    loss.dispose();
-    return v;
-  };
+  const lossFn = () => tf.mean(tf.squaredDifference(model.forward(x).scores, x.target));
+  let optimizer;
+  let step;
+  if (optimizerName === 'adamw') {
+    optimizer = new fd.distill.AdamW(model.params, { lr: 1e-4, warmup: 0, totalSteps: 1e9 });
+    const names = [...model.params.keys()];
+    const vars = [...model.params.values()];
+    step = () => {
+      const { value, grads } = tf.variableGrads(lossFn, vars);
+      optimizer.apply(new Map(names.map((n, i) => [n, grads[vars[i].name]])));
+      const v = value.dataSync()[0];
+      tf.dispose([value, ...Object.values(grads)]);
+      return v;
+    };
+  } else {
+    optimizer = tf.train.adam(1e-4);
+    const vars = [...model.params.values()];
+    step = () => {
+      const loss = optimizer.minimize(lossFn, true, vars);
+      const v = loss.dataSync()[0];
+      loss.dispose();
+      return v;
+    };
+  }
   step(); // warm-up: optimizer slots, kernel set-up
   const tensorsBefore = tf.memory().numTensors;
   const times = [];
@@ -79,9 +99,9 @@ async function runBackend(name, steps) {
   }
   const leaked = tf.memory().numTensors - tensorsBefore - (profile ? 0 : 0);
   model.dispose();
-  optimizer.dispose();
+  if (optimizer.dispose) optimizer.dispose();
   for (const t of Object.values(x)) t.dispose();
-  return { backend: name, median_ms: median(times), min_ms: Math.min(...times), steps, loss, leaked_tensors: leaked, profile };
+  return { backend: name, optimizer: optimizerName, median_ms: median(times), min_ms: Math.min(...times), steps, loss, leaked_tensors: leaked, profile };
 }
 
 function torchPeer() {
@@ -92,9 +112,9 @@ function torchPeer() {
 async function main() {
   fd.setNumThreads(THREADS);
   const rows = [];
-  for (const b of BACKENDS) {
-    const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS);
-    console.error(`${b}: median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`);
+  for (const b of BACKENDS) for (const o of b === 'native' ? OPTIMIZERS : ['tfjs']) {
+    const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o);
+    console.error(`${b} (${o}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`);
     rows.push(r);
   }
   let torch = null;
@@ -111,12 +131,12 @@ async function main() {
   const L = [];
   L.push(`BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`);
   L.push('');
-  L.push('| engine | ms/step (median) | min | steps timed | vs PyTorch eager |');
+  L.push('| engine, optimizer | ms/step (median) | min | steps timed | vs PyTorch eager |');
   L.push('|---|---:|---:|---:|---:|');
   for (const r of rows)
-    L.push(`| tfjs ${r.backend} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`);
+    L.push(`| tfjs ${r.backend}, ${r.optimizer === 'adamw' ? 'AdamW (addon)' : 'tf.train.adam'} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`);
   if (torch)
-    L.push(`| PyTorch ${torch.torch} eager (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`);
+    L.push(`| PyTorch ${torch.torch} eager, torch.optim.Adam (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`);
   const table = L.join('\n');
   console.log(table);
   for (const r of rows) if (r.profile) console.log(`\nnative backend, one step, per kernel:\n${r.profile}`);

@@ -23,6 +23,18 @@ const BYTES: Record<NumericDType, number> = { float32: 4, int32: 4, bool: 1 };
 /** Outputs below this many bytes live in plain JS typed arrays (freed by the garbage collector). */
 export const SMALL_OUTPUT_BYTES = 4096;
 
+/**
+ * The float32 values of `t` as stored, without the copy `dataSync()` makes, where the current backend
+ * keeps them in host memory ('native' or 'cpu'); null elsewhere. Read-only, and valid only until `t`
+ * is disposed: for hot loops that read a tensor once (the optimizer's gradients and parameters).
+ */
+export function hostFloats(t: tf.TensorInfo): Float32Array | null {
+  const b = tf.engine().backend as unknown as { data?: { get(id: object): { values?: unknown } } };
+  if (!(b instanceof MathBackendCPU) || t.dtype !== 'float32') return null;
+  const values = b.data!.get(t.dataId).values;
+  return values instanceof Float32Array ? values : null;
+}
+
 export class NativeBackend extends MathBackendCPU {
   // Every block this backend allocated (weakly: a block never stored, say because its kernel threw,
   // is left to the garbage collector, whose finalizer frees it).
