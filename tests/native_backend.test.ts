@@ -103,6 +103,30 @@ describe('native memory', () => {
     expect(typeof m.nativeBytes).toBe('number');
   });
 
+  test('the cache stays under its limit, freeing the sizes unused longest', () => {
+    const b = backend() as unknown as { cacheLimit: number };
+    const limit = b.cacheLimit;
+    (b as { cacheLimit: number }).cacheLimit = 64 * 1024; // 64 KB for this test
+    try {
+      backend().emptyCache();
+      const before = addon.hostBufferStats();
+      const make = (floats: number) => tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([floats], 'float32', backend().allocate('float32', floats)));
+      const first = make(8192); // 32 KB
+      const second = make(4096); // 16 KB
+      first.dispose();
+      second.dispose();
+      expect(backend().cachedHostBytes).toBe(48 * 1024);
+      const third = make(6144); // 24 KB, a new size: 72 KB cached once disposed -> the 32 KB class goes
+      third.dispose();
+      expect(backend().cachedHostBytes).toBe(40 * 1024);
+      expect(backend().allocate('float32', 4096).buffer.byteLength).toBe(16 * 1024); // still cached
+      backend().emptyCache();
+      expect(addon.hostBufferStats().bytes).toBeLessThanOrEqual(before.bytes + 16 * 1024);
+    } finally {
+      (b as { cacheLimit: number }).cacheLimit = limit;
+    }
+  });
+
   test('small outputs are plain JS arrays (a native block costs more than their work)', () => {
     const before = addon.hostBufferStats();
     const small = backend().allocate('float32', 16);

@@ -55,9 +55,12 @@ export class NativeBackend extends MathBackendCPU {
   // which N-API runs only when the event loop turns, so a synchronous training loop that really
   // freed every block grew RSS by ~30 MB per 1000 steps. Like tfjs's wasm heap, a stale view of a
   // disposed tensor may see the block reused; reads (dataSync) are copies, so callers never hold one.
+  // Size classes are kept in least-recently-used order (a Map's insertion order, re-inserted on use):
+  // past the limit, the sizes unused longest are freed first, so a change of shapes (evaluation after
+  // training) replaces the cache's contents instead of piling new sizes onto old ones.
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private cachedBytes = 0;
-  private readonly cacheLimit = Number(process.env.FUSED_DISTILL_HOST_CACHE_MB ?? 2048) * 1024 * 1024;
+  private cacheLimit = Number(process.env.FUSED_DISTILL_HOST_CACHE_MB ?? 512) * 1024 * 1024;
 
   constructor() {
     super();
@@ -75,9 +78,12 @@ export class NativeBackend extends MathBackendCPU {
     if (size * BYTES[dtype] < SMALL_OUTPUT_BYTES)
       return dtype === 'float32' ? new Float32Array(size) : dtype === 'int32' ? new Int32Array(size) : new Uint8Array(size);
     const bytes = size * BYTES[dtype];
-    let buffer = this.cache.get(bytes)?.pop();
+    const list = this.cache.get(bytes);
+    let buffer = list?.pop();
     if (buffer) {
       this.cachedBytes -= bytes;
+      this.cache.delete(bytes); // most recently used: to the end of the order
+      if (list!.length > 0) this.cache.set(bytes, list!);
       if (zero) new Uint8Array(buffer).fill(0);
     } else {
       buffer = addon.allocHostBuffer(bytes, zero);
@@ -197,14 +203,24 @@ export class NativeBackend extends MathBackendCPU {
 
   private recycle(buffer: ArrayBuffer): void {
     const bytes = buffer.byteLength;
-    if (this.cachedBytes + bytes > this.cacheLimit) {
+    if (bytes > this.cacheLimit) {
       addon.freeHostBuffer(buffer);
       return;
     }
-    let list = this.cache.get(bytes);
-    if (!list) this.cache.set(bytes, (list = []));
+    const list = this.cache.get(bytes) ?? [];
+    this.cache.delete(bytes);
     list.push(buffer);
+    this.cache.set(bytes, list);
     this.cachedBytes += bytes;
+    // Over the limit: free the least recently used sizes (never the one just returned).
+    for (const [size, old] of this.cache) {
+      if (this.cachedBytes <= this.cacheLimit || size === bytes) break;
+      while (old.length > 0 && this.cachedBytes > this.cacheLimit) {
+        addon.freeHostBuffer(old.pop()!);
+        this.cachedBytes -= size;
+      }
+      if (old.length === 0) this.cache.delete(size);
+    }
   }
 
   /** Frees the blocks left unowned by kernels, once no kernel is running. */
