@@ -106,8 +106,9 @@ describe('suite files', () => {
     const loss = (i: number) => main.students[i].config.loss;
     expect([loss(0).ranknet, loss(0).kl]).toEqual([1, 0]);
     expect([loss(1).ranknet, loss(1).kl]).toEqual([0, 1]);
-    expect([loss(4).ranknet, loss(4).kl, loss(4).hiddenMSE, loss(4).attentionMSE]).toEqual([1, 1, 1, 1]);
+    expect([loss(4).ranknet, loss(4).kl, loss(4).hiddenMSE, loss(4).attentionMSE > 0]).toEqual([1, 1, 1, true]);
     for (const s of main.students) expect(s.config.student.init).toBe('teacherLayers');
+    expect((await loadSuite(path.join(ROOT, 'configs', 'ci', 'tiny.json'))).students.map((s) => s.name)).toEqual(main.students.map((s) => s.name));
     const grid = await loadSuite(path.join(ROOT, 'configs', 'grid', 'grid.json'));
     expect(grid.students.length).toBeGreaterThan(main.students.length);
     expect(grid.teacher.output).not.toBe(main.teacher.output);
@@ -194,6 +195,37 @@ describe('report writers', () => {
     expect([formatDuration(5), formatDuration(125), formatDuration(7300), formatDuration(Infinity)]).toEqual(['5s', '2m05s', '2h01m', '?']);
     expect(formatLoss(0.75, { ranknet: 0.5, kl: 0.25 })).toBe('0.7500 = ranknet 0.5000 + kl 0.2500');
     expect(formatLoss(0.5, { ranknet: 0.5 })).toBe('0.5000 (ranknet)');
+  });
+});
+
+describe('evaluation', () => {
+  it('pads each query\'s pass to maxLength without changing the scores, and tables p-values against the baseline', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const { BertTokenizer, buildCollection, writeCollection } = await import('../src/data');
+    const { PairEncoder, loadRankingCollection, scorePairs } = await import('../src/distill');
+    const { CrossEncoder } = await import('../src/models');
+    const { evalQueries, rerankTimed, evaluateCrossEncoder, tableRows } = await import('../src/cli/evaluate');
+    await tf.setBackend('cpu');
+    const dir = path.join(tmp, 'eval-coll');
+    await writeCollection(dir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
+    const coll = await loadRankingCollection(dir);
+    const encoder = new PairEncoder(new BertTokenizer(), coll, 64);
+    const model = new CrossEncoder({ vocabSize: 30522, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxPosition: 64, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 }, 3);
+    const queries = evalQueries(coll, { split: 'test', queries: 3, candidates: 5 });
+    expect(queries.map((q) => q.pids.length)).toEqual([5, 5, 5]);
+    const { run, msPerQuery } = rerankTimed(model, encoder, queries);
+    expect(msPerQuery).toBeGreaterThan(0);
+    for (const { qid, pids } of queries) {
+      const direct = scorePairs(model, encoder, pids.map((p): [string, string] => [qid, p]), 64);
+      pids.forEach((p, i) => expect(Math.abs(run.get(qid)!.get(p)! - direct[i])).toBeLessThan(1e-5));
+    }
+    const a = evaluateCrossEncoder(model, encoder, coll, { split: 'test', candidates: 5 }, { name: 'a', kind: 'model' });
+    const b = { ...a, name: 'b', perQuery: new Map([...a.perQuery].map(([q, m]) => [q, { ...m, rr10: m.rr10 / 2 }])) };
+    const rows = tableRows([a, b], 'a');
+    expect(rows[0]).toMatchObject({ name: 'a', pMrr10: null, pNdcg10: null, parameters: model.parameterCount() });
+    expect(rows[1].pNdcg10).toBe(1); // same nDCG on every query
+    expect(tableRows([a, b], null)[1].pMrr10).toBeNull();
+    model.dispose();
   });
 });
 

@@ -92,7 +92,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             candidates: Math.min(maxCands, o.candidates ?? maxCands),
             baseline,
             significance: baseline ? `p: two-sided paired t-test against "${baseline}" over the per-query MRR@10 and nDCG@10.` : 'One model: no significance test.',
-            timing: 'ms/query: mean wall time of one forward pass over a query\'s candidates, after one warm-up query.',
+            timing: 'ms/query: mean wall time of one forward pass over a query\'s candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query.',
           },
           rows: tableRows(evals, baseline),
           runs: [],

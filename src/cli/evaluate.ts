@@ -41,7 +41,14 @@ function qrelsFor(coll: RankingCollection, split: Split, run: Run): Qrels {
   return new Map([...coll.qrels[split]].filter(([q]) => run.has(q)));
 }
 
-/** Scores each query's candidates with one forward pass per query, timing each pass. */
+/**
+ * Scores each query's candidates with one forward pass per query, timing each pass: building the
+ * input tensors from token ids, the forward pass, reading the scores back. Texts are tokenized
+ * before the timing starts (the encoder caches token ids, so otherwise the first model timed would
+ * pay for everyone's tokenization). Every pass is padded to the encoder's maxLength: one shape for
+ * all queries (padding is masked out and does not change the scores), as a serving system would
+ * batch, and the same work for every model.
+ */
 export function rerankTimed(
   model: CrossEncoder,
   encoder: PairEncoder,
@@ -49,11 +56,23 @@ export function rerankTimed(
   onQuery?: (done: number, total: number) => void,
 ): { run: Run; msPerQuery: number } {
   const run: Run = new Map();
+  for (const { qid, pids } of queries) for (const p of pids) encoder.pairLength(qid, p);
+  const padId = encoder.tokenizer.padId;
   const score = (qid: string, pids: string[]) => {
     const { inputs, tokenMask } = encoder.encode(pids.map((p): [string, string] => [qid, p]));
-    const scores = model.forward(inputs).scores;
+    const extra = encoder.maxLength - inputs.inputIds.shape[1];
+    const padded =
+      extra > 0
+        ? {
+            inputIds: tf.pad(inputs.inputIds, [[0, 0], [0, extra]], padId) as tf.Tensor2D,
+            tokenTypeIds: tf.pad(inputs.tokenTypeIds, [[0, 0], [0, extra]]) as tf.Tensor2D,
+            attentionMask: tf.pad(inputs.attentionMask, [[0, 0], [0, extra]]) as tf.Tensor2D,
+          }
+        : inputs;
+    const scores = model.forward(padded).scores;
     const values = scores.dataSync();
     tf.dispose([scores, inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, tokenMask]);
+    if (padded !== inputs) tf.dispose([padded.inputIds, padded.tokenTypeIds, padded.attentionMask]);
     return values;
   };
   // Warm-up (first-call allocations, kernel set-up) outside the timing.

@@ -48,6 +48,7 @@ export class Progress {
   private bars = new Map<string, SingleBar>();
   private lastLine = new Map<string, number>();
   private label = 'run';
+  private scoreFiles = new Set<string>();
 
   constructor(
     readonly mode: ProgressMode,
@@ -110,6 +111,8 @@ export class Progress {
         return;
       case 'teacherScoresReady':
         this.endBar('teacher scores');
+        if (!e.computed && this.scoreFiles.has(e.file)) return; // said once is enough
+        this.scoreFiles.add(e.file);
         this.info(`teacher scores: ${e.pairs} pairs ${e.computed ? 'computed and cached in' : 'read from the cache'} ${e.file}`);
         return;
       case 'done':

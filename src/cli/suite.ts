@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_collection';
+import { DEFAULT_COLLECTION } from '../data/collection';
 import { BertTokenizer } from '../data/tokenizer';
 import { PairEncoder, loadRankingCollection } from '../distill/batches';
 import { ConfigError, parseStudentConfig, parseTeacherConfig, type StudentRunConfig, type TeacherRunConfig } from '../distill/config';
@@ -92,12 +93,16 @@ export const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, 
 const canonical = (x: unknown): unknown =>
   Array.isArray(x) ? x.map(canonical) : isObject(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical(x[k])])) : x;
 
-/** What a collection's content is known by, cheaply: its manifest (writeCollection writes one), else every file. */
+/**
+ * What a collection's content is known by, cheaply: the bundled one by its build options (it is
+ * rebuilt when they change, and the same options give byte-identical files; it may not be built
+ * yet), another by its manifest (writeCollection writes one), else by every file.
+ */
 async function collectionKey(dir: string | undefined): Promise<string> {
-  const root = dir ?? DEFAULT_COLLECTION_DIR;
-  const manifest = path.join(root, 'manifest.json');
+  if (dir == null) return createHash('sha256').update(`bundled ${JSON.stringify(DEFAULT_COLLECTION)}`).digest('hex');
+  const manifest = path.join(dir, 'manifest.json');
   if (fs.existsSync(manifest)) return createHash('sha256').update(fs.readFileSync(manifest)).digest('hex');
-  return (await loadRankingCollection(root)).fingerprint;
+  return (await loadRankingCollection(dir)).fingerprint;
 }
 
 /** The teacher's run dir: <cache>/teacher-<hash of its config (without output) and the collection>. */
@@ -264,7 +269,11 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
     });
   }
 
-  // 4. Evaluation: every model on the same queries, one forward pass per query.
+  // 4. Evaluation: every model on the same queries, one forward pass per query. The native
+  // backend's cache of freed blocks (sized for training's tensors) is emptied first, so the timed
+  // passes reuse blocks of their own sizes.
+  const backend = tf.backend() as unknown as { emptyCache?: () => void };
+  backend.emptyCache?.();
   const coll = await loadRankingCollection(suite.teacher.data.collection);
   const encoder = new PairEncoder(new BertTokenizer(), coll, suite.eval.maxLength);
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
@@ -300,7 +309,8 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
       significance: suite.eval.baseline
         ? `p: two-sided paired t-test against "${suite.eval.baseline}" over the per-query MRR@10 and nDCG@10 (${queries} queries).`
         : 'No baseline: no significance test.',
-      timing: 'ms/query: mean wall time of one forward pass over a query\'s candidates (tokenized pairs in, scores out), after one warm-up query.',
+      timing:
+        'ms/query: mean wall time of one forward pass over a query\'s candidates, padded to maxLength (token ids to tensors, forward, scores read back; texts tokenized beforehand), after one warm-up query.',
     },
     rows: tableRows(evals, suite.eval.baseline),
     runs,
