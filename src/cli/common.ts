@@ -67,6 +67,12 @@ export function existingFile(file: string, what = 'config file'): string {
   return abs;
 }
 
+/** commander argParser: a non-negative integer. */
+export function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a non-negative integer.');
+  return Number(value);
+}
+
 /** commander argParser: a positive integer, or commander's "argument 'x' is invalid" error. */
 export function positiveInt(value: string): number {
   const n = Number(value);

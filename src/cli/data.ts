@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_collection';
 import { DEFAULT_COLLECTION, buildCollection, writeCollection, type CollectionOptions } from '../data/collection';
-import { positiveInt } from './common';
+import { nonNegativeInt, positiveInt } from './common';
 
 interface BuildOptions {
   seed?: number;
@@ -40,7 +40,7 @@ export function registerData(program: Command): void {
     .command('build')
     .description(`build the bundled Brown collection (default dir ${path.relative(process.cwd(), DEFAULT_COLLECTION_DIR) || '.'}); a complete one is kept`)
     .argument('[dir]', 'output directory')
-    .option('--seed <n>', `query sampling and split seed (default ${DEFAULT_COLLECTION.seed})`, positiveInt)
+    .option('--seed <n>', `query sampling and split seed (default ${DEFAULT_COLLECTION.seed})`, nonNegativeInt)
     .option('--queries <n>', `pseudo-queries (default ${DEFAULT_COLLECTION.queries})`, positiveInt)
     .option('--documents <n>', 'use only the first n Brown documents (default: all 500)', positiveInt)
     .option('--candidates <n>', `BM25 candidates per query (default ${DEFAULT_COLLECTION.candidates})`, positiveInt)
