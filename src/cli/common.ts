@@ -1,0 +1,83 @@
+// What every command shares: the global options (backend, threads, progress mode), picking the tfjs
+// backend, reading config files with clear errors, and where the package's bundled configs live.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { InvalidArgumentError } from 'commander';
+
+import { ConfigError } from '../distill/config';
+import { Progress, type ProgressMode } from './progress';
+
+export const BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** The package root (dist/cli/.. /..): bundled configs, data/, runs/. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+export const MAIN_SUITE = path.join(PACKAGE_ROOT, 'configs', 'main', 'main.json');
+export const GRID_SUITE = path.join(PACKAGE_ROOT, 'configs', 'grid', 'grid.json');
+
+export interface GlobalOptions {
+  backend: BackendName;
+  threads?: number;
+  progress?: ProgressMode;
+}
+
+/** An error the user caused (bad argument, missing file): printed without a stack trace. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Makes `name` tfjs's current backend ('native': this package's addon; 'wasm', 'cpu': tfjs's own). */
+export async function useBackend(name: BackendName, threads?: number): Promise<void> {
+  if (threads != null) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { addon } = require('../native') as typeof import('../native');
+    addon.setNumThreads(threads);
+  }
+  if (name === 'native') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { registerNativeBackend } = require('../backend/native/register') as typeof import('../backend/native/register');
+    registerNativeBackend();
+  } else if (name === 'wasm') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@tensorflow/tfjs-backend-wasm');
+  } else if (name !== 'cpu') {
+    throw new UsageError(`unknown backend '${name}': choose one of ${BACKENDS.join(', ')}`);
+  }
+  // The fused loss ops register their kernels for cpu, wasm and native when first imported.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('../losses');
+  const ok = await tf.setBackend(name);
+  await tf.ready();
+  if (!ok || tf.getBackend() !== name) throw new Error(`backend '${name}' could not be initialised (tfjs is on '${tf.getBackend()}')`);
+}
+
+export function progressFor(opts: GlobalOptions): Progress {
+  return new Progress(opts.progress ?? Progress.defaultMode());
+}
+
+/** The path of a config file that must exist. */
+export function existingFile(file: string, what = 'config file'): string {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new UsageError(`${what} not found: ${file}`);
+  if (!fs.statSync(abs).isFile()) throw new UsageError(`${what} is not a file: ${file}`);
+  return abs;
+}
+
+/** commander argParser: a non-negative integer. */
+export function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a non-negative integer.');
+  return Number(value);
+}
+
+/** commander argParser: a positive integer, or commander's "argument 'x' is invalid" error. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+}
+
+export { ConfigError };

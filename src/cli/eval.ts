@@ -1,0 +1,110 @@
+// `fused-distill eval <model...>`: models re-rank the same queries' BM25 candidates; one table of
+// MRR@10, nDCG@10, the paired t-test against a baseline model, parameters and ms/query (plus BM25's
+// own ranking), and with --out a report (JSON, Markdown, HTML).
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Option, type Command } from 'commander';
+
+import { BertTokenizer } from '../data/tokenizer';
+import { PairEncoder, loadRankingCollection } from '../distill/batches';
+import { loadCrossEncoder } from '../models/checkpoint';
+import { UsageError, positiveInt, progressFor, type GlobalOptions } from './common';
+import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation, type Split } from './evaluate';
+import { environment, resultsTable, writeReport, type RunReport } from './report';
+
+export interface ModelSpec {
+  name: string;
+  /** a saveCrossEncoder dir (model.json + weights.bin) */
+  dir: string;
+}
+
+/** "name=path" or "path"; path is a model dir or a run dir holding model/. */
+export function parseModelSpec(spec: string): ModelSpec {
+  const eq = spec.indexOf('=');
+  const [name, p] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [null, spec];
+  const abs = path.resolve(p);
+  let dir: string;
+  if (fs.existsSync(path.join(abs, 'model.json'))) dir = abs;
+  else if (fs.existsSync(path.join(abs, 'model', 'model.json'))) dir = path.join(abs, 'model');
+  else throw new UsageError(`model not found: ${p} (give a model dir with model.json, or a run dir with model/)`);
+  const fallback = path.basename(dir) === 'model' ? path.basename(path.dirname(dir)) : path.basename(dir);
+  return { name: name ?? fallback, dir };
+}
+
+interface EvalOptions {
+  collection?: string;
+  split: Split;
+  queries?: number;
+  candidates?: number;
+  maxLength: number;
+  baseline?: string;
+  out?: string;
+  bm25: boolean;
+}
+
+export function registerEval(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
+  program
+    .command('eval')
+    .description('re-rank BM25 candidates with each model: MRR@10, nDCG@10, paired t-test vs a baseline, parameters, ms/query')
+    .argument('<models...>', 'model dirs or run dirs, optionally named: name=path')
+    .option('--collection <dir>', 'collection dir (default: the bundled Brown collection)')
+    .addOption(new Option('--split <split>', 'queries to evaluate on').choices(['train', 'dev', 'test']).default('test'))
+    .option('--queries <n>', 'the first n queries of the split (default: all)', positiveInt)
+    .option('--candidates <n>', 're-rank the BM25 top-n (default: all candidates)', positiveInt)
+    .option('--max-length <n>', 'WordPieces per query-passage pair', positiveInt, 128)
+    .option('--baseline <name>', 'the model the others are t-tested against (default: the first)')
+    .option('--no-bm25', 'leave out the BM25 row')
+    .option('--out <dir>', 'write report.json, report.md and report.html there')
+    .action(async (specs: string[], o: EvalOptions) => {
+      const t0 = Date.now();
+      const models = specs.map(parseModelSpec);
+      const names = models.map((m) => m.name);
+      if (new Set(names).size !== names.length) throw new UsageError(`two models have the same name (${names.join(', ')}): name them, e.g. a=runs/x b=runs/y`);
+      const baseline = o.baseline ?? (models.length > 1 ? models[0].name : null);
+      if (baseline != null && !names.includes(baseline)) throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')})`);
+      const backend = await setup();
+      const progress = progressFor(globals());
+      try {
+        const coll = await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
+        const encoder = new PairEncoder(new BertTokenizer(), coll, o.maxLength);
+        const target = { split: o.split, queries: o.queries, candidates: o.candidates };
+        const evals: ModelEvaluation[] = o.bm25 ? [evaluateBm25(coll, target)] : [];
+        for (const m of models) {
+          const model = loadCrossEncoder(m.dir);
+          try {
+            evals.push(evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress));
+          } finally {
+            model.dispose();
+          }
+        }
+        progress.close();
+        const queries = evals[0]?.perQuery.size ?? 0;
+        const maxCands = Math.max(0, ...[...coll.candidates[o.split].values()].map((c) => c.length));
+        const report: RunReport = {
+          title: 'fused-distill eval',
+          created: new Date().toISOString(),
+          environment: environment(backend),
+          wallSeconds: (Date.now() - t0) / 1000,
+          evaluation: {
+            split: o.split,
+            queries,
+            candidates: Math.min(maxCands, o.candidates ?? maxCands),
+            baseline,
+            significance: baseline ? `p: two-sided paired t-test against "${baseline}" over the per-query MRR@10 and nDCG@10.` : 'One model: no significance test.',
+            timing: 'ms/query: mean wall time of one forward pass over a query\'s candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query.',
+          },
+          rows: tableRows(evals, baseline),
+          runs: [],
+          notes: [`collection: ${coll.dir}`, ...models.map((m) => `${m.name}: ${m.dir}`), `backend ${tf.getBackend()}`],
+        };
+        process.stdout.write(`${resultsTable(report)}\n`);
+        if (o.out) {
+          const files = await writeReport(path.resolve(o.out), report);
+          process.stdout.write(`report: ${files.html}\n`);
+        }
+      } finally {
+        progress.close();
+      }
+    });
+}

@@ -1,0 +1,146 @@
+// Evaluation for the CLI: each model re-ranks every evaluation query's BM25 candidates, one forward
+// pass per query (that pass is timed: "re-ranking ms per query" is what a search engine would wait
+// for one query's top-k), then MRR@10 and nDCG@10 per query (src/eval, trec_eval's definitions) and
+// a paired two-sided t-test of each model against a baseline on the per-query values.
+import * as tf from '@tensorflow/tfjs';
+
+import { evaluateRun, type QueryMetrics, type Qrels, type Run } from '../eval/metrics';
+import { pairedTTest } from '../eval/ttest';
+import type { PairEncoder, RankingCollection } from '../distill/batches';
+import type { CrossEncoder } from '../models/cross_encoder';
+import type { ReportRow } from './report';
+import type { TaskEvent } from './progress';
+
+export type Split = 'train' | 'dev' | 'test';
+
+export interface EvalTarget {
+  split: Split;
+  /** the first n queries of the split (all when undefined) */
+  queries?: number;
+  /** re-rank the BM25 top-k (all candidates when undefined) */
+  candidates?: number;
+}
+
+export interface ModelEvaluation {
+  name: string;
+  kind: ReportRow['kind'];
+  objective?: string;
+  parameters: number | null;
+  msPerQuery: number | null;
+  mean: { mrr10: number; ndcg10: number };
+  perQuery: Map<string, QueryMetrics>;
+}
+
+/** The split's evaluation queries (first n) and their top-k candidates, in file order. */
+export function evalQueries(coll: RankingCollection, target: EvalTarget): Array<{ qid: string; pids: string[] }> {
+  const qids = [...coll.queries[target.split].keys()].slice(0, target.queries);
+  return qids.map((qid) => ({ qid, pids: (coll.candidates[target.split].get(qid) ?? []).slice(0, target.candidates) }));
+}
+
+function qrelsFor(coll: RankingCollection, split: Split, run: Run): Qrels {
+  return new Map([...coll.qrels[split]].filter(([q]) => run.has(q)));
+}
+
+/**
+ * Scores each query's candidates with one forward pass per query, timing each pass: building the
+ * input tensors from token ids, the forward pass, reading the scores back. Texts are tokenized
+ * before the timing starts (the encoder caches token ids, so otherwise the first model timed would
+ * pay for everyone's tokenization). Every pass is padded to the encoder's maxLength: one shape for
+ * all queries (padding is masked out and does not change the scores), as a serving system would
+ * batch, and the same work for every model.
+ */
+export function rerankTimed(
+  model: CrossEncoder,
+  encoder: PairEncoder,
+  queries: Array<{ qid: string; pids: string[] }>,
+  onQuery?: (done: number, total: number) => void,
+): { run: Run; msPerQuery: number } {
+  const run: Run = new Map();
+  for (const { qid, pids } of queries) for (const p of pids) encoder.pairLength(qid, p);
+  const padId = encoder.tokenizer.padId;
+  const score = (qid: string, pids: string[]) => {
+    const { inputs, tokenMask } = encoder.encode(pids.map((p): [string, string] => [qid, p]));
+    const extra = encoder.maxLength - inputs.inputIds.shape[1];
+    const padded =
+      extra > 0
+        ? {
+            inputIds: tf.pad(inputs.inputIds, [[0, 0], [0, extra]], padId) as tf.Tensor2D,
+            tokenTypeIds: tf.pad(inputs.tokenTypeIds, [[0, 0], [0, extra]]) as tf.Tensor2D,
+            attentionMask: tf.pad(inputs.attentionMask, [[0, 0], [0, extra]]) as tf.Tensor2D,
+          }
+        : inputs;
+    const scores = model.forward(padded).scores;
+    const values = scores.dataSync();
+    tf.dispose([scores, inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, tokenMask]);
+    if (padded !== inputs) tf.dispose([padded.inputIds, padded.tokenTypeIds, padded.attentionMask]);
+    return values;
+  };
+  // Warm-up (first-call allocations, kernel set-up) outside the timing.
+  const first = queries.find((q) => q.pids.length > 0);
+  if (first) score(first.qid, first.pids);
+  let ms = 0;
+  let timed = 0;
+  queries.forEach(({ qid, pids }, i) => {
+    const scores = new Map<string, number>();
+    if (pids.length > 0) {
+      const t0 = process.hrtime.bigint();
+      const values = score(qid, pids);
+      ms += Number(process.hrtime.bigint() - t0) / 1e6;
+      timed += 1;
+      pids.forEach((p, k) => scores.set(p, values[k]));
+    }
+    run.set(qid, scores);
+    onQuery?.(i + 1, queries.length);
+  });
+  return { run, msPerQuery: timed ? ms / timed : 0 };
+}
+
+/** A model's evaluation on `target`. */
+export function evaluateCrossEncoder(
+  model: CrossEncoder,
+  encoder: PairEncoder,
+  coll: RankingCollection,
+  target: EvalTarget,
+  info: { name: string; kind: ReportRow['kind']; objective?: string },
+  onTask?: (e: TaskEvent) => void,
+): ModelEvaluation {
+  const queries = evalQueries(coll, target);
+  const { run, msPerQuery } = rerankTimed(model, encoder, queries, (done, total) =>
+    onTask?.({ type: 'task', label: `eval ${info.name}`, done, total, unit: 'queries' }),
+  );
+  const { perQuery, mean } = evaluateRun(run, qrelsFor(coll, target.split, run), [10]);
+  return { ...info, parameters: model.parameterCount(), msPerQuery, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
+}
+
+/** BM25's own ranking of the same candidates (the first stage), for reference. */
+export function evaluateBm25(coll: RankingCollection, target: EvalTarget): ModelEvaluation {
+  const run: Run = new Map(evalQueries(coll, target).map(({ qid, pids }) => [qid, new Map(pids.map((p, i) => [p, pids.length - i]))]));
+  const { perQuery, mean } = evaluateRun(run, qrelsFor(coll, target.split, run), [10]);
+  return { name: 'BM25 (first stage)', kind: 'bm25', parameters: null, msPerQuery: null, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
+}
+
+/** Table rows; p-values against the row named `baseline` (none when null or absent). */
+export function tableRows(evals: ModelEvaluation[], baseline: string | null): ReportRow[] {
+  const base = evals.find((e) => e.name === baseline) ?? null;
+  const pOf = (e: ModelEvaluation, key: 'rr10' | 'ndcg10') => {
+    if (!base || e === base) return null;
+    const a = new Map([...e.perQuery].map(([q, m]) => [q, m[key]]));
+    const b = new Map([...base.perQuery].map(([q, m]) => [q, m[key]]));
+    try {
+      return pairedTTest(a, b).p;
+    } catch {
+      return null; // fewer than 2 common queries
+    }
+  };
+  return evals.map((e) => ({
+    name: e.name,
+    kind: e.kind,
+    objective: e.objective,
+    mrr10: e.mean.mrr10,
+    ndcg10: e.mean.ndcg10,
+    pMrr10: pOf(e, 'rr10'),
+    pNdcg10: pOf(e, 'ndcg10'),
+    parameters: e.parameters,
+    msPerQuery: e.msPerQuery,
+  }));
+}

@@ -1,0 +1,326 @@
+// A run report in three forms, written atomically side by side: report.json (everything: the table,
+// every run's step log and evaluations, the environment), report.md (the table and a summary of each
+// run) and report.html (one self-contained page: the metrics table and inline-SVG loss curves — no
+// scripts, stylesheets, fonts or images from anywhere else, so it opens offline and can be mailed).
+import * as os from 'os';
+import * as path from 'path';
+
+import { writeAtomic } from '../data/atomic';
+import type { EvalLog, StepLog } from '../distill/train';
+
+export interface ReportRow {
+  name: string;
+  kind: 'bm25' | 'teacher' | 'student' | 'model';
+  /** the objective in words, e.g. "ranknet 1 + kl 1" */
+  objective?: string;
+  mrr10: number;
+  ndcg10: number;
+  /** two-sided paired t-test vs the baseline row on per-query MRR@10 / nDCG@10 (null: the baseline itself, or no baseline) */
+  pMrr10: number | null;
+  pNdcg10: number | null;
+  parameters: number | null;
+  /** mean wall time to score one query's candidates (one forward pass per query) */
+  msPerQuery: number | null;
+}
+
+export interface ReportRun {
+  name: string;
+  kind: 'teacher' | 'student';
+  output: string;
+  objective: string;
+  /** false: a finished run with the same config was reused */
+  trained: boolean;
+  seconds: number | null;
+  steps: StepLog[];
+  evals: EvalLog[];
+}
+
+export interface RunReport {
+  title: string;
+  /** ISO time the report was written */
+  created: string;
+  environment: { cpu: string; cpus: number; memoryGiB: number; node: string; platform: string; backend: string };
+  /** wall time of the whole command */
+  wallSeconds: number | null;
+  evaluation: {
+    split: string;
+    queries: number;
+    /** candidates re-ranked per query (BM25 top-k) */
+    candidates: number;
+    baseline: string | null;
+    significance: string;
+    timing: string;
+  } | null;
+  rows: ReportRow[];
+  runs: ReportRun[];
+  notes: string[];
+}
+
+export function environment(backend: string): RunReport['environment'] {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model?.trim() ?? 'unknown',
+    cpus: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+    backend,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Formatting
+
+export const fmtMetric = (x: number) => x.toFixed(4);
+export const fmtP = (p: number | null) => (p == null ? '—' : p < 0.001 ? '<0.001' : p.toFixed(3));
+export const fmtParams = (n: number | null) => (n == null ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+export const fmtMs = (ms: number | null) => (ms == null ? '—' : ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
+
+export const TABLE_HEADER = ['model', 'MRR@10', 'nDCG@10', 'p (MRR@10)', 'p (nDCG@10)', 'parameters', 'ms/query'];
+
+export function tableCells(rows: ReportRow[], baseline: string | null): string[][] {
+  return rows.map((r) => [
+    r.name === baseline ? `${r.name} (baseline)` : r.name,
+    fmtMetric(r.mrr10),
+    fmtMetric(r.ndcg10),
+    fmtP(r.pMrr10),
+    fmtP(r.pNdcg10),
+    fmtParams(r.parameters),
+    fmtMs(r.msPerQuery),
+  ]);
+}
+
+/** A Markdown table with padded columns (readable as plain text too); numbers right-aligned. */
+export function markdownTable(header: string[], cells: string[][], numericFrom = 1): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const rows = [header, ...cells].map((r) => r.map(esc));
+  const width = header.map((_, i) => Math.max(3, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i >= numericFrom ? c.padStart(width[i]) : c.padEnd(width[i]))).join(' | ')} |`;
+  const rule = `|${width.map((w, i) => (i >= numericFrom ? `${'-'.repeat(w + 1)}:` : `${'-'.repeat(w + 2)}`)).join('|')}|`;
+  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join('\n');
+}
+
+export function resultsTable(report: RunReport): string {
+  return markdownTable(TABLE_HEADER, tableCells(report.rows, report.evaluation?.baseline ?? null));
+}
+
+function runSummary(run: ReportRun): string {
+  const last = run.steps.at(-1);
+  const first = run.steps[0];
+  const bits = [`${run.kind}, ${run.objective}`, `${run.steps.length} steps`];
+  if (first && last) bits.push(`loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}`);
+  if (last && Object.keys(last.parts).length > 1) bits.push(`last parts: ${Object.entries(last.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  const ev = run.evals.at(-1);
+  if (ev) bits.push(`${ev.split} MRR@10 ${ev.mrr10.toFixed(4)} (${ev.queries} queries, step ${ev.step})`);
+  bits.push(run.trained ? `trained in ${run.seconds == null ? '?' : `${run.seconds.toFixed(0)} s`}` : 'reused (finished run with the same config)');
+  return `- **${run.name}**: ${bits.join('; ')} — \`${run.output}\``;
+}
+
+export function renderMarkdown(report: RunReport): string {
+  const e = report.environment;
+  const out = [`# ${report.title}`, ''];
+  out.push(`${report.created} · ${e.cpu} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${e.node} · backend \`${e.backend}\`` + (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : ''));
+  out.push('');
+  if (report.evaluation) {
+    const v = report.evaluation;
+    out.push(`Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : "candidates"} of ${v.queries} ${v.split} queries. ${v.significance} ${v.timing}`, '');
+  }
+  if (report.rows.length) out.push(resultsTable(report), '');
+  if (report.runs.length) out.push('## Runs', '', ...report.runs.map(runSummary), '');
+  if (report.notes.length) out.push('## Notes', '', ...report.notes.map((n) => `- ${n}`), '');
+  return `${out.join('\n')}\n`;
+}
+
+// ------------------------------------------------------------------------------------------------
+// HTML with inline SVG charts
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+
+export interface Series {
+  name: string;
+  points: Array<[number, number]>;
+}
+
+/** At most `max` points: bucket means (keeps a noisy curve's trend), always the last point. */
+export function downsample(points: Array<[number, number]>, max = 300): Array<[number, number]> {
+  if (points.length <= max) return points;
+  const out: Array<[number, number]> = [];
+  const size = points.length / max;
+  for (let b = 0; b < max; b++) {
+    const chunk = points.slice(Math.floor(b * size), Math.floor((b + 1) * size));
+    if (!chunk.length) continue;
+    out.push([chunk.reduce((s, p) => s + p[0], 0) / chunk.length, chunk.reduce((s, p) => s + p[1], 0) / chunk.length]);
+  }
+  return out;
+}
+
+function niceTicks(lo: number, hi: number, n = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(10)));
+  return ticks;
+}
+
+const tickText = (t: number) => (Math.abs(t) >= 1e4 || (t !== 0 && Math.abs(t) < 1e-3) ? t.toExponential(1) : String(Number(t.toPrecision(4))));
+
+/** A line chart as an inline <svg> (no external references). */
+export function svgLineChart(series: Series[], opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
+  const W = opts.width ?? 640;
+  const H = opts.height ?? 300;
+  const m = { l: 58, r: 12, t: 28, b: 40 };
+  const legendRows = Math.ceil(series.length / 3);
+  const plotH = H - m.t - m.b - legendRows * 16;
+  const plotW = W - m.l - m.r;
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const parts: string[] = [];
+  parts.push(`<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(opts.title)}">`);
+  parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" class="title">${escapeHtml(opts.title)}</text>`);
+  if (all.length === 0) {
+    parts.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text></svg>`);
+    return parts.join('');
+  }
+  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  let [y0, y1] = [Math.min(0, ...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+  if (x1 === x0) x1 = x0 + 1;
+  if (y1 === y0) y1 = y0 + 1;
+  const yt = niceTicks(y0, y1);
+  y1 = Math.max(y1, yt.at(-1)!);
+  y0 = Math.min(y0, yt[0]);
+  const xt = niceTicks(x0, x1);
+  const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * plotW;
+  const sy = (y: number) => m.t + plotH - ((y - y0) / (y1 - y0)) * plotH;
+  const f = (v: number) => v.toFixed(1);
+  for (const t of yt) {
+    parts.push(`<line x1="${m.l}" x2="${m.l + plotW}" y1="${f(sy(t))}" y2="${f(sy(t))}" class="grid"/>`);
+    parts.push(`<text x="${m.l - 6}" y="${f(sy(t) + 4)}" text-anchor="end" class="tick">${tickText(t)}</text>`);
+  }
+  for (const t of xt) {
+    if (t < x0 || t > x1) continue;
+    parts.push(`<text x="${f(sx(t))}" y="${f(m.t + plotH + 16)}" text-anchor="middle" class="tick">${tickText(t)}</text>`);
+  }
+  parts.push(`<rect x="${m.l}" y="${m.t}" width="${plotW}" height="${plotH}" class="frame"/>`);
+  parts.push(`<text x="${m.l + plotW / 2}" y="${f(m.t + plotH + 32)}" text-anchor="middle" class="axis">${escapeHtml(opts.xLabel)}</text>`);
+  parts.push(`<text x="14" y="${m.t + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + plotH / 2})" class="axis">${escapeHtml(opts.yLabel)}</text>`);
+  series.forEach((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const pts = downsample(s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
+    if (pts.length === 1) parts.push(`<circle cx="${f(sx(pts[0][0]))}" cy="${f(sy(pts[0][1]))}" r="3" fill="${color}"/>`);
+    else if (pts.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`);
+    const lx = m.l + (i % 3) * (plotW / 3);
+    const ly = m.t + plotH + 46 + Math.floor(i / 3) * 16;
+    parts.push(`<rect x="${f(lx)}" y="${ly - 9}" width="14" height="3" fill="${color}"/>`);
+    parts.push(`<text x="${f(lx + 18)}" y="${ly - 4}" class="legend">${escapeHtml(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+export function runSeries(run: ReportRun): Series[] {
+  const series: Series[] = [{ name: 'total loss', points: run.steps.map((s) => [s.step, s.loss]) }];
+  const names = [...new Set(run.steps.flatMap((s) => Object.keys(s.parts)))];
+  if (names.length > 1) for (const n of names) series.push({ name: n, points: run.steps.filter((s) => n in s.parts).map((s) => [s.step, s.parts[n]]) });
+  return series;
+}
+
+const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1360px;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;margin:1em 0}
+th,td{padding:4px 10px;border-bottom:1px solid #ddd}th{background:#f4f4f4;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.baseline td{font-weight:600}.meta{color:#555}.charts{display:flex;flex-wrap:wrap;gap:12px}
+svg.chart{background:#fff;border:1px solid #e4e4e4}svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}
+svg text{font:11px system-ui,sans-serif;fill:#333}svg .title{font-size:13px;font-weight:600}svg .axis{fill:#555}code{background:#f4f4f4;padding:0 3px}`;
+
+export function renderHtml(report: RunReport): string {
+  const e = report.environment;
+  const baseline = report.evaluation?.baseline ?? null;
+  const h: string[] = [];
+  h.push('<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(report.title)}</title>`, `<style>${CSS}</style></head><body>`);
+  h.push(`<h1>${escapeHtml(report.title)}</h1>`);
+  h.push(
+    `<p class="meta">${escapeHtml(report.created)} · ${escapeHtml(e.cpu)} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${escapeHtml(e.node)} · backend <code>${escapeHtml(e.backend)}</code>` +
+      (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : '') + '</p>',
+  );
+  if (report.evaluation) {
+    const v = report.evaluation;
+    h.push(`<p>Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : "candidates"} of ${v.queries} <b>${escapeHtml(v.split)}</b> queries. ${escapeHtml(v.significance)} ${escapeHtml(v.timing)}</p>`);
+  }
+  if (report.rows.length) {
+    h.push('<table><thead><tr>', ...TABLE_HEADER.map((c) => `<th>${escapeHtml(c)}</th>`), '<th>objective</th></tr></thead><tbody>');
+    const cells = tableCells(report.rows, baseline);
+    report.rows.forEach((r, i) => {
+      h.push(`<tr${r.name === baseline ? ' class="baseline"' : ''}>`);
+      cells[i].forEach((c, j) => h.push(`<td${j > 0 ? ' class="n"' : ''}>${escapeHtml(c)}</td>`));
+      h.push(`<td>${escapeHtml(r.objective ?? '')}</td></tr>`);
+    });
+    h.push('</tbody></table>');
+  }
+  const trainedRuns = report.runs.filter((r) => r.steps.length > 0);
+  if (trainedRuns.length) {
+    h.push('<h2>Loss curves</h2>');
+    const students = trainedRuns.filter((r) => r.kind === 'student');
+    h.push('<div class="charts">');
+    if (students.length > 1)
+      h.push(svgLineChart(students.map((r) => ({ name: r.name, points: r.steps.map((s) => [s.step, s.loss]) })), { title: 'students: total loss', xLabel: 'step', yLabel: 'loss' }));
+    for (const run of trainedRuns) h.push(svgLineChart(runSeries(run), { title: `${run.name}: ${run.objective}`, xLabel: 'step', yLabel: 'weighted loss' }));
+    h.push('</div>');
+    const withEvals = trainedRuns.filter((r) => r.evals.length > 1);
+    if (withEvals.length) {
+      h.push('<h2>Evaluations during training</h2><div class="charts">');
+      h.push(svgLineChart(withEvals.map((r) => ({ name: r.name, points: r.evals.map((v) => [v.step, v.mrr10]) })), { title: 'MRR@10 during training', xLabel: 'step', yLabel: 'MRR@10' }));
+      h.push('</div>');
+    }
+  }
+  if (report.runs.length) {
+    h.push('<h2>Runs</h2><ul>');
+    for (const run of report.runs) h.push(`<li>${escapeHtml(runSummary(run).replace(/^- /, '').replace(/\*\*|`/g, ''))}</li>`);
+    h.push('</ul>');
+  }
+  if (report.notes.length) h.push('<h2>Notes</h2><ul>', ...report.notes.map((n) => `<li>${escapeHtml(n)}</li>`), '</ul>');
+  h.push('</body></html>');
+  return `${h.join('\n')}\n`;
+}
+
+export interface ReportFiles {
+  json: string;
+  md: string;
+  html: string;
+}
+
+/** Writes <dir>/<name>.json, .md and .html, each atomically. */
+export async function writeReport(dir: string, report: RunReport, name = 'report'): Promise<ReportFiles> {
+  const files = { json: path.join(dir, `${name}.json`), md: path.join(dir, `${name}.md`), html: path.join(dir, `${name}.html`) };
+  // Everything rendered before anything is written: a rendering error leaves the old report whole.
+  const text = { json: `${JSON.stringify(report, null, 1)}\n`, md: renderMarkdown(report), html: renderHtml(report) };
+  for (const k of ['json', 'md', 'html'] as const) await writeAtomic(files[k], (w) => w.write(text[k]));
+  return files;
+}
+
+/** The report of one training run (teacher train, distill): its loss curves and its last evaluation. */
+export function singleRunReport(run: ReportRun, info: { backend: string; wallSeconds: number; parameters: number | null; configFile: string }): RunReport {
+  const last = run.evals.at(-1);
+  return {
+    title: `fused-distill ${run.kind} run: ${run.name}`,
+    created: new Date().toISOString(),
+    environment: environment(info.backend),
+    wallSeconds: info.wallSeconds,
+    evaluation: last
+      ? {
+          split: last.split,
+          queries: last.queries,
+          candidates: 0,
+          baseline: null,
+          significance: 'Evaluated during training (the run\'s last evaluation); `fused-distill eval` compares models with a t-test and timing.',
+          timing: '',
+        }
+      : null,
+    rows: last
+      ? [{ name: run.name, kind: run.kind, objective: run.objective, mrr10: last.mrr10, ndcg10: last.ndcg10, pMrr10: null, pNdcg10: null, parameters: info.parameters, msPerQuery: null }]
+      : [],
+    runs: [run],
+    notes: [`config: ${info.configFile}`],
+  };
+}
