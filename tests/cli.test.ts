@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { loadSuite } from '../src/cli/suite';
+import { ensureDefaultCollection } from '../src/data/build_collection';
 import { formatDuration, formatLoss } from '../src/cli/progress';
 import {
   downsample, markdownTable, renderHtml, renderMarkdown, resultsTable, svgLineChart, writeReport, type RunReport,
@@ -100,6 +101,14 @@ describe('suite files', () => {
   });
 
   it('the bundled main and grid suites are valid: the five key objectives, baseline hard pairwise + soft KL', async () => {
+    // loadSuite reads the suites' collections: build the bundled one and CI's tiny one (as .ci/run
+    // does) where a fresh clone has neither yet.
+    await ensureDefaultCollection();
+    const tiny = path.join(ROOT, 'data', 'ci-tiny', 'collection');
+    if (!fs.existsSync(path.join(tiny, 'collection.tsv'))) {
+      const r = spawnSync(process.execPath, [CLI, 'data', 'build', tiny, '--documents', '12', '--queries', '40', '--candidates', '10', '--passage-words', '60', '--seed', '7'], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+    }
     const main = await loadSuite(path.join(ROOT, 'configs', 'main', 'main.json'));
     expect(main.students.map((s) => s.name)).toEqual(['hard pairwise', 'soft KL', 'hard pairwise + soft KL', '+ hidden MSE', '+ attention MSE']);
     expect(main.eval.baseline).toBe('hard pairwise + soft KL');

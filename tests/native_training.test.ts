@@ -68,7 +68,8 @@ test('1000 training steps leak neither tensors nor native memory nor RSS', () =>
   const { before, after } = JSON.parse(out.trim().split('\n').pop()!);
   expect(after.tensors).toBe(before.tensors);
   expect(after.native).toEqual(before.native); // every block of a step reused from the cache
-  // A leak of one step's activations and gradients (~300 KB here) would add ~300 MB.
-  expect(after.rss - before.rss).toBeLessThan(16 * 1024 * 1024);
+  // A leak of one step's activations and gradients (~300 KB here) would add ~300 MB; what is left
+  // is the JS heap's own growth (seen up to ~18 MB with two test workers on 2 cores).
+  expect(after.rss - before.rss).toBeLessThan(64 * 1024 * 1024);
   expect(Number.isFinite(after.loss)).toBe(true);
 });
