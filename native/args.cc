@@ -35,9 +35,24 @@ double Args::number(size_t i, const char* name) const {
   return v;
 }
 
-namespace {
 // Raw napi_get_typedarray_info rather than Napi::TypedArray::ArrayBuffer(): the wasm backend's heap
 // can be a SharedArrayBuffer, which node-addon-api's ArrayBuffer accessors reject.
+TypedView typed_view(const Args& a, napi_value v, const std::string& expected) {
+  if (!Napi::Value(a.info.Env(), v).IsTypedArray()) a.type_error(expected);
+  napi_env env = a.info.Env();
+  TypedView t;
+  size_t count = 0;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, v, &t.type, &count, &t.data, &buffer, nullptr) != napi_ok) a.type_error(expected);
+  bool is_plain = false, detached = false;
+  if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
+      napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
+    a.type_error(expected + ", got a detached buffer");
+  t.length = static_cast<int64_t>(count);
+  return t;
+}
+
+namespace {
 // length < 0: any length, returned in *actual_length.
 template <class T>
 T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optional, napi_typedarray_type type,
@@ -46,19 +61,11 @@ T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optiona
   const std::string expected = std::string(name) + " must be a " + type_name +
                                (length >= 0 ? " of length " + std::to_string(length) : std::string()) +
                                (optional ? " (or null)" : "");
-  if (i >= a.info.Length() || !a.info[i].IsTypedArray()) a.type_error(expected);
-  napi_env env = a.info.Env();
-  napi_typedarray_type actual;
-  size_t count = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, a.info[i], &actual, &count, &data, &buffer, nullptr) != napi_ok)
-    a.type_error(expected);
-  if (actual != type) a.type_error(expected);
-  bool is_plain = false, detached = false;
-  if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
-      napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
-    a.type_error(expected + ", got a detached buffer");
+  if (i >= a.info.Length()) a.type_error(expected);
+  const TypedView view = typed_view(a, a.info[i], expected);
+  if (view.type != type) a.type_error(expected);
+  const size_t count = static_cast<size_t>(view.length);
+  void* data = view.data;
   if (length < 0) {
     *actual_length = static_cast<int64_t>(count);
     if (count == 0) return static_cast<T*>(data);

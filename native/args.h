@@ -37,6 +37,15 @@ struct Args {
   double* doubles(size_t i, const char* name, int64_t length, bool optional = false) const;
 };
 
+// A typed array's element type, data and length, checked not detached; throws a TypeError with
+// `expected` when v is not a typed array. The one place the addon unpacks typed arrays.
+struct TypedView {
+  napi_typedarray_type type;
+  void* data = nullptr;
+  int64_t length = 0;
+};
+TypedView typed_view(const Args& a, napi_value v, const std::string& expected);
+
 // rows * cols (etc.) with an overflow check against kMaxElements.
 int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what);
 

@@ -30,24 +30,14 @@ Typed typed_any(const Args& a, size_t i, const char* name, unsigned allowed) {
     expected += std::string(first ? " " : " or ") + type_name(t);
     first = false;
   }
-  if (i >= a.info.Length() || !a.info[i].IsTypedArray()) a.type_error(expected);
-  napi_env env = a.info.Env();
-  napi_typedarray_type actual;
-  size_t count = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, a.info[i], &actual, &count, &data, &buffer, nullptr) != napi_ok)
-    a.type_error(expected);
+  if (i >= a.info.Length()) a.type_error(expected);
+  const TypedView view = typed_view(a, a.info[i], expected);
   Typed t;
-  t.type = actual == napi_float32_array ? fd::kF32 : actual == napi_int32_array ? fd::kI32 : actual == napi_uint8_array ? fd::kU8 : -1;
+  t.type = view.type == napi_float32_array ? fd::kF32 : view.type == napi_int32_array ? fd::kI32 : view.type == napi_uint8_array ? fd::kU8 : -1;
   if (t.type < 0 || !(allowed & (1u << t.type))) a.type_error(expected);
-  bool is_plain = false, detached = false;
-  if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
-      napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
-    a.type_error(expected + ", got a detached buffer");
-  t.data = data;
-  t.length = static_cast<int64_t>(count);
-  if (t.length > 0 && data == nullptr) a.type_error(expected + ", got a buffer with no data");
+  t.data = view.data;
+  t.length = view.length;
+  if (t.length > 0 && t.data == nullptr) a.type_error(expected + ", got a buffer with no data");
   return t;
 }
 

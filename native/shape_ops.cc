@@ -38,15 +38,9 @@ const char* type_name(ElemType t) {
 // Any Float32Array, Int32Array or Uint8Array that is not detached (it may be empty).
 Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
   const std::string expected = name + " must be a Float32Array, Int32Array or Uint8Array";
-  if (!v.IsTypedArray()) a.type_error(expected);
-  napi_env env = a.info.Env();
-  napi_typedarray_type type;
-  size_t count = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  if (napi_get_typedarray_info(env, v, &type, &count, &data, &buffer, nullptr) != napi_ok) a.type_error(expected);
+  const TypedView view = typed_view(a, v, expected);
   Tensor t;
-  switch (type) {
+  switch (view.type) {
     case napi_float32_array:
       t.type = ElemType::kFloat32;
       break;
@@ -59,13 +53,9 @@ Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
     default:
       a.type_error(expected);
   }
-  bool is_plain = false, detached = false;
-  if (napi_is_arraybuffer(env, buffer, &is_plain) == napi_ok && is_plain &&
-      napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
-    a.type_error(expected + ", got a detached buffer");
-  if (count > 0 && data == nullptr) a.type_error(expected + ", got a buffer with no data");
-  t.data = data;
-  t.length = static_cast<int64_t>(count);
+  if (view.length > 0 && view.data == nullptr) a.type_error(expected + ", got a buffer with no data");
+  t.data = view.data;
+  t.length = view.length;
   return t;
 }
 
