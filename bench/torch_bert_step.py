@@ -4,7 +4,8 @@ pooler tanh, one score per pair), one training step = forward + MSE loss on the 
 Adam, on random token ids. Prints one JSON line: median/min step ms over --steps timed steps, and
 torch.mm's GFLOP/s at 1024^3: Debian's torch calls the system BLAS, which is the slow reference BLAS
 unless libopenblas0-openmp is installed (apt-get install -y libopenblas0-openmp; seen here: 5.8
-against ~60-200 GFLOP/s), so the figure says which one this peer ran on.
+against ~60-200 GFLOP/s), so the figure says which one this peer ran on. The model (Layer,
+CrossEncoder) is also the GPU peer's, bench/gpu/torch_bert_gpu.py.
 
   /usr/bin/python3 bench/torch_bert_step.py [--threads 2] [--steps 10] [--batch 16] [--len 128]
       [--layers 4] [--hidden 256] [--heads 4] [--ffn 1024] [--vocab 30522]"""
@@ -47,7 +48,7 @@ class CrossEncoder(nn.Module):
 
     def forward(self, ids, types, mask):
         l = ids.shape[1]
-        x = self.ln(self.word(ids) + self.pos(torch.arange(l)) + self.tok_type(types))
+        x = self.ln(self.word(ids) + self.pos(torch.arange(l, device=ids.device)) + self.tok_type(types))
         key_bias = ((1 - mask.float()) * -10000).view(ids.shape[0], 1, 1, l)
         for layer in self.layers:
             x = layer(x, key_bias)

@@ -1,47 +1,78 @@
 #!/bin/bash
-# Run HERE (the dev machine, with node_modules) before a GPU run: fills .gpu/ with what the GPU
-# machine lacks (it has nvcc, cmake, g++, Python + PyTorch; no node, npm, node_modules or network):
-#   .gpu/node.xz                        this machine's Node.js (by /work/shared/gpu/pack-node.sh)
-#   .gpu/node-api-headers/include/      node_api.h etc.   } for cmake -DNAPI_INCLUDE_DIRS=...
-#   .gpu/node-addon-api/                napi.h etc.       }
-#   .gpu/gpu_check.js                   bench/gpu/gpu_check.js bundled by esbuild (no node_modules needed)
-# Then, on the GPU machine, from the repo root with .gpu carried: bash bench/gpu/run.sh
+# Run HERE (the dev machine, with node_modules) before the GPU run: fills .gpu/ with everything the
+# GPU machine lacks (it has nvcc, cmake, g++, cuBLAS, Python + PyTorch; no node, npm, node_modules or
+# network), then self-tests each bundle from outside the repo (no node_modules above it):
+#   .gpu/node.xz                      this machine's Node.js (as /work/shared/gpu/pack-node.sh makes it)
+#   .gpu/node-api-headers/include/    node_api.h etc.   } cmake -DNAPI_INCLUDE_DIRS=... (run.sh)
+#   .gpu/node-addon-api/              napi.h etc.       }
+#   .gpu/fd-tests/<suite>.js          the jest suites tests/cuda*.test.ts        } tests/gpu/bundle.js,
+#   .gpu/tfjs/tests/tfjs_core/run.js  tfjs-core's op suite runner + dist/        } from dist/ built
+#   .gpu/bench/cuda_bert.js, cuda_vs_native.js, .gpu/gpu_check.js  the scripts } here by tsc first
+# Then, on the GPU machine, from the repo root with ".gpu" carried: bash bench/gpu/run.sh
+#   bash bench/gpu/prepare.sh [--no-selftest]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
+mkdir -p .gpu
 
-pack="$root/../shared/gpu/pack-node.sh"
-[ -f "$pack" ] || pack=/work/shared/gpu/pack-node.sh
-bash "$pack" >/dev/null
+# Node: pack-node.sh's xz of this machine's node (kept when there already; pack-node.sh itself
+# also writes .git/info/exclude, which a git worktree does not have: .gitignore covers /.gpu/).
+if [ ! -s .gpu/node.xz ]; then
+  xz -T2 -6 -c "$(readlink -f "$(command -v node)")" >.gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
+fi
 
-rm -rf .gpu/node-api-headers .gpu/node-addon-api .gpu/gpu_check.js
+rm -rf .gpu/node-api-headers .gpu/node-addon-api .gpu/fd-tests .gpu/tfjs .gpu/bench .gpu/gpu_check.js
 mkdir -p .gpu/node-api-headers .gpu/node-addon-api
 cp -r node_modules/node-api-headers/include .gpu/node-api-headers/
 cp node_modules/node-addon-api/*.h .gpu/node-addon-api/
-npx --no-install esbuild bench/gpu/gpu_check.js --bundle --platform=node --outfile=.gpu/gpu_check.js \
-  '--external:*.node' --log-level=warning
 
-# The bundle must run on its own: outside the repo it must get as far as its "no CUDA" message here.
-if [ ! -f "$root/build/Release/fused_distill.node" ]; then
-  echo "prepare.sh: no build/Release/fused_distill.node here, bundle self-test skipped" >&2
-else
-set +e
-(cd /tmp && node "$root/.gpu/gpu_check.js" "$root/build/Release/fused_distill.node" >/dev/null 2>"$root/.gpu/selftest.err")
-rc=$?
-set -e
-if [ "$rc" -ne 3 ] && [ "$rc" -ne 4 ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
-  echo "prepare.sh: the bundled gpu_check.js failed its self-test (exit $rc):" >&2
-  cat "$root/.gpu/selftest.err" >&2
-  exit 1
-fi
-rm -f "$root/.gpu/selftest.err"
+nice -n 10 npx --no-install tsc -p tsconfig.json
+node tests/gpu/bundle.js \
+  --script bench/gpu/cuda_bert.js=.gpu/bench/cuda_bert.js \
+  --script bench/gpu/cuda_vs_native.js=.gpu/bench/cuda_vs_native.js \
+  --script bench/gpu/gpu_check.js=.gpu/gpu_check.js
+
+# Self-tests: from a directory with no node_modules above it, each bundle must run (on the CPU
+# addon, 'native' backend) or stop at its clear "no CUDA" message.
+if [ "${1:-}" != "--no-selftest" ]; then
+  addon=$root/build/Release/fused_distill.node
+  if [ ! -f "$addon" ]; then
+    echo "prepare.sh: no $addon here (npx node-gyp rebuild): bundle self-tests skipped" >&2
+  else
+    t=$(mktemp -d /tmp/fd-gpu-selftest.XXXXXX)
+    cp -r .gpu/fd-tests .gpu/tfjs .gpu/bench .gpu/gpu_check.js "$t/"
+    fail=0
+    selftest() { # NAME EXPECTED_EXIT_CODES CMD...
+      local name=$1 ok=$2 rc
+      shift 2
+      (cd "$t" && FD_ADDON=$addon "$@") >"$t/$name.log" 2>&1
+      rc=$?
+      if [[ " $ok " == *" $rc "* ]]; then
+        echo "prepare.sh: self-test $name: ok (exit $rc)"
+      else
+        echo "prepare.sh: self-test $name FAILED (exit $rc):" >&2
+        tail -20 "$t/$name.log" >&2
+        fail=1
+      fi
+    }
+    set +e
+    for s in "$t"/fd-tests/*.js; do selftest "suite-$(basename "$s" .js)" 0 node "$s"; done
+    selftest tfjs_core 0 node tfjs/tests/tfjs_core/run.js --backend native --filter '^abs '
+    selftest cuda_bert 0 node bench/cuda_bert.js --backend native --tiny --steps 2 --warmup 1
+    selftest cuda_vs_native 0 node bench/cuda_vs_native.js --backends native,native --steps 2
+    selftest gpu_check "0 1 3 4" node gpu_check.js "$addon" --quick
+    set -e
+    rm -rf "$t"
+    [ "$fail" -eq 0 ] || exit 1
+  fi
 fi
 
-bytes=$(du -sb .gpu | cut -f1)
+# The carried tree: git's files (tracked + untracked, not ignored) and .gpu.
+bytes=$(( $(du -sb .gpu | cut -f1) + $(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
 limit=$((64 * 1024 * 1024))
-echo "prepare.sh: .gpu is $((bytes / 1024)) KiB (limit for the whole carried tree: 64 MiB)"
-ls -la .gpu
+du -sh .gpu/* | sed 's/^/  /'
+echo "prepare.sh: carried tree ~$((bytes / 1048576)) MiB (.gpu + the working tree; limit 64 MiB)"
 if [ "$bytes" -ge "$limit" ]; then
-  echo "prepare.sh: .gpu is over 64 MiB" >&2
+  echo "prepare.sh: over 64 MiB" >&2
   exit 1
 fi

@@ -1,123 +1,222 @@
 #!/bin/bash
-# The GPU check, run THERE (the GPU machine: nvcc, cmake, g++, Python + PyTorch 2.x; no node/npm/
-# network) from the repo root with .gpu carried (fill it HERE first: bash bench/gpu/prepare.sh):
-#   bash bench/gpu/run.sh            # results in $OUT (the device tool sets it), else /tmp/fd-gpu-out
-# Steps, each under its own timeout (the whole run stays under ~6 minutes):
-#   1. unpack node from .gpu/node.xz
-#   2. build the CUDA addon with plain cmake -> build-gpu/Release/fused_distill.node
-#      (and, in parallel, bench/gpu/cuda_selfcheck.cu if it exists, with the nvcc command of its header)
-#   3. run the self-check binary, if built                         -> $OUT/selfcheck.txt
-#   4. node .gpu/gpu_check.js build-gpu/Release/fused_distill.node  -> $OUT/gpu_check.json
-#   5. python3 bench/gpu/torch_gpu.py                               -> $OUT/torch_gpu.json
-#   6. node bench/gpu/merge.js $OUT                                 -> $OUT/gpu.md, $OUT/gpu.json (+ stdout)
-#      (with $OUT/steps.txt: each step's exit status)
-# Everything is also in $OUT/log. Exit status: 0 when every step passed, else 1.
+# Issue 5's ONE GPU run, THERE (the GPU machine: nvcc, cmake, g++, cuBLAS, Python + PyTorch 2.x; no
+# node, npm, node_modules or network), from the repo root with .gpu carried (filled HERE first by
+# bash bench/gpu/prepare.sh):
+#   bash bench/gpu/run.sh          results in $OUT (the device tool sets it), else /tmp/fd-gpu-out
+# Steps, each under its own timeout, a failure never stopping the others; the whole run keeps to
+# FD_GPU_BUDGET_S seconds (default 420: every timeout is cut to what the later steps leave):
+#   1. node          unpack .gpu/node.xz -> /tmp/fd-node/node
+#   2. in parallel:  addon-build   cmake -DWITH_CUDA=ON (all cores) -> build-gpu/Release/fused_distill.node
+#                    checks-build  every bench/gpu/*check*.cu with an nvcc command in its header
+#                                  comment (tensor_ops_check.cu, cuda_selfcheck.cu), their sources
+#                                  compiled in parallel (the header command serially if that fails)
+#   3. in parallel, correctness (no timing):
+#                    tensor_ops_check, selfcheck (--no-bench)        the standalone kernel checks
+#                    suite-<name>  the jest suites tests/cuda*.test.ts, bundled (.gpu/fd-tests/)
+#                    tfjs_core     tfjs-core's op suite on 'cuda' (.gpu/tfjs/tests/tfjs_core/run.js)
+#                    cuda_vs_native  20 distillation steps on 'cuda' and 'native': losses agree
+#   4. one at a time, timing:
+#                    cuda_bert     bench/gpu/cuda_bert.js (bundled) on 'cuda', fp32 + TF32
+#                    torch_bert    bench/gpu/torch_bert_gpu.py, PyTorch eager, same shapes
+#                    fused_losses, torch_losses   the old fused-loss check (gpu_check.js --quick,
+#                                  torch_gpu.py --quick --no-compile), only with >= 80 s left
+#   5. merge         node bench/gpu/merge.js $OUT -> $OUT/gpu.md (printed), $OUT/gpu.json
+# Every step's output: $OUT/<step>.log; its exit status and seconds: $OUT/steps.txt; all: $OUT/log.
+# FD_GPU_SKIP=name,name skips steps (e.g. a rerun on the warm machine: FD_GPU_SKIP=tfjs_core,suites).
+# Exit status: 0 when every step passed, else 1.
 set -u -o pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 OUT=${OUT:-/tmp/fd-gpu-out}
-mkdir -p "$OUT"
-: >"$OUT/log"
-T0=$(date +%s)
-BUDGET=${FD_GPU_BUDGET_S:-340} # seconds for the whole run; torch.compile gets what is left
+BUDGET=${FD_GPU_BUDGET_S:-420}
+SKIP=",${FD_GPU_SKIP:-},"
+NODE_DIR=/tmp/fd-node
+export FD_ADDON=$root/build-gpu/Release/fused_distill.node
+JOBS=$(nproc 2>/dev/null || echo 4)
 
-elapsed() { echo $(($(date +%s) - T0)); }
-declare -A STATUS
-ORDER=()
-step() { # step NAME TIMEOUT_S CMD...
-  local name=$1 t=$2
-  shift 2
-  echo "=== [$(elapsed) s] $name (timeout ${t}s): $*"
-  timeout --kill-after=10 "$t" "$@"
-  local rc=$?
-  [ "$rc" -eq 124 ] && echo "=== $name: TIMED OUT after ${t}s"
-  echo "=== [$(elapsed) s] $name: exit $rc"
-  STATUS[$name]=$rc
-  ORDER+=("$name")
-  return "$rc"
-}
-
-selfcheck_cmd() { # the nvcc command from cuda_selfcheck.cu's header comment
-  head -60 bench/gpu/cuda_selfcheck.cu | grep -m1 -E '(^|[^A-Za-z_])nvcc[[:space:]]' |
+# The nvcc command in the header comment of a .cu file (first line naming nvcc).
+check_cmd() {
+  head -60 "$1" | grep -m1 -E '(^|[^A-Za-z_])nvcc[[:space:]]' |
     sed -E 's@^.*(^|[^A-Za-z_])(nvcc[[:space:]].*)$@\2@; s@[[:space:]]*(\*/)?[[:space:]]*$@@'
 }
 
+# Builds one check binary from its header command: each source compiled on its own core (objects
+# shared between checks built with the same flags), then linked; the header command as written if
+# that fails. Prints the binary's path on the last line.
+build_check() {
+  local src=$1 cmd
+  cmd=$(check_cmd "$src")
+  if [ -z "$cmd" ]; then
+    echo "$src: no nvcc command in its header comment"
+    return 3
+  fi
+  echo "$src: $cmd"
+  local -a words flags=() srcs=() objs=() pids=()
+  eval "words=($cmd)" # expands the command's globs (kernels/cuda/*.cu)
+  local out=a.out i=1 w
+  while [ "$i" -lt "${#words[@]}" ]; do
+    w=${words[$i]}
+    case "$w" in
+      -o) out=${words[$((i + 1))]}; i=$((i + 2)); continue ;;
+      *.cu | *.cpp | *.cc) srcs+=("$w") ;;
+      *) flags+=("$w") ;;
+    esac
+    i=$((i + 1))
+  done
+  mkdir -p "$(dirname "$out")" build-gpu/check-obj
+  local key s o ok=1
+  key=$(printf '%s ' "${flags[@]}" | md5sum | cut -c1-10)
+  for s in "${srcs[@]}"; do
+    o=build-gpu/check-obj/$(echo "$s" | tr '/' '_').$key.o
+    objs+=("$o")
+    [ -s "$o" ] && continue
+    (nvcc "${flags[@]}" -c "$s" -o "$o.tmp" && mv "$o.tmp" "$o") &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || ok=0; done
+  if [ "$ok" -eq 1 ] && nvcc "${flags[@]}" "${objs[@]}" -o "$out"; then
+    echo "built $out (parallel)"
+  else
+    echo "$src: the parallel build failed; the header command as written:"
+    bash -c "$cmd" || return 1
+  fi
+  echo "$out"
+}
+
+build_checks() {
+  local f bin rc=0
+  : >build-gpu/checks.list
+  for f in bench/gpu/*check*.cu; do
+    [ -f "$f" ] || continue
+    local log=build-gpu/$(basename "$f" .cu).build.log
+    if build_check "$f" >"$log" 2>&1; then
+      bin=$(tail -1 "$log")
+      echo "$(basename "$f" .cu) $bin" >>build-gpu/checks.list
+    else
+      rc=1
+    fi
+    cat "$log"
+  done
+  return $rc
+}
+
+# Internal entry points (run under `timeout`, which needs a program).
+if [ "${1:-}" = "--build-checks" ]; then
+  mkdir -p build-gpu
+  build_checks
+  exit
+fi
+
+mkdir -p "$OUT"
+: >"$OUT/log"
+: >"$OUT/steps.txt"
+T0=$(date +%s)
+elapsed() { echo $(($(date +%s) - T0)); }
+# limit DEFAULT RESERVE: DEFAULT, cut so that RESERVE seconds of the budget stay for later steps.
+limit() {
+  local left=$((BUDGET - $(elapsed) - $2))
+  [ "$left" -lt "$1" ] && echo $((left > 15 ? left : 15)) || echo "$1"
+}
+skipped() { [[ "$SKIP" == *",$1,"* ]]; }
+# step NAME TIMEOUT CMD...: CMD's output -> $OUT/NAME.log; "NAME rc seconds" -> $OUT/steps.txt.
+step() {
+  local name=$1 t=$2 s rc
+  shift 2
+  if skipped "$name"; then
+    echo "=== $name: skipped (FD_GPU_SKIP)"
+    return 0
+  fi
+  s=$(date +%s)
+  echo "=== [$(elapsed) s] $name (timeout ${t}s): $*"
+  timeout --kill-after=5 "$t" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  [ "$rc" -eq 124 ] && echo "TIMED OUT after ${t}s" >>"$OUT/$name.log"
+  echo "$name $rc $(($(date +%s) - s))" >>"$OUT/steps.txt"
+  echo "=== [$(elapsed) s] $name: exit $rc"
+  tail -n 6 "$OUT/$name.log" | sed 's/^/    /'
+  return "$rc"
+}
+# needs NAME FILE WHAT: records NAME as not run (exit 99) when FILE is missing.
+needs() {
+  [ -e "$2" ] && return 0
+  skipped "$1" && return 1
+  echo "not run: $3 is missing ($2)" >"$OUT/$1.log"
+  echo "$1 99 0" >>"$OUT/steps.txt"
+  echo "=== $1: not run: $3 is missing"
+  return 1
+}
+node_step() { # node_step NAME TIMEOUT SCRIPT ARGS...: a bundled script with the built addon
+  local name=$1 t=$2 script=$3
+  shift 3
+  needs "$name" "$script" "the bundle (bash bench/gpu/prepare.sh here)" || return 0
+  needs "$name" "$FD_ADDON" "the CUDA addon (see addon-build.log)" || return 0
+  step "$name" "$t" node "$script" "$@"
+}
+
 main() {
-  echo "fused-distill GPU check: $(date -u +%FT%TZ) on $(hostname)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -4
+  echo "fused-distill GPU run: $(date -u +%FT%TZ) on $(hostname), budget ${BUDGET}s, $JOBS cores"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2 | tee "$OUT/device.txt"
   nvcc --version 2>&1 | tail -1
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
 
   # 1. node
-  step node 60 bash -c 'xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node && /tmp/node --version'
-  export PATH=/tmp:$PATH
+  step node 60 bash -c "mkdir -p $NODE_DIR && xz -dc .gpu/node.xz > $NODE_DIR/node && chmod +x $NODE_DIR/node && $NODE_DIR/node --version"
+  export PATH=$NODE_DIR:$PATH
 
-  # 2. the addon (and the self-check, in parallel)
-  local sc_pid="" sc_bin=""
-  if [ -f bench/gpu/cuda_selfcheck.cu ] && [ -z "${FD_SKIP_SELFCHECK:-}" ]; then
-    local cmd
-    cmd=$(selfcheck_cmd)
-    if [ -n "$cmd" ]; then
-      sc_bin=$(echo "$cmd" | sed -nE 's@.*[[:space:]]-o[[:space:]]+([^[:space:]]+).*@\1@p')
-      [ -z "$sc_bin" ] && sc_bin=a.out
-      mkdir -p "$(dirname "$sc_bin")"
-      echo "=== [$(elapsed) s] selfcheck-build (background): $cmd"
-      (timeout --kill-after=10 240 bash -c "$cmd" >"/tmp/selfcheck-build.log" 2>&1; echo $? >/tmp/selfcheck-build.rc) &
-      sc_pid=$!
-    else
-      echo "=== bench/gpu/cuda_selfcheck.cu has no nvcc command in its header comment: self-check skipped"
-    fi
+  # 2. builds
+  step addon-build "$(limit 240 170)" bash -c "cmake -S . -B build-gpu -DWITH_CUDA=ON \
+    -DNAPI_INCLUDE_DIRS='$root/.gpu/node-api-headers/include;$root/.gpu/node-addon-api' && cmake --build build-gpu -j $JOBS" &
+  local pa=$!
+  step checks-build "$(limit 240 170)" bash bench/gpu/run.sh --build-checks &
+  local pc=$!
+  wait "$pa" "$pc"
+
+  # 3. correctness, in parallel
+  local -a pids=()
+  while read -r name bin; do
+    local args=()
+    [ "$name" = cuda_selfcheck ] && args=(--no-bench) # its timings belong to the old check
+    step "$name" "$(limit 120 160)" "./${bin#./}" "${args[@]}" &
+    pids+=($!)
+  done < <(cat build-gpu/checks.list 2>/dev/null)
+  [ -f build-gpu/checks.list ] || needs checks build-gpu/checks.list "the check binaries (see checks-build.log)"
+  local suite
+  if ! skipped suites; then
+    for suite in .gpu/fd-tests/*.js; do
+      [ -f "$suite" ] || { needs suites "$suite" "the bundled jest suites"; continue; }
+      node_step "suite-$(basename "$suite" .js)" "$(limit 150 160)" "$suite" &
+      pids+=($!)
+    done
+  fi
+  rm -f .gpu/tfjs/tests/tfjs_core/results-*.json
+  node_step tfjs_core "$(limit 200 160)" .gpu/tfjs/tests/tfjs_core/run.js --backend cuda &
+  pids+=($!)
+  node_step cuda_vs_native "$(limit 150 160)" .gpu/bench/cuda_vs_native.js --json "$OUT/cuda_vs_native.json" &
+  pids+=($!)
+  wait "${pids[@]}"
+  cp .gpu/tfjs/tests/tfjs_core/results-cuda.json "$OUT/tfjs_core.json" 2>/dev/null
+
+  # 4. timing, one at a time
+  local t
+  t=$(limit 180 75)
+  node_step cuda_bert "$t" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert.json" --budget-s $((t - 30))
+  step torch_bert "$(limit 120 15)" python3 bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json"
+  if [ $((BUDGET - $(elapsed))) -ge 80 ]; then
+    node_step fused_losses 45 .gpu/gpu_check.js "$FD_ADDON" --quick --json "$OUT/gpu_check.json"
+    step torch_losses 30 python3 bench/gpu/torch_gpu.py --quick --no-compile --out "$OUT/torch_gpu.json"
   else
-    echo "=== no bench/gpu/cuda_selfcheck.cu: self-check skipped"
-  fi
-  step cmake-configure 120 cmake -S . -B build-gpu -DWITH_CUDA=ON \
-    -DNAPI_INCLUDE_DIRS="$PWD/.gpu/node-api-headers/include;$PWD/.gpu/node-addon-api"
-  if [ "${STATUS[cmake-configure]}" -eq 0 ]; then
-    step cmake-build 240 cmake --build build-gpu -j 16
-  fi
-  if [ -n "$sc_pid" ]; then
-    wait "$sc_pid"
-    local rc
-    rc=$(cat /tmp/selfcheck-build.rc 2>/dev/null || echo 1)
-    echo "=== [$(elapsed) s] selfcheck-build: exit $rc"
-    cat /tmp/selfcheck-build.log
-    STATUS[selfcheck-build]=$rc
-    ORDER+=(selfcheck-build)
-    # 3. the self-check
-    if [ "$rc" -eq 0 ] && [ -x "$sc_bin" ]; then
-      step selfcheck 90 sh -c 'exec "$1" > "$2" 2>&1' _ "./${sc_bin#./}" "$OUT/selfcheck.txt"
-      cat "$OUT/selfcheck.txt"
-    fi
+    echo "=== the old fused-loss check: skipped, $((BUDGET - $(elapsed))) s left"
   fi
 
-  # 4. the addon against its own CPU kernels, and its timings
-  if [ -f build-gpu/Release/fused_distill.node ]; then
-    step gpu_check 180 sh -c 'exec node .gpu/gpu_check.js "$1" --json "$2" >/dev/null' _ \
-      build-gpu/Release/fused_distill.node "$OUT/gpu_check.json"
+  # 5. one table
+  echo "=== [$(elapsed) s] merge"
+  if command -v node >/dev/null; then
+    node bench/gpu/merge.js "$OUT" || true
   else
-    echo "=== no build-gpu/Release/fused_distill.node: gpu_check skipped"
-    STATUS[gpu_check]=1
-    ORDER+=(gpu_check)
+    echo "merge: no node; the step logs are in $OUT"
   fi
-
-  # 5. PyTorch eager + torch.compile, with what is left of the budget
-  local left=$((BUDGET - $(elapsed)))
-  local cb=$((left - 60))
-  [ "$cb" -lt 20 ] && cb=20
-  step torch_gpu $((left > 90 ? left : 90)) sh -c 'exec python3 bench/gpu/torch_gpu.py --out "$1" --compile-budget "$2" >/dev/null' _ \
-    "$OUT/torch_gpu.json" "$cb"
-
-  # 6. one table
-  for s in "${ORDER[@]}"; do echo "$s ${STATUS[$s]}"; done >"$OUT/steps.txt"
-  step merge 30 node bench/gpu/merge.js "$OUT"
-
-  echo "=== [$(elapsed) s] summary"
-  local bad=0
-  for s in "${ORDER[@]}"; do
-    echo "  $s: exit ${STATUS[$s]}"
-    [ "${STATUS[$s]}" -ne 0 ] && bad=1
-  done
-  return $bad
+  echo "=== [$(elapsed) s] done"
+  ! awk '$2 != 0 { bad = 1 } END { exit !bad }' "$OUT/steps.txt"
 }
 
 main 2>&1 | tee -a "$OUT/log"

@@ -20,5 +20,5 @@ export type { ScoreTable, TeacherScoresResult } from './teacher_cache';
 export { scorePairs, rerank, evaluateModel } from './scoring';
 export type { EvalMetrics } from './scoring';
 export { writeCheckpoint, readCheckpoint, latestCheckpoint, listCheckpoints, saveVariables, loadVariables } from './checkpoint';
-export { trainTeacher, distill, prepareTeacherScores, resolveLayerMap, PREDICTION_TERMS } from './train';
-export type { RunOptions, RunResult, RunLog, StepLog, EvalLog, ProgressEvent, RunKind } from './train';
+export { trainTeacher, distill, prepareTeacherScores, resolveLayerMap, PREDICTION_TERMS, trainStep, runOptimizer, predictionLoss, objectiveWeights } from './train';
+export type { RunOptions, RunResult, RunLog, StepLog, EvalLog, ProgressEvent, RunKind, MicroBatch, StepResult } from './train';

@@ -140,7 +140,7 @@ function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
 }
 
 /** Weights for the fused objective from a loss config (config names -> term names). */
-function objectiveWeights(loss: Partial<Record<PredictionTerm, number>>): Weights {
+export function objectiveWeights(loss: Partial<Record<PredictionTerm, number>>): Weights {
   const w: Weights = {};
   for (const [name, term] of Object.entries(PREDICTION_TERMS)) {
     const v = loss[name as PredictionTerm] ?? 0;
@@ -150,7 +150,7 @@ function objectiveWeights(loss: Partial<Record<PredictionTerm, number>>): Weight
 }
 
 /** The prediction-layer terms: ONE fused call; parts keyed by config name (weight > 0 only). */
-function predictionLoss(
+export function predictionLoss(
   s: tf.Tensor2D, t: tf.Tensor2D | null, batch: TrainBatch, weights: Weights, loss: { temperature?: number; sigma: number; margin: number },
 ): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
   const r = rankingObjectiveParts(s, t, batch.labels, { weights, temperature: loss.temperature ?? 1, sigma: loss.sigma, margin: loss.margin, mask: batch.mask });
@@ -408,6 +408,77 @@ function runStudent(
 // ---------------------------------------------------------------------------------------------
 // The loop
 
+/** The AdamW of a run's train config (learning-rate schedule over train.steps). */
+export function runOptimizer(params: Map<string, tf.Variable>, train: TrainConfig): AdamW {
+  return new AdamW(params, {
+    lr: train.lr, warmup: train.warmup, totalSteps: train.steps, beta1: train.beta1, beta2: train.beta2, eps: train.eps,
+    weightDecay: train.weightDecay, clipNorm: train.clipNorm,
+  });
+}
+
+/** One micro-batch of a step: its share of the step's groups, its loss (called inside the tape) and its clean-up. */
+export interface MicroBatch {
+  share: number;
+  loss(): { total: tf.Scalar; parts: Record<string, tf.Scalar> };
+  dispose(): void;
+}
+
+export interface StepResult {
+  loss: number;
+  /** each weighted term by its config name */
+  parts: Record<string, number>;
+  lr: number;
+  gradNorm: number;
+}
+
+/**
+ * One optimizer step, as every run takes it: forward + backward of each micro-batch in turn (the
+ * tape's memory scales with the groups in one pass), gradients and loss parts summed with weight
+ * `share` (the step's loss is the mean of the micro-batches' losses by group count), then one AdamW
+ * update of `params`. Reading each micro-batch's loss (dataSync) is a sync point with the device.
+ * Exported for the benchmarks (bench/gpu/), which time exactly this.
+ */
+export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string, tf.Variable>, optimizer: AdamW): StepResult {
+  const varList = [...params.values()];
+  const paramOf = new Map([...params].map(([name, v]) => [v.name, name]));
+  let grads: Map<string, tf.Tensor> | null = null;
+  let loss = 0;
+  const parts: Record<string, number> = {};
+  for (const mb of microBatches) {
+    try {
+      const { share } = mb;
+      let kept: Record<string, tf.Scalar> = {};
+      const { value, grads: g } = tf.variableGrads(() => {
+        const { total, parts: p } = mb.loss();
+        kept = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.keep(v)]));
+        return total;
+      }, varList);
+      loss += share * value.dataSync()[0];
+      for (const [k, v] of Object.entries(kept)) parts[k] = (parts[k] ?? 0) + share * v.dataSync()[0];
+      const named = new Map(Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]));
+      if (share !== 1) tf.dispose(Object.values(g));
+      if (!grads) grads = named;
+      else {
+        for (const [k, t] of named) {
+          const prev = grads.get(k);
+          grads.set(k, prev ? tf.tidy(() => tf.add(prev, t)) : tf.clone(t));
+          tf.dispose(prev ? [prev, t] : [t]);
+        }
+      }
+      tf.dispose([value, ...Object.values(kept)]);
+    } finally {
+      mb.dispose();
+    }
+  }
+  if (!grads) throw new Error('trainStep: no micro-batches');
+  try {
+    const info = optimizer.apply(grads);
+    return { loss, parts, lr: info.lr, gradNorm: info.gradNorm };
+  } finally {
+    tf.dispose([...grads.values()]);
+  }
+}
+
 function readLog(file: string): RunLog {
   const log: RunLog = { steps: [], evals: [] };
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
@@ -457,10 +528,7 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
   const modelDir = path.join(output, 'model');
   const resultFile = path.join(output, 'result.json');
   const params = new Map<string, tf.Variable>([...job.model.params, ...job.extra]);
-  const optimizer = new AdamW(params, {
-    lr: train.lr, warmup: train.warmup, totalSteps: train.steps, beta1: train.beta1, beta2: train.beta2, eps: train.eps,
-    weightDecay: train.weightDecay, clipNorm: train.clipNorm,
-  });
+  const optimizer = runOptimizer(params, train);
   try {
     const previous = out.kind === 'resume' ? out.checkpoint : null;
     const G = 1 + data.negatives;
@@ -492,47 +560,28 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
       emit({ type: 'eval', run: job.kind, ...entry });
     };
 
-    const varList = [...params.values()];
-    const paramOf = new Map([...params].map(([name, v]) => [v.name, name]));
     const began = Date.now();
     const micro = Math.min(train.microBatch ?? train.batch, train.batch);
     for (let step = start + 1; step <= train.steps; step++) {
       const groups = sampler.next();
-      // Micro-batches of `micro` groups, each forward + backward on its own (the tape's memory
-      // scales with the groups in one pass); gradients and loss parts are summed with weight
-      // groups/batch: the step's loss is the mean of the micro-batches' losses by group count.
-      let grads: Map<string, tf.Tensor> | null = null;
-      let loss = 0;
-      const parts: Record<string, number> = {};
-      for (let at = 0; at < groups.length; at += micro) {
-        const chunk = groups.slice(at, at + micro);
-        const share = chunk.length / groups.length;
-        const batch = makeBatch(chunk, job.encoder, label, G);
-        const signals = job.signals(batch);
-        let kept: Record<string, tf.Scalar> = {};
-        const { value, grads: g } = tf.variableGrads(() => {
-          const { total, parts: p } = job.loss(batch, signals);
-          kept = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.keep(v)]));
-          return total;
-        }, varList);
-        loss += share * value.dataSync()[0];
-        for (const [k, v] of Object.entries(kept)) parts[k] = (parts[k] ?? 0) + share * v.dataSync()[0];
-        const named = new Map(Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]));
-        if (share !== 1) tf.dispose(Object.values(g));
-        if (!grads) grads = named;
-        else {
-          for (const [k, t] of named) {
-            const prev = grads.get(k);
-            grads.set(k, prev ? tf.tidy(() => tf.add(prev, t)) : tf.clone(t));
-            tf.dispose(prev ? [prev, t] : [t]);
-          }
+      // Micro-batches of `micro` groups, built one at a time as trainStep reaches them.
+      const microBatches = function* (): Generator<MicroBatch> {
+        for (let at = 0; at < groups.length; at += micro) {
+          const chunk = groups.slice(at, at + micro);
+          const batch = makeBatch(chunk, job.encoder, label, G);
+          const signals = job.signals(batch);
+          yield {
+            share: chunk.length / groups.length,
+            loss: () => job.loss(batch, signals),
+            dispose: () => {
+              tf.dispose(Object.values(signals));
+              disposeBatch(batch);
+            },
+          };
         }
-        tf.dispose([value, ...Object.values(kept), ...Object.values(signals)]);
-        disposeBatch(batch);
-      }
-      const info = optimizer.apply(grads!);
-      tf.dispose([...grads!.values()]);
-      const entry: StepLog = { step, lr: info.lr, gradNorm: info.gradNorm, loss, parts };
+      };
+      const { loss, parts, lr, gradNorm } = trainStep(microBatches(), params, optimizer);
+      const entry: StepLog = { step, lr, gradNorm, loss, parts };
       log.steps.push(entry);
       const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
       emit({ type: 'step', run: job.kind, steps: train.steps, stepsPerSecond: rate, etaSeconds: (train.steps - step) / rate, ...entry });
