@@ -61,6 +61,17 @@ async function main() {
   const save = () => JSON_OUT && C.writeJson(JSON_OUT, out);
   log(`cuda_vs_native: ${BACKENDS.join(' vs ')}, student ${out.student} distilled from teacher ${out.teacher}, ${STEPS} steps`);
   const runs = [];
+  // both backends first: a missing one is found before the other's steps run
+  for (const b of BACKENDS) {
+    try {
+      await C.useBackend(b);
+    } catch (e) {
+      out.error = `${b}: ${e.message}`;
+      log(`cuda_vs_native: ${out.error}`);
+      save();
+      return 2;
+    }
+  }
   for (const b of BACKENDS) {
     try {
       runs.push(await runOn(b));

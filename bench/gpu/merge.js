@@ -1,103 +1,176 @@
 #!/usr/bin/env node
-// Merges $OUT/gpu_check.json (fused addon) and $OUT/torch_gpu.json (PyTorch) into one table:
-// prints Markdown and writes $OUT/gpu.md and $OUT/gpu.json. Node built-ins only (runs on the GPU
-// machine without node_modules): node bench/gpu/merge.js OUT_DIR
+// One Markdown report of a GPU run (bench/gpu/run.sh) from what its steps left in OUT_DIR: the card,
+// each step's exit status, each correctness check's pass/fail counts, the BERT benchmark ('cuda'
+// backend vs PyTorch eager, fp32 and TF32, ratio against the <= 1.2x target), the profile of one
+// step, the failures' first lines, and the old fused-loss table when it ran. Writes OUT_DIR/gpu.md
+// and OUT_DIR/gpu.json and prints the Markdown. Node built-ins only (runs without node_modules):
+//   node bench/gpu/merge.js OUT_DIR
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
 const dir = process.argv[2] || process.env.OUT || '/tmp/fd-gpu-out';
-const read = (f) => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
-  } catch (e) {
-    return { error: `${f}: ${e.code === 'ENOENT' ? 'missing' : e.message}` };
-  }
-};
-const fused = read('gpu_check.json');
-const torch = read('torch_gpu.json');
-
-const us = (ms) => (ms == null || !Number.isFinite(ms) ? 'n/a' : ms < 1 ? `${(ms * 1e3).toPrecision(3)} µs` : `${ms.toPrecision(3)} ms`);
-const x = (v) => (v == null || !Number.isFinite(v) ? 'n/a' : `${v >= 100 ? v.toFixed(0) : v.toPrecision(3)}x`);
-// An error shows as its first word ("failed", "skipped", ...); the text is listed under Errors.
-const t = (r, key = 'device_ms') => (!r ? 'n/a' : r.error ? (key === 'device_ms' ? r.error.split(/[:\s]/)[0] + ' †' : '') : us(r[key]));
-
-const L = [];
-L.push('# fused-distill GPU check', '');
-L.push(`${fused.date || torch.date || new Date().toISOString()} · device: ${fused.device || torch.device || 'n/a'} · torch ${torch.torch || 'n/a'} (CUDA ${torch.cuda || 'n/a'}) · node ${fused.node || 'n/a'}`, '');
-const readText = (f) => {
+const TARGET = 1.2; // issue 5: the cuda backend's step within 1.2x of PyTorch eager
+const text = (f) => {
   try {
     return fs.readFileSync(path.join(dir, f), 'utf8');
-  } catch (e) {
+  } catch {
     return null;
   }
 };
-const steps = readText('steps.txt');
-if (steps) {
-  const rows = steps.trim().split('\n').map((l) => l.split(' '));
-  L.push('Steps: ' + rows.map(([n, rc]) => `${n} ${rc === '0' ? 'ok' : `**exit ${rc}**`}`).join(' · '), '');
-}
-if (fused.error) L.push(`**gpu_check: ${fused.error}**`, '');
-if (torch.error) L.push(`**torch_gpu: ${torch.error}**`, '');
+const json = (f) => {
+  const t = text(f);
+  if (t == null) return null;
+  try {
+    return JSON.parse(t);
+  } catch (e) {
+    return { error: `${f}: ${e.message}` };
+  }
+};
+const ms = (v) => (v == null || !Number.isFinite(v) ? 'n/a' : v < 1 ? `${(v * 1e3).toPrecision(3)} µs` : `${v.toPrecision(3)} ms`);
+const cell = (s) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-const checks = fused.checks || [];
-const failed = checks.filter((c) => !c.pass);
-L.push(`## Correctness: CUDA vs the addon's CPU kernels: ${checks.length - failed.length}/${checks.length} PASS`, '');
+const steps = (text('steps.txt') || '').trim().split('\n').filter(Boolean).map((l) => {
+  const [name, rc, s] = l.split(' ');
+  return { name, rc: Number(rc), seconds: Number(s) };
+});
+const stepOf = (name) => steps.find((s) => s.name === name);
+const status = (name) => {
+  const s = stepOf(name);
+  if (!s) return 'not run';
+  if (s.rc === 0) return 'ok';
+  if (s.rc === 99) return 'not run (prerequisite missing)';
+  if (s.rc === 124 || s.rc === 137) return `TIMED OUT (${s.seconds} s)`;
+  return `exit ${s.rc}`;
+};
+
+const L = [];
+const cudaBert = json('cuda_bert.json');
+const torchBert = json('torch_bert.json');
+const card = (text('device.txt') || '').trim().split('\n')[0] || (torchBert && torchBert.device) || 'n/a';
+L.push('# fused-distill GPU run (issue 5: the cuda backend)', '');
+L.push(`${new Date().toISOString()} · card: **${cell(card)}** · torch ${torchBert?.torch ?? 'n/a'} (CUDA ${torchBert?.cuda ?? 'n/a'}) · node ${cudaBert?.node ?? 'n/a'} · addon device: ${cudaBert?.device ?? 'n/a'}`, '');
+L.push('Steps: ' + (steps.map((s) => `${s.name} ${s.rc === 0 ? 'ok' : `**${status(s.name)}**`} (${s.seconds} s)`).join(' · ') || 'none recorded'), '');
+
+// ---- correctness
+const checks = [];
+const failures = [];
+const lines = (name) => (text(`${name}.log`) || '').split('\n');
+// the end of a step's output without stack frames: what a failure said
+const said = (name) => lines(name).filter((l) => l.trim() && !/^\s+at /.test(l)).slice(-5);
+function kernelCheck(name, label) {
+  if (!stepOf(name)) return;
+  const out = lines(name);
+  const pass = out.filter((l) => l.startsWith('PASS ')).length;
+  const fail = out.filter((l) => l.startsWith('FAIL '));
+  checks.push({ check: label, passed: pass, failed: fail.length, result: status(name) });
+  if (fail.length || stepOf(name).rc !== 0) failures.push({ check: label, lines: (fail.length ? fail : said(name)).slice(0, 15) });
+}
+// the standalone nvcc-built checks (bench/gpu/*check*.cu): lines "PASS ..." / "FAIL ..."
+for (const s of steps.filter((x) => x.name.startsWith('check-'))) kernelCheck(s.name, `bench/gpu/${s.name.slice(6)}.cu${s.name === 'check-cuda_selfcheck' ? ' --no-bench' : ''}`);
+for (const s of steps.filter((x) => x.name.startsWith('suite-'))) {
+  const out = lines(s.name);
+  const sum = out.map((l) => /^== (\S+): (\d+) passed, (\d+) failed(?:, (\d+) skipped)?/.exec(l)).find(Boolean);
+  const label = `jest tests/${s.name.slice(6)}.test.ts (bundled, real CUDA addon)`;
+  checks.push({ check: label, passed: sum ? Number(sum[2]) : 'n/a', failed: sum ? Number(sum[3]) : 'n/a', result: sum || s.rc === 99 ? status(s.name) : `${status(s.name)}, no summary (crashed?)` });
+  const fails = [];
+  out.forEach((l, i) => l.startsWith('FAIL ') && fails.push(`${l} — ${(out[i + 1] || '').trim()}`));
+  if (fails.length || s.rc !== 0) failures.push({ check: label, lines: (fails.length ? fails : said(s.name)).slice(0, 15) });
+}
+const core = json('tfjs_core.json');
+if (stepOf('tfjs_core')) {
+  const label = "tfjs-core op suite on 'cuda'";
+  if (core && core.totals) {
+    const t = core.totals;
+    checks.push({ check: label, passed: t.passed, failed: t.failed, result: `${status('tfjs_core')}; ran ${t.run} of ${t.specs} specs, known failures ${t.knownFailures}, ${core.seconds} s` });
+    if (core.unexpectedFailures.length || core.knownFailuresNowPassing.length)
+      failures.push({ check: label, lines: [...core.unexpectedFailures.slice(0, 25), ...core.knownFailuresNowPassing.map((n) => `now passing (listed as known): ${n}`)] });
+  } else {
+    checks.push({ check: label, passed: 'n/a', failed: 'n/a', result: status('tfjs_core') });
+    failures.push({ check: label, lines: said('tfjs_core') });
+  }
+}
+const cvn = json('cuda_vs_native.json');
+if (stepOf('cuda_vs_native')) {
+  const label = 'distillation steps: cuda vs native (losses within fp32 tolerance)';
+  const cs = cvn?.checks || [];
+  checks.push({
+    check: label, passed: cs.length ? cs.filter((c) => c.pass).length : 'n/a', failed: cs.length ? cs.filter((c) => !c.pass).length : 'n/a',
+    result: `${status('cuda_vs_native')}${cvn?.loss_max_rel_diff != null ? `; ${cvn.steps} steps, loss max rel diff ${cvn.loss_max_rel_diff.toExponential(1)}, params max abs diff ${cvn.param_max_abs_diff.toExponential(1)}` : ''}`,
+  });
+  if (!cvn?.pass) failures.push({ check: label, lines: cvn?.error ? [cvn.error] : cs.length ? cs.filter((c) => !c.pass).map((c) => `${c.name}: ${c.detail}`) : said('cuda_vs_native') });
+}
+const fusedOld = json('gpu_check.json');
+if (stepOf('fused_losses')) {
+  const cs = fusedOld?.checks || [];
+  checks.push({ check: 'fused losses: gpu_check.js --quick (addon CUDA vs CPU)', passed: cs.length ? cs.filter((c) => c.pass).length : 'n/a', failed: cs.length ? cs.filter((c) => !c.pass).length : 'n/a', result: status('fused_losses') + (fusedOld?.error ? `: ${fusedOld.error}` : '') });
+}
+L.push('## Correctness', '');
 if (checks.length) {
-  L.push('| check | result | loss cpu | loss gpu | grad rel err |', '|---|---|---:|---:|---:|');
-  for (const c of checks) {
-    const f = (v) => (v == null ? '' : Number(v).toPrecision(7));
-    L.push(`| ${c.name} | ${c.pass ? 'PASS' : '**FAIL**'}${c.error ? ' ' + c.error : ''} | ${f(c.loss_cpu)} | ${f(c.loss_gpu)} | ${c.grad_rel_err == null ? '' : Number(c.grad_rel_err).toExponential(1)} |`);
+  L.push('| check | passed | failed | result |', '|---|---:|---:|---|');
+  for (const c of checks) L.push(`| ${cell(c.check)} | ${c.passed} | ${c.failed} | ${cell(c.result)} |`);
+} else L.push('No correctness step ran.');
+L.push('');
+
+// ---- the BERT benchmark
+L.push('## BERT benchmark: the cuda backend vs PyTorch eager', '');
+const shape = cudaBert?.shape || torchBert?.shape;
+if (shape) L.push(`${shape.pairs} query-passage pairs (${shape.queries} queries x ${shape.group}) x ${shape.tokens} tokens. Median per step over ${cudaBert?.steps ?? torchBert?.steps} steps after warm-up; device time from CUDA events around each step (ending in a read of the loss / scores), wall time from Node / Python. Student step = forward + backward + AdamW on distillKL against the teacher's scores (the pipeline's trainStep). ratio = cuda device / PyTorch device; target <= ${TARGET}x.${cudaBert?.tiny || torchBert?.tiny ? ' **--tiny: a dry run, not a measurement.**' : ''}`, '');
+for (const [name, r] of [['cuda_bert', cudaBert], ['torch_bert', torchBert]]) if (!r || r.error) L.push(`**${name}: ${r ? cell(r.error.split('\n')[0]) : `no results (${status(name)})`}**`, '');
+const rows = [];
+const keyOf = (r) => `${r.id}/${r.precision}`;
+const ids = [];
+for (const r of [...(cudaBert?.rows || []), ...(torchBert?.rows || [])]) if (!ids.includes(keyOf(r))) ids.push(keyOf(r));
+if (ids.length) {
+  L.push('| case | precision | cuda device | cuda wall | PyTorch device | PyTorch wall | ratio | <= 1.2x | issue\'s PyTorch figure |', '|---|---|---:|---:|---:|---:|---:|---|---:|');
+  for (const k of ids) {
+    const c = (cudaBert?.rows || []).find((r) => keyOf(r) === k) || {};
+    const p = (torchBert?.rows || []).find((r) => keyOf(r) === k) || {};
+    const cd = c.error ? NaN : c.device_ms;
+    const pd = p.error ? NaN : p.device_ms;
+    const ratio = cd / pd;
+    const row = { id: c.id || p.id, precision: c.precision || p.precision, label: c.label || p.label, cuda_device_ms: cd, cuda_wall_ms: c.wall_ms, torch_device_ms: pd, torch_wall_ms: p.wall_ms, ratio, meets_target: Number.isFinite(ratio) ? ratio <= TARGET : null, reference_ms: p.reference_ms, errors: [c.error, p.error].filter(Boolean) };
+    rows.push(row);
+    L.push(`| ${cell(row.label)} | ${row.precision} | ${c.error ? 'error †' : ms(cd)} | ${c.error ? '' : ms(c.wall_ms)} | ${p.error ? 'error †' : ms(pd)} | ${p.error ? '' : ms(p.wall_ms)} | ${Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : 'n/a'} | ${row.meets_target == null ? 'n/a' : row.meets_target ? 'yes' : '**no**'} | ${ms(p.reference_ms)} |`);
+    for (const e of row.errors) failures.push({ check: `benchmark ${row.id} ${row.precision}`, lines: [e] });
+  }
+  L.push('');
+}
+const profiles = cudaBert?.profiles || {};
+if (Object.keys(profiles).length) {
+  L.push(`### The cuda backend's profile of one step (${cudaBert.rows?.[0]?.precision ?? 'fp32'}; per-kernel time is host time, launches on an asynchronous device)`, '');
+  L.push('| case | kernels | calls | fallbacks (kernels not on the device) | top kernels by time (calls, ms) |', '|---|---:|---:|---|---|');
+  for (const [id, p] of Object.entries(profiles)) {
+    if (p.error) L.push(`| ${id} | | | ${cell(p.error)} | |`);
+    else L.push(`| ${id} | ${p.kernels} | ${p.calls} | ${cell(p.fallbacks.join(', ') || 'none')} | ${cell(p.top.slice(0, 8).map((s) => `${s.kernel} (${s.calls}, ${s.ms.toFixed(1)})`).join(', '))} |`);
   }
   L.push('');
 }
 
-const bw = fused.bandwidth;
-const lf = fused.launch_floor;
-L.push('## Forward + gradient, data on the device', '');
-L.push('Device time: CUDA events around N calls, median over batches, per call. Wall: N calls from Node (fused) / Python (PyTorch) + synchronize, per call. ' +
-  'floor = bytes (inputs read once + gradient written once) / device bandwidth' +
-  (bw ? ` (${bw.gbs.toFixed(0)} GB/s, measured with the addon's scale kernel: read + write of 256 MB)` : '') +
-  (lf ? `; launch floor (one-float scale call): device ${us(lf.device_ms)}, wall ${us(lf.wall_ms)}` : '') + '.', '');
-L.push('| case | fused device | fused wall | PyTorch eager | eager wall | torch.compile | compile wall | floor | fused vs eager | fused vs compile | fused / floor |');
-L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-const merged = {};
-const ids = new Set([...Object.keys(fused.cases || {}), ...Object.keys(torch.cases || {})]);
-for (const id of ids) {
-  const f = (fused.cases || {})[id] || {};
-  const p = (torch.cases || {})[id] || {};
-  const fd = f.error ? NaN : f.device_ms;
-  const ed = p.eager && !p.eager.error ? p.eager.device_ms : NaN;
-  const cd = p.compile && !p.compile.error ? p.compile.device_ms : NaN;
-  const row = {
-    label: f.label || p.label || id,
-    fused_device_ms: fd, fused_wall_ms: f.wall_ms, eager_device_ms: ed, eager_wall_ms: p.eager && p.eager.wall_ms,
-    compile_device_ms: cd, compile_wall_ms: p.compile && p.compile.wall_ms, compile_s: p.compile && p.compile.compile_s,
-    bw_floor_ms: f.bw_floor_ms, bytes: f.bytes,
-    fused_vs_eager: ed / fd, fused_vs_compile: cd / fd, fused_over_floor: fd / f.bw_floor_ms,
-    loss_torch: p.loss, errors: [f.error, p.eager && p.eager.error, p.compile && p.compile.error].filter(Boolean),
-  };
-  merged[id] = row;
-  L.push(`| ${row.label} | ${f.error ? 'error' : us(fd)} | ${f.error ? '' : us(f.wall_ms)} | ${t(p.eager)} | ${t(p.eager, 'wall_ms')} | ${t(p.compile)} | ${t(p.compile, 'wall_ms')} | ` +
-    `${us(f.bw_floor_ms)} | ${x(row.fused_vs_eager)} | ${x(row.fused_vs_compile)} | ${x(row.fused_over_floor)} |`);
+// ---- the old fused-loss table
+const torchOld = json('torch_gpu.json');
+if (fusedOld?.cases && Object.keys(fusedOld.cases).length) {
+  L.push('## Fused losses (the old check, --quick): forward + gradient, data on the device', '');
+  L.push('| case | fused device | fused wall | PyTorch eager device | eager / fused |', '|---|---:|---:|---:|---:|');
+  for (const [id, f] of Object.entries(fusedOld.cases)) {
+    const e = torchOld?.cases?.[id]?.eager;
+    const ed = e && !e.error ? e.device_ms : NaN;
+    L.push(`| ${cell(f.label || id)} | ${f.error ? 'error' : ms(f.device_ms)} | ${f.error ? '' : ms(f.wall_ms)} | ${ms(ed)} | ${Number.isFinite(ed / f.device_ms) ? (ed / f.device_ms).toFixed(2) + 'x' : 'n/a'} |`);
+  }
+  L.push('');
 }
-L.push('');
-const errs = [];
-for (const [id, r] of Object.entries(merged)) for (const e of r.errors) errs.push(`- ${id}: ${e}`);
-if (errs.length) L.push('## Errors (†)', '', ...errs, '');
-const selfcheck = readText('selfcheck.txt');
-if (selfcheck != null) {
-  const lines = selfcheck.trimEnd().split('\n');
-  L.push('## bench/gpu/cuda_selfcheck.cu output' + (lines.length > 150 ? ' (last 150 lines)' : ''), '', '```', ...lines.slice(-150), '```', '');
+
+if (failures.length) {
+  L.push('## Failures (first lines; each step\'s whole output is OUT/<step>.log)', '');
+  for (const f of failures) L.push(`- **${cell(f.check)}**`, ...f.lines.map((l) => `  - ${cell(String(l).slice(0, 300))}`));
+  L.push('');
 }
 const md = L.join('\n') + '\n';
-
-const write = (f, text) => {
+const write = (f, content) => {
   const p = path.join(dir, f);
-  fs.writeFileSync(`${p}.tmp`, text);
+  fs.writeFileSync(`${p}.tmp`, content);
   fs.renameSync(`${p}.tmp`, p);
 };
 write('gpu.md', md);
-write('gpu.json', JSON.stringify({ fused, torch, merged }, null, 1) + '\n');
+write('gpu.json', JSON.stringify({ card, steps, checks, benchmark: rows, profiles, failures, cuda_bert: cudaBert, torch_bert: torchBert, cuda_vs_native: cvn, tfjs_core: core && core.totals }, null, 1) + '\n');
 process.stdout.write(md);
-process.exit(fused.error || failed.length ? 1 : 0);

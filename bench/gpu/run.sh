@@ -11,7 +11,7 @@
 #                                  comment (tensor_ops_check.cu, cuda_selfcheck.cu), their sources
 #                                  compiled in parallel (the header command serially if that fails)
 #   3. in parallel, correctness (no timing):
-#                    tensor_ops_check, selfcheck (--no-bench)        the standalone kernel checks
+#                    check-tensor_ops_check, check-cuda_selfcheck (--no-bench): the kernel checks
 #                    suite-<name>  the jest suites tests/cuda*.test.ts, bundled (.gpu/fd-tests/)
 #                    tfjs_core     tfjs-core's op suite on 'cuda' (.gpu/tfjs/tests/tfjs_core/run.js)
 #                    cuda_vs_native  20 distillation steps on 'cuda' and 'native': losses agree
@@ -22,7 +22,7 @@
 #                                  torch_gpu.py --quick --no-compile), only with >= 80 s left
 #   5. merge         node bench/gpu/merge.js $OUT -> $OUT/gpu.md (printed), $OUT/gpu.json
 # Every step's output: $OUT/<step>.log; its exit status and seconds: $OUT/steps.txt; all: $OUT/log.
-# FD_GPU_SKIP=name,name skips steps (e.g. a rerun on the warm machine: FD_GPU_SKIP=tfjs_core,suites).
+# FD_ADDON, FD_PYTHON: another addon / Python (dry runs). FD_GPU_SKIP=name,name skips steps (e.g. a rerun on the warm machine: FD_GPU_SKIP=tfjs_core,suites).
 # Exit status: 0 when every step passed, else 1.
 set -u -o pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,8 +31,9 @@ OUT=${OUT:-/tmp/fd-gpu-out}
 BUDGET=${FD_GPU_BUDGET_S:-420}
 SKIP=",${FD_GPU_SKIP:-},"
 NODE_DIR=/tmp/fd-node
-export FD_ADDON=$root/build-gpu/Release/fused_distill.node
+export FD_ADDON=${FD_ADDON:-$root/build-gpu/Release/fused_distill.node} # a dry run may name another
 JOBS=$(nproc 2>/dev/null || echo 4)
+PY=${FD_PYTHON:-python3} # the Python with PyTorch
 
 # The nvcc command in the header comment of a .cu file (first line naming nvcc).
 check_cmd() {
@@ -157,7 +158,7 @@ main() {
   echo "fused-distill GPU run: $(date -u +%FT%TZ) on $(hostname), budget ${BUDGET}s, $JOBS cores"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2 | tee "$OUT/device.txt"
   nvcc --version 2>&1 | tail -1
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
 
   # 1. node
   step node 60 bash -c "mkdir -p $NODE_DIR && xz -dc .gpu/node.xz > $NODE_DIR/node && chmod +x $NODE_DIR/node && $NODE_DIR/node --version"
@@ -176,7 +177,7 @@ main() {
   while read -r name bin; do
     local args=()
     [ "$name" = cuda_selfcheck ] && args=(--no-bench) # its timings belong to the old check
-    step "$name" "$(limit 120 160)" "./${bin#./}" "${args[@]}" &
+    step "check-$name" "$(limit 120 160)" "./${bin#./}" "${args[@]}" &
     pids+=($!)
   done < <(cat build-gpu/checks.list 2>/dev/null)
   [ -f build-gpu/checks.list ] || needs checks build-gpu/checks.list "the check binaries (see checks-build.log)"
@@ -200,10 +201,10 @@ main() {
   local t
   t=$(limit 180 75)
   node_step cuda_bert "$t" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert.json" --budget-s $((t - 30))
-  step torch_bert "$(limit 120 15)" python3 bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json"
+  step torch_bert "$(limit 120 15)" "$PY" bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json"
   if [ $((BUDGET - $(elapsed))) -ge 80 ]; then
     node_step fused_losses 45 .gpu/gpu_check.js "$FD_ADDON" --quick --json "$OUT/gpu_check.json"
-    step torch_losses 30 python3 bench/gpu/torch_gpu.py --quick --no-compile --out "$OUT/torch_gpu.json"
+    step torch_losses 30 "$PY" bench/gpu/torch_gpu.py --quick --no-compile --out "$OUT/torch_gpu.json"
   else
     echo "=== the old fused-loss check: skipped, $((BUDGET - $(elapsed))) s left"
   fi
