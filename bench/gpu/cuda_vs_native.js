@@ -6,7 +6,7 @@
 // tolerance (|a - b| <= rtol * max(|a|, |b|) + atol); the gradient norms and the final parameters'
 // largest difference are reported beside. TF32 is off (fp32 on both sides).
 //
-//   node bench/gpu/cuda_vs_native.js [--backends native,cuda] [--steps 20] [--rtol 1e-4] [--atol 1e-6] [--json FILE]
+//   node bench/gpu/cuda_vs_native.js [--backends native,cuda] [--steps 20] [--rtol 1e-4] [--atol 1e-6] [--json FILE] [--tiny]
 //
 // Dry runs here: --backends native,native (must agree exactly), or FUSED_DISTILL_EMULATE_DEVICE=1
 // (the cuda backend on the host emulation of the device). Exit: 0 PASS, 1 FAIL, 2 a backend is missing.
@@ -23,9 +23,10 @@ const JSON_OUT = args.get('json', null);
 const log = (s) => process.stderr.write(s + '\n');
 if (BACKENDS.length !== 2) throw new Error(`--backends: two backends, got ${BACKENDS.join(',')}`);
 
-const SHAPE = { B: 4, G: 8, len: 64 };
-const TEACHER = { vocabSize: 30522, hidden: 128, layers: 4, heads: 2, intermediate: 512, maxPosition: 512, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 };
-const STUDENT = { ...TEACHER, layers: 2 };
+// --tiny: the same code paths in a second (dry runs, tests), not the GPU check's sizes
+const SHAPE = args.flag('tiny') ? { B: 2, G: 4, len: 16 } : { B: 4, G: 8, len: 64 };
+const TEACHER = args.flag('tiny') ? C.SIZES.tiny.teacher : { ...C.SIZES.full.teacher, hidden: 128, layers: 4, heads: 2, intermediate: 512 };
+const STUDENT = { ...TEACHER, layers: TEACHER.layers / 2 };
 
 async function runOn(backend) {
   await C.useBackend(backend);

@@ -59,7 +59,7 @@ if [ "${1:-}" != "--no-selftest" ]; then
     for s in "$t"/fd-tests/*.js; do selftest "suite-$(basename "$s" .js)" 0 node "$s"; done
     selftest tfjs_core 0 node tfjs/tests/tfjs_core/run.js --backend native --filter '^abs '
     selftest cuda_bert 0 node bench/cuda_bert.js --backend native --tiny --steps 2 --warmup 1
-    selftest cuda_vs_native 0 node bench/cuda_vs_native.js --backends native,native --steps 2
+    selftest cuda_vs_native 0 node bench/cuda_vs_native.js --backends native,native --tiny --steps 2
     selftest gpu_check "0 1 3 4" node gpu_check.js "$addon" --quick
     set -e
     rm -rf "$t"

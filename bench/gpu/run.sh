@@ -22,7 +22,9 @@
 #                                  torch_gpu.py --quick --no-compile), only with >= 80 s left
 #   5. merge         node bench/gpu/merge.js $OUT -> $OUT/gpu.md (printed), $OUT/gpu.json
 # Every step's output: $OUT/<step>.log; its exit status and seconds: $OUT/steps.txt; all: $OUT/log.
-# FD_ADDON, FD_PYTHON: another addon / Python (dry runs). FD_GPU_SKIP=name,name skips steps (e.g. a rerun on the warm machine: FD_GPU_SKIP=tfjs_core,suites).
+# Dry runs (no GPU): FD_ADDON, FD_PYTHON name another addon / Python; FD_GPU_TINY=1 runs both
+# benchmarks --tiny (PyTorch on the CPU); FUSED_DISTILL_EMULATE_DEVICE=1 puts 'cuda' on the host
+# emulation of a CPU build (see bench/gpu/README.md). FD_GPU_SKIP=name,name skips steps (e.g. a rerun on the warm machine: FD_GPU_SKIP=tfjs_core,suites).
 # Exit status: 0 when every step passed, else 1.
 set -u -o pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -35,10 +37,12 @@ export FD_ADDON=${FD_ADDON:-$root/build-gpu/Release/fused_distill.node} # a dry 
 JOBS=$(nproc 2>/dev/null || echo 4)
 PY=${FD_PYTHON:-python3} # the Python with PyTorch
 
-# The nvcc command in the header comment of a .cu file (first line naming nvcc).
+# The nvcc command in the header comment of a .cu file: the first comment line with "nvcc -...",
+# joined with the lines it continues onto (a trailing backslash).
 check_cmd() {
-  head -60 "$1" | grep -m1 -E '(^|[^A-Za-z_])nvcc[[:space:]]' |
-    sed -E 's@^.*(^|[^A-Za-z_])(nvcc[[:space:]].*)$@\2@; s@[[:space:]]*(\*/)?[[:space:]]*$@@'
+  head -80 "$1" | sed -nE 's@^[[:space:]]*(//|\*)[[:space:]]?@@p' | awk '
+    !found && /(^|[^A-Za-z_])nvcc[[:space:]]+-/ { found = 1; sub(/^.*(^|[^A-Za-z_])nvcc[[:space:]]/, "nvcc ") }
+    found { line = $0; more = sub(/[[:space:]]*\\[[:space:]]*$/, " ", line); gsub(/^[[:space:]]+/, "", line); cmd = cmd line; if (!more) { print cmd; exit } }'
 }
 
 # Builds one check binary from its header command: each source compiled on its own core (objects
@@ -47,13 +51,13 @@ check_cmd() {
 build_check() {
   local src=$1 cmd
   cmd=$(check_cmd "$src")
-  if [ -z "$cmd" ]; then
-    echo "$src: no nvcc command in its header comment"
+  echo "$src: $cmd"
+  local -a words=() flags=() srcs=() objs=() pids=()
+  # expands the command's globs (kernels/cuda/*.cu)
+  if ! eval "words=($cmd)" 2>/dev/null || [ "${#words[@]}" -lt 2 ]; then
+    echo "$src: cannot read its nvcc command"
     return 3
   fi
-  echo "$src: $cmd"
-  local -a words flags=() srcs=() objs=() pids=()
-  eval "words=($cmd)" # expands the command's globs (kernels/cuda/*.cu)
   local out=a.out i=1 w
   while [ "$i" -lt "${#words[@]}" ]; do
     w=${words[$i]}
@@ -89,6 +93,10 @@ build_checks() {
   : >build-gpu/checks.list
   for f in bench/gpu/*check*.cu; do
     [ -f "$f" ] || continue
+    if [ -z "$(check_cmd "$f")" ]; then # a part of another check (its header names no build command)
+      echo "$f: no nvcc command in its header comment: not a check of its own"
+      continue
+    fi
     local log=build-gpu/$(basename "$f" .cu).build.log
     if build_check "$f" >"$log" 2>&1; then
       bin=$(tail -1 "$log")
@@ -101,16 +109,6 @@ build_checks() {
   return $rc
 }
 
-# Internal entry points (run under `timeout`, which needs a program).
-if [ "${1:-}" = "--build-checks" ]; then
-  mkdir -p build-gpu
-  build_checks
-  exit
-fi
-
-mkdir -p "$OUT"
-: >"$OUT/log"
-: >"$OUT/steps.txt"
 T0=$(date +%s)
 elapsed() { echo $(($(date +%s) - T0)); }
 # limit DEFAULT RESERVE: DEFAULT, cut so that RESERVE seconds of the budget stay for later steps.
@@ -155,13 +153,16 @@ node_step() { # node_step NAME TIMEOUT SCRIPT ARGS...: a bundled script with the
 }
 
 main() {
+  mkdir -p "$OUT"
+  : >"$OUT/log"
+  : >"$OUT/steps.txt"
   echo "fused-distill GPU run: $(date -u +%FT%TZ) on $(hostname), budget ${BUDGET}s, $JOBS cores"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2 | tee "$OUT/device.txt"
   nvcc --version 2>&1 | tail -1
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
 
   # 1. node
-  step node 60 bash -c "mkdir -p $NODE_DIR && xz -dc .gpu/node.xz > $NODE_DIR/node && chmod +x $NODE_DIR/node && $NODE_DIR/node --version"
+  step node 60 bash -c "mkdir -p $NODE_DIR && xz -dc .gpu/node.xz > $NODE_DIR/node.tmp && chmod +x $NODE_DIR/node.tmp && mv $NODE_DIR/node.tmp $NODE_DIR/node && $NODE_DIR/node --version"
   export PATH=$NODE_DIR:$PATH
 
   # 2. builds
@@ -200,8 +201,10 @@ main() {
   # 4. timing, one at a time
   local t
   t=$(limit 180 75)
-  node_step cuda_bert "$t" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert.json" --budget-s $((t - 30))
-  step torch_bert "$(limit 120 15)" "$PY" bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json"
+  local tiny=() torch_dry=()
+  [ -n "${FD_GPU_TINY:-}" ] && tiny=(--tiny) && torch_dry=(--tiny --device cpu)
+  node_step cuda_bert "$t" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert.json" --budget-s $((t - 30)) "${tiny[@]}"
+  step torch_bert "$(limit 120 15)" "$PY" bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json" "${torch_dry[@]}"
   if [ $((BUDGET - $(elapsed))) -ge 80 ]; then
     node_step fused_losses 45 .gpu/gpu_check.js "$FD_ADDON" --quick --json "$OUT/gpu_check.json"
     step torch_losses 30 "$PY" bench/gpu/torch_gpu.py --quick --no-compile --out "$OUT/torch_gpu.json"
@@ -220,5 +223,13 @@ main() {
   ! awk '$2 != 0 { bad = 1 } END { exit !bad }' "$OUT/steps.txt"
 }
 
-main 2>&1 | tee -a "$OUT/log"
-exit "${PIPESTATUS[0]}"
+# --build-checks: the internal entry point of step 2 (under `timeout`, which needs a program). Both
+# branches end the script: nothing after this `if` may run (an error aborting a branch must not
+# fall through into another run).
+if [ "${1:-}" = "--build-checks" ]; then
+  mkdir -p build-gpu && build_checks
+else
+  main 2>&1 | tee -a "$OUT/log"
+  test "${PIPESTATUS[0]}" -eq 0
+fi
+exit
