@@ -8,8 +8,8 @@
 #   1. node          unpack .gpu/node.xz -> /tmp/fd-node/node
 #   2. in parallel:  addon-build   cmake -DWITH_CUDA=ON (all cores) -> build-gpu/Release/fused_distill.node
 #                    checks-build  every bench/gpu/*check*.cu with an nvcc command in its header
-#                                  comment (tensor_ops_check.cu, cuda_selfcheck.cu), their sources
-#                                  compiled in parallel (the header command serially if that fails)
+#                                  comment (tensor_ops_check.cu, cuda_selfcheck.cu), that command's
+#                                  sources compiled in parallel, then linked
 #   3. in parallel, correctness (no timing):
 #                    check-tensor_ops_check, check-cuda_selfcheck (--no-bench): the kernel checks
 #                    suite-<name>  the jest suites tests/cuda*.test.ts, bundled (.gpu/fd-tests/)
@@ -46,8 +46,8 @@ check_cmd() {
 }
 
 # Builds one check binary from its header command: each source compiled on its own core (objects
-# shared between checks built with the same flags), then linked; the header command as written if
-# that fails. Prints the binary's path on the last line.
+# shared between checks built with the same flags), then linked (what the command does, in
+# parallel). Prints the binary's path on the last line.
 build_check() {
   local src=$1 cmd
   cmd=$(check_cmd "$src")
@@ -70,21 +70,18 @@ build_check() {
   done
   mkdir -p "$(dirname "$out")" build-gpu/check-obj
   local key s o ok=1
-  key=$(printf '%s ' "${flags[@]}" | md5sum | cut -c1-10)
+  # an object is reused only for the same flags, source and headers (a rerun after an edit rebuilds)
+  key=$( (printf '%s ' "${flags[@]}"; cat kernels/*.h kernels/*/*.h kernels/*/*.cuh bench/gpu/*.h 2>/dev/null) | md5sum | cut -c1-10)
   for s in "${srcs[@]}"; do
-    o=build-gpu/check-obj/$(echo "$s" | tr '/' '_').$key.o
+    o=build-gpu/check-obj/$(echo "$s" | tr '/' '_').$key.$(md5sum <"$s" | cut -c1-10).o
     objs+=("$o")
     [ -s "$o" ] && continue
     (nvcc "${flags[@]}" -c "$s" -o "$o.tmp" && mv "$o.tmp" "$o") &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || ok=0; done
-  if [ "$ok" -eq 1 ] && nvcc "${flags[@]}" "${objs[@]}" -o "$out"; then
-    echo "built $out (parallel)"
-  else
-    echo "$src: the parallel build failed; the header command as written:"
-    bash -c "$cmd" || return 1
-  fi
+  [ "$ok" -eq 1 ] || return 1
+  nvcc "${flags[@]}" "${objs[@]}" -o "$out" || return 1
   echo "$out"
 }
 
