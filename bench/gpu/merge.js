@@ -66,6 +66,12 @@ function kernelCheck(name, label) {
   checks.push({ check: label, passed: pass, failed: fail.length, result: status(name) });
   if (fail.length || stepOf(name).rc !== 0) failures.push({ check: label, lines: (fail.length ? fail : said(name)).slice(0, 15) });
 }
+// a build that failed: its last lines (the checks it feeds say "prerequisite missing")
+for (const name of ['addon-build', 'checks-build']) {
+  if (!stepOf(name) || stepOf(name).rc === 0) continue;
+  const errors = lines(name).filter((l) => /error|undefined reference/i.test(l));
+  failures.push({ check: name, lines: errors.length ? errors.slice(0, 8) : said(name) });
+}
 // the standalone nvcc-built checks (bench/gpu/*check*.cu): lines "PASS ..." / "FAIL ..."
 for (const s of steps.filter((x) => x.name.startsWith('check-'))) kernelCheck(s.name, `bench/gpu/${s.name.slice(6)}.cu${s.name === 'check-cuda_selfcheck' ? ' --no-bench' : ''}`);
 for (const s of steps.filter((x) => x.name.startsWith('suite-'))) {
