@@ -30,17 +30,23 @@ describe.each = (table) => (name, fn) => table.forEach((row, i) => describe(fmt(
 describe.skip = () => {};
 function test(name, fn) { cur.children.push({ test: { name, fn } }); }
 test.each = (table) => (name, fn) => table.forEach((row, i) => test(fmt(name, row, i), () => fn(...(Array.isArray(row) ? row : [row]))));
+// skipped tests are counted, not run (as jest reports them)
+test.skip = (name) => cur.children.push({ skip: name });
+test.skip.each = (table) => (name) => table.forEach((row, i) => test.skip(fmt(name, row, i)));
+test.todo = test.skip;
 globalThis.describe = describe; globalThis.test = test; globalThis.it = test;
+globalThis.jest = { setTimeout: () => {} };
 globalThis.beforeAll = (f) => cur.beforeAll.push(f);
 globalThis.afterAll = (f) => cur.afterAll.push(f);
 globalThis.beforeEach = (f) => cur.beforeEach.push(f);
 globalThis.afterEach = (f) => cur.afterEach.push(f);
-let pass = 0, fail = 0;
+let pass = 0, fail = 0, skipped = 0;
 function chain(s) { const c = []; for (let x = s; x; x = x.parent) c.unshift(x); return c; }
 async function run(s, path) {
   for (const f of s.beforeAll) await f();
   for (const ch of s.children) {
     if (ch.suite) { await run(ch.suite, [...path, ch.suite.name]); continue; }
+    if (ch.skip != null) { skipped++; console.log(`SKIP ${[...path, ch.skip].filter(Boolean).join(' > ')}`); continue; }
     const full = [...path, ch.test.name].filter(Boolean).join(' > ');
     const t0 = Date.now();
     try {
@@ -57,6 +63,6 @@ async function run(s, path) {
 }
 globalThis.__runAll = async (label) => {
   await run(root, []);
-  console.log(`== ${label}: ${pass} passed, ${fail} failed`);
+  console.log(`== ${label}: ${pass} passed, ${fail} failed, ${skipped} skipped`);
   return fail;
 };
