@@ -46,7 +46,7 @@ export function transposePlan(x: tf.TensorInfo, perm: unknown): { shape: number[
   return { shape: perm.map((p) => x.shape[p]), perm, share: isOrderPreserving(x.shape, perm) };
 }
 
-/** Slice (begin/size, size -1 = to the end); `contiguous`: the slice is one range of x's memory. */
+/** Slice (begin/size, size -1 = to the end); `contiguous`: the slice is one range of x's memory (or empty). */
 export function slicePlan(
   x: tf.TensorInfo,
   begin: number | number[],
@@ -55,14 +55,10 @@ export function slicePlan(
   if (!isNumericDType(x.dtype) || x.shape.length > SHAPE_MAX_RANK) return null;
   const [$begin, $size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
   tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, $begin, $size);
-  if (tf.util.sizeFromShape($size) === 0) return null;
   return { begin: $begin, size: $size, contiguous: tf.slice_util.isSliceContinous(x.shape, $begin, $size) };
 }
 
-/**
- * Concat along `axis`: the inputs with data (an empty result, fewer than two non-empty inputs,
- * mixed dtypes stay tfjs's).
- */
+/** Concat along `axis` of one numeric dtype: the output shape and the inputs with data (mixed dtypes stay tfjs's). */
 export function concatPlan(inputs: tf.TensorInfo[], axis: number): { axis: number; outShape: number[]; nonEmpty: tf.TensorInfo[] } | null {
   const first = inputs[0];
   const $axis = tf.util.parseAxisParam(axis, first.shape)[0];
@@ -70,14 +66,7 @@ export function concatPlan(inputs: tf.TensorInfo[], axis: number): { axis: numbe
   tf.backend_util.assertParamsConsistent(shapes, $axis);
   const outShape = tf.backend_util.computeOutShape(shapes, $axis);
   const nonEmpty = inputs.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
-  if (
-    tf.util.sizeFromShape(outShape) === 0 ||
-    nonEmpty.length < 2 ||
-    !isNumericDType(first.dtype) ||
-    inputs.some((t) => t.dtype !== first.dtype) ||
-    first.shape.length > SHAPE_MAX_RANK
-  )
-    return null;
+  if (!isNumericDType(first.dtype) || inputs.some((t) => t.dtype !== first.dtype) || first.shape.length > SHAPE_MAX_RANK) return null;
   return { axis: $axis, outShape, nonEmpty };
 }
 

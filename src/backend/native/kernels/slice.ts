@@ -14,7 +14,7 @@ function slice(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const backend = args.backend as NativeBackend;
   const { begin, size } = (args.attrs ?? {}) as { begin: number | number[]; size: number | number[] };
   const plan = slicePlan(x, begin, size);
-  if (plan === null || plan.contiguous) return cpuKernel(tf.Slice, args);
+  if (plan === null || plan.contiguous || tf.util.sizeFromShape(plan.size) === 0) return cpuKernel(tf.Slice, args);
   const xs = hostData(backend, x);
   return nativeOutput(backend, plan.size, x.dtype as 'float32', (out) => addon.slice(xs, x.shape, plan.begin, plan.size, out));
 }
