@@ -105,6 +105,12 @@ test(`the 'cuda' backend registers where a device answers (${mode})`, () => {
   expect(cudaKernelNames()).toEqual(expect.arrayContaining(['BatchMatMul', 'Softmax', 'GatherV2', 'ScatterNd', 'FusedDistillRankingObjective']));
 });
 
+test("the CLI's --backend cuda selects it", async () => {
+  const { useBackend } = await import('../src/cli/common');
+  await useBackend('cuda');
+  expect(tf.getBackend()).toBe(CUDA_BACKEND);
+});
+
 d('device kernels equal tfjs cpu (random shapes)', () => {
   const BINARY = Object.keys(addon.mathOps.binary);
   const INT_OPS = ['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum', 'SquaredDifference', 'FloorDiv', 'Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual'];

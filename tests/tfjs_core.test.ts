@@ -5,15 +5,21 @@
 //   native      the backend as registered (native kernels, tfjs's CPU kernels as fallbacks);
 //   native-mem  the same with every tensor's data in addon memory (the backend's memory plumbing
 //               under every op of the suite);
+//   cuda        this package's device backend, where a device answers (or the addon's host emulation,
+//               FUSED_DISTILL_EMULATE_DEVICE=1, or until it lands the stand-in tests/helpers/fake_cuda.ts);
 //   cpu         stock tfjs 'cpu', the baseline the known failures are checked against.
 // TFJS_TEST_BACKEND=native (a comma list) runs fewer. Each variant takes ~15-25 s on 2 cores.
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { cudaAvailable } from '../src/backend/cuda/register';
+
 const ROOT = path.resolve(__dirname, '..');
 const RUNNER = path.join(ROOT, 'tests', 'tfjs_core', 'run.js');
-const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? 'native,native-mem,cpu').split(',').map((s) => s.trim()).filter(Boolean);
+// 'cuda' runs where run.js can set it up: a device (or the emulation) answers, or the stand-in exists.
+const CUDA_RUNS = cudaAvailable() || fs.existsSync(path.join(ROOT, 'tests', 'helpers', 'fake_cuda.ts'));
+const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? `native,native-mem,${CUDA_RUNS ? 'cuda,' : ''}cpu`).split(',').map((s) => s.trim()).filter(Boolean);
 
 interface Summary {
   ok: boolean;

@@ -254,20 +254,22 @@ export class CudaBackend extends tf.KernelBackend {
     if (!kernel) throw new Error(`cuda backend: no 'cpu' kernel ${kernelName} to fall back to`);
     const start = cudaProfile.enabled ? performance.now() : 0;
     const temps = new Map<object, tf.TensorInfo>(); // our dataId -> its CPU copy
+    // Some CPU kernels read a Tensor's rank or size (the engine hands kernels Tensors): kept on the copy.
+    const like = (t: tf.TensorInfo, dataId: object) => ({ dataId, shape: t.shape, dtype: t.dtype, rank: t.shape.length, size: tf.util.sizeFromShape(t.shape) });
     const toCpu = (t: tf.TensorInfo | undefined): tf.TensorInfo | undefined => {
       if (t == null) return t;
       const d = this.data.get(t.dataId);
-      if (d.host) return { dataId: d.host, shape: t.shape, dtype: t.dtype };
+      if (d.host) return like(t, d.host);
       let copy = temps.get(t.dataId);
       if (!copy) {
         copy = { dataId: this.cpu.write(this.readSync(t.dataId), t.shape, t.dtype), shape: t.shape, dtype: t.dtype };
         temps.set(t.dataId, copy);
       }
-      return { ...copy, shape: t.shape };
+      return like(t, copy.dataId);
     };
-    const inputs = Array.isArray(args.inputs)
-      ? (args.inputs as tf.TensorInfo[]).map(toCpu)
-      : Object.fromEntries(Object.entries(args.inputs).map(([k, t]) => [k, toCpu(t as tf.TensorInfo)]));
+    // Inputs are a name -> tensor map, an array (Concat, AddN, ...), or a map holding arrays (the ragged ops).
+    const map = (v: unknown): unknown => (Array.isArray(v) ? v.map(map) : v == null ? v : toCpu(v as tf.TensorInfo));
+    const inputs = Array.isArray(args.inputs) ? map(args.inputs) : Object.fromEntries(Object.entries(args.inputs).map(([k, t]) => [k, map(t)]));
     const tempIds = new Set([...temps.values()].map((t) => t.dataId));
     try {
       const out = kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.cpu, attrs: args.attrs });
