@@ -3,6 +3,8 @@
 // every op runs the host addon op of the same name on them. installFakeCuda() puts it into
 // addon.cuda when no real (or emulated) device answers. Delete this file once the emulation lands.
 import { addon, DeviceBuffer, DeviceDType, NumericArray, ReduceOpName } from '../../src/native';
+// A seeded PRNG stands in for the contract's Philox (only needed for device/host parity).
+import { mulberry32 } from './reference64';
 
 type Arr = Float32Array | Int32Array | Uint8Array;
 const buffers = new Map<number, Arr>();
@@ -23,18 +25,6 @@ function f32(h: DeviceBuffer, name?: string): Float32Array {
   return b;
 }
 const opt = (h: DeviceBuffer | null, name: string) => (h == null ? null : f32(h, name));
-
-// Seeded, counter-free PRNG (mulberry32): the contract's Philox is only needed for device/host parity.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const fakeCuda = {
   isAvailable: () => true,
