@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../losses.h"
+
 namespace fd {
 
 // Element types, matching tfjs's dtypes: float32, int32, bool (one byte, 0 or 1).
@@ -102,5 +104,13 @@ void cast_cpu(int in, const void* x, int out_type, void* out, int64_t n);
 // out[0..n) = value converted as a JS typed array's fill would: Math.fround for float32, ToInt32 for
 // int32, ToUint8 (mod 256) for bool.
 void fill_cpu(int type, void* out, int64_t n, double value);
+
+Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_rank, const void* b,
+                   const int64_t* b_shape, int b_rank, void* out);
+Status unary_cuda(int op, const float* x, void* out, int64_t n, double p0, double p1);
+Status cast_cuda(int in, const void* x, int out_type, void* out, int64_t n);
+Status fill_cuda(int type, void* out, int64_t n, double value);
+// device-to-device copy of `bytes`
+Status copy_cuda(void* dst, const void* src, int64_t bytes);
 
 }  // namespace fd
