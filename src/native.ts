@@ -228,51 +228,7 @@ export interface Addon {
 
 export const addon = nodeGypBuild(path.join(__dirname, '..')) as Addon;
 
-// ---- issue 5: the device ops of the 'cuda' backend (contract: the host op of the same name on
-// device buffers, a buffer's dtype standing for the typed array's type and its size for the length).
-/** Element type of a device buffer (bool = 1 byte per element). */
-export type DeviceDType = 'float32' | 'int32' | 'bool';
-
-export interface CudaTensorOps {
-  /** length >= 1 elements of dtype (default float32), uninitialised. */
-  alloc(length: number, dtype?: DeviceDType): DeviceBuffer;
-  dtype(buffer: DeviceBuffer): DeviceDType;
-  /** The array's type must match the buffer's dtype; 1..size elements. */
-  upload(buffer: DeviceBuffer, src: NumericArray): void;
-  /** Synchronises the stream. */
-  download(buffer: DeviceBuffer, dst: NumericArray): void;
-  /** Device to device, n elements of one dtype. */
-  copy(dst: DeviceBuffer, src: DeviceBuffer, n: number): void;
-  /** sgemm's math mode: false = pedantic fp32 (default), true = TF32 tensor cores. */
-  setTF32(on: boolean): void;
-  binaryOp(op: number, a: DeviceBuffer, aShape: number[], b: DeviceBuffer, bShape: number[], out: DeviceBuffer): void;
-  unaryOp(op: number, x: DeviceBuffer, out: DeviceBuffer, p0?: number, p1?: number): void;
-  cast(x: DeviceBuffer, out: DeviceBuffer): void;
-  fill(out: DeviceBuffer, value: number): void;
-  reduce(op: ReduceOpName, x: DeviceBuffer, shape: number[], axes: number[], out: DeviceBuffer): void;
-  softmax(x: DeviceBuffer, rows: number, cols: number, out: DeviceBuffer, log?: boolean): void;
-  transpose(x: DeviceBuffer, shape: number[], perm: number[], out: DeviceBuffer): void;
-  slice(x: DeviceBuffer, shape: number[], begin: number[], size: number[], out: DeviceBuffer): void;
-  concat(inputs: DeviceBuffer[], shapes: number[][], axis: number, out: DeviceBuffer): void;
-  tile(x: DeviceBuffer, shape: number[], reps: number[], out: DeviceBuffer): void;
-  /** As addon.gather, but an index outside [0, dim) gives zeros (no check: no host sync). */
-  gather(x: DeviceBuffer, dims: number[], indices: DeviceBuffer, out: DeviceBuffer): void;
-  unsortedSegmentSum(x: DeviceBuffer, rows: number, cols: number, segmentIds: DeviceBuffer, numSegments: number, out: DeviceBuffer): void;
-  sgemm(
-    a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, batch: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean, aOffsets: Float64Array | null, bOffsets: Float64Array | null,
-  ): void;
-  adamwUpdate(
-    p: DeviceBuffer, g: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, beta1: number, beta2: number,
-    eps: number, decay: number, stepSize: number, sqrtBc2: number, scale: number,
-  ): void;
-  /** Sum of x[i]^2 in float64 (synchronises). */
-  sumSquares(x: DeviceBuffer): number;
-  randomUniform(out: DeviceBuffer, lo: number, hi: number, seed: number): void;
-  randomNormal(out: DeviceBuffer, mean: number, stddev: number, seed: number): void;
-}
-
-/** addon.cuda with the device tensor ops (read at call time: a test may install a stand-in). */
-export function cudaDevice(): CudaApi & CudaTensorOps {
-  return addon.cuda as CudaApi & CudaTensorOps;
+/** addon.cuda, read at call time (a test may install a stand-in device into it). */
+export function cudaDevice(): CudaApi {
+  return addon.cuda;
 }

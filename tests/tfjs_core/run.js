@@ -100,8 +100,9 @@ function setUpCuda() {
   const registerJs = path.join(ROOT, 'dist', 'backend', 'cuda', 'register.js');
   if (!fs.existsSync(registerJs)) throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build)`);
   const reg = require(registerJs);
-  let device = 'device';
-  if (!reg.cudaAvailable()) {
+  let device = null;
+  if (reg.cudaAvailable()) device = require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.deviceName();
+  else {
     const fake = path.join(ROOT, 'tests', 'helpers', 'fake_cuda.ts');
     if (!fs.existsSync(fake)) throw new Error(`run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`);
     require(path.join(ROOT, 'tests', 'helpers', 'ts_register.js'));
