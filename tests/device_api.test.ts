@@ -9,17 +9,13 @@
 // in this worker, so the file runs itself again in a child jest with the variable set. Under the
 // emulation the device ops call the host kernels, so results must be bit-identical: what is tested is
 // the N-API surface (operand reading, dtypes, lengths, the device rules such as gather's zeros).
-import { spawnSync } from 'child_process';
-import * as path from 'path';
-
 import { DeviceBuffer, NumericArray, ReduceOpName } from '../src/native';
 import { addon } from './helpers/addon';
+import { EMULATED, deviceTestsHere } from './helpers/device';
 import { expectError } from './helpers/errors';
 import { mulberry32 } from './helpers/reference64';
 
 const cuda = addon.cuda;
-const EMULATED = process.env.FUSED_DISTILL_EMULATE_DEVICE === '1';
-const ON_DEVICE = EMULATED ? cuda.isAvailable() : addon.builtWithCuda() && cuda.isAvailable();
 
 // ---- Philox on the host (no device needed) ----
 
@@ -132,25 +128,7 @@ describe('Philox random fills on the host', () => {
 
 // ---- the device surface ----
 
-if (!ON_DEVICE && !EMULATED) {
-  test('device API: runs in a child jest with FUSED_DISTILL_EMULATE_DEVICE=1 (host emulation)', () => {
-    const root = path.join(__dirname, '..');
-    const env: NodeJS.ProcessEnv = { ...process.env, FUSED_DISTILL_EMULATE_DEVICE: '1' };
-    delete env.JEST_WORKER_ID;
-    const r = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--colors=false', __filename], {
-      cwd: root,
-      env,
-      encoding: 'utf8',
-      timeout: 300000,
-    });
-    if (r.status !== 0) throw new Error(`child jest failed (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
-    expect(r.stderr).toMatch(/Tests:\s+\d+ passed/);
-  });
-} else if (!ON_DEVICE) {
-  test('the emulated device answers', () => {
-    throw new Error(`FUSED_DISTILL_EMULATE_DEVICE=1 but cuda.isAvailable() is false: ${cuda.lastError()}`);
-  });
-} else {
+if (deviceTestsHere(__filename)) {
   describe(`device API on ${cuda.deviceName()}`, () => {
     const live = new Set<DeviceBuffer>();
     afterAll(() => {

@@ -17,8 +17,7 @@
 // results-native-mem.json.
 //
 // 'cuda' is this package's device backend (src/backend/cuda): it needs a device, or the addon's host
-// emulation (FUSED_DISTILL_EMULATE_DEVICE=1), or, until that lands, the JS stand-in
-// tests/helpers/fake_cuda.ts (used when no device answers and the file exists).
+// emulation (FUSED_DISTILL_EMULATE_DEVICE=1).
 //
 // One backend runs in this process; several run one after another, each in its own process (a
 // backend's run must not see the other's registration), and a comparison follows. Per backend it
@@ -95,20 +94,14 @@ function renameForBackend(name, backend) {
   return name.split(' native {').join(` ${backend} {`);
 }
 
-/** Registers the 'cuda' backend from dist/ (with the JS stand-in device where none answers); returns its kernel names and the device. */
+/** Registers the 'cuda' backend from dist/; returns its kernel names and the device. */
 function setUpCuda() {
   const registerJs = path.join(ROOT, 'dist', 'backend', 'cuda', 'register.js');
   if (!fs.existsSync(registerJs)) throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build)`);
   const reg = require(registerJs);
   let device = null;
   if (reg.cudaAvailable()) device = require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.deviceName();
-  else {
-    const fake = path.join(ROOT, 'tests', 'helpers', 'fake_cuda.ts');
-    if (!fs.existsSync(fake)) throw new Error(`run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`);
-    require(path.join(ROOT, 'tests', 'helpers', 'ts_register.js'));
-    require(fake).installFakeCuda(); // the same addon object as dist/'s: one .node module per process
-    device = 'fake (tests/helpers/fake_cuda.ts)';
-  }
+  else throw new Error(`run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`);
   if (!reg.registerCudaBackend()) throw new Error('run.js: the cuda backend did not register');
   return { kernels: reg.cudaKernelNames(), device };
 }
