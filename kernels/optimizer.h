@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "losses.h"
+
 namespace fd {
 
 struct AdamWArgs {
@@ -26,5 +28,12 @@ void adamw_update_cpu(const AdamWArgs& a);
 
 // Sum of x[i]^2 in float64, strictly in index order (the same bits as a JS loop).
 double sum_squares_cpu(const float* x, int64_t n);
+
+// ---- CUDA (kernels/cuda/optimizer.cu; kernels/cuda/no_cuda.cpp in CPU builds): device pointers ----
+// The same update, bit-identical to adamw_update_cpu (float64, no contraction). Queued, not synchronised.
+Status adamw_update_cuda(const AdamWArgs& a);
+// *out_host = sum of x[i]^2 (float64 accumulation, a fixed tree order: deterministic, but not the
+// bits of the sequential CPU sum); synchronises (it returns a host value).
+Status sum_squares_cuda(const float* x, int64_t n, double* out_host);
 
 }  // namespace fd

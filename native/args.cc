@@ -52,8 +52,30 @@ TypedView typed_view(const Args& a, napi_value v, const std::string& expected) {
   return t;
 }
 
+int dtype_of(napi_typedarray_type t) {
+  return t == napi_float32_array ? 0 : t == napi_int32_array ? 1 : t == napi_uint8_array ? 2 : -1;
+}
+
+const char* dtype_name(Place place, int dtype) {
+  if (place == Place::kDevice) return dtype == 0 ? "float32 device buffer" : dtype == 1 ? "int32 device buffer" : "bool device buffer";
+  return dtype == 0 ? "Float32Array" : dtype == 1 ? "Int32Array" : "Uint8Array";
+}
+
+TypedView operand_view(const Args& a, napi_value v, const std::string& name, const std::string& expected) {
+  if (a.place == Place::kHost) return typed_view(a, v, expected);
+  if (!Napi::Value(a.info.Env(), v).IsNumber()) a.type_error(expected);
+  const DeviceBufferInfo& b = device_buffer(a, v, name);
+  static const napi_typedarray_type kTypes[] = {napi_float32_array, napi_int32_array, napi_uint8_array};
+  TypedView t;
+  t.type = kTypes[b.dtype];
+  t.data = b.ptr;
+  t.length = b.length;
+  return t;
+}
+
 namespace {
-// length < 0: any length, returned in *actual_length.
+// length < 0: any length, returned in *actual_length. Float32Arrays are operands (at a.place);
+// Float64Arrays are always host arrays (offsets, the objective's parts).
 template <class T>
 T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optional, napi_typedarray_type type,
          const char* type_name, int64_t* actual_length = nullptr) {
@@ -62,7 +84,8 @@ T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optiona
                                (length >= 0 ? " of length " + std::to_string(length) : std::string()) +
                                (optional ? " (or null)" : "");
   if (i >= a.info.Length()) a.type_error(expected);
-  const TypedView view = typed_view(a, a.info[i], expected);
+  const TypedView view = type == napi_float64_array ? typed_view(a, a.info[i], expected)
+                                                    : operand_view(a, a.info[i], name, expected);
   if (view.type != type) a.type_error(expected);
   const size_t count = static_cast<size_t>(view.length);
   void* data = view.data;
@@ -78,10 +101,21 @@ T* typed(const Args& a, size_t i, const char* name, int64_t length, bool optiona
 }  // namespace
 
 float* Args::floats(size_t i, const char* name, int64_t length, bool optional) const {
-  return typed<float>(*this, i, name, length, optional, napi_float32_array, "Float32Array");
+  return typed<float>(*this, i, name, length, optional, napi_float32_array, dtype_name(place, 0));
 }
 float* Args::floats_any_length(size_t i, const char* name, int64_t* length) const {
-  return typed<float>(*this, i, name, -1, false, napi_float32_array, "Float32Array", length);
+  return typed<float>(*this, i, name, -1, false, napi_float32_array, dtype_name(place, 0), length);
+}
+int64_t Args::floats_length(size_t i, const char* name) const {
+  const std::string expected = std::string(name) + " must be a " + dtype_name(place, 0);
+  if (place == Place::kHost) {
+    if (i >= info.Length() || !info[i].IsTypedArray()) type_error(expected);
+    return static_cast<int64_t>(info[i].As<Napi::TypedArray>().ElementLength());
+  }
+  if (i >= info.Length()) type_error(expected);
+  const TypedView v = operand_view(*this, info[i], name, expected);
+  if (v.type != napi_float32_array) type_error(expected);
+  return v.length;
 }
 double* Args::doubles(size_t i, const char* name, int64_t length, bool optional) const {
   return typed<double>(*this, i, name, length, optional, napi_float64_array, "Float64Array");
@@ -153,6 +187,44 @@ bool needs_teacher(const fd::ObjectiveArgs& o) {
 bool needs_labels(const fd::ObjectiveArgs& o) {
   return o.weight[fd::kPointwiseBCE] != 0 || o.weight[fd::kPairwiseRankNet] != 0 ||
          o.weight[fd::kPairwiseHinge] != 0 || o.weight[fd::kListwiseSoftmaxCE] != 0;
+}
+
+namespace {
+struct OpEntry {
+  OpBody body;
+  std::string fn;
+  Place place;
+};
+
+Napi::Value call_op(const Napi::CallbackInfo& info) {
+  const auto* e = static_cast<const OpEntry*>(info.Data());
+  return guarded(info, e->fn.c_str(), [&](const Args& host) -> Napi::Value {
+    const Args a{host.info, host.fn, e->place};
+    if (a.place == Place::kDevice) ensure_device(a);
+    return e->body(a);
+  });
+}
+}  // namespace
+
+Napi::Object cuda_exports(Napi::Env env, Napi::Object exports) {
+  if (exports.Has("cuda")) {
+    Napi::Value v = exports.Get("cuda");
+    if (v.IsObject()) return v.As<Napi::Object>();
+  }
+  Napi::Object cuda = Napi::Object::New(env);
+  exports.Set("cuda", cuda);
+  return cuda;
+}
+
+void register_op(Napi::Env env, Napi::Object exports, const char* name, OpBody body) {
+  Napi::Object cuda = cuda_exports(env, exports);
+  for (Place place : {Place::kHost, Place::kDevice}) {
+    const bool device = place == Place::kDevice;
+    auto* e = new OpEntry{body, device ? std::string("cuda.") + name : std::string(name), place};
+    Napi::Function f = Napi::Function::New(env, call_op, name, e);
+    f.AddFinalizer([](Napi::Env, OpEntry* p) { delete p; }, e);
+    (device ? cuda : exports).Set(name, f);
+  }
 }
 
 }  // namespace fd_native

@@ -15,9 +15,14 @@ namespace fd_native {
 // when multiplied by 4 bytes or by another dimension.
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 
+// Where an op's tensors live: host typed arrays (exports.X) or device buffer handles (exports.cuda.X).
+// One op body serves both (register_op): only the operand reading and the kernel called differ.
+enum class Place { kHost, kDevice };
+
 struct Args {
   const Napi::CallbackInfo& info;
   const char* fn;  // the JS function's name, for messages
+  Place place = Place::kHost;
 
   [[noreturn]] void type_error(const std::string& what) const;
   [[noreturn]] void range_error(const std::string& what) const;
@@ -28,12 +33,15 @@ struct Args {
   int64_t size(size_t i, const char* name) const;
   // A finite number.
   double number(size_t i, const char* name) const;
-  // A Float32Array of exactly `length` elements, not detached. optional: null/undefined gives nullptr.
+  // A float32 operand (a Float32Array, or on the device a float32 buffer) of exactly `length`
+  // elements, not detached. optional: null/undefined gives nullptr.
   float* floats(size_t i, const char* name, int64_t length, bool optional = false) const;
-  // A Float32Array of any length, not detached; *length receives it. The data pointer may be null only
-  // when the length is 0.
+  // A float32 operand of any length; *length receives it. The data pointer may be null only when the
+  // length is 0.
   float* floats_any_length(size_t i, const char* name, int64_t* length) const;
-  // A Float64Array of exactly `length` elements (optional like floats).
+  // The length of the float32 operand at i (TypeError "<name> must be a Float32Array" otherwise).
+  int64_t floats_length(size_t i, const char* name) const;
+  // A host Float64Array of exactly `length` elements (optional like floats), on either place.
   double* doubles(size_t i, const char* name, int64_t length, bool optional = false) const;
 };
 
@@ -45,6 +53,35 @@ struct TypedView {
   int64_t length = 0;
 };
 TypedView typed_view(const Args& a, napi_value v, const std::string& expected);
+
+// An op's tensor argument at a.place: a typed array on the host (typed_view), a device buffer handle
+// on the device, whose dtype is reported as the matching typed array type (float32 ->
+// napi_float32_array, int32 -> napi_int32_array, bool -> napi_uint8_array) and whose size as the
+// length. Throws TypeError `expected` for the wrong kind of value, RangeError for a dead handle.
+TypedView operand_view(const Args& a, napi_value v, const std::string& name, const std::string& expected);
+// What a tensor of element type `dtype` (0 float32, 1 int32, 2 bool: fd::DType / fd::ElemType) is
+// called at a place, for messages: "Float32Array" / "float32 device buffer", etc.
+const char* dtype_name(Place place, int dtype);
+// The dtype of a typed array type (-1 for the other typed arrays).
+int dtype_of(napi_typedarray_type t);
+
+// A device buffer handle's entry (native/device_buffers.cc): TypeError naming `name` when v is not a
+// number, RangeError when it names no live buffer.
+struct DeviceBufferInfo {
+  void* ptr;
+  int dtype;       // 0 float32, 1 int32, 2 bool
+  int64_t length;  // elements
+};
+const DeviceBufferInfo& device_buffer(const Args& a, napi_value v, const std::string& name);
+// Throws the device's error (built without CUDA, no device) unless it answers.
+void ensure_device(const Args& a);
+
+// Registers an op body twice: exports[name] on host arrays and exports.cuda[name] (named
+// "cuda.<name>" in messages) on device buffers; the device entry checks the device first.
+using OpBody = Napi::Value (*)(const Args&);
+void register_op(Napi::Env env, Napi::Object exports, const char* name, OpBody body);
+// exports.cuda, created on first use (the registration order of the files does not matter).
+Napi::Object cuda_exports(Napi::Env env, Napi::Object exports);
 
 // rows * cols (etc.) with an overflow check against kMaxElements.
 int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what);

@@ -1,43 +1,29 @@
-// The device API: buffers on the GPU named by integer handles (so a stale or forged handle is an
-// error, never a wild pointer), uploads/downloads, timing, and every loss on device buffers.
-// In a build without CUDA each call throws the kernels' "built without CUDA" message.
+// The device API: device info, timing, the cuBLAS math mode and every loss on device buffers (the
+// buffers themselves: native/device_buffers.cc; the tensor ops: the files that also register them
+// on host arrays, through register_op). In a build without CUDA each call throws the kernels' "built
+// without CUDA" message, unless the device is emulated (kernels/cuda/no_cuda.cpp).
 #include <string>
-#include <unordered_map>
 
 #include "args.h"
 #include "device.h"
+#include "cpu/sgemm.h"
 #include "losses.h"
 #include "ops.h"
 
 namespace fd_native {
 namespace {
 
-struct DeviceBuffer {
-  float* ptr;
-  int64_t floats;
-};
-std::unordered_map<int64_t, DeviceBuffer> g_buffers;
-int64_t g_next_handle = 1;
-
-void ensure_device(const Args& a) { throw_status(a, fd::device::init()); }
-
-DeviceBuffer& buffer(const Args& a, size_t i, const char* name) {
-  if (i >= a.info.Length() || !a.info[i].IsNumber()) a.type_error(std::string(name) + " must be a device buffer handle");
-  const double h = a.info[i].As<Napi::Number>().DoubleValue();
-  auto it = g_buffers.find(static_cast<int64_t>(h));
-  if (h != static_cast<double>(static_cast<int64_t>(h)) || it == g_buffers.end())
-    a.range_error(std::string(name) + " is not a live device buffer handle");
-  return it->second;
-}
-
-// A device buffer of at least `floats` floats, or nullptr when optional and null.
+// A float32 device buffer of at least `floats` elements, or nullptr when optional and null (the
+// losses' arguments: a buffer may be longer than the data it holds).
 float* buffer_ptr(const Args& a, size_t i, const char* name, int64_t floats, bool optional = false) {
   if (optional && a.is_null(i)) return nullptr;
-  DeviceBuffer& b = buffer(a, i, name);
-  if (b.floats < floats)
+  if (i >= a.info.Length()) a.type_error(std::string(name) + " must be a device buffer handle");
+  const DeviceBufferInfo& b = device_buffer(a, a.info[i], name);
+  if (b.dtype != 0) a.type_error(std::string(name) + " must be a float32 device buffer, got a " + dtype_name(Place::kDevice, b.dtype));
+  if (b.length < floats)
     a.range_error(std::string(name) + " must hold at least " + std::to_string(floats) + " floats, has " +
-                  std::to_string(b.floats));
-  return b.ptr;
+                  std::to_string(b.length));
+  return static_cast<float*>(b.ptr);
 }
 
 Napi::Value BuiltWithCuda(const Napi::CallbackInfo& info) {
@@ -57,77 +43,11 @@ Napi::Value DeviceName(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value Alloc(const Napi::CallbackInfo& info) {
-  return guarded(info, "cuda.alloc", [&](const Args& a) -> Napi::Value {
-    a.expect_count(1);
-    ensure_device(a);
-    const int64_t floats = a.size(0, "floats");
-    void* p = nullptr;
-    throw_status(a, fd::device::alloc(static_cast<size_t>(floats) * sizeof(float), &p));
-    const int64_t h = g_next_handle++;
-    g_buffers[h] = DeviceBuffer{static_cast<float*>(p), floats};
-    return Napi::Number::New(info.Env(), static_cast<double>(h));
-  });
-}
-
-Napi::Value Free(const Napi::CallbackInfo& info) {
-  return guarded(info, "cuda.free", [&](const Args& a) -> Napi::Value {
-    ensure_device(a);
-    a.expect_count(1);
-    DeviceBuffer& b = buffer(a, 0, "buffer");
-    void* p = b.ptr;
-    g_buffers.erase(static_cast<int64_t>(a.info[0].As<Napi::Number>().DoubleValue()));
-    throw_status(a, fd::device::release(p));
-    return info.Env().Undefined();
-  });
-}
-
-Napi::Value BufferSize(const Napi::CallbackInfo& info) {
-  return guarded(info, "cuda.size", [&](const Args& a) -> Napi::Value {
-    ensure_device(a);
-    a.expect_count(1);
-    return Napi::Number::New(info.Env(), static_cast<double>(buffer(a, 0, "buffer").floats));
-  });
-}
-
-// upload(buffer, src) / download(buffer, dst): the host array may be shorter than the buffer.
-Napi::Value Copy(const Napi::CallbackInfo& info, bool to_device) {
-  return guarded(info, to_device ? "cuda.upload" : "cuda.download", [&](const Args& a) -> Napi::Value {
-    ensure_device(a);
-    a.expect_count(2);
-    DeviceBuffer& b = buffer(a, 0, "buffer");
-    if (!a.info[1].IsTypedArray()) a.type_error(std::string(to_device ? "src" : "dst") + " must be a Float32Array");
-    const int64_t n = static_cast<int64_t>(a.info[1].As<Napi::TypedArray>().ElementLength());
-    if (n < 1 || n > b.floats)
-      a.range_error(std::string(to_device ? "src" : "dst") + " must have 1.." + std::to_string(b.floats) +
-                    " elements, has " + std::to_string(n));
-    float* host = a.floats(1, to_device ? "src" : "dst", n);
-    const size_t bytes = static_cast<size_t>(n) * sizeof(float);
-    throw_status(a, to_device ? fd::device::upload(b.ptr, host, bytes) : fd::device::download(host, b.ptr, bytes));
-    return info.Env().Undefined();
-  });
-}
-Napi::Value Upload(const Napi::CallbackInfo& info) { return Copy(info, true); }
-Napi::Value Download(const Napi::CallbackInfo& info) { return Copy(info, false); }
-
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return guarded(info, "cuda.synchronize", [&](const Args& a) -> Napi::Value {
     ensure_device(a);
     throw_status(a, fd::device::synchronize());
     return info.Env().Undefined();
-  });
-}
-
-Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
-  return guarded(info, "cuda.memoryStats", [&](const Args& a) -> Napi::Value {
-    ensure_device(a);
-    size_t in_use = 0, cached = 0;
-    throw_status(a, fd::device::memory_stats(&in_use, &cached));
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("bytesInUse", static_cast<double>(in_use));
-    o.Set("bytesCached", static_cast<double>(cached));
-    o.Set("buffers", static_cast<double>(g_buffers.size()));
-    return o;
   });
 }
 
@@ -231,21 +151,31 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   });
 }
 
+// setTF32(on): sgemm on the device may use TF32 tensor cores (true) or strict fp32 (false, the default).
+Napi::Value SetTF32(const Napi::CallbackInfo& info) {
+  return guarded(info, "cuda.setTF32", [&](const Args& a) -> Napi::Value {
+    ensure_device(a);
+    a.expect_count(1);
+    if (!info[0].IsBoolean()) a.type_error("on must be a boolean");
+    throw_status(a, fd::set_tf32_cuda(info[0].As<Napi::Boolean>().Value()));
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void register_cuda_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("builtWithCuda", Napi::Function::New(env, BuiltWithCuda, "builtWithCuda"));
-  Napi::Object cuda = Napi::Object::New(env);
+  Napi::Object cuda = cuda_exports(env, exports);
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"isAvailable", IsAvailable},   {"lastError", LastError},       {"deviceName", DeviceName},
-      {"alloc", Alloc},               {"free", Free},                 {"size", BufferSize},
-      {"upload", Upload},             {"download", Download},         {"synchronize", Synchronize},
-      {"memoryStats", MemoryStats},   {"emptyCache", EmptyCache},     {"timerStart", TimerStart},
+      {"synchronize", Synchronize},   {"emptyCache", EmptyCache},     {"timerStart", TimerStart},
       {"timerStop", TimerStop},       {"rankingObjective", RankingObjective},
       {"hiddenMSE", HiddenMSE},       {"attentionMSE", AttentionMSE}, {"scale", Scale},
+      {"setTF32", SetTF32},
   };
   for (const auto& [name, fn] : fns) cuda.Set(name, Napi::Function::New(env, fn, name));
-  exports.Set("cuda", cuda);
+  register_device_buffers(cuda);
 }
 
 }  // namespace fd_native

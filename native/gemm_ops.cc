@@ -1,4 +1,5 @@
-// Matrix products on host memory (the native tfjs backend's matMul / batchMatMul, issue 3).
+// Matrix products on host memory (the native tfjs backend's matMul / batchMatMul, issue 3) and, with
+// the same checks, on device buffers (cuda.sgemm, cuBLAS; the offsets stay host Float64Arrays).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -44,7 +45,7 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
     } else if (op.length == per) {
       op.stride = 0;
     } else {
-      a.range_error(std::string(name) + " must be a Float32Array of length batch*" + dims + " = " +
+      a.range_error(std::string(name) + " must be a " + dtype_name(a.place, 0) + " of length batch*" + dims + " = " +
                     std::to_string(all) + " or " + dims + " = " + std::to_string(per) +
                     " (broadcast over the batch), got length " + std::to_string(op.length));
     }
@@ -71,40 +72,38 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
 // (n x k when transB), c is batch x m x n and is overwritten. a holds batch*m*k elements, or m*k to
 // broadcast one matrix over the batch; aOffsets (a Float64Array of batch integers) instead gives
 // where each entry starts, for general broadcasting. The same for b. c must not overlap a or b.
-Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  return guarded(info, "sgemm", [&](const Args& a) -> Napi::Value {
-    a.expect_count(11);
-    fd::GemmArgs g;
-    g.batch = a.size(3, "batch");
-    g.m = a.size(4, "m");
-    g.n = a.size(5, "n");
-    g.k = count_arg(a, 6, "k");
-    g.trans_a = bool_arg(a, 7, "transA");
-    g.trans_b = bool_arg(a, 8, "transB");
-    const int64_t mk = checked_product(a, {g.m, g.k}, "a");
-    const int64_t kn = checked_product(a, {g.k, g.n}, "b");
-    const int64_t mn = checked_product(a, {g.m, g.n}, "c");
-    const int64_t c_len = checked_product(a, {g.batch, g.m, g.n}, "c");
-    checked_product(a, {g.batch, g.m, g.k}, "a");
-    checked_product(a, {g.batch, g.k, g.n}, "b");
-    const Operand A = read_operand(a, 0, "a", 9, "aOffsets", g.batch, mk, g.trans_a ? "k*m" : "m*k");
-    const Operand B = read_operand(a, 1, "b", 10, "bOffsets", g.batch, kn, g.trans_b ? "n*k" : "k*n");
-    float* c = a.floats(2, "c", c_len);
-    check_no_overlap(a, "c", c, c_len, 4, {{A.data, A.length}, {B.data, B.length}});
-    g.a = A.data;
-    g.lda = g.trans_a ? g.m : g.k;
-    g.stride_a = A.stride;
-    g.a_offsets = A.offsets.empty() ? nullptr : A.offsets.data();
-    g.b = B.data;
-    g.ldb = g.trans_b ? g.k : g.n;
-    g.stride_b = B.stride;
-    g.b_offsets = B.offsets.empty() ? nullptr : B.offsets.data();
-    g.c = c;
-    g.ldc = g.n;
-    g.stride_c = mn;
-    throw_status(a, fd::sgemm_cpu(g));
-    return info.Env().Undefined();
-  });
+Napi::Value Sgemm(const Args& a) {
+  a.expect_count(11);
+  fd::GemmArgs g;
+  g.batch = a.size(3, "batch");
+  g.m = a.size(4, "m");
+  g.n = a.size(5, "n");
+  g.k = count_arg(a, 6, "k");
+  g.trans_a = bool_arg(a, 7, "transA");
+  g.trans_b = bool_arg(a, 8, "transB");
+  const int64_t mk = checked_product(a, {g.m, g.k}, "a");
+  const int64_t kn = checked_product(a, {g.k, g.n}, "b");
+  const int64_t mn = checked_product(a, {g.m, g.n}, "c");
+  const int64_t c_len = checked_product(a, {g.batch, g.m, g.n}, "c");
+  checked_product(a, {g.batch, g.m, g.k}, "a");
+  checked_product(a, {g.batch, g.k, g.n}, "b");
+  const Operand A = read_operand(a, 0, "a", 9, "aOffsets", g.batch, mk, g.trans_a ? "k*m" : "m*k");
+  const Operand B = read_operand(a, 1, "b", 10, "bOffsets", g.batch, kn, g.trans_b ? "n*k" : "k*n");
+  float* c = a.floats(2, "c", c_len);
+  check_no_overlap(a, "c", c, c_len, 4, {{A.data, A.length}, {B.data, B.length}});
+  g.a = A.data;
+  g.lda = g.trans_a ? g.m : g.k;
+  g.stride_a = A.stride;
+  g.a_offsets = A.offsets.empty() ? nullptr : A.offsets.data();
+  g.b = B.data;
+  g.ldb = g.trans_b ? g.k : g.n;
+  g.stride_b = B.stride;
+  g.b_offsets = B.offsets.empty() ? nullptr : B.offsets.data();
+  g.c = c;
+  g.ldc = g.n;
+  g.stride_c = mn;
+  throw_status(a, a.place == Place::kHost ? fd::sgemm_cpu(g) : fd::sgemm_cuda(g));
+  return a.info.Env().Undefined();
 }
 
 Napi::Value GemmIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), fd::sgemm_isa()); }
@@ -112,7 +111,7 @@ Napi::Value GemmIsa(const Napi::CallbackInfo& info) { return Napi::String::New(i
 }  // namespace
 
 void register_gemm_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  register_op(env, exports, "sgemm", Sgemm);
   exports.Set("gemmIsa", Napi::Function::New(env, GemmIsa, "gemmIsa"));
 }
 

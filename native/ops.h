@@ -13,3 +13,8 @@ void register_host_buffers(Napi::Env env, Napi::Object exports);
 void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_shape_ops(Napi::Env env, Napi::Object exports);
 }  // namespace fd_native
+
+namespace fd_native {
+// The device buffer functions of exports.cuda (native/device_buffers.cc), called by register_cuda_ops.
+void register_device_buffers(Napi::Object cuda);
+}  // namespace fd_native

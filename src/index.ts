@@ -9,12 +9,18 @@ export * as models from './models';
 export { NativeBackend } from './backend/native/backend';
 export { NATIVE_BACKEND, registerNativeBackend, nativeKernelNames } from './backend/native/register';
 export { nativeProfile } from './backend/native/profile';
-export type { KernelStat, KernelImpl } from './backend/native/profile';
+export { CudaBackend } from './backend/cuda/backend';
+export { CUDA_BACKEND, registerCudaBackend, cudaKernelNames, cudaAvailable } from './backend/cuda/register';
+export { cudaProfile } from './backend/cuda/profile';
+export type { KernelStat, KernelImpl, KernelProfile } from './backend/profile';
 export * as distill from './distill';
 export { FusedDistillError } from './losses/validate';
 import { registerNativeBackend } from './backend/native/register';
+import { registerCudaBackend } from './backend/cuda/register';
 // Registered, not selected: tf.setBackend('native'), or import 'fused-distill/backend' to make it current.
 registerNativeBackend();
+// 'cuda' only where a device answers (never throws): tf.setBackend('cuda').
+registerCudaBackend();
 export { TERM_NAMES, addon } from './native';
 export type { TermName, Addon, CudaApi, DeviceBuffer } from './native';
 

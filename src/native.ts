@@ -24,20 +24,35 @@ export type HostArray = Float32Array | Int32Array | Uint8Array;
 export type ReduceOpName = 'sum' | 'mean' | 'prod' | 'max' | 'min' | 'any' | 'all' | 'argMax' | 'argMin';
 /** A device buffer handle from `cuda.alloc`. */
 export type DeviceBuffer = number;
+/** Element type of a device buffer; bool is one byte per element (0 or 1), like a Uint8Array. */
+export type DeviceDType = 'float32' | 'int32' | 'bool';
 
 export interface CudaApi {
   /** True when the addon has CUDA and a device answered (never throws). */
   isAvailable(): boolean;
   /** Why the last device call failed, or why there is no device. */
   lastError(): string;
+  /** The device's name ("host emulation" under FUSED_DISTILL_EMULATE_DEVICE=1 in a CPU build). */
   deviceName(): string;
-  alloc(floats: number): DeviceBuffer;
+  /** A new uninitialised buffer of `length` >= 1 elements of `dtype` (default float32). */
+  alloc(length: number, dtype?: DeviceDType): DeviceBuffer;
+  /** Gives the buffer back (to the caching allocator); its handle is dead afterwards. */
   free(buffer: DeviceBuffer): void;
+  /** The buffer's element type. */
+  dtype(buffer: DeviceBuffer): DeviceDType;
+  /** The buffer's length in elements. */
   size(buffer: DeviceBuffer): number;
-  upload(buffer: DeviceBuffer, src: F32): void;
-  download(buffer: DeviceBuffer, dst: F32): void;
+  /** Copies src (the typed array of the buffer's dtype, 1..size elements) into the buffer's first elements; synchronous. */
+  upload(buffer: DeviceBuffer, src: NumericArray): void;
+  /** Copies the buffer's first dst.length elements into dst (its dtype's typed array); synchronises. */
+  download(buffer: DeviceBuffer, dst: NumericArray): void;
+  /** Device-to-device: the first n elements of src into dst (same dtype), queued on the stream. */
+  copy(dst: DeviceBuffer, src: DeviceBuffer, n: number): void;
+  /** Waits for all queued device work. */
   synchronize(): void;
+  /** Allocator bytes in use / cached and the number of live buffers. */
   memoryStats(): { bytesInUse: number; bytesCached: number; buffers: number };
+  /** Frees the allocator's cached (unused) blocks. */
   emptyCache(): void;
   timerStart(): void;
   /** Device milliseconds since timerStart (CUDA events on the library's stream). */
@@ -57,6 +72,52 @@ export interface CudaApi {
     batch: number, heads: number, len: number, grad: DeviceBuffer | null, loss: DeviceBuffer,
   ): void;
   scale(x: DeviceBuffer, c: number, out: DeviceBuffer, n: number): void;
+  /** sgemm's math mode: true = TF32 tensor cores, false = strict fp32 (the default). */
+  setTF32(on: boolean): void;
+  // The tensor ops below take exactly the host op's arguments (see Addon), device buffers in place of
+  // typed arrays, checked the same way: a buffer's dtype plays the array's type, its size the length.
+  /** Addon.binaryOp on device buffers. */
+  binaryOp(op: number, a: DeviceBuffer, aShape: number[], b: DeviceBuffer, bShape: number[], out: DeviceBuffer): void;
+  /** Addon.unaryOp on device buffers. */
+  unaryOp(op: number, x: DeviceBuffer, out: DeviceBuffer, p0?: number, p1?: number): void;
+  /** Addon.cast on device buffers (by their dtypes). */
+  cast(x: DeviceBuffer, out: DeviceBuffer): void;
+  /** Addon.fill on a device buffer. */
+  fill(out: DeviceBuffer, value: number): void;
+  /** Addon.reduce on device buffers. */
+  reduce(op: ReduceOpName, x: DeviceBuffer, shape: number[], axes: number[], out: DeviceBuffer): void;
+  /** Addon.softmax on float32 device buffers. */
+  softmax(x: DeviceBuffer, rows: number, cols: number, out: DeviceBuffer, log?: boolean): void;
+  /** Addon.transpose on device buffers. */
+  transpose(x: DeviceBuffer, shape: number[], perm: number[], out: DeviceBuffer): void;
+  /** Addon.slice on device buffers. */
+  slice(x: DeviceBuffer, shape: number[], begin: number[], size: number[], out: DeviceBuffer): void;
+  /** Addon.concat on device buffers. */
+  concat(inputs: DeviceBuffer[], shapes: number[][], axis: number, out: DeviceBuffer): void;
+  /** Addon.tile on device buffers. */
+  tile(x: DeviceBuffer, shape: number[], reps: number[], out: DeviceBuffer): void;
+  /** Addon.gather on device buffers, but indices are NOT bounds-checked: one outside [0, dim) gives zeros. */
+  gather(x: DeviceBuffer, dims: number[], indices: DeviceBuffer, out: DeviceBuffer): void;
+  /** Addon.unsortedSegmentSum on device buffers (segmentIds an int32 buffer). */
+  unsortedSegmentSum(
+    x: DeviceBuffer, rows: number, cols: number, segmentIds: DeviceBuffer, numSegments: number, out: DeviceBuffer,
+  ): void;
+  /** Addon.sgemm on float32 device buffers through cuBLAS; aOffsets / bOffsets stay host Float64Arrays. */
+  sgemm(
+    a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, batch: number, m: number, n: number, k: number,
+    transA: boolean, transB: boolean, aOffsets: Float64Array | null, bOffsets: Float64Array | null,
+  ): void;
+  /** Addon.adamwUpdate on float32 device buffers, bit-identical to the host's. */
+  adamwUpdate(
+    p: DeviceBuffer, g: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, beta1: number,
+    beta2: number, eps: number, decay: number, stepSize: number, sqrtBc2: number, scale: number,
+  ): void;
+  /** Sum of x[i]^2 in float64 (a fixed tree order on a GPU); synchronises to return it. */
+  sumSquares(x: DeviceBuffer): number;
+  /** Addon.randomUniform on a float32 device buffer: the same numbers as the host for the same seed. */
+  randomUniform(out: DeviceBuffer, lo: number, hi: number, seed: number): void;
+  /** Addon.randomNormal on a float32 device buffer (equal to the host's up to a rare last-bit rounding tie). */
+  randomNormal(out: DeviceBuffer, mean: number, stddev: number, seed: number): void;
 }
 
 /** Typed arrays of the three numeric dtypes: float32, int32, bool. */
@@ -152,6 +213,13 @@ export interface Addon {
   ): void;
   /** Sum of x[i]^2 in float64, in index order. */
   sumSquares(x: F32): number;
+  /**
+   * out[i] uniform in [lo, hi) (lo <= hi), a function of (seed, i) only: Philox4x32-10 (kernels/philox.h),
+   * the same numbers as cuda.randomUniform. seed: an integer in [0, 2^53).
+   */
+  randomUniform(out: F32, lo: number, hi: number, seed: number): void;
+  /** out[i] = mean + stddev * z_i (stddev >= 0), z_i standard normal by Box-Muller on Philox words. */
+  randomNormal(out: F32, mean: number, stddev: number, seed: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   builtWithCuda(): boolean;
@@ -159,3 +227,8 @@ export interface Addon {
 }
 
 export const addon = nodeGypBuild(path.join(__dirname, '..')) as Addon;
+
+/** addon.cuda, read at call time (a test may install a stand-in device into it). */
+export function cudaDevice(): CudaApi {
+  return addon.cuda;
+}

@@ -52,7 +52,7 @@ describe('arguments', () => {
   it('names a bad backend and the allowed ones', () => {
     const r = cliSync(['--backend', 'tpu', 'data', 'build']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/--backend <name>' argument 'tpu' is invalid\. Allowed choices are native, wasm, cpu/);
+    expect(r.stderr).toMatch(/--backend <name>' argument 'tpu' is invalid\. Allowed choices are native, cuda, wasm, cpu/);
   });
 
   it('says which argument is missing, and which file is not there', () => {

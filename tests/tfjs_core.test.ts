@@ -5,15 +5,19 @@
 //   native      the backend as registered (native kernels, tfjs's CPU kernels as fallbacks);
 //   native-mem  the same with every tensor's data in addon memory (the backend's memory plumbing
 //               under every op of the suite);
+//   cuda        this package's device backend: on the GPU where one answers, else on the addon's host
+//               emulation of the device (FUSED_DISTILL_EMULATE_DEVICE=1 in the child's environment);
 //   cpu         stock tfjs 'cpu', the baseline the known failures are checked against.
 // TFJS_TEST_BACKEND=native (a comma list) runs fewer. Each variant takes ~15-25 s on 2 cores.
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { cudaAvailable } from '../src/backend/cuda/register';
+
 const ROOT = path.resolve(__dirname, '..');
 const RUNNER = path.join(ROOT, 'tests', 'tfjs_core', 'run.js');
-const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? 'native,native-mem,cpu').split(',').map((s) => s.trim()).filter(Boolean);
+const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? 'native,native-mem,cuda,cpu').split(',').map((s) => s.trim()).filter(Boolean);
 
 interface Summary {
   ok: boolean;
@@ -26,7 +30,9 @@ interface Summary {
 
 function runVariant(variant: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUNNER, '--backend', variant], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Without a GPU, 'cuda' runs on the addon's host emulation of the device.
+    const env = variant === 'cuda' && !cudaAvailable() ? { ...process.env, FUSED_DISTILL_EMULATE_DEVICE: '1' } : process.env;
+    const child = spawn(process.execPath, [RUNNER, '--backend', variant], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));

@@ -11,6 +11,11 @@
 // |x| >= 0.01 and ever more below; this erf's largest absolute error is 8e-8.)
 // kernels/fd_math.h has the losses' cheaper exp/log (Cephes, ~2 ulp, no subnormal results); these
 // are separate so the losses' numbers do not move.
+//
+// Compiled for both sides: under nvcc every function is __host__ __device__ (the builtins below map
+// to the device's fma / abs / copysign instructions), so the CUDA kernels (kernels/cuda/
+// elementwise_ops.cu) run this same code and give the CPU's bits, up to the compilers' contraction
+// of a * b + c into an FMA (GCC's -ffp-contract=fast and nvcc's --fmad differ in where they fuse).
 #pragma once
 #include <cstdint>
 
@@ -22,7 +27,11 @@ namespace em {
 constexpr float kInf = __builtin_huge_valf();
 constexpr float kNaN = __builtin_nanf("");
 
+#if defined(__CUDACC__)
+#define FD_EM __host__ __device__ __forceinline__
+#else
 #define FD_EM inline __attribute__((always_inline))
+#endif
 
 FD_EM float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 FD_EM float abs(float x) { return __builtin_fabsf(x); }

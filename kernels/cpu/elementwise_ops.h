@@ -6,10 +6,14 @@
 #pragma once
 #include <cstdint>
 
+#include "../losses.h"
+
 namespace fd {
 
-// Element types, matching tfjs's dtypes: float32, int32, bool (one byte, 0 or 1).
-enum ElemType : int { kF32 = 0, kI32 = 1, kU8 = 2 };
+// Element types, matching tfjs's dtypes: float32, int32, bool (one byte, 0 or 1). The same numbers
+// as shape_ops.h's ElemType (a scoped enum of its own name, so this one is DType: one file may include
+// both headers).
+enum DType : int { kF32 = 0, kI32 = 1, kU8 = 2 };
 
 // The numbers are the addon's opcodes (exported to JS as mathOps.binary / mathOps.unary):
 // append only.
@@ -102,5 +106,16 @@ void cast_cpu(int in, const void* x, int out_type, void* out, int64_t n);
 // out[0..n) = value converted as a JS typed array's fill would: Math.fround for float32, ToInt32 for
 // int32, ToUint8 (mod 256) for bool.
 void fill_cpu(int type, void* out, int64_t n, double value);
+
+// ---- CUDA (kernels/cuda/; kernels/cuda/no_cuda.cpp in CPU builds) ----
+// The same parameters and semantics as the CPU functions above, on DEVICE pointers (shapes are host
+// arrays). Work is queued on the library's stream (fd::device), nothing synchronises.
+Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_rank, const void* b,
+                   const int64_t* b_shape, int b_rank, void* out);
+Status unary_cuda(int op, const float* x, void* out, int64_t n, double p0, double p1);
+Status cast_cuda(int in, const void* x, int out_type, void* out, int64_t n);
+Status fill_cuda(int type, void* out, int64_t n, double value);
+// device-to-device copy of `bytes`
+Status copy_cuda(void* dst, const void* src, int64_t bytes);
 
 }  // namespace fd

@@ -33,4 +33,12 @@ Status sgemm_cpu(const GemmArgs& args);
 // the environment variable FUSED_DISTILL_GEMM_ISA (read at every call) names a lower one.
 const char* sgemm_isa();
 
+// ---- CUDA (kernels/cuda/gemm.cu; kernels/cuda/no_cuda.cpp in CPU builds) ----
+// C = op(A) op(B) through cuBLAS (row-major handled by swapping operands); a, b, c are device
+// pointers, a_offsets/b_offsets are HOST arrays. cuBLAS is loaded at run time (dlopen): kCudaError
+// with "cuBLAS not found: ..." in device::last_error() when it cannot be. Queued, not synchronised.
+Status sgemm_cuda(const GemmArgs& args);
+// cuBLAS math mode for sgemm_cuda: false = pedantic fp32 (default), true = TF32 tensor cores.
+Status set_tf32_cuda(bool on);
+
 }  // namespace fd

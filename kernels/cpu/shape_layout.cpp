@@ -15,6 +15,7 @@
 
 #include "parallel.h"
 #include "shape_ops.h"
+#include "shape_plan.h"
 
 namespace fd {
 namespace {
@@ -162,37 +163,10 @@ void transpose_typed(const T* x, const int64_t* shape, int rank, const int* perm
   for (int i = 0; i < rank; ++i) total *= shape[i];
   if (total == 0) return;
 
-  // Input axes that are not size 1, renumbered; then the output order over them.
-  int newid[kMaxShapeRank];
-  int k = 0;
-  for (int i = 0; i < rank; ++i) newid[i] = shape[i] == 1 ? -1 : k++;
-  int p[kMaxShapeRank];
-  int64_t size[kMaxShapeRank];
-  int np = 0;
-  for (int j = 0; j < rank; ++j)
-    if (newid[perm[j]] >= 0) p[np++] = newid[perm[j]];
-  for (int i = 0; i < rank; ++i)
-    if (newid[i] >= 0) size[newid[i]] = shape[i];
-  // Merge output neighbours that are input neighbours too: groups of consecutive input axes.
-  int glast[kMaxShapeRank];  // last input axis of each group, in output order
-  int64_t gsize[kMaxShapeRank];
-  int ng = 0;
-  for (int j = 0; j < np; ++j) {
-    if (ng > 0 && p[j] == glast[ng - 1] + 1) {
-      gsize[ng - 1] *= size[p[j]];
-    } else {
-      gsize[ng++] = size[p[j]];
-    }
-    glast[ng - 1] = p[j];
-  }
-  // A group's input stride is that of its last input axis.
-  int64_t axis_stride[kMaxShapeRank];
-  for (int64_t a = np - 1, s = 1; a >= 0; --a) {
-    axis_stride[a] = s;
-    s *= size[a];
-  }
-  int64_t istr[kMaxShapeRank];
-  for (int g = 0; g < ng; ++g) istr[g] = axis_stride[glast[g]];
+  const TransposePlan plan = plan_transpose(shape, rank, perm);
+  const int ng = plan.ng;
+  const int64_t* gsize = plan.gsize;
+  const int64_t* istr = plan.istr;
   if (ng <= 1 || istr[ng - 1] == 1) {  // the innermost run stays contiguous: copies of runs
     const int64_t run = ng == 0 ? 1 : gsize[ng - 1];
     copy_rows(x, gsize, istr, ng - 1 < 0 ? 0 : ng - 1, run, out);
@@ -251,28 +225,11 @@ void slice_typed(const T* x, const int64_t* shape, int rank, const int64_t* begi
   int64_t total = 1;
   for (int i = 0; i < rank; ++i) total *= size[i];
   if (total == 0) return;
-  int64_t stride[kMaxShapeRank];
-  int64_t s = 1, base = 0;
-  for (int i = rank - 1; i >= 0; --i) {
-    stride[i] = s;
-    base += begin[i] * s;
-    s *= shape[i];
-  }
-  // Output axes (size-1 ones dropped); an axis merges into the previous one when that next axis is
-  // taken whole (then the two are contiguous in x as well).
-  int64_t dims[kMaxShapeRank], strides[kMaxShapeRank];
-  int n = 0;
-  for (int i = 0; i < rank; ++i) {
-    if (size[i] == 1) continue;
-    const bool whole = size[i] == shape[i];
-    if (n > 0 && whole && strides[n - 1] == stride[i] * shape[i]) {
-      dims[n - 1] *= size[i];
-      strides[n - 1] = stride[i];
-    } else {
-      dims[n] = size[i];
-      strides[n++] = stride[i];
-    }
-  }
+  const SlicePlan sp = plan_slice(shape, rank, begin, size);
+  const int n = sp.n;
+  const int64_t* dims = sp.dims;
+  const int64_t* strides = sp.strides;
+  const int64_t base = sp.base;
   if (n == 0 || strides[n - 1] != 1) {  // the innermost axis is strided (or there is none): runs of 1
     copy_rows(x + base, dims, strides, n, 1, out);
     return;

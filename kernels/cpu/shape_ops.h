@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../losses.h"
+
 namespace fd {
 
 constexpr int kMaxShapeRank = 16;
@@ -63,5 +65,23 @@ int64_t first_out_of_range(const int32_t* indices, int64_t n, int64_t dim);
 // double, rounded once); rows whose id is outside [0, segments) are dropped, as tfjs's CPU kernel does.
 void unsorted_segment_sum_cpu(const float* x, int64_t rows, int64_t cols, const int32_t* ids, int64_t segments,
                               float* out);
+
+// ---- CUDA (kernels/cuda/; kernels/cuda/no_cuda.cpp in CPU builds) ----
+// The same parameters and semantics as the CPU functions above, on DEVICE pointers (shape, perm,
+// begin, size, reps and the `inputs` pointer array are host arrays). Work is queued on the library's
+// stream, nothing synchronises.
+Status reduce_cuda(ReduceOp op, ElemType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
+                   void* out);
+Status softmax_cuda(const float* x, int64_t rows, int64_t cols, float* out, bool log);
+Status transpose_cuda(const void* x, const int64_t* shape, int rank, const int* perm, void* out, int64_t elem);
+Status slice_cuda(const void* x, const int64_t* shape, int rank, const int64_t* begin, const int64_t* size, void* out,
+                  int64_t elem);
+Status concat_cuda(const void* const* inputs, const int64_t* inner, int n, int64_t outer, void* out, int64_t elem);
+Status tile_cuda(const void* x, const int64_t* shape, int rank, const int64_t* reps, void* out, int64_t elem);
+// An index outside [0, dim) gives zeros in its output slice (TensorFlow's GPU rule: no host sync to check).
+Status gather_cuda(const void* x, int64_t batch, int64_t outer, int64_t dim, int64_t slice, const int32_t* indices,
+                   int64_t n, void* out, int64_t elem);
+Status unsorted_segment_sum_cuda(const float* x, int64_t rows, int64_t cols, const int32_t* ids, int64_t segments,
+                                 float* out);
 
 }  // namespace fd

@@ -25,6 +25,7 @@
 
 #include "parallel.h"
 #include "shape_ops.h"
+#include "shape_plan.h"
 
 namespace fd {
 namespace {
@@ -234,23 +235,13 @@ void stage(const In* x, int64_t outer, int64_t R, int64_t inner, Out* out, Fin f
   }
 }
 
-struct Group {
-  int64_t size;
-  bool reduced;
-};
+using Group = AxisGroup;
 
-// Size-1 axes dropped, neighbours of the same kind merged.
+// Size-1 axes dropped, neighbours of the same kind merged (shape_plan.h, shared with the CUDA path).
 std::vector<Group> canonical(const int64_t* shape, int rank, uint32_t mask) {
-  std::vector<Group> g;
-  for (int i = 0; i < rank; ++i) {
-    if (shape[i] == 1) continue;
-    const bool red = (mask >> i) & 1u;
-    if (!g.empty() && g.back().reduced == red)
-      g.back().size *= shape[i];
-    else
-      g.push_back({shape[i], red});
-  }
-  return g;
+  Group g[kMaxShapeRank];
+  const int n = canonical_axis_groups(shape, rank, mask, g);
+  return std::vector<Group>(g, g + n);
 }
 
 int64_t product(const std::vector<Group>& g, size_t b, size_t e) {

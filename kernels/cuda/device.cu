@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/elementwise_ops.h"
 #include "cuda_common.cuh"
 
 namespace fd {
@@ -263,4 +264,13 @@ Status timer_stop(float* elapsed_ms) {
 }
 
 }  // namespace device
+
+// kernels/cpu/elementwise_ops.h: queued on the stream like every kernel.
+Status copy_cuda(void* dst, const void* src, int64_t bytes) {
+  FD_TRY(device::init());
+  if (bytes <= 0 || dst == src) return kOk;
+  FD_CUDA_TRY(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, device::stream()));
+  return kOk;
+}
+
 }  // namespace fd

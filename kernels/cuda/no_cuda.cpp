@@ -1,49 +1,234 @@
-// The CPU-only build's CUDA side: every device function and every *_cuda kernel answers kNoCuda.
+// The CPU-only build's CUDA side. By default every device function and every *_cuda kernel answers
+// kNoCuda. With FUSED_DISTILL_EMULATE_DEVICE=1 in the environment (read once, at the first
+// device::init), the device is emulated on the host: memory is malloc'd, copies are memcpy, and each
+// *_cuda function runs its *_cpu twin. That lets the N-API device surface and the TypeScript 'cuda'
+// backend be tested on a machine without a GPU; on a GPU only the kernels themselves are new.
 // Plain C++, no CUDA headers.
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "cpu/elementwise_ops.h"
+#include "cpu/sgemm.h"
+#include "cpu/shape_ops.h"
 #include "device.h"
 #include "losses.h"
+#include "optimizer.h"
+#include "random.h"
 
 namespace fd {
 namespace {
 const char kMessage[] = "fused-distill was built without CUDA: run `npm run build:cuda`";
+
+bool emulating() {
+  static const bool on = [] {
+    const char* v = std::getenv("FUSED_DISTILL_EMULATE_DEVICE");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+std::mutex g_mu;                                 // guards the two below
+std::unordered_map<void*, size_t> g_blocks;      // live emulated allocations -> bytes
+size_t g_bytes = 0;
+std::chrono::steady_clock::time_point g_timer;  // timer_start's time
+std::string g_error;                             // the emulation's last failure
+
+Status failed(Status st, const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_error = message;
+  return st;
+}
 }  // namespace
 
 namespace device {
 
 bool built_with_cuda() { return false; }
-Status init() { return kNoCuda; }
-std::string last_error() { return kMessage; }
-std::string name() { return ""; }
-
-Status alloc(size_t, void** ptr) {
-  if (ptr) *ptr = nullptr;
-  return kNoCuda;
+Status init() { return emulating() ? kOk : kNoCuda; }
+std::string last_error() {
+  if (!emulating()) return kMessage;
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_error;
 }
-Status release(void*) { return kNoCuda; }
-Status empty_cache() { return kNoCuda; }
+std::string name() { return emulating() ? "host emulation" : ""; }
+
+Status alloc(size_t bytes, void** ptr) {
+  if (ptr) *ptr = nullptr;
+  if (!emulating()) return kNoCuda;
+  // 64-byte alignment like the host buffers; rounding up keeps aligned_alloc's size rule.
+  const size_t size = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, size);
+  if (!p) return failed(kNoMemory, "host emulation: out of memory");
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_blocks.emplace(p, size);
+  g_bytes += size;
+  *ptr = p;
+  return kOk;
+}
+Status release(void* ptr) {
+  if (!emulating()) return kNoCuda;
+  if (ptr == nullptr) return kOk;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_blocks.find(ptr);
+    if (it == g_blocks.end()) {
+      g_error = "release: pointer did not come from fd::device::alloc";
+      return kCudaError;
+    }
+    g_bytes -= it->second;
+    g_blocks.erase(it);
+  }
+  std::free(ptr);
+  return kOk;
+}
+Status empty_cache() { return emulating() ? kOk : kNoCuda; }  // nothing is cached
 Status memory_stats(size_t* bytes_in_use, size_t* bytes_cached) {
   if (bytes_in_use) *bytes_in_use = 0;
   if (bytes_cached) *bytes_cached = 0;
-  return kNoCuda;
+  if (!emulating()) return kNoCuda;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (bytes_in_use) *bytes_in_use = g_bytes;
+  return kOk;
 }
 
-Status upload(void*, const void*, size_t) { return kNoCuda; }
-Status download(void*, const void*, size_t) { return kNoCuda; }
-Status synchronize() { return kNoCuda; }
+Status upload(void* dst, const void* src, size_t bytes) {
+  if (!emulating()) return kNoCuda;
+  if (bytes) std::memcpy(dst, src, bytes);
+  return kOk;
+}
+Status download(void* dst, const void* src, size_t bytes) { return upload(dst, src, bytes); }
+Status synchronize() { return emulating() ? kOk : kNoCuda; }
 
-Status timer_start() { return kNoCuda; }
+Status timer_start() {
+  if (!emulating()) return kNoCuda;
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_timer = std::chrono::steady_clock::now();
+  return kOk;
+}
 Status timer_stop(float* elapsed_ms) {
   if (elapsed_ms) *elapsed_ms = 0.0f;
-  return kNoCuda;
+  if (!emulating()) return kNoCuda;
+  std::lock_guard<std::mutex> lock(g_mu);
+  const auto dt = std::chrono::steady_clock::now() - g_timer;
+  if (elapsed_ms) *elapsed_ms = std::chrono::duration<float, std::milli>(dt).count();
+  return kOk;
 }
 
 }  // namespace device
 
-Status ranking_objective_cuda(const ObjectiveArgs&, float*, float*) { return kNoCuda; }
-Status hidden_mse_cuda(const FeatureArgs&, float*, float*) { return kNoCuda; }
-Status attention_mse_cuda(const FeatureArgs&, float*, float*) { return kNoCuda; }
-Status scale_cuda(const float*, float, float*, int64_t) { return kNoCuda; }
+// ---- every *_cuda kernel: kNoCuda, or its *_cpu twin under emulation ----
+#define FD_EMULATE(...)                 \
+  do {                                  \
+    if (!emulating()) return kNoCuda;   \
+    __VA_ARGS__;                        \
+    return kOk;                         \
+  } while (0)
+
+// The losses write their device results as floats (kernels/losses.h).
+Status ranking_objective_cuda(const ObjectiveArgs& args, float* grad, float* result) {
+  if (!emulating()) return kNoCuda;
+  ObjectiveResult r;
+  const Status st = ranking_objective_cpu(args, grad, &r);
+  if (st != kOk) return st;
+  result[0] = static_cast<float>(r.total);
+  for (int k = 0; k < kNumTerms; ++k) result[1 + k] = static_cast<float>(r.part[k]);
+  return kOk;
+}
+Status hidden_mse_cuda(const FeatureArgs& args, float* grad, float* loss) {
+  if (!emulating()) return kNoCuda;
+  double l = 0;
+  const Status st = hidden_mse_cpu(args, grad, &l);
+  *loss = static_cast<float>(l);
+  return st;
+}
+Status attention_mse_cuda(const FeatureArgs& args, float* grad, float* loss) {
+  if (!emulating()) return kNoCuda;
+  double l = 0;
+  const Status st = attention_mse_cpu(args, grad, &l);
+  *loss = static_cast<float>(l);
+  return st;
+}
+Status scale_cuda(const float* x, float c, float* out, int64_t n) { FD_EMULATE(scale_cpu(x, c, out, n)); }
+
+Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_rank, const void* b,
+                   const int64_t* b_shape, int b_rank, void* out) {
+  FD_EMULATE(binary_cpu(op, in, a, a_shape, a_rank, b, b_shape, b_rank, out));
+}
+Status unary_cuda(int op, const float* x, void* out, int64_t n, double p0, double p1) {
+  FD_EMULATE(unary_cpu(op, x, out, n, p0, p1));
+}
+Status cast_cuda(int in, const void* x, int out_type, void* out, int64_t n) { FD_EMULATE(cast_cpu(in, x, out_type, out, n)); }
+Status fill_cuda(int type, void* out, int64_t n, double value) { FD_EMULATE(fill_cpu(type, out, n, value)); }
+Status copy_cuda(void* dst, const void* src, int64_t bytes) {
+  FD_EMULATE(if (bytes > 0) std::memmove(dst, src, static_cast<size_t>(bytes)));
+}
+
+Status reduce_cuda(ReduceOp op, ElemType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
+                   void* out) {
+  FD_EMULATE(reduce_cpu(op, in, x, shape, rank, axes_mask, out));
+}
+Status softmax_cuda(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
+  FD_EMULATE(softmax_cpu(x, rows, cols, out, log));
+}
+Status transpose_cuda(const void* x, const int64_t* shape, int rank, const int* perm, void* out, int64_t elem) {
+  FD_EMULATE(transpose_cpu(x, shape, rank, perm, out, elem));
+}
+Status slice_cuda(const void* x, const int64_t* shape, int rank, const int64_t* begin, const int64_t* size, void* out,
+                  int64_t elem) {
+  FD_EMULATE(slice_cpu(x, shape, rank, begin, size, out, elem));
+}
+Status concat_cuda(const void* const* inputs, const int64_t* inner, int n, int64_t outer, void* out, int64_t elem) {
+  FD_EMULATE(concat_cpu(inputs, inner, n, outer, out, elem));
+}
+Status tile_cuda(const void* x, const int64_t* shape, int rank, const int64_t* reps, void* out, int64_t elem) {
+  FD_EMULATE(tile_cpu(x, shape, rank, reps, out, elem));
+}
+// The device rule for an index outside [0, dim): zeros in its output slice. gather_cpu requires valid
+// indices, so those are replaced by 0 for it and their slices cleared afterwards.
+Status gather_cuda(const void* x, int64_t batch, int64_t outer, int64_t dim, int64_t slice, const int32_t* indices,
+                   int64_t n, void* out, int64_t elem) {
+  if (!emulating()) return kNoCuda;
+  const int64_t count = batch * n;
+  if (first_out_of_range(indices, count, dim) < 0) {
+    gather_cpu(x, batch, outer, dim, slice, indices, n, out, elem);
+    return kOk;
+  }
+  std::vector<int32_t> safe(indices, indices + count);
+  for (int32_t& i : safe)
+    if (i < 0 || i >= dim) i = 0;
+  if (dim > 0) gather_cpu(x, batch, outer, dim, slice, safe.data(), n, out, elem);
+  const size_t bytes = static_cast<size_t>(slice * elem);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t k = indices[b * n + i];
+        if (k < 0 || k >= dim) std::memset(static_cast<char*>(out) + ((b * outer + o) * n + i) * slice * elem, 0, bytes);
+      }
+  return kOk;
+}
+Status unsorted_segment_sum_cuda(const float* x, int64_t rows, int64_t cols, const int32_t* ids, int64_t segments,
+                                 float* out) {
+  FD_EMULATE(unsorted_segment_sum_cpu(x, rows, cols, ids, segments, out));
+}
+
+Status sgemm_cuda(const GemmArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return sgemm_cpu(args);
+}
+Status set_tf32_cuda(bool) { FD_EMULATE((void)0); }  // the host has no TF32: fp32 either way
+
+Status adamw_update_cuda(const AdamWArgs& a) { FD_EMULATE(adamw_update_cpu(a)); }
+Status sum_squares_cuda(const float* x, int64_t n, double* out_host) { FD_EMULATE(*out_host = sum_squares_cpu(x, n)); }
+
+Status random_uniform_cuda(float* out, int64_t n, float lo, float hi, uint64_t seed) {
+  FD_EMULATE(random_uniform_cpu(out, n, lo, hi, seed));
+}
+Status random_normal_cuda(float* out, int64_t n, float mean, float stddev, uint64_t seed) {
+  FD_EMULATE(random_normal_cpu(out, n, mean, stddev, seed));
+}
 
 }  // namespace fd

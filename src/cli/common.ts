@@ -8,7 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { ConfigError } from '../distill/config';
 import { Progress, type ProgressMode } from './progress';
 
-export const BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['native', 'cuda', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** The package root (dist/cli/.. /..): bundled configs, data/, runs/. */
@@ -30,7 +30,7 @@ export class UsageError extends Error {
   }
 }
 
-/** Makes `name` tfjs's current backend ('native': this package's addon; 'wasm', 'cpu': tfjs's own). */
+/** Makes `name` tfjs's current backend ('native', 'cuda': this package's addon; 'wasm', 'cpu': tfjs's own). */
 export async function useBackend(name: BackendName, threads?: number): Promise<void> {
   if (threads != null) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -41,13 +41,19 @@ export async function useBackend(name: BackendName, threads?: number): Promise<v
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { registerNativeBackend } = require('../backend/native/register') as typeof import('../backend/native/register');
     registerNativeBackend();
+  } else if (name === 'cuda') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { registerCudaBackend } = require('../backend/cuda/register') as typeof import('../backend/cuda/register');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { addon } = require('../native') as typeof import('../native');
+    if (!registerCudaBackend()) throw new UsageError(`backend 'cuda' is not available here: ${addon.cuda.lastError() || 'the addon has no device surface'}`);
   } else if (name === 'wasm') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('@tensorflow/tfjs-backend-wasm');
   } else if (name !== 'cpu') {
     throw new UsageError(`unknown backend '${name}': choose one of ${BACKENDS.join(', ')}`);
   }
-  // The fused loss ops register their kernels for cpu, wasm and native when first imported.
+  // The fused loss ops register their kernels for cpu, wasm, native and cuda when first imported.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('../losses');
   const ok = await tf.setBackend(name);

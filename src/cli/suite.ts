@@ -23,8 +23,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 
-import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_collection';
-import { DEFAULT_COLLECTION } from '../data/collection';
+import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
+import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION } from '../data/collection';
 import { BertTokenizer } from '../data/tokenizer';
 import { PairEncoder, loadRankingCollection } from '../distill/batches';
 import { ConfigError, parseStudentConfig, parseTeacherConfig, type StudentRunConfig, type TeacherRunConfig } from '../distill/config';
@@ -94,12 +94,12 @@ const canonical = (x: unknown): unknown =>
   Array.isArray(x) ? x.map(canonical) : isObject(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical(x[k])])) : x;
 
 /**
- * What a collection's content is known by, cheaply: the bundled one by its build options (it is
- * rebuilt when they change, and the same options give byte-identical files; it may not be built
- * yet), another by its manifest (writeCollection writes one), else by every file.
+ * What a collection's content is known by, cheaply: the bundled one by its build options and
+ * construction version (it is rebuilt when they change, and the same ones give byte-identical files;
+ * it may not be built yet), another by its manifest (writeCollection writes one), else by every file.
  */
 async function collectionKey(dir: string | undefined): Promise<string> {
-  if (dir == null) return createHash('sha256').update(`bundled ${JSON.stringify(DEFAULT_COLLECTION)}`).digest('hex');
+  if (dir == null) return createHash('sha256').update(`bundled ${JSON.stringify(DEFAULT_COLLECTION)} construction ${COLLECTION_CONSTRUCTION}`).digest('hex');
   const manifest = path.join(dir, 'manifest.json');
   if (fs.existsSync(manifest)) return createHash('sha256').update(fs.readFileSync(manifest)).digest('hex');
   return (await loadRankingCollection(dir)).fingerprint;
@@ -217,7 +217,7 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
 
   // 1. The collection.
   if (!suite.teacher.data.collection) {
-    progress.info(`collection: ${fs.existsSync(path.join(DEFAULT_COLLECTION_DIR, 'manifest.json')) ? 'reading' : 'building (first use, ~15 s)'} ${DEFAULT_COLLECTION_DIR}`);
+    progress.info(`collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use, ~15 s)'} ${DEFAULT_COLLECTION_DIR}`);
     await ensureDefaultCollection();
   }
 

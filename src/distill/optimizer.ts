@@ -8,8 +8,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
-import { addon } from '../native';
+import { addon, cudaDevice, DeviceBuffer } from '../native';
 import { hostFloats } from '../backend/native/backend';
+import { cudaBackend, deviceFloats } from '../backend/cuda/backend';
 
 export interface AdamWOptions {
   lr: number;
@@ -58,6 +59,10 @@ export class AdamW {
   // table), and saving them is writing their bytes.
   private readonly m = new Map<string, Float32Array>();
   private readonly v = new Map<string, Float32Array>();
+  // On 'cuda' the moments live in device buffers (uploaded from m/v at the first update there, read
+  // back by moments()/save()), and the update runs there: no parameter or gradient is downloaded.
+  private readonly dm = new Map<string, DeviceBuffer>();
+  private readonly dv = new Map<string, DeviceBuffer>();
 
   constructor(
     readonly params: Map<string, tf.Variable>,
@@ -82,6 +87,9 @@ export class AdamW {
     for (const name of g.keys()) if (!this.params.has(name)) throw new Error(`AdamW.apply: ${name} is not a parameter of this optimizer`);
     const names = [...this.params.keys()].filter((k) => g.has(k));
     if (names.length === 0) throw new Error('AdamW.apply: no gradients');
+    if (cudaBackend() && names.every((k) => deviceFloats(g.get(k)!) !== null && deviceFloats(this.params.get(k)!) !== null))
+      return this.applyOnDevice(names, g);
+    this.syncFromDevice();
     // The stored arrays where the backend keeps them in host memory (no copy), else a read.
     const read = (t: tf.Tensor) => hostFloats(t) ?? (t.dataSync() as Float32Array);
     const gradData = new Map(names.map((k) => [k, read(g.get(k)!)]));
@@ -113,13 +121,74 @@ export class AdamW {
     return { step: n, lr, gradNorm };
   }
 
+  // apply() on 'cuda': the same update, one cuda.adamwUpdate per parameter on its device buffers.
+  private applyOnDevice(names: string[], g: Map<string, tf.Tensor>): StepInfo {
+    const dev = cudaDevice();
+    const backend = cudaBackend()!;
+    const n = ++this.step;
+    const { beta1, beta2, eps, weightDecay, clipNorm } = this.o;
+    const lr = learningRate(this.o, n);
+    let sq = 0;
+    for (const name of names) sq += dev.sumSquares(deviceFloats(g.get(name)!)!);
+    const gradNorm = Math.sqrt(sq);
+    const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
+    const stepSize = lr / (1 - beta1 ** n);
+    const sqrtBc2 = Math.sqrt(1 - beta2 ** n);
+    for (const name of names) {
+      const p = this.params.get(name)!;
+      const [m, v] = this.deviceMoments(name);
+      const decay = weightDecay > 0 && this.o.decays(name) ? 1 - lr * weightDecay : 1;
+      const next = backend.output(p.shape, 'float32', (out) =>
+        dev.adamwUpdate(deviceFloats(p)!, deviceFloats(g.get(name)!)!, m, v, out, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale),
+      );
+      const t = tf.engine().makeTensorFromTensorInfo(next);
+      p.assign(t);
+      t.dispose();
+    }
+    return { step: n, lr, gradNorm };
+  }
+
+  private deviceMoments(name: string): [DeviceBuffer, DeviceBuffer] {
+    let m = this.dm.get(name);
+    let v = this.dv.get(name);
+    if (m === undefined || v === undefined) {
+      const dev = cudaDevice();
+      const size = this.params.get(name)!.size;
+      m = dev.alloc(size);
+      v = dev.alloc(size);
+      dev.upload(m, this.m.get(name)!);
+      dev.upload(v, this.v.get(name)!);
+      this.dm.set(name, m);
+      this.dv.set(name, v);
+    }
+    return [m, v];
+  }
+
+  /** Moves the moments held on the device back into m/v and frees the device copies. */
+  private syncFromDevice(): void {
+    if (this.dm.size === 0) return;
+    const dev = cudaDevice();
+    for (const [name, buf] of this.dm) dev.download(buf, this.m.get(name)!);
+    for (const [name, buf] of this.dv) dev.download(buf, this.v.get(name)!);
+    this.freeDevice();
+  }
+
+  private freeDevice(): void {
+    const dev = cudaDevice();
+    for (const buf of [...this.dm.values(), ...this.dv.values()]) dev.free(buf);
+    this.dm.clear();
+    this.dv.clear();
+  }
+
   /** The moments of a parameter (for tests and inspection). */
   moments(name: string): { m: Float32Array; v: Float32Array } {
+    this.syncFromDevice();
     return { m: this.m.get(name)!, v: this.v.get(name)! };
   }
 
   /** Writes dir/optimizer.json and dir/optimizer.bin (the moments' float32 bytes, m then v per parameter). */
   async save(dir: string): Promise<void> {
+    this.syncFromDevice();
     const entries = [...this.params].map(([name, p]) => ({ name, shape: p.shape }));
     fs.mkdirSync(dir, { recursive: true });
     await writeAtomic(path.join(dir, 'optimizer.bin'), async (w) => {
@@ -140,6 +209,7 @@ export class AdamW {
     const mine = [...this.params.keys()];
     if (names.join('\n') !== mine.join('\n')) throw new Error(`${dir}/optimizer.json: saved for other parameters than this optimizer's`);
     const bin = fs.readFileSync(path.join(dir, 'optimizer.bin'));
+    this.syncFromDevice(); // device copies would shadow the loaded moments
     const expected = mine.reduce((s, k) => s + 8 * this.params.get(k)!.size, 0);
     if (bin.length !== expected) throw new Error(`${dir}/optimizer.bin: ${bin.length} bytes, expected ${expected}`);
     let offset = 0;
@@ -152,6 +222,7 @@ export class AdamW {
   }
 
   dispose(): void {
+    if (this.dm.size > 0) this.freeDevice();
     this.m.clear();
     this.v.clear();
   }

@@ -4,9 +4,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { KernelConfig, NamedTensorInfoMap, NamedTensorMap, TensorInfo, registerKernel } from '@tensorflow/tfjs';
 
-import { addon } from '../native';
+import { addon, cudaDevice } from '../native';
 import { runFusedLoss } from './fused_op';
-import { FUSED_BACKENDS, runOnBackend } from './kernel_io';
+import { DEVICE_BACKEND, FUSED_BACKENDS, checkDeviceMask, runOnBackend, runOnDevice } from './kernel_io';
 import { maskedMean } from './reference_util';
 import { FusedDistillError, checkLike, checkTensor } from './validate';
 
@@ -52,6 +52,34 @@ for (const backendName of FUSED_BACKENDS) {
   registerKernel(hidden);
   registerKernel(attention);
 }
+
+// 'cuda': cuda.hiddenMSE / attentionMSE on device buffers, the loss written into the scalar output.
+registerKernel({
+  kernelName: HIDDEN_MSE,
+  backendName: DEVICE_BACKEND,
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
+    const { op, withGrad } = attrs as unknown as FeatureAttrs;
+    const [layers, batch, len, hiddenSize] = a!.shape.length === 3 ? [1, ...a!.shape] : a!.shape;
+    if (tokenMask) checkDeviceMask(backend, tokenMask, op, 'tokenMask');
+    return runOnDevice(backend, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
+      cudaDevice().hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null, outs[0]);
+    }, op) as TensorInfo[];
+  },
+});
+registerKernel({
+  kernelName: ATTENTION_MSE,
+  backendName: DEVICE_BACKEND,
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
+    const { op, withGrad } = attrs as unknown as FeatureAttrs;
+    const [batch, heads, len] = a!.shape;
+    if (tokenMask) checkDeviceMask(backend, tokenMask, op, 'tokenMask');
+    return runOnDevice(backend, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
+      cudaDevice().attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null, outs[0]);
+    }, op) as TensorInfo[];
+  },
+});
 
 function featureInputs(op: string, aIn: unknown, bIn: unknown, options: TokenMaskOptions, attention: boolean) {
   const layout = attention ? '[B, A, L, L]' : '[B, L, H] or [layers, B, L, H]';

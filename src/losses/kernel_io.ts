@@ -1,8 +1,9 @@
 // Zero-copy access to tensor memory for the fused kernels: 'cpu' keeps each tensor in a
 // Float32Array; 'native' (this package's backend, a subclass of cpu) too, in memory the addon
-// allocates; 'wasm' keeps it in the wasm heap, which we view.
+// allocates; 'wasm' keeps it in the wasm heap, which we view; 'cuda' in device buffers.
 import { KernelBackend, TensorInfo } from '@tensorflow/tfjs';
 
+import { addon, cudaDevice, DeviceBuffer } from '../native';
 import { FusedDistillError } from './validate';
 
 export const FUSED_BACKENDS = ['cpu', 'wasm', 'native'] as const;
@@ -83,4 +84,84 @@ export function runOnBackend(
 export function forward(backend: unknown, x: TensorInfo): TensorInfo {
   (backend as KernelBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+// ---- the 'cuda' backend (src/backend/cuda): tensors are device buffers, the losses run the addon's
+// device versions (cuda.rankingObjective, ...). Typed structurally: losses do not import the backend.
+export const DEVICE_BACKEND = 'cuda';
+
+interface DeviceBackend extends KernelBackend {
+  buffer(t: TensorInfo): DeviceBuffer | null;
+  allocBuffer(dtype: 'float32' | 'bool', size: number): DeviceBuffer | null;
+  releaseBuffer(buffer: DeviceBuffer, dtype: 'float32' | 'bool', size: number): void;
+  adopt(buffer: DeviceBuffer | null, shape: number[], dtype: 'float32'): TensorInfo;
+}
+
+/**
+ * runOnBackend for 'cuda': the kernel gets the inputs' device buffers (null for absent ones) and
+ * new float32 output buffers of outputShapes, and may take scratch buffers from `scratch` (freed
+ * after it returns). If it throws, the outputs are freed and the error rethrown under the op's name.
+ */
+export function runOnDevice(
+  backend: unknown,
+  inputs: Array<TensorInfo | undefined>,
+  outputShapes: number[][],
+  kernel: (ins: Array<DeviceBuffer | null>, outs: DeviceBuffer[], scratch: (n: number) => DeviceBuffer) => void,
+  op = '',
+): TensorInfo[] {
+  const b = backend as DeviceBackend;
+  const outs = outputShapes.map((shape) => b.allocBuffer('float32', size(shape)) as DeviceBuffer);
+  const scratches: Array<[DeviceBuffer, number]> = [];
+  const scratch = (n: number) => {
+    const buf = b.allocBuffer('float32', n) as DeviceBuffer;
+    scratches.push([buf, n]);
+    return buf;
+  };
+  try {
+    kernel(inputs.map((t) => (t ? b.buffer(t) : null)), outs, scratch);
+  } catch (e) {
+    outs.forEach((buf, i) => b.releaseBuffer(buf, 'float32', size(outputShapes[i])));
+    if (!op || !(e instanceof Error)) throw e;
+    throw new FusedDistillError(op, e.message.replace(/^fused-distill: [\w.]+: /, ''));
+  } finally {
+    for (const [buf, n] of scratches) b.releaseBuffer(buf, 'float32', n);
+  }
+  return outs.map((buf, i) => b.adopt(buf, outputShapes[i], 'float32'));
+}
+
+/**
+ * The host ops check every mask value is 0 or 1; the device ops trust theirs. This runs the same
+ * check on the device (mask * (1 - mask) != 0, any) and reads back one byte: a synchronisation, paid
+ * only by calls with a mask. On failure the message is the host's, with the first bad value.
+ */
+export function checkDeviceMask(backend: unknown, mask: TensorInfo, op: string, name: string): void {
+  const b = backend as DeviceBackend;
+  const dev = cudaDevice();
+  const n = size(mask.shape);
+  const m = b.buffer(mask) as DeviceBuffer;
+  const { Sub, Multiply, NotEqual } = addon.mathOps.binary;
+  const one = b.allocBuffer('float32', 1) as DeviceBuffer;
+  const d = b.allocBuffer('float32', n) as DeviceBuffer;
+  const ne = b.allocBuffer('bool', n) as DeviceBuffer;
+  const anyBad = b.allocBuffer('bool', 1) as DeviceBuffer;
+  const flag = new Uint8Array(1);
+  try {
+    dev.fill(one, 1);
+    dev.binaryOp(Sub, one, [1], m, [n], d);
+    dev.binaryOp(Multiply, m, [n], d, [n], d);
+    dev.fill(one, 0);
+    dev.binaryOp(NotEqual, d, [n], one, [1], ne);
+    dev.reduce('any', ne, [n], [0], anyBad);
+    dev.download(anyBad, flag);
+  } finally {
+    b.releaseBuffer(one, 'float32', 1);
+    b.releaseBuffer(d, 'float32', n);
+    b.releaseBuffer(ne, 'bool', n);
+    b.releaseBuffer(anyBad, 'bool', 1);
+  }
+  if (flag[0] === 0) return;
+  const values = new Float32Array(n);
+  dev.download(m, values);
+  const i = values.findIndex((v) => v !== 0 && v !== 1);
+  throw new FusedDistillError(op, `${name} must hold only 0 and 1, got ${values[i]} at index ${i}`);
 }

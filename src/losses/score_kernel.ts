@@ -4,8 +4,8 @@
 // call runScoreLoss with their weights.
 import { KernelConfig, NamedTensorInfoMap, NamedTensorMap, Scalar, Tensor, TensorInfo, registerKernel } from '@tensorflow/tfjs';
 
-import { TERM_NAMES, TermName, addon } from '../native';
-import { FUSED_BACKENDS, runOnBackend } from './kernel_io';
+import { TERM_NAMES, TermName, addon, cudaDevice } from '../native';
+import { DEVICE_BACKEND, FUSED_BACKENDS, checkDeviceMask, runOnBackend, runOnDevice } from './kernel_io';
 import { runFusedLoss } from './fused_op';
 import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from './validate';
 
@@ -54,6 +54,31 @@ for (const backendName of FUSED_BACKENDS) {
   };
   registerKernel(config);
 }
+
+// 'cuda': the same outputs from cuda.rankingObjective on device buffers. Its result buffer holds the
+// total then the 7 parts; the outputs are copies of it (no download).
+registerKernel({
+  kernelName: RANKING_OBJECTIVE,
+  backendName: DEVICE_BACKEND,
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { s, t, y, mask } = inputs as Partial<NamedTensorInfoMap>;
+    const a = attrs as unknown as ObjectiveAttrs;
+    const shape = s!.shape;
+    const cols = shape[shape.length - 1];
+    const rows = shape.reduce((p, d) => p * d, 1) / cols;
+    const terms = TERM_NAMES.length;
+    if (mask) checkDeviceMask(backend, mask, a.op, 'mask');
+    const outShapes = [[], ...(a.withGrad ? [shape] : []), ...(a.withParts ? [[terms]] : [])];
+    return runOnDevice(backend, [s, t, y, mask], outShapes, ([sb, tb, yb, mb], outs, scratch) => {
+      const dev = cudaDevice();
+      const result = scratch(1 + terms);
+      const grad = a.withGrad ? outs[1] : null;
+      dev.rankingObjective(sb!, tb, yb, mb, rows, cols, Float32Array.from(a.weights), a.temperature, a.sigma, a.margin, grad, result);
+      dev.copy(outs[0], result, 1);
+      if (a.withParts) dev.slice(result, [1 + terms], [1], [terms], outs[outs.length - 1]);
+    }, a.op) as TensorInfo[];
+  },
+});
 
 const needsTeacher: TermName[] = ['distillKL', 'marginMSE', 'scoreMSE'];
 const needsLabels: TermName[] = ['pointwiseBCE', 'pairwiseRankNet', 'pairwiseHinge', 'listwiseSoftmaxCE'];

@@ -3,8 +3,8 @@
 // the loss is what tf.grad / optimizer.minimize differentiates).
 import { KernelConfig, Tensor, TensorInfo, engine, registerKernel } from '@tensorflow/tfjs';
 
-import { addon } from '../native';
-import { FUSED_BACKENDS, forward, runOnBackend } from './kernel_io';
+import { addon, cudaDevice } from '../native';
+import { DEVICE_BACKEND, FUSED_BACKENDS, forward, runOnBackend, runOnDevice } from './kernel_io';
 
 export const SCALE_BY_UPSTREAM = 'FusedDistillScaleByUpstream';
 
@@ -26,6 +26,18 @@ for (const backendName of FUSED_BACKENDS) {
   };
   registerKernel(config);
 }
+
+// 'cuda': grad * dy on the device, always (checking dy for 1 would read it back: a synchronisation).
+registerKernel({
+  kernelName: SCALE_BY_UPSTREAM,
+  backendName: DEVICE_BACKEND,
+  kernelFunc: ({ inputs, backend }) => {
+    const { grad, dy } = inputs as { grad: TensorInfo; dy: TensorInfo };
+    return runOnDevice(backend, [grad, dy], [grad.shape], ([g, d], [out]) =>
+      cudaDevice().binaryOp(addon.mathOps.binary.Multiply, g!, grad.shape, d!, dy.shape, out),
+    )[0];
+  },
+});
 
 /** grad * dy for a scalar dy, in native code (no copy when dy is 1). */
 export function scaleByUpstream(grad: Tensor, dy: Tensor): Tensor {

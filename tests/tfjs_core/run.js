@@ -4,7 +4,7 @@
 // own backends run it: jasmine, with tfjs-core's jasmine_util test environment for that backend
 // (setTestEnvs / setupTestFilters; every describeWithFlags suite then runs on it).
 //
-//   node tests/tfjs_core/run.js [--backend native|native-mem|cpu|...,...] [--filter REGEX]
+//   node tests/tfjs_core/run.js [--backend native|native-mem|cuda|cpu|...,...] [--filter REGEX]
 //                               [--no-check] [--all-files] [--known-failures FILE]
 //   (or TFJS_TEST_BACKEND=native,native-mem,cpu; default: native)
 //
@@ -15,6 +15,9 @@
 // shared by several dataIds, freed and detached on the last dispose, readSync copies) under every
 // op of the suite. Its specs are named like 'native''s (the backend is the same) and it writes
 // results-native-mem.json.
+//
+// 'cuda' is this package's device backend (src/backend/cuda): it needs a device, or the addon's host
+// emulation (FUSED_DISTILL_EMULATE_DEVICE=1).
 //
 // One backend runs in this process; several run one after another, each in its own process (a
 // backend's run must not see the other's registration), and a comparison follows. Per backend it
@@ -31,7 +34,7 @@ const { spawnSync } = require('child_process');
 const ROOT = path.resolve(__dirname, '..', '..');
 const HERE = __dirname;
 const KNOWN_FAILURES_FILE = path.join(HERE, 'known_failures.json');
-const BACKENDS = ['native', 'native-mem', 'cpu'];
+const BACKENDS = ['native', 'native-mem', 'cuda', 'cpu'];
 
 // Test files not loaded, with why: the ones that exercise no backend. tfjs-backend-cpu's own runner
 // loads all 265 (its dist/tests.js list; tfjs keeps its worker and platform_node tests out of that
@@ -89,6 +92,18 @@ function parseArgs(argv) {
 /** A spec's full name as it reads on another backend (describeWithFlags names carry the env name). */
 function renameForBackend(name, backend) {
   return name.split(' native {').join(` ${backend} {`);
+}
+
+/** Registers the 'cuda' backend from dist/; returns its kernel names and the device. */
+function setUpCuda() {
+  const registerJs = path.join(ROOT, 'dist', 'backend', 'cuda', 'register.js');
+  if (!fs.existsSync(registerJs)) throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build)`);
+  const reg = require(registerJs);
+  let device = null;
+  if (reg.cudaAvailable()) device = require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.deviceName();
+  else throw new Error(`run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`);
+  if (!reg.registerCudaBackend()) throw new Error('run.js: the cuda backend did not register');
+  return { kernels: reg.cudaKernelNames(), device };
 }
 
 function loadKnownFailures(file_, variant, backend) {
@@ -170,6 +185,8 @@ async function runOne(variant, args) {
     nativeKernels = reg.nativeKernelNames();
     if (variant === 'native-mem') putAllDataInNativeMemory(require(path.join(ROOT, 'dist', 'backend', 'native', 'backend.js')).NativeBackend);
   }
+  let device = null;
+  if (backend === 'cuda') ({ kernels: nativeKernels, device } = setUpCuda());
 
   const jasmineUtil = require('@tensorflow/tfjs-core/dist/jasmine_util');
   jasmineUtil.setTestEnvs([{ name: backend, backendName: backend, flags: {}, isDataSync: true }]);
@@ -276,6 +293,7 @@ async function runOne(variant, args) {
     filter: args.filter,
     totals,
     nativeKernels,
+    device,
     testFiles: {
       total: allFiles.length,
       loaded: loaded.length,
@@ -299,7 +317,8 @@ async function runOne(variant, args) {
   lines.push(`tfjs-core ${tf.version_core} op tests on '${variant}' (${seconds.toFixed(1)} s):`);
   lines.push(`  specs ${totals.specs}: ran ${totals.run}, passed ${totals.passed}, failed ${totals.failed} ` +
     `(known ${totals.knownFailures}), pending ${totals.pending}, excluded/skipped ${totals.excluded}`);
-  if (nativeKernels) lines.push(`  native kernels registered (${nativeKernels.length}): ${nativeKernels.join(', ') || '(none)'}`);
+  if (nativeKernels) lines.push(`  ${backend === 'cuda' ? 'device' : 'native'} kernels registered (${nativeKernels.length}): ${nativeKernels.join(', ') || '(none)'}`);
+  if (device) lines.push(`  device: ${device}`);
   for (const f of failures) lines.push(`  ${known.has(f.name) ? 'known  ' : 'FAILED '} ${f.name}${known.has(f.name) ? ` — ${known.get(f.name).reason}` : `\n            ${(f.messages[0] ?? '').split('\n')[0]}`}`);
   for (const n of nowPassing) lines.push(`  PASSES  ${n} — listed in known_failures.json: remove it`);
   for (const n of missing) lines.push(`  MISSING ${n} — listed in known_failures.json but no such spec ran: update it`);

@@ -7,9 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
+import { castPlan } from '../../plans/elementwise';
 import { NativeKernelConfig, cpuFallback } from './util';
-
-const NUMERIC = new Set(['float32', 'int32', 'bool']);
 
 function isNumericArray(v: unknown): v is Float32Array | Int32Array | Uint8Array {
   return v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array;
@@ -21,8 +20,9 @@ export const castConfig: NativeKernelConfig = {
     const x = args.inputs.x as tf.TensorInfo;
     const dtype = (args.attrs as { dtype: tf.DataType }).dtype;
     const backend = args.backend as NativeBackend;
-    if (!NUMERIC.has(x.dtype) || !NUMERIC.has(dtype)) return cpuFallback(tf.Cast, args);
-    if (x.dtype === dtype) {
+    const plan = castPlan(x, dtype);
+    if (plan === null) return cpuFallback(tf.Cast, args);
+    if (plan === 'identity') {
       backend.incRef(x.dataId); // identity, as tfjs
       return { dataId: x.dataId, shape: x.shape, dtype };
     }

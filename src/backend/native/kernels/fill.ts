@@ -6,12 +6,10 @@ import * as tf from '@tensorflow/tfjs';
 import { addon } from '../../../native';
 import type { NativeBackend } from '../backend';
 import { SMALL_OUTPUT_BYTES } from '../backend';
+import { FillPlan, fillPlan, likePlan } from '../../plans/elementwise';
 import { NativeKernelConfig, cpuFallback } from './util';
 
-type NumericDType = 'float32' | 'int32' | 'bool';
-const NUMERIC = new Set<string>(['float32', 'int32', 'bool']);
-
-function filled(backend: NativeBackend, shape: number[], dtype: NumericDType, value: number): tf.TensorInfo {
+function filled(backend: NativeBackend, { shape, dtype, value }: FillPlan): tf.TensorInfo {
   const size = tf.util.sizeFromShape(shape);
   const zero = value === 0 && !Object.is(value, -0);
   const out = backend.allocate(dtype, size, zero);
@@ -26,10 +24,8 @@ function filled(backend: NativeBackend, shape: number[], dtype: NumericDType, va
 export const fillConfig: NativeKernelConfig = {
   kernelName: tf.Fill,
   kernelFunc: (args) => {
-    const { shape, value, dtype } = args.attrs as unknown as { shape: number[]; value: number | string; dtype?: tf.DataType };
-    const $dtype = dtype || tf.util.inferDtype(value);
-    if (typeof value !== 'number' || ($dtype !== 'float32' && $dtype !== 'int32')) return cpuFallback(tf.Fill, args);
-    return filled(args.backend as NativeBackend, shape, $dtype, value);
+    const plan = fillPlan(args.attrs);
+    return plan ? filled(args.backend as NativeBackend, plan) : cpuFallback(tf.Fill, args);
   },
 };
 
@@ -37,9 +33,8 @@ function likeConfig(kernelName: string, value: number): NativeKernelConfig {
   return {
     kernelName,
     kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (!NUMERIC.has(x.dtype)) return cpuFallback(kernelName, args);
-      return filled(args.backend as NativeBackend, x.shape, x.dtype as NumericDType, value);
+      const plan = likePlan(args.inputs.x as tf.TensorInfo, value);
+      return plan ? filled(args.backend as NativeBackend, plan) : cpuFallback(kernelName, args);
     },
   };
 }

@@ -1,48 +1,20 @@
-// BatchMatMul and _FusedMatMul on the addon's SGEMM (kernels/cpu/sgemm.cpp): both transpose flags
-// are read in place (no transposed copies), batch dimensions broadcast as tfjs's CPU kernel does (a
-// flat batch index modulo each operand's batch size). _FusedMatMul adds the bias and applies the
+// BatchMatMul and _FusedMatMul on the addon's SGEMM (kernels/cpu/sgemm.cpp); the shape rules
+// (src/backend/plans/matmul.ts: transposes read in place, batch broadcasting as tfjs's CPU kernel)
+// are shared with 'cuda'. _FusedMatMul adds the bias and applies the
 // activation with the native backend's own Add and activation kernels.
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
+import { activationKernel, MatMulAttrs, matMulPlan } from '../../plans/matmul';
 import type { NativeBackend } from '../backend';
 import { NativeKernelConfig, cpuFallback, floatValues, runNativeKernel } from './util';
 
-interface MatMulAttrs {
-  transposeA: boolean;
-  transposeB: boolean;
-}
-
 function batchMatMulImpl(a: tf.TensorInfo, av: Float32Array, b: tf.TensorInfo, bv: Float32Array, attrs: MatMulAttrs, backend: NativeBackend): tf.TensorInfo {
-  const { transposeA, transposeB } = attrs;
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
-  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
-  const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  if (k !== kb)
-    throw new Error(
-      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
-    );
-  const outShape = outer.concat([m, n]);
-  const batch = Math.max(batchA, batchB);
+  const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
   const size = batch * m * n;
-  if (size === 0 || k === 0) {
-    return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
-  }
+  if (size === 0 || k === 0) return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
   const c = backend.allocate('float32', size) as Float32Array;
-  // Operands whose batch is neither 1 (stride 0) nor the full batch index modulo their size.
-  const offsets = (own: number, perItem: number) => {
-    if (own === 1 || own === batch) return null;
-    const o = new Float64Array(batch);
-    for (let i = 0; i < batch; i++) o[i] = (i % own) * perItem;
-    return o;
-  };
-  addon.sgemm(av, bv, c, batch, m, n, k, transposeA, transposeB, offsets(batchA, m * k), offsets(batchB, k * n));
+  addon.sgemm(av, bv, c, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets);
   return backend.makeTensorInfo(outShape, 'float32', c);
 }
 
@@ -58,28 +30,6 @@ export const batchMatMulConfig: NativeKernelConfig = {
     return batchMatMulImpl(a, av, b, bv, args.attrs as unknown as MatMulAttrs, backend);
   },
 };
-
-// tfjs's fused activations, each as the native backend's kernel of that name.
-function activate(x: tf.TensorInfo, activation: string, backend: NativeBackend, prelu?: tf.TensorInfo, leakyreluAlpha?: number): tf.TensorInfo {
-  switch (activation) {
-    case 'linear':
-      return runNativeKernel('Identity', backend, { x });
-    case 'relu':
-      return runNativeKernel('Relu', backend, { x });
-    case 'relu6':
-      return runNativeKernel('Relu6', backend, { x });
-    case 'elu':
-      return runNativeKernel('Elu', backend, { x });
-    case 'sigmoid':
-      return runNativeKernel('Sigmoid', backend, { x });
-    case 'leakyrelu':
-      return runNativeKernel('LeakyRelu', backend, { x }, { alpha: leakyreluAlpha ?? 0.2 });
-    case 'prelu':
-      return runNativeKernel('Prelu', backend, { x, alpha: prelu as tf.TensorInfo });
-    default:
-      throw new Error(`Activation ${activation} has not been implemented for the native backend.`);
-  }
-}
 
 export const fusedMatMulConfig: NativeKernelConfig = {
   kernelName: tf._FusedMatMul,
@@ -100,7 +50,8 @@ export const fusedMatMulConfig: NativeKernelConfig = {
       current = next;
     }
     if (activation && activation !== 'linear') {
-      const next = activate(current, activation, backend, preluActivationWeights, leakyreluAlpha);
+      const k = activationKernel(activation, current, preluActivationWeights, leakyreluAlpha, 'native');
+      const next = runNativeKernel(k.kernelName, backend, k.inputs, k.attrs);
       backend.disposeIntermediateTensorInfo(current);
       current = next;
     }

@@ -7,19 +7,13 @@ import { addon, HostArray } from '../../../native';
 import { NativeBackend } from '../backend';
 import { cpuFallback } from './util';
 
-export type NativeDType = 'float32' | 'int32' | 'bool';
-
-/** The addon's shape ops take at most this many axes (kernels/cpu/shape_ops.h kMaxShapeRank). */
-export const MAX_RANK = 16;
+export type { NumericDType as NativeDType } from '../../plans/elementwise';
+type NativeDType = import('../../plans/elementwise').NumericDType;
 
 export interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
-}
-
-export function isNativeDType(dtype: tf.DataType): dtype is NativeDType {
-  return dtype === 'float32' || dtype === 'int32' || dtype === 'bool';
 }
 
 /** Runs tfjs's 'cpu' kernel `name` (looked up at call time) on the same backend and arguments. */

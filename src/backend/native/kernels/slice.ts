@@ -6,19 +6,17 @@ import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
 import { NativeBackend } from '../backend';
-import { cpuKernel, hostData, isNativeDType, KernelArgs, MAX_RANK, nativeOutput } from './shape_common';
+import { slicePlan } from '../../plans/layout';
+import { cpuKernel, hostData, KernelArgs, nativeOutput } from './shape_common';
 
 function slice(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const x = args.inputs.x as tf.TensorInfo;
   const backend = args.backend as NativeBackend;
   const { begin, size } = (args.attrs ?? {}) as { begin: number | number[]; size: number | number[] };
-  if (!isNativeDType(x.dtype) || x.shape.length > MAX_RANK) return cpuKernel(tf.Slice, args);
-  const [$begin, $size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
-  tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, $begin, $size);
-  if (tf.util.sizeFromShape($size) === 0 || tf.slice_util.isSliceContinous(x.shape, $begin, $size))
-    return cpuKernel(tf.Slice, args);
+  const plan = slicePlan(x, begin, size);
+  if (plan === null || plan.contiguous || tf.util.sizeFromShape(plan.size) === 0) return cpuKernel(tf.Slice, args);
   const xs = hostData(backend, x);
-  return nativeOutput(backend, $size, x.dtype, (out) => addon.slice(xs, x.shape, $begin, $size, out));
+  return nativeOutput(backend, plan.size, x.dtype as 'float32', (out) => addon.slice(xs, x.shape, plan.begin, plan.size, out));
 }
 
 export const sliceConfig: Omit<tf.KernelConfig, 'backendName'> = {

@@ -5,20 +5,17 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
+import { softmaxPlan } from '../../plans/layout';
 import { NativeBackend } from '../backend';
 import { cpuKernel, KernelArgs, nativeOutput } from './shape_common';
 
 function softmax(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const logits = args.inputs.logits as tf.TensorInfo;
   const backend = args.backend as NativeBackend;
-  const { dim } = (args.attrs ?? {}) as { dim?: number };
-  const rank = logits.shape.length;
-  const size = tf.util.sizeFromShape(logits.shape);
-  if (logits.dtype !== 'float32' || rank === 0 || size === 0 || (dim !== -1 && dim !== rank - 1))
-    return cpuKernel(tf.Softmax, args);
-  const cols = logits.shape[rank - 1];
+  const plan = softmaxPlan(logits, ((args.attrs ?? {}) as { dim?: number }).dim);
+  if (plan === null) return cpuKernel(tf.Softmax, args);
   const x = backend.floats(logits);
-  return nativeOutput(backend, logits.shape, 'float32', (out) => addon.softmax(x, size / cols, cols, out as Float32Array));
+  return nativeOutput(backend, logits.shape, 'float32', (out) => addon.softmax(x, plan.rows, plan.cols, out as Float32Array));
 }
 
 export const softmaxConfig: Omit<tf.KernelConfig, 'backendName'> = {

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
+import { segmentSumPlan } from '../../plans/layout';
 import { NativeBackend } from '../backend';
 import { cpuKernel, hostData, KernelArgs, nativeOutput } from './shape_common';
 
@@ -16,24 +17,12 @@ function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const segmentIds = args.inputs.segmentIds as tf.TensorInfo;
   const backend = args.backend as NativeBackend;
   const { numSegments } = (args.attrs ?? {}) as { numSegments: number };
-  const rows = x.shape[0];
-  if (
-    x.dtype !== 'float32' ||
-    segmentIds.dtype !== 'int32' ||
-    x.shape.length < 1 ||
-    segmentIds.shape.length !== 1 ||
-    segmentIds.shape[0] !== rows ||
-    !Number.isInteger(numSegments) ||
-    numSegments < 1 ||
-    tf.util.sizeFromShape(x.shape) === 0
-  )
-    return cpuKernel(tf.UnsortedSegmentSum, args);
-  const cols = tf.util.sizeFromShape(x.shape) / rows;
+  const plan = segmentSumPlan(x, segmentIds, numSegments);
+  if (plan === null) return cpuKernel(tf.UnsortedSegmentSum, args);
   const xs = backend.floats(x);
   const ids = hostData(backend, segmentIds) as Int32Array;
-  const shape = [numSegments, ...x.shape.slice(1)];
-  return nativeOutput(backend, shape, 'float32', (out) =>
-    addon.unsortedSegmentSum(xs, rows, cols, ids, numSegments, out as Float32Array),
+  return nativeOutput(backend, plan.shape, 'float32', (out) =>
+    addon.unsortedSegmentSum(xs, plan.rows, plan.cols, ids, numSegments, out as Float32Array),
   );
 }
 

@@ -41,8 +41,6 @@ export function intValues(backend: NativeBackend, t: tf.TensorInfo): Int32Array 
   return values instanceof Int32Array ? values : null;
 }
 
-/** Most dims a shape passed to the addon may have (fd::kMaxRank). */
-export const MAX_RANK = 12;
 
 /** Runs whatever implements `kernelName` on 'native' (native or fallback) as a nested kernel call. */
 export function runNativeKernel(kernelName: string, backend: NativeBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {

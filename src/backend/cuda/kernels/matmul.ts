@@ -1,0 +1,53 @@
+// BatchMatMul and _FusedMatMul on cuda.sgemm (cuBLAS; fp32, or TF32 under the FUSED_DISTILL_CUDA_TF32
+// flag), with the shape rules of src/backend/plans/matmul.ts (transposes read in place, tfjs's batch
+// broadcasting). _FusedMatMul adds the bias and applies the activation with the 'cuda' kernels.
+import * as tf from '@tensorflow/tfjs';
+
+import { cudaDevice } from '../../../native';
+import { activationKernel, MatMulAttrs, matMulPlan } from '../../plans/matmul';
+import type { CudaBackend } from '../backend';
+import { CudaKernelConfig, fallback, runCudaKernel } from './util';
+
+function batchMatMul(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs, backend: CudaBackend): tf.TensorInfo {
+  const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
+  if (batch * m * n > 0 && k === 0) return backend.output(outShape, 'float32', (out) => cudaDevice().fill(out, 0));
+  return backend.output(outShape, 'float32', (out) =>
+    cudaDevice().sgemm(backend.buf(a), backend.buf(b), out, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets),
+  );
+}
+
+export const batchMatMulConfig: CudaKernelConfig = {
+  kernelName: tf.BatchMatMul,
+  kernelFunc: (args) => {
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(tf.BatchMatMul, args);
+    return batchMatMul(a, b, args.attrs as unknown as MatMulAttrs, args.backend as CudaBackend);
+  },
+};
+
+export const fusedMatMulConfig: CudaKernelConfig = {
+  kernelName: tf._FusedMatMul,
+  kernelFunc: (args) => {
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    const bias = args.inputs.bias as tf.TensorInfo | undefined;
+    const prelu = args.inputs.preluActivationWeights as tf.TensorInfo | undefined;
+    const backend = args.backend as CudaBackend;
+    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(tf._FusedMatMul, args);
+    let current = batchMatMul(a, b, { transposeA, transposeB }, backend);
+    if (bias) {
+      const next = runCudaKernel('Add', backend, { a: current, b: bias });
+      backend.disposeIntermediateTensorInfo(current);
+      current = next;
+    }
+    if (activation && activation !== 'linear') {
+      const k = activationKernel(activation, current, prelu, leakyreluAlpha, 'cuda');
+      const next = runCudaKernel(k.kernelName, backend, k.inputs, k.attrs);
+      backend.disposeIntermediateTensorInfo(current);
+      current = next;
+    }
+    return current;
+  },
+};
