@@ -32,8 +32,9 @@ node tests/gpu/bundle.js \
   --script bench/gpu/cuda_vs_native.js=.gpu/bench/cuda_vs_native.js \
   --script bench/gpu/gpu_check.js=.gpu/gpu_check.js
 
-# Self-tests: from a directory with no node_modules above it, each bundle must run (on the CPU
-# addon, 'native' backend) or stop at its clear "no CUDA" message.
+# Self-tests: from a directory with no node_modules above it, each bundle must run what it runs on
+# the GPU, on the CPU addon's host emulation of the device (the 'cuda' backend included), or stop at
+# its clear "no CUDA" message (gpu_check.js needs a CUDA build).
 if [ "${1:-}" != "--no-selftest" ]; then
   addon=$root/build/Release/fused_distill.node
   if [ ! -f "$addon" ]; then
@@ -45,7 +46,7 @@ if [ "${1:-}" != "--no-selftest" ]; then
     selftest() { # NAME EXPECTED_EXIT_CODES CMD...
       local name=$1 ok=$2 rc
       shift 2
-      (cd "$t" && FD_ADDON=$addon "$@") >"$t/$name.log" 2>&1
+      (cd "$t" && FD_ADDON=$addon FUSED_DISTILL_EMULATE_DEVICE=1 "$@") >"$t/$name.log" 2>&1
       rc=$?
       if [[ " $ok " == *" $rc "* ]]; then
         echo "prepare.sh: self-test $name: ok (exit $rc)"
@@ -57,9 +58,9 @@ if [ "${1:-}" != "--no-selftest" ]; then
     }
     set +e
     for s in "$t"/fd-tests/*.js; do selftest "suite-$(basename "$s" .js)" 0 node "$s"; done
-    selftest tfjs_core 0 node tfjs/tests/tfjs_core/run.js --backend native --filter '^abs '
-    selftest cuda_bert 0 node bench/cuda_bert.js --backend native --tiny --steps 2 --warmup 1
-    selftest cuda_vs_native 0 node bench/cuda_vs_native.js --backends native,native --tiny --steps 2
+    selftest tfjs_core 0 node tfjs/tests/tfjs_core/run.js --backend cuda --filter '^abs '
+    selftest cuda_bert 0 node bench/cuda_bert.js --tiny --steps 2 --warmup 1
+    selftest cuda_vs_native 0 node bench/cuda_vs_native.js --tiny --steps 2
     selftest gpu_check "0 1 3 4" node gpu_check.js "$addon" --quick
     set -e
     rm -rf "$t"
