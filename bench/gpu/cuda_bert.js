@@ -100,7 +100,8 @@ function time(fn, timer, budgetS) {
 function profileOnce(fn) {
   const prof = fd[`${BACKEND}Profile`] ?? fd.nativeProfile;
   if (!prof || typeof prof.start !== 'function') return { error: 'no profile API' };
-  prof.start();
+  // sync: each kernel waits for the device, so its time is its device time (the 'cuda' backend).
+  prof.start({ sync: true });
   try {
     fn();
   } finally {

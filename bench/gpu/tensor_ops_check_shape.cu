@@ -131,7 +131,9 @@ void softmax_checks() {
           continue;
         }
         (in_place ? dx : dout).download(got.data(), size_t(n) * 4);
-        const std::string diff = check::compare_f32(got.data(), want.data(), size_t(n), Tol::kRel, 0, 1e-5, 1e-7);
+        // log-softmax is x - max - log(sum) of O(1..10) terms: a result near 0 keeps their absolute
+        // rounding error (1.2e-7 seen on the H100 for -0.00137), so its absolute floor is 1e-6.
+        const std::string diff = check::compare_f32(got.data(), want.data(), size_t(n), Tol::kRel, 0, 1e-5, log ? 1e-6 : 1e-7);
         check::report().line(diff.empty(), name, diff);
       }
 }

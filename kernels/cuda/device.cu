@@ -32,6 +32,7 @@ size_t g_bytes_in_use = 0, g_bytes_cached = 0;
 
 // coresident_blocks' answers: the occupancy query costs a few microseconds of host time per call.
 std::map<std::tuple<const void*, int, size_t>, int> g_fit;
+std::unordered_map<const void*, size_t> g_smem_limit;  // each kernel's dynamic shared memory limit as set
 
 std::mutex g_err_mu;
 std::string g_err;
@@ -111,9 +112,14 @@ Status coresident_blocks(const void* kernel, int threads, size_t smem, int* bloc
     *blocks = it->second;
     return kOk;
   }
-  // Opt in above the default 48 KB (static shared memory counts towards it too).
-  if (smem > 0)
+  // Opt in above the default 48 KB (static shared memory counts towards it too). The attribute is a
+  // per-kernel LIMIT, so it only ever grows: setting it to a smaller size for one shape made the next
+  // launch of a larger, already-cached shape fail with "invalid argument" (seen on the H100).
+  size_t& limit = g_smem_limit[kernel];
+  if (smem > limit) {
     FD_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    limit = smem;
+  }
   int per_sm = 0;
   FD_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   if (per_sm < 1) return fail_with(kCudaError, "cudaOccupancyMaxActiveBlocksPerMultiprocessor: kernel does not fit on an SM");

@@ -18,8 +18,12 @@ export interface KernelStat {
 }
 
 export interface KernelProfile {
-  /** Clears the counters and starts counting. */
-  start(): void;
+  /**
+   * Clears the counters and starts counting. With `sync` (where the backend has asynchronous work, the
+   * 'cuda' backend) every kernel call waits for the device before and after it, so each kernel's time
+   * includes its device work: slower, but the time lands on the kernel that queued it.
+   */
+  start(options?: { sync?: boolean }): void;
   /** Stops counting and returns the counters, most time first. */
   stop(): KernelStat[];
   readonly enabled: boolean;
@@ -37,12 +41,14 @@ export interface KernelProfile {
 const profiles: Array<{ label: string; profile: KernelProfile }> = [];
 
 /** A profile for one backend; `label` names it in the exit report. */
-export function createProfile(label: string): KernelProfile {
+export function createProfile(label: string, synchronize?: () => void): KernelProfile {
   let enabled = false;
+  let sync: (() => void) | null = null;
   const stats = new Map<string, KernelStat>();
   const profile: KernelProfile = {
-    start() {
+    start(options) {
       stats.clear();
+      sync = options?.sync && synchronize ? synchronize : null;
       enabled = true;
     },
     stop() {
@@ -71,10 +77,12 @@ export function createProfile(label: string): KernelProfile {
     wrap(kernel, impl, kernelFunc) {
       return (args) => {
         if (!enabled) return kernelFunc(args);
+        sync?.();
         const start = performance.now();
         try {
           return kernelFunc(args);
         } finally {
+          sync?.();
           profile.record(kernel, impl, performance.now() - start);
         }
       };
@@ -90,7 +98,7 @@ export function createProfile(label: string): KernelProfile {
     },
   };
   profiles.push({ label, profile });
-  if (process.env.FUSED_DISTILL_PROFILE === '1') profile.start();
+  if (process.env.FUSED_DISTILL_PROFILE === '1') profile.start({ sync: process.env.FUSED_DISTILL_PROFILE_SYNC === '1' });
   return profile;
 }
 
