@@ -4,6 +4,7 @@
 
 #include "device.h"
 #include "losses.h"
+#include "nn.h"
 
 namespace fd {
 namespace {
@@ -45,5 +46,9 @@ Status ranking_objective_cuda(const ObjectiveArgs&, float*, float*) { return kNo
 Status hidden_mse_cuda(const FeatureArgs&, float*, float*) { return kNoCuda; }
 Status attention_mse_cuda(const FeatureArgs&, float*, float*) { return kNoCuda; }
 Status scale_cuda(const float*, float, float*, int64_t) { return kNoCuda; }
+Status layer_norm_cuda(const LayerNormArgs&) { return kNoCuda; }
+Status layer_norm_grad_cuda(const LayerNormGradArgs&) { return kNoCuda; }
+Status gelu_cuda(const float*, float*, int64_t) { return kNoCuda; }
+Status gelu_grad_cuda(const float*, const float*, float*, int64_t) { return kNoCuda; }
 
 }  // namespace fd
