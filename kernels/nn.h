@@ -12,7 +12,8 @@ namespace fd {
 // native_layer_norm): mean = the row's mean, rstd = 1 / sqrt(var + eps) with var the biased mean of
 // squared deviations (two-pass, accumulated in double). gamma and beta are [cols]. mean and rstd
 // ([rows] each) receive the row statistics backward needs; either may be null when not wanted.
-// y must not overlap any input.
+// y must not overlap any input. mean is stored (and used) as a float, as PyTorch does: where a row's
+// mean is large against its spread, y is accurate to about one ulp of x times rstd.
 struct LayerNormArgs {
   const float* x = nullptr;
   const float* gamma = nullptr;

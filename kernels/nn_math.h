@@ -43,9 +43,12 @@ FD_HD float layer_norm_y(float x, float mean, float rstd, float gamma, float bet
 // xhat = (x - mean) * rstd, the normalised input, as forward computed it.
 FD_HD float layer_norm_xhat(float x, float mean, float rstd) { return (x - mean) * rstd; }
 
-// dx for one element, given the row's c1 = mean(dy * gamma) and c2 = mean(dy * gamma * xhat).
-FD_HD float layer_norm_dx(float dy, float xhat, float gamma, float rstd, float c1, float c2) {
-  return rstd * (dy * gamma - c1 - xhat * c2);
+// dx for one element from g = dy * gamma, given the row's c1 = mean(g) and c2 = mean(g * xhat).
+// g must be the product rounded to float, the same value the row sums added: computed here, the
+// compiler may contract dy * gamma - c1 into an FMA, whose unrounded product does not cancel against
+// c1 (cols = 1 then gives rstd times a rounding error instead of exactly 0).
+FD_HD float layer_norm_dx(float g, float xhat, float rstd, float c1, float c2) {
+  return rstd * (g - c1 - xhat * c2);
 }
 
 }  // namespace nn

@@ -40,10 +40,12 @@ void row_forward(const float* __restrict x, const float* __restrict gamma, const
 
 void row_backward(const float* __restrict dy, const float* __restrict x, const float* __restrict gamma, float mean,
                   float rstd, int64_t n, float* __restrict dx, double* __restrict dgamma, double* __restrict dbeta) {
-  double s1 = 0.0, s2 = 0.0;  // sum(dy * gamma), sum(dy * gamma * xhat)
+  // Pass 1 keeps g = dy * gamma, rounded, in dx for pass 2 (see nn::layer_norm_dx).
+  double s1 = 0.0, s2 = 0.0;  // sum(g), sum(g * xhat)
 #pragma omp simd reduction(+ : s1, s2)
   for (int64_t i = 0; i < n; ++i) {
     const float g = dy[i] * gamma[i];
+    dx[i] = g;
     s1 += g;
     s2 += g * nn::layer_norm_xhat(x[i], mean, rstd);
   }
@@ -52,7 +54,7 @@ void row_backward(const float* __restrict dy, const float* __restrict x, const f
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float xhat = nn::layer_norm_xhat(x[i], mean, rstd);
-    dx[i] = nn::layer_norm_dx(dy[i], xhat, gamma[i], rstd, c1, c2);
+    dx[i] = nn::layer_norm_dx(dx[i], xhat, rstd, c1, c2);
     dgamma[i] += dy[i] * xhat;
     dbeta[i] += dy[i];
   }

@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_grad_kernel(GradParams p)
     const float mean = a.mean[r], rstd = a.rstd[r];
     double s1 = 0.0, s2 = 0.0;  // sum(dy * gamma), sum(dy * gamma * xhat)
     for (int64_t c = lane; c < cols; c += 32) {
-      const float g = dy[c] * __ldg(a.gamma + c);
+      const float g = __fmul_rn(dy[c], __ldg(a.gamma + c));  // rounded, never contracted (nn::layer_norm_dx)
       s1 += g;
       s2 += g * nn::layer_norm_xhat(x[c], mean, rstd);
     }
@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_grad_kernel(GradParams p)
     for (int64_t c = lane; c < cols; c += 32) {
       const float d = dy[c];
       const float xhat = nn::layer_norm_xhat(x[c], mean, rstd);
-      dx[c] = nn::layer_norm_dx(d, xhat, __ldg(a.gamma + c), rstd, c1, c2);
+      dx[c] = nn::layer_norm_dx(__fmul_rn(d, __ldg(a.gamma + c)), xhat, rstd, c1, c2);
       acc[c] += d * xhat;
       acc[cols + c] += d;
     }
