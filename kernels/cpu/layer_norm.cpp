@@ -1,8 +1,8 @@
 // fd::layer_norm_cpu, fd::layer_norm_grad_cpu (contract: kernels/nn.h). Rows in parallel over fixed
 // blocks (parallel.h), so results never depend on the thread count. Per row everything stays in L1:
 // forward reads x twice (mean, then squared deviations: two-pass, in double) and writes y once;
-// backward reads dy, x, gamma for the two row sums, then again to write dx while adding dy * xhat and
-// dy into its block's dgamma / dbeta partials (double). The partials are added in block order at the
+// backward reads dy, x, gamma for the two row sums (keeping dy * gamma in dx), then dy, x and dx again
+// to write dx while adding dy * xhat and dy into its block's dgamma / dbeta partials (double). The partials are added in block order at the
 // end: no atomics, the same bits for any thread count.
 #include <algorithm>
 #include <new>
