@@ -24,7 +24,9 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxGradBlocks = 1024;   // partials: at most 1024 x 2 x cols floats
 constexpr int kMinRowsPerBlock = 16;   // 2 rows per warp at least
-constexpr size_t kSmemLimit = 48 * 1024;  // per-warp accumulators in shared memory up to this size
+// Per-warp accumulators in shared memory up to this size (cols <= 1536; above 48 KB the kernel opts
+// in through coresident_blocks; sm_90 allows 227 KB), else in global scratch.
+constexpr size_t kSmemLimit = 96 * 1024;
 constexpr size_t kTicketBytes = 256;
 
 __global__ void __launch_bounds__(kThreads) layer_norm_kernel(LayerNormArgs a) {
@@ -145,9 +147,12 @@ Status layer_norm_grad_cuda(const LayerNormGradArgs& args) {
   p.ticket = static_cast<unsigned*>(base);
   p.partial = reinterpret_cast<float*>(static_cast<char*>(base) + kTicketBytes);
   p.warp_acc = in_smem ? nullptr : p.partial + size_t(grid) * 2 * size_t(cols);
+  const void* kernel = reinterpret_cast<const void*>(&layer_norm_grad_kernel);
+  const size_t smem = in_smem ? acc_bytes : 0;
+  int fit = 0;
+  FD_TRY(device::coresident_blocks(kernel, kThreads, smem, &fit));  // raises the shared memory limit for smem
   void* kargs[] = {&p};
-  return device::launch(reinterpret_cast<const void*>(&layer_norm_grad_kernel), int(grid), kThreads,
-                        in_smem ? acc_bytes : 0, kargs, false);
+  return device::launch(kernel, int(grid), kThreads, smem, kargs, false);
 }
 
 }  // namespace fd
