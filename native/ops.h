@@ -12,6 +12,7 @@ void register_cuda_ops(Napi::Env env, Napi::Object exports);
 void register_host_buffers(Napi::Env env, Napi::Object exports);
 void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_shape_ops(Napi::Env env, Napi::Object exports);
+void register_nn_ops(Napi::Env env, Napi::Object exports);  // nn_ops.cc: LayerNorm and GELU on host arrays
 }  // namespace fd_native
 
 namespace fd_native {

@@ -6,6 +6,7 @@ export * as losses from './losses';
 export * as evaluation from './eval';
 export * as data from './data';
 export * as models from './models';
+export * as nn from './nn';
 export { NativeBackend } from './backend/native/backend';
 export { NATIVE_BACKEND, registerNativeBackend, nativeKernelNames } from './backend/native/register';
 export { nativeProfile } from './backend/native/profile';

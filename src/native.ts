@@ -224,6 +224,18 @@ export interface Addon {
   getNumThreads(): number;
   builtWithCuda(): boolean;
   cuda: CudaApi;
+  /**
+   * LayerNorm over the rows of x [rows, cols] (kernels/nn.h): y = (x - mean) * rstd * gamma + beta,
+   * rstd = 1 / sqrt(var + eps), var the biased variance. mean and rstd [rows] receive the row
+   * statistics layerNormGrad needs (null: not wanted). y must not overlap an input.
+   */
+  layerNorm(x: F32, gamma: F32, beta: F32, rows: number, cols: number, eps: number, y: F32, mean?: F32 | null, rstd?: F32 | null): void;
+  /** dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass. */
+  layerNormGrad(dy: F32, x: F32, gamma: F32, mean: F32, rstd: F32, rows: number, cols: number, dx: F32, dgamma: F32, dbeta: F32): void;
+  /** y = 0.5 x (1 + erf(x / sqrt 2)); y may be x. */
+  gelu(x: F32, y: F32): void;
+  /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
+  geluGrad(dy: F32, x: F32, dx: F32): void;
 }
 
 export const addon = nodeGypBuild(path.join(__dirname, '..')) as Addon;

@@ -222,6 +222,57 @@ const cpuSpecs: FnSpec[] = [
     kinds: [{ kind: 'threads' }],
     valid: () => [2],
   },
+  {
+    name: 'layerNorm',
+    fn: addon.layerNorm as (...a: unknown[]) => unknown,
+    required: 7,
+    kinds: [
+      { kind: 'f32', len: N },
+      { kind: 'f32', len: C },
+      { kind: 'f32', len: C },
+      { kind: 'size' },
+      { kind: 'size' },
+      { kind: 'finite' },
+      { kind: 'f32', len: N },
+      { kind: 'f32', len: R, optional: true },
+      { kind: 'f32', len: R, optional: true },
+    ],
+    valid: () => [f32(N, 31), f32(C, 32), f32(C, 33), R, C, 1e-12, new Float32Array(N), new Float32Array(R), new Float32Array(R)],
+  },
+  {
+    name: 'layerNormGrad',
+    fn: addon.layerNormGrad as (...a: unknown[]) => unknown,
+    required: 10,
+    kinds: [
+      { kind: 'f32', len: N },
+      { kind: 'f32', len: N },
+      { kind: 'f32', len: C },
+      { kind: 'f32', len: R },
+      { kind: 'f32', len: R },
+      { kind: 'size' },
+      { kind: 'size' },
+      { kind: 'f32', len: N },
+      { kind: 'f32', len: C },
+      { kind: 'f32', len: C },
+    ],
+    valid: () => [f32(N, 34), f32(N, 35), f32(C, 36), f32(R, 37), f32(R, 38), R, C, new Float32Array(N), new Float32Array(C), new Float32Array(C)],
+  },
+  {
+    name: 'gelu',
+    fn: addon.gelu as (...a: unknown[]) => unknown,
+    required: 2,
+    // x's length defines n, as scale's does.
+    kinds: [{ kind: 'f32', len: -1 }, { kind: 'f32', len: 8 }],
+    valid: () => [f32(8, 39), new Float32Array(8)],
+  },
+  {
+    name: 'geluGrad',
+    fn: addon.geluGrad as (...a: unknown[]) => unknown,
+    required: 3,
+    // dy's length defines n; two mutations cannot make all three lengths agree again.
+    kinds: [{ kind: 'f32', len: 8 }, { kind: 'f32', len: 8 }, { kind: 'f32', len: 8 }],
+    valid: () => [f32(8, 40), f32(8, 41), new Float32Array(8)],
+  },
 ];
 
 /** Random bad value for scale's x: anything that is not a non-empty, attached Float32Array. */
@@ -256,7 +307,7 @@ function mutate(rng: Rng, spec: FnSpec): { args: unknown[]; what: string } {
   const whats: string[] = [];
   for (const p of positions) {
     const k = spec.kinds[p];
-    const v = spec.name === 'scale' && p === 0 ? badScaleX(rng) : badValue(rng, k, args[p]);
+    const v = (spec.name === 'scale' || spec.name === 'gelu') && p === 0 ? badScaleX(rng) : badValue(rng, k, args[p]);
     args[p] = v;
     whats.push(`arg ${p} = ${describeValue(v)}`);
   }

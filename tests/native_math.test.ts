@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { nativeKernelNames, registerNativeBackend } from '../src/backend/native/register';
 import { addon } from '../src/native';
 import { expectError } from './helpers/errors';
-import { mulberry32, Rng } from './helpers/reference64';
+import { erf64, mulberry32, Rng } from './helpers/reference64';
 
 registerNativeBackend();
 
@@ -291,20 +291,6 @@ describe('binary ops: fallbacks behave as cpu', () => {
 
 // ---------------------------------------------------------------- unary ops
 
-/** erf in float64: 2/sqrt(pi) e^-x^2 sum (2x^2)^n x / (2n+1)!! (all terms positive). */
-function erf64(x: number): number {
-  if (Number.isNaN(x)) return NaN;
-  const ax = Math.abs(x);
-  if (ax > 6) return Math.sign(x);
-  const x2 = 2 * ax * ax;
-  let term = ax, sum = ax;
-  for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
-    term *= x2 / (2 * n + 1);
-    sum += term;
-  }
-  const r = (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
-  return x < 0 ? -r : Object.is(x, -0) ? -0 : r;
-}
 const SELU_SCALE = 1.0507009873554804934193349852946, SELU_SCALEALPHA = 1.7580993408473768599402175208123;
 // tfjs's softplus: exp(x) below log(eps) + 2, x above its negation, log(1 + e^x) between.
 const SOFTPLUS_T = Math.log(1.1920928955078125e-7) + 2;

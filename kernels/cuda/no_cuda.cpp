@@ -17,6 +17,7 @@
 #include "cpu/shape_ops.h"
 #include "device.h"
 #include "losses.h"
+#include "nn.h"
 #include "optimizer.h"
 #include "random.h"
 
@@ -230,5 +231,17 @@ Status random_uniform_cuda(float* out, int64_t n, float lo, float hi, uint64_t s
 Status random_normal_cuda(float* out, int64_t n, float mean, float stddev, uint64_t seed) {
   FD_EMULATE(random_normal_cpu(out, n, mean, stddev, seed));
 }
+
+// The fused LayerNorm / GELU (kernels/nn.h).
+Status layer_norm_cuda(const LayerNormArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return layer_norm_cpu(args);
+}
+Status layer_norm_grad_cuda(const LayerNormGradArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return layer_norm_grad_cpu(args);
+}
+Status gelu_cuda(const float* x, float* y, int64_t n) { FD_EMULATE(gelu_cpu(x, y, n)); }
+Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) { FD_EMULATE(gelu_grad_cpu(dy, x, dx, n)); }
 
 }  // namespace fd

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
+import { gelu, layerNorm } from '../nn';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -122,10 +123,9 @@ export class CrossEncoder {
     return tf.add(tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true), this.p(`${name}.bias`));
   }
 
+  // The fused op (one kernel each way) where the backend has it, the same composite elsewhere.
   private layerNorm(x: tf.Tensor, name: string): tf.Tensor {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const normed = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.config.layerNormEps)));
-    return tf.add(tf.mul(normed, this.p(`${name}.weight`)), this.p(`${name}.bias`));
+    return layerNorm(x, this.p(`${name}.weight`), this.p(`${name}.bias`), this.config.layerNormEps);
   }
 
   /** Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose. */
@@ -161,8 +161,7 @@ export class CrossEncoder {
       const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * L, H]);
       const attn = this.layerNorm(tf.add(this.dense(context, `${p}.attention.output.dense`), flat), `${p}.attention.output.LayerNorm`);
       const inter = this.dense(attn, `${p}.intermediate.dense`);
-      const gelu = tf.mul(tf.mul(inter, 0.5), tf.add(1, tf.erf(tf.div(inter, Math.SQRT2))));
-      const out = this.layerNorm(tf.add(this.dense(gelu, `${p}.output.dense`), attn), `${p}.output.LayerNorm`);
+      const out = this.layerNorm(tf.add(this.dense(gelu(inter), `${p}.output.dense`), attn), `${p}.output.LayerNorm`);
       x = tf.reshape(out, [B, L, H]);
       if (want.hidden) hidden.push(x as tf.Tensor3D);
     }

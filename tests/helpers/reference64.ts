@@ -1,4 +1,4 @@
-// Float64 references for every loss of DESIGN.md ("The loss contract"), written independently of the
+// Float64 references for every loss of DESIGN.md ("The loss contract") and the src/nn layers, written independently of the
 // implementation: plain loops over Float64Arrays, no tfjs, no addon. Each returns the loss and its
 // gradient w.r.t. the student input, with masks. Plus a seeded PRNG and input generators.
 
@@ -426,6 +426,71 @@ export function attentionMSE(a: Arr, b: Arr, mask: Arr | null, batch: number, he
         }
       }
   return finish(sum, g, count);
+}
+
+// ---------------------------------------------------------------- layers (src/nn)
+
+/** erf in float64: 2/sqrt(pi) e^-x^2 sum (2x^2)^n x / (2n+1)!! (all terms positive). */
+export function erf64(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const ax = abs(x);
+  if (ax > 6) return Math.sign(x);
+  const x2 = 2 * ax * ax;
+  let term = ax, sum = ax;
+  for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
+    term *= x2 / (2 * n + 1);
+    sum += term;
+  }
+  const r = (2 / sqrt(PI)) * exp(-ax * ax) * sum;
+  return x < 0 ? -r : Object.is(x, -0) ? -0 : r;
+}
+
+/** GELU (erf form) and its derivative in float64. */
+export function gelu64(x: number): number {
+  return 0.5 * x * (1 + erf64(x / Math.SQRT2));
+}
+export function geluGrad64(x: number): number {
+  if (x === INF) return 1;
+  if (x === -INF) return 0;
+  return 0.5 * (1 + erf64(x / Math.SQRT2)) + (x * exp(-0.5 * x * x)) / sqrt(2 * PI);
+}
+
+/** LayerNorm over the rows of x [rows, cols] in float64: y, and each row's mean and rstd. */
+export function layerNorm64(x: Arr, gamma: Arr, beta: Arr, rows: number, cols: number, eps: number) {
+  const y = new Float64Array(rows * cols), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += x[r * cols + c];
+    const m = s / cols;
+    let v = 0;
+    for (let c = 0; c < cols; c++) v += (x[r * cols + c] - m) ** 2;
+    const rs = 1 / sqrt(v / cols + eps);
+    for (let c = 0; c < cols; c++) y[r * cols + c] = (x[r * cols + c] - m) * rs * gamma[c] + beta[c];
+    mean[r] = m;
+    rstd[r] = rs;
+  }
+  return { y, mean, rstd };
+}
+
+/** d(sum(dy * layerNorm(x)))/d(x, gamma, beta) in float64 (statistics recomputed from x). */
+export function layerNormGrad64(dy: Arr, x: Arr, gamma: Arr, rows: number, cols: number, eps: number) {
+  const { mean, rstd } = layerNorm64(x, gamma, new Float64Array(cols), rows, cols, eps);
+  const dx = new Float64Array(rows * cols), dgamma = new Float64Array(cols), dbeta = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    let s1 = 0, s2 = 0;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c, xhat = (x[i] - mean[r]) * rstd[r], g = dy[i] * gamma[c];
+      s1 += g;
+      s2 += g * xhat;
+      dgamma[c] += dy[i] * xhat;
+      dbeta[c] += dy[i];
+    }
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c, xhat = (x[i] - mean[r]) * rstd[r];
+      dx[i] = rstd[r] * (dy[i] * gamma[c] - s1 / cols - (xhat * s2) / cols);
+    }
+  }
+  return { dx, dgamma, dbeta };
 }
 
 // ---------------------------------------------------------------- finite differences and comparisons

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 
 import '../../losses'; // registers the fused-loss kernels for every backend, 'native' included
+import '../../nn'; // the fused layer kernels (LayerNorm, GELU), likewise
 import { NativeBackend } from './backend';
 import { nativeKernelConfigs } from './kernels';
 import { profiled } from './profile';
@@ -23,7 +24,7 @@ export function registerNativeBackend(): void {
 
   const native = nativeNames;
   for (const k of nativeKernelConfigs) native.add(k.kernelName);
-  // Kernels this package registered for 'native' elsewhere (the fused losses) are native too.
+  // Kernels this package registered for 'native' elsewhere (the fused losses and layers) are native too.
   for (const k of tf.getKernelsForBackend(NATIVE_BACKEND)) {
     tf.unregisterKernel(k.kernelName, NATIVE_BACKEND);
     tf.registerKernel({ ...k, kernelFunc: profiled(k.kernelName, 'native', k.kernelFunc) });

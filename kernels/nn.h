@@ -1,0 +1,63 @@
+// The kernel contract of the fused network layers the cross-encoder uses: LayerNorm over the last
+// axis and GELU (erf form), each forward and backward in one pass. kernels/cpu/ and kernels/cuda/
+// implement the same functions; the per-element math they share is kernels/nn_math.h. No N-API, no JS.
+#pragma once
+#include <cstdint>
+
+#include "losses.h"  // Status
+
+namespace fd {
+
+// y = (x - mean) * rstd * gamma + beta over each row of x [rows, cols] (BERT's LayerNorm, PyTorch's
+// native_layer_norm): mean = the row's mean, rstd = 1 / sqrt(var + eps) with var the biased mean of
+// squared deviations (two-pass, accumulated in double). gamma and beta are [cols]. mean and rstd
+// ([rows] each) receive the row statistics backward needs; either may be null when not wanted.
+// y must not overlap any input. mean is stored (and used) as a float, as PyTorch does: where a row's
+// mean is large against its spread, y is accurate to about one ulp of x times rstd.
+struct LayerNormArgs {
+  const float* x = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  int64_t rows = 0, cols = 0;
+  float eps = 0.0f;  // >= 0
+  float* y = nullptr;
+  float* mean = nullptr;  // [rows] or null
+  float* rstd = nullptr;  // [rows] or null
+};
+
+// Backward of layer_norm from its saved mean and rstd. With xhat = (x - mean) * rstd, g = dy * gamma:
+//   dx     = rstd * (g - mean_row(g) - xhat * mean_row(g * xhat))
+//   dgamma = sum over rows of dy * xhat,  dbeta = sum over rows of dy
+// dgamma and dbeta are summed per block of rows and the block partials added in block order (no
+// atomics): the same bits for any thread count. Outputs must not overlap the inputs or each other.
+struct LayerNormGradArgs {
+  const float* dy = nullptr;
+  const float* x = nullptr;
+  const float* gamma = nullptr;
+  const float* mean = nullptr;
+  const float* rstd = nullptr;
+  int64_t rows = 0, cols = 0;
+  float* dx = nullptr;
+  float* dgamma = nullptr;  // [cols]
+  float* dbeta = nullptr;   // [cols]
+};
+
+// ---- CPU (kernels/cpu/layer_norm.cpp, gelu.cpp) ----
+// kNoMemory when the dgamma/dbeta partials cannot be allocated; kOk otherwise.
+Status layer_norm_cpu(const LayerNormArgs& args);
+Status layer_norm_grad_cpu(const LayerNormGradArgs& args);
+// y = 0.5 x (1 + erf(x / sqrt 2)), evaluated as tfjs's composite (x * 0.5) * (1 + erf(x / sqrt2f)).
+// y may be x.
+void gelu_cpu(const float* x, float* y, int64_t n);
+// dx = dy * (Phi(x) + x phi(x)), Phi/phi the standard normal cdf/pdf (gelu'(+-inf) = 1 / 0).
+// dx may be dy.
+void gelu_grad_cpu(const float* dy, const float* x, float* dx, int64_t n);
+
+// ---- CUDA (kernels/cuda/layer_norm.cu, gelu.cu; kNoCuda stubs in CPU builds) ----
+// Device pointers, the same semantics; queued on fd::device::stream(), no synchronisation.
+Status layer_norm_cuda(const LayerNormArgs& args);
+Status layer_norm_grad_cuda(const LayerNormGradArgs& args);
+Status gelu_cuda(const float* x, float* y, int64_t n);
+Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n);
+
+}  // namespace fd

@@ -1,0 +1,99 @@
+// LayerNorm over the last axis as one fused kernel each way (kernels/nn.h): forward writes y and the
+// rows' mean and rstd (kept for backward only while a tape records), backward writes dx, dgamma and
+// dbeta in one pass. Replaces the moments / sub / sqrt / div / mul / add composite (about ten tfjs
+// kernels forward and twenty backward) of src/models/cross_encoder.ts.
+import * as tf from '@tensorflow/tfjs';
+import { GradSaveFunc, KernelConfig, TensorInfo, registerKernel } from '@tensorflow/tfjs';
+
+import { addon } from '../native';
+import { FUSED_BACKENDS, runOnBackend } from '../losses/kernel_io';
+import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../losses/validate';
+import { hasKernel, runKernel } from './dispatch';
+
+export const LAYER_NORM = 'FusedDistillLayerNorm';
+export const LAYER_NORM_GRAD = 'FusedDistillLayerNormGrad';
+
+interface LayerNormAttrs {
+  eps: number;
+  withStats: boolean; // also output mean and rstd [rows] (for backward)
+  op: string;
+}
+
+function rowsCols(shape: number[]): [number, number] {
+  const cols = shape[shape.length - 1];
+  return [shape.reduce((a, b) => a * b, 1) / cols, cols];
+}
+
+for (const backendName of FUSED_BACKENDS) {
+  const forward: KernelConfig = {
+    kernelName: LAYER_NORM,
+    backendName,
+    // Outputs: [y, mean, rstd] with withStats, else [y].
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
+      const a = attrs as unknown as LayerNormAttrs;
+      const [rows, cols] = rowsCols(x.shape);
+      const shapes = a.withStats ? [x.shape, [rows], [rows]] : [x.shape];
+      return runOnBackend(backend, backendName, [x, gamma, beta], shapes, ([xv, gv, bv], outs) => {
+        addon.layerNorm(xv!, gv!, bv!, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
+      }, a.op) as TensorInfo[];
+    },
+  };
+  const backward: KernelConfig = {
+    kernelName: LAYER_NORM_GRAD,
+    backendName,
+    // Outputs: [dx, dgamma, dbeta].
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
+      const [rows, cols] = rowsCols(x.shape);
+      return runOnBackend(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], ([d, xv, gv, mv, rv], outs) => {
+        addon.layerNormGrad(d!, xv!, gv!, mv!, rv!, rows, cols, outs[0], outs[1], outs[2]);
+      }, (attrs as unknown as { op: string }).op) as TensorInfo[];
+    },
+  };
+  registerKernel(forward);
+  registerKernel(backward);
+}
+
+function checkInputs(op: string, xIn: unknown, gammaIn: unknown, betaIn: unknown, epsIn: unknown) {
+  const x = checkTensor(op, 'x', xIn, 1, Infinity, '[..., C]');
+  const cols = x.shape[x.rank - 1];
+  const gamma = required(op, 'gamma', checkLike(op, 'gamma', gammaIn, [cols], 'the scale, [C] for x of shape [..., C]'), '(the scale, [C])');
+  const beta = required(op, 'beta', checkLike(op, 'beta', betaIn, [cols], 'the offset, [C] for x of shape [..., C]'), '(the offset, [C])');
+  const eps = checkNumber(op, 'eps', epsIn);
+  if (eps < 0) throw new FusedDistillError(op, `eps must be >= 0, got ${eps}`);
+  return { x, gamma, beta, eps };
+}
+
+/**
+ * (x - mean) / sqrt(var + eps) * gamma + beta over the last axis of x (var: the biased variance),
+ * as BERT's LayerNorm. x: float32 [..., C]; gamma, beta: [C]. Differentiable in all three. Runs the
+ * fused kernel where it is registered for the current backend, else layerNormReference.
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
+  const op = 'layerNorm';
+  const args = checkInputs(op, x, gamma, beta, eps);
+  if (!hasKernel(LAYER_NORM)) return layerNormReference(args.x, args.gamma, args.beta, args.eps);
+  const inputs = { x: args.x, gamma: args.gamma, beta: args.beta };
+  // Only pay for the row statistics when a tape is recording (tf.grad, optimizer.minimize).
+  if (!tf.engine().isTapeOn()) return runKernel(LAYER_NORM, inputs, { eps: args.eps, withStats: false, op })[0];
+  return tf.customGrad((...a: Array<tf.Tensor | GradSaveFunc>) => {
+    const [xt, g, b, save] = a as [tf.Tensor, tf.Tensor, tf.Tensor, GradSaveFunc];
+    const [y, mean, rstd] = runKernel(LAYER_NORM, { x: xt, gamma: g, beta: b }, { eps: args.eps, withStats: true, op });
+    save([xt, g, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, [sx, sg, sm, sr]: tf.Tensor[]) =>
+        runKernel(LAYER_NORM_GRAD, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }, { op }),
+    };
+  })(args.x, args.gamma, args.beta);
+}
+
+/** The same LayerNorm as plain tfjs ops (the cross-encoder's original composite). */
+export function layerNormReference(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const normed = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, gamma), beta);
+  });
+}
