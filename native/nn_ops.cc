@@ -1,6 +1,5 @@
-// The fused network layers on host memory (kernels/nn.h): LayerNorm and GELU, forward and backward.
-// Argument checks only. Each op's arguments are read by one function (read_*), kept apart from the
-// kernel call so a device entry point can reuse the same checks.
+// The fused network layers on host memory or device buffers (kernels/nn.h): LayerNorm and GELU, forward and backward.
+// Argument checks only; each op's arguments are read by one function (read_*) for both places.
 #include <string>
 
 #include "args.h"
@@ -108,43 +107,44 @@ GeluGradArgs read_gelu_grad(const Args& a) {
   return o;
 }
 
-Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
-  return guarded(info, "layerNorm", [&](const Args& a) -> Napi::Value {
-    throw_status(a, fd::layer_norm_cpu(read_layer_norm(a)));
-    return info.Env().Undefined();
-  });
+// Each op serves exports.X (host arrays) and exports.cuda.X (device buffers): register_op.
+Napi::Value LayerNorm(const Args& a) {
+  const fd::LayerNormArgs o = read_layer_norm(a);
+  throw_status(a, a.place == Place::kHost ? fd::layer_norm_cpu(o) : fd::layer_norm_cuda(o));
+  return a.info.Env().Undefined();
 }
 
-Napi::Value LayerNormGrad(const Napi::CallbackInfo& info) {
-  return guarded(info, "layerNormGrad", [&](const Args& a) -> Napi::Value {
-    throw_status(a, fd::layer_norm_grad_cpu(read_layer_norm_grad(a)));
-    return info.Env().Undefined();
-  });
+Napi::Value LayerNormGrad(const Args& a) {
+  const fd::LayerNormGradArgs o = read_layer_norm_grad(a);
+  throw_status(a, a.place == Place::kHost ? fd::layer_norm_grad_cpu(o) : fd::layer_norm_grad_cuda(o));
+  return a.info.Env().Undefined();
 }
 
-Napi::Value Gelu(const Napi::CallbackInfo& info) {
-  return guarded(info, "gelu", [&](const Args& a) -> Napi::Value {
-    const GeluArgs o = read_gelu(a);
+Napi::Value Gelu(const Args& a) {
+  const GeluArgs o = read_gelu(a);
+  if (a.place == Place::kHost)
     fd::gelu_cpu(o.x, o.y, o.n);
-    return info.Env().Undefined();
-  });
+  else
+    throw_status(a, fd::gelu_cuda(o.x, o.y, o.n));
+  return a.info.Env().Undefined();
 }
 
-Napi::Value GeluGrad(const Napi::CallbackInfo& info) {
-  return guarded(info, "geluGrad", [&](const Args& a) -> Napi::Value {
-    const GeluGradArgs o = read_gelu_grad(a);
+Napi::Value GeluGrad(const Args& a) {
+  const GeluGradArgs o = read_gelu_grad(a);
+  if (a.place == Place::kHost)
     fd::gelu_grad_cpu(o.dy, o.x, o.dx, o.n);
-    return info.Env().Undefined();
-  });
+  else
+    throw_status(a, fd::gelu_grad_cuda(o.dy, o.x, o.dx, o.n));
+  return a.info.Env().Undefined();
 }
 
 }  // namespace
 
 void register_nn_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm, "layerNorm"));
-  exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad, "layerNormGrad"));
-  exports.Set("gelu", Napi::Function::New(env, Gelu, "gelu"));
-  exports.Set("geluGrad", Napi::Function::New(env, GeluGrad, "geluGrad"));
+  register_op(env, exports, "layerNorm", LayerNorm);
+  register_op(env, exports, "layerNormGrad", LayerNormGrad);
+  register_op(env, exports, "gelu", Gelu);
+  register_op(env, exports, "geluGrad", GeluGrad);
 }
 
 }  // namespace fd_native

@@ -316,6 +316,19 @@ if (deviceTestsHere(__filename)) {
         }
     });
 
+    test('layerNorm, layerNormGrad, gelu, geluGrad (the fused layers, kernels/nn.h)', () => {
+      for (const [rows, cols] of [[1, 1], [7, 33], [65, 768], [3, 2000]]) {
+        const n = rows * cols;
+        const zeros = (k: number) => new Float32Array(k);
+        same('layerNorm', [f32(n), f32(cols), f32(cols), rows, cols, 1e-5, zeros(n), zeros(rows), zeros(rows)], 2e-5);
+        same('layerNorm', [f32(n), f32(cols), f32(cols), rows, cols, 1e-12, zeros(n), null, null], 2e-5);
+        const rstd = Float32Array.from({ length: rows }, () => 0.5 + rand());
+        same('layerNormGrad', [f32(n), f32(n), f32(cols), f32(rows), rstd, rows, cols, zeros(n), zeros(cols), zeros(cols)], 1e-4);
+        same('gelu', [f32(n, 12), zeros(n)], 4e-6);
+        same('geluGrad', [f32(n), f32(n, 12), zeros(n)], 4e-6);
+      }
+    });
+
     test('softmax / log-softmax, in place and not', () => {
       for (const log of [false, true]) {
         same('softmax', [f32(35, 20), 5, 7, new Float32Array(35), log], 2e-6);

@@ -5,21 +5,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { GradSaveFunc, KernelConfig, TensorInfo, registerKernel } from '@tensorflow/tfjs';
 
-import { addon } from '../native';
-import { FUSED_BACKENDS, runOnBackend } from '../losses/kernel_io';
 import { checkTensor } from '../losses/validate';
-import { hasKernel, runKernel } from './dispatch';
+import { NN_BACKENDS, hasKernel, runKernel, runLayerKernel } from './dispatch';
 
 export const GELU = 'FusedDistillGelu';
 export const GELU_GRAD = 'FusedDistillGeluGrad';
 
-for (const backendName of FUSED_BACKENDS) {
+for (const backendName of NN_BACKENDS) {
   const forward: KernelConfig = {
     kernelName: GELU,
     backendName,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { x } = inputs as Record<string, TensorInfo>;
-      return runOnBackend(backend, backendName, [x], [x.shape], ([xv], [y]) => addon.gelu(xv!, y),
+      return runLayerKernel(backend, backendName, [x], [x.shape], (ops, [xv], [y]) => ops.gelu(xv, y),
         (attrs as unknown as { op: string }).op)[0];
     },
   };
@@ -28,8 +26,8 @@ for (const backendName of FUSED_BACKENDS) {
     backendName,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { dy, x } = inputs as Record<string, TensorInfo>;
-      return runOnBackend(backend, backendName, [dy, x], [x.shape], ([d, xv], [dx]) => addon.geluGrad(d!, xv!, dx),
-        (attrs as unknown as { op: string }).op)[0] as TensorInfo;
+      return runLayerKernel(backend, backendName, [dy, x], [x.shape], (ops, [d, xv], [dx]) => ops.geluGrad(d, xv, dx),
+        (attrs as unknown as { op: string }).op)[0];
     },
   };
   registerKernel(forward);

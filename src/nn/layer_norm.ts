@@ -5,10 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { GradSaveFunc, KernelConfig, TensorInfo, registerKernel } from '@tensorflow/tfjs';
 
-import { addon } from '../native';
-import { FUSED_BACKENDS, runOnBackend } from '../losses/kernel_io';
 import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../losses/validate';
-import { hasKernel, runKernel } from './dispatch';
+import { NN_BACKENDS, hasKernel, runKernel, runLayerKernel } from './dispatch';
 
 export const LAYER_NORM = 'FusedDistillLayerNorm';
 export const LAYER_NORM_GRAD = 'FusedDistillLayerNormGrad';
@@ -24,7 +22,7 @@ function rowsCols(shape: number[]): [number, number] {
   return [shape.reduce((a, b) => a * b, 1) / cols, cols];
 }
 
-for (const backendName of FUSED_BACKENDS) {
+for (const backendName of NN_BACKENDS) {
   const forward: KernelConfig = {
     kernelName: LAYER_NORM,
     backendName,
@@ -34,9 +32,9 @@ for (const backendName of FUSED_BACKENDS) {
       const a = attrs as unknown as LayerNormAttrs;
       const [rows, cols] = rowsCols(x.shape);
       const shapes = a.withStats ? [x.shape, [rows], [rows]] : [x.shape];
-      return runOnBackend(backend, backendName, [x, gamma, beta], shapes, ([xv, gv, bv], outs) => {
-        addon.layerNorm(xv!, gv!, bv!, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
-      }, a.op) as TensorInfo[];
+      return runLayerKernel(backend, backendName, [x, gamma, beta], shapes, (ops, [xv, gv, bv], outs) => {
+        ops.layerNorm(xv, gv, bv, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
+      }, a.op);
     },
   };
   const backward: KernelConfig = {
@@ -46,9 +44,9 @@ for (const backendName of FUSED_BACKENDS) {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
       const [rows, cols] = rowsCols(x.shape);
-      return runOnBackend(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], ([d, xv, gv, mv, rv], outs) => {
-        addon.layerNormGrad(d!, xv!, gv!, mv!, rv!, rows, cols, outs[0], outs[1], outs[2]);
-      }, (attrs as unknown as { op: string }).op) as TensorInfo[];
+      return runLayerKernel(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], (ops, [d, xv, gv, mv, rv], outs) => {
+        ops.layerNormGrad(d, xv, gv, mv, rv, rows, cols, outs[0], outs[1], outs[2]);
+      }, (attrs as unknown as { op: string }).op);
     },
   };
   registerKernel(forward);

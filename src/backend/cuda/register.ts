@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 
 import '../../losses'; // registers the fused-loss kernels for every backend, 'cuda' included
+import '../../nn'; // the fused layer kernels (LayerNorm, GELU), likewise
 import { cudaDevice } from '../../native';
 import { CudaBackend, TF32_FLAG } from './backend';
 import { cudaKernelConfigs } from './kernels';
