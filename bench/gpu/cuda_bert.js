@@ -30,6 +30,9 @@ const ONLY = args.get('only', 'teacher,student6,student4').split(',').filter(Boo
 const BUDGET_S = Number(args.get('budget-s', '150'));
 const JSON_OUT = args.get('json', null);
 const PROFILE = !args.flag('no-profile');
+// --composite-layers: the models' LayerNorm and GELU as plain tfjs ops (the fused kernels
+// unregistered on this backend), to see what the fused layers save and where the composites spend.
+const COMPOSITE_LAYERS = args.flag('composite-layers');
 const SIZE = TINY ? C.SIZES.tiny : C.SIZES.full;
 const log = (s) => process.stderr.write(s + '\n');
 const started = performance.now();
@@ -53,6 +56,7 @@ const result = {
   profiles: {},
 };
 const save = () => JSON_OUT && C.writeJson(JSON_OUT, result);
+result.layers = COMPOSITE_LAYERS ? 'composite' : 'fused';
 
 /** Device timers when the addon has a device; null (wall time only) otherwise. */
 function deviceTimer() {
@@ -133,6 +137,11 @@ async function main() {
     save();
     process.stdout.write(JSON.stringify(result) + '\n');
     return 2;
+  }
+  if (COMPOSITE_LAYERS) {
+    const tf = require('@tensorflow/tfjs');
+    for (const k of ['FusedDistillLayerNorm', 'FusedDistillLayerNormGrad', 'FusedDistillGelu', 'FusedDistillGeluGrad'])
+      if (tf.getKernel(k, BACKEND)) tf.unregisterKernel(k, BACKEND);
   }
   const timer = deviceTimer();
   log(`cuda_bert: backend ${BACKEND}, device ${result.device}${timer ? '' : ' (wall time only)'}; ${result.shape.pairs} pairs x ${SIZE.len} tokens`);

@@ -203,6 +203,9 @@ main() {
   # FD_BERT_ARGS: more cuda_bert.js options (e.g. "--only student4 --precisions fp32" for a short rerun)
   # shellcheck disable=SC2086
   node_step cuda_bert "$t" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert.json" --budget-s $((t - 30)) "${tiny[@]}" ${FD_BERT_ARGS:-}
+  # the same student step with LayerNorm / GELU as tfjs composites, each kernel's device time (profile)
+  node_step cuda_bert_composite "$(limit 60 60)" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert_composite.json" \
+    --only student4 --precisions fp32 --steps 2 --warmup 1 --composite-layers "${tiny[@]}"
   step torch_bert "$(limit 120 15)" "$PY" bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json" "${torch_dry[@]}"
   if [ $((BUDGET - $(elapsed))) -ge 80 ]; then
     node_step fused_losses 45 .gpu/gpu_check.js "$FD_ADDON" --quick --json "$OUT/gpu_check.json"
