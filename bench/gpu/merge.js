@@ -144,7 +144,7 @@ if (ids.length) {
 }
 const profiles = cudaBert?.profiles || {};
 if (Object.keys(profiles).length) {
-  L.push(`### The cuda backend's profile of one step (${cudaBert.rows?.[0]?.precision ?? 'fp32'}; per-kernel time is host time, launches on an asynchronous device)`, '');
+  L.push(`### The cuda backend's profile of one step (${cudaBert.rows?.[0]?.precision ?? 'fp32'}; each kernel synchronised, so its time includes its device work)`, '');
   L.push('| case | kernels | calls | fallbacks (kernels not on the device) | top kernels by time (calls, ms) |', '|---|---:|---:|---|---|');
   for (const [id, p] of Object.entries(profiles)) {
     if (p.error) L.push(`| ${id} | | | ${cell(p.error)} | |`);
