@@ -73,3 +73,32 @@ export function activationKernel(
       throw new Error(`Activation ${activation} has not been implemented for the ${backendName} backend.`);
   }
 }
+
+/**
+ * _FusedMatMul's epilogue on the product: + bias, then the activation, each as the backend's own
+ * kernel of that name (`run`), disposing each intermediate (`dispose`).
+ */
+export function fusedMatMulEpilogue(
+  product: tf.TensorInfo,
+  bias: tf.TensorInfo | undefined,
+  activation: string | undefined,
+  prelu: tf.TensorInfo | undefined,
+  leakyreluAlpha: number | undefined,
+  backendName: string,
+  run: (kernelName: string, inputs: tf.NamedTensorInfoMap, attrs?: tf.NamedAttrMap) => tf.TensorInfo,
+  dispose: (t: tf.TensorInfo) => void,
+): tf.TensorInfo {
+  let current = product;
+  if (bias) {
+    const next = run('Add', { a: current, b: bias });
+    dispose(current);
+    current = next;
+  }
+  if (activation && activation !== 'linear') {
+    const k = activationKernel(activation, current, prelu, leakyreluAlpha, backendName);
+    const next = run(k.kernelName, k.inputs, k.attrs);
+    dispose(current);
+    current = next;
+  }
+  return current;
+}

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { cudaDevice } from '../../../native';
-import { activationKernel, MatMulAttrs, matMulPlan } from '../../plans/matmul';
+import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul';
 import type { CudaBackend } from '../backend';
 import { CudaKernelConfig, fallback, runCudaKernel } from './util';
 
@@ -36,18 +36,8 @@ export const fusedMatMulConfig: CudaKernelConfig = {
     const backend = args.backend as CudaBackend;
     const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(tf._FusedMatMul, args);
-    let current = batchMatMul(a, b, { transposeA, transposeB }, backend);
-    if (bias) {
-      const next = runCudaKernel('Add', backend, { a: current, b: bias });
-      backend.disposeIntermediateTensorInfo(current);
-      current = next;
-    }
-    if (activation && activation !== 'linear') {
-      const k = activationKernel(activation, current, prelu, leakyreluAlpha, 'cuda');
-      const next = runCudaKernel(k.kernelName, backend, k.inputs, k.attrs);
-      backend.disposeIntermediateTensorInfo(current);
-      current = next;
-    }
-    return current;
+    const product = batchMatMul(a, b, { transposeA, transposeB }, backend);
+    return fusedMatMulEpilogue(product, bias, activation, prelu, leakyreluAlpha, 'cuda',
+      (name, inputs, attrs) => runCudaKernel(name, backend, inputs, attrs), (t) => backend.disposeIntermediateTensorInfo(t));
   },
 };

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
-import { activationKernel, MatMulAttrs, matMulPlan } from '../../plans/matmul';
+import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul';
 import type { NativeBackend } from '../backend';
 import { NativeKernelConfig, cpuFallback, floatValues, runNativeKernel } from './util';
 
@@ -43,18 +43,8 @@ export const fusedMatMulConfig: NativeKernelConfig = {
     const av = a.dtype === 'float32' ? floatValues(backend, a) : null;
     const bv = b.dtype === 'float32' ? floatValues(backend, b) : null;
     if (!av || !bv) return cpuFallback(tf._FusedMatMul, args);
-    let current = batchMatMulImpl(a, av, b, bv, { transposeA, transposeB }, backend);
-    if (bias) {
-      const next = runNativeKernel('Add', backend, { a: current, b: bias });
-      backend.disposeIntermediateTensorInfo(current);
-      current = next;
-    }
-    if (activation && activation !== 'linear') {
-      const k = activationKernel(activation, current, preluActivationWeights, leakyreluAlpha, 'native');
-      const next = runNativeKernel(k.kernelName, backend, k.inputs, k.attrs);
-      backend.disposeIntermediateTensorInfo(current);
-      current = next;
-    }
-    return current;
+    const product = batchMatMulImpl(a, av, b, bv, { transposeA, transposeB }, backend);
+    return fusedMatMulEpilogue(product, bias, activation, preluActivationWeights, leakyreluAlpha, 'native',
+      (name, inputs, attrs) => runNativeKernel(name, backend, inputs, attrs), (t) => backend.disposeIntermediateTensorInfo(t));
   },
 };
