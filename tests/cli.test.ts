@@ -98,6 +98,11 @@ describe('suite files', () => {
     expect(s.students[0].config.output).toBe(path.join(tmp, 'out', 'students', 'a-b'));
     expect(s.students[0].config.teacher.checkpoint).toBe(path.join(s.teacher.output, 'model'));
     expect(path.basename(s.teacher.output)).toMatch(/^teacher-[0-9a-f]{16}$/);
+    // the teacher's run dir (and so its checkpoint and the score cache keyed by it) follows the model config
+    const tm = await loadSuite(json(path.join(tmp, 's6.json'), { ...base, teacher: { model: { termMatch: true } } }));
+    expect(tm.teacher.model.termMatch).toBe(true);
+    expect(path.basename(tm.teacher.output)).toMatch(/^teacher-[0-9a-f]{16}$/);
+    expect(tm.teacher.output).not.toBe(s.teacher.output);
   });
 
   it('the bundled main and grid suites are valid: the five key objectives, baseline hard pairwise + soft KL', async () => {

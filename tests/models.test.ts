@@ -5,6 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import { losses } from '../src';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models';
 import { embeddingLookup } from '../src/models/cross_encoder';
+import { loadCrossEncoder, saveCrossEncoder } from '../src/models/checkpoint';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 
 const tiny: CrossEncoderConfig = {
   vocabSize: 50, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 16, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
@@ -135,5 +139,57 @@ describe('CrossEncoder', () => {
     const s = (tf.reshape(student.forward(x).scores, [4, 2]) as tf.Tensor2D).arraySync();
     for (const [pos, neg] of s) expect(pos).toBeGreaterThan(neg);
     student.dispose();
+  });
+});
+
+describe('CrossEncoder with termMatch', () => {
+  const ids = [[2, 5, 6, 3, 5, 8, 3, 0]];
+  const types = [[0, 0, 0, 0, 1, 1, 1, 0]];
+  const mask = [[1, 1, 1, 1, 1, 1, 1, 0]];
+  const match = (m: number[][]) => ({ ...batch(ids, types, mask), termMatchIds: tf.tensor2d(m, undefined, 'int32') });
+
+  it('has the match table only when asked for, and then needs and uses the match ids', () => {
+    const off = new CrossEncoder(tiny, 1);
+    const on = new CrossEncoder({ ...tiny, termMatch: true }, 1);
+    expect(off.params.has('bert.embeddings.match_embeddings.weight')).toBe(false);
+    expect(on.params.get('bert.embeddings.match_embeddings.weight')!.shape).toEqual([2, 16]);
+    expect(on.parameterCount()).toBe(off.parameterCount() + 2 * 16);
+    // without termMatch the ids are ignored
+    const a = off.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores.arraySync();
+    expect(off.forward(match([[0, 0, 0, 0, 0, 0, 0, 0]])).scores.arraySync()).toEqual(a);
+    // with it they change the score, and a missing or misshapen input is a clear error
+    const b = on.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores.arraySync();
+    expect(Math.abs(on.forward(match([[0, 0, 0, 0, 0, 0, 0, 0]])).scores.arraySync()[0] - b[0])).toBeGreaterThan(1e-7);
+    expect(() => on.forward(batch(ids, types, mask))).toThrow(/termMatchIds is required/);
+    expect(() => on.forward({ ...batch(ids, types, mask), termMatchIds: tf.zeros([1, 7], 'int32') as tf.Tensor2D })).toThrow(/termMatchIds has shape/);
+    // the table gets a gradient
+    const g = tf.variableGrads(() => tf.sum(on.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores) as tf.Scalar, [on.params.get('bert.embeddings.match_embeddings.weight')!]);
+    expect(Object.values(g.grads)[0].abs().sum().arraySync()).toBeGreaterThan(0);
+    tf.dispose([g.value, ...Object.values(g.grads)]);
+    // a student from its layers keeps the option and copies the table
+    const student = on.studentFromLayers(2);
+    expect(student.config.termMatch).toBe(true);
+    expect(student.params.get('bert.embeddings.match_embeddings.weight')!.arraySync()).toEqual(on.params.get('bert.embeddings.match_embeddings.weight')!.arraySync());
+    [off, on, student].forEach((m) => m.dispose());
+  });
+
+  it('saves and loads with the option and the table (a model without it still loads as before)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-termmatch-'));
+    try {
+      const on = new CrossEncoder({ ...tiny, termMatch: true }, 3);
+      await saveCrossEncoder(on, path.join(dir, 'on'));
+      const back = loadCrossEncoder(path.join(dir, 'on'));
+      expect(back.config.termMatch).toBe(true);
+      const inp = match([[0, 0, 0, 0, 1, 0, 0, 0]]);
+      expect(back.forward(inp).scores.arraySync()).toEqual(on.forward(inp).scores.arraySync());
+      const off = new CrossEncoder(tiny, 3);
+      await saveCrossEncoder(off, path.join(dir, 'off'));
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'off', 'model.json'), 'utf8')).config.termMatch).toBeUndefined();
+      const offBack = loadCrossEncoder(path.join(dir, 'off'));
+      expect(offBack.params.has('bert.embeddings.match_embeddings.weight')).toBe(false);
+      [on, back, off, offBack].forEach((m) => m.dispose());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -57,6 +57,16 @@ describe('encodePair', () => {
     expect([both.queryTokens, both.passageTokens]).toEqual([4, 4]);
   });
 
+  it('marks the passage tokens whose WordPiece id occurs among the kept query tokens (term match)', () => {
+    // [CLS] the dog [SEP] a dog saw the cat [SEP] [PAD]
+    const e = tok.encodePair('the dog', 'a dog saw the cat', 10);
+    expect(Array.from(e.termMatchIds)).toEqual([0, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+    // only query tokens kept after truncation count: "cat" is cut from the query
+    const cut = tok.encodeIdsPair(tok.ids('dog dog dog cat'), tok.ids('cat dog'), 8);
+    expect([cut.queryTokens, cut.passageTokens]).toEqual([3, 2]);
+    expect(Array.from(cut.termMatchIds)).toEqual([0, 0, 0, 0, 0, 0, 1, 0]);
+  });
+
   it('rejects a max length that cannot hold the special tokens', () => {
     expect(() => tok.encodePair('a', 'b', 2)).toThrow(/maxLength/);
   });

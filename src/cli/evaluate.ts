@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { evaluateRun, type QueryMetrics, type Qrels, type Run } from '../eval/metrics';
 import { pairedTTest } from '../eval/ttest';
 import type { PairEncoder, RankingCollection } from '../distill/batches';
-import type { CrossEncoder } from '../models/cross_encoder';
+import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
 import type { ReportRow } from './report';
 import type { TaskEvent } from './progress';
 
@@ -57,22 +57,15 @@ export function rerankTimed(
 ): { run: Run; msPerQuery: number } {
   const run: Run = new Map();
   for (const { qid, pids } of queries) for (const p of pids) encoder.pairLength(qid, p);
-  const padId = encoder.tokenizer.padId;
   const score = (qid: string, pids: string[]) => {
-    const { inputs, tokenMask } = encoder.encode(pids.map((p): [string, string] => [qid, p]));
-    const extra = encoder.maxLength - inputs.inputIds.shape[1];
-    const padded =
-      extra > 0
-        ? {
-            inputIds: tf.pad(inputs.inputIds, [[0, 0], [0, extra]], padId) as tf.Tensor2D,
-            tokenTypeIds: tf.pad(inputs.tokenTypeIds, [[0, 0], [0, extra]]) as tf.Tensor2D,
-            attentionMask: tf.pad(inputs.attentionMask, [[0, 0], [0, extra]]) as tf.Tensor2D,
-          }
-        : inputs;
-    const scores = model.forward(padded).scores;
+    const { inputs, tokenMask } = encoder.encode(
+      pids.map((p): [string, string] => [qid, p]),
+      encoder.maxLength,
+    );
+    const scores = model.forward(inputs).scores;
     const values = scores.dataSync();
-    tf.dispose([scores, inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, tokenMask]);
-    if (padded !== inputs) tf.dispose([padded.inputIds, padded.tokenTypeIds, padded.attentionMask]);
+    disposeEncoderInputs(inputs);
+    tf.dispose([scores, tokenMask]);
     return values;
   };
   // Warm-up (first-call allocations, kernel set-up) outside the timing.

@@ -38,6 +38,12 @@ export interface PairEncoding {
   inputIds: Int32Array;
   tokenTypeIds: Int32Array;
   attentionMask: Int32Array;
+  /**
+   * 1 at each passage token whose WordPiece id also occurs among the kept query tokens, else 0 (the
+   * cross-encoder's optional term-match input: an exact-match signal a small from-scratch ranker
+   * cannot learn quickly from attention alone)
+   */
+  termMatchIds: Int32Array;
   /** tokens of the two segments kept after truncation (without special tokens) */
   queryTokens: number;
   passageTokens: number;
@@ -111,6 +117,9 @@ export class BertTokenizer {
     inputIds.set(seq);
     attentionMask.fill(1, 0, seq.length);
     tokenTypeIds.fill(1, nq + 2, seq.length);
-    return { inputIds, tokenTypeIds, attentionMask, queryTokens: nq, passageTokens: np };
+    const termMatchIds = new Int32Array(maxLength);
+    const queryIds = new Set(q.slice(0, nq));
+    for (let k = 0; k < np; k++) if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = 1;
+    return { inputIds, tokenTypeIds, attentionMask, termMatchIds, queryTokens: nq, passageTokens: np };
   }
 }

@@ -14,7 +14,7 @@ import { SPLITS, type Split } from '../data/collection';
 import { loadQrels, readCandidates, readTextTsv } from '../data/formats';
 import { Mulberry32 } from '../data/random';
 import type { BertTokenizer } from '../data/tokenizer';
-import type { EncoderInputs } from '../models/cross_encoder';
+import { disposeEncoderInputs, type EncoderInputs } from '../models/cross_encoder';
 
 export interface RankingCollection {
   dir: string;
@@ -220,15 +220,17 @@ export class PairEncoder {
   /**
    * Model inputs for the pairs, padded to the longest (not to maxLength: shorter batches run
    * faster and padding takes no part). A null pair is a padding slot: a minimal [CLS] [SEP] [SEP]
-   * sequence whose tokens are all 0 in tokenMask.
+   * sequence whose tokens are all 0 in tokenMask. padTo: pad to at least this length (timed
+   * evaluation pads every pass to maxLength: one shape for all queries).
    */
-  encode(pairs: ReadonlyArray<readonly [string, string] | null>): { inputs: EncoderInputs; tokenMask: tf.Tensor2D } {
+  encode(pairs: ReadonlyArray<readonly [string, string] | null>, padTo = 0): { inputs: EncoderInputs; tokenMask: tf.Tensor2D } {
     const encoded = pairs.map((p) => (p == null ? null : this.encodeOne(p[0], p[1])));
-    const len = Math.max(3, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3)));
+    const len = Math.min(this.maxLength, Math.max(3, padTo, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3))));
     const n = pairs.length;
     const ids = new Int32Array(n * len).fill(this.tokenizer.padId);
     const types = new Int32Array(n * len);
     const attention = new Int32Array(n * len);
+    const match = new Int32Array(n * len);
     const tokenMask = new Float32Array(n * len);
     encoded.forEach((e, i) => {
       if (e == null) {
@@ -239,6 +241,7 @@ export class PairEncoder {
       ids.set(e.inputIds.subarray(0, len), i * len);
       types.set(e.tokenTypeIds.subarray(0, len), i * len);
       attention.set(e.attentionMask.subarray(0, len), i * len);
+      match.set(e.termMatchIds.subarray(0, len), i * len);
       for (let k = 0; k < len; k++) tokenMask[i * len + k] = e.attentionMask[k];
     });
     return {
@@ -246,6 +249,7 @@ export class PairEncoder {
         inputIds: tf.tensor2d(ids, [n, len], 'int32'),
         tokenTypeIds: tf.tensor2d(types, [n, len], 'int32'),
         attentionMask: tf.tensor2d(attention, [n, len], 'int32'),
+        termMatchIds: tf.tensor2d(match, [n, len], 'int32'),
       },
       tokenMask: tf.tensor2d(tokenMask, [n, len], 'float32'),
     };
@@ -296,5 +300,6 @@ export function makeBatch(groups: Group[], encoder: PairEncoder, label: (grade: 
 }
 
 export function disposeBatch(b: TrainBatch): void {
-  tf.dispose([b.inputs.inputIds, b.inputs.tokenTypeIds, b.inputs.attentionMask, b.tokenMask, b.labels, b.mask]);
+  disposeEncoderInputs(b.inputs);
+  tf.dispose([b.tokenMask, b.labels, b.mask]);
 }

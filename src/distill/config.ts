@@ -35,6 +35,8 @@ const modelSizes = (d: { layers: number; hidden: number; heads: number; intermed
       typeVocab: z.number().int().min(2).default(2),
       layerNormEps: z.number().positive().default(1e-12),
       initStd: z.number().positive().default(0.02),
+      /** a learned term-match input embedding (CrossEncoderConfig.termMatch); absent = off */
+      termMatch: z.boolean().optional(),
     })
     .strict()
     .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });

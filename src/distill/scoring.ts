@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { evaluateRun, type Run } from '../eval/metrics';
-import type { CrossEncoder } from '../models/cross_encoder';
+import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
 import type { PairEncoder, RankingCollection } from './batches';
 
 /**
@@ -26,7 +26,8 @@ export function scorePairs(
     const scores = model.forward(inputs).scores;
     const values = scores.dataSync();
     idx.forEach((i, k) => (out[i] = values[k]));
-    tf.dispose([scores, inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, tokenMask]);
+    disposeEncoderInputs(inputs);
+    tf.dispose([scores, tokenMask]);
     onBatch?.(Math.min(start + scoreBatch, order.length), order.length);
   }
   return out;

@@ -19,6 +19,14 @@ export interface CrossEncoderConfig {
   typeVocab: number;
   layerNormEps: number;
   initStd: number;
+  /**
+   * Adds a learned term-match embedding (bert.embeddings.match_embeddings.weight, [2, hidden]) to
+   * the input embeddings: row 1 at passage tokens that also occur in the query, row 0 elsewhere
+   * (DrQA's exact-match feature, Duet's local model). It lets a small cross-encoder trained from
+   * random init learn query-passage matching within a few hundred steps. Off (absent) for
+   * Hugging Face BERTs; the inputs must then carry termMatchIds.
+   */
+  termMatch?: boolean;
 }
 
 export const BERT_MINI: CrossEncoderConfig = {
@@ -32,6 +40,13 @@ export interface EncoderInputs {
   tokenTypeIds: tf.Tensor2D;
   /** [B, L] of 0/1 (int32 or float32) */
   attentionMask: tf.Tensor2D;
+  /** [B, L] int32 of 0/1: passage tokens that occur in the query (PairEncoding.termMatchIds); read only by termMatch models */
+  termMatchIds?: tf.Tensor2D;
+}
+
+/** Disposes every tensor of the inputs (termMatchIds too, when present). */
+export function disposeEncoderInputs(inputs: EncoderInputs): void {
+  tf.dispose([inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, ...(inputs.termMatchIds ? [inputs.termMatchIds] : [])]);
 }
 
 export interface EncoderOutputs {
@@ -97,6 +112,7 @@ export class CrossEncoder {
     add('bert.embeddings.word_embeddings.weight', normal([config.vocabSize, H]));
     add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, H]));
     add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, H]));
+    if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([2, H]));
     layerNorm('bert.embeddings.LayerNorm');
     for (let l = 0; l < config.layers; l++) {
       const p = `bert.encoder.layer.${l}`;
@@ -143,6 +159,12 @@ export class CrossEncoder {
       tf.add(embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), embeddingLookup(this.p('bert.embeddings.position_embeddings.weight'), positions)),
       embeddingLookup(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
     );
+    if (this.config.termMatch) {
+      const m = inputs.termMatchIds;
+      if (!m) throw new Error('CrossEncoder: the model has termMatch; inputs.termMatchIds is required (PairEncoder.encode builds it)');
+      if (m.shape[0] !== B || m.shape[1] !== L) throw new Error(`CrossEncoder: inputs.termMatchIds has shape [${m.shape}], inputIds [${B},${L}]`);
+      x = tf.add(x, embeddingLookup(this.p('bert.embeddings.match_embeddings.weight'), m));
+    }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     // Padding keys get -10000 added to their logits, as in BERT.
     const keyBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000), [B, 1, 1, L]);
