@@ -26,7 +26,8 @@ struct AdamWArgs {
 // g' = g * scale; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2; out = p * decay - step_size * m / (sqrt(v)/sqrt_bc2 + eps)
 void adamw_update_cpu(const AdamWArgs& a);
 
-// Sum of x[i]^2 in float64, strictly in index order (the same bits as a JS loop).
+// Sum of x[i]^2 in float64, in a fixed tree (kernels/cpu/optimizer.cpp): the same bits for any
+// thread count.
 double sum_squares_cpu(const float* x, int64_t n);
 
 // ---- CUDA (kernels/cuda/optimizer.cu; kernels/cuda/no_cuda.cpp in CPU builds): device pointers ----

@@ -104,9 +104,9 @@ describe('native memory', () => {
   });
 
   test('the cache stays under its limit, freeing the sizes unused longest', () => {
-    const b = backend() as unknown as { cacheLimit: number };
+    const b = backend() as unknown as { cacheLimit: number | null };
     const limit = b.cacheLimit;
-    (b as { cacheLimit: number }).cacheLimit = 64 * 1024; // 64 KB for this test
+    b.cacheLimit = 64 * 1024; // a fixed 64 KB for this test (as FUSED_DISTILL_HOST_CACHE_MB=0.0625 sets)
     try {
       backend().emptyCache();
       const before = addon.hostBufferStats();
@@ -123,7 +123,28 @@ describe('native memory', () => {
       backend().emptyCache();
       expect(addon.hostBufferStats().bytes).toBeLessThanOrEqual(before.bytes + 16 * 1024);
     } finally {
-      (b as { cacheLimit: number }).cacheLimit = limit;
+      b.cacheLimit = limit;
+    }
+  });
+
+  test('without a fixed limit the cache keeps at least twice the most memory ever live at once', () => {
+    const b = backend() as unknown as { cacheLimit: number | null };
+    const fixed = b.cacheLimit;
+    b.cacheLimit = null;
+    try {
+      backend().emptyCache();
+      expect(backend().hostCacheLimit).toBeGreaterThanOrEqual(512 * 1024 * 1024);
+      // 80 blocks of 8 MB live at once (640 MB): the limit rises to at least 1280 MB, and all of them,
+      // disposed, stay cached (a fixed 512 MB would have freed 48 of them).
+      const blocks = Array.from({ length: 80 }, () =>
+        tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2 * 1024 * 1024], 'float32', backend().allocate('float32', 2 * 1024 * 1024))),
+      );
+      expect(backend().hostCacheLimit).toBeGreaterThanOrEqual(1280 * 1024 * 1024);
+      tf.dispose(blocks);
+      expect(backend().cachedHostBytes).toBe(640 * 1024 * 1024);
+    } finally {
+      backend().emptyCache();
+      b.cacheLimit = fixed;
     }
   });
 

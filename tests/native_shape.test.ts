@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 
+import { nativeProfile } from '../src/backend/native/profile';
 import { nativeKernelNames, registerNativeBackend } from '../src/backend/native/register';
 import { rng } from '../src/data/random';
 import { addon, HostArray } from '../src/native';
@@ -509,6 +510,49 @@ describe('layout', () => {
     const want = new Float64Array(segs * cols);
     for (let j = 0; j < rows; ++j) for (let c = 0; c < cols; ++c) want[ids[j] * cols + c] += x[j * cols + c];
     closeTo64(got, want, 'uss large', 1e-6, 1e-6);
+  });
+});
+
+describe('ScatterNd (the embedding gradient)', () => {
+  test('equals cpu: index depth 1 and 2, duplicates summed, scalar and row slices', () => {
+    for (let trial = 0; trial < 30; ++trial) {
+      const depth = 1 + (trial % 2);
+      const outer = Array.from({ length: depth }, () => 1 + randInt(5));
+      const inner = trial % 3 === 0 ? [] : [1 + randInt(4)];
+      const n = 1 + randInt(25); // more updates than rows: duplicates
+      const idx = Int32Array.from({ length: n * depth }, (_, i) => randInt(outer[i % depth]));
+      const values = randomValues('float32', n * size(inner));
+      expectBoth(
+        () => tf.scatterND(tf.tensor2d(idx, [n, depth], 'int32'), tf.tensor(values, [n, ...inner]), [...outer, ...inner]),
+        `scatterND depth ${depth} outer [${outer}] inner [${inner}] n ${n}`,
+        TOL,
+      );
+    }
+  });
+
+  test('runs natively, 2048 rows into [30522, 256] (float64 reference)', () => {
+    use('native');
+    const rows = 2048, cols = 256, vocab = 30522;
+    const x = bigFloats(rows * cols);
+    const ids = Int32Array.from({ length: rows }, () => randInt(600) * 50); // repeats
+    nativeProfile.start();
+    const got = tf.tidy(() => tf.scatterND(tf.tensor2d(ids, [rows, 1], 'int32'), tf.tensor2d(x, [rows, cols]), [vocab, cols]).dataSync());
+    const stats = nativeProfile.stop();
+    expect(stats.find((r) => r.kernel === 'ScatterNd')?.impl).toBe('native');
+    const want = new Float64Array(vocab * cols);
+    for (let j = 0; j < rows; ++j) for (let c = 0; c < cols; ++c) want[ids[j] * cols + c] += x[j * cols + c];
+    closeTo64(got, want, 'scatterND large', 1e-6, 1e-6);
+  });
+
+  test('an index outside the shape: tfjs\'s error, on native as on cpu', () => {
+    for (const bad of [[5], [-1]]) {
+      const msgs = (['cpu', 'native'] as const).map((b) => {
+        use(b);
+        return expectError(() => tf.tidy(() => tf.scatterND(tf.tensor2d([[1], bad], [2, 1], 'int32'), tf.ones([2, 3]), [5, 3]))).message;
+      });
+      expect(msgs[1]).toBe(msgs[0]);
+      expect(msgs[1]).toMatch(/^Invalid indices: -?\d+ does not index into 5,3$/);
+    }
   });
 });
 

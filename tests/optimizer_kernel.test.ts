@@ -1,4 +1,4 @@
-// The addon's AdamW element update and sum of squares: bit-identical to the same float64 formula
+// The addon's AdamW element update and sum of squares: bit-identical to the same float64 formulas
 // evaluated in JS (what src/distill/optimizer.ts documents), and clear errors for bad arguments.
 import { addon } from '../src/native';
 import { mulberry32 } from './helpers/reference64';
@@ -43,12 +43,41 @@ describe('adamwUpdate', () => {
   });
 });
 
-test('sumSquares: the JS loop\'s bits', () => {
-  const r = mulberry32(9);
-  const x = randomArray(r, 54321, 10);
+// The addon's summation tree (kernels/cpu/optimizer.cpp) written out in JS: blocks of 16384, each
+// summed in 8 interleaved lanes added pairwise, block sums added in order.
+function treeSumSquares(x: Float32Array): number {
   let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  expect(addon.sumSquares(x)).toBe(s);
+  for (let b = 0; b < x.length; b += 16384) {
+    const end = Math.min(x.length, b + 16384);
+    const lane = new Float64Array(8);
+    let i = b;
+    for (; i + 8 <= end; i += 8) for (let j = 0; j < 8; j++) lane[j] += x[i + j] * x[i + j];
+    for (let j = 0; i < end; i++, j++) lane[j] += x[i] * x[i];
+    s += ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+  }
+  return s;
+}
+
+test('sumSquares: the fixed tree\'s bits for every thread count, within 1e-12 of the sequential sum', () => {
+  const r = mulberry32(9);
+  for (const n of [1, 7, 8, 9, 16383, 16384, 16385, 54321, 300007]) {
+    const x = randomArray(r, n, 10);
+    let seq = 0;
+    for (let i = 0; i < x.length; i++) seq += x[i] * x[i];
+    const want = treeSumSquares(x);
+    const before = addon.getNumThreads();
+    try {
+      for (const threads of [1, 2, 3]) {
+        addon.setNumThreads(threads);
+        expect(addon.sumSquares(x)).toBe(want);
+      }
+    } finally {
+      addon.setNumThreads(before);
+    }
+    expect(Math.abs(addon.sumSquares(x) - seq)).toBeLessThanOrEqual(1e-12 * seq);
+  }
   expect(addon.sumSquares(new Float32Array(0))).toBe(0);
+  expect(addon.sumSquares(Float32Array.of(3, Infinity))).toBe(Infinity);
+  expect(addon.sumSquares(Float32Array.of(3, NaN))).toBeNaN();
   expect(() => addon.sumSquares([1, 2] as unknown as Float32Array)).toThrow(/sumSquares: x must be a Float32Array/);
 });

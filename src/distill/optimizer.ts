@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
 import { addon, cudaDevice, DeviceBuffer } from '../native';
-import { hostFloats } from '../backend/native/backend';
+import { hostFloatOutput, hostFloats } from '../backend/native/backend';
 import { cudaBackend, deviceFloats } from '../backend/cuda/backend';
 
 export interface AdamWOptions {
@@ -111,10 +111,12 @@ export class AdamW {
       const v = this.v.get(name)!;
       const decay = weightDecay > 0 && this.o.decays(name) ? 1 - lr * weightDecay : 1;
       // The addon's loop is the formula above in float64, element by element (bit-identical to it in
-      // JS, ~10x faster); `next` is new memory: tfjs may share the parameter's buffer.
-      const next = new Float32Array(p.size);
+      // JS, ~10x faster); the output is new memory (tfjs may share the parameter's buffer), from the
+      // 'native' backend's block cache where it runs.
+      const out = hostFloatOutput(p.shape);
+      const next = out?.values ?? new Float32Array(p.size);
       addon.adamwUpdate(read(p), gd, m, v, next, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale);
-      const t = tf.tensor(next, p.shape, 'float32');
+      const t = out?.tensor ?? tf.tensor(next, p.shape, 'float32');
       p.assign(t);
       t.dispose();
     }

@@ -14,7 +14,7 @@ import { softmaxConfig } from './softmax';
 import { tileConfig } from './tile';
 import { transposeConfig } from './transpose';
 import { unaryKernelConfigs } from './unary';
-import { unsortedSegmentSumConfig } from './unsorted_segment_sum';
+import { scatterNdConfig, unsortedSegmentSumConfig } from './unsorted_segment_sum';
 
 export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [
   // matrix products (kernels/cpu/sgemm.cpp)
@@ -36,4 +36,5 @@ export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [
   tileConfig,
   gatherV2Config,
   unsortedSegmentSumConfig,
+  scatterNdConfig,
 ];

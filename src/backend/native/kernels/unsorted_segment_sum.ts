@@ -5,6 +5,8 @@
 // are dropped, as tfjs drops them. One difference: tfjs multiplies every row by its 0/1 mask, so a NaN
 // or Inf anywhere in x spreads NaN into every segment; here it stays in its own segment.
 // Other dtypes, segmentIds that are not one id per row of x, and numSegments < 1 run tfjs's kernel.
+// ScatterNd (the cross-encoder's embedding gradient, src/models/cross_encoder.ts embeddingLookup) is
+// the same sum: each update row added into its flat output row, duplicates summed.
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
@@ -25,6 +27,40 @@ function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
     addon.unsortedSegmentSum(xs, plan.rows, plan.cols, ids, numSegments, out as Float32Array),
   );
 }
+
+// ScatterNd with float32 updates: the flat output row of each update (sum_k index[k] * strides[k])
+// computed here, checked as tfjs's CPU kernel checks it (same error), then the segment sum. Other
+// dtypes and empty shapes run tfjs's kernel.
+function scatterNd(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const indices = args.inputs.indices as tf.TensorInfo;
+  const updates = args.inputs.updates as tf.TensorInfo;
+  const backend = args.backend as NativeBackend;
+  const { shape } = (args.attrs ?? {}) as { shape: number[] };
+  const outSize = tf.util.sizeFromShape(shape);
+  if (updates.dtype !== 'float32' || indices.dtype !== 'int32' || outSize === 0 || tf.util.sizeFromShape(updates.shape) === 0 || indices.shape.length < 1)
+    return cpuKernel(tf.ScatterNd, args);
+  const { sliceRank, numUpdates, sliceSize, strides } = tf.backend_util.calculateShapes(
+    updates as unknown as tf.Tensor, indices as unknown as tf.Tensor, shape,
+  );
+  if (numUpdates === 0) return cpuKernel(tf.ScatterNd, args);
+  const idx = hostData(backend, indices) as Int32Array;
+  const outRows = outSize / sliceSize;
+  const rows = new Int32Array(numUpdates);
+  for (let i = 0; i < numUpdates; i++) {
+    let flat = 0;
+    for (let j = 0; j < sliceRank; j++) flat += idx[i * sliceRank + j] * strides[j];
+    if (flat < 0 || flat >= outRows)
+      throw new Error(`Invalid indices: ${Array.from(idx.subarray(i * sliceRank, (i + 1) * sliceRank))} does not index into ${shape}`);
+    rows[i] = flat;
+  }
+  const xs = backend.floats(updates);
+  return nativeOutput(backend, shape, 'float32', (out) => addon.unsortedSegmentSum(xs, numUpdates, sliceSize, rows, outRows, out as Float32Array));
+}
+
+export const scatterNdConfig: Omit<tf.KernelConfig, 'backendName'> = {
+  kernelName: tf.ScatterNd,
+  kernelFunc: scatterNd as unknown as tf.KernelFunc,
+};
 
 export const unsortedSegmentSumConfig: Omit<tf.KernelConfig, 'backendName'> = {
   kernelName: tf.UnsortedSegmentSum,
