@@ -103,6 +103,10 @@ describe('suite files', () => {
     expect(tm.teacher.model.termMatch).toBe(true);
     expect(path.basename(tm.teacher.output)).toMatch(/^teacher-[0-9a-f]{16}$/);
     expect(tm.teacher.output).not.toBe(s.teacher.output);
+    const graded = await loadSuite(json(path.join(tmp, 's7.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 4 } } }));
+    expect(graded.teacher.model.termMatchLevels).toBe(4);
+    expect(graded.teacher.output).not.toBe(tm.teacher.output);
+    await expect(loadSuite(json(path.join(tmp, 's8.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 5 } } }))).rejects.toThrow(/termMatchLevels/);
   });
 
   it('the bundled main and grid suites are valid: the five key objectives, baseline hard pairwise + soft KL', async () => {

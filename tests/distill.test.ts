@@ -130,6 +130,32 @@ describe('batches', () => {
     for (let i = 0; i < 15; i++) expect(b.next()).toEqual(a.next());
   });
 
+  it('grades term matches by the WordPiece\'s idf over the passages (levels 1..4), in the encoded inputs', () => {
+    const encoder = new PairEncoder(tokenizer, coll, 512); // no truncation: every query token counts
+    const levels = encoder.matchLevels();
+    const df = new Map<number, number>();
+    for (const text of coll.passages.values()) for (const id of new Set(tokenizer.ids(text))) df.set(id, (df.get(id) ?? 0) + 1);
+    const n = coll.passages.size;
+    const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
+    for (const [id, d] of df) expect(levels[id]).toBe(Math.min(4, 1 + Math.floor((4 * idf(d)) / idf(1))));
+    const the = tokenizer.ids('the')[0];
+    expect(df.get(the)).toBeGreaterThan(n / 2); // in most passages: the commonest level
+    expect(levels[the]).toBe(1);
+    const once = [...df].find(([, d]) => d === 1)![0];
+    expect(levels[once]).toBe(4);
+    // a pair's match ids carry the levels
+    const [qid] = coll.queries.train.keys();
+    const pid = coll.candidates.train.get(qid)![0];
+    const { inputs } = encoder.encode([[qid, pid]]);
+    const ids = inputs.inputIds.arraySync()[0];
+    const m = inputs.termMatchIds!.arraySync()[0];
+    const q = new Set(tokenizer.ids(coll.queries.train.get(qid)!));
+    const sep = ids.indexOf(tokenizer.sepId);
+    ids.forEach((id, k) => expect(m[k]).toBe(k > sep && id !== tokenizer.sepId && q.has(id) ? levels[id] : 0));
+    expect(m.filter((v) => v > 0).length).toBeGreaterThan(0);
+    tf.dispose(Object.values(inputs));
+  });
+
   it('tokenizes groups into [B*G, L] inputs with graded labels, padding slots masked', () => {
     const encoder = new PairEncoder(tokenizer, coll, 48);
     const groups = new GroupSampler(coll, { negatives: 12, batch: 2, seed: 1 }).next(); // only <= 9 negatives exist

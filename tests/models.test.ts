@@ -173,6 +173,21 @@ describe('CrossEncoder with termMatch', () => {
     [off, on, student].forEach((m) => m.dispose());
   });
 
+  it('termMatchLevels: a table row per rarity level; a binary table clamps levels to 1', () => {
+    const binary = new CrossEncoder({ ...tiny, termMatch: true }, 5);
+    const graded = new CrossEncoder({ ...tiny, termMatch: true, termMatchLevels: 4 }, 5);
+    expect(graded.params.get('bert.embeddings.match_embeddings.weight')!.shape).toEqual([5, 16]);
+    // the binary model reads level 3 as a match (row 1)
+    expect(binary.forward(match([[0, 0, 0, 0, 3, 0, 1, 0]])).scores.arraySync()).toEqual(binary.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync());
+    // the graded one tells the levels apart, and levels past its table read as its last row
+    const l3 = graded.forward(match([[0, 0, 0, 0, 3, 0, 1, 0]])).scores.arraySync()[0];
+    expect(Math.abs(l3 - graded.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync()[0])).toBeGreaterThan(1e-7);
+    expect(graded.forward(match([[0, 0, 0, 0, 9, 0, 1, 0]])).scores.arraySync()).toEqual(graded.forward(match([[0, 0, 0, 0, 4, 0, 1, 0]])).scores.arraySync());
+    expect(graded.studentFromLayers(2).config.termMatchLevels).toBe(4);
+    expect(() => new CrossEncoder({ ...tiny, termMatch: true, termMatchLevels: 0 })).toThrow(/termMatchLevels must be an integer >= 1, got 0/);
+    [binary, graded].forEach((m) => m.dispose());
+  });
+
   it('saves and loads with the option and the table (a model without it still loads as before)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-termmatch-'));
     try {

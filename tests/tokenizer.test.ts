@@ -65,6 +65,10 @@ describe('encodePair', () => {
     const cut = tok.encodeIdsPair(tok.ids('dog dog dog cat'), tok.ids('cat dog'), 8);
     expect([cut.queryTokens, cut.passageTokens]).toEqual([3, 2]);
     expect(Array.from(cut.termMatchIds)).toEqual([0, 0, 0, 0, 0, 0, 1, 0]);
+    // graded: the match's level from the given function
+    const dog = tok.ids('dog')[0];
+    const graded = tok.encodeIdsPair(tok.ids('the dog'), tok.ids('a dog saw the cat'), 10, (id) => (id === dog ? 4 : 2));
+    expect(Array.from(graded.termMatchIds)).toEqual([0, 0, 0, 0, 0, 4, 0, 2, 0, 0]);
   });
 
   it('rejects a max length that cannot hold the special tokens', () => {

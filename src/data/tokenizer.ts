@@ -39,9 +39,10 @@ export interface PairEncoding {
   tokenTypeIds: Int32Array;
   attentionMask: Int32Array;
   /**
-   * 1 at each passage token whose WordPiece id also occurs among the kept query tokens, else 0 (the
-   * cross-encoder's optional term-match input: an exact-match signal a small from-scratch ranker
-   * cannot learn quickly from attention alone)
+   * At each passage token whose WordPiece id also occurs among the kept query tokens, its match
+   * level (1 without a `matchLevel` function, else matchLevel(id), 1..TERM_MATCH_LEVELS); 0
+   * elsewhere. The cross-encoder's optional term-match input: an exact-match signal a small
+   * from-scratch ranker cannot learn quickly from attention alone.
    */
   termMatchIds: Int32Array;
   /** tokens of the two segments kept after truncation (without special tokens) */
@@ -101,8 +102,11 @@ export class BertTokenizer {
     return this.encodeIdsPair(this.ids(query), this.ids(passage), maxLength);
   }
 
-  /** encodePair on already tokenized segments (training tokenizes each text once and reuses it). */
-  encodeIdsPair(q: readonly number[], p: readonly number[], maxLength: number): PairEncoding {
+  /**
+   * encodePair on already tokenized segments (training tokenizes each text once and reuses it);
+   * `matchLevel` grades the term matches (PairEncoder's rarity levels).
+   */
+  encodeIdsPair(q: readonly number[], p: readonly number[], maxLength: number, matchLevel?: (id: number) => number): PairEncoding {
     if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`encodePair: maxLength must be an integer >= 3, got ${maxLength}`);
     let nq = q.length;
     let np = p.length;
@@ -119,7 +123,7 @@ export class BertTokenizer {
     tokenTypeIds.fill(1, nq + 2, seq.length);
     const termMatchIds = new Int32Array(maxLength);
     const queryIds = new Set(q.slice(0, nq));
-    for (let k = 0; k < np; k++) if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = 1;
+    for (let k = 0; k < np; k++) if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = matchLevel ? matchLevel(p[k]) : 1;
     return { inputIds, tokenTypeIds, attentionMask, termMatchIds, queryTokens: nq, passageTokens: np };
   }
 }

@@ -179,11 +179,21 @@ export class GroupSampler {
   }
 }
 
-/** Tokenizes each query and passage once and assembles [CLS] q [SEP] p [SEP] pairs from the ids. */
+/** Rarity levels of a term match (PairEncoder.matchLevel): 1 (most common) .. 4 (rarest). */
+export const TERM_MATCH_LEVELS = 4;
+
+/**
+ * Tokenizes each query and passage once and assembles [CLS] q [SEP] p [SEP] pairs from the ids.
+ * Term matches are graded by the WordPiece's rarity in the collection's passages: BM25's idf,
+ * ln(1 + (N - df + 0.5) / (df + 0.5)), in TERM_MATCH_LEVELS equal bins up to the idf of df = 1
+ * (with ~10k passages: df above ~1000, 110-1000, 13-110, below 13). A model with fewer levels
+ * (the binary [2, H] table) clamps them (CrossEncoder.forward).
+ */
 export class PairEncoder {
   private readonly queryIds = new Map<string, number[]>();
   private readonly passageIds = new Map<string, number[]>();
   private readonly queryText = new Map<string, string>();
+  private levels: Uint8Array | null = null;
 
   constructor(
     readonly tokenizer: BertTokenizer,
@@ -204,11 +214,34 @@ export class PairEncoder {
   }
 
   private encodeOne(qid: string, pid: string) {
+    const levels = this.matchLevels();
     return this.tokenizer.encodeIdsPair(
       this.ids(this.queryIds, qid, this.queryText.get(qid), 'query'),
       this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage'),
       this.maxLength,
+      (id) => levels[id],
     );
+  }
+
+  /**
+   * The match level of every WordPiece id, from its document frequency over the collection's
+   * passages (tokenized once here; the ids are kept for encoding). Ids in no passage get the top level.
+   */
+  matchLevels(): Uint8Array {
+    if (this.levels) return this.levels;
+    const df = new Int32Array(this.tokenizer.vocabSize);
+    let n = 0;
+    for (const [pid, text] of this.coll.passages) {
+      n++;
+      for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
+    }
+    const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
+    const top = idf(1);
+    const levels = new Uint8Array(df.length);
+    for (let id = 0; id < df.length; id++)
+      levels[id] = df[id] === 0 ? TERM_MATCH_LEVELS : Math.max(1, Math.min(TERM_MATCH_LEVELS, 1 + Math.floor((TERM_MATCH_LEVELS * idf(df[id])) / top)));
+    this.levels = levels;
+    return levels;
   }
 
   /** Tokens of the pair's sequence after truncation (special tokens included). */

@@ -17,6 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { TERM_MATCH_LEVELS } from './batches';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -37,6 +38,8 @@ const modelSizes = (d: { layers: number; hidden: number; heads: number; intermed
       initStd: z.number().positive().default(0.02),
       /** a learned term-match input embedding (CrossEncoderConfig.termMatch); absent = off */
       termMatch: z.boolean().optional(),
+      /** term-match rarity levels (CrossEncoderConfig.termMatchLevels): 1 = binary (default), up to 4 */
+      termMatchLevels: z.number().int().min(1).max(TERM_MATCH_LEVELS).optional(),
     })
     .strict()
     .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });

@@ -27,6 +27,13 @@ export interface CrossEncoderConfig {
    * Hugging Face BERTs; the inputs must then carry termMatchIds.
    */
   termMatch?: boolean;
+  /**
+   * Rows of the term-match table past row 0 (default 1: the binary [2, hidden] table). With more,
+   * row g is a match of rarity level g (PairEncoder grades matches 1..4 by the WordPiece's idf in the
+   * collection); levels above the table's are clamped to its last row, so a binary model reads any
+   * match as 1.
+   */
+  termMatchLevels?: number;
 }
 
 export const BERT_MINI: CrossEncoderConfig = {
@@ -40,7 +47,7 @@ export interface EncoderInputs {
   tokenTypeIds: tf.Tensor2D;
   /** [B, L] of 0/1 (int32 or float32) */
   attentionMask: tf.Tensor2D;
-  /** [B, L] int32 of 0/1: passage tokens that occur in the query (PairEncoding.termMatchIds); read only by termMatch models */
+  /** [B, L] int32: 0, or the match level of a passage token that occurs in the query (PairEncoding.termMatchIds); read only by termMatch models */
   termMatchIds?: tf.Tensor2D;
 }
 
@@ -112,7 +119,9 @@ export class CrossEncoder {
     add('bert.embeddings.word_embeddings.weight', normal([config.vocabSize, H]));
     add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, H]));
     add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, H]));
-    if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([2, H]));
+    const levels = config.termMatchLevels ?? 1;
+    if (!Number.isInteger(levels) || levels < 1) throw new Error(`CrossEncoder: termMatchLevels must be an integer >= 1, got ${levels}`);
+    if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([levels + 1, H]));
     layerNorm('bert.embeddings.LayerNorm');
     for (let l = 0; l < config.layers; l++) {
       const p = `bert.encoder.layer.${l}`;
@@ -163,7 +172,8 @@ export class CrossEncoder {
       const m = inputs.termMatchIds;
       if (!m) throw new Error('CrossEncoder: the model has termMatch; inputs.termMatchIds is required (PairEncoder.encode builds it)');
       if (m.shape[0] !== B || m.shape[1] !== L) throw new Error(`CrossEncoder: inputs.termMatchIds has shape [${m.shape}], inputIds [${B},${L}]`);
-      x = tf.add(x, embeddingLookup(this.p('bert.embeddings.match_embeddings.weight'), m));
+      const rows = this.p('bert.embeddings.match_embeddings.weight').shape[0];
+      x = tf.add(x, embeddingLookup(this.p('bert.embeddings.match_embeddings.weight'), tf.minimum(m, tf.scalar(rows - 1, 'int32'))));
     }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     // Padding keys get -10000 added to their logits, as in BERT.
