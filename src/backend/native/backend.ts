@@ -117,6 +117,13 @@ export class NativeBackend extends MathBackendCPU {
     return dtype === 'float32' ? new Float32Array(buffer) : dtype === 'int32' ? new Int32Array(buffer) : new Uint8Array(buffer);
   }
 
+  /** Frees an output `allocate` returned that was never stored (its kernel threw). */
+  discard(values: NumericArray): void {
+    if (!this.allocated.has(values.buffer as ArrayBuffer) || this.owners.has(values.buffer as ArrayBuffer)) return;
+    this.liveBytes = Math.max(0, this.liveBytes - values.byteLength);
+    addon.freeHostBuffer(values.buffer as ArrayBuffer);
+  }
+
   /** Float32 output of `shape`, registered as a tensor: the kernel then fills `values`. */
   makeFloatOutput(shape: number[]): { info: tf.TensorInfo; values: Float32Array } {
     const values = this.allocate('float32', tf.util.sizeFromShape(shape)) as Float32Array;

@@ -3,7 +3,7 @@
 // dtypes, complex64, strings, empty tensors, ranks above 16), so that behaviour there equals 'cpu'.
 import * as tf from '@tensorflow/tfjs';
 
-import { addon, HostArray } from '../../../native';
+import type { HostArray } from '../../../native';
 import { NativeBackend } from '../backend';
 import { cpuFallback } from './util';
 
@@ -47,7 +47,7 @@ export function nativeOutput(
   try {
     fill(out);
   } catch (e) {
-    if (out.length > 0) addon.freeHostBuffer(out.buffer as ArrayBuffer);
+    backend.discard(out);
     throw e;
   }
   return backend.makeTensorInfo(shape, dtype, out);
