@@ -22,7 +22,7 @@ Status release(void* ptr);               // back to the cache (ptr must come fro
 Status empty_cache();                    // cudaFree every cached block
 Status memory_stats(size_t* bytes_in_use, size_t* bytes_cached);
 
-Status upload(void* dst_dev, const void* src_host, size_t bytes);    // synchronous
+Status upload(void* dst_dev, const void* src_host, size_t bytes);    // src may change on return
 Status download(void* dst_host, const void* src_dev, size_t bytes);  // synchronous
 Status synchronize();
 

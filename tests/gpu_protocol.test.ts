@@ -84,6 +84,8 @@ describe('bench/gpu/merge.js', () => {
       profiles: { teacher: { kernels: 3, calls: 40, ms: 2, fallbacks: ['Range'], top: [{ kernel: 'BatchMatMul', calls: 10, ms: 1.5 }] } } });
     write('torch_bert.json', { torch: '2.11', cuda: '13.0', device: 'NVIDIA H100', steps: 10,
       rows: [bertRow('teacher', 'fp32', 66, { reference_ms: 65.9 }), bertRow('student6', 'fp32', 100, { reference_ms: 116.2 }), bertRow('student4', 'tf32', 13, { reference_ms: 13.7 })] });
+    write('cuda_bert_sync_uploads.json', { rows: [bertRow('student4', 'fp32', 21.5)] });
+    write('cuda_bert_composite.json', { rows: [bertRow('student4', 'fp32', 180)] });
     const r = spawnSync(process.execPath, [path.join(GPU, 'merge.js'), dir], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     md = fs.readFileSync(path.join(dir, 'gpu.md'), 'utf8');
@@ -104,6 +106,15 @@ describe('bench/gpu/merge.js', () => {
     expect(md).toMatch(/\| student6 case \| fp32 \| 150 ms \| 151 ms \| 100 ms \| 101 ms \| 1\.50x \| \*\*no\*\* \| 116 ms \|/);
     expect(md).toMatch(/\| student4 case \| tf32 \| error † \|/);
     expect(md).toMatch(/\| teacher \| 3 \| 40 \| Range \| BatchMatMul \(10, 1\.5\) \|/);
+  });
+
+  test('the student step\'s A/B variants, those that ran', () => {
+    expect(md).toContain('### Student 4L/256 fp32 step, variants');
+    expect(md).toMatch(/\| uploads wait for the stream [^|]* \| cuda_bert_sync_uploads\.json \| 21\.5 ms \| 22\.5 ms \| 10 \|/);
+    expect(md).toMatch(/\| LayerNorm \/ GELU as tfjs composites [^|]* \| cuda_bert_composite\.json \| 180 ms \| 181 ms \| 10 \|/);
+    expect(md).not.toContain('cuda_bert_composite_sync_uploads.json');
+    const j = JSON.parse(fs.readFileSync(path.join(dir, 'gpu.json'), 'utf8'));
+    expect(j.variants.map((v: { file: string }) => v.file)).toEqual(['cuda_bert_sync_uploads.json', 'cuda_bert_composite.json']);
   });
 
   test('failures listed with their first lines', () => {

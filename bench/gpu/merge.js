@@ -153,6 +153,25 @@ if (Object.keys(profiles).length) {
   L.push('');
 }
 
+// ---- variants of the student step (A/B runs of one case each)
+const variants = [
+  ['cuda_bert.json', 'as benchmarked above'],
+  ['cuda_bert_sync_uploads.json', 'uploads wait for the stream (FUSED_DISTILL_CUDA_SYNC_UPLOADS=1: before the staging ring)'],
+  ['cuda_bert_composite.json', 'LayerNorm / GELU as tfjs composites (profiled: each kernel synchronised)'],
+  ['cuda_bert_composite_sync_uploads.json', 'composites, uploads wait for the stream (profiled)'],
+];
+const variantRows = [];
+for (const [file, what] of variants) {
+  const r = (json(file)?.rows || []).find((x) => x.id === 'student4' && x.precision === 'fp32');
+  if (r) variantRows.push({ file, what, device_ms: r.error ? NaN : r.device_ms, wall_ms: r.error ? NaN : r.wall_ms, steps: r.steps, error: r.error });
+}
+if (variantRows.length > 1) {
+  L.push('### Student 4L/256 fp32 step, variants', '');
+  L.push('| variant | file | cuda device | cuda wall | steps |', '|---|---|---:|---:|---:|');
+  for (const v of variantRows) L.push(`| ${cell(v.what)} | ${v.file} | ${v.error ? 'error' : ms(v.device_ms)} | ${v.error ? '' : ms(v.wall_ms)} | ${v.steps ?? ''} |`);
+  L.push('');
+}
+
 // ---- the old fused-loss table
 const torchOld = json('torch_gpu.json');
 if (fusedOld?.cases && Object.keys(fusedOld.cases).length) {
@@ -178,5 +197,5 @@ const write = (f, content) => {
   fs.renameSync(`${p}.tmp`, p);
 };
 write('gpu.md', md);
-write('gpu.json', JSON.stringify({ card, steps, checks, benchmark: rows, profiles, failures, cuda_bert: cudaBert, torch_bert: torchBert, cuda_vs_native: cvn, tfjs_core: core && core.totals }, null, 1) + '\n');
+write('gpu.json', JSON.stringify({ card, steps, checks, benchmark: rows, variants: variantRows, profiles, failures, cuda_bert: cudaBert, torch_bert: torchBert, cuda_vs_native: cvn, tfjs_core: core && core.totals }, null, 1) + '\n');
 process.stdout.write(md);

@@ -206,6 +206,11 @@ main() {
   # the same student step with LayerNorm / GELU as tfjs composites, each kernel's device time (profile)
   node_step cuda_bert_composite "$(limit 60 60)" .gpu/bench/cuda_bert.js --json "$OUT/cuda_bert_composite.json" \
     --only student4 --precisions fp32 --steps 2 --warmup 1 --composite-layers "${tiny[@]}"
+  # A/B: uploads that wait for the stream (the behaviour before the pinned staging ring), both paths
+  FUSED_DISTILL_CUDA_SYNC_UPLOADS=1 node_step cuda_bert_sync_uploads "$(limit 60 45)" .gpu/bench/cuda_bert.js \
+    --json "$OUT/cuda_bert_sync_uploads.json" --only student4 --precisions fp32 "${tiny[@]}"
+  FUSED_DISTILL_CUDA_SYNC_UPLOADS=1 node_step cuda_bert_composite_sync_uploads "$(limit 60 45)" .gpu/bench/cuda_bert.js \
+    --json "$OUT/cuda_bert_composite_sync_uploads.json" --only student4 --precisions fp32 --steps 2 --warmup 1 --composite-layers "${tiny[@]}"
   step torch_bert "$(limit 120 15)" "$PY" bench/gpu/torch_bert_gpu.py --json "$OUT/torch_bert.json" "${torch_dry[@]}"
   if [ $((BUDGET - $(elapsed))) -ge 80 ]; then
     node_step fused_losses 45 .gpu/gpu_check.js "$FD_ADDON" --quick --json "$OUT/gpu_check.json"

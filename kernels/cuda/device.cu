@@ -1,7 +1,9 @@
-// fd::device: device 0, one non-blocking stream, a caching allocator, synchronous copies and event
-// timing. Everything the library queues goes on that one stream, so a block handed back to the
+// fd::device: device 0, one non-blocking stream, a caching allocator, copies (downloads and large
+// uploads synchronous, small uploads staged through pinned memory and asynchronous) and event timing. Everything the library queues goes on that one stream, so a block handed back to the
 // cache can be reused at once: any later use is ordered after the work that read it.
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 #include <tuple>
@@ -81,6 +83,85 @@ Status init_locked() {
   g_coop = coop != 0;
   g_name = prop.name;
   g_ready = true;
+  return kOk;
+}
+
+// ---- the upload staging ring ----
+// Pinned host memory that small uploads are copied into before their cudaMemcpyAsync, so the caller's
+// array may change as soon as upload returns. Regions are handed out in ring order; each pending one
+// carries an event recorded after its copy, and a region is overwritten only after the events of the
+// regions it overlaps have completed (one stream: they complete in order, so the oldest first).
+constexpr size_t kStageBytes = size_t(4) << 20;
+constexpr size_t kStageMax = size_t(256) << 10;  // larger uploads copy and wait, as before
+constexpr size_t kStageAlign = 256;
+
+struct StagedRegion {
+  size_t begin, end;
+  cudaEvent_t done;
+};
+
+std::mutex g_stage_mu;  // guards the ring; never held together with g_mu
+char* g_stage = nullptr;
+size_t g_stage_head = 0;
+std::deque<StagedRegion> g_staged;   // pending regions, oldest first
+std::vector<cudaEvent_t> g_events;   // completed events, for reuse
+// FUSED_DISTILL_CUDA_SYNC_UPLOADS=1: every upload waits for the stream (the old behaviour; for A/B runs).
+const bool g_sync_uploads = [] {
+  const char* v = std::getenv("FUSED_DISTILL_CUDA_SYNC_UPLOADS");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}();
+
+// Waits for the oldest pending region and recycles its event (g_stage_mu held).
+Status stage_retire_oldest() {
+  const StagedRegion r = g_staged.front();
+  FD_CUDA_TRY(cudaEventSynchronize(r.done));
+  g_staged.pop_front();
+  g_events.push_back(r.done);
+  return kOk;
+}
+
+// A free region of `bytes` at *offset (g_stage_mu held).
+Status stage_reserve(size_t bytes, size_t* offset) {
+  if (g_stage == nullptr) FD_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&g_stage), kStageBytes));
+  size_t begin = (g_stage_head + kStageAlign - 1) / kStageAlign * kStageAlign;
+  if (begin + bytes > kStageBytes) begin = 0;  // wrap
+  const size_t end = begin + bytes;
+  // Retire pending regions (oldest first) while any overlaps [begin, end).
+  for (;;) {
+    bool overlap = false;
+    for (const StagedRegion& r : g_staged)
+      if (r.begin < end && begin < r.end) {
+        overlap = true;
+        break;
+      }
+    if (!overlap) break;
+    FD_TRY(stage_retire_oldest());
+  }
+  *offset = begin;
+  return kOk;
+}
+
+// Records the event that frees [offset, offset + bytes) once the copy queued from it has run.
+Status stage_commit(size_t offset, size_t bytes) {
+  cudaEvent_t ev = nullptr;
+  if (!g_events.empty()) {
+    ev = g_events.back();
+    g_events.pop_back();
+  } else {
+    FD_CUDA_TRY(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  }
+  const cudaError_t err = cudaEventRecord(ev, g_stream);
+  if (err != cudaSuccess) {
+    g_events.push_back(ev);
+    return fail("cudaEventRecord", err);
+  }
+  g_staged.push_back({offset, offset + bytes, ev});
+  g_stage_head = offset + bytes;
+  // Keep the list short: completed regions are retired without waiting.
+  while (g_staged.size() > 64 && cudaEventQuery(g_staged.front().done) == cudaSuccess) {
+    g_events.push_back(g_staged.front().done);
+    g_staged.pop_front();
+  }
   return kOk;
 }
 
@@ -234,6 +315,18 @@ Status memory_stats(size_t* bytes_in_use, size_t* bytes_cached) {
 Status upload(void* dst_dev, const void* src_host, size_t bytes) {
   FD_TRY(init());
   if (bytes == 0) return kOk;
+  // Small uploads (tfjs's scalars and shape constants, many per step) go through the pinned staging
+  // ring and return at once. Waiting for the stream here made every upload wait for all queued
+  // kernels: host and device took turns instead of overlapping (on the H100, the composite-layer
+  // student step spent ~120 us of host time per kernel outside the kernels).
+  if (bytes <= kStageMax && !g_sync_uploads) {
+    std::lock_guard<std::mutex> lock(g_stage_mu);
+    size_t offset = 0;
+    FD_TRY(stage_reserve(bytes, &offset));
+    std::memcpy(g_stage + offset, src_host, bytes);
+    FD_CUDA_TRY(cudaMemcpyAsync(dst_dev, g_stage + offset, bytes, cudaMemcpyHostToDevice, g_stream));
+    return stage_commit(offset, bytes);
+  }
   FD_CUDA_TRY(cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyHostToDevice, g_stream));
   FD_CUDA_TRY(cudaStreamSynchronize(g_stream));
   return kOk;
