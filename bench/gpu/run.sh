@@ -17,6 +17,9 @@
 #                    cuda_vs_native  20 distillation steps on 'cuda' and 'native': losses agree
 #   4. one at a time, timing:
 #                    cuda_bert     bench/gpu/cuda_bert.js (bundled) on 'cuda', fp32 + TF32
+#                    cuda_bert_composite, cuda_bert_sync_uploads, cuda_bert_composite_sync_uploads
+#                                  the 4L/256 fp32 student step as variants (composite layers;
+#                                  FUSED_DISTILL_CUDA_SYNC_UPLOADS=1): merge's "variants" table
 #                    torch_bert    bench/gpu/torch_bert_gpu.py, PyTorch eager, same shapes
 #                    fused_losses, torch_losses   the old fused-loss check (gpu_check.js --quick,
 #                                  torch_gpu.py --quick --no-compile), only with >= 80 s left
