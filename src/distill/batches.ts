@@ -179,7 +179,7 @@ export class GroupSampler {
   }
 }
 
-/** Rarity levels of a term match (PairEncoder.matchLevel): 1 (most common) .. 4 (rarest). */
+/** Rarity levels of a term match (PairEncoder.matchLevels): 1 (most common) .. 4 (rarest). */
 export const TERM_MATCH_LEVELS = 4;
 
 /**
