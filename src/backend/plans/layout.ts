@@ -131,3 +131,23 @@ export function segmentSumPlan(
     return null;
   return { rows, cols: tf.util.sizeFromShape(x.shape) / rows, shape: [numSegments, ...x.shape.slice(1)] };
 }
+
+/**
+ * ScatterNd of float32 updates by int32 indices [numUpdates, sliceRank] into `shape`, as a segment sum:
+ * each update row (sliceSize floats) adds into flat output row sum_k index[k] * strides[k] of
+ * outRows. Null for the cases left to tfjs's kernel (other dtypes, empty shapes).
+ */
+export function scatterNdPlan(
+  indices: tf.TensorInfo,
+  updates: tf.TensorInfo,
+  shape: number[],
+): { sliceRank: number; numUpdates: number; sliceSize: number; strides: number[]; outRows: number } | null {
+  const outSize = tf.util.sizeFromShape(shape);
+  if (updates.dtype !== 'float32' || indices.dtype !== 'int32' || outSize === 0 || tf.util.sizeFromShape(updates.shape) === 0 || indices.shape.length < 1)
+    return null;
+  const { sliceRank, numUpdates, sliceSize, strides } = tf.backend_util.calculateShapes(
+    updates as unknown as tf.Tensor, indices as unknown as tf.Tensor, shape,
+  );
+  if (numUpdates === 0) return null;
+  return { sliceRank, numUpdates, sliceSize, strides, outRows: outSize / sliceSize };
+}

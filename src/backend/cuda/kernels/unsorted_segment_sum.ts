@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon, cudaDevice } from '../../../native';
-import { segmentSumPlan } from '../../plans/layout';
+import { scatterNdPlan, segmentSumPlan } from '../../plans/layout';
 import type { CudaBackend } from '../backend';
 import { CudaKernelConfig, fallback } from './util';
 
@@ -31,13 +31,9 @@ export const scatterNdConfig: CudaKernelConfig = {
     const updates = args.inputs.updates as tf.TensorInfo;
     const backend = args.backend as CudaBackend;
     const { shape } = (args.attrs ?? {}) as unknown as { shape: number[] };
-    const outSize = tf.util.sizeFromShape(shape);
-    if (updates.dtype !== 'float32' || indices.dtype !== 'int32' || outSize === 0 || tf.util.sizeFromShape(updates.shape) === 0 || indices.shape.length < 1)
-      return fallback(tf.ScatterNd, args);
-    const { sliceRank, numUpdates, sliceSize, strides } = tf.backend_util.calculateShapes(
-      updates as unknown as tf.Tensor, indices as unknown as tf.Tensor, shape,
-    );
-    if (numUpdates === 0) return fallback(tf.ScatterNd, args);
+    const plan = scatterNdPlan(indices, updates, shape);
+    if (plan === null) return fallback(tf.ScatterNd, args);
+    const { sliceRank, numUpdates, sliceSize, strides, outRows } = plan;
     const dev = cudaDevice();
     // The flat output row of each update: sum_k index[k] * strides[k] (the index itself when sliceRank is 1).
     let rows = backend.buf(indices);
@@ -54,7 +50,7 @@ export const scatterNdConfig: CudaKernelConfig = {
     }
     try {
       return backend.output(shape, 'float32', (out) =>
-        dev.unsortedSegmentSum(backend.buf(updates), numUpdates, sliceSize, rows, outSize / sliceSize, out),
+        dev.unsortedSegmentSum(backend.buf(updates), numUpdates, sliceSize, rows, outRows, out),
       );
     } finally {
       if (temp) {

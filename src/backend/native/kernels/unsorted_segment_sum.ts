@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
-import { segmentSumPlan } from '../../plans/layout';
+import { scatterNdPlan, segmentSumPlan } from '../../plans/layout';
 import { NativeBackend } from '../backend';
 import { cpuKernel, hostData, KernelArgs, nativeOutput } from './shape_common';
 
@@ -28,23 +28,17 @@ function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   );
 }
 
-// ScatterNd with float32 updates: the flat output row of each update (sum_k index[k] * strides[k])
-// computed here, checked as tfjs's CPU kernel checks it (same error), then the segment sum. Other
-// dtypes and empty shapes run tfjs's kernel.
+// ScatterNd (plans/layout.ts scatterNdPlan): the flat output row of each update computed here,
+// checked as tfjs's CPU kernel checks it (same error), then the segment sum.
 function scatterNd(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const indices = args.inputs.indices as tf.TensorInfo;
   const updates = args.inputs.updates as tf.TensorInfo;
   const backend = args.backend as NativeBackend;
   const { shape } = (args.attrs ?? {}) as { shape: number[] };
-  const outSize = tf.util.sizeFromShape(shape);
-  if (updates.dtype !== 'float32' || indices.dtype !== 'int32' || outSize === 0 || tf.util.sizeFromShape(updates.shape) === 0 || indices.shape.length < 1)
-    return cpuKernel(tf.ScatterNd, args);
-  const { sliceRank, numUpdates, sliceSize, strides } = tf.backend_util.calculateShapes(
-    updates as unknown as tf.Tensor, indices as unknown as tf.Tensor, shape,
-  );
-  if (numUpdates === 0) return cpuKernel(tf.ScatterNd, args);
+  const plan = scatterNdPlan(indices, updates, shape);
+  if (plan === null) return cpuKernel(tf.ScatterNd, args);
+  const { sliceRank, numUpdates, sliceSize, strides, outRows } = plan;
   const idx = hostData(backend, indices) as Int32Array;
-  const outRows = outSize / sliceSize;
   const rows = new Int32Array(numUpdates);
   for (let i = 0; i < numUpdates; i++) {
     let flat = 0;
