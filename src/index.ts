@@ -15,6 +15,8 @@ export { CUDA_BACKEND, registerCudaBackend, cudaKernelNames, cudaAvailable } fro
 export { cudaProfile } from './backend/cuda/profile';
 export type { KernelStat, KernelImpl, KernelProfile } from './backend/profile';
 export * as distill from './distill';
+export * as suite from './suite';
+export * as report from './report';
 export { FusedDistillError } from './losses/validate';
 import { registerNativeBackend } from './backend/native/register';
 import { registerCudaBackend } from './backend/cuda/register';

@@ -8,12 +8,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { loadSuite } from '../src/cli/suite';
+import { loadSuite } from '../src/suite';
 import { ensureDefaultCollection } from '../src/data/build_collection';
 import { formatDuration, formatLoss } from '../src/cli/progress';
 import {
   downsample, markdownTable, renderHtml, renderMarkdown, resultsTable, svgLineChart, writeReport, type RunReport,
-} from '../src/cli/report';
+} from '../src/report';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'index.js');
@@ -222,7 +222,7 @@ describe('evaluation', () => {
     const { BertTokenizer, buildCollection, writeCollection } = await import('../src/data');
     const { PairEncoder, loadRankingCollection, scorePairs } = await import('../src/distill');
     const { CrossEncoder } = await import('../src/models');
-    const { evalQueries, rerankTimed, evaluateCrossEncoder, tableRows } = await import('../src/cli/evaluate');
+    const { evalQueries, rerankTimed, evaluateCrossEncoder, tableRows } = await import('../src/eval');
     await tf.setBackend('cpu');
     const dir = path.join(tmp, 'eval-coll');
     await writeCollection(dir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));

@@ -9,7 +9,7 @@ import {
   featureMedians, featureRankerMrr10, isDefaultCollection, loadQrels, parseBrownSentence, randomMrr10, readBrownDocument,
   readCandidates, readTextTsv, writeCollection, type JudgedCandidates,
 } from '../src/data';
-import { loadRankingCollection } from '../src/distill/batches';
+import { loadRankingCollection } from '../src/data/ranking_collection';
 
 describe('BM25', () => {
   it('drops Lucene English stop words and punctuation', () => {

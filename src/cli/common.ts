@@ -1,11 +1,14 @@
 // What every command shares: the global options (backend, threads, progress mode), picking the tfjs
-// backend, reading config files with clear errors, and where the package's bundled configs live.
+// backend, reading config files with clear errors, where the package's bundled configs live, and
+// running one training run with progress and its report (teacher train, distill).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from 'commander';
 
 import { ConfigError } from '../distill/config';
+import type { ProgressEvent, RunResult } from '../distill/train';
+import { singleRunReport, writeReport, type ReportRun } from '../report/report';
 import { Progress, type ProgressMode } from './progress';
 
 export const BACKENDS = ['native', 'cuda', 'wasm', 'cpu'] as const;
@@ -84,6 +87,36 @@ export function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.');
   return n;
+}
+
+/** Runs a training function with progress; returns its result, the parameter count and the wall time. */
+export async function withRunProgress(
+  progress: Progress,
+  label: string,
+  run: (onProgress: (e: ProgressEvent) => void) => Promise<RunResult>,
+): Promise<{ result: RunResult; parameters: number | null; seconds: number }> {
+  let parameters: number | null = null;
+  progress.setLabel(label);
+  const t0 = Date.now();
+  const result = await run((e) => {
+    if (e.type === 'start') parameters = e.parameters;
+    progress.onProgress(e);
+  });
+  return { result, parameters, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Writes a training run's report (report.json / .md / .html) in its output dir; returns the HTML file. */
+export async function reportRun(
+  kind: 'teacher' | 'student',
+  name: string,
+  objective: string,
+  configFile: string,
+  backend: string,
+  r: { result: RunResult; parameters: number | null; seconds: number },
+): Promise<string> {
+  const run: ReportRun = { name, kind, output: r.result.output, objective, trained: true, seconds: r.seconds, steps: r.result.log.steps, evals: r.result.log.evals };
+  const files = await writeReport(r.result.output, singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile }));
+  return files.html;
 }
 
 export { ConfigError };

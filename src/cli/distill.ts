@@ -4,9 +4,8 @@ import type { Command } from 'commander';
 
 import { loadStudentConfig } from '../distill/config';
 import { distill } from '../distill/train';
-import { existingFile, progressFor, type GlobalOptions } from './common';
-import { objectiveText } from './suite';
-import { reportRun, withRunProgress } from './teacher';
+import { objectiveText } from '../report/report';
+import { existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
 
 export function registerDistill(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   program

@@ -6,12 +6,14 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Option, type Command } from 'commander';
 
+import type { Split } from '../data/collection';
+import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
-import { PairEncoder, loadRankingCollection } from '../distill/batches';
+import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
+import { PairEncoder } from '../models/pair_encoder';
+import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
 import { UsageError, positiveInt, progressFor, type GlobalOptions } from './common';
-import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation, type Split } from './evaluate';
-import { environment, resultsTable, writeReport, type RunReport } from './report';
 
 export interface ModelSpec {
   name: string;

@@ -1,14 +1,15 @@
 // `fused-distill main [suite]` (what `npm start` runs) and `fused-distill grid [suite]`: a suite
-// (suite.ts) end to end — the collection, the teacher (trained once per config, then reused),
+// (src/suite) end to end — the collection, the teacher (trained once per config, then reused),
 // every student, the evaluation — and one table, also written as report.json / .md / .html.
 // main: configs/main/main.json, the seed paper's five key objectives, sized to finish in minutes
 // on a 2-core CPU. grid: configs/grid/grid.json, the whole objective grid with more steps.
 import * as path from 'path';
 import type { Command } from 'commander';
 
+import { resultsTable } from '../report/report';
+import { loadSuite, runSuite } from '../suite/suite';
 import { GRID_SUITE, MAIN_SUITE, existingFile, progressFor, type GlobalOptions } from './common';
 import { formatDuration } from './progress';
-import { loadSuite, runSuite } from './suite';
 
 interface SuiteCliOptions {
   out?: string;
@@ -29,8 +30,9 @@ function suiteCommand(program: Command, name: string, description: string, defau
       const progress = progressFor(globals());
       progress.info(`${suite.title}: teacher + ${suite.students.length} students on backend ${backend}; output ${suite.output}`);
       try {
-        const { table, files, report } = await runSuite(suite, { progress, fresh: o.fresh, startedAt });
+        const { files, report } = await runSuite(suite, { progress, fresh: o.fresh, startedAt });
         progress.close();
+        const table = resultsTable(report);
         const v = report.evaluation!;
         process.stdout.write(
           `\n${suite.title} — ${v.split} split, ${v.queries} queries, BM25 top-${v.candidates} re-ranked; ` +

@@ -4,9 +4,10 @@
 //   teacher train | teacher score   teacher.ts  a teacher on hard labels; the teacher-score cache
 //   distill                         distill.ts  a student from a teacher
 //   eval                            eval.ts     models compared: metrics, t-test, parameters, ms/query
-//   main | grid                     grid.ts     a whole suite (suite.ts): teacher, students, eval, table
+//   main | grid                     grid.ts     a whole suite (src/suite): teacher, students, eval, table
 // Global options pick the tfjs backend (default 'native', this package's addon), the kernel
-// threads and how progress is shown (progress.ts). Reports: report.ts.
+// threads and how progress is shown (progress.ts). Shared helpers: common.ts. The work itself is
+// the library's (src/distill, src/eval, src/suite, src/report): commands parse, call and print.
 import { Command, CommanderError, Option } from 'commander';
 
 import { ConfigError } from '../distill/config';

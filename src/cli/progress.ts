@@ -9,20 +9,10 @@
 import { MultiBar, type SingleBar } from 'cli-progress';
 
 import type { ProgressEvent } from '../distill/train';
+import type { TaskEvent } from '../eval/rerank';
 
 export type ProgressMode = 'bars' | 'lines' | 'json' | 'none';
 export const PROGRESS_MODES: readonly ProgressMode[] = ['bars', 'lines', 'json', 'none'];
-
-/** A phase that is not a training run: scoring pairs, evaluating, ... */
-export interface TaskEvent {
-  type: 'task';
-  /** what is being done, e.g. "teacher scores", "eval student-1" */
-  label: string;
-  done: number;
-  total: number;
-  /** unit of done/total, e.g. "pairs", "queries" */
-  unit: string;
-}
 
 export type CliEvent = ProgressEvent | TaskEvent;
 

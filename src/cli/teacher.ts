@@ -5,40 +5,9 @@
 import type { Command } from 'commander';
 
 import { loadStudentConfig, loadTeacherConfig } from '../distill/config';
-import { prepareTeacherScores, trainTeacher, type ProgressEvent, type RunResult } from '../distill/train';
-import { existingFile, progressFor, type GlobalOptions } from './common';
-import type { Progress } from './progress';
-import { singleRunReport, writeReport, type ReportRun } from './report';
-import { objectiveText } from './suite';
-
-/** Runs a training function with progress; returns its result, the parameter count and the wall time. */
-export async function withRunProgress(
-  progress: Progress,
-  label: string,
-  run: (onProgress: (e: ProgressEvent) => void) => Promise<RunResult>,
-): Promise<{ result: RunResult; parameters: number | null; seconds: number }> {
-  let parameters: number | null = null;
-  progress.setLabel(label);
-  const t0 = Date.now();
-  const result = await run((e) => {
-    if (e.type === 'start') parameters = e.parameters;
-    progress.onProgress(e);
-  });
-  return { result, parameters, seconds: (Date.now() - t0) / 1000 };
-}
-
-export async function reportRun(
-  kind: 'teacher' | 'student',
-  name: string,
-  objective: string,
-  configFile: string,
-  backend: string,
-  r: { result: RunResult; parameters: number | null; seconds: number },
-): Promise<string> {
-  const run: ReportRun = { name, kind, output: r.result.output, objective, trained: true, seconds: r.seconds, steps: r.result.log.steps, evals: r.result.log.evals };
-  const files = await writeReport(r.result.output, singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile }));
-  return files.html;
-}
+import { prepareTeacherScores, trainTeacher } from '../distill/train';
+import { objectiveText } from '../report/report';
+import { existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
 
 export function registerTeacher(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   const teacher = program.command('teacher').description('teacher cross-encoders');

@@ -9,5 +9,7 @@ export { featureMedians, featureRankerMrr10, median, randomMrr10 } from './artif
 export type { FeatureMedians, JudgedCandidates } from './artifacts';
 export { rng, Mulberry32 } from './random';
 export type { BuiltCollection, CollectionOptions, Split } from './collection';
+export { loadRankingCollection } from './ranking_collection';
+export type { RankingCollection } from './ranking_collection';
 export { ensureDefaultCollection, isDefaultCollection, DEFAULT_COLLECTION_DIR } from './build_collection';
 export { brownDocumentIds, readBrownDocument, parseBrownSentence } from './brown';

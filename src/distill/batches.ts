@@ -3,65 +3,12 @@
 // into the model's inputs with labels and a group mask. Sampling is seeded and its whole state (the
 // PRNG's one integer, the epoch's query order, the cursor) can be saved and restored, so a resumed
 // run draws exactly the groups an uninterrupted one would.
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
-import type { Qrels } from '../eval/metrics';
-import { ensureDefaultCollection } from '../data/build_collection';
-import { SPLITS, type Split } from '../data/collection';
-import { loadQrels, readCandidates, readTextTsv } from '../data/formats';
+import type { RankingCollection } from '../data/ranking_collection';
 import { Mulberry32 } from '../data/random';
-import type { BertTokenizer } from '../data/tokenizer';
 import { disposeEncoderInputs, type EncoderInputs } from '../models/cross_encoder';
-
-export interface RankingCollection {
-  dir: string;
-  /** pid -> text */
-  passages: Map<string, string>;
-  /** qid -> text per split, in file order */
-  queries: Record<Split, Map<string, string>>;
-  qrels: Record<Split, Qrels>;
-  /** qid -> BM25 candidates, best first */
-  candidates: Record<Split, Map<string, string[]>>;
-  /** sha256 of every file read: what cached teacher scores depend on */
-  fingerprint: string;
-}
-
-/** Reads a collection directory (writeCollection's layout); none given: the bundled Brown collection. */
-export async function loadRankingCollection(dir?: string): Promise<RankingCollection> {
-  const root = dir ?? (await ensureDefaultCollection());
-  const hash = createHash('sha256');
-  const file = (name: string) => {
-    const f = path.join(root, name);
-    if (!fs.existsSync(f)) throw new Error(`${root}: no ${name} (a collection dir holds collection.tsv and queries/qrels/candidates per split)`);
-    hash.update(`${name}\0`).update(fs.readFileSync(f));
-    return f;
-  };
-  const passages = new Map<string, string>();
-  for await (const r of readTextTsv(file('collection.tsv'))) passages.set(r.id, r.text);
-  const coll: RankingCollection = {
-    dir: root,
-    passages,
-    queries: { train: new Map(), dev: new Map(), test: new Map() },
-    qrels: { train: new Map(), dev: new Map(), test: new Map() },
-    candidates: { train: new Map(), dev: new Map(), test: new Map() },
-    fingerprint: '',
-  };
-  for (const split of SPLITS) {
-    for await (const r of readTextTsv(file(`queries.${split}.tsv`))) coll.queries[split].set(r.id, r.text);
-    coll.qrels[split] = await loadQrels(file(`qrels.${split}.txt`));
-    for await (const r of readCandidates(file(`candidates.${split}.tsv`))) {
-      if (!passages.has(r.docid)) throw new Error(`${root}/candidates.${split}.tsv: passage ${r.docid} is not in collection.tsv`);
-      const list = coll.candidates[split].get(r.qid) ?? [];
-      list.push(r.docid);
-      coll.candidates[split].set(r.qid, list);
-    }
-  }
-  coll.fingerprint = hash.digest('hex');
-  return coll;
-}
+import type { PairEncoder } from '../models/pair_encoder';
 
 /** One query's candidates: pids[0] is the positive; grades are the qrels' (0 when unjudged). */
 export interface Group {
@@ -176,116 +123,6 @@ export class GroupSampler {
     this.order = s.order.slice();
     this.cursor = s.cursor;
     this.epoch = s.epoch;
-  }
-}
-
-/** Rarity levels of a term match (PairEncoder.matchLevels): 1 (most common) .. 4 (rarest). */
-export const TERM_MATCH_LEVELS = 4;
-
-/**
- * Tokenizes each query and passage once and assembles [CLS] q [SEP] p [SEP] pairs from the ids.
- * Term matches are graded by the WordPiece's rarity in the collection's passages: BM25's idf,
- * ln(1 + (N - df + 0.5) / (df + 0.5)), in TERM_MATCH_LEVELS equal bins up to the idf of df = 1
- * (with ~10k passages: df above ~1000, 110-1000, 13-110, below 13). A model with fewer levels
- * (the binary [2, H] table) clamps them (CrossEncoder.forward).
- */
-export class PairEncoder {
-  private readonly queryIds = new Map<string, number[]>();
-  private readonly passageIds = new Map<string, number[]>();
-  private readonly queryText = new Map<string, string>();
-  private levels: Uint8Array | null = null;
-
-  constructor(
-    readonly tokenizer: BertTokenizer,
-    private readonly coll: RankingCollection,
-    readonly maxLength: number,
-  ) {
-    for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
-  }
-
-  private ids(cache: Map<string, number[]>, id: string, text: string | undefined, what: string): number[] {
-    let ids = cache.get(id);
-    if (!ids) {
-      if (text == null) throw new Error(`${this.coll.dir}: unknown ${what} ${id}`);
-      ids = this.tokenizer.ids(text);
-      cache.set(id, ids);
-    }
-    return ids;
-  }
-
-  private encodeOne(qid: string, pid: string) {
-    const levels = this.matchLevels();
-    return this.tokenizer.encodeIdsPair(
-      this.ids(this.queryIds, qid, this.queryText.get(qid), 'query'),
-      this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage'),
-      this.maxLength,
-      (id) => levels[id],
-    );
-  }
-
-  /**
-   * The match level of every WordPiece id, from its document frequency over the collection's
-   * passages (tokenized once here; the ids are kept for encoding). Ids in no passage get the top level.
-   */
-  matchLevels(): Uint8Array {
-    if (this.levels) return this.levels;
-    const df = new Int32Array(this.tokenizer.vocabSize);
-    let n = 0;
-    for (const [pid, text] of this.coll.passages) {
-      n++;
-      for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
-    }
-    const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
-    const top = idf(1);
-    const levels = new Uint8Array(df.length);
-    for (let id = 0; id < df.length; id++)
-      levels[id] = df[id] === 0 ? TERM_MATCH_LEVELS : Math.max(1, Math.min(TERM_MATCH_LEVELS, 1 + Math.floor((TERM_MATCH_LEVELS * idf(df[id])) / top)));
-    this.levels = levels;
-    return levels;
-  }
-
-  /** Tokens of the pair's sequence after truncation (special tokens included). */
-  pairLength(qid: string, pid: string): number {
-    const e = this.encodeOne(qid, pid);
-    return 3 + e.queryTokens + e.passageTokens;
-  }
-
-  /**
-   * Model inputs for the pairs, padded to the longest (not to maxLength: shorter batches run
-   * faster and padding takes no part). A null pair is a padding slot: a minimal [CLS] [SEP] [SEP]
-   * sequence whose tokens are all 0 in tokenMask. padTo: pad to at least this length (timed
-   * evaluation pads every pass to maxLength: one shape for all queries).
-   */
-  encode(pairs: ReadonlyArray<readonly [string, string] | null>, padTo = 0): { inputs: EncoderInputs; tokenMask: tf.Tensor2D } {
-    const encoded = pairs.map((p) => (p == null ? null : this.encodeOne(p[0], p[1])));
-    const len = Math.min(this.maxLength, Math.max(3, padTo, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3))));
-    const n = pairs.length;
-    const ids = new Int32Array(n * len).fill(this.tokenizer.padId);
-    const types = new Int32Array(n * len);
-    const attention = new Int32Array(n * len);
-    const match = new Int32Array(n * len);
-    const tokenMask = new Float32Array(n * len);
-    encoded.forEach((e, i) => {
-      if (e == null) {
-        ids.set([this.tokenizer.clsId, this.tokenizer.sepId, this.tokenizer.sepId], i * len);
-        attention.fill(1, i * len, i * len + 3);
-        return;
-      }
-      ids.set(e.inputIds.subarray(0, len), i * len);
-      types.set(e.tokenTypeIds.subarray(0, len), i * len);
-      attention.set(e.attentionMask.subarray(0, len), i * len);
-      match.set(e.termMatchIds.subarray(0, len), i * len);
-      for (let k = 0; k < len; k++) tokenMask[i * len + k] = e.attentionMask[k];
-    });
-    return {
-      inputs: {
-        inputIds: tf.tensor2d(ids, [n, len], 'int32'),
-        tokenTypeIds: tf.tensor2d(types, [n, len], 'int32'),
-        attentionMask: tf.tensor2d(attention, [n, len], 'int32'),
-        termMatchIds: tf.tensor2d(match, [n, len], 'int32'),
-      },
-      tokenMask: tf.tensor2d(tokenMask, [n, len], 'float32'),
-    };
   }
 }
 

@@ -17,7 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
-import { TERM_MATCH_LEVELS } from './batches';
+import { TERM_MATCH_LEVELS } from '../models/pair_encoder';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();

@@ -9,10 +9,12 @@ export {
 export type {
   TeacherRunConfig, StudentRunConfig, TeacherRunInput, StudentRunInput, DataConfig, TrainConfig, ModelSizes, TeacherLoss, StudentLoss,
 } from './config';
-export {
-  loadRankingCollection, GroupSampler, PairEncoder, makeBatch, disposeBatch, labelFunction, trainingPairs, trainingPools,
-} from './batches';
-export type { RankingCollection, Group, SamplerOptions, SamplerState, TrainBatch } from './batches';
+export { GroupSampler, makeBatch, disposeBatch, labelFunction, trainingPairs, trainingPools } from './batches';
+export type { Group, SamplerOptions, SamplerState, TrainBatch } from './batches';
+// The collection and pair encoding every run reads (src/data, src/models), exported here too.
+export { loadRankingCollection } from '../data/ranking_collection';
+export type { RankingCollection } from '../data/ranking_collection';
+export { PairEncoder } from '../models/pair_encoder';
 export { AdamW, learningRate, bertDecays } from './optimizer';
 export type { AdamWOptions, StepInfo } from './optimizer';
 export { teacherScores, cacheKey, checkpointHash, pairKey } from './teacher_cache';

@@ -1,10 +1,14 @@
 // Scoring pairs with a cross-encoder, outside training: filling the teacher-score cache, and
-// re-ranking each evaluation query's BM25 candidates for MRR@10 / nDCG@10 (src/eval).
+// re-ranking each evaluation query's BM25 candidates for MRR@10 / nDCG@10 (the queries, candidates
+// and metrics of src/eval; batched by length here, where evaluating during training needs no timing).
 import * as tf from '@tensorflow/tfjs';
 
+import type { Split } from '../data/collection';
+import type { RankingCollection } from '../data/ranking_collection';
 import { evaluateRun, type Run } from '../eval/metrics';
+import { evalQrels, evalQueries } from '../eval/rerank';
 import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
-import type { PairEncoder, RankingCollection } from './batches';
+import type { PairEncoder } from '../models/pair_encoder';
 
 /**
  * Scores pairs, scoreBatch pairs per forward pass, shortest pairs batched together (less padding;
@@ -38,13 +42,13 @@ export function rerank(
   model: CrossEncoder,
   encoder: PairEncoder,
   coll: RankingCollection,
-  split: 'train' | 'dev' | 'test',
+  split: Split,
   options: { queries?: number; scoreBatch: number },
 ): Run {
-  const qids = [...coll.queries[split].keys()].slice(0, options.queries);
-  const pairs = qids.flatMap((qid) => (coll.candidates[split].get(qid) ?? []).map((pid): [string, string] => [qid, pid]));
+  const queries = evalQueries(coll, { split, queries: options.queries });
+  const pairs = queries.flatMap(({ qid, pids }) => pids.map((pid): [string, string] => [qid, pid]));
   const scores = scorePairs(model, encoder, pairs, options.scoreBatch);
-  const run: Run = new Map(qids.map((q) => [q, new Map()]));
+  const run: Run = new Map(queries.map(({ qid }) => [qid, new Map()]));
   pairs.forEach(([q, p], i) => run.get(q)!.set(p, scores[i]));
   return run;
 }
@@ -62,11 +66,10 @@ export function evaluateModel(
   model: CrossEncoder,
   encoder: PairEncoder,
   coll: RankingCollection,
-  split: 'train' | 'dev' | 'test',
+  split: Split,
   options: { queries?: number; scoreBatch: number },
 ): EvalMetrics {
   const run = rerank(model, encoder, coll, split, options);
-  const qrels = new Map([...coll.qrels[split]].filter(([q]) => run.has(q)));
-  const { mean, queries } = evaluateRun(run, qrels, [10]);
+  const { mean, queries } = evaluateRun(run, evalQrels(coll, split, run), [10]);
   return { mrr10: mean.rr10, ndcg10: mean.ndcg10, queries };
 }

@@ -8,8 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { writeJsonl, readJsonl } from '../data/formats';
+import type { RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
-import type { PairEncoder, RankingCollection } from './batches';
+import type { PairEncoder } from '../models/pair_encoder';
 import { scorePairs } from './scoring';
 
 /** qid \t pid -> score (float32 values) */

@@ -18,16 +18,17 @@ import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
 import { Mulberry32, normalArray } from '../data/random';
+import { loadRankingCollection, type RankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
 import { hiddenMSE, attentionMSE } from '../losses/features';
 import { rankingObjectiveParts } from '../losses/objective';
 import type { Weights } from '../losses/score_kernel';
 import { importSafetensors, loadCrossEncoder, saveCrossEncoder } from '../models/checkpoint';
 import { CrossEncoder, type CrossEncoderConfig } from '../models/cross_encoder';
+import { PairEncoder } from '../models/pair_encoder';
 import type { TermName } from '../native';
 import {
-  GroupSampler, PairEncoder, disposeBatch, labelFunction, loadRankingCollection, makeBatch, trainingPairs,
-  type RankingCollection, type SamplerState, type TrainBatch,
+  GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs, type SamplerState, type TrainBatch,
 } from './batches';
 import { latestCheckpoint, readCheckpoint, renameDirInto, writeCheckpoint } from './checkpoint';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherLoss, TeacherRunConfig, TrainConfig } from './config';

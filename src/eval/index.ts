@@ -2,3 +2,5 @@ export { rankDocs, evaluateQuery, evaluateRun } from './metrics';
 export type { Qrels, Run, QueryMetrics, RunMetrics } from './metrics';
 export { pairedTTest } from './ttest';
 export type { TTestResult } from './ttest';
+export { evalQueries, evalQrels, rerankTimed, evaluateCrossEncoder, evaluateBm25, tableRows } from './rerank';
+export type { EvalTarget, ModelEvaluation, ResultRow, TaskEvent } from './rerank';

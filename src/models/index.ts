@@ -1,3 +1,4 @@
 export { CrossEncoder, BERT_MINI } from './cross_encoder';
 export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
+export { PairEncoder, TERM_MATCH_LEVELS } from './pair_encoder';
 export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors } from './checkpoint';

@@ -24,15 +24,15 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
-import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION } from '../data/collection';
+import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data/collection';
+import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
-import { PairEncoder, loadRankingCollection } from '../distill/batches';
-import { ConfigError, parseStudentConfig, parseTeacherConfig, type StudentRunConfig, type TeacherRunConfig } from '../distill/config';
-import { distill, prepareTeacherScores, trainTeacher, type RunLog } from '../distill/train';
+import { ConfigError, distill, parseStudentConfig, parseTeacherConfig, prepareTeacherScores, trainTeacher } from '../distill';
+import type { ProgressEvent, RunLog, StudentRunConfig, TeacherRunConfig } from '../distill';
+import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation, type TaskEvent } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
-import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from './evaluate';
-import type { Progress } from './progress';
-import { environment, resultsTable, writeReport, type ReportFiles, type ReportRun, type RunReport } from './report';
+import { PairEncoder } from '../models/pair_encoder';
+import { environment, objectiveText, writeReport, type ReportFiles, type ReportRun, type RunReport } from '../report/report';
 
 const record = z.record(z.unknown());
 
@@ -76,7 +76,7 @@ export interface Suite {
   teacherCache: string;
   teacher: TeacherRunConfig;
   students: Array<{ name: string; slug: string; config: StudentRunConfig }>;
-  eval: { split: 'train' | 'dev' | 'test'; queries?: number; candidates?: number; baseline: string | null; maxLength: number };
+  eval: { split: Split; queries?: number; candidates?: number; baseline: string | null; maxLength: number };
 }
 
 const isObject = (x: unknown): x is Record<string, unknown> => x != null && typeof x === 'object' && !Array.isArray(x);
@@ -172,14 +172,6 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
   };
 }
 
-/** "ranknet 1 + kl 1 (T 2)"; feature terms and the student's init. */
-export function objectiveText(loss: Record<string, unknown>): string {
-  const terms = ['bce', 'ranknet', 'hinge', 'listwiseCE', 'kl', 'marginMSE', 'scoreMSE', 'hiddenMSE', 'attentionMSE', 'embeddingMSE'];
-  const on = terms.filter((t) => ((loss[t] as number) ?? 0) > 0).map((t) => `${t} ${loss[t]}`);
-  const extra = ((loss.kl as number) ?? 0) > 0 && loss.temperature !== 1 ? ` (T ${loss.temperature})` : '';
-  return on.join(' + ') + extra;
-}
-
 function readRunLog(dir: string): RunLog {
   const log: RunLog = { steps: [], evals: [] };
   const file = path.join(dir, 'log.jsonl');
@@ -195,8 +187,16 @@ function readRunLog(dir: string): RunLog {
 
 const finished = (dir: string) => fs.existsSync(path.join(dir, 'result.json')) && fs.existsSync(path.join(dir, 'model', 'model.json'));
 
+/** Where a suite reports what it does (the CLI's Progress is one): messages, and each run's events. */
+export interface SuiteProgress {
+  info(message: string): void;
+  /** the name the next run's events are shown under */
+  setLabel(label: string): void;
+  onProgress(e: ProgressEvent | TaskEvent): void;
+}
+
 export interface SuiteOptions {
-  progress: Progress;
+  progress: SuiteProgress;
   /** retrain the students even when a finished run with the same config is there */
   fresh?: boolean;
   /** wall-clock start of the command (for the report's wall time) */
@@ -206,12 +206,12 @@ export interface SuiteOptions {
 export interface SuiteResult {
   report: RunReport;
   files: ReportFiles;
-  table: string;
 }
 
 /** Trains (or reuses) the teacher, distils every student, evaluates all and writes the report. */
 export async function runSuite(suite: Suite, options: SuiteOptions): Promise<SuiteResult> {
   const { progress } = options;
+  const onProgress = (e: ProgressEvent | TaskEvent) => progress.onProgress(e);
   const startedAt = options.startedAt ?? Date.now();
   const runs: ReportRun[] = [];
 
@@ -233,7 +233,7 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
     progress.info(`teacher: training into ${teacherDir}`);
     progress.setLabel('teacher');
     const t0 = Date.now();
-    teacherLog = (await trainTeacher(suite.teacher, { resume: true, onProgress: progress.onProgress })).log;
+    teacherLog = (await trainTeacher(suite.teacher, { resume: true, onProgress })).log;
     teacherSeconds = (Date.now() - t0) / 1000;
   }
   runs.push({
@@ -256,13 +256,13 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
     const scoreKey = JSON.stringify([s.config.data, s.config.teacher]);
     if (!reused && soft && !scored.has(scoreKey)) {
       progress.setLabel('teacher scores');
-      await prepareTeacherScores(s.config, { onProgress: progress.onProgress });
+      await prepareTeacherScores(s.config, { onProgress });
       scored.add(scoreKey);
     }
     progress.setLabel(s.name);
     if (reused) progress.info(`[${s.name}] reusing the finished run in ${dir}`);
     const t0 = Date.now();
-    const result = await distill(s.config, { resume: true, onProgress: progress.onProgress });
+    const result = await distill(s.config, { resume: true, onProgress });
     runs.push({
       name: s.name, kind: 'student', output: dir, objective: `${objectiveText(s.config.loss)}; init ${s.config.student.init}`, trained: !reused,
       seconds: reused ? null : (Date.now() - t0) / 1000, steps: result.log.steps, evals: result.log.evals,
@@ -287,7 +287,7 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
   for (const m of models) {
     const model = loadCrossEncoder(m.dir);
     try {
-      const e = evaluateCrossEncoder(model, encoder, coll, target, m, progress.onProgress);
+      const e = evaluateCrossEncoder(model, encoder, coll, target, m, onProgress);
       evals.push(e);
       progress.info(`[${m.name}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`);
     } finally {
@@ -317,5 +317,5 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
     notes: [`suite: ${suite.file}`, `teacher: ${teacherDir}${teacherReused ? ' (reused from the cache)' : ''}`],
   };
   const files = await writeReport(suite.output, report);
-  return { report, files, table: resultsTable(report) };
+  return { report, files };
 }

@@ -1,17 +1,42 @@
-// Evaluation for the CLI: each model re-ranks every evaluation query's BM25 candidates, one forward
+// Re-ranking evaluation: each model re-ranks every evaluation query's BM25 candidates, one forward
 // pass per query (that pass is timed: "re-ranking ms per query" is what a search engine would wait
-// for one query's top-k), then MRR@10 and nDCG@10 per query (src/eval, trec_eval's definitions) and
-// a paired two-sided t-test of each model against a baseline on the per-query values.
+// for one query's top-k), then MRR@10 and nDCG@10 per query (metrics.ts, trec_eval's definitions) and
+// a paired two-sided t-test of each model against a baseline on the per-query values (ttest.ts).
 import * as tf from '@tensorflow/tfjs';
 
-import { evaluateRun, type QueryMetrics, type Qrels, type Run } from '../eval/metrics';
-import { pairedTTest } from '../eval/ttest';
-import type { PairEncoder, RankingCollection } from '../distill/batches';
+import type { Split } from '../data/collection';
+import type { RankingCollection } from '../data/ranking_collection';
 import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
-import type { ReportRow } from './report';
-import type { TaskEvent } from './progress';
+import type { PairEncoder } from '../models/pair_encoder';
+import { evaluateRun, type QueryMetrics, type Qrels, type Run } from './metrics';
+import { pairedTTest } from './ttest';
 
-export type Split = 'train' | 'dev' | 'test';
+/** A model's row of the results table. */
+export interface ResultRow {
+  name: string;
+  kind: 'bm25' | 'teacher' | 'student' | 'model';
+  /** the objective in words, e.g. "ranknet 1 + kl 1" */
+  objective?: string;
+  mrr10: number;
+  ndcg10: number;
+  /** two-sided paired t-test vs the baseline row on per-query MRR@10 / nDCG@10 (null: the baseline itself, or no baseline) */
+  pMrr10: number | null;
+  pNdcg10: number | null;
+  parameters: number | null;
+  /** mean wall time to score one query's candidates (one forward pass per query) */
+  msPerQuery: number | null;
+}
+
+/** A phase that is not a training run: scoring pairs, evaluating, ... */
+export interface TaskEvent {
+  type: 'task';
+  /** what is being done, e.g. "teacher scores", "eval student-1" */
+  label: string;
+  done: number;
+  total: number;
+  /** unit of done/total, e.g. "pairs", "queries" */
+  unit: string;
+}
 
 export interface EvalTarget {
   split: Split;
@@ -23,7 +48,7 @@ export interface EvalTarget {
 
 export interface ModelEvaluation {
   name: string;
-  kind: ReportRow['kind'];
+  kind: ResultRow['kind'];
   objective?: string;
   parameters: number | null;
   msPerQuery: number | null;
@@ -37,7 +62,8 @@ export function evalQueries(coll: RankingCollection, target: EvalTarget): Array<
   return qids.map((qid) => ({ qid, pids: (coll.candidates[target.split].get(qid) ?? []).slice(0, target.candidates) }));
 }
 
-function qrelsFor(coll: RankingCollection, split: Split, run: Run): Qrels {
+/** The split's judgments of the queries in `run`. */
+export function evalQrels(coll: RankingCollection, split: Split, run: Run): Qrels {
   return new Map([...coll.qrels[split]].filter(([q]) => run.has(q)));
 }
 
@@ -94,26 +120,26 @@ export function evaluateCrossEncoder(
   encoder: PairEncoder,
   coll: RankingCollection,
   target: EvalTarget,
-  info: { name: string; kind: ReportRow['kind']; objective?: string },
+  info: { name: string; kind: ResultRow['kind']; objective?: string },
   onTask?: (e: TaskEvent) => void,
 ): ModelEvaluation {
   const queries = evalQueries(coll, target);
   const { run, msPerQuery } = rerankTimed(model, encoder, queries, (done, total) =>
     onTask?.({ type: 'task', label: `eval ${info.name}`, done, total, unit: 'queries' }),
   );
-  const { perQuery, mean } = evaluateRun(run, qrelsFor(coll, target.split, run), [10]);
+  const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10]);
   return { ...info, parameters: model.parameterCount(), msPerQuery, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
 }
 
 /** BM25's own ranking of the same candidates (the first stage), for reference. */
 export function evaluateBm25(coll: RankingCollection, target: EvalTarget): ModelEvaluation {
   const run: Run = new Map(evalQueries(coll, target).map(({ qid, pids }) => [qid, new Map(pids.map((p, i) => [p, pids.length - i]))]));
-  const { perQuery, mean } = evaluateRun(run, qrelsFor(coll, target.split, run), [10]);
+  const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10]);
   return { name: 'BM25 (first stage)', kind: 'bm25', parameters: null, msPerQuery: null, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
 }
 
 /** Table rows; p-values against the row named `baseline` (none when null or absent). */
-export function tableRows(evals: ModelEvaluation[], baseline: string | null): ReportRow[] {
+export function tableRows(evals: ModelEvaluation[], baseline: string | null): ResultRow[] {
   const base = evals.find((e) => e.name === baseline) ?? null;
   const pOf = (e: ModelEvaluation, key: 'rr10' | 'ndcg10') => {
     if (!base || e === base) return null;

@@ -6,22 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { writeAtomic } from '../data/atomic';
-import type { EvalLog, StepLog } from '../distill/train';
-
-export interface ReportRow {
-  name: string;
-  kind: 'bm25' | 'teacher' | 'student' | 'model';
-  /** the objective in words, e.g. "ranknet 1 + kl 1" */
-  objective?: string;
-  mrr10: number;
-  ndcg10: number;
-  /** two-sided paired t-test vs the baseline row on per-query MRR@10 / nDCG@10 (null: the baseline itself, or no baseline) */
-  pMrr10: number | null;
-  pNdcg10: number | null;
-  parameters: number | null;
-  /** mean wall time to score one query's candidates (one forward pass per query) */
-  msPerQuery: number | null;
-}
+import type { EvalLog, StepLog } from '../distill';
+import type { ResultRow } from '../eval/rerank';
 
 export interface ReportRun {
   name: string;
@@ -51,7 +37,7 @@ export interface RunReport {
     significance: string;
     timing: string;
   } | null;
-  rows: ReportRow[];
+  rows: ResultRow[];
   runs: ReportRun[];
   notes: string[];
 }
@@ -68,6 +54,14 @@ export function environment(backend: string): RunReport['environment'] {
   };
 }
 
+/** "ranknet 1 + kl 1 (T 2)": a run config's loss terms that are on, for the reports' objective column. */
+export function objectiveText(loss: Record<string, unknown>): string {
+  const terms = ['bce', 'ranknet', 'hinge', 'listwiseCE', 'kl', 'marginMSE', 'scoreMSE', 'hiddenMSE', 'attentionMSE', 'embeddingMSE'];
+  const on = terms.filter((t) => ((loss[t] as number) ?? 0) > 0).map((t) => `${t} ${loss[t]}`);
+  const extra = ((loss.kl as number) ?? 0) > 0 && loss.temperature !== 1 ? ` (T ${loss.temperature})` : '';
+  return on.join(' + ') + extra;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Formatting
 
@@ -78,7 +72,7 @@ export const fmtMs = (ms: number | null) => (ms == null ? '—' : ms >= 100 ? ms
 
 export const TABLE_HEADER = ['model', 'MRR@10', 'nDCG@10', 'p (MRR@10)', 'p (nDCG@10)', 'parameters', 'ms/query'];
 
-export function tableCells(rows: ReportRow[], baseline: string | null): string[][] {
+export function tableCells(rows: ResultRow[], baseline: string | null): string[][] {
   return rows.map((r) => [
     r.name === baseline ? `${r.name} (baseline)` : r.name,
     fmtMetric(r.mrr10),

@@ -1,0 +1,57 @@
+// A ranking collection read for training and evaluation: passages, each split's queries, qrels and
+// BM25 candidates (writeCollection's layout), with a fingerprint of every file read.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { Qrels } from '../eval/metrics';
+import { ensureDefaultCollection } from './build_collection';
+import { SPLITS, type Split } from './collection';
+import { loadQrels, readCandidates, readTextTsv } from './formats';
+
+export interface RankingCollection {
+  dir: string;
+  /** pid -> text */
+  passages: Map<string, string>;
+  /** qid -> text per split, in file order */
+  queries: Record<Split, Map<string, string>>;
+  qrels: Record<Split, Qrels>;
+  /** qid -> BM25 candidates, best first */
+  candidates: Record<Split, Map<string, string[]>>;
+  /** sha256 of every file read: what cached teacher scores depend on */
+  fingerprint: string;
+}
+
+/** Reads a collection directory (writeCollection's layout); none given: the bundled Brown collection. */
+export async function loadRankingCollection(dir?: string): Promise<RankingCollection> {
+  const root = dir ?? (await ensureDefaultCollection());
+  const hash = createHash('sha256');
+  const file = (name: string) => {
+    const f = path.join(root, name);
+    if (!fs.existsSync(f)) throw new Error(`${root}: no ${name} (a collection dir holds collection.tsv and queries/qrels/candidates per split)`);
+    hash.update(`${name}\0`).update(fs.readFileSync(f));
+    return f;
+  };
+  const passages = new Map<string, string>();
+  for await (const r of readTextTsv(file('collection.tsv'))) passages.set(r.id, r.text);
+  const coll: RankingCollection = {
+    dir: root,
+    passages,
+    queries: { train: new Map(), dev: new Map(), test: new Map() },
+    qrels: { train: new Map(), dev: new Map(), test: new Map() },
+    candidates: { train: new Map(), dev: new Map(), test: new Map() },
+    fingerprint: '',
+  };
+  for (const split of SPLITS) {
+    for await (const r of readTextTsv(file(`queries.${split}.tsv`))) coll.queries[split].set(r.id, r.text);
+    coll.qrels[split] = await loadQrels(file(`qrels.${split}.txt`));
+    for await (const r of readCandidates(file(`candidates.${split}.tsv`))) {
+      if (!passages.has(r.docid)) throw new Error(`${root}/candidates.${split}.tsv: passage ${r.docid} is not in collection.tsv`);
+      const list = coll.candidates[split].get(r.qid) ?? [];
+      list.push(r.docid);
+      coll.candidates[split].set(r.qid, list);
+    }
+  }
+  coll.fingerprint = hash.digest('hex');
+  return coll;
+}
