@@ -6,8 +6,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from 'commander';
 
+import type { ProgressEvent, RunResult } from '../distill';
 import { ConfigError } from '../distill/config';
-import type { ProgressEvent, RunResult } from '../distill/train';
 import { singleRunReport, writeReport, type ReportRun } from '../report/report';
 import { Progress, type ProgressMode } from './progress';
 
