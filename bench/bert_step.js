@@ -30,7 +30,7 @@ const SLOW_STEPS = Number(arg('cpu-steps', '2')); // tfjs 'cpu' takes about a mi
 const THREADS = Number(arg('threads', '2'));
 const SHAPE = { batch: 16, len: 128 };
 // 'tfjs': tf.train.adam (a dozen tensor ops per variable); 'adamw': the pipeline's AdamW
-// (src/distill/optimizer.ts, one addon pass per variable; weight decay 0 = Adam).
+// (src/distill/optimizer.ts, one kernel pass per variable; weight decay 0 = Adam).
 const OPTIMIZERS = arg('optimizers', 'tfjs,adamw').split(',');
 
 function median(xs) {

@@ -12,9 +12,11 @@ namespace fd {
 struct AdamWArgs {
   const float* p;  // parameter (read)
   const float* g;  // gradient (read)
-  float* m;        // first moment (updated in place)
-  float* v;        // second moment (updated in place)
+  const float* m;  // first moment (read)
+  const float* v;  // second moment (read)
   float* out;      // new parameter (may be p)
+  float* m_out;    // new first moment (may be m)
+  float* v_out;    // new second moment (may be v)
   int64_t n;
   double beta1, beta2, eps;
   double decay;      // 1 - lr * weight_decay, or 1
@@ -23,7 +25,8 @@ struct AdamWArgs {
   double scale;      // gradient clipping factor
 };
 
-// g' = g * scale; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2; out = p * decay - step_size * m / (sqrt(v)/sqrt_bc2 + eps)
+// g' = g * scale; m_out = b1 m + (1-b1) g'; v_out = b2 v + (1-b2) g'^2;
+// out = p * decay - step_size * m_out / (sqrt(v_out)/sqrt_bc2 + eps)
 void adamw_update_cpu(const AdamWArgs& a);
 
 // Sum of x[i]^2 in float64, in a fixed tree (kernels/cpu/optimizer.cpp): the same bits for any

@@ -1,13 +1,12 @@
 // Losses on host memory: Float32Arrays from tfjs's 'cpu' backend or views of the 'wasm' heap,
-// read and written in place (no copies). The optimizer and random ops are registered on host arrays
-// and device buffers alike (register_op).
+// read and written in place (no copies). The random ops are registered on host arrays and device
+// buffers alike (register_op).
 #include <cmath>
 #include <string>
 
 #include "args.h"
 #include "losses.h"
 #include "ops.h"
-#include "optimizer.h"
 #include "random.h"
 
 namespace fd_native {
@@ -98,54 +97,6 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   });
 }
 
-// adamwUpdate(p, g, m, v, out, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale): m and v in place,
-// out = the new parameter (may be p). All arrays Float32Array of one length (float32 device buffers
-// for cuda.adamwUpdate).
-Napi::Value AdamWUpdate(const Args& a) {
-  a.expect_count(12);
-  const int64_t n = a.floats_length(0, "p");
-  if (n < 1) a.range_error("p must not be empty");
-  fd::AdamWArgs o;
-  o.n = n;
-  o.p = a.floats(0, "p", n);
-  o.g = a.floats(1, "g", n);
-  o.m = a.floats(2, "m", n);
-  o.v = a.floats(3, "v", n);
-  o.out = a.floats(4, "out", n);
-  o.beta1 = a.number(5, "beta1");
-  o.beta2 = a.number(6, "beta2");
-  o.eps = a.number(7, "eps");
-  o.decay = a.number(8, "decay");
-  o.step_size = a.number(9, "stepSize");
-  o.sqrt_bc2 = a.number(10, "sqrtBc2");
-  o.scale = a.number(11, "scale");
-  if (!(o.sqrt_bc2 > 0)) a.range_error("sqrtBc2 must be > 0");
-  if (o.out != o.p && overlaps(o.out, n, o.p, n)) a.range_error("out must be p itself or not overlap it");
-  check_no_overlap(a, "m", o.m, n, 4, {{o.g, n}, {o.v, n}, {o.out, n}, {o.out == o.p ? nullptr : o.p, n}});
-  check_no_overlap(a, "v", o.v, n, 4, {{o.g, n}, {o.out, n}, {o.out == o.p ? nullptr : o.p, n}});
-  check_no_overlap(a, "out", o.out, n, 4, {{o.g, n}});
-  if (a.place == Place::kHost)
-    fd::adamw_update_cpu(o);
-  else
-    throw_status(a, fd::adamw_update_cuda(o));
-  return a.info.Env().Undefined();
-}
-
-// sumSquares(x) -> sum of x[i]^2 in float64: in index order on the host, in a fixed tree order on
-// the device (which synchronises to return it).
-Napi::Value SumSquares(const Args& a) {
-  a.expect_count(1);
-  const int64_t n = a.floats_length(0, "x");
-  if (n == 0) return Napi::Number::New(a.info.Env(), 0);
-  const float* x = a.floats(0, "x", n);
-  double s = 0;
-  if (a.place == Place::kHost)
-    s = fd::sum_squares_cpu(x, n);
-  else
-    throw_status(a, fd::sum_squares_cuda(x, n, &s));
-  return Napi::Number::New(a.info.Env(), s);
-}
-
 // A random seed: an integer in [0, 2^53) (a JS number holds no more), used as Philox's 64-bit key.
 uint64_t seed_arg(const Args& a, size_t i) {
   const double v = a.number(i, "seed");
@@ -208,8 +159,6 @@ void register_cpu_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("hiddenMSE", Napi::Function::New(env, HiddenMSE, "hiddenMSE"));
   exports.Set("attentionMSE", Napi::Function::New(env, AttentionMSE, "attentionMSE"));
   exports.Set("scale", Napi::Function::New(env, Scale, "scale"));
-  register_op(env, exports, "adamwUpdate", AdamWUpdate);
-  register_op(env, exports, "sumSquares", SumSquares);
   register_op(env, exports, "randomUniform", RandomUniform);
   register_op(env, exports, "randomNormal", RandomNormal);
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));

@@ -111,6 +111,7 @@ export interface CudaApi {
   adamwUpdate(
     p: DeviceBuffer, g: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, beta1: number,
     beta2: number, eps: number, decay: number, stepSize: number, sqrtBc2: number, scale: number,
+    mOut?: DeviceBuffer | null, vOut?: DeviceBuffer | null,
   ): void;
   /** Sum of x[i]^2 in float64 (a fixed tree order on a GPU); synchronises to return it. */
   sumSquares(x: DeviceBuffer): number;
@@ -205,11 +206,12 @@ export interface Addon {
   unsortedSegmentSum(x: F32, rows: number, cols: number, segmentIds: Int32Array, numSegments: number, out: F32): void;
   /**
    * AdamW's element update (kernels/optimizer.h), bit-identical to the same float64 formula in JS:
-   * m, v updated in place; out = p * decay - stepSize * m / (sqrt(v) / sqrtBc2 + eps), g scaled first.
+   * the new m, v into mOut, vOut (null or absent: m, v in place); out = p * decay - stepSize * m /
+   * (sqrt(v) / sqrtBc2 + eps) with the new m, v, g scaled first. out may be p.
    */
   adamwUpdate(
     p: F32, g: F32, m: F32, v: F32, out: F32, beta1: number, beta2: number, eps: number, decay: number,
-    stepSize: number, sqrtBc2: number, scale: number,
+    stepSize: number, sqrtBc2: number, scale: number, mOut?: F32 | null, vOut?: F32 | null,
   ): void;
   /** Sum of x[i]^2 in float64, in index order. */
   sumSquares(x: F32): number;

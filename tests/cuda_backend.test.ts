@@ -474,7 +474,7 @@ if (deviceTestsHere(__filename)) {
       const cuda = train(CUDA_BACKEND, 5);
       const stats = cudaProfile.stop();
       expect(cudaProfile.fallbacks()).toEqual([]);
-      expect(stats.map((s) => s.kernel)).toEqual(expect.arrayContaining(['BatchMatMul', 'GatherV2', 'ScatterNd', 'Softmax', 'FusedDistillRankingObjective']));
+      expect(stats.map((s) => s.kernel)).toEqual(expect.arrayContaining(['BatchMatMul', 'GatherV2', 'ScatterNd', 'Softmax', 'FusedDistillRankingObjective', 'FusedDistillAdamW']));
       for (let i = 0; i < 5; i++) {
         expect(close(cuda.losses[i], cpu.losses[i], 2e-4)).toBe(true);
         expect(close(cuda.losses[i], native.losses[i], 2e-4)).toBe(true);

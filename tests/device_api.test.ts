@@ -387,10 +387,11 @@ if (deviceTestsHere(__filename)) {
       same('sgemm', [f32(64 * 64), f32(64 * 64), new Float32Array(64 * 64), 1, 64, 64, 64, true, false, null, null], tol);
     });
 
-    test('adamwUpdate is bit-identical to the host (out separate and out === p); sumSquares', () => {
+    test('adamwUpdate is bit-identical to the host (out separate and out === p, moments in place or not); sumSquares', () => {
       const n = 1000;
       const args = (out: Float32Array) => [f32(n), f32(n, 0.1), f32(n, 0.01), f32(n, 0.001).map(Math.abs), out, 0.9, 0.999, 1e-8, 0.9999, 1e-3 / 0.1, Math.sqrt(1 - 0.999), 0.5];
       same('adamwUpdate', args(new Float32Array(n))); // exact on a GPU too: double math, no contraction
+      same('adamwUpdate', [...args(new Float32Array(n)), new Float32Array(n), new Float32Array(n)]); // the new moments into mOut, vOut
       const p = f32(n);
       const [, g, m, v] = args(p) as Float32Array[];
       const host = [p, g, m, v].map((x) => x.slice());

@@ -1,5 +1,11 @@
 // The addon's AdamW element update and sum of squares: bit-identical to the same float64 formulas
-// evaluated in JS (what src/distill/optimizer.ts documents), and clear errors for bad arguments.
+// evaluated in JS (what src/distill/optimizer.ts documents), and clear errors for bad arguments; the
+// FusedDistillAdamW kernel (src/distill/adamw_kernel.ts) on every host backend gives the addon's bits.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+import { registerNativeBackend } from '../src/backend/native/register';
+import { ADAMW, adamwUpdate, sumSquares } from '../src/distill/adamw_kernel';
 import { addon } from '../src/native';
 import { mulberry32 } from './helpers/reference64';
 
@@ -28,6 +34,13 @@ describe('adamwUpdate', () => {
     const inPlace = p.slice();
     addon.adamwUpdate(inPlace, g, m.slice(), v.slice(), inPlace, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale);
     expect(Buffer.from(inPlace.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
+    // The new moments into their own arrays: m and v are left as they were.
+    const [m0, v0, mOut, vOut] = [m.slice(), v.slice(), new Float32Array(n), new Float32Array(n)];
+    addon.adamwUpdate(p, g, m0, v0, out.fill(0), beta1, beta2, eps, decay, stepSize, sqrtBc2, scale, mOut, vOut);
+    expect(Buffer.from(out.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
+    expect(Buffer.from(mOut.buffer).equals(Buffer.from(jm.buffer))).toBe(true);
+    expect(Buffer.from(vOut.buffer).equals(Buffer.from(jv.buffer))).toBe(true);
+    expect(Buffer.from(m0.buffer).equals(Buffer.from(m.buffer)) && Buffer.from(v0.buffer).equals(Buffer.from(v.buffer))).toBe(true);
   });
 
   test('bad arguments', () => {
@@ -40,6 +53,40 @@ describe('adamwUpdate', () => {
     expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, 1e-3, 0, 1)).toThrow(/adamwUpdate: sqrtBc2 must be > 0/);
     expect(() => addon.adamwUpdate(new Float32Array(0), b, c, d, e, ...ok)).toThrow(/adamwUpdate: p must not be empty/);
     expect(() => (addon.adamwUpdate as unknown as (...x: unknown[]) => void)(a, b)).toThrow(/adamwUpdate: expected 12 arguments/);
+    const f = new Float32Array(4), h = new Float32Array(4);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, f, h)).not.toThrow();
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, c, d)).not.toThrow(); // in place, spelled out
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, null, null)).not.toThrow();
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, new Float32Array(3), h)).toThrow(/adamwUpdate: mOut must be a Float32Array of length 4/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, d, h)).toThrow(/adamwUpdate: mOut must not overlap/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, f, f)).toThrow(/adamwUpdate: mOut must not overlap/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, null, a)).toThrow(/adamwUpdate: vOut must not overlap/);
+  });
+});
+
+describe('FusedDistillAdamW and the sum of squares on tensors', () => {
+  registerNativeBackend();
+  const n = 1003;
+  const r = mulberry32(5);
+  const [p, g, m] = [randomArray(r, n), randomArray(r, n, 3), randomArray(r, n, 0.1)];
+  const v = Float32Array.from(randomArray(r, n, 0.1), Math.abs);
+  const attrs = { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1 - 1e-4 * 0.01, stepSize: 1e-4 / (1 - 0.9 ** 3), sqrtBc2: Math.sqrt(1 - 0.999 ** 3), scale: 0.37 };
+  const want = [new Float32Array(n), m.slice(), v.slice()];
+  addon.adamwUpdate(p, g, want[1], want[2], want[0], attrs.beta1, attrs.beta2, attrs.eps, attrs.decay, attrs.stepSize, attrs.sqrtBc2, attrs.scale);
+
+  test.each(['cpu', 'wasm', 'native'])('%s: the addon\'s bits, the inputs untouched, no tensor left behind', async (backend) => {
+    await tf.setBackend(backend);
+    expect(tf.getKernel(ADAMW, backend)).toBeDefined();
+    const before = tf.memory().numTensors;
+    const inputs = [p, g, m, v].map((a) => tf.tensor1d(a));
+    const outs = adamwUpdate(inputs[0], inputs[1], inputs[2], inputs[3], attrs);
+    outs.forEach((t, k) => expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from(want[k].buffer))).toBe(true));
+    inputs.forEach((t, k) => expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from([p, g, m, v][k].buffer))).toBe(true));
+    expect(sumSquares(inputs[1])).toBe(addon.sumSquares(g));
+    const empty = tf.tensor1d([]);
+    expect(sumSquares(empty)).toBe(0);
+    tf.dispose([...inputs, ...outs, empty]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

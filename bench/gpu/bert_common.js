@@ -1,6 +1,6 @@
 // What bench/gpu/cuda_bert.js (the BERT benchmark) and bench/gpu/cuda_vs_native.js (the training
 // check) share: issue 5's model sizes, a synthetic distillation batch, backend selection, and the
-// student step of the distillation pipeline (src/distill/train.ts's trainStep and predictionLoss,
+// student step of the distillation pipeline (src/distill/step.ts's trainStep, objective.ts's predictionLoss,
 // with the pipeline's default optimizer settings from parseStudentConfig). Loads the package from
 // dist/ (npx tsc first); bench/gpu/prepare.sh bundles both scripts with it for the GPU machine.
 'use strict';

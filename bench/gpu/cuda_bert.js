@@ -2,7 +2,7 @@
 // Issue 5's BERT benchmark on a tfjs backend ('cuda' by default): 64 query-passage pairs x 256
 // tokens; the teacher (12L/768/12h/3072) scoring without gradient, and the students (6L/768/12h/3072
 // and 4L/256/4h/1024) each taking the distillation pipeline's training step (forward + backward +
-// AdamW, distillKL against the teacher's scores: trainStep/predictionLoss of src/distill/train.ts,
+// AdamW, distillKL against the teacher's scores: trainStep/predictionLoss of src/distill/{step,objective}.ts,
 // see bert_common.js). fp32 and TF32 (tfjs flag FUSED_DISTILL_CUDA_TF32). Per case: median over
 // --steps timed steps after --warmup, device time from CUDA events (cuda.timerStart/timerStop
 // around each step; the step ends with a read of its loss/scores) and wall time from Node; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The distillation pipeline's training on 'cuda' against 'native': the same seeded teacher and
 // student (small BERTs), the same synthetic batch, the pipeline's default student objective
-// (RankNet + KL, T = 1) and optimizer, --steps steps of trainStep (src/distill/train.ts) on each
+// (RankNet + KL, T = 1) and optimizer, --steps steps of trainStep (src/distill/step.ts) on each
 // backend in turn. PASS when the teacher's scores and every step's loss agree within float32
 // tolerance (|a - b| <= rtol * max(|a|, |b|) + atol); the gradient norms and the final parameters'
 // largest difference are reported beside. TF32 is off (fp32 on both sides).

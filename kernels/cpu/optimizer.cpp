@@ -17,9 +17,11 @@ __attribute__((optimize("fp-contract=off"), noinline)) void adamw_block(const Ad
   const double b1 = a.beta1, b2 = a.beta2, c1 = 1 - a.beta1, c2 = 1 - a.beta2;
   for (int64_t i = begin; i < end; ++i) {
     const double gi = static_cast<double>(a.g[i]) * a.scale;
-    a.m[i] = static_cast<float>(b1 * a.m[i] + c1 * gi);
-    a.v[i] = static_cast<float>(b2 * a.v[i] + c2 * gi * gi);
-    const double mi = a.m[i], vi = a.v[i];
+    const float m = static_cast<float>(b1 * a.m[i] + c1 * gi);
+    const float v = static_cast<float>(b2 * a.v[i] + c2 * gi * gi);
+    a.m_out[i] = m;
+    a.v_out[i] = v;
+    const double mi = m, vi = v;
     a.out[i] = static_cast<float>(static_cast<double>(a.p[i]) * a.decay - (a.step_size * mi) / (std::sqrt(vi) / a.sqrt_bc2 + a.eps));
   }
 }

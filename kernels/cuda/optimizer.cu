@@ -17,8 +17,8 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWArgs a) {
     const double gi = __dmul_rn(static_cast<double>(a.g[i]), a.scale);
     const float m = __double2float_rn(__dadd_rn(__dmul_rn(b1, a.m[i]), __dmul_rn(c1, gi)));
     const float v = __double2float_rn(__dadd_rn(__dmul_rn(b2, a.v[i]), __dmul_rn(__dmul_rn(c2, gi), gi)));
-    a.m[i] = m;
-    a.v[i] = v;
+    a.m_out[i] = m;
+    a.v_out[i] = v;
     const double denom = __dadd_rn(__ddiv_rn(__dsqrt_rn(static_cast<double>(v)), a.sqrt_bc2), a.eps);
     const double p = __dsub_rn(__dmul_rn(static_cast<double>(a.p[i]), a.decay), __ddiv_rn(__dmul_rn(a.step_size, m), denom));
     a.out[i] = __double2float_rn(p);

@@ -1,6 +1,8 @@
-// Training: teacher on hard labels, student distillation over the objective grid (train.ts), with
-// zod-validated run configs (config.ts), seeded training groups (batches.ts), cached teacher scores
-// (teacher_cache.ts), AdamW with warmup/decay/clipping (optimizer.ts), atomic checkpoints
+// Training: teacher on hard labels, student distillation over the objective grid (train.ts: the runs
+// and their loop; objective.ts: the losses; step.ts: one optimizer step; setup.ts: the models and
+// data; run_dir.ts: the output dir), with zod-validated run configs (config.ts), seeded training
+// groups (batches.ts), cached teacher scores (teacher_cache.ts), AdamW with warmup/decay/clipping
+// (optimizer.ts, its update a registered kernel in adamw_kernel.ts), atomic checkpoints
 // (checkpoint.ts) and re-ranking evaluation (scoring.ts).
 export {
   TeacherRunSchema, StudentRunSchema, parseTeacherConfig, parseStudentConfig, loadTeacherConfig, loadStudentConfig, ConfigError,
@@ -22,5 +24,11 @@ export type { ScoreTable, TeacherScoresResult } from './teacher_cache';
 export { scorePairs, rerank, evaluateModel } from './scoring';
 export type { EvalMetrics } from './scoring';
 export { writeCheckpoint, readCheckpoint, latestCheckpoint, listCheckpoints, saveVariables, loadVariables } from './checkpoint';
-export { trainTeacher, distill, prepareTeacherScores, resolveLayerMap, PREDICTION_TERMS, trainStep, runOptimizer, predictionLoss, objectiveWeights } from './train';
-export type { RunOptions, RunResult, RunLog, StepLog, EvalLog, ProgressEvent, RunKind, MicroBatch, StepResult } from './train';
+export { trainTeacher, distill, prepareTeacherScores } from './train';
+export type { RunOptions, ProgressEvent } from './train';
+export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';
+export { resolveLayerMap } from './setup';
+export { PREDICTION_TERMS, predictionLoss, objectiveWeights, TeacherObjective, StudentObjective } from './objective';
+export type { Objective, LossParts, Signals } from './objective';
+export { trainStep, runOptimizer } from './step';
+export type { MicroBatch, StepResult } from './step';

@@ -1,0 +1,153 @@
+// A run's output dir: config.json, checkpoints/step-<n>/ (every checkpointEvery steps: the weights,
+// the optimizer and the run state), and at the end model/ (the trained weights), log.jsonl (one line
+// per step and per evaluation) and result.json (written last: its presence means the run is
+// complete). The config's hash ties checkpoints and results to the config that wrote them.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+
+import { writeAtomic } from '../data/atomic';
+import { saveCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
+import type { SamplerState } from './batches';
+import { latestCheckpoint, readCheckpoint, renameDirInto, writeCheckpoint } from './checkpoint';
+import type { StudentRunConfig, TeacherRunConfig } from './config';
+import type { AdamW } from './optimizer';
+import type { EvalMetrics } from './scoring';
+
+export type RunKind = 'teacher' | 'student';
+
+export interface StepLog {
+  step: number;
+  lr: number;
+  /** global gradient norm before clipping */
+  gradNorm: number;
+  loss: number;
+  /** each weighted term (w_k * L_k) by its config name; only terms with a weight > 0 */
+  parts: Record<string, number>;
+}
+
+export interface EvalLog extends EvalMetrics {
+  step: number;
+  split: string;
+}
+
+export interface RunLog {
+  steps: StepLog[];
+  evals: EvalLog[];
+}
+
+export interface RunResult {
+  output: string;
+  /** the trained model (saveCrossEncoder's layout) */
+  modelDir: string;
+  steps: number;
+  log: RunLog;
+  /** the last evaluation (null when evaluation is off) */
+  final: EvalLog | null;
+}
+
+type RunConfig = TeacherRunConfig | StudentRunConfig;
+
+/** What a checkpoint holds besides the run state: the trained variables and the optimizer. */
+export interface Trained {
+  model: CrossEncoder;
+  /** other trained variables (projections) */
+  extra: Map<string, tf.Variable>;
+  optimizer: AdamW;
+}
+
+/** The loop's state at a checkpoint (with the weights and the optimizer, all a resume needs). */
+export interface RunState {
+  step: number;
+  sampler: SamplerState;
+  log: RunLog;
+}
+
+const STATE_FORMAT = 'fused-distill-train-state';
+
+// Keys sorted: the same config hashes the same however it was written or re-parsed.
+const canonical = (x: unknown): unknown =>
+  Array.isArray(x) ? x.map(canonical) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical((x as Record<string, unknown>)[k])])) : x;
+export const hashConfig = (config: object) => createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
+
+function readLog(file: string): RunLog {
+  const log: RunLog = { steps: [], evals: [] };
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const { type, ...rest } = JSON.parse(line);
+    if (type === 'step') log.steps.push(rest);
+    else log.evals.push(rest);
+  }
+  return log;
+}
+
+async function writeLog(file: string, log: RunLog): Promise<void> {
+  const lines: string[] = [];
+  let e = 0;
+  for (const s of log.steps) {
+    lines.push(JSON.stringify({ type: 'step', ...s }));
+    while (e < log.evals.length && log.evals[e].step === s.step) lines.push(JSON.stringify({ type: 'eval', ...log.evals[e++] }));
+  }
+  for (; e < log.evals.length; e++) lines.push(JSON.stringify({ type: 'eval', ...log.evals[e] }));
+  await writeAtomic(file, (w) => w.write(lines.map((l) => `${l}\n`).join('')));
+}
+
+export type OutputState = { kind: 'fresh' } | { kind: 'resume'; checkpoint: string } | { kind: 'done'; result: RunResult };
+
+/**
+ * What the output dir holds, checked before anything is loaded: a finished run (returned again
+ * when resuming with the same config), checkpoints (resumed, or an error without `resume`), or
+ * nothing of a run.
+ */
+export function outputState(config: RunConfig, resume: boolean): OutputState {
+  const resultFile = path.join(config.output, 'result.json');
+  if (fs.existsSync(resultFile)) {
+    const done = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as RunResult & { configHash: string };
+    if (resume && done.configHash === hashConfig(config)) return { kind: 'done', result: { ...done, log: readLog(path.join(config.output, 'log.jsonl')) } };
+    throw new Error(`${config.output}: holds a finished run${resume ? ' of another config' : ''}; choose another output dir`);
+  }
+  const previous = latestCheckpoint(path.join(config.output, 'checkpoints'));
+  if (previous && !resume) throw new Error(`${config.output}: has checkpoints of an earlier run; resume it or choose another output dir`);
+  return previous ? { kind: 'resume', checkpoint: previous } : { kind: 'fresh' };
+}
+
+/** Restores the trained variables and the optimizer from a checkpoint of the run with `configHash`; returns its run state. */
+export function restoreRun(checkpoint: string, trained: Trained, configHash: string): RunState {
+  const state = readCheckpoint<RunState & { format: string; configHash: string }>(checkpoint, trained);
+  if (state.format !== STATE_FORMAT || state.configHash !== configHash)
+    throw new Error(`${checkpoint}: was written by a run with another config; resume with the same config`);
+  return { step: state.step, sampler: state.sampler, log: state.log };
+}
+
+/** Writes output/config.json (creating the dir). */
+export async function writeRunConfig(output: string, config: RunConfig): Promise<void> {
+  fs.mkdirSync(output, { recursive: true });
+  await writeAtomic(path.join(output, 'config.json'), (w) => w.write(`${JSON.stringify(config, null, 2)}\n`));
+}
+
+/** Writes a checkpoint (keeping the newest `keep`) and the log so far; returns the checkpoint's dir. */
+export async function writeRunCheckpoint(output: string, trained: Trained, configHash: string, run: RunState, keep: number): Promise<string> {
+  const state = { format: STATE_FORMAT, configHash, step: run.step, sampler: run.sampler, log: run.log };
+  const dir = await writeCheckpoint(path.join(output, 'checkpoints'), { ...trained, state }, keep);
+  await writeLog(path.join(output, 'log.jsonl'), run.log);
+  return dir;
+}
+
+/** The final outputs: model/, log.jsonl, and result.json last. */
+export async function finishRun(
+  output: string, model: CrossEncoder, log: RunLog, summary: { steps: number; configHash: string; run: RunKind },
+): Promise<RunResult> {
+  const modelDir = path.join(output, 'model');
+  const temp = path.join(output, `.tmp-model-${process.pid}`);
+  fs.rmSync(temp, { recursive: true, force: true });
+  await saveCrossEncoder(model, temp);
+  renameDirInto(temp, modelDir);
+  await writeLog(path.join(output, 'log.jsonl'), log);
+  const result: RunResult = { output, modelDir, steps: summary.steps, log, final: log.evals.at(-1) ?? null };
+  const { log: _log, ...written } = result;
+  const { configHash, run } = summary;
+  await writeAtomic(path.join(output, 'result.json'), (w) => w.write(`${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend() }, null, 2)}\n`));
+  return result;
+}
