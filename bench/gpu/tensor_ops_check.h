@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "device.h"
-#include "losses.h"
+#include "status.h"
 
 namespace check {
 
