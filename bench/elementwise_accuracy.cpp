@@ -1,4 +1,4 @@
-// Accuracy of kernels/cpu/elementwise_math.h against double libm (and of tfjs's cpu Erf formula),
+// Accuracy of kernels/elementwise_math.h against double libm (and of tfjs's cpu Erf formula),
 // over every STEP-th float32 bit pattern (all finite and special values):
 //   g++ -std=c++17 -O3 -march=native -fopenmp -ffp-contract=fast -fno-trapping-math -fno-math-errno
 //       -Ikernels bench/elementwise_accuracy.cpp -o /tmp/acc && /tmp/acc 61     (~30 s; 4099: instant)
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <cfloat>
 #include <vector>
-#include "cpu/elementwise_math.h"
+#include "elementwise_math.h"
 using namespace fd;
 static double ulp_of(double ref) {
   float f = (float)ref; float a = std::fabs(f);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# The polynomial fits behind kernels/cpu/elementwise_math.h: minimax (discrete Remez exchange, mpmath)
+# The polynomial fits behind kernels/elementwise_math.h: minimax (discrete Remez exchange, mpmath)
 # of each function's reduced form, printed as float32 coefficients (highest degree last).
 #   python3 bench/elementwise_fit.py [exp|log|expm1|tanh|erf|erfc]   (needs mpmath; ~10 s per fit)
 import sys

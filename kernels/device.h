@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string>
 
-#include "losses.h"
+#include "status.h"
 
 namespace fd {
 namespace device {

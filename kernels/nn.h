@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "losses.h"  // Status
+#include "status.h"
 
 namespace fd {
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "losses.h"
+#include "status.h"
 
 namespace fd {
 

@@ -59,7 +59,7 @@ TypedView typed_view(const Args& a, napi_value v, const std::string& expected);
 // napi_float32_array, int32 -> napi_int32_array, bool -> napi_uint8_array) and whose size as the
 // length. Throws TypeError `expected` for the wrong kind of value, RangeError for a dead handle.
 TypedView operand_view(const Args& a, napi_value v, const std::string& name, const std::string& expected);
-// What a tensor of element type `dtype` (0 float32, 1 int32, 2 bool: fd::DType / fd::ElemType) is
+// What a tensor of element type `dtype` (0 float32, 1 int32, 2 bool: fd::DType) is
 // called at a place, for messages: "Float32Array" / "float32 device buffer", etc.
 const char* dtype_name(Place place, int dtype);
 // The dtype of a typed array type (-1 for the other typed arrays).

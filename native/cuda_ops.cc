@@ -6,7 +6,7 @@
 
 #include "args.h"
 #include "device.h"
-#include "cpu/sgemm.h"
+#include "gemm.h"
 #include "losses.h"
 #include "ops.h"
 

@@ -7,8 +7,8 @@
 #include <unordered_map>
 
 #include "args.h"
-#include "cpu/elementwise_ops.h"
 #include "device.h"
+#include "elementwise.h"
 #include "ops.h"
 
 namespace fd_native {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "args.h"
-#include "cpu/sgemm.h"
+#include "gemm.h"
 #include "ops.h"
 
 namespace fd_native {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "args.h"
-#include "cpu/elementwise_ops.h"
+#include "elementwise.h"
 #include "ops.h"
 
 namespace fd_native {

@@ -1,6 +1,6 @@
 // Reductions, softmax and layout ops on host arrays (the 'native' backend's tensor memory) and, with
 // the same checks, on device buffers (cuda.reduce etc., through register_op): argument checking
-// only, the work is in kernels/cpu/shape_*.cpp and the device's *_cuda. Tensors are Float32Array
+// only, the work is in kernels/cpu/ and the device's *_cuda. Tensors are Float32Array
 // (float32), Int32Array (int32) or Uint8Array (bool), or device buffers of those dtypes; shapes, axes
 // and permutations are plain arrays of integers. Every mismatch throws a TypeError/RangeError naming the argument, before any memory is
 // touched; an output must not overlap an input. Plain arrays are read first, typed arrays last:
@@ -10,28 +10,30 @@
 #include <vector>
 
 #include "args.h"
-#include "cpu/shape_ops.h"
+#include "layout.h"
 #include "ops.h"
+#include "reduce.h"
+#include "softmax.h"
 
 namespace fd_native {
 namespace {
 
-using fd::ElemType;
+using fd::DType;
 
 struct Tensor {
   void* data = nullptr;
-  ElemType type = ElemType::kFloat32;
+  DType type = fd::kF32;
   int64_t length = 0;
   int64_t bytes() const { return fd::elem_bytes(type); }
 };
 
-const char* type_name(const Args& a, ElemType t) { return dtype_name(a.place, static_cast<int>(t)); }
+const char* type_name(const Args& a, DType t) { return dtype_name(a.place, static_cast<int>(t)); }
 
 // Any Float32Array, Int32Array or Uint8Array that is not detached (it may be empty), or on the device
 // a buffer of any dtype.
 std::string any_tensor(const Args& a, const std::string& name) {
-  return name + " must be a " + type_name(a, ElemType::kFloat32) + ", " + type_name(a, ElemType::kInt32) + " or " +
-         type_name(a, ElemType::kBool);
+  return name + " must be a " + type_name(a, fd::kF32) + ", " + type_name(a, fd::kI32) + " or " +
+         type_name(a, fd::kU8);
 }
 
 Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
@@ -40,13 +42,13 @@ Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
   Tensor t;
   switch (view.type) {
     case napi_float32_array:
-      t.type = ElemType::kFloat32;
+      t.type = fd::kF32;
       break;
     case napi_int32_array:
-      t.type = ElemType::kInt32;
+      t.type = fd::kI32;
       break;
     case napi_uint8_array:
-      t.type = ElemType::kBool;
+      t.type = fd::kU8;
       break;
     default:
       a.type_error(expected);
@@ -63,7 +65,7 @@ Tensor tensor(const Args& a, size_t i, const char* name) {
 }
 
 // A typed array of the given element type and length.
-Tensor tensor_of(const Args& a, size_t i, const char* name, ElemType type, int64_t length) {
+Tensor tensor_of(const Args& a, size_t i, const char* name, DType type, int64_t length) {
   const std::string expected = std::string(name) + " must be a " + type_name(a, type) + " of length " + std::to_string(length);
   if (i >= a.info.Length() || !(a.place == Place::kHost ? a.info[i].IsTypedArray() : a.info[i].IsNumber()))
     a.type_error(expected);
@@ -152,7 +154,7 @@ bool parse_op(const std::string& s, fd::ReduceOp* op) {
 }
 
 // reduce(op, x, shape, axes, out): op one of sum, mean, prod, max, min, any, all, argMax, argMin.
-// out holds the kept axes; its type is fixed by op and x's type (see kernels/cpu/shape_ops.h).
+// out holds the kept axes; its type is fixed by op and x's type (see kernels/reduce.h).
 Napi::Value Reduce(const Args& a) {
   const Napi::CallbackInfo& info = a.info;
   a.expect_count(5);
@@ -174,7 +176,7 @@ Napi::Value Reduce(const Args& a) {
   int64_t kept = 1;
   for (int i = 0; i < rank; ++i)
     if (!((mask >> i) & 1u)) kept *= shape[i];
-  const Tensor out = tensor_of(a, 4, "out", static_cast<ElemType>(out_type), kept);
+  const Tensor out = tensor_of(a, 4, "out", static_cast<DType>(out_type), kept);
   check_apart(a, "out", out, x);
   if (a.place == Place::kHost)
     fd::reduce_cpu(op, x.type, x.data, shape.data(), rank, mask, out.data);
@@ -359,7 +361,7 @@ Napi::Value Gather(const Args& a) {
   if (batch < 1) a.range_error("dims[0] (batch) must be >= 1");
   check_length(a, x, "x", elements(a, d, "dims"), "dims");
   const Tensor idx = tensor(a, 2, "indices");
-  if (idx.type != ElemType::kInt32) a.type_error(std::string("indices must be an ") + type_name(a, ElemType::kInt32) + ", got a " + type_name(a, idx.type));
+  if (idx.type != fd::kI32) a.type_error(std::string("indices must be an ") + type_name(a, fd::kI32) + ", got a " + type_name(a, idx.type));
   if (idx.length % batch != 0)
     a.range_error("indices has length " + std::to_string(idx.length) + ", not a multiple of the batch " +
                   std::to_string(batch));
@@ -392,9 +394,9 @@ Napi::Value UnsortedSegmentSum(const Args& a) {
   const int64_t segments = a.size(4, "numSegments");
   const int64_t n = checked_product(a, {rows, cols}, "x");
   const int64_t m = checked_product(a, {segments, cols}, "out");
-  const Tensor x = tensor_of(a, 0, "x", ElemType::kFloat32, n);
-  const Tensor ids = tensor_of(a, 3, "segmentIds", ElemType::kInt32, rows);
-  const Tensor out = tensor_of(a, 5, "out", ElemType::kFloat32, m);
+  const Tensor x = tensor_of(a, 0, "x", fd::kF32, n);
+  const Tensor ids = tensor_of(a, 3, "segmentIds", fd::kI32, rows);
+  const Tensor out = tensor_of(a, 5, "out", fd::kF32, m);
   check_apart(a, "out", out, x);
   check_apart(a, "out", out, ids);
   const auto* xf = static_cast<const float*>(x.data);

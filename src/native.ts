@@ -20,7 +20,7 @@ export type TermName = (typeof TERM_NAMES)[number];
 type F32 = Float32Array;
 /** Host tensor data of the 'native' backend's shape ops: float32, int32 or bool (as a Uint8Array). */
 export type HostArray = Float32Array | Int32Array | Uint8Array;
-/** Reductions of `Addon.reduce` (kernels/cpu/shape_ops.h lists each one's element types). */
+/** Reductions of `Addon.reduce` (kernels/reduce.h lists each one's element types). */
 export type ReduceOpName = 'sum' | 'mean' | 'prod' | 'max' | 'min' | 'any' | 'all' | 'argMax' | 'argMin';
 /** A device buffer handle from `cuda.alloc`. */
 export type DeviceBuffer = number;

@@ -7,7 +7,7 @@
 //
 // Build and run, from the repository root:
 //   nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels kernels/cuda/device.cu kernels/cuda/ranking_objective.cu \
-//     kernels/cuda/feature_mse.cu kernels/cuda/elementwise.cu bench/gpu/cuda_selfcheck.cu -o build/cuda_selfcheck
+//     kernels/cuda/feature_mse.cu kernels/cuda/scale_mask.cu bench/gpu/cuda_selfcheck.cu -o build/cuda_selfcheck
 //   (the fused-loss kernels only: the tensor kernels need their CPU halves, see tensor_ops_check.cu)
 //   ./build/cuda_selfcheck            (--no-bench: checks only; --profile: each benchmark op 3 times
 //                                      untimed, for ncu)

@@ -1,5 +1,5 @@
-// Self-check of the 'cuda' backend's tensor kernels (kernels/cuda/elementwise_ops.cu, shape_reduce.cu,
-// shape_softmax.cu, shape_layout.cu) against the CPU kernels (*_cpu) on the same random inputs: odd
+// Self-check of the 'cuda' backend's tensor kernels (kernels/cuda/elementwise_ops.cu, reduce.cu,
+// softmax.cu, layout.cu) against the CPU kernels (*_cpu) on the same random inputs: odd
 // shapes of rank 0..5, broadcasting of every kind, rows of 4097 and longer, NaN / Inf / +-0 inputs,
 // unaligned pointers (the scalar paths) and in-place calls. One PASS/FAIL line per case; exit status
 // 0 when all pass, 1 on any failure, 2 without a usable CUDA device. A CUDA error in one case is
@@ -15,16 +15,16 @@
 // Build and run, from the repository root (needs a GPU; nvcc 12+):
 //   nvcc -std=c++17 -O3 -arch=sm_90 -Ikernels -Xcompiler -fopenmp,-ffp-contract=fast -o build/tensor_ops_check \
 //     bench/gpu/tensor_ops_check.cu bench/gpu/tensor_ops_check_shape.cu kernels/cuda/device.cu \
-//     kernels/cuda/elementwise_ops.cu kernels/cuda/shape_reduce.cu kernels/cuda/shape_softmax.cu \
-//     kernels/cuda/shape_layout.cu kernels/cpu/elementwise_binary.cpp kernels/cpu/elementwise_unary.cpp \
-//     kernels/cpu/shape_reduce.cpp kernels/cpu/shape_softmax.cpp kernels/cpu/shape_layout.cpp \
+//     kernels/cuda/elementwise_ops.cu kernels/cuda/reduce.cu kernels/cuda/softmax.cu \
+//     kernels/cuda/layout.cu kernels/cpu/elementwise_binary.cpp kernels/cpu/elementwise_unary.cpp \
+//     kernels/cpu/reduce.cpp kernels/cpu/softmax.cpp kernels/cpu/layout.cpp \
 //     kernels/cpu/parallel.cpp -lgomp
 //   ./build/tensor_ops_check
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
-#include "cpu/elementwise_ops.h"
+#include "elementwise.h"
 #include "tensor_ops_check.h"
 
 using namespace fd;

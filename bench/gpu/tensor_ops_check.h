@@ -1,6 +1,5 @@
-// Shared by bench/gpu/tensor_ops_check.cu and tensor_ops_check_shape.cu (two files because
-// elementwise_ops.h and shape_ops.h each declare an fd::ElemType): device buffers, random inputs,
-// comparisons and the PASS/FAIL report.
+// Shared by bench/gpu/tensor_ops_check.cu (elementwise ops) and tensor_ops_check_shape.cu (reduce,
+// softmax, layout): device buffers, random inputs, comparisons and the PASS/FAIL report.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -14,7 +13,7 @@
 #include <vector>
 
 #include "device.h"
-#include "losses.h"
+#include "status.h"
 
 namespace check {
 

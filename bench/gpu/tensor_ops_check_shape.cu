@@ -7,7 +7,9 @@
 #include <memory>
 #include <numeric>
 
-#include "cpu/shape_ops.h"
+#include "layout.h"
+#include "reduce.h"
+#include "softmax.h"
 #include "tensor_ops_check.h"
 
 using namespace fd;
@@ -16,7 +18,7 @@ using check::Tol;
 
 namespace {
 
-const char* type_name(ElemType t) { return t == ElemType::kFloat32 ? "f32" : t == ElemType::kInt32 ? "i32" : "bool"; }
+const char* type_name(DType t) { return t == kF32 ? "f32" : t == kI32 ? "i32" : "bool"; }
 const char* op_name(ReduceOp op) {
   static const char* n[] = {"Sum", "Mean", "Prod", "Max", "Min", "Any", "All", "ArgMax", "ArgMin"};
   return n[int(op)];
@@ -24,9 +26,9 @@ const char* op_name(ReduceOp op) {
 
 // Inputs for a reduction: floats with specials (or with none: NaN-free sums), many +-0 for
 // Max/Min (the sign rule), values near 1 for Prod; ints with large values for the wrapping sums.
-std::vector<char> reduce_input(ReduceOp op, ElemType t, size_t n, bool specials) {
+std::vector<char> reduce_input(ReduceOp op, DType t, size_t n, bool specials) {
   std::vector<char> v(n * size_t(elem_bytes(t)));
-  if (t == ElemType::kFloat32) {
+  if (t == kF32) {
     auto f = check::random_floats(n, specials ? 0.02 : 0.0);
     if (op == ReduceOp::kProd)
       for (auto& x : f) x = std::isfinite(x) ? 1.0f + x * 0.01f : x;
@@ -34,7 +36,7 @@ std::vector<char> reduce_input(ReduceOp op, ElemType t, size_t n, bool specials)
       for (size_t i = 0; i < n; ++i)
         if (check::rng()() % 3 == 0) f[i] = (check::rng()() & 1) ? 0.0f : -0.0f;
     std::memcpy(v.data(), f.data(), v.size());
-  } else if (t == ElemType::kInt32) {
+  } else if (t == kI32) {
     auto a = check::random_ints(n, -1000, 1000);
     if (op == ReduceOp::kSum)
       for (size_t i = 0; i < n; i += 5) a[i] = check::random_ints(1, INT32_MIN, INT32_MAX)[0];
@@ -48,7 +50,7 @@ std::vector<char> reduce_input(ReduceOp op, ElemType t, size_t n, bool specials)
   return v;
 }
 
-void reduce_case(ReduceOp op, ElemType t, const std::vector<int64_t>& shape, uint32_t mask, bool specials) {
+void reduce_case(ReduceOp op, DType t, const std::vector<int64_t>& shape, uint32_t mask, bool specials) {
   const int out_t = reduce_output_type(op, t);
   const int rank = int(shape.size());
   int64_t n = check::numel(shape), kept = 1;
@@ -59,7 +61,7 @@ void reduce_case(ReduceOp op, ElemType t, const std::vector<int64_t>& shape, uin
   const std::string name = std::string("reduce ") + op_name(op) + " " + type_name(t) + " " +
                            check::shape_str(shape.data(), rank) + " axes " + mbuf + (specials ? " +NaN/Inf" : "");
   const auto x = reduce_input(op, t, size_t(n), specials);
-  const size_t ob = out_t == int(ElemType::kBool) ? 1 : 4;
+  const size_t ob = out_t == int(kU8) ? 1 : 4;
   std::vector<char> want(size_t(kept) * ob), got(want.size());
   reduce_cpu(op, t, x.data(), shape.data(), rank, mask, want.data());
   DevBuf dx(x.size()), dout(want.size());
@@ -68,8 +70,8 @@ void reduce_case(ReduceOp op, ElemType t, const std::vector<int64_t>& shape, uin
   if (!err.empty()) return check::report().line(false, name, err);
   dout.download(got.data(), got.size());
   std::string diff;
-  const bool float_sum = t == ElemType::kFloat32 && (op == ReduceOp::kSum || op == ReduceOp::kMean || op == ReduceOp::kProd);
-  if (out_t == int(ElemType::kFloat32))
+  const bool float_sum = t == kF32 && (op == ReduceOp::kSum || op == ReduceOp::kMean || op == ReduceOp::kProd);
+  if (out_t == int(kF32))
     diff = check::compare_f32(reinterpret_cast<float*>(got.data()), reinterpret_cast<float*>(want.data()),
                               size_t(kept), float_sum ? Tol::kRel : Tol::kExact, 0, 1e-5, 1e-6);
   else
@@ -93,12 +95,12 @@ void reduce_checks() {
   const ReduceOp ops[] = {ReduceOp::kSum, ReduceOp::kMean, ReduceOp::kProd, ReduceOp::kMax, ReduceOp::kMin,
                           ReduceOp::kAny, ReduceOp::kAll, ReduceOp::kArgMax, ReduceOp::kArgMin};
   for (ReduceOp op : ops)
-    for (ElemType t : {ElemType::kFloat32, ElemType::kInt32, ElemType::kBool}) {
+    for (DType t : {kF32, kI32, kU8}) {
       if (reduce_output_type(op, t) < 0) continue;
       const bool arg = op == ReduceOp::kArgMax || op == ReduceOp::kArgMin;
       for (const Shape& s : arg ? single : multi) {
         reduce_case(op, t, s.s, s.mask, false);
-        if (t == ElemType::kFloat32 && check::numel(s.s) < 100000) reduce_case(op, t, s.s, s.mask, true);
+        if (t == kF32 && check::numel(s.s) < 100000) reduce_case(op, t, s.s, s.mask, true);
       }
     }
 }

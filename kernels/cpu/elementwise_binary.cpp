@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "elementwise_ops.h"
-#include "elementwise_scalar.h"
+#include "../elementwise.h"
+#include "../elementwise_scalar.h"
 #include "parallel.h"
 
 namespace fd {

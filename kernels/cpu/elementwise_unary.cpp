@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "elementwise_ops.h"
-#include "elementwise_scalar.h"
+#include "../elementwise.h"
+#include "../elementwise_scalar.h"
 #include "parallel.h"
 
 namespace fd {

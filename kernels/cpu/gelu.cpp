@@ -2,9 +2,9 @@
 // (parallel.h; results never depend on the thread count). erf and exp are elementwise_math.h's, the
 // ones the 'native' backend's Erf kernel uses, so gelu_cpu gives the same bits as the composite
 // (x * 0.5) * (1 + erf(x / sqrt2)) run on that backend.
+#include "../elementwise_math.h"
 #include "../nn.h"
 #include "../nn_math.h"
-#include "elementwise_math.h"
 #include "parallel.h"
 
 namespace fd {

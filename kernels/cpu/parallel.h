@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../losses.h"
+#include "../losses.h"  // num_threads, Status
 
 namespace fd {
 

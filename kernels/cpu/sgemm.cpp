@@ -4,7 +4,7 @@
 // per block of MC rows, its rows of op(A) into MR-row panels (thread-local buffers reused across
 // calls), and runs the register-blocked micro-kernel: B panels outer (one stays in L1), A panels
 // inner (the packed A block stays in L2).
-#include "sgemm.h"
+#include "../gemm.h"
 
 #include <algorithm>
 #include <atomic>

@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "device.h"
-#include "losses.h"
+#include "status.h"
 
 namespace fd {
 namespace device {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "cpu/elementwise_ops.h"
+#include "../elementwise.h"
 #include "cuda_common.cuh"
 
 namespace fd {
@@ -364,7 +364,7 @@ Status timer_stop(float* elapsed_ms) {
 
 }  // namespace device
 
-// kernels/cpu/elementwise_ops.h: queued on the stream like every kernel.
+// kernels/elementwise.h: queued on the stream like every kernel.
 Status copy_cuda(void* dst, const void* src, int64_t bytes) {
   FD_TRY(device::init());
   if (bytes <= 0 || dst == src) return kOk;

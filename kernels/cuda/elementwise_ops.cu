@@ -1,5 +1,5 @@
 // fd::binary_cuda, unary_cuda, cast_cuda, fill_cuda: the elementwise ops of the 'cuda' backend.
-// The per-element functions are kernels/cpu/elementwise_scalar.h's (the CPU loops call the same
+// The per-element functions are kernels/elementwise_scalar.h's (the CPU loops call the same
 // code), so results are the CPU's bits: exactly for arithmetic, comparisons, rounding and casts; for
 // the transcendental ops up to where GCC and nvcc contract a * b + c into an FMA differently, and for
 // pow / sin / cos up to the device's double libm (1-2 double ulp) rounding to a different float.
@@ -11,8 +11,8 @@
 // (float4 / int4 loads, a 4-wide store) when the innermost dim is a multiple of 4 and the pointers
 // are aligned; a broadcast input along the innermost dim is then one scalar load per group.
 // Every kernel reads its element(s) before writing them: out may be a or b (the CPU's rule).
-#include "../cpu/elementwise_ops.h"
-#include "../cpu/elementwise_scalar.h"
+#include "../elementwise.h"
+#include "../elementwise_scalar.h"
 #include "tensor_common.cuh"
 
 namespace fd {

@@ -11,6 +11,7 @@
 #include <climits>
 
 #include "cuda_common.cuh"
+#include "losses.h"
 
 namespace fd {
 namespace {

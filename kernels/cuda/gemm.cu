@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/sgemm.h"
+#include "../gemm.h"
 #include "cuda_common.cuh"
 
 namespace fd {

@@ -12,14 +12,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cpu/elementwise_ops.h"
-#include "cpu/sgemm.h"
-#include "cpu/shape_ops.h"
 #include "device.h"
+#include "elementwise.h"
+#include "gemm.h"
+#include "layout.h"
 #include "losses.h"
 #include "nn.h"
 #include "optimizer.h"
 #include "random.h"
+#include "reduce.h"
+#include "softmax.h"
 
 namespace fd {
 namespace {
@@ -168,7 +170,7 @@ Status copy_cuda(void* dst, const void* src, int64_t bytes) {
   FD_EMULATE(if (bytes > 0) std::memmove(dst, src, static_cast<size_t>(bytes)));
 }
 
-Status reduce_cuda(ReduceOp op, ElemType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
+Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
                    void* out) {
   FD_EMULATE(reduce_cpu(op, in, x, shape, rank, axes_mask, out));
 }

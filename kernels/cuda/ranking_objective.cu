@@ -22,6 +22,7 @@
 
 #include "cuda_common.cuh"
 #include "fd_math.h"
+#include "losses.h"
 
 namespace fd {
 namespace {

@@ -1,5 +1,5 @@
 // Internal to kernels/cuda/: what the tensor kernels of the 'cuda' backend (elementwise_ops.cu,
-// shape_reduce.cu, shape_softmax.cu, shape_layout.cu) share: grid sizing for grid-stride loops, the
+// reduce.cu, softmax.cu, layout.cu) share: grid sizing for grid-stride loops, the
 // launch check, vector types and a stream-ordered temporary buffer.
 #pragma once
 #include <cstdint>

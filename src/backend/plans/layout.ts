@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { isNumericDType, NumericDType } from './elementwise';
 
-/** The addon's shape ops take at most this many axes (kernels/cpu/shape_ops.h kMaxShapeRank). */
+/** The addon's shape ops take at most this many axes (kernels/tensor.h kMaxShapeRank). */
 export const SHAPE_MAX_RANK = 16;
 
 /** Softmax / LogSoftmax over the last axis (dim -1 or rank - 1, the only one tfjs supports). */

@@ -1,4 +1,4 @@
-// Concat of n tensors along any axis (kernels/cpu/shape_layout.cpp: rows of [outer, inner_k] copied
+// Concat of n tensors along any axis (kernels/cpu/layout.cpp: rows of [outer, inner_k] copied
 // side by side, long rows split across threads). tfjs's own checks and edge cases stay tfjs's: an
 // empty result, a single non-empty input (shared, not copied), complex64 and strings, mixed dtypes
 // and ranks above 16 run its CPU kernel.

@@ -1,4 +1,4 @@
-// GatherV2 (axis, batchDims; negative axis as tfjs) as row copies (kernels/cpu/shape_layout.cpp).
+// GatherV2 (axis, batchDims; negative axis as tfjs) as row copies (kernels/cpu/layout.cpp).
 // The addon checks every index; an index outside [0, dim) is reported exactly as tfjs's CPU kernel
 // reports it ("GatherV2: the index value 7 is not in [0, 4]"). Other dtypes, non-int32 indices,
 // empty tensors, ranks above 16 and shapes tfjs rejects run its CPU kernel.

@@ -27,7 +27,7 @@ export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [
   fillConfig,
   zerosLikeConfig,
   onesLikeConfig,
-  // reductions, softmax and layout (kernels/cpu/shape_*.cpp)
+  // reductions, softmax and layout (kernels/cpu/reduce.cpp, softmax.cpp, layout.cpp)
   ...reduceConfigs,
   softmaxConfig,
   transposeConfig,

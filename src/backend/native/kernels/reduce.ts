@@ -1,5 +1,5 @@
 // Reductions: Sum, Mean, Prod, Max, Min, Any, All, ArgMax, ArgMin over any axes, without the
-// transpose tfjs's CPU kernels make first (kernels/cpu/shape_reduce.cpp). Attributes, output dtypes
+// transpose tfjs's CPU kernels make first (kernels/cpu/reduce.cpp). Attributes, output dtypes
 // and shapes are tfjs's (src/backend/plans/reduce.ts, shared with 'cuda'); Max/Min return NaN if any
 // element is NaN. Cases the addon does not take run tfjs's CPU kernel.
 import * as tf from '@tensorflow/tfjs';

@@ -1,6 +1,6 @@
 // Slice (begin/size, any rank, size -1 = to the end) by tfjs's own parsing and checks. A slice that
 // is one contiguous range stays tfjs's zero-copy view (its CPU kernel, a subarray of the same native
-// block); every other slice is a native strided copy (kernels/cpu/shape_layout.cpp). Other dtypes,
+// block); every other slice is a native strided copy (kernels/cpu/layout.cpp). Other dtypes,
 // empty results and ranks above 16 run tfjs's CPU kernel.
 import * as tf from '@tensorflow/tfjs';
 

@@ -1,4 +1,4 @@
-// Softmax over the last axis in one kernel (kernels/cpu/shape_softmax.cpp) instead of tfjs's
+// Softmax over the last axis in one kernel (kernels/cpu/softmax.cpp) instead of tfjs's
 // Max, Sub, Exp, Sum, RealDiv chain. Same attribute (dim: -1 or rank - 1; tfjs supports no other)
 // and the same NaN results for rows with NaN, +Inf or only -Inf. Anything else (another dtype,
 // another dim, rank 0, an empty tensor) runs tfjs's CPU kernel, errors included.

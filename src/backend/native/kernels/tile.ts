@@ -1,4 +1,4 @@
-// Tile (kernels/cpu/shape_layout.cpp: each output row is its source row copied, then doubled in
+// Tile (kernels/cpu/layout.cpp: each output row is its source row copied, then doubled in
 // place reps times). Other dtypes, reps of the wrong length, empty results and ranks above 16 run
 // tfjs's CPU kernel.
 import * as tf from '@tensorflow/tfjs';

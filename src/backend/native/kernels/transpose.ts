@@ -1,4 +1,4 @@
-// Transpose with any permutation (kernels/cpu/shape_layout.cpp): runs of the innermost axis copied
+// Transpose with any permutation (kernels/cpu/layout.cpp): runs of the innermost axis copied
 // whole when it stays innermost (BERT's [B, L, H, D] -> [B, H, L, D]), tiles otherwise. A permutation
 // that only moves size-1 axes changes no memory order: the output shares x's data (as Reshape does).
 // The rules are src/backend/plans/layout.ts (shared with 'cuda'); the rest runs tfjs's CPU kernel.

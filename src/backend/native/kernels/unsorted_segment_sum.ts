@@ -1,7 +1,7 @@
 // UnsortedSegmentSum, what tfjs's gather gradient scatters into an embedding table with. tfjs's CPU
 // kernel makes one masked full pass over x per segment (30522 passes for a BERT vocabulary); this one
 // sorts the rows by segment once and sums each segment's rows in order, in double
-// (kernels/cpu/shape_layout.cpp): deterministic for any thread count. Ids outside [0, numSegments)
+// (kernels/cpu/layout.cpp): deterministic for any thread count. Ids outside [0, numSegments)
 // are dropped, as tfjs drops them. One difference: tfjs multiplies every row by its 0/1 mask, so a NaN
 // or Inf anywhere in x spreads NaN into every segment; here it stays in its own segment.
 // Other dtypes, segmentIds that are not one id per row of x, and numSegments < 1 run tfjs's kernel.

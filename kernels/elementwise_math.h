@@ -19,7 +19,7 @@
 #pragma once
 #include <cstdint>
 
-#include "../fd_math.h"
+#include "fd_math.h"
 
 namespace fd {
 namespace em {

@@ -1,7 +1,7 @@
 // fd::transpose_cuda, slice_cuda, concat_cuda, tile_cuda, gather_cuda, unsorted_segment_sum_cuda:
 // the layout ops of the 'cuda' backend, bit-exact copies (element-size generic: 4 or 1 bytes) plus
 // the segment sum behind the gather gradient. Shapes are canonicalised by the CPU's plans
-// (kernels/cpu/shape_plan.h).
+// (kernels/shape_plan.h).
 //
 //   strided copy  (slice, tile, and a transpose whose innermost run stays contiguous): out[i] =
 //                 x[base + sum idx_d(i) stride_d] over at most 32 merged dims (a tile axis is two
@@ -26,8 +26,8 @@
 #include <initializer_list>
 #include <numeric>
 
-#include "../cpu/shape_ops.h"
-#include "../cpu/shape_plan.h"
+#include "../layout.h"
+#include "../shape_plan.h"
 #include "tensor_common.cuh"
 
 namespace fd {

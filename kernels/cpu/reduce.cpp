@@ -23,9 +23,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "../reduce.h"
+#include "../shape_plan.h"
 #include "parallel.h"
-#include "shape_ops.h"
-#include "shape_plan.h"
 
 namespace fd {
 namespace {
@@ -389,30 +389,30 @@ void run(const void* x, const int64_t* shape, int rank, uint32_t mask, void* out
 
 }  // namespace
 
-int reduce_output_type(ReduceOp op, ElemType in) {
-  const int f = static_cast<int>(ElemType::kFloat32), i = static_cast<int>(ElemType::kInt32),
-            b = static_cast<int>(ElemType::kBool);
+int reduce_output_type(ReduceOp op, DType in) {
+  const int f = static_cast<int>(kF32), i = static_cast<int>(kI32),
+            b = static_cast<int>(kU8);
   switch (op) {
     case ReduceOp::kSum:
-      return in == ElemType::kFloat32 ? f : i;
+      return in == kF32 ? f : i;
     case ReduceOp::kMean:
       return f;
     case ReduceOp::kProd:
-      return in == ElemType::kFloat32 ? f : -1;
+      return in == kF32 ? f : -1;
     case ReduceOp::kMax:
     case ReduceOp::kMin:
       return static_cast<int>(in);
     case ReduceOp::kAny:
     case ReduceOp::kAll:
-      return in == ElemType::kBool ? b : -1;
+      return in == kU8 ? b : -1;
     case ReduceOp::kArgMax:
     case ReduceOp::kArgMin:
-      return in == ElemType::kBool ? -1 : i;
+      return in == kU8 ? -1 : i;
   }
   return -1;
 }
 
-void reduce_cpu(ReduceOp op, ElemType in, const void* x, const int64_t* shape, int rank, uint32_t mask, void* out) {
+void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t mask, void* out) {
   int64_t count = 1;  // elements reduced into each output (Mean's divisor)
   for (int i = 0; i < rank; ++i)
     if ((mask >> i) & 1u) count *= shape[i];
@@ -427,12 +427,12 @@ void reduce_cpu(ReduceOp op, ElemType in, const void* x, const int64_t* shape, i
     case ReduceOp::kSum:
     case ReduceOp::kMean: {
       const bool mean = op == ReduceOp::kMean;
-      if (in == ElemType::kFloat32) {
+      if (in == kF32) {
         if (mean)
           run<SumOp<double>, float, float>(x, shape, rank, mask, out, mean_f);
         else
           run<SumOp<double>, float, float>(x, shape, rank, mask, out, to_f32);
-      } else if (in == ElemType::kInt32) {
+      } else if (in == kI32) {
         if (mean)
           run<SumOp<int64_t>, int32_t, float>(x, shape, rank, mask, out, mean_i);
         else
@@ -451,12 +451,12 @@ void reduce_cpu(ReduceOp op, ElemType in, const void* x, const int64_t* shape, i
     case ReduceOp::kMax:
     case ReduceOp::kMin: {
       const bool mx = op == ReduceOp::kMax;
-      if (in == ElemType::kFloat32) {
+      if (in == kF32) {
         if (mx)
           run<MaxOp<float>, float, float>(x, shape, rank, mask, out, same_f);
         else
           run<MinOp<float>, float, float>(x, shape, rank, mask, out, same_f);
-      } else if (in == ElemType::kInt32) {
+      } else if (in == kI32) {
         if (mx)
           run<MaxOp<int32_t>, int32_t, int32_t>(x, shape, rank, mask, out, same_i);
         else
@@ -478,7 +478,7 @@ void reduce_cpu(ReduceOp op, ElemType in, const void* x, const int64_t* shape, i
     case ReduceOp::kArgMax:
     case ReduceOp::kArgMin: {
       const bool mx = op == ReduceOp::kArgMax;
-      if (in == ElemType::kFloat32)
+      if (in == kF32)
         arg_dispatch(mx, static_cast<const float*>(x), shape, rank, mask, static_cast<int32_t*>(out));
       else
         arg_dispatch(mx, static_cast<const int32_t*>(x), shape, rank, mask, static_cast<int32_t*>(out));

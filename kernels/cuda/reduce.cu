@@ -1,5 +1,5 @@
 // fd::reduce_cuda: Sum, Mean, Prod, Max, Min, Any, All, ArgMax, ArgMin over any set of axes, with the
-// CPU's element types and rules (kernels/cpu/shape_ops.h), deterministically (no float atomics: every
+// CPU's element types and rules (kernels/reduce.h), deterministically (no float atomics: every
 // output is combined in a fixed tree order, run to run identical).
 //
 // The shape is canonicalised as on the CPU (shape_plan.h: size-1 axes dropped, neighbours of the same
@@ -24,8 +24,8 @@
 #include <climits>
 #include <utility>
 
-#include "../cpu/shape_ops.h"
-#include "../cpu/shape_plan.h"
+#include "../reduce.h"
+#include "../shape_plan.h"
 #include "tensor_common.cuh"
 
 namespace fd {
@@ -375,13 +375,13 @@ Status run(const void* x, const Geometry& g, bool rows, Op op, void* out) {
 
 }  // namespace
 
-Status reduce_cuda(ReduceOp op, ElemType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
+Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
                    void* out) {
   FD_TRY(device::init());
   if (rank < 0 || rank > kMaxShapeRank) return device::fail_with(kBadShape, "reduce_cuda: rank out of range");
   // The pairs reduce_output_type rejects (checked here without it: this file links without the CPU
   // kernels, e.g. in bench/gpu/cuda_selfcheck).
-  const bool f32 = in == ElemType::kFloat32, boolean = in == ElemType::kBool;
+  const bool f32 = in == kF32, boolean = in == kU8;
   if ((op == ReduceOp::kProd && !f32) || ((op == ReduceOp::kAny || op == ReduceOp::kAll) && !boolean) ||
       ((op == ReduceOp::kArgMax || op == ReduceOp::kArgMin) && boolean))
     return device::fail_with(kBadShape, "reduce_cuda: op not supported for this element type");
@@ -415,32 +415,32 @@ Status reduce_cuda(ReduceOp op, ElemType in, const void* x, const int64_t* shape
 
   switch (op) {
     case ReduceOp::kSum:
-      if (in == ElemType::kFloat32) return run(x, g, rows, SumF{0.0}, out);
-      if (in == ElemType::kInt32) return run(x, g, rows, SumI<int32_t>{}, out);
+      if (in == kF32) return run(x, g, rows, SumF{0.0}, out);
+      if (in == kI32) return run(x, g, rows, SumI<int32_t>{}, out);
       return run(x, g, rows, SumI<uint8_t>{}, out);
     case ReduceOp::kMean:
-      if (in == ElemType::kFloat32) return run(x, g, rows, SumF{count}, out);
-      if (in == ElemType::kInt32) return run(x, g, rows, MeanI<int32_t>{count}, out);
+      if (in == kF32) return run(x, g, rows, SumF{count}, out);
+      if (in == kI32) return run(x, g, rows, MeanI<int32_t>{count}, out);
       return run(x, g, rows, MeanI<uint8_t>{count}, out);
     case ReduceOp::kProd:
       return run(x, g, rows, ProdF{}, out);
     case ReduceOp::kMax:
-      if (in == ElemType::kFloat32) return run(x, g, rows, MinMaxF<true>{}, out);
-      if (in == ElemType::kInt32) return run(x, g, rows, MinMaxI<int32_t, true>{}, out);
+      if (in == kF32) return run(x, g, rows, MinMaxF<true>{}, out);
+      if (in == kI32) return run(x, g, rows, MinMaxI<int32_t, true>{}, out);
       return run(x, g, rows, MinMaxI<uint8_t, true>{}, out);
     case ReduceOp::kMin:
-      if (in == ElemType::kFloat32) return run(x, g, rows, MinMaxF<false>{}, out);
-      if (in == ElemType::kInt32) return run(x, g, rows, MinMaxI<int32_t, false>{}, out);
+      if (in == kF32) return run(x, g, rows, MinMaxF<false>{}, out);
+      if (in == kI32) return run(x, g, rows, MinMaxI<int32_t, false>{}, out);
       return run(x, g, rows, MinMaxI<uint8_t, false>{}, out);
     case ReduceOp::kAny:
       return run(x, g, rows, AnyAll<true>{}, out);
     case ReduceOp::kAll:
       return run(x, g, rows, AnyAll<false>{}, out);
     case ReduceOp::kArgMax:
-      if (in == ElemType::kFloat32) return run(x, g, rows, ArgOp<float, true>{}, out);
+      if (in == kF32) return run(x, g, rows, ArgOp<float, true>{}, out);
       return run(x, g, rows, ArgOp<int32_t, true>{}, out);
     case ReduceOp::kArgMin:
-      if (in == ElemType::kFloat32) return run(x, g, rows, ArgOp<float, false>{}, out);
+      if (in == kF32) return run(x, g, rows, ArgOp<float, false>{}, out);
       return run(x, g, rows, ArgOp<int32_t, false>{}, out);
   }
   return device::fail_with(kBadShape, "reduce_cuda: unknown op");

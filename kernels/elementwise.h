@@ -6,14 +6,10 @@
 #pragma once
 #include <cstdint>
 
-#include "../losses.h"
+#include "status.h"
+#include "tensor.h"
 
 namespace fd {
-
-// Element types, matching tfjs's dtypes: float32, int32, bool (one byte, 0 or 1). The same numbers
-// as shape_ops.h's ElemType (a scoped enum of its own name, so this one is DType: one file may include
-// both headers).
-enum DType : int { kF32 = 0, kI32 = 1, kU8 = 2 };
 
 // The numbers are the addon's opcodes (exported to JS as mathOps.binary / mathOps.unary):
 // append only.

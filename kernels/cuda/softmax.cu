@@ -1,5 +1,5 @@
 // fd::softmax_cuda: row-wise softmax / log-softmax over x [rows, cols], the CPU's math
-// (kernels/cpu/shape_softmax.cpp): m = the row max, NaN-propagating; e = fast_exp_nonpositive(x - m)
+// (kernels/cpu/softmax.cpp): m = the row max, NaN-propagating; e = fast_exp_nonpositive(x - m)
 // (fd_math.h, the same code as the CPU); softmax = e * (1 / sum e); log-softmax = (x - m) - log(sum e)
 // with the log in double. So a row holding NaN or +Inf, or of only -Inf, gives NaN everywhere, as
 // on the CPU and in tfjs.
@@ -11,8 +11,8 @@
 //   longer rows:  a block per row, three passes over the row (max; sum; write), the re-reads from L2.
 // out may be x itself: every element is read before its own write, and a row is only written after
 // its last read of x (the block version synchronises before writing).
-#include "../cpu/shape_ops.h"
 #include "../fd_math.h"
+#include "../softmax.h"
 #include "tensor_common.cuh"
 
 namespace fd {

@@ -1,6 +1,7 @@
 // fd::scale_cuda: out[i] = x[i] * c in one launch (the backward pass's scaling by the upstream
 // gradient). float4 when both pointers are 16-byte aligned; out may equal x (each thread reads its
 // element before writing it, so no __restrict / read-only loads).
+#include "../losses.h"
 #include "cuda_common.cuh"
 
 namespace fd {

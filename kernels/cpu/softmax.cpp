@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "../fd_math.h"
+#include "../softmax.h"
 #include "parallel.h"
-#include "shape_ops.h"
 
 namespace fd {
 namespace {

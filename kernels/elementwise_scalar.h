@@ -1,5 +1,5 @@
 // The per-element functions of the elementwise ops (binary, unary, cast, fill) and the broadcast
-// plan, shared by the CPU loops (elementwise_binary.cpp, elementwise_unary.cpp) and the CUDA kernels
+// plan, shared by the CPU loops (kernels/cpu/elementwise_binary.cpp, elementwise_unary.cpp) and the CUDA kernels
 // (kernels/cuda/elementwise_ops.cu): one definition, so both sides compute the same bits (the
 // transcendental ones are elementwise_math.h's; pow, sin, cos go through double libm, whose device
 // versions are within 1-2 double ulp of glibc's, so the float results agree but in rare roundings).
@@ -9,9 +9,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "../fd_math.h"
+#include "elementwise.h"
 #include "elementwise_math.h"
-#include "elementwise_ops.h"
+#include "fd_math.h"
 
 namespace fd {
 namespace ew {

@@ -1,11 +1,11 @@
-// Shape canonicalisation shared by the CPU shape kernels (shape_reduce.cpp, shape_layout.cpp) and
-// their CUDA versions (kernels/cuda/shape_reduce.cu, shape_layout.cu): one definition of how a
-// reduction's axes, a transpose and a slice are reduced to the fewest dimensions. Host code only.
+// Shape canonicalisation shared by the CPU kernels (kernels/cpu/reduce.cpp, layout.cpp) and their
+// CUDA versions (kernels/cuda/reduce.cu, layout.cu): one definition of how a reduction's axes, a
+// transpose and a slice are reduced to the fewest dimensions. Host code only.
 // Internal to kernels/: not part of the contract.
 #pragma once
 #include <cstdint>
 
-#include "shape_ops.h"
+#include "tensor.h"
 
 namespace fd {
 

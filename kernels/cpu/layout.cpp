@@ -13,9 +13,9 @@
 #include <cstring>
 #include <vector>
 
+#include "../layout.h"
+#include "../shape_plan.h"
 #include "parallel.h"
-#include "shape_ops.h"
-#include "shape_plan.h"
 
 namespace fd {
 namespace {

@@ -1,10 +1,10 @@
-// Single-precision GEMM on host memory for the native tfjs backend (issue 3): C = op(A) op(B),
-// row-major, batched with per-batch strides or offsets (broadcasting). Packed and cache-blocked with
-// an FMA micro-kernel picked at run time (AVX-512, AVX2 or portable C++).
+// Single-precision GEMM for the tfjs backends: C = op(A) op(B), row-major, batched with per-batch
+// strides or offsets (broadcasting). sgemm_cpu (kernels/cpu/sgemm.cpp, host memory) is packed and
+// cache-blocked with an FMA micro-kernel picked at run time (AVX-512, AVX2 or portable C++).
 #pragma once
 #include <cstdint>
 
-#include "../losses.h"
+#include "status.h"
 
 namespace fd {
 
