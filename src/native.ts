@@ -89,7 +89,7 @@ export type RegisteredOpName =
 type OnDevice<T> = T extends NumericArray ? DeviceBuffer : T extends NumericArray[] ? DeviceBuffer[] : T;
 type DeviceOp<F> = F extends (...args: infer A) => infer R ? (...args: { [K in keyof A]: OnDevice<A[K]> }) => R : never;
 
-/** addon.cuda: the device-only functions and every register_op op on device buffers. Two device
+/** addon.cuda: the device-only functions and every register_op op on device buffers. Device
  *  notes: rankingObjective's weights stay a host Float32Array; gather's indices are NOT
  *  bounds-checked (one outside [0, dim) gives zeros); sumSquares adds in a fixed tree order and
  *  synchronises to return. */
