@@ -19,6 +19,10 @@ enum Term : int {
   kScoreMSE = 6,
   kNumTerms = 7,
 };
+// The terms' names in Term order, as the JS API spells them (the addon exports this list).
+constexpr const char* kTermNames[kNumTerms] = {
+    "pointwiseBCE", "pairwiseRankNet", "pairwiseHinge", "listwiseSoftmaxCE", "distillKL", "marginMSE", "scoreMSE",
+};
 
 // A [rows, cols] block of candidate scores: the last axis is one query's candidate list.
 // t is needed by KL / MarginMSE / ScoreMSE, y by BCE / RankNet / Hinge / ListwiseCE; either may be
@@ -76,5 +80,8 @@ Status ranking_objective_cuda(const ObjectiveArgs& args, float* grad_dev, float*
 Status hidden_mse_cuda(const FeatureArgs& args, float* grad_dev, float* loss_dev);
 Status attention_mse_cuda(const FeatureArgs& args, float* grad_dev, float* loss_dev);
 Status scale_cuda(const float* x_dev, float c, float* out_dev, int64_t n);
+// check_mask_cpu on a device mask: one kernel finds the first value other than 0 or 1, and its index
+// is read back into *bad_index (host memory): synchronises.
+Status check_mask_cuda(const float* mask_dev, int64_t n, int64_t* bad_index);
 
 }  // namespace fd

@@ -7,6 +7,10 @@
 #endif
 #include <cstdlib>
 
+#include "args.h"
+#include "elementwise.h"
+#include "tensor.h"
+#include "losses.h"
 #include "ops.h"
 
 namespace {
@@ -26,8 +30,22 @@ void tune_malloc() {
 #endif
 }
 
+// The contract's constants the TypeScript side mirrors (src/native.ts checks them at load).
+Napi::Object constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  Napi::Array terms = Napi::Array::New(env, fd::kNumTerms);
+  for (uint32_t k = 0; k < fd::kNumTerms; ++k) terms.Set(k, Napi::String::New(env, fd::kTermNames[k]));
+  c.Set("termNames", terms);
+  c.Set("maxElements", Napi::Number::New(env, static_cast<double>(fd_native::kMaxElements)));
+  c.Set("elementwiseMaxRank", Napi::Number::New(env, fd::kMaxRank));
+  c.Set("shapeMaxRank", Napi::Number::New(env, fd::kMaxShapeRank));
+  return c;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tune_malloc();
+  exports.Set("constants", constants(env));
+  fd_native::register_loss_ops(env, exports);
   fd_native::register_cpu_ops(env, exports);
   fd_native::register_gemm_ops(env, exports);
   fd_native::register_cuda_ops(env, exports);

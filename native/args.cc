@@ -1,6 +1,7 @@
 #include "args.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "device.h"
 
@@ -131,11 +132,32 @@ int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, cons
   return p;
 }
 
+namespace {
+// A float as JavaScript prints it (2, 0.5, NaN, -Infinity), for messages.
+std::string js_number(float v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  return buf;
+}
+}  // namespace
+
 void check_mask(const Args& a, const float* mask, int64_t n, const char* name) {
   int64_t bad = -1;
-  if (fd::check_mask_cpu(mask, n, &bad) != fd::kOk)
-    a.range_error(std::string(name) + " must hold only 0 and 1, got " + std::to_string(mask[bad]) +
-                  " at index " + std::to_string(bad));
+  float value = 0;
+  if (a.place == Place::kHost) {
+    if (fd::check_mask_cpu(mask, n, &bad) == fd::kOk) return;
+    value = mask[bad];
+  } else {
+    // One kernel finds the first bad index; reading it (and the value) back synchronises, a cost
+    // paid only by calls with a mask.
+    const fd::Status st = fd::check_mask_cuda(mask, n, &bad);
+    if (st == fd::kOk) return;
+    if (st != fd::kBadMask) throw_status(a, st);
+    throw_status(a, fd::device::download(&value, mask + bad, sizeof(float)));
+  }
+  a.range_error(std::string(name) + " must hold only 0 and 1, got " + js_number(value) + " at index " + std::to_string(bad));
 }
 
 void throw_status(const Args& a, fd::Status status) {
@@ -164,29 +186,6 @@ void check_no_overlap(const Args& a, const char* out_name, const void* out, int6
                       std::initializer_list<std::pair<const float*, int64_t>> inputs) {
   for (const auto& [in, n] : inputs)
     if (overlaps(out, n_out, in, n, elem_out, 4)) a.range_error(std::string(out_name) + " must not overlap an input or output");
-}
-
-int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o) {
-  o.rows = a.size(4, "rows");
-  o.cols = a.size(5, "cols");
-  const float* w = a.floats(6, "weights", fd::kNumTerms);
-  for (int k = 0; k < fd::kNumTerms; ++k) {
-    if (!std::isfinite(w[k])) a.range_error("weights must be finite");
-    o.weight[k] = w[k];
-  }
-  o.temperature = static_cast<float>(a.number(7, "temperature"));
-  o.sigma = static_cast<float>(a.number(8, "sigma"));
-  o.margin = static_cast<float>(a.number(9, "margin"));
-  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + std::to_string(o.temperature));
-  return checked_product(a, {o.rows, o.cols}, "s");
-}
-
-bool needs_teacher(const fd::ObjectiveArgs& o) {
-  return o.weight[fd::kDistillKL] != 0 || o.weight[fd::kMarginMSE] != 0 || o.weight[fd::kScoreMSE] != 0;
-}
-bool needs_labels(const fd::ObjectiveArgs& o) {
-  return o.weight[fd::kPointwiseBCE] != 0 || o.weight[fd::kPairwiseRankNet] != 0 ||
-         o.weight[fd::kPairwiseHinge] != 0 || o.weight[fd::kListwiseSoftmaxCE] != 0;
 }
 
 namespace {

@@ -86,7 +86,8 @@ Napi::Object cuda_exports(Napi::Env env, Napi::Object exports);
 // rows * cols (etc.) with an overflow check against kMaxElements.
 int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, const char* what);
 
-// Throws a RangeError naming `name` if mask holds a value other than 0 or 1.
+// Throws a RangeError naming `name` and the first value other than 0 or 1 in mask, with its index: on
+// the host arrays or the device buffers of a.place.
 void check_mask(const Args& a, const float* mask, int64_t n, const char* name);
 
 // True when the float arrays [a, a+na) and [b, b+nb) share memory (null never overlaps).
@@ -94,13 +95,6 @@ bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem
 // Throws a RangeError when `out` (n_out elements of elem_out bytes) overlaps any of the n-float inputs.
 void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
                       std::initializer_list<std::pair<const float*, int64_t>> inputs);
-
-// The objective's scalar arguments, at the same positions in the CPU and CUDA entry points: rows (4),
-// cols (5), weights (6, a Float32Array of fd::kNumTerms), temperature, sigma, margin (7, 8, 9).
-// Returns rows * cols.
-int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o);
-bool needs_teacher(const fd::ObjectiveArgs& o);  // a term that reads t has a non-zero weight
-bool needs_labels(const fd::ObjectiveArgs& o);   // a term that reads y has a non-zero weight
 
 // Throws a JS Error for a failed kernel status (CUDA's message included).
 void throw_status(const Args& a, fd::Status status);

@@ -1,11 +1,13 @@
-// The addon's exports, grouped by file: cpu_ops.cc (losses on host arrays), gemm_ops.cc (matrix
-// products on host arrays), cuda_ops.cc (device buffers and losses on them), host_buffers.cc (the
+// The addon's exports, grouped by file: loss_ops.cc (the losses on host arrays and device buffers),
+// cpu_ops.cc (the optimizer, random ops and thread count), gemm_ops.cc (matrix
+// products on host arrays), cuda_ops.cc (device info and timing), host_buffers.cc (the
 // 'native' backend's tensor memory), math_ops.cc and shape_ops.cc (its elementwise, reduction and
 // layout kernels).
 #pragma once
 #include <napi.h>
 
 namespace fd_native {
+void register_loss_ops(Napi::Env env, Napi::Object exports);
 void register_cpu_ops(Napi::Env env, Napi::Object exports);
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_cuda_ops(Napi::Env env, Napi::Object exports);

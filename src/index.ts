@@ -17,15 +17,15 @@ export type { KernelStat, KernelImpl, KernelProfile } from './backend/profile';
 export * as distill from './distill';
 export * as suite from './suite';
 export * as report from './report';
-export { FusedDistillError } from './losses/validate';
+export { FusedDistillError } from './ops/validate';
 import { registerNativeBackend } from './backend/native/register';
 import { registerCudaBackend } from './backend/cuda/register';
 // Registered, not selected: tf.setBackend('native'), or import 'fused-distill/backend' to make it current.
 registerNativeBackend();
 // 'cuda' only where a device answers (never throws): tf.setBackend('cuda').
 registerCudaBackend();
-export { TERM_NAMES, addon } from './native';
-export type { TermName, Addon, CudaApi, DeviceBuffer } from './native';
+export { TERM_NAMES, addon, addonLoadError } from './native';
+export type { TermName, Addon, AddonConstants, CudaApi, DeviceBuffer } from './native';
 
 /** Threads the CPU kernels use (results do not depend on it). Default: the core count, or
  *  FUSED_DISTILL_NUM_THREADS. */

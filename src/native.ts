@@ -5,7 +5,8 @@ import * as path from 'path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeGypBuild: (dir: string) => unknown = require('node-gyp-build');
 
-/** Term order of the objective's weight vector (kernels/losses.h `Term`). */
+/** Term order of the objective's weight vector: kernels/losses.h `Term`, checked at load against the
+ *  addon's `constants.termNames`. */
 export const TERM_NAMES = [
   'pointwiseBCE',
   'pairwiseRankNet',
@@ -17,6 +18,18 @@ export const TERM_NAMES = [
 ] as const;
 export type TermName = (typeof TERM_NAMES)[number];
 
+/** The kernel contract's constants, as the addon exports them (native/addon.cc). */
+export interface AddonConstants {
+  /** The objective's terms in order (kernels/losses.h kTermNames). */
+  termNames: string[];
+  /** The most elements any size argument may describe (native/args.h kMaxElements). */
+  maxElements: number;
+  /** The highest rank binaryOp accepts (kernels/cpu/elementwise_ops.h kMaxRank). */
+  elementwiseMaxRank: number;
+  /** The highest rank of the shape ops (kernels/cpu/shape_ops.h kMaxShapeRank). */
+  shapeMaxRank: number;
+}
+
 type F32 = Float32Array;
 /** Host tensor data of the 'native' backend's shape ops: float32, int32 or bool (as a Uint8Array). */
 export type HostArray = Float32Array | Int32Array | Uint8Array;
@@ -27,7 +40,8 @@ export type DeviceBuffer = number;
 /** Element type of a device buffer; bool is one byte per element (0 or 1), like a Uint8Array. */
 export type DeviceDType = 'float32' | 'int32' | 'bool';
 
-export interface CudaApi {
+/** The device-only functions of addon.cuda: device info, buffers, timing. */
+export interface DeviceOnlyApi {
   /** True when the addon has CUDA and a device answered (never throws). */
   isAvailable(): boolean;
   /** Why the last device call failed, or why there is no device. */
@@ -57,69 +71,36 @@ export interface CudaApi {
   timerStart(): void;
   /** Device milliseconds since timerStart (CUDA events on the library's stream). */
   timerStop(): number;
-  /** result receives 1 + 7 floats: total, then each weighted part in TERM_NAMES order. */
-  rankingObjective(
-    s: DeviceBuffer, t: DeviceBuffer | null, y: DeviceBuffer | null, mask: DeviceBuffer | null,
-    rows: number, cols: number, weights: F32, temperature: number, sigma: number, margin: number,
-    grad: DeviceBuffer | null, result: DeviceBuffer,
-  ): void;
-  hiddenMSE(
-    hs: DeviceBuffer, ht: DeviceBuffer, tokenMask: DeviceBuffer | null,
-    layers: number, batch: number, len: number, hidden: number, grad: DeviceBuffer | null, loss: DeviceBuffer,
-  ): void;
-  attentionMSE(
-    as: DeviceBuffer, at: DeviceBuffer, tokenMask: DeviceBuffer | null,
-    batch: number, heads: number, len: number, grad: DeviceBuffer | null, loss: DeviceBuffer,
-  ): void;
-  scale(x: DeviceBuffer, c: number, out: DeviceBuffer, n: number): void;
   /** sgemm's math mode: true = TF32 tensor cores, false = strict fp32 (the default). */
   setTF32(on: boolean): void;
-  // The tensor ops below take exactly the host op's arguments (see Addon), device buffers in place of
-  // typed arrays, checked the same way: a buffer's dtype plays the array's type, its size the length.
-  /** Addon.binaryOp on device buffers. */
-  binaryOp(op: number, a: DeviceBuffer, aShape: number[], b: DeviceBuffer, bShape: number[], out: DeviceBuffer): void;
-  /** Addon.unaryOp on device buffers. */
-  unaryOp(op: number, x: DeviceBuffer, out: DeviceBuffer, p0?: number, p1?: number): void;
-  /** Addon.cast on device buffers (by their dtypes). */
-  cast(x: DeviceBuffer, out: DeviceBuffer): void;
-  /** Addon.fill on a device buffer. */
-  fill(out: DeviceBuffer, value: number): void;
-  /** Addon.reduce on device buffers. */
-  reduce(op: ReduceOpName, x: DeviceBuffer, shape: number[], axes: number[], out: DeviceBuffer): void;
-  /** Addon.softmax on float32 device buffers. */
-  softmax(x: DeviceBuffer, rows: number, cols: number, out: DeviceBuffer, log?: boolean): void;
-  /** Addon.transpose on device buffers. */
-  transpose(x: DeviceBuffer, shape: number[], perm: number[], out: DeviceBuffer): void;
-  /** Addon.slice on device buffers. */
-  slice(x: DeviceBuffer, shape: number[], begin: number[], size: number[], out: DeviceBuffer): void;
-  /** Addon.concat on device buffers. */
-  concat(inputs: DeviceBuffer[], shapes: number[][], axis: number, out: DeviceBuffer): void;
-  /** Addon.tile on device buffers. */
-  tile(x: DeviceBuffer, shape: number[], reps: number[], out: DeviceBuffer): void;
-  /** Addon.gather on device buffers, but indices are NOT bounds-checked: one outside [0, dim) gives zeros. */
-  gather(x: DeviceBuffer, dims: number[], indices: DeviceBuffer, out: DeviceBuffer): void;
-  /** Addon.unsortedSegmentSum on device buffers (segmentIds an int32 buffer). */
-  unsortedSegmentSum(
-    x: DeviceBuffer, rows: number, cols: number, segmentIds: DeviceBuffer, numSegments: number, out: DeviceBuffer,
-  ): void;
-  /** Addon.sgemm on float32 device buffers through cuBLAS; aOffsets / bOffsets stay host Float64Arrays. */
-  sgemm(
-    a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, batch: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean, aOffsets: Float64Array | null, bOffsets: Float64Array | null,
-  ): void;
-  /** Addon.adamwUpdate on float32 device buffers, bit-identical to the host's. */
-  adamwUpdate(
-    p: DeviceBuffer, g: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, beta1: number,
-    beta2: number, eps: number, decay: number, stepSize: number, sqrtBc2: number, scale: number,
-    mOut?: DeviceBuffer | null, vOut?: DeviceBuffer | null,
-  ): void;
-  /** Sum of x[i]^2 in float64 (a fixed tree order on a GPU); synchronises to return it. */
-  sumSquares(x: DeviceBuffer): number;
-  /** Addon.randomUniform on a float32 device buffer: the same numbers as the host for the same seed. */
-  randomUniform(out: DeviceBuffer, lo: number, hi: number, seed: number): void;
-  /** Addon.randomNormal on a float32 device buffer (equal to the host's up to a rare last-bit rounding tie). */
-  randomNormal(out: DeviceBuffer, mean: number, stddev: number, seed: number): void;
 }
+
+/** The host ops that native code registers on device buffers too (register_op): addon.cuda.X takes
+ *  exactly addon.X's arguments, checked the same way, a device buffer in place of each typed array
+ *  (its dtype plays the array's type, its size the length). */
+export type RegisteredOpName =
+  | 'rankingObjective' | 'hiddenMSE' | 'attentionMSE' | 'scale'
+  | 'layerNorm' | 'layerNormGrad' | 'gelu' | 'geluGrad'
+  | 'binaryOp' | 'unaryOp' | 'cast' | 'fill' | 'reduce' | 'softmax' | 'transpose' | 'slice' | 'concat' | 'tile'
+  | 'gather' | 'unsortedSegmentSum' | 'sgemm' | 'adamwUpdate' | 'sumSquares' | 'randomUniform' | 'randomNormal';
+
+// A host argument's type on the device: typed arrays become buffer handles (null stays null).
+// Float64Arrays (sgemm's offsets) stay host arrays.
+type OnDevice<T> = T extends NumericArray ? DeviceBuffer : T extends NumericArray[] ? DeviceBuffer[] : T;
+type DeviceOp<F> = F extends (...args: infer A) => infer R ? (...args: { [K in keyof A]: OnDevice<A[K]> }) => R : never;
+
+/** addon.cuda: the device-only functions and every register_op op on device buffers. Device
+ *  notes: rankingObjective's weights stay a host Float32Array; gather's indices are NOT
+ *  bounds-checked (one outside [0, dim) gives zeros); sumSquares adds in a fixed tree order and
+ *  synchronises to return. */
+export type CudaApi = DeviceOnlyApi &
+  { [P in Exclude<RegisteredOpName, 'rankingObjective'>]: DeviceOp<Addon[P]> } & {
+    rankingObjective(
+      s: DeviceBuffer, t: DeviceBuffer | null, y: DeviceBuffer | null, mask: DeviceBuffer | null,
+      rows: number, cols: number, weights: F32, temperature: number, sigma: number, margin: number,
+      grad: DeviceBuffer | null, result: DeviceBuffer,
+    ): void;
+  };
 
 /** Typed arrays of the three numeric dtypes: float32, int32, bool. */
 export type NumericArray = Float32Array | Int32Array | Uint8Array;
@@ -131,20 +112,28 @@ export interface MathOpTables {
 }
 
 export interface Addon {
-  /** Returns the total; fills grad (d total / d s) and parts (each weighted term) when given. */
+  /** The kernel contract's constants (term order, size and rank limits). */
+  constants: AddonConstants;
+  /**
+   * The weighted ranking objective over s [rows, cols]: result (1 + 7 floats) receives the total,
+   * then each weighted part in TERM_NAMES order; grad, when given, d(total)/d(s). A mask other than
+   * 0/1 is a RangeError naming the first bad value and its index.
+   */
   rankingObjective(
     s: F32, t: F32 | null, y: F32 | null, mask: F32 | null, rows: number, cols: number,
     weights: F32, temperature: number, sigma: number, margin: number,
-    grad: F32 | null, parts: Float64Array | null,
-  ): number;
+    grad: F32 | null, result: F32,
+  ): void;
+  /** Masked hidden-state MSE over [layers, batch, len, hidden]; loss (1 float) receives it. */
   hiddenMSE(
     hs: F32, ht: F32, tokenMask: F32 | null, layers: number, batch: number, len: number, hidden: number,
-    grad: F32 | null,
-  ): number;
+    grad: F32 | null, loss: F32,
+  ): void;
+  /** Masked attention MSE over [batch, heads, len, len]; loss (1 float) receives it. */
   attentionMSE(
-    as: F32, at: F32, tokenMask: F32 | null, batch: number, heads: number, len: number, grad: F32 | null,
-  ): number;
-  /** out = x * c; out may be x. */
+    as: F32, at: F32, tokenMask: F32 | null, batch: number, heads: number, len: number, grad: F32 | null, loss: F32,
+  ): void;
+  /** out = x * c, one length; out may be x. */
   scale(x: F32, c: number, out: F32): void;
   /** 64-byte-aligned host memory for the 'native' backend, as an external ArrayBuffer. */
   allocHostBuffer(bytes: number, zero?: boolean): ArrayBuffer;
@@ -240,7 +229,46 @@ export interface Addon {
   geluGrad(dy: F32, x: F32, dx: F32): void;
 }
 
-export const addon = nodeGypBuild(path.join(__dirname, '..')) as Addon;
+// The addon, or why it could not be loaded: the package still imports without it (the fused ops
+// then run their plain-tfjs reference composites), and any use of `addon` throws that error.
+let loadError: Error | null = null;
+
+function loadAddon(): Addon {
+  try {
+    return nodeGypBuild(path.join(__dirname, '..')) as Addon;
+  } catch (e) {
+    loadError = new Error(`fused-distill: the native addon could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
+    return unavailable(loadError);
+  }
+}
+
+// A stand-in whose every property is itself and whose every call throws `error`: module-level reads
+// such as addon.cuda or addon.mathOps.binary succeed, using them fails with the load error.
+function unavailable(error: Error): Addon {
+  const stub: object = new Proxy(function unavailableAddon() {}, {
+    get: (_target, key) => (key === Symbol.toPrimitive || key === 'then' ? undefined : stub),
+    apply: () => {
+      throw error;
+    },
+  });
+  return stub as Addon;
+}
+
+export const addon: Addon = loadAddon();
+
+/** Why the addon could not be loaded, or null when it is loaded. */
+export function addonLoadError(): Error | null {
+  return loadError;
+}
+
+// The TS mirror of the term order must match the kernels'.
+if (!loadError) {
+  const names = addon.constants?.termNames;
+  if (!Array.isArray(names) || names.length !== TERM_NAMES.length || names.some((n, i) => n !== TERM_NAMES[i]))
+    throw new Error(
+      `fused-distill: the addon's term names (${String(names)}) differ from TERM_NAMES (${TERM_NAMES.join(', ')}): rebuild the addon (npm run build:native)`,
+    );
+}
 
 /** addon.cuda, read at call time (a test may install a stand-in device into it). */
 export function cudaDevice(): CudaApi {

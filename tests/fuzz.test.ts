@@ -1,7 +1,7 @@
 // Throws seeded random wrong arguments at every addon function. Each call must throw an Error with a
 // message (never crash the process, never return). Plus targeted aliasing/detaching cases, and a check
 // that the addon still computes the right answer after thousands of rejected calls.
-import { addon } from './helpers/addon';
+import { addon, attentionLoss, hiddenLoss, rankingTotal } from './helpers/addon';
 import { describe as show, thrown } from './helpers/errors';
 import * as ref from './helpers/reference64';
 import { mulberry32 } from './helpers/reference64';
@@ -158,7 +158,7 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'finite' },
       { kind: 'finite' },
       { kind: 'f32', len: N, optional: true },
-      { kind: 'f64', len: 7, optional: true },
+      { kind: 'f32', len: 8 },
     ],
     valid: () => [
       f32(N, 1),
@@ -172,13 +172,13 @@ const cpuSpecs: FnSpec[] = [
       1,
       1,
       new Float32Array(N),
-      new Float64Array(7),
+      new Float32Array(8),
     ],
   },
   {
     name: 'hiddenMSE',
     fn: addon.hiddenMSE as (...a: unknown[]) => unknown,
-    required: 8,
+    required: 9,
     kinds: [
       { kind: 'f32', len: NH },
       { kind: 'f32', len: NH },
@@ -188,13 +188,14 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'size' },
       { kind: 'size' },
       { kind: 'f32', len: NH, optional: true },
+      { kind: 'f32', len: 1 },
     ],
-    valid: () => [f32(NH, 5), f32(NH, 6), Float32Array.from([1, 1, 0, 1, 0, 0]), LAYERS, B, L, H, new Float32Array(NH)],
+    valid: () => [f32(NH, 5), f32(NH, 6), Float32Array.from([1, 1, 0, 1, 0, 0]), LAYERS, B, L, H, new Float32Array(NH), new Float32Array(1)],
   },
   {
     name: 'attentionMSE',
     fn: addon.attentionMSE as (...a: unknown[]) => unknown,
-    required: 7,
+    required: 8,
     kinds: [
       { kind: 'f32', len: NA },
       { kind: 'f32', len: NA },
@@ -203,8 +204,9 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'size' },
       { kind: 'size' },
       { kind: 'f32', len: NA, optional: true },
+      { kind: 'f32', len: 1 },
     ],
-    valid: () => [f32(NA, 7), f32(NA, 8), Float32Array.from([1, 0, 1, 1, 1, 0]), B, A, L, new Float32Array(NA)],
+    valid: () => [f32(NA, 7), f32(NA, 8), Float32Array.from([1, 0, 1, 1, 1, 0]), B, A, L, new Float32Array(NA), new Float32Array(1)],
   },
   {
     name: 'scale',
@@ -371,7 +373,7 @@ describe('seeded random wrong arguments: every call throws a fused-distill Error
     const opts = { weights: { pairwiseRankNet: 1, distillKL: 0.5, scoreMSE: 2 }, temperature: 1.5 };
     const want = ref.rankingObjective(s, t, y, m, 4, 10, opts);
     const grad = new Float32Array(40);
-    const got = addon.rankingObjective(s, t, y, m, 4, 10, Float32Array.from([0, 1, 0, 0, 0.5, 0, 2]), 1.5, 1, 1, grad, null);
+    const got = rankingTotal(s, t, y, m, 4, 10, Float32Array.from([0, 1, 0, 0, 0.5, 0, 2]), 1.5, 1, 1, grad);
     ref.expectLossClose(got, want.total);
     ref.expectGradClose(grad, want.grad);
   });
@@ -382,7 +384,7 @@ describe('specific wrong arguments', () => {
   const t = f32(N, 22);
   const y = ref.gradedLabels(mulberry32(23), N);
   const call = (over: Record<number, unknown>, count = 12) => {
-    const args: unknown[] = [s, t, y, null, R, C, ALL_WEIGHTS, 1, 1, 1, null, null];
+    const args: unknown[] = [s, t, y, null, R, C, ALL_WEIGHTS, 1, 1, 1, null, new Float32Array(8)];
     for (const [k, v] of Object.entries(over)) args[Number(k)] = v;
     return () => (addon.rankingObjective as (...a: unknown[]) => unknown)(...args.slice(0, count));
   };
@@ -408,11 +410,11 @@ describe('specific wrong arguments', () => {
     ['sigma NaN', { 8: Number.NaN }, /sigma/],
     ['margin Infinity', { 9: Number.POSITIVE_INFINITY }, /margin/],
     ['grad as a Float64Array', { 10: new Float64Array(N) }, /grad/],
-    ['parts as a Float32Array', { 11: new Float32Array(7) }, /parts/],
-    ['parts of length 6', { 11: new Float64Array(6) }, /parts/],
+    ['result as a Float64Array', { 11: new Float64Array(8) }, /result/],
+    ['result of length 7', { 11: new Float32Array(7) }, /result/],
     ['detached s', { 0: detach(new Float32Array(N)) }, /\bs\b.*detached/],
     ['detached grad', { 10: detach(new Float32Array(N)) }, /grad/],
-    ['detached parts', { 11: detach(new Float64Array(7)) }, /parts/],
+    ['detached result', { 11: detach(new Float32Array(8)) }, /result/],
   ] as Array<[string, Record<number, unknown>, RegExp]>)('rankingObjective: %s -> Error naming the argument', (_w, over, re) => {
     const e = expectAddonError(call(over), 'call');
     expect(e.message).toMatch(re);
@@ -430,7 +432,7 @@ describe('specific wrong arguments', () => {
     const e = expectAddonError(call({ 4: 2 ** 30, 5: 2 ** 30 }), 'huge');
     expect(e.name).toBe('RangeError');
     const h = expectAddonError(
-      () => addon.hiddenMSE(new Float32Array(4), new Float32Array(4), null, 2 ** 20, 2 ** 20, 2 ** 20, 2 ** 20, null),
+      () => hiddenLoss(new Float32Array(4), new Float32Array(4), null, 2 ** 20, 2 ** 20, 2 ** 20, 2 ** 20, null),
       'huge hidden',
     );
     expect(h.name).toBe('RangeError');
@@ -438,12 +440,12 @@ describe('specific wrong arguments', () => {
 
   test('a SharedArrayBuffer-backed input either works (same result) or throws a clean Error', () => {
     const w = Float32Array.from([0, 0, 0, 0, 0, 0, 1]);
-    const want = addon.rankingObjective(s, t, null, null, R, C, w, 1, 1, 1, null, null);
+    const want = rankingTotal(s, t, null, null, R, C, w, 1, 1, 1, null);
     const shared = new Float32Array(new SharedArrayBuffer(N * 4));
     shared.set(s);
     let got: number | undefined;
     try {
-      got = addon.rankingObjective(shared, t, null, null, R, C, w, 1, 1, 1, null, null);
+      got = rankingTotal(shared, t, null, null, R, C, w, 1, 1, 1, null);
     } catch (e) {
       expect((e as Error).message).toMatch(/fused-distill/);
       return;
@@ -463,10 +465,10 @@ describe('outputs that alias inputs are rejected (they would give silently wrong
     s.set(f32(N, 31));
     t.set(f32(N, 32));
     y.set(ref.gradedLabels(mulberry32(33), N));
-    expectAddonError(() => addon.rankingObjective(s, t, y, m, R, C, w, 1, 1, 1, s, null), 'grad === s');
+    expectAddonError(() => rankingTotal(s, t, y, m, R, C, w, 1, 1, 1, s), 'grad === s');
     for (const off of [N - 2, 2 * N - 1, 3 * N - 3])
       expectAddonError(
-        () => addon.rankingObjective(s, t, y, m, R, C, w, 1, 1, 1, big.subarray(off, off + N), null),
+        () => rankingTotal(s, t, y, m, R, C, w, 1, 1, 1, big.subarray(off, off + N)),
         `grad at offset ${off}`,
       );
   });
@@ -479,7 +481,7 @@ describe('outputs that alias inputs are rejected (they would give silently wrong
     mask.set([1, 0]);
     const a = Float32Array.from([1, 2, 3, 4]);
     const b = new Float32Array(4);
-    expectAddonError(() => addon.hiddenMSE(a, b, mask, 1, 1, 2, 2, buf), 'hidden grad over tokenMask');
+    expectAddonError(() => hiddenLoss(a, b, mask, 1, 1, 2, 2, buf), 'hidden grad over tokenMask');
   });
 
   test('attentionMSE: grad overlapping tokenMask throws', () => {
@@ -488,28 +490,28 @@ describe('outputs that alias inputs are rejected (they would give silently wrong
     mask.set([1, 0]);
     const a = Float32Array.from([1, 2, 3, 4]);
     const b = new Float32Array(4);
-    expectAddonError(() => addon.attentionMSE(a, b, mask, 1, 1, 2, buf), 'attention grad over tokenMask');
+    expectAddonError(() => attentionLoss(a, b, mask, 1, 1, 2, buf), 'attention grad over tokenMask');
   });
 
   test('hiddenMSE / attentionMSE: grad === hs throws', () => {
     const a = f32(NH, 41);
-    expectAddonError(() => addon.hiddenMSE(a, f32(NH, 42), null, LAYERS, B, L, H, a), 'hidden grad === hs');
+    expectAddonError(() => hiddenLoss(a, f32(NH, 42), null, LAYERS, B, L, H, a), 'hidden grad === hs');
     const x = f32(NA, 43);
-    expectAddonError(() => addon.attentionMSE(f32(NA, 44), x, null, B, A, L, x), 'attention grad === at');
+    expectAddonError(() => attentionLoss(f32(NA, 44), x, null, B, A, L, x), 'attention grad === at');
   });
 
-  test('rankingObjective: parts sharing memory with grad or with s throws', () => {
+  test('rankingObjective: result sharing memory with grad or with s throws', () => {
     const w = Float32Array.from([0, 0, 0, 0, 0, 0, 1]);
     const t = f32(4, 51);
     const buf = new ArrayBuffer(64);
     const grad = new Float32Array(buf, 0, 4);
-    const parts = new Float64Array(buf, 0, 7);
-    expectAddonError(() => addon.rankingObjective(f32(4, 52), t, null, null, 2, 2, w, 1, 1, 1, grad, parts), 'parts over grad');
+    const result = new Float32Array(buf, 0, 8);
+    expectAddonError(() => addon.rankingObjective(f32(4, 52), t, null, null, 2, 2, w, 1, 1, 1, grad, result), 'result over grad');
     const buf2 = new ArrayBuffer(64);
     const s2 = new Float32Array(buf2, 0, 4);
     s2.set([1, 2, 3, 4]);
-    const parts2 = new Float64Array(buf2, 0, 7);
-    expectAddonError(() => addon.rankingObjective(s2, t, null, null, 2, 2, w, 1, 1, 1, null, parts2), 'parts over s');
+    const result2 = new Float32Array(buf2, 0, 8);
+    expectAddonError(() => addon.rankingObjective(s2, t, null, null, 2, 2, w, 1, 1, 1, null, result2), 'result over s');
   });
 
   test('scale: out partially overlapping x throws; out === x is allowed', () => {
@@ -552,7 +554,7 @@ describe('cuda.* with random wrong arguments throw a fused-distill Error', () =>
         { kind: 'size' }, { kind: 'handle', optional: true }, { kind: 'handle' },
       ],
     ],
-    ['scale', [{ kind: 'handle' }, { kind: 'finite' }, { kind: 'handle' }, { kind: 'size' }]],
+    ['scale', [{ kind: 'handle' }, { kind: 'finite' }, { kind: 'handle' }]],
   ];
 
   test.each(handleFns)('cuda.%s', (name, kinds) => {

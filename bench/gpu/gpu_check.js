@@ -179,8 +179,10 @@ function checkObjective(name, { rows, cols, weights, temperature = 1, sigma = 1,
     const mask = masked ? binary(n) : null;
     const w = weightsOf(weights);
     const gradC = new Float32Array(n);
-    const partsC = new Float64Array(7);
-    const totalC = addon.rankingObjective(s, t, y, mask, rows, cols, w, temperature, sigma, margin, gradC, partsC);
+    const resC = new Float32Array(8); // the total, then the 7 parts
+    addon.rankingObjective(s, t, y, mask, rows, cols, w, temperature, sigma, margin, gradC, resC);
+    const totalC = resC[0];
+    const partsC = resC.subarray(1);
     const gradH = devEmpty(n);
     const resH = devEmpty(8);
     const args = [dev(s), dev(t), dev(y), mask ? dev(mask) : null, rows, cols, w, temperature, sigma, margin];
@@ -222,15 +224,16 @@ function checkFeature(name, kind, { layers = 1, batch, heads = 1, len, hidden = 
     const gradC = new Float32Array(n);
     const gradH = devEmpty(n);
     const lossH = devEmpty(1);
-    let lossC;
+    const lossCBuf = new Float32Array(1);
     if (kind === 'hidden') {
-      lossC = addon.hiddenMSE(a, b, tm, layers, batch, len, hidden, gradC);
+      addon.hiddenMSE(a, b, tm, layers, batch, len, hidden, gradC, lossCBuf);
       cuda.hiddenMSE(dev(a), dev(b), tm ? dev(tm) : null, layers, batch, len, hidden, gradH, lossH);
     } else {
-      lossC = addon.attentionMSE(a, b, tm, batch, heads, len, gradC);
+      addon.attentionMSE(a, b, tm, batch, heads, len, gradC, lossCBuf);
       cuda.attentionMSE(dev(a), dev(b), tm ? dev(tm) : null, batch, heads, len, gradH, lossH);
     }
     cuda.synchronize();
+    const lossC = lossCBuf[0];
     const lossG = down(lossH, 1)[0];
     const gc = compareGrad(down(gradH, n), gradC);
     record(name, lossOk(lossG, lossC) && gc.ok, {
@@ -251,8 +254,8 @@ function checkScale(n, c) {
     addon.scale(x, c, outC);
     const xh = dev(x);
     const oh = devEmpty(n);
-    cuda.scale(xh, c, oh, n);
-    cuda.scale(xh, c, xh, n); // in place
+    cuda.scale(xh, c, oh);
+    cuda.scale(xh, c, xh); // in place
     cuda.synchronize();
     const g1 = compareGrad(down(oh, n), outC);
     const g2 = compareGrad(down(xh, n), outC);
@@ -324,14 +327,14 @@ function bandwidth() {
   const n = (256 * 1024 * 1024) / 4;
   const x = dev(new Float32Array(n));
   const out = devEmpty(n);
-  const r = timeCalls(() => cuda.scale(x, 1.0001, out, n));
+  const r = timeCalls(() => cuda.scale(x, 1.0001, out));
   freeAll();
-  return { method: 'cuda.scale(x, c, out, n) on 256 MB: reads n floats and writes n floats (2 x 256 MB per call); device time from CUDA events', gbs: (2 * n * 4) / (r.device_ms * 1e6), ...r };
+  return { method: 'cuda.scale(x, c, out) on 256 MB: reads n floats and writes n floats (2 x 256 MB per call); device time from CUDA events', gbs: (2 * n * 4) / (r.device_ms * 1e6), ...r };
 }
 
 function launchFloor() {
   const x = dev(new Float32Array(1));
-  const r = timeCalls(() => cuda.scale(x, 1, x, 1));
+  const r = timeCalls(() => cuda.scale(x, 1, x));
   freeAll();
   return { method: 'cuda.scale on one float: the cost of any call (launch + N-API)', ...r };
 }

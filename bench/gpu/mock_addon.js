@@ -38,26 +38,15 @@ const cuda = {
     timer = process.hrtime.bigint();
   },
   timerStop: () => Number(process.hrtime.bigint() - timer) / 1e6,
-  rankingObjective: (s, t, y, mask, rows, cols, w, T, sigma, margin, grad, result) => {
-    const n = rows * cols;
-    const sub = (h) => (h == null ? null : get(h).subarray(0, n));
-    const parts = new Float64Array(7);
-    const total = real.rankingObjective(sub(s), sub(t), sub(y), sub(mask), rows, cols, w, T, sigma, margin, sub(grad), parts);
-    const r = get(result);
-    r[0] = total;
-    for (let k = 0; k < 7; ++k) r[1 + k] = parts[k];
-  },
-  hiddenMSE: (a, b, tm, layers, batch, len, hidden, grad, loss) => {
-    const n = layers * batch * len * hidden;
-    const m = opt(tm);
-    get(loss)[0] = real.hiddenMSE(get(a).subarray(0, n), get(b).subarray(0, n), m && m.subarray(0, batch * len), layers, batch, len, hidden, grad == null ? null : get(grad).subarray(0, n));
-  },
-  attentionMSE: (a, b, tm, batch, heads, len, grad, loss) => {
-    const n = batch * heads * len * len;
-    const m = opt(tm);
-    get(loss)[0] = real.attentionMSE(get(a).subarray(0, n), get(b).subarray(0, n), m && m.subarray(0, batch * len), batch, heads, len, grad == null ? null : get(grad).subarray(0, n));
-  },
-  scale: (x, c, out, n) => real.scale(get(x).subarray(0, n), c, get(out).subarray(0, n)),
+  // The losses take the host op's arguments with device buffers in place of arrays (register_op):
+  // each handle becomes its Float32Array.
+  rankingObjective: (s, t, y, mask, rows, cols, w, T, sigma, margin, grad, result) =>
+    real.rankingObjective(get(s), opt(t), opt(y), opt(mask), rows, cols, w, T, sigma, margin, opt(grad), get(result)),
+  hiddenMSE: (a, b, tm, layers, batch, len, hidden, grad, loss) =>
+    real.hiddenMSE(get(a), get(b), opt(tm), layers, batch, len, hidden, opt(grad), get(loss)),
+  attentionMSE: (a, b, tm, batch, heads, len, grad, loss) =>
+    real.attentionMSE(get(a), get(b), opt(tm), batch, heads, len, opt(grad), get(loss)),
+  scale: (x, c, out) => real.scale(get(x), c, get(out)),
 };
 
 module.exports = { ...real, builtWithCuda: () => true, cuda };

@@ -156,6 +156,10 @@ Status attention_mse_cuda(const FeatureArgs& args, float* grad, float* loss) {
   return st;
 }
 Status scale_cuda(const float* x, float c, float* out, int64_t n) { FD_EMULATE(scale_cpu(x, c, out, n)); }
+Status check_mask_cuda(const float* mask, int64_t n, int64_t* bad_index) {
+  if (!emulating()) return kNoCuda;
+  return check_mask_cpu(mask, n, bad_index);
+}
 
 Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_rank, const void* b,
                    const int64_t* b_shape, int b_rank, void* out) {

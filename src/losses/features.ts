@@ -2,13 +2,13 @@
 // ([B, L, H], or [layers, B, L, H] for several mapped layers in one call) and attention scores
 // ([B, A, L, L]). The student is assumed already projected to the teacher's width.
 import * as tf from '@tensorflow/tfjs';
-import { KernelConfig, NamedTensorInfoMap, NamedTensorMap, TensorInfo, registerKernel } from '@tensorflow/tfjs';
+import { NamedTensorInfoMap, NamedTensorMap, TensorInfo } from '@tensorflow/tfjs';
 
-import { addon, cudaDevice } from '../native';
-import { runFusedLoss } from './fused_op';
-import { DEVICE_BACKEND, FUSED_BACKENDS, checkDeviceMask, runOnBackend, runOnDevice } from './kernel_io';
+import { defineFusedKernel, fusedKernelsReady, runFusedKernel } from '../ops/dispatch';
+import { runFusedLoss } from '../ops/fused_op';
+import { SCALE_BY_UPSTREAM } from '../ops/upstream';
+import { FusedDistillError, checkLike, checkTensor } from '../ops/validate';
 import { maskedMean } from './reference_util';
-import { FusedDistillError, checkLike, checkTensor } from './validate';
 
 export interface TokenMaskOptions {
   /** [B, L] of 0/1: 1 = a real token; padding takes no part. */
@@ -23,62 +23,22 @@ interface FeatureAttrs {
   withGrad?: boolean;
 }
 
-for (const backendName of FUSED_BACKENDS) {
-  const hidden: KernelConfig = {
-    kernelName: HIDDEN_MSE,
-    backendName,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
-      const shape = a!.shape.length === 3 ? [1, ...a!.shape] : a!.shape;
-      const [layers, batch, len, hiddenSize] = shape;
-      const withGrad = (attrs as unknown as FeatureAttrs).withGrad;
-      return runOnBackend(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
-        outs[0][0] = addon.hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null);
-      }, (attrs as unknown as FeatureAttrs).op) as TensorInfo[];
-    },
-  };
-  const attention: KernelConfig = {
-    kernelName: ATTENTION_MSE,
-    backendName,
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
-      const [batch, heads, len] = a!.shape;
-      const withGrad = (attrs as unknown as FeatureAttrs).withGrad;
-      return runOnBackend(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
-        outs[0][0] = addon.attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null);
-      }, (attrs as unknown as FeatureAttrs).op) as TensorInfo[];
-    },
-  };
-  registerKernel(hidden);
-  registerKernel(attention);
-}
-
-// 'cuda': cuda.hiddenMSE / attentionMSE on device buffers, the loss written into the scalar output.
-registerKernel({
-  kernelName: HIDDEN_MSE,
-  backendName: DEVICE_BACKEND,
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
-    const { op, withGrad } = attrs as unknown as FeatureAttrs;
-    const [layers, batch, len, hiddenSize] = a!.shape.length === 3 ? [1, ...a!.shape] : a!.shape;
-    if (tokenMask) checkDeviceMask(backend, tokenMask, op, 'tokenMask');
-    return runOnDevice(backend, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
-      cudaDevice().hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null, outs[0]);
-    }, op) as TensorInfo[];
-  },
+// Outputs: [loss, grad if withGrad]; the addon writes the loss into the scalar output.
+defineFusedKernel(HIDDEN_MSE, (backendName) => ({ inputs, backend, attrs }) => {
+  const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
+  const { op, withGrad } = attrs as unknown as FeatureAttrs;
+  const [layers, batch, len, hiddenSize] = a!.shape.length === 3 ? [1, ...a!.shape] : a!.shape;
+  return runFusedKernel(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], (ops, [av, bv, mv], outs) => {
+    ops.hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null, outs[0]);
+  }, op) as TensorInfo[];
 });
-registerKernel({
-  kernelName: ATTENTION_MSE,
-  backendName: DEVICE_BACKEND,
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
-    const { op, withGrad } = attrs as unknown as FeatureAttrs;
-    const [batch, heads, len] = a!.shape;
-    if (tokenMask) checkDeviceMask(backend, tokenMask, op, 'tokenMask');
-    return runOnDevice(backend, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], ([av, bv, mv], outs) => {
-      cudaDevice().attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null, outs[0]);
-    }, op) as TensorInfo[];
-  },
+defineFusedKernel(ATTENTION_MSE, (backendName) => ({ inputs, backend, attrs }) => {
+  const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
+  const { op, withGrad } = attrs as unknown as FeatureAttrs;
+  const [batch, heads, len] = a!.shape;
+  return runFusedKernel(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], (ops, [av, bv, mv], outs) => {
+    ops.attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null, outs[0]);
+  }, op) as TensorInfo[];
 });
 
 function featureInputs(op: string, aIn: unknown, bIn: unknown, options: TokenMaskOptions, attention: boolean) {
@@ -99,12 +59,14 @@ function featureInputs(op: string, aIn: unknown, bIn: unknown, options: TokenMas
 /** (hs − ht)² over tokens with tokenMask = 1; mean over valid (layer, token) × H. */
 export function hiddenMSE(hs: tf.Tensor, ht: tf.Tensor, options: TokenMaskOptions = {}): tf.Scalar {
   const { a, inputs } = featureInputs('hiddenMSE', hs, ht, options, false);
+  if (!fusedKernelsReady([HIDDEN_MSE, SCALE_BY_UPSTREAM])) return hiddenMSEReference(hs, ht, options);
   return runFusedLoss(HIDDEN_MSE, inputs, { op: 'hiddenMSE' }, a).loss;
 }
 
 /** (as − at)² where both query and key token are valid; mean over valid entries. */
 export function attentionMSE(as: tf.Tensor, at: tf.Tensor, options: TokenMaskOptions = {}): tf.Scalar {
   const { a, inputs } = featureInputs('attentionMSE', as, at, options, true);
+  if (!fusedKernelsReady([ATTENTION_MSE, SCALE_BY_UPSTREAM])) return attentionMSEReference(as, at, options);
   return runFusedLoss(ATTENTION_MSE, inputs, { op: 'attentionMSE' }, a).loss;
 }
 

@@ -1,5 +1,5 @@
-// The public losses: each op is a tfjs op with its gradient (fused native kernel on the 'cpu' and
-// 'wasm' backends); `reference` holds the same losses as plain-tfjs composites.
+// The public losses: each op is a tfjs op with its gradient (the fused native kernel on every
+// backend: src/ops/dispatch.ts); `reference` holds the same losses as plain-tfjs composites.
 import { attentionMSE, attentionMSEReference, hiddenMSE, hiddenMSEReference } from './features';
 import {
   distillKL, distillKLReference, marginMSE, marginMSEReference, scoreMSE, scoreMSEReference,
@@ -30,4 +30,4 @@ export {
 export type { ObjectiveOptions, ObjectiveParts } from './objective';
 export type { Weights, ScoreLossOptions } from './score_kernel';
 export type { TokenMaskOptions } from './features';
-export { FusedDistillError } from './validate';
+export { FusedDistillError } from '../ops/validate';

@@ -8,8 +8,8 @@ import { distillKLReference, marginMSEReference, scoreMSEReference } from './dis
 import { listwiseSoftmaxCEReference } from './listwise';
 import { pairwiseHingeReference, pairwiseRankNetReference } from './pairwise';
 import { pointwiseBCEReference } from './pointwise';
-import { ScoreLossOptions, Weights, runScoreLoss, weightVector } from './score_kernel';
-import { FusedDistillError } from './validate';
+import { ScoreLossOptions, Weights, runScoreLoss, totalOf, weightVector } from './score_kernel';
+import { FusedDistillError } from '../ops/validate';
 
 export interface ObjectiveOptions extends ScoreLossOptions {
   /** Keyed by the op names; absent = 0. */
@@ -21,7 +21,8 @@ export function rankingObjective(
   s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
 ): tf.Scalar {
   const weights = weightVector('rankingObjective', options?.weights);
-  return runScoreLoss('rankingObjective', s, t, y, weights, options, false, false).total;
+  return runScoreLoss('rankingObjective', s, t, y, weights, options, false, false,
+    totalOf(() => rankingObjectiveReference(s, t, y, options))).total;
 }
 
 export interface ObjectiveParts {
@@ -34,7 +35,12 @@ export function rankingObjectiveParts(
   s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
 ): ObjectiveParts {
   const weights = weightVector('rankingObjectiveParts', options?.weights);
-  const { total, parts } = runScoreLoss('rankingObjectiveParts', s, t, y, weights, options, false, true);
+  const { total, parts } = runScoreLoss('rankingObjectiveParts', s, t, y, weights, options, false, true, () => {
+    const r = rankingObjectivePartsReference(s, t, y, options);
+    const stacked = tf.stack(TERM_NAMES.map((n) => r.parts[n]));
+    tf.dispose(Object.values(r.parts));
+    return { total: r.total, parts: stacked };
+  });
   const scalars = tf.tidy(() => tf.unstack(parts!)) as tf.Scalar[];
   parts!.dispose();
   return { total, parts: Object.fromEntries(TERM_NAMES.map((n, i) => [n, scalars[i]])) as Record<TermName, tf.Scalar> };

@@ -2,12 +2,13 @@
 // sum of the enabled terms and, when a gradient is being recorded, d(total)/d(s). Each loss family's
 // op (pointwise.ts, pairwise.ts, listwise.ts, distill.ts) and the combined objective (objective.ts)
 // call runScoreLoss with their weights.
-import { KernelConfig, NamedTensorInfoMap, NamedTensorMap, Scalar, Tensor, TensorInfo, registerKernel } from '@tensorflow/tfjs';
+import { NamedTensorInfoMap, NamedTensorMap, Scalar, Tensor, TensorInfo } from '@tensorflow/tfjs';
 
-import { TERM_NAMES, TermName, addon, cudaDevice } from '../native';
-import { DEVICE_BACKEND, FUSED_BACKENDS, checkDeviceMask, runOnBackend, runOnDevice } from './kernel_io';
-import { runFusedLoss } from './fused_op';
-import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from './validate';
+import { TERM_NAMES, TermName } from '../native';
+import { defineFusedKernel, fusedKernelsReady, runFusedKernel } from '../ops/dispatch';
+import { runFusedLoss } from '../ops/fused_op';
+import { SCALE_BY_UPSTREAM } from '../ops/upstream';
+import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../ops/validate';
 
 export const RANKING_OBJECTIVE = 'FusedDistillRankingObjective';
 
@@ -30,58 +31,32 @@ interface ObjectiveAttrs {
   withGrad?: boolean; // set by runFusedLoss
 }
 
-for (const backendName of FUSED_BACKENDS) {
-  const config: KernelConfig = {
-    kernelName: RANKING_OBJECTIVE,
-    backendName,
-    // Outputs: [total, grad if withGrad, parts[7] if withParts].
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { s, t, y, mask } = inputs as Partial<NamedTensorInfoMap>;
-      const a = attrs as unknown as ObjectiveAttrs;
-      const shape = s!.shape;
-      const cols = shape[shape.length - 1];
-      const rows = shape.reduce((p, d) => p * d, 1) / cols;
-      const outShapes = [[], ...(a.withGrad ? [shape] : []), ...(a.withParts ? [[TERM_NAMES.length]] : [])];
-      return runOnBackend(backend, backendName, [s, t, y, mask], outShapes, ([sv, tv, yv, mv], outs) => {
-        const grad = a.withGrad ? outs[1] : null;
-        const parts = a.withParts ? new Float64Array(TERM_NAMES.length) : null;
-        outs[0][0] = addon.rankingObjective(
-          sv!, tv, yv, mv, rows, cols, Float32Array.from(a.weights), a.temperature, a.sigma, a.margin, grad, parts,
-        );
-        if (parts) outs[outs.length - 1].set(parts);
-      }, a.op) as TensorInfo[];
-    },
-  };
-  registerKernel(config);
-}
-
-// 'cuda': the same outputs from cuda.rankingObjective on device buffers. Its result buffer holds the
-// total then the 7 parts; the outputs are copies of it (no download).
-registerKernel({
-  kernelName: RANKING_OBJECTIVE,
-  backendName: DEVICE_BACKEND,
-  kernelFunc: ({ inputs, backend, attrs }) => {
-    const { s, t, y, mask } = inputs as Partial<NamedTensorInfoMap>;
-    const a = attrs as unknown as ObjectiveAttrs;
-    const shape = s!.shape;
-    const cols = shape[shape.length - 1];
-    const rows = shape.reduce((p, d) => p * d, 1) / cols;
-    const terms = TERM_NAMES.length;
-    if (mask) checkDeviceMask(backend, mask, a.op, 'mask');
-    const outShapes = [[], ...(a.withGrad ? [shape] : []), ...(a.withParts ? [[terms]] : [])];
-    return runOnDevice(backend, [s, t, y, mask], outShapes, ([sb, tb, yb, mb], outs, scratch) => {
-      const dev = cudaDevice();
-      const result = scratch(1 + terms);
-      const grad = a.withGrad ? outs[1] : null;
-      dev.rankingObjective(sb!, tb, yb, mb, rows, cols, Float32Array.from(a.weights), a.temperature, a.sigma, a.margin, grad, result);
-      dev.copy(outs[0], result, 1);
-      if (a.withParts) dev.slice(result, [1 + terms], [1], [terms], outs[outs.length - 1]);
-    }, a.op) as TensorInfo[];
-  },
+// Outputs: [total, grad if withGrad, parts[7] if withParts]. The addon writes the total and the parts
+// into one result operand (1 + 7 floats), which slice splits: no read-back on the device.
+defineFusedKernel(RANKING_OBJECTIVE, (backendName) => ({ inputs, backend, attrs }) => {
+  const { s, t, y, mask } = inputs as Partial<NamedTensorInfoMap>;
+  const a = attrs as unknown as ObjectiveAttrs;
+  const shape = s!.shape;
+  const cols = shape[shape.length - 1];
+  const rows = shape.reduce((p, d) => p * d, 1) / cols;
+  const terms = TERM_NAMES.length;
+  const outShapes = [[], ...(a.withGrad ? [shape] : []), ...(a.withParts ? [[terms]] : [])];
+  return runFusedKernel(backend, backendName, [s, t, y, mask], outShapes, (ops, [sv, tv, yv, mv], outs, scratch) => {
+    const result = scratch(1 + terms);
+    const grad = a.withGrad ? outs[1] : null;
+    ops.rankingObjective(sv!, tv, yv, mv, rows, cols, Float32Array.from(a.weights), a.temperature, a.sigma, a.margin, grad, result);
+    ops.slice(result, [1 + terms], [0], [1], outs[0]);
+    if (a.withParts) ops.slice(result, [1 + terms], [1], [terms], outs[outs.length - 1]);
+  }, a.op) as TensorInfo[];
 });
 
 const needsTeacher: TermName[] = ['distillKL', 'marginMSE', 'scoreMSE'];
 const needsLabels: TermName[] = ['pointwiseBCE', 'pairwiseRankNet', 'pairwiseHinge', 'listwiseSoftmaxCE'];
+
+/** runScoreLoss's `reference` for an op whose composite gives only the total. */
+export function totalOf(reference: () => Scalar): () => { total: Scalar; parts: null } {
+  return () => ({ total: reference(), parts: null });
+}
 
 /** Validates a weights object and turns it into the kernel's vector (TERM_NAMES order). */
 export function weightVector(op: string, weights: unknown): number[] {
@@ -99,6 +74,8 @@ export function weightVector(op: string, weights: unknown): number[] {
 /**
  * Runs the fused objective. `anyRank`: s may have any rank >= 1 (distillKL: rows are the last
  * axis); otherwise s is [B, G]. Returns the total and, when asked, the per-term parts [7].
+ * `reference` gives the same from the plain-tfjs composites, for a backend the fused kernels cannot
+ * run on (the arguments are checked first either way).
  */
 export function runScoreLoss(
   op: string,
@@ -109,6 +86,7 @@ export function runScoreLoss(
   options: ScoreLossOptions,
   anyRank: boolean,
   withParts: boolean,
+  reference: () => { total: Scalar; parts: Tensor | null },
 ): { total: Scalar; parts: Tensor | null } {
   const s = checkTensor(op, 's', sIn, anyRank ? 1 : 2, anyRank ? Infinity : 2, anyRank ? '[..., G]' : '[B, G]');
   const uses = (names: TermName[]) => names.some((n) => weights[TERM_NAMES.indexOf(n)] !== 0);
@@ -131,6 +109,7 @@ export function runScoreLoss(
   if (t) inputs.t = t;
   if (y) inputs.y = y;
   if (mask) inputs.mask = mask;
+  if (!fusedKernelsReady([RANKING_OBJECTIVE, SCALE_BY_UPSTREAM])) return reference();
   const { loss, extras } = runFusedLoss(RANKING_OBJECTIVE, inputs, attrs, s);
   return { total: loss, parts: extras[0] ?? null };
 }

@@ -1,6 +1,5 @@
 // Fused network layers: each op is a tfjs op with its gradient, one native kernel pass each way on
-// the 'cpu', 'wasm' and 'native' backends (the plain-tfjs composite elsewhere); `reference` holds
-// the composites.
+// every backend (src/ops/dispatch.ts); `reference` holds the plain-tfjs composites.
 import { gelu, geluReference } from './gelu';
 import { layerNorm, layerNormReference } from './layer_norm';
 

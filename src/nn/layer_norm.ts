@@ -3,10 +3,11 @@
 // dbeta in one pass. Replaces the moments / sub / sqrt / div / mul / add composite (about ten tfjs
 // kernels forward and twenty backward) of src/models/cross_encoder.ts.
 import * as tf from '@tensorflow/tfjs';
-import { GradSaveFunc, KernelConfig, TensorInfo, registerKernel } from '@tensorflow/tfjs';
+import { TensorInfo } from '@tensorflow/tfjs';
 
-import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../losses/validate';
-import { NN_BACKENDS, hasKernel, runKernel, runLayerKernel } from './dispatch';
+import { defineFusedKernel, fusedKernelsReady, runFusedKernel, runKernel } from '../ops/dispatch';
+import { withFusedGrad } from '../ops/fused_op';
+import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../ops/validate';
 
 export const LAYER_NORM = 'FusedDistillLayerNorm';
 export const LAYER_NORM_GRAD = 'FusedDistillLayerNormGrad';
@@ -22,36 +23,24 @@ function rowsCols(shape: number[]): [number, number] {
   return [shape.reduce((a, b) => a * b, 1) / cols, cols];
 }
 
-for (const backendName of NN_BACKENDS) {
-  const forward: KernelConfig = {
-    kernelName: LAYER_NORM,
-    backendName,
-    // Outputs: [y, mean, rstd] with withStats, else [y].
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
-      const a = attrs as unknown as LayerNormAttrs;
-      const [rows, cols] = rowsCols(x.shape);
-      const shapes = a.withStats ? [x.shape, [rows], [rows]] : [x.shape];
-      return runLayerKernel(backend, backendName, [x, gamma, beta], shapes, (ops, [xv, gv, bv], outs) => {
-        ops.layerNorm(xv, gv, bv, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
-      }, a.op);
-    },
-  };
-  const backward: KernelConfig = {
-    kernelName: LAYER_NORM_GRAD,
-    backendName,
-    // Outputs: [dx, dgamma, dbeta].
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
-      const [rows, cols] = rowsCols(x.shape);
-      return runLayerKernel(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], (ops, [d, xv, gv, mv, rv], outs) => {
-        ops.layerNormGrad(d, xv, gv, mv, rv, rows, cols, outs[0], outs[1], outs[2]);
-      }, (attrs as unknown as { op: string }).op);
-    },
-  };
-  registerKernel(forward);
-  registerKernel(backward);
-}
+// Outputs: [y, mean, rstd] with withStats, else [y].
+defineFusedKernel(LAYER_NORM, (backendName) => ({ inputs, backend, attrs }) => {
+  const { x, gamma, beta } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as LayerNormAttrs;
+  const [rows, cols] = rowsCols(x.shape);
+  const shapes = a.withStats ? [x.shape, [rows], [rows]] : [x.shape];
+  return runFusedKernel(backend, backendName, [x, gamma, beta], shapes, (ops, [xv, gv, bv], outs) => {
+    ops.layerNorm(xv!, gv!, bv!, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
+  }, a.op);
+});
+// Outputs: [dx, dgamma, dbeta].
+defineFusedKernel(LAYER_NORM_GRAD, (backendName) => ({ inputs, backend, attrs }) => {
+  const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
+  const [rows, cols] = rowsCols(x.shape);
+  return runFusedKernel(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], (ops, [d, xv, gv, mv, rv], outs) => {
+    ops.layerNormGrad(d!, xv!, gv!, mv!, rv!, rows, cols, outs[0], outs[1], outs[2]);
+  }, (attrs as unknown as { op: string }).op);
+});
 
 function checkInputs(op: string, xIn: unknown, gammaIn: unknown, betaIn: unknown, epsIn: unknown) {
   const x = checkTensor(op, 'x', xIn, 1, Infinity, '[..., C]');
@@ -66,25 +55,22 @@ function checkInputs(op: string, xIn: unknown, gammaIn: unknown, betaIn: unknown
 /**
  * (x - mean) / sqrt(var + eps) * gamma + beta over the last axis of x (var: the biased variance),
  * as BERT's LayerNorm. x: float32 [..., C]; gamma, beta: [C]. Differentiable in all three. Runs the
- * fused kernel where it is registered for the current backend, else layerNormReference.
+ * fused kernel on every backend (src/ops/dispatch.ts), layerNormReference where the addon cannot be
+ * loaded.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
   const op = 'layerNorm';
   const args = checkInputs(op, x, gamma, beta, eps);
-  if (!hasKernel(LAYER_NORM)) return layerNormReference(args.x, args.gamma, args.beta, args.eps);
-  const inputs = { x: args.x, gamma: args.gamma, beta: args.beta };
-  // Only pay for the row statistics when a tape is recording (tf.grad, optimizer.minimize).
-  if (!tf.engine().isTapeOn()) return runKernel(LAYER_NORM, inputs, { eps: args.eps, withStats: false, op })[0];
-  return tf.customGrad((...a: Array<tf.Tensor | GradSaveFunc>) => {
-    const [xt, g, b, save] = a as [tf.Tensor, tf.Tensor, tf.Tensor, GradSaveFunc];
-    const [y, mean, rstd] = runKernel(LAYER_NORM, { x: xt, gamma: g, beta: b }, { eps: args.eps, withStats: true, op });
-    save([xt, g, mean, rstd]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, [sx, sg, sm, sr]: tf.Tensor[]) =>
-        runKernel(LAYER_NORM_GRAD, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }, { op }),
-    };
-  })(args.x, args.gamma, args.beta);
+  if (!fusedKernelsReady([LAYER_NORM, LAYER_NORM_GRAD])) return layerNormReference(args.x, args.gamma, args.beta, args.eps);
+  // The row statistics are written (and kept for backward) only while a tape records.
+  return withFusedGrad(
+    [args.x, args.gamma, args.beta],
+    ([xt, g, b], recording) => {
+      const [y, mean, rstd] = runKernel(LAYER_NORM, { x: xt, gamma: g, beta: b }, { eps: args.eps, withStats: recording, op });
+      return { value: y, saved: recording ? [xt, g, mean, rstd] : [] };
+    },
+    (dy, [sx, sg, sm, sr]) => runKernel(LAYER_NORM_GRAD, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }, { op }),
+  );
 }
 
 /** The same LayerNorm as plain tfjs ops (the cross-encoder's original composite). */

@@ -24,8 +24,8 @@ export function objective(
   opts: { weights: Partial<Record<Term, number>>; temperature?: number; sigma?: number; margin?: number },
 ): AddonObjective {
   const grad = new Float32Array(rows * cols).fill(Number.NaN); // the kernel must overwrite every entry
-  const parts = new Float64Array(7).fill(Number.NaN);
-  const total = addon.rankingObjective(
+  const result = new Float32Array(8).fill(Number.NaN); // the total, then the 7 parts
+  addon.rankingObjective(
     s,
     t,
     y,
@@ -37,9 +37,9 @@ export function objective(
     opts.sigma ?? 1,
     opts.margin ?? 1,
     grad,
-    parts,
+    result,
   );
-  return { total, parts, grad };
+  return { total: result[0], parts: Float64Array.from(result.subarray(1)), grad };
 }
 
 export function hidden(
@@ -52,8 +52,9 @@ export function hidden(
   hiddenSize: number,
 ): { loss: number; grad: Float32Array } {
   const grad = new Float32Array(a.length).fill(Number.NaN);
-  const loss = addon.hiddenMSE(a, b, mask, layers, batch, len, hiddenSize, grad);
-  return { loss, grad };
+  const loss = new Float32Array(1);
+  addon.hiddenMSE(a, b, mask, layers, batch, len, hiddenSize, grad, loss);
+  return { loss: loss[0], grad };
 }
 
 export function attention(
@@ -65,6 +66,30 @@ export function attention(
   len: number,
 ): { loss: number; grad: Float32Array } {
   const grad = new Float32Array(a.length).fill(Number.NaN);
-  const loss = addon.attentionMSE(a, b, mask, batch, heads, len, grad);
-  return { loss, grad };
+  const loss = new Float32Array(1);
+  addon.attentionMSE(a, b, mask, batch, heads, len, grad, loss);
+  return { loss: loss[0], grad };
+}
+
+type Head<A> = A extends [...infer H, unknown] ? H : never;
+
+/** addon.rankingObjective's arguments before `result`, returning the total (result[0]). */
+export function rankingTotal(...args: Head<Parameters<typeof addon.rankingObjective>>): number {
+  const result = new Float32Array(8);
+  addon.rankingObjective(...args, result);
+  return result[0];
+}
+
+/** addon.hiddenMSE's arguments before `loss`, returning the loss. */
+export function hiddenLoss(...args: Head<Parameters<typeof addon.hiddenMSE>>): number {
+  const loss = new Float32Array(1);
+  addon.hiddenMSE(...args, loss);
+  return loss[0];
+}
+
+/** addon.attentionMSE's arguments before `loss`, returning the loss. */
+export function attentionLoss(...args: Head<Parameters<typeof addon.attentionMSE>>): number {
+  const loss = new Float32Array(1);
+  addon.attentionMSE(...args, loss);
+  return loss[0];
 }

@@ -1,13 +1,15 @@
-// Zero-copy access to tensor memory for the fused kernels: 'cpu' keeps each tensor in a
-// Float32Array; 'native' (this package's backend, a subclass of cpu) too, in memory the addon
-// allocates; 'wasm' keeps it in the wasm heap, which we view; 'cuda' in device buffers.
+// How the fused kernels reach a backend's tensor memory. Zero-copy where we know the layout: 'cpu'
+// keeps each tensor in a Float32Array; 'native' (this package's backend, a subclass of cpu) too, in
+// memory the addon allocates; 'wasm' keeps it in the wasm heap, which we view; 'cuda' in device
+// buffers. Any other backend: copies through its readSync / write (runOnCopies).
 import { KernelBackend, TensorInfo } from '@tensorflow/tfjs';
 
-import { addon, cudaDevice, DeviceBuffer } from '../native';
+import { DeviceBuffer } from '../native';
 import { FusedDistillError } from './validate';
 
-export const FUSED_BACKENDS = ['cpu', 'wasm', 'native'] as const;
-export type FusedBackendName = (typeof FUSED_BACKENDS)[number];
+/** Backends whose tensors the fused kernels read and write in place as host arrays. */
+export const HOST_BACKENDS = ['cpu', 'wasm', 'native'] as const;
+export type HostBackendName = (typeof HOST_BACKENDS)[number];
 
 interface CpuBackend extends KernelBackend {
   data: { get(dataId: object): { values: unknown } };
@@ -22,6 +24,13 @@ interface WasmBackend extends KernelBackend {
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Rethrows an addon error under the public op's name (errors from elsewhere pass unchanged). */
+function rethrowAs(op: string, e: unknown): never {
+  // Not instanceof Error: the addon's errors may come from another realm (a vm context, as in jest).
+  if (!op || Object.prototype.toString.call(e) !== '[object Error]') throw e;
+  throw new FusedDistillError(op, (e as Error).message.replace(/^fused-distill: [\w.]+: /, ''));
 }
 
 // Uninitialised memory for outputs the kernel overwrites entirely: `new Float32Array(n)` would
@@ -47,16 +56,12 @@ function cpuFloats(cpu: CpuBackend, t: TensorInfo): Float32Array {
  */
 export function runOnBackend(
   backend: unknown,
-  backendName: FusedBackendName,
+  backendName: HostBackendName,
   inputs: Array<TensorInfo | undefined>,
   outputShapes: number[][],
   kernel: (ins: Array<Float32Array | null>, outs: Float32Array[]) => void,
   op = '',
 ): TensorInfo[] {
-  const rethrow = (e: unknown): never => {
-    if (!op || !(e instanceof Error)) throw e;
-    throw new FusedDistillError(op, e.message.replace(/^fused-distill: [\w.]+: /, ''));
-  };
   if (backendName === 'cpu' || backendName === 'native') {
     const cpu = backend as CpuBackend;
     const outs = outputShapes.map((shape) => (cpu.allocate ? cpu.allocate('float32', size(shape)) : uninitialized(size(shape))));
@@ -64,7 +69,7 @@ export function runOnBackend(
     try {
       kernel(ins, outs);
     } catch (e) {
-      rethrow(e);
+      rethrowAs(op, e);
     }
     return outs.map((values, i) => cpu.makeTensorInfo(outputShapes[i], 'float32', values));
   }
@@ -75,7 +80,7 @@ export function runOnBackend(
     kernel(ins, infos.map((info) => wasm.typedArrayFromHeap(info)));
   } catch (e) {
     for (const info of infos) wasm.disposeData(info.dataId);
-    rethrow(e);
+    rethrowAs(op, e);
   }
   return infos;
 }
@@ -86,8 +91,8 @@ export function forward(backend: unknown, x: TensorInfo): TensorInfo {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
-// ---- the 'cuda' backend (src/backend/cuda): tensors are device buffers, the losses run the addon's
-// device versions (cuda.rankingObjective, ...). Typed structurally: losses do not import the backend.
+// ---- the 'cuda' backend (src/backend/cuda): tensors are device buffers, the fused kernels run the
+// addon's device entry points (addon.cuda.X). Typed structurally: ops do not import the backend.
 export const DEVICE_BACKEND = 'cuda';
 
 interface DeviceBackend extends KernelBackend {
@@ -121,8 +126,7 @@ export function runOnDevice(
     kernel(inputs.map((t) => (t ? b.buffer(t) : null)), outs, scratch);
   } catch (e) {
     outs.forEach((buf, i) => b.releaseBuffer(buf, 'float32', size(outputShapes[i])));
-    if (!op || !(e instanceof Error)) throw e;
-    throw new FusedDistillError(op, e.message.replace(/^fused-distill: [\w.]+: /, ''));
+    rethrowAs(op, e);
   } finally {
     for (const [buf, n] of scratches) b.releaseBuffer(buf, 'float32', n);
   }
@@ -130,38 +134,28 @@ export function runOnDevice(
 }
 
 /**
- * The host ops check every mask value is 0 or 1; the device ops trust theirs. This runs the same
- * check on the device (mask * (1 - mask) != 0, any) and reads back one byte: a synchronisation, paid
- * only by calls with a mask. On failure the message is the host's, with the first bad value.
+ * runOnBackend for a backend whose memory we cannot view (tfjs-node's 'tensorflow', webgl, webgpu,
+ * ...): the inputs are read into host arrays (readSync), the kernel runs on them, and its outputs are
+ * written back as that backend's float32 tensors. Correct everywhere, at the price of two copies.
  */
-export function checkDeviceMask(backend: unknown, mask: TensorInfo, op: string, name: string): void {
-  const b = backend as DeviceBackend;
-  const dev = cudaDevice();
-  const n = size(mask.shape);
-  const m = b.buffer(mask) as DeviceBuffer;
-  const { Sub, Multiply, NotEqual } = addon.mathOps.binary;
-  const one = b.allocBuffer('float32', 1) as DeviceBuffer;
-  const d = b.allocBuffer('float32', n) as DeviceBuffer;
-  const ne = b.allocBuffer('bool', n) as DeviceBuffer;
-  const anyBad = b.allocBuffer('bool', 1) as DeviceBuffer;
-  const flag = new Uint8Array(1);
+export function runOnCopies(
+  backend: unknown,
+  inputs: Array<TensorInfo | undefined>,
+  outputShapes: number[][],
+  kernel: (ins: Array<Float32Array | null>, outs: Float32Array[]) => void,
+  op = '',
+): TensorInfo[] {
+  const b = backend as KernelBackend;
+  const ins = inputs.map((t) => {
+    if (!t) return null;
+    const values = b.readSync(t.dataId);
+    return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  });
+  const outs = outputShapes.map((shape) => new Float32Array(size(shape)));
   try {
-    dev.fill(one, 1);
-    dev.binaryOp(Sub, one, [1], m, [n], d);
-    dev.binaryOp(Multiply, m, [n], d, [n], d);
-    dev.fill(one, 0);
-    dev.binaryOp(NotEqual, d, [n], one, [1], ne);
-    dev.reduce('any', ne, [n], [0], anyBad);
-    dev.download(anyBad, flag);
-  } finally {
-    b.releaseBuffer(one, 'float32', 1);
-    b.releaseBuffer(d, 'float32', n);
-    b.releaseBuffer(ne, 'bool', n);
-    b.releaseBuffer(anyBad, 'bool', 1);
+    kernel(ins, outs);
+  } catch (e) {
+    rethrowAs(op, e);
   }
-  if (flag[0] === 0) return;
-  const values = new Float32Array(n);
-  dev.download(m, values);
-  const i = values.findIndex((v) => v !== 0 && v !== 1);
-  throw new FusedDistillError(op, `${name} must hold only 0 and 1, got ${values[i]} at index ${i}`);
+  return outs.map((values, i) => ({ dataId: b.write(values, outputShapes[i], 'float32'), shape: outputShapes[i], dtype: 'float32' }));
 }
