@@ -74,6 +74,8 @@ export interface CudaApi {
   scale(x: DeviceBuffer, c: number, out: DeviceBuffer, n: number): void;
   /** sgemm's math mode: true = TF32 tensor cores, false = strict fp32 (the default). */
   setTF32(on: boolean): void;
+  /** The math mode setTF32 last set (what the next sgemm uses). */
+  getTF32(): boolean;
   // The tensor ops below take exactly the host op's arguments (see Addon), device buffers in place of
   // typed arrays, checked the same way: a buffer's dtype plays the array's type, its size the length.
   /** Addon.binaryOp on device buffers. */
