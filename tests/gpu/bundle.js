@@ -5,8 +5,8 @@
 //   node tests/gpu/bundle.js [--suites cuda,cuda_backend] [--no-tfjs-core] [--script SRC=OUT ...] [--out DIR] [--list]
 //
 //   --suites      jest suites tests/<name>.test.ts -> .gpu/fd-tests/<name>.js, run by runner.js
-//                 (default: every test file with device tests, i.e. that calls deviceTestsHere of
-//                 tests/helpers/device.ts); run: node .gpu/fd-tests/cuda.js
+//                 (default: every test file with device tests, under `if (deviceTestsHere(__filename))`
+//                 of tests/helpers/device.ts); run: node .gpu/fd-tests/cuda.js
 //   --out         the folder to fill instead of .gpu (the bundles find their files relative to themselves)
 //   --list        prints the suites it would bundle and stops
 //   tfjs-core     tests/tfjs_core/run.js with tfjs-core's *_test.js files and the package's dist/
@@ -195,10 +195,11 @@ async function bundleScript(src, out) {
   return out;
 }
 
-/** Every tests/<name>.test.ts with device tests (they call deviceTestsHere): those the GPU run must run. */
+/** Every tests/<name>.test.ts with device tests (a line `if (deviceTestsHere(__filename))`): those the GPU run must run. */
 function deviceSuites() {
   const dir = path.join(root, 'tests');
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.test.ts') && /\bdeviceTestsHere\(/.test(fs.readFileSync(path.join(dir, f), 'utf8'))).map((f) => f.replace(/\.test\.ts$/, '')).sort();
+  const hasDeviceTests = (f) => /^if \(deviceTestsHere\(__filename\)\)/m.test(fs.readFileSync(path.join(dir, f), 'utf8'));
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.test.ts') && hasDeviceTests(f)).map((f) => f.replace(/\.test\.ts$/, '')).sort();
 }
 
 function parseArgs(argv) {
