@@ -1,6 +1,7 @@
 // Throws seeded random wrong arguments at every addon function. Each call must throw an Error with a
-// message (never crash the process, never return). Plus targeted aliasing/detaching cases, and a check
-// that the addon still computes the right answer after thousands of rejected calls.
+// message (never crash the process, never return). Plus targeted aliasing/detaching cases, a check
+// that the addon still computes the right answer after thousands of rejected calls, and the cuda.*
+// functions the same way on device buffers from cuda.alloc (a GPU, else the host emulation).
 import { addon } from './helpers/addon';
 import { deviceTestsHere } from './helpers/device';
 import { describe as show, thrown } from './helpers/errors';
@@ -565,7 +566,7 @@ if (deviceTestsHere(__filename)) {
     /** how many leading arguments are required (fewer must throw) */
     required: number;
     kinds: Kind[];
-    /** a call that succeeds: every buffer exactly as large as the sizes ask (a larger one is fine) */
+    /** a call that succeeds, each buffer exactly as large as the sizes ask (so a size made larger is wrong) */
     valid: (put: Put) => unknown[];
   }
 
