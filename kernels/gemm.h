@@ -40,5 +40,7 @@ const char* sgemm_isa();
 Status sgemm_cuda(const GemmArgs& args);
 // cuBLAS math mode for sgemm_cuda: false = pedantic fp32 (default), true = TF32 tensor cores.
 Status set_tf32_cuda(bool on);
+// The math mode set_tf32_cuda last set (what the next sgemm_cuda uses): lets a caller check it.
+Status tf32_cuda(bool* on);
 
 }  // namespace fd

@@ -74,6 +74,16 @@ Napi::Value SetTF32(const Napi::CallbackInfo& info) {
   });
 }
 
+// getTF32(): the math mode sgemm on the device uses now (what setTF32 last set).
+Napi::Value GetTF32(const Napi::CallbackInfo& info) {
+  return guarded(info, "cuda.getTF32", [&](const Args& a) -> Napi::Value {
+    ensure_device(a);
+    bool on = false;
+    throw_status(a, fd::tf32_cuda(&on));
+    return Napi::Boolean::New(info.Env(), on);
+  });
+}
+
 }  // namespace
 
 void register_cuda_ops(Napi::Env env, Napi::Object exports) {
@@ -82,7 +92,7 @@ void register_cuda_ops(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"isAvailable", IsAvailable},   {"lastError", LastError},       {"deviceName", DeviceName},
       {"synchronize", Synchronize},   {"emptyCache", EmptyCache},     {"timerStart", TimerStart},
-      {"timerStop", TimerStop},       {"setTF32", SetTF32},
+      {"timerStop", TimerStop},       {"setTF32", SetTF32},           {"getTF32", GetTF32},
   };
   for (const auto& [name, fn] : fns) cuda.Set(name, Napi::Function::New(env, fn, name));
   register_device_buffers(cuda);

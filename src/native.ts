@@ -73,6 +73,8 @@ export interface DeviceOnlyApi {
   timerStop(): number;
   /** sgemm's math mode: true = TF32 tensor cores, false = strict fp32 (the default). */
   setTF32(on: boolean): void;
+  /** The math mode setTF32 last set (what the next sgemm uses). */
+  getTF32(): boolean;
 }
 
 /** The host ops that native code registers on device buffers too (register_op): addon.cuda.X takes

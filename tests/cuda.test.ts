@@ -1,20 +1,19 @@
-// The CUDA path: with a device (a GPU, or the host emulation of a CPU build), every loss on device buffers against the CPU kernel
-// (loss and gradient within 1e-5 relative). Without one, a single test says so (console.log) and
-// checks that every device call throws the clear "built without CUDA" / "no CUDA device" error.
+// The CUDA path: on a device, every loss on device buffers against the CPU kernel (loss and gradient
+// within 1e-5 relative). The device is a GPU, or elsewhere the addon's host emulation in a child jest
+// (tests/helpers/device.ts), so these tests run on every machine. Without a device (a CPU build not
+// emulating), every device call must throw the clear "built without CUDA" / "no CUDA device" error.
 import { addon, attentionLoss, hiddenLoss } from './helpers/addon';
+import { EMULATED, ON_DEVICE, deviceTestsHere } from './helpers/device';
 import { expectError } from './helpers/errors';
 import * as ref from './helpers/reference64';
 import { TERMS, Term, expectGradClose, expectLossClose, mulberry32 } from './helpers/reference64';
 
 const cuda = addon.cuda;
-// a device answers: a CUDA build's GPU, or the host emulation of a CPU build (FUSED_DISTILL_EMULATE_DEVICE=1)
-const HAVE_CUDA = cuda.isAvailable();
 const CLEAR = /without CUDA|no CUDA device/;
 
-if (!HAVE_CUDA) {
-  describe('CUDA (not available here)', () => {
+if (!ON_DEVICE && !EMULATED) {
+  describe('CUDA without a device (this process)', () => {
     test('every device call throws the clear error', () => {
-      console.log(`CUDA tests skipped: no GPU/CUDA build (${cuda.lastError()})`);
       expect(cuda.isAvailable()).toBe(false);
       expect(cuda.lastError()).toMatch(CLEAR);
       const w = new Float32Array(7);
@@ -46,7 +45,9 @@ if (!HAVE_CUDA) {
       expect(wrong).toEqual([]);
     });
   });
-} else {
+}
+
+if (deviceTestsHere(__filename)) {
   describe(`CUDA on ${cuda.deviceName()}`, () => {
     const live: number[] = [];
     function put(x: Float32Array): number {

@@ -381,9 +381,41 @@ if (deviceTestsHere(__filename)) {
       same('sgemm', [f32(2 * 35), f32(3 * 28), new Float32Array(6 * 20), 6, 5, 4, 7, false, false, Float64Array.from([0, 0, 0, 35, 35, 35]), Float64Array.from([0, 28, 56, 0, 28, 56])], tol);
       // k = 0: c becomes zeros. (A buffer is never empty: offsets let a 1-element buffer stand for 2 x 0.)
       same('sgemm', [f32(1), f32(1), new Float32Array(6).fill(NaN), 1, 2, 3, 0, false, false, Float64Array.from([0]), Float64Array.from([0])]);
+      // TF32: the mode reads back. On a GPU the products carry TF32's rounding (10 of fp32's 23
+      // mantissa bits: beyond fp32's K * 2^-24 of sum |a||b|, within 2^-9 of it; Ampere or later);
+      // under the emulation they are the host's fp32, bit for bit.
+      const K = 64;
+      const a = f32(K * K);
+      const b = f32(K * K);
+      const host = new Float32Array(K * K);
+      addon.sgemm(a, b, host, 1, K, K, K, false, false, null, null);
+      const c = put(new Float32Array(K * K));
       cuda.setTF32(true);
-      same('sgemm', [f32(64 * 64), f32(64 * 64), new Float32Array(64 * 64), 1, 64, 64, 64, false, false, null, null], EMULATED ? 0 : 0.1);
+      expect(cuda.getTF32()).toBe(true);
+      cuda.sgemm(put(a), put(b), c, 1, K, K, K, false, false, null, null);
       cuda.setTF32(false);
+      expect(cuda.getTF32()).toBe(false);
+      const tf32 = get(c) as Float32Array;
+      const error = (got: Float32Array) => {
+        let worst = 0;
+        for (let i = 0; i < K; i++)
+          for (let j = 0; j < K; j++) {
+            let exact = 0;
+            let scale = 0;
+            for (let k = 0; k < K; k++) {
+              exact += a[i * K + k] * b[k * K + j];
+              scale += Math.abs(a[i * K + k] * b[k * K + j]);
+            }
+            worst = Math.max(worst, Math.abs(got[i * K + j] - exact) / scale);
+          }
+        return worst;
+      };
+      expect(error(host)).toBeLessThanOrEqual(K * 2 ** -24);
+      if (EMULATED) expect(Array.from(tf32)).toEqual(Array.from(host));
+      else {
+        expect(error(tf32)).toBeGreaterThan(K * 2 ** -24);
+        expect(error(tf32)).toBeLessThanOrEqual(2 ** -9 + K * 2 ** -24);
+      }
       same('sgemm', [f32(64 * 64), f32(64 * 64), new Float32Array(64 * 64), 1, 64, 64, 64, true, false, null, null], tol);
     });
 

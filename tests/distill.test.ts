@@ -19,7 +19,7 @@ import {
   type RankingCollection, type RunResult, type StudentRunInput,
 } from '../src/distill';
 import * as objective from '../src/losses/objective';
-import { CrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
+import { CrossEncoder, loadCrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
 
 const BACKEND = process.env.FUSED_DISTILL_TEST_BACKEND ?? 'wasm';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-distill-'));
@@ -315,7 +315,8 @@ describe('training', () => {
     const config = parseTeacherConfig({
       output: teacherOut,
       model: teacherSizes,
-      data: tinyData,
+      // evaluated on every dev query: the first two have no relevant passage among their candidates
+      data: { ...tinyData, evalQueries: undefined },
       train: { batch: 4, steps: 30, lr: 3e-3, warmup: 3, seed: 1, evalEvery: 15, checkpointEvery: 10, keepCheckpoints: 2 },
       loss: { ranknet: 1 },
     });
@@ -331,15 +332,39 @@ describe('training', () => {
     expect(mean(losses.slice(-5))).toBeLessThan(0.5 * mean(losses.slice(0, 5)));
     expect(teacher.log.steps[0].parts).toEqual({ ranknet: teacher.log.steps[0].loss });
     expect(teacher.log.evals.map((e) => e.step)).toEqual([15, 30]);
+    // A query whose relevant passage is among its 10 BM25 candidates has a reciprocal rank in
+    // [1/10, 1] whatever the model; the others 0 (most of this tiny collection's dev queries).
+    const qids = [...coll.queries.dev.keys()];
+    const reachable = qids.filter((q) => coll.candidates.dev.get(q)!.some((p) => (coll.qrels.dev.get(q)!.get(p) ?? 0) >= 1)).length;
+    expect(reachable).toBeGreaterThan(0);
     for (const e of teacher.log.evals) {
-      expect(e.queries).toBeGreaterThan(0);
-      expect(e.mrr10).toBeGreaterThanOrEqual(0);
+      expect(e.queries).toBe(qids.length);
+      expect(e.mrr10).toBeGreaterThanOrEqual(reachable / 10 / qids.length);
+      expect(e.mrr10).toBeLessThanOrEqual(reachable / qids.length);
+      expect(e.ndcg10).toBeGreaterThan(0);
       expect(e.ndcg10).toBeLessThanOrEqual(1);
     }
     expect(events.filter((e) => e === 'checkpoint')).toHaveLength(2); // steps 10 and 20, none at the end
     expect(fs.readdirSync(path.join(teacherOut, 'checkpoints')).sort()).toEqual(['step-00000010', 'step-00000020']);
     for (const f of ['model/model.json', 'model/weights.bin', 'log.jsonl', 'result.json', 'config.json']) expect(fs.existsSync(path.join(teacherOut, f))).toBe(true);
     expect(fs.readFileSync(path.join(teacherOut, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(32);
+  });
+
+  it("the last evaluation's MRR@10 is the saved model's, recomputed here from its scores", () => {
+    const model = loadCrossEncoder(teacher.modelDir);
+    const encoder = new PairEncoder(tokenizer, coll, tinyData.maxLength);
+    const qids = [...coll.queries.dev.keys()];
+    const rr = qids.map((q) => {
+      const candidates = coll.candidates.dev.get(q)!;
+      const scores = scorePairs(model, encoder, candidates.map((p): [string, string] => [q, p]), 64);
+      // score descending, ties by docid descending (trec_eval's order); the first passage of grade >= 1
+      const ranked = candidates.map((p, i) => ({ p, s: scores[i] })).sort((a, b) => b.s - a.s || (a.p < b.p ? 1 : a.p > b.p ? -1 : 0));
+      const first = ranked.findIndex(({ p }) => (coll.qrels.dev.get(q)!.get(p) ?? 0) >= 1);
+      return first >= 0 && first < 10 ? 1 / (first + 1) : 0;
+    });
+    model.dispose();
+    expect(teacher.final!.queries).toBe(qids.length);
+    expect(teacher.final!.mrr10).toBeCloseTo(rr.reduce((a, b) => a + b, 0) / rr.length, 6);
   });
 
   it('refuses to overwrite a run; resuming a finished run returns its result', async () => {

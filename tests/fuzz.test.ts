@@ -1,7 +1,9 @@
 // Throws seeded random wrong arguments at every addon function. Each call must throw an Error with a
-// message (never crash the process, never return). Plus targeted aliasing/detaching cases, and a check
-// that the addon still computes the right answer after thousands of rejected calls.
+// message (never crash the process, never return). Plus targeted aliasing/detaching cases, a check
+// that the addon still computes the right answer after thousands of rejected calls, and the cuda.*
+// functions the same way on device buffers from cuda.alloc (a GPU, else the host emulation).
 import { addon, attentionLoss, hiddenLoss, rankingTotal } from './helpers/addon';
+import { deviceTestsHere } from './helpers/device';
 import { describe as show, thrown } from './helpers/errors';
 import * as ref from './helpers/reference64';
 import { mulberry32 } from './helpers/reference64';
@@ -26,14 +28,19 @@ function pick<T>(rng: Rng, xs: readonly T[]): T {
 // ---------------------------------------------------------------- argument kinds and their bad values
 
 type Kind =
-  | { kind: 'f32'; len: number; optional?: boolean }
+  // len -1: the array's length defines n (only arrays that are not usable at all are wrong);
+  // upTo: any length 1..len is right (a transfer of the buffer's first elements)
+  | { kind: 'f32'; len: number; optional?: boolean; upTo?: boolean }
   | { kind: 'f64'; len: number; optional?: boolean }
   | { kind: 'weights' }
   | { kind: 'size' } // a dimension: any other positive value mismatches the arrays
   | { kind: 'positive' } // temperature
   | { kind: 'finite' } // sigma, margin, c: any finite number is fine
   | { kind: 'threads' }
-  | { kind: 'handle'; optional?: boolean };
+  | { kind: 'length' } // a buffer length: any integer in [1, 2^40] is fine
+  | { kind: 'dtype' } // a buffer dtype: 'float32', 'int32', 'bool' (or null: float32)
+  // a device buffer handle; anySize: any live buffer of any dtype is fine (free, size)
+  | { kind: 'handle'; optional?: boolean; anySize?: boolean };
 
 /** Values that are wrong for any argument position (never null/undefined, never a valid number). */
 function junk(rng: Rng): unknown {
@@ -83,8 +90,12 @@ function badTypedArray(rng: Rng, len: number, elem: 'f32' | 'f64'): unknown {
 
 function badValue(rng: Rng, k: Kind, current: unknown): unknown {
   switch (k.kind) {
-    case 'f32':
-      return rng() < 0.15 && !k.optional ? pick(rng, [null, undefined]) : badTypedArray(rng, k.len, 'f32');
+    case 'f32': {
+      if (k.len === -1) return badScaleX(rng);
+      const v = rng() < 0.15 && !k.optional ? pick(rng, [null, undefined]) : badTypedArray(rng, k.len, 'f32');
+      // a shorter Float32Array is a right one when any length up to len is
+      return k.upTo && v instanceof Float32Array && v.length >= 1 && v.length <= k.len && v.buffer.byteLength > 0 ? new Float32Array(k.len + 1) : v;
+    }
     case 'f64':
       return rng() < 0.15 && !k.optional ? pick(rng, [null, undefined]) : badTypedArray(rng, k.len, 'f64');
     case 'weights': {
@@ -105,6 +116,10 @@ function badValue(rng: Rng, k: Kind, current: unknown): unknown {
       return pick(rng, [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, null, undefined, junk(rng)]);
     case 'threads':
       return pick(rng, [0, -1, 1.5, 1025, 2 ** 31, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, null, undefined, junk(rng)]);
+    case 'length':
+      return pick(rng, [0, -1, 0.5, 2 ** 40 + 1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, null, undefined, junk(rng)]);
+    case 'dtype':
+      return pick(rng, ['float64', 'float16', 'Float32', 'int64', 'complex64', '', 0, 1, junk(rng)]);
     case 'handle':
       return pick(rng, [
         ...(k.optional ? [] : [null, undefined]),
@@ -292,9 +307,16 @@ function badScaleX(rng: Rng): unknown {
   ])();
 }
 
-/** Builds one call: the valid arguments with 1..2 of them replaced by bad values, or truncated. */
-function mutate(rng: Rng, spec: FnSpec): { args: unknown[]; what: string } {
-  const args = spec.valid();
+/**
+ * Builds one call: the valid arguments `args` with 1..2 of them replaced by bad values (`bad`, by
+ * default badValue), or truncated to fewer than `required`.
+ */
+function mutate(
+  rng: Rng,
+  spec: { kinds: Kind[]; required: number },
+  args: unknown[],
+  bad: (k: Kind, current: unknown) => unknown = (k, current) => badValue(rng, k, current),
+): { args: unknown[]; what: string } {
   if (rng() < 0.12) {
     const keep = Math.floor(rng() * spec.required);
     return { args: args.slice(0, keep), what: `only ${keep} arguments` };
@@ -308,8 +330,7 @@ function mutate(rng: Rng, spec: FnSpec): { args: unknown[]; what: string } {
   }
   const whats: string[] = [];
   for (const p of positions) {
-    const k = spec.kinds[p];
-    const v = (spec.name === 'scale' || spec.name === 'gelu') && p === 0 ? badScaleX(rng) : badValue(rng, k, args[p]);
+    const v = bad(spec.kinds[p], args[p]);
     args[p] = v;
     whats.push(`arg ${p} = ${describeValue(v)}`);
   }
@@ -355,7 +376,7 @@ describe('seeded random wrong arguments: every call throws a fused-distill Error
     const rng = mulberry32(0xf00d + i);
     const names = new Set<string>();
     for (let c = 0; c < CALLS; c++) {
-      const { args, what } = mutate(rng, spec);
+      const { args, what } = mutate(rng, spec, spec.valid());
       const e = expectAddonError(() => spec.fn(...args), `${spec.name}(${what})`);
       names.add(e.name);
     }
@@ -524,57 +545,148 @@ describe('outputs that alias inputs are rejected (they would give silently wrong
   });
 });
 
-describe('cuda.* with random wrong arguments throw a fused-distill Error', () => {
-  const cuda = addon.cuda as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const handleFns: Array<[string, Kind[]]> = [
-    ['alloc', [{ kind: 'size' }]],
-    ['free', [{ kind: 'handle' }]],
-    ['size', [{ kind: 'handle' }]],
-    ['upload', [{ kind: 'handle' }, { kind: 'f32', len: 4 }]],
-    ['download', [{ kind: 'handle' }, { kind: 'f32', len: 4 }]],
-    [
-      'rankingObjective',
-      [
+test('cuda.* query functions never throw and return the right types, whatever they are given', () => {
+  expect(typeof addon.builtWithCuda()).toBe('boolean');
+  expect(typeof addon.cuda.isAvailable()).toBe('boolean');
+  expect(typeof addon.cuda.lastError()).toBe('string');
+  expect(typeof (addon.getNumThreads as (...a: unknown[]) => number)('x', {})).toBe('number');
+  expect(typeof (addon.cuda.isAvailable as (...a: unknown[]) => boolean)(Symbol('x'))).toBe('boolean');
+});
+
+// ---------------------------------------------------------------- cuda.*: the same on device buffers
+
+// On a device (a GPU, or the host emulation in a child jest: tests/helpers/device.ts): calls made of
+// buffers from cuda.alloc, each shown to succeed unchanged before its mutations must throw.
+if (deviceTestsHere(__filename)) {
+  const cuda = addon.cuda;
+  const NO_DEVICE = /without CUDA|no CUDA device/;
+
+  /** `put(x)`: a live float32 buffer holding x; `put(x, 'int32')`: an int32 buffer of x's length. */
+  type Put = (x: Float32Array, dtype?: 'float32' | 'int32') => number;
+  interface DeviceFnSpec {
+    name: string;
+    /** how many leading arguments are required (fewer must throw) */
+    required: number;
+    kinds: Kind[];
+    /** a call that succeeds, each buffer exactly as large as the sizes ask (so a size made larger is wrong) */
+    valid: (put: Put) => unknown[];
+  }
+
+  const deviceSpecs: DeviceFnSpec[] = [
+    { name: 'alloc', required: 1, kinds: [{ kind: 'length' }, { kind: 'dtype' }], valid: () => [16, 'float32'] },
+    { name: 'free', required: 1, kinds: [{ kind: 'handle', anySize: true }], valid: (put) => [put(new Float32Array(4))] },
+    { name: 'size', required: 1, kinds: [{ kind: 'handle', anySize: true }], valid: (put) => [put(new Float32Array(4))] },
+    { name: 'upload', required: 2, kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }], valid: (put) => [put(new Float32Array(4)), f32(4, 71)] },
+    { name: 'download', required: 2, kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }], valid: (put) => [put(f32(4, 72)), new Float32Array(4)] },
+    {
+      name: 'rankingObjective',
+      required: 12,
+      kinds: [
         { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true },
         { kind: 'size' }, { kind: 'size' }, { kind: 'weights' }, { kind: 'positive' }, { kind: 'finite' },
         { kind: 'finite' }, { kind: 'handle', optional: true }, { kind: 'handle' },
       ],
-    ],
-    [
-      'hiddenMSE',
-      [
+      valid: (put) => [
+        put(f32(N, 73)), put(f32(N, 74)), put(ref.gradedLabels(mulberry32(75), N, 2)), put(ref.mask2d(mulberry32(76), R, C)),
+        R, C, ALL_WEIGHTS.slice(), 2, 1, 1, put(new Float32Array(N)), put(new Float32Array(8)),
+      ],
+    },
+    {
+      name: 'hiddenMSE',
+      required: 9,
+      kinds: [
         { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true }, { kind: 'size' }, { kind: 'size' },
         { kind: 'size' }, { kind: 'size' }, { kind: 'handle', optional: true }, { kind: 'handle' },
       ],
-    ],
-    [
-      'attentionMSE',
-      [
+      valid: (put) => [
+        put(f32(NH, 77)), put(f32(NH, 78)), put(Float32Array.from([1, 1, 0, 1, 0, 0])), LAYERS, B, L, H, put(new Float32Array(NH)), put(new Float32Array(1)),
+      ],
+    },
+    {
+      name: 'attentionMSE',
+      required: 8,
+      kinds: [
         { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true }, { kind: 'size' }, { kind: 'size' },
         { kind: 'size' }, { kind: 'handle', optional: true }, { kind: 'handle' },
       ],
-    ],
-    ['scale', [{ kind: 'handle' }, { kind: 'finite' }, { kind: 'handle' }]],
+      valid: (put) => [
+        put(f32(NA, 79)), put(f32(NA, 80)), put(Float32Array.from([1, 0, 1, 1, 1, 0])), B, A, L, put(new Float32Array(NA)), put(new Float32Array(1)),
+      ],
+    },
+    {
+      name: 'scale',
+      required: 3,
+      // x's length defines n (as on the host): a shorter x with a matching out is a valid call.
+      kinds: [{ kind: 'handle', anySize: true }, { kind: 'finite' }, { kind: 'handle' }],
+      valid: (put) => [put(f32(8, 81)), 0.5, put(new Float32Array(8))],
+    },
   ];
 
-  test.each(handleFns)('cuda.%s', (name, kinds) => {
-    const rng = mulberry32(0xcafe + name.length);
-    for (let c = 0; c < 150; c++) {
-      // Start from arguments that are well-formed in type (handle 1, sizes 2, ...), then break some.
-      const args: unknown[] = kinds.map((k) =>
-        k.kind === 'handle' ? 1 : k.kind === 'size' ? 2 : k.kind === 'weights' ? ALL_WEIGHTS : k.kind === 'f32' ? new Float32Array(k.len) : 1,
-      );
-      const p = Math.floor(rng() * kinds.length);
-      args[p] = name === 'alloc' ? pick(rng, [0, -1, 0.5, Number.NaN, 2 ** 53, null, junk(rng)]) : badValue(rng, kinds[p], args[p]);
-      expectAddonError(() => cuda[name](...args), `cuda.${name}(arg ${p} = ${describeValue(args[p])})`);
+  describe('cuda.* with random wrong arguments throw a fused-distill Error (from calls that succeed unchanged)', () => {
+    const fns = cuda as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const live = new Set<number>();
+    const put: Put = (x, dtype = 'float32') => {
+      const h = cuda.alloc(x.length, dtype);
+      live.add(h);
+      if (dtype === 'float32') cuda.upload(h, x);
+      return h;
+    };
+    /** Frees every buffer the last call left (free's own call may have freed its argument). */
+    function freeAll(): void {
+      for (const h of live) {
+        try {
+          cuda.free(h);
+        } catch (e) {
+          expect((e as Error).message).toMatch(/not a live device buffer handle/);
+        }
+      }
+      live.clear();
     }
-  });
+    /** Device-only wrong handles: freed, one element too short, another dtype (unless any buffer will do). */
+    function badHandle(rng: Rng, k: Extract<Kind, { kind: 'handle' }>, current: unknown): unknown {
+      const n = typeof current === 'number' ? cuda.size(current) : 4;
+      const gens: Array<() => unknown> = [() => badValue(rng, k, current), () => badValue(rng, k, current), () => {
+        const h = cuda.alloc(n);
+        cuda.free(h);
+        return h;
+      }];
+      if (!k.anySize) {
+        gens.push(() => put(new Float32Array(n), 'int32'));
+        if (n > 1) gens.push(() => put(new Float32Array(n - 1)));
+      }
+      return pick(rng, gens)();
+    }
+    function expectArgumentError(f: () => unknown, name: string, what: string): Error {
+      const e = expectAddonError(f, what);
+      // an argument check of this function, not "no device" and not a device failure
+      if (NO_DEVICE.test(e.message) || !e.message.startsWith(`fused-distill: cuda.${name}: `) || !['TypeError', 'RangeError'].includes(e.name))
+        throw new Error(`${what}: threw ${e.name} "${e.message}", not an argument error of cuda.${name}`);
+      return e;
+    }
 
-  test('query functions never throw and return the right types, whatever they are given', () => {
-    expect(typeof addon.builtWithCuda()).toBe('boolean');
-    expect(typeof addon.cuda.isAvailable()).toBe('boolean');
-    expect(typeof addon.cuda.lastError()).toBe('string');
-    expect(typeof (addon.getNumThreads as (...a: unknown[]) => number)('x', {})).toBe('number');
-    expect(typeof (addon.cuda.isAvailable as (...a: unknown[]) => boolean)(Symbol('x'))).toBe('boolean');
+    afterEach(freeAll);
+
+    test.each(deviceSpecs.map((s, i) => [s.name, s, i] as [string, DeviceFnSpec, number]))('cuda.%s', (name, spec, i) => {
+      const call = (args: unknown[]) => {
+        const r = fns[name](...args);
+        if (name === 'alloc' && typeof r === 'number') live.add(r);
+        return r;
+      };
+      const buffersBefore = cuda.memoryStats().buffers;
+      // the unmodified call succeeds, so that what fails below is the mutation
+      call(spec.valid(put));
+      cuda.synchronize();
+      freeAll();
+      const rng = mulberry32(0xcafe + i);
+      for (let c = 0; c < 150; c++) {
+        const { args, what } = mutate(rng, spec, spec.valid(put), (k, current) =>
+          k.kind === 'handle' ? badHandle(rng, k, current) : badValue(rng, k, current),
+        );
+        expectArgumentError(() => call(args), name, `cuda.${name}(${what})`);
+        freeAll();
+      }
+      // the rejected calls left no buffer behind (alloc's included)
+      expect(cuda.memoryStats().buffers).toBe(buffersBefore);
+    });
   });
-});
+}

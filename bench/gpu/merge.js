@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // One Markdown report of a GPU run (bench/gpu/run.sh) from what its steps left in OUT_DIR: the card,
-// each step's exit status, each correctness check's pass/fail counts, the BERT benchmark ('cuda'
+// each step's exit status, each correctness check's pass/fail/skipped counts (a jest suite's with
+// where it ran, the real CUDA addon or the host emulation, and its skipped tests), the BERT benchmark ('cuda'
 // backend vs PyTorch eager, fp32 and TF32, ratio against the <= 1.2x target), the profile of one
 // step, the failures' first lines, and the old fused-loss table when it ran. Writes OUT_DIR/gpu.md
 // and OUT_DIR/gpu.json and prints the Markdown. Node built-ins only (runs without node_modules):
@@ -58,12 +59,14 @@ const failures = [];
 const lines = (name) => (text(`${name}.log`) || '').split('\n');
 // the end of a step's output without stack frames: what a failure said
 const said = (name) => lines(name).filter((l) => l.trim() && !/^\s+at /.test(l)).slice(-5);
+// skipped tests: "SKIP name [how]" lines (tests/gpu/runner.js), each listed with why in the report
+const skips = [];
 function kernelCheck(name, label) {
   if (!stepOf(name)) return;
   const out = lines(name);
   const pass = out.filter((l) => l.startsWith('PASS ')).length;
   const fail = out.filter((l) => l.startsWith('FAIL '));
-  checks.push({ check: label, passed: pass, failed: fail.length, result: status(name) });
+  checks.push({ check: label, passed: pass, failed: fail.length, skipped: out.filter((l) => l.startsWith('SKIP ')).length, result: status(name) });
   if (fail.length || stepOf(name).rc !== 0) failures.push({ check: label, lines: (fail.length ? fail : said(name)).slice(0, 15) });
 }
 // a build that failed: its last lines (the checks it feeds say "prerequisite missing")
@@ -77,8 +80,15 @@ for (const s of steps.filter((x) => x.name.startsWith('check-'))) kernelCheck(s.
 for (const s of steps.filter((x) => x.name.startsWith('suite-'))) {
   const out = lines(s.name);
   const sum = out.map((l) => /^== (\S+): (\d+) passed, (\d+) failed(?:, (\d+) skipped)?/.exec(l)).find(Boolean);
-  const label = `jest tests/${s.name.slice(6)}.test.ts (bundled, real CUDA addon)`;
-  checks.push({ check: label, passed: sum ? Number(sum[2]) : 'n/a', failed: sum ? Number(sum[3]) : 'n/a', result: sum || s.rc === 99 ? status(s.name) : `${status(s.name)}, no summary (crashed?)` });
+  // where it ran, as the runner says: the real CUDA addon on the GPU, or the host emulation (a dry run)
+  const device = out.map((l) => /^== \S+ device: (.*)$/.exec(l)).find(Boolean)?.[1] ?? 'device not reported';
+  const label = `jest tests/${s.name.slice(6)}.test.ts (bundled, ${device})`;
+  const skipped = out.filter((l) => l.startsWith('SKIP '));
+  for (const l of skipped) skips.push({ check: label, test: l.slice(5) });
+  checks.push({
+    check: label, device, passed: sum ? Number(sum[2]) : 'n/a', failed: sum ? Number(sum[3]) : 'n/a', skipped: sum?.[4] != null ? Number(sum[4]) : skipped.length,
+    result: sum || s.rc === 99 ? status(s.name) : `${status(s.name)}, no summary (crashed?)`,
+  });
   const fails = [];
   out.forEach((l, i) => l.startsWith('FAIL ') && fails.push(`${l} — ${(out[i + 1] || '').trim()}`));
   if (fails.length || s.rc !== 0) failures.push({ check: label, lines: (fails.length ? fails : said(s.name)).slice(0, 15) });
@@ -88,7 +98,9 @@ if (stepOf('tfjs_core')) {
   const label = "tfjs-core op suite on 'cuda'";
   if (core && core.totals) {
     const t = core.totals;
-    checks.push({ check: label, passed: t.passed, failed: t.failed, result: `${status('tfjs_core')}; ran ${t.run} of ${t.specs} specs, known failures ${t.knownFailures}, ${core.seconds} s` });
+    // not run: excluded by run.js's lists (their reasons are in tfjs_core.json) or pending
+    const notRun = Number.isFinite(t.excluded) || Number.isFinite(t.pending) ? (t.excluded || 0) + (t.pending || 0) : t.specs - t.run;
+    checks.push({ check: label, passed: t.passed, failed: t.failed, skipped: notRun, result: `${status('tfjs_core')}; ran ${t.run} of ${t.specs} specs, known failures ${t.knownFailures}, ${core.seconds} s` });
     if (core.unexpectedFailures.length || core.knownFailuresNowPassing.length)
       failures.push({ check: label, lines: [...core.unexpectedFailures.slice(0, 25), ...core.knownFailuresNowPassing.map((n) => `now passing (listed as known): ${n}`)] });
   } else {
@@ -113,10 +125,17 @@ if (stepOf('fused_losses')) {
 }
 L.push('## Correctness', '');
 if (checks.length) {
-  L.push('| check | passed | failed | result |', '|---|---:|---:|---|');
-  for (const c of checks) L.push(`| ${cell(c.check)} | ${c.passed} | ${c.failed} | ${cell(c.result)} |`);
+  L.push('| check | passed | failed | skipped | result |', '|---|---:|---:|---:|---|');
+  for (const c of checks) L.push(`| ${cell(c.check)} | ${c.passed} | ${c.failed} | ${c.skipped ?? '—'} | ${cell(c.result)} |`);
+  const emulated = checks.filter((c) => c.device && !c.device.startsWith('real CUDA addon'));
+  if (emulated.length) L.push('', `**Not on the GPU's CUDA addon: ${emulated.map((c) => cell(c.check)).join('; ')}.**`);
 } else L.push('No correctness step ran.');
 L.push('');
+if (skips.length) {
+  L.push('### Skipped tests (counted, not run; [how]: test.skip, todo, or inside describe.skip, whose name says why)', '');
+  for (const x of skips) L.push(`- ${cell(x.check)}: ${cell(x.test)}`);
+  L.push('');
+}
 
 // ---- the BERT benchmark
 L.push('## BERT benchmark: the cuda backend vs PyTorch eager', '');
@@ -197,5 +216,5 @@ const write = (f, content) => {
   fs.renameSync(`${p}.tmp`, p);
 };
 write('gpu.md', md);
-write('gpu.json', JSON.stringify({ card, steps, checks, benchmark: rows, variants: variantRows, profiles, failures, cuda_bert: cudaBert, torch_bert: torchBert, cuda_vs_native: cvn, tfjs_core: core && core.totals }, null, 1) + '\n');
+write('gpu.json', JSON.stringify({ card, steps, checks, skipped: skips, benchmark: rows, variants: variantRows, profiles, failures, cuda_bert: cudaBert, torch_bert: torchBert, cuda_vs_native: cvn, tfjs_core: core && core.totals }, null, 1) + '\n');
 process.stdout.write(md);

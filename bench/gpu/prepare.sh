@@ -5,7 +5,7 @@
 #   .gpu/node.xz                      this machine's Node.js (as /work/shared/gpu/pack-node.sh makes it)
 #   .gpu/node-api-headers/include/    node_api.h etc.   } cmake -DNAPI_INCLUDE_DIRS=... (run.sh)
 #   .gpu/node-addon-api/              napi.h etc.       }
-#   .gpu/fd-tests/<suite>.js          the jest suites tests/cuda*.test.ts        } tests/gpu/bundle.js,
+#   .gpu/fd-tests/<suite>.js          the jest suites with device tests          } tests/gpu/bundle.js,
 #   .gpu/tfjs/tests/tfjs_core/run.js  tfjs-core's op suite runner + dist/        } from dist/ built
 #   .gpu/bench/cuda_bert.js, cuda_vs_native.js, .gpu/gpu_check.js  the scripts } here by tsc first
 # Then, on the GPU machine, from the repo root with ".gpu" carried: bash bench/gpu/run.sh

@@ -12,7 +12,7 @@
 #                                  sources compiled in parallel, then linked
 #   3. in parallel, correctness (no timing):
 #                    check-tensor_ops_check, check-cuda_selfcheck (--no-bench): the kernel checks
-#                    suite-<name>  the jest suites tests/cuda*.test.ts, bundled (.gpu/fd-tests/)
+#                    suite-<name>  the jest suites with device tests (tests/gpu/bundle.js --list), bundled (.gpu/fd-tests/)
 #                    tfjs_core     tfjs-core's op suite on 'cuda' (.gpu/tfjs/tests/tfjs_core/run.js)
 #                    cuda_vs_native  20 distillation steps on 'cuda' and 'native': losses agree
 #   4. one at a time, timing:

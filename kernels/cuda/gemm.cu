@@ -127,6 +127,13 @@ Status set_tf32_cuda(bool on) {
   return st == kCublasSuccess ? kOk : blas_fail("cublasSetMathMode", st);
 }
 
+Status tf32_cuda(bool* on) {
+  FD_TRY(device::init());
+  std::lock_guard<std::mutex> lock(g_blas.mu);
+  *on = g_blas.tf32;
+  return kOk;
+}
+
 Status sgemm_cuda(const GemmArgs& g) {
   FD_TRY(device::init());
   if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 0) return device::fail_with(kBadShape, "sgemm_cuda: a negative size");

@@ -226,7 +226,10 @@ Status sgemm_cuda(const GemmArgs& args) {
   if (!emulating()) return kNoCuda;
   return sgemm_cpu(args);
 }
-Status set_tf32_cuda(bool) { FD_EMULATE((void)0); }  // the host has no TF32: fp32 either way
+// The host has no TF32: sgemm is fp32 either way; the mode is kept so that it reads back.
+static bool g_tf32 = false;
+Status set_tf32_cuda(bool on) { FD_EMULATE(g_tf32 = on); }
+Status tf32_cuda(bool* on) { FD_EMULATE(*on = g_tf32); }
 
 Status adamw_update_cuda(const AdamWArgs& a) { FD_EMULATE(adamw_update_cpu(a)); }
 Status sum_squares_cuda(const float* x, int64_t n, double* out_host) { FD_EMULATE(*out_host = sum_squares_cpu(x, n)); }

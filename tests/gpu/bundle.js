@@ -2,10 +2,13 @@
 // carried as .gpu/node.xz, but no node_modules), each loading the addon named by $FD_ADDON
 // (else ./build/Release/fused_distill.node from the working directory):
 //
-//   node tests/gpu/bundle.js [--suites cuda,cuda_backend] [--no-tfjs-core] [--script SRC=OUT ...]
+//   node tests/gpu/bundle.js [--suites cuda,cuda_backend] [--no-tfjs-core] [--script SRC=OUT ...] [--out DIR] [--list]
 //
 //   --suites      jest suites tests/<name>.test.ts -> .gpu/fd-tests/<name>.js, run by runner.js
-//                 (default: every tests/cuda*.test.ts); run: node .gpu/fd-tests/cuda.js
+//                 (default: every test file with device tests, under `if (deviceTestsHere(__filename))`
+//                 of tests/helpers/device.ts); run: node .gpu/fd-tests/cuda.js
+//   --out         the folder to fill instead of .gpu (the bundles find their files relative to themselves)
+//   --list        prints the suites it would bundle and stops
 //   tfjs-core     tests/tfjs_core/run.js with tfjs-core's *_test.js files and the package's dist/
 //                 -> .gpu/tfjs/tests/tfjs_core/run.js (see bundleTfjsCore); run:
 //                 node .gpu/tfjs/tests/tfjs_core/run.js --backend cuda
@@ -20,7 +23,7 @@ const path = require('path');
 
 const root = path.resolve(__dirname, '..', '..');
 const esbuild = require(path.join(root, 'node_modules', 'esbuild'));
-const gpuDir = path.join(root, '.gpu');
+let gpuDir = path.join(root, '.gpu');
 const posix = (p) => p.split(path.sep).join('/');
 
 const addonStub = {
@@ -37,6 +40,18 @@ const addonStub = {
         '};\n',
       loader: 'js',
     }));
+  },
+};
+
+// In one bundle every module's `module` is the bundle's, which is require.main: a bundled source's
+// "run as a script" guard (src/data/build_collection.ts) would fire inside a suite. Not in a suite.
+const noMainGuards = {
+  name: 'no-main-guards',
+  setup(b) {
+    b.onLoad({ filter: /\.ts$/ }, (a) => {
+      const text = fs.readFileSync(a.path, 'utf8');
+      return text.includes('require.main === module') ? { contents: text.replace(/require\.main === module/g, 'false'), loader: 'ts' } : undefined;
+    });
   },
 };
 
@@ -60,10 +75,11 @@ async function bundleSuite(name) {
     entry,
     `require(${JSON.stringify(path.join(__dirname, 'runner.js'))});\n` +
       `require(${JSON.stringify(test)});\n` +
-      `__runAll(${JSON.stringify(name)}).then((f) => process.exit(f ? 1 : 0));\n`,
+      // the addon the suite used, for the runner's "device:" line (real CUDA addon or host emulation)
+      `__runAll(${JSON.stringify(name)}, () => require(${JSON.stringify(path.join(root, 'src', 'native.ts'))}).addon).then((f) => process.exit(f ? 1 : 0));\n`,
   );
   try {
-    await esbuild.build({ ...common, entryPoints: [entry], outfile: path.join(outDir, `${name}.js`), plugins: [addonStub] });
+    await esbuild.build({ ...common, entryPoints: [entry], outfile: path.join(outDir, `${name}.js`), plugins: [addonStub, noMainGuards] });
   } finally {
     fs.unlinkSync(entry);
   }
@@ -179,23 +195,36 @@ async function bundleScript(src, out) {
   return out;
 }
 
+/** Every tests/<name>.test.ts with device tests (a line `if (deviceTestsHere(__filename))`): those the GPU run must run. */
+function deviceSuites() {
+  const dir = path.join(root, 'tests');
+  const hasDeviceTests = (f) => /^if \(deviceTestsHere\(__filename\)\)/m.test(fs.readFileSync(path.join(dir, f), 'utf8'));
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.test.ts') && hasDeviceTests(f)).map((f) => f.replace(/\.test\.ts$/, '')).sort();
+}
+
 function parseArgs(argv) {
-  const a = { suites: null, tfjsCore: true, scripts: [] };
+  const a = { suites: null, tfjsCore: true, scripts: [], list: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--suites') a.suites = argv[++i].split(',').filter(Boolean);
     else if (argv[i] === '--no-tfjs-core') a.tfjsCore = false;
+    else if (argv[i] === '--out') gpuDir = path.resolve(argv[++i]);
+    else if (argv[i] === '--list') a.list = true;
     else if (argv[i] === '--script') {
       const [src, out] = argv[++i].split('=');
       if (!src || !out) throw new Error(`bundle.js: --script SRC=OUT, got ${argv[i]}`);
       a.scripts.push([path.resolve(root, src), path.resolve(root, out)]);
     } else throw new Error(`bundle.js: unknown argument ${argv[i]}`);
   }
-  a.suites ??= fs.readdirSync(path.join(root, 'tests')).filter((f) => /^cuda.*\.test\.ts$/.test(f)).map((f) => f.replace(/\.test\.ts$/, '')).sort();
+  a.suites ??= deviceSuites();
   return a;
 }
 
 (async () => {
   const a = parseArgs(process.argv.slice(2));
+  if (a.list) {
+    console.log(a.suites.join('\n'));
+    return;
+  }
   const done = [];
   for (const name of a.suites) done.push(await bundleSuite(name));
   if (a.tfjsCore) done.push(await bundleTfjsCore());

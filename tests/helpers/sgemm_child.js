@@ -7,12 +7,13 @@ const fs = require('fs');
 const path = require('path');
 const addon = require('node-gyp-build')(path.join(__dirname, '..', '..'));
 
+// Without DIR: only prints {"isa": ...} (with FUSED_DISTILL_GEMM_ISA unset, the best path of this CPU).
 const dir = process.argv[2];
 const read = (file) => {
   const buf = fs.readFileSync(path.join(dir, file));
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 };
-const cases = JSON.parse(fs.readFileSync(path.join(dir, 'cases.json'), 'utf8'));
+const cases = dir ? JSON.parse(fs.readFileSync(path.join(dir, 'cases.json'), 'utf8')) : [];
 cases.forEach((c, i) => {
   addon.setNumThreads(c.threads);
   const out = new Float32Array(c.batch * c.m * c.n).fill(Number.NaN);
