@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// CPU benchmark of the fused losses (DESIGN.md, "Performance method"). `npm run bench` (after a build)
+// CPU benchmark of the fused losses (docs/performance.md, "Method"). `npm run bench` (after a build)
 // or `node bench/benchmark.js [options]` (below).
 //
 // Per case of bench/cases.json: forward + gradient w.r.t. the student input through the public op,
@@ -818,7 +818,7 @@ function renderMarkdown(r) {
     '‡ reference composite measured with an explicit all-ones mask: without one it is not differentiable (see Errors and notes). ' +
     `§ other processes used more than ${FOREIGN_LIMIT} cores while it was measured, even after a second pass at the end of the run (cpu.json: foreign_cores).`, '');
 
-  L.push('## Issue targets', '');
+  L.push('## Targets', '');
   L.push('| target | case | measured | threshold | status |');
   L.push('|---|---|---:|---:|---|');
   for (const t of r.targets) {

@@ -1,4 +1,4 @@
-// The BERT-mini cross-encoder training step of issue 3 on each tfjs backend, beside PyTorch CPU eager
+// The BERT-mini cross-encoder training step on each tfjs backend, beside PyTorch CPU eager
 // in the same run: 4 layers, hidden 256, 4 heads, FFN 1024, vocab 30522, batch 16 x 128 tokens;
 // forward + MSE on the scores + backward + Adam. Uses the package's own CrossEncoder (dist/).
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// SGEMM benchmark (issue 3): addon.sgemm beside PyTorch CPU in the same run, GFLOP/s for 1024^3 and
+// SGEMM benchmark: addon.sgemm beside PyTorch CPU in the same run, GFLOP/s for 1024^3 and
 // the matrix products of a BERT-mini training step (16 x 128 tokens, hidden 256, FFN 1024, 4 heads
 // of 64): forward, backward (dX = dY W^T, dW = X^T dY) and batched attention, on 1 and 2 threads.
 //

@@ -1,4 +1,4 @@
-"""The losses of DESIGN.md ("The loss contract") in plain eager PyTorch, written the way a PyTorch
+"""The losses of docs/loss-contract.md in plain eager PyTorch, written the way a PyTorch
 user would write them (broadcast pair matrices, log_softmax, masked means). Shared by
 bench/torch_cpu.py (PyTorch 1.13 on the CPU) and bench/gpu/torch_gpu.py (PyTorch 2.x, eager and
 torch.compile). Every function returns a scalar; a mean over an empty set is 0.

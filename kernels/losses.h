@@ -1,5 +1,5 @@
 // The kernel contract: parameter structs and the functions that both kernels/cpu/ and kernels/cuda/
-// implement. Definitions of every loss are in DESIGN.md ("The loss contract"); this header only fixes
+// implement. Definitions of every loss are in docs/loss-contract.md; this header only fixes
 // how they are passed. No N-API, no JS here.
 #pragma once
 #include <cstdint>

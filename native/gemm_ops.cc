@@ -1,4 +1,4 @@
-// Matrix products on host memory (the native tfjs backend's matMul / batchMatMul, issue 3) and, with
+// Matrix products on host memory (the native tfjs backend's matMul / batchMatMul) and, with
 // the same checks, on device buffers (cuda.sgemm, cuBLAS; the offsets stay host Float64Arrays).
 #include <cmath>
 #include <string>

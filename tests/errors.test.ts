@@ -1,4 +1,4 @@
-// Every bad input listed in DESIGN.md ("Bad input — mismatched shapes, wrong dtype, rank too low,
+// Every bad input listed in docs/loss-contract.md ("Bad input — mismatched shapes, wrong dtype, rank too low,
 // T ≤ 0, a non-0/1 mask, an empty tensor (size 0)") plus unknown/invalid weights, through the TS API
 // on both backends: each throws an Error whose message names the argument, leaks nothing, and leaves
 // the library usable.

@@ -1,5 +1,5 @@
 // What bench/gpu/cuda_bert.js (the BERT benchmark) and bench/gpu/cuda_vs_native.js (the training
-// check) share: issue 5's model sizes, a synthetic distillation batch, backend selection, and the
+// check) share: the GPU benchmark's model sizes, a synthetic distillation batch, backend selection, and the
 // student step of the distillation pipeline (src/distill/step.ts's trainStep, objective.ts's predictionLoss,
 // with the pipeline's default optimizer settings from parseStudentConfig). Loads the package from
 // dist/ (npx tsc first); bench/gpu/prepare.sh bundles both scripts with it for the GPU machine.
@@ -15,7 +15,7 @@ const bert = (layers, hidden, heads, intermediate, vocabSize = 30522) => ({
 });
 
 /**
- * Issue 5's shapes: 64 query-passage pairs (8 queries x 1 positive + 7 negatives, the pipeline's
+ * The GPU benchmark's shapes: 64 query-passage pairs (8 queries x 1 positive + 7 negatives, the pipeline's
  * default group) x 256 tokens; teacher BERT-base size, students 6L/768 and BERT-mini size. --tiny:
  * the same code paths at sizes a CPU runs in seconds (a dry run, not a measurement).
  */

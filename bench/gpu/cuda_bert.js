@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Issue 5's BERT benchmark on a tfjs backend ('cuda' by default): 64 query-passage pairs x 256
+// The cuda backend's BERT benchmark on a tfjs backend ('cuda' by default): 64 query-passage pairs x 256
 // tokens; the teacher (12L/768/12h/3072) scoring without gradient, and the students (6L/768/12h/3072
 // and 4L/256/4h/1024) each taking the distillation pipeline's training step (forward + backward +
 // AdamW, distillKL against the teacher's scores: trainStep/predictionLoss of src/distill/{step,objective}.ts,

@@ -79,7 +79,7 @@ void report(bool ok, const std::string& name, const std::string& detail) {
   std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.empty() ? "" : ": ", detail.c_str());
 }
 
-// ---- float64 reference of the objective (DESIGN.md, "The loss contract") ----
+// ---- float64 reference of the objective (docs/loss-contract.md) ----
 
 double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }

@@ -11,7 +11,7 @@ const fs = require('fs');
 const path = require('path');
 
 const dir = process.argv[2] || process.env.OUT || '/tmp/fd-gpu-out';
-const TARGET = 1.2; // issue 5: the cuda backend's step within 1.2x of PyTorch eager
+const TARGET = 1.2; // target: the cuda backend's step within 1.2x of PyTorch eager
 const text = (f) => {
   try {
     return fs.readFileSync(path.join(dir, f), 'utf8');
@@ -49,7 +49,7 @@ const L = [];
 const cudaBert = json('cuda_bert.json');
 const torchBert = json('torch_bert.json');
 const card = (text('device.txt') || '').trim().split('\n')[0] || (torchBert && torchBert.device) || 'n/a';
-L.push('# fused-distill GPU run (issue 5: the cuda backend)', '');
+L.push('# fused-distill GPU run (the cuda backend)', '');
 L.push(`${new Date().toISOString()} · card: **${cell(card)}** · torch ${torchBert?.torch ?? 'n/a'} (CUDA ${torchBert?.cuda ?? 'n/a'}) · node ${cudaBert?.node ?? 'n/a'} · addon device: ${cudaBert?.device ?? 'n/a'}`, '');
 L.push('Steps: ' + (steps.map((s) => `${s.name} ${s.rc === 0 ? 'ok' : `**${status(s.name)}**`} (${s.seconds} s)`).join(' · ') || 'none recorded'), '');
 
@@ -147,7 +147,7 @@ const keyOf = (r) => `${r.id}/${r.precision}`;
 const ids = [];
 for (const r of [...(cudaBert?.rows || []), ...(torchBert?.rows || [])]) if (!ids.includes(keyOf(r))) ids.push(keyOf(r));
 if (ids.length) {
-  L.push('| case | precision | cuda device | cuda wall | PyTorch device | PyTorch wall | ratio | <= 1.2x | issue\'s PyTorch figure |', '|---|---|---:|---:|---:|---:|---:|---|---:|');
+  L.push('| case | precision | cuda device | cuda wall | PyTorch device | PyTorch wall | ratio | <= 1.2x | target\'s PyTorch figure |', '|---|---|---:|---:|---:|---:|---:|---|---:|');
   for (const k of ids) {
     const c = (cudaBert?.rows || []).find((r) => keyOf(r) === k) || {};
     const p = (torchBert?.rows || []).find((r) => keyOf(r) === k) || {};

@@ -2,7 +2,7 @@
 # Run HERE (the dev machine, with node_modules) before the GPU run: fills .gpu/ with everything the
 # GPU machine lacks (it has nvcc, cmake, g++, cuBLAS, Python + PyTorch; no node, npm, node_modules or
 # network), then self-tests each bundle from outside the repo (no node_modules above it):
-#   .gpu/node.xz                      this machine's Node.js (as /work/shared/gpu/pack-node.sh makes it)
+#   .gpu/node.xz                      this machine's Node.js (xz-compressed by this script)
 #   .gpu/node-api-headers/include/    node_api.h etc.   } cmake -DNAPI_INCLUDE_DIRS=... (run.sh)
 #   .gpu/node-addon-api/              napi.h etc.       }
 #   .gpu/fd-tests/<suite>.js          the jest suites with device tests          } tests/gpu/bundle.js,

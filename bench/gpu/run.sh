@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 5's ONE GPU run, THERE (the GPU machine: nvcc, cmake, g++, cuBLAS, Python + PyTorch 2.x; no
+# The cuda backend's ONE GPU run, THERE (the GPU machine: nvcc, cmake, g++, cuBLAS, Python + PyTorch 2.x; no
 # node, npm, node_modules or network), from the repo root with .gpu carried (filled HERE first by
 # bash bench/gpu/prepare.sh):
 #   bash bench/gpu/run.sh          results in $OUT (the device tool sets it), else /tmp/fd-gpu-out

@@ -10,7 +10,7 @@ clipping at 1.0 and AdamW (lr 1e-4, weight decay 0.01). fp32 (TF32 off for matmu
 TF32. Per case: median over --steps timed steps after --warmup, device time from CUDA events
 around each step (the step ends with loss.item(), a sync) and wall time.
 
-Reference (the issue, H100, PyTorch 2.11 eager): teacher scoring 65.9 ms fp32 / 18.6 ms TF32;
+Reference (figures given with the target, H100, PyTorch 2.11 eager): teacher scoring 65.9 ms fp32 / 18.6 ms TF32;
 6L/768 student step 116.2 / 48.7 ms; 4L/256 student step 16.2 / 13.7 ms.
 
   python3 bench/gpu/torch_bert_gpu.py [--json FILE] [--steps 10] [--warmup 3] [--precisions fp32,tf32]

@@ -1,4 +1,4 @@
-// Float64 references for every loss of DESIGN.md ("The loss contract") and the src/nn layers, written independently of the
+// Float64 references for every loss of docs/loss-contract.md and the src/nn layers, written independently of the
 // implementation: plain loops over Float64Arrays, no tfjs, no addon. Each returns the loss and its
 // gradient w.r.t. the student input, with masks. Plus a seeded PRNG and input generators.
 
