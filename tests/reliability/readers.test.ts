@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 
 import { BertTokenizer, buildCollection, writeCollection } from '../../src/data';
 import {
-  PairEncoder, loadRankingCollection, parseTeacherConfig, teacherScores, trainTeacher, trainingPairs,
+  PairEncoder, distill, loadRankingCollection, parseStudentConfig, parseTeacherConfig, teacherScores, trainTeacher, trainingPairs,
   type ProgressEvent, type RankingCollection, type TeacherRunConfig,
 } from '../../src/distill';
 import { CrossEncoder, importSafetensors, loadCrossEncoder, type CrossEncoderConfig } from '../../src/models';
@@ -326,6 +326,25 @@ describe('the teacher-score cache', () => {
     r = await read();
     expect(r.computed).toBe(true);
     expect(r.notices[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+: not valid JSON`));
+  });
+
+  it('a student run over a corrupt cache recomputes it, says so, and trains on finite scores', async () => {
+    editLine(2, (rec) => (rec.score = 1e300));
+    const events: ProgressEvent[] = [];
+    const result = await distill(
+      parseStudentConfig({
+        output: path.join(tmp, 'student'),
+        teacher: { checkpoint: path.join(pristine, 'model'), cacheDir },
+        student: { model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 } },
+        data: { collection: collDir, negatives: 3, maxLength: 48, trainQueries: 4, evalQueries: 0 },
+        train: { batch: 2, steps: 2, lr: 3e-3, warmup: 1, seed: 3, evalEvery: 0, checkpointEvery: 0 },
+        loss: { kl: 1, marginMSE: 1 },
+      }),
+      { onProgress: (e) => events.push(e) },
+    );
+    expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toEqual([expect.stringContaining(`${file}:2: query `)]);
+    expect(events.find((e) => e.type === 'teacherScoresReady')).toMatchObject({ file, computed: true });
+    for (const s of result.log.steps) expect(Number.isFinite(s.loss)).toBe(true);
   });
 
   it('a cache written before checksums is read, its lines checked, with a notice', async () => {
