@@ -20,7 +20,6 @@ import {
   type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type StepLog,
 } from './run_dir';
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
-import type { AdamW } from './optimizer';
 import { validateRunState } from './run_state';
 import { evaluateModel } from './scoring';
 import { checkFits, initStudent, initTeacher, openData, resolveLayerMap } from './setup';
