@@ -143,6 +143,8 @@ describe('checkpoints', () => {
     expect(startOf(events)).toMatchObject({ step: 4 });
     const steps = fs.readFileSync(path.join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
     expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    // step-8's weights and moments were loaded before its state failed; step-4's replaced all of them
+    expect(fs.readFileSync(path.join(runDir, 'model', 'weights.bin')).equals(finalWeights)).toBe(true);
   });
 
   it('a state without its sampler is named, not "Cannot read properties of undefined"', async () => {
