@@ -17,7 +17,7 @@ import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
   finishRun, hashConfig, outputState, restoreRun, writeRunCheckpoint, writeRunConfig,
-  type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type StepLog,
+  type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type RunState, type StepLog, type Trained,
 } from './run_dir';
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
@@ -147,8 +147,8 @@ function notify(options: RunOptions, message: string): void {
  * an error at once (an older one of the same run would be too).
  */
 function restoreNewestIntact(
-  output: string, trained: Parameters<typeof restoreRun>[1], configHash: string, totalSteps: number, sampler: GroupSampler, options: RunOptions,
-): { dir: string; state: ReturnType<typeof restoreRun> } {
+  output: string, trained: Trained, configHash: string, totalSteps: number, sampler: GroupSampler, options: RunOptions,
+): { dir: string; state: RunState } {
   const problems: string[] = [];
   for (const dir of listCheckpoints(path.join(output, 'checkpoints')).reverse()) {
     try {
