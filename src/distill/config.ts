@@ -93,6 +93,13 @@ const TrainSchema = z
     keepCheckpoints: posInt.default(2),
     /** pairs per forward pass when scoring (evaluation, teacher scores) */
     scoreBatch: posInt.default(64),
+    /**
+     * a step whose loss or gradient norm is NaN or Inf: 'stop' the run with an error naming the step,
+     * the terms and the queries (default), or 'skip' it (no update; logged with skipped: true and
+     * counted in the result). Absent means 'stop' (no default written: a config's hash, which ties
+     * checkpoints to it, stays what it was before this field existed)
+     */
+    nonFinite: z.enum(['stop', 'skip']).optional(),
   })
   .strict()
   .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))
@@ -156,7 +163,12 @@ export const TeacherRunSchema = z
     model: modelSizes(TEACHER_SIZES).default({}),
     /** start from these weights instead of a seeded random init (a fused-distill model dir or a safetensors file) */
     init: z
-      .object({ checkpoint: z.string().min(1).optional(), safetensors: z.string().min(1).optional() })
+      .object({
+        checkpoint: z.string().min(1).optional(),
+        safetensors: z.string().min(1).optional(),
+        /** parameters a safetensors file may lack (they keep the seeded init); default: the classifier head */
+        allowMissing: z.array(z.string().min(1)).optional(),
+      })
       .strict()
       .refine((i) => !(i.checkpoint && i.safetensors), { message: 'give checkpoint or safetensors, not both' })
       .optional(),
@@ -185,6 +197,8 @@ export const StudentRunSchema = z
          */
         init: z.enum(['random', 'teacherLayers', 'checkpoint', 'safetensors']).default('random'),
         path: z.string().min(1).optional(),
+        /** init safetensors: parameters the file may lack (they keep the seeded init); default: the classifier head */
+        allowMissing: z.array(z.string().min(1)).optional(),
         model: modelSizes(STUDENT_SIZES).default({}),
       })
       .strict()

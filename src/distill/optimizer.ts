@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
+import { readJsonFile } from '../models/checkpoint';
 import { adamwUpdate, sumSquares } from './adamw_kernel';
 
 export interface AdamWOptions {
@@ -44,6 +45,8 @@ export interface StepInfo {
   lr: number;
   /** the gradients' global norm before clipping */
   gradNorm: number;
+  /** false when the gradient norm was NaN or Inf: nothing was updated */
+  applied: boolean;
 }
 
 const STATE_FORMAT = 'fused-distill-adamw';
@@ -81,14 +84,17 @@ export class AdamW {
     for (const name of g.keys()) if (!this.params.has(name)) throw new Error(`AdamW.apply: ${name} is not a parameter of this optimizer`);
     const names = [...this.params.keys()].filter((k) => g.has(k));
     if (names.length === 0) throw new Error('AdamW.apply: no gradients');
-    const n = ++this.step;
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.o;
-    const lr = learningRate(this.o, n);
     // Global norm: float64 sums of squares per parameter, added in parameter order (a fixed order:
     // the same bits every run).
     let sq = 0;
     for (const name of names) sq += sumSquares(g.get(name)!);
     const gradNorm = Math.sqrt(sq);
+    // A NaN or Inf gradient would write NaN into every parameter and moment (clipping scales by
+    // clipNorm / Inf = 0, and 0 * Inf is NaN): no update, the step count unchanged; the caller decides.
+    if (!Number.isFinite(gradNorm)) return { step: this.step, lr: learningRate(this.o, this.step + 1), gradNorm, applied: false };
+    const n = ++this.step;
+    const lr = learningRate(this.o, n);
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
     const stepSize = lr / (1 - beta1 ** n);
     const sqrtBc2 = Math.sqrt(1 - beta2 ** n);
@@ -101,7 +107,7 @@ export class AdamW {
       next.dispose();
       this.setMoments(name, m, v);
     }
-    return { step: n, lr, gradNorm };
+    return { step: n, lr, gradNorm, applied: true };
   }
 
   // Replaces a parameter's moments (kept: apply() may run inside a tidy).
@@ -136,9 +142,11 @@ export class AdamW {
 
   /** Restores the step count and moments saved by save() (for the same parameters). */
   load(dir: string): void {
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8'));
-    if (manifest.format !== STATE_FORMAT) throw new Error(`${dir}/optimizer.json: not a ${STATE_FORMAT} state`);
-    const names = (manifest.entries as Array<{ name: string; shape: number[] }>).map((e) => e.name);
+    const manifest = readJsonFile(path.join(dir, 'optimizer.json')) as { format?: string; step?: unknown; entries?: Array<{ name: string; shape: number[] }> };
+    if (manifest?.format !== STATE_FORMAT) throw new Error(`${dir}/optimizer.json: not a ${STATE_FORMAT} state`);
+    if (!Number.isInteger(manifest.step) || (manifest.step as number) < 0 || !Array.isArray(manifest.entries))
+      throw new Error(`${dir}/optimizer.json: step ${JSON.stringify(manifest.step)} or entries invalid (corrupt?)`);
+    const names = manifest.entries.map((e) => e.name);
     const mine = [...this.params.keys()];
     if (names.join('\n') !== mine.join('\n')) throw new Error(`${dir}/optimizer.json: saved for other parameters than this optimizer's`);
     const bin = fs.readFileSync(path.join(dir, 'optimizer.bin'));
@@ -149,6 +157,7 @@ export class AdamW {
       const a = new Float32Array(size);
       new Uint8Array(a.buffer).set(bin.subarray(offset, offset + a.byteLength));
       offset += a.byteLength;
+      if (!a.every(Number.isFinite)) throw new Error(`${dir}/optimizer.bin: a moment holds NaN or Inf (corrupt?)`);
       return tf.tensor(a, shape, 'float32');
     };
     for (const name of mine) {
@@ -156,7 +165,7 @@ export class AdamW {
       const m = read(shape, size);
       this.setMoments(name, m, read(shape, size));
     }
-    this.step = manifest.step;
+    this.step = manifest.step as number;
   }
 
   dispose(): void {

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Split } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
 import { evaluateRun, type Run } from '../eval/metrics';
-import { evalQrels, evalQueries } from '../eval/rerank';
+import { checkFiniteRun, evalQrels, evalQueries } from '../eval/rerank';
 import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
 import type { PairEncoder } from '../models/pair_encoder';
 
@@ -67,9 +67,11 @@ export function evaluateModel(
   encoder: PairEncoder,
   coll: RankingCollection,
   split: Split,
-  options: { queries?: number; scoreBatch: number },
+  options: { queries?: number; scoreBatch: number; source?: string },
 ): EvalMetrics {
   const run = rerank(model, encoder, coll, split, options);
-  const { mean, queries } = evaluateRun(run, evalQrels(coll, split, run), [10]);
+  const source = options.source ?? `evaluation on ${split}`;
+  checkFiniteRun(run, source);
+  const { mean, queries } = evaluateRun(run, evalQrels(coll, split, run), [10], source);
   return { mrr10: mean.rr10, ndcg10: mean.ndcg10, queries };
 }

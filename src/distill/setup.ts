@@ -34,7 +34,7 @@ export function checkFits(model: CrossEncoder, maxLength: number, what: string):
 export function initTeacher(config: TeacherRunConfig): CrossEncoder {
   let model: CrossEncoder;
   if (config.init?.checkpoint) model = loadCrossEncoder(config.init.checkpoint);
-  else if (config.init?.safetensors) model = importSafetensors(config.init.safetensors, modelConfig(config.model), config.train.seed).model;
+  else if (config.init?.safetensors) model = importSafetensors(config.init.safetensors, modelConfig(config.model), config.train.seed, { allowMissing: config.init.allowMissing }).model;
   else model = new CrossEncoder(modelConfig(config.model), config.train.seed);
   try {
     checkFits(model, config.data.maxLength, 'model');
@@ -59,7 +59,7 @@ export function initStudent(config: StudentRunConfig, teacher: CrossEncoder): Cr
     case 'checkpoint':
       return loadCrossEncoder(s.path!);
     case 'safetensors':
-      return importSafetensors(s.path!, modelConfig(s.model), config.train.seed).model;
+      return importSafetensors(s.path!, modelConfig(s.model), config.train.seed, { allowMissing: s.allowMissing }).model;
   }
 }
 

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { TrainConfig } from './config';
-import { AdamW } from './optimizer';
+import { AdamW, learningRate } from './optimizer';
 
 /** The AdamW of a run's train config (learning-rate schedule over train.steps). */
 export function runOptimizer(params: Map<string, tf.Variable>, train: TrainConfig): AdamW {
@@ -25,6 +25,8 @@ export interface StepResult {
   parts: Record<string, number>;
   lr: number;
   gradNorm: number;
+  /** false when the loss or the gradient norm was NaN or Inf: no update was made */
+  applied: boolean;
 }
 
 /**
@@ -32,6 +34,8 @@ export interface StepResult {
  * tape's memory scales with the groups in one pass), gradients and loss parts summed with weight
  * `share` (the step's loss is the mean of the micro-batches' losses by group count), then one AdamW
  * update of `params`. Reading each micro-batch's loss (dataSync) is a sync point with the device.
+ * A step whose loss or gradient norm is NaN or Inf makes no update (applied: false; the optimizer's
+ * step count unchanged): the caller stops or skips it.
  * Exported for the benchmarks (bench/gpu/), which time exactly this.
  */
 export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string, tf.Variable>, optimizer: AdamW): StepResult {
@@ -68,8 +72,9 @@ export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string
   }
   if (!grads) throw new Error('trainStep: no micro-batches');
   try {
+    if (!Number.isFinite(loss)) return { loss, parts, lr: learningRate(optimizer.o, optimizer.step + 1), gradNorm: NaN, applied: false };
     const info = optimizer.apply(grads);
-    return { loss, parts, lr: info.lr, gradNorm: info.gradNorm };
+    return { loss, parts, lr: info.lr, gradNorm: info.gradNorm, applied: info.applied };
   } finally {
     tf.dispose([...grads.values()]);
   }

@@ -2,12 +2,13 @@
 // reads them instead of running the (large) teacher each step. The cache is a JSONL file — a header
 // line with the key, then one {"qid","pid","score"} per pair — named and keyed by a hash of the
 // teacher's checkpoint files, the collection's files, maxLength and the pairs scored; any change to
-// those gives another key, so a stale cache is never read. Written atomically.
+// those gives another key, so a stale cache is never read. Written atomically, with the sha256 of
+// its lines in the header; a cache that fails its checks is recomputed with a notice.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { writeJsonl, readJsonl } from '../data/formats';
+import { writeAtomic } from '../data/atomic';
 import type { RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { PairEncoder } from '../models/pair_encoder';
@@ -48,26 +49,57 @@ interface Header {
   format: string;
   key: string;
   pairs: number;
+  /** sha256 of the lines after the header (each with its newline); absent in caches written before it was */
+  sha256?: string;
 }
 
-async function readCache(file: string, key: string, expected: number): Promise<ScoreTable | null> {
+/** What a cache read found: the scores, or why they cannot be used (naming the file and line). */
+type CacheRead = { scores: ScoreTable } | { problem: string } | null;
+
+// A score a float32 tensor can hold: finite after rounding to float32 (1e300 is not).
+const usableScore = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(Math.fround(x));
+
+/**
+ * The cache's scores for `key`. null when there is no cache for the key (another key's file, or
+ * none); a problem when it is ours but cannot be trusted: a line that is not a {qid, pid, score}
+ * with a finite score, a pair missing or repeated, or a body whose sha256 differs from the header's.
+ */
+function readCache(file: string, key: string, expected: number, onNotice: (message: string) => void): CacheRead {
   if (!fs.existsSync(file)) return null;
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  let header: Header;
   try {
-    const scores: ScoreTable = new Map();
-    let header: Header | null = null;
-    for await (const rec of readJsonl<Header & { qid: string; pid: string; score: number }>(file)) {
-      if (!header) {
-        header = rec;
-        if (header.format !== FORMAT || header.key !== key || header.pairs !== expected) return null;
-        continue;
-      }
-      scores.set(pairKey(rec.qid, rec.pid), rec.score);
-    }
-    return header && scores.size === expected ? scores : null;
+    header = JSON.parse(lines[0] ?? '');
   } catch {
-    return null; // unreadable: recompute and overwrite
+    return { problem: `${file}:1: the header is not valid JSON` };
   }
+  if (header?.format !== FORMAT || header.key !== key || header.pairs !== expected) return null;
+  const scores: ScoreTable = new Map();
+  for (let i = 1; i < lines.length; i++) {
+    let rec: { qid?: unknown; pid?: unknown; score?: unknown };
+    try {
+      rec = JSON.parse(lines[i]);
+    } catch {
+      return { problem: `${file}:${i + 1}: not valid JSON (truncated or corrupt?)` };
+    }
+    if (typeof rec?.qid !== 'string' || typeof rec.pid !== 'string') return { problem: `${file}:${i + 1}: no qid and pid strings` };
+    if (!usableScore(rec.score)) return { problem: `${file}:${i + 1}: query ${rec.qid}, passage ${rec.pid} has score ${JSON.stringify(rec.score)}; scores must be finite float32 values` };
+    const k = pairKey(rec.qid, rec.pid);
+    if (scores.has(k)) return { problem: `${file}:${i + 1}: query ${rec.qid}, passage ${rec.pid} is listed twice` };
+    scores.set(k, rec.score);
+  }
+  if (scores.size !== expected) return { problem: `${file}: holds ${scores.size} scores, its header ${expected} (truncated?)` };
+  if (header.sha256 == null) onNotice(`${file}: has no checksum (written before caches had one); its lines were checked one by one`);
+  else if (bodyHash(lines.slice(1)) !== header.sha256) return { problem: `${file}: its sha256 differs from the one in its header (corrupt)` };
+  return { scores };
 }
+
+const bodyHash = (lines: string[]) => {
+  const hash = createHash('sha256');
+  for (const l of lines) hash.update(`${l}\n`);
+  return hash.digest('hex');
+};
 
 /**
  * The teacher's scores of `pairs`: read from `<cacheDir>/teacher-scores-<key>.jsonl` when it holds
@@ -80,20 +112,34 @@ export async function teacherScores(
   coll: RankingCollection,
   encoder: PairEncoder,
   pairs: ReadonlyArray<readonly [string, string]>,
-  options: { cacheDir?: string; scoreBatch: number; onProgress?: (done: number, total: number) => void },
+  options: {
+    cacheDir?: string;
+    scoreBatch: number;
+    onProgress?: (done: number, total: number) => void;
+    /** hears why a cache was not used (and recomputed), or was read without a checksum */
+    onNotice?: (message: string) => void;
+  },
 ): Promise<TeacherScoresResult> {
   const key = cacheKey(teacherDir, coll, pairs, encoder.maxLength);
   const file = path.join(options.cacheDir ?? teacherDir, `teacher-scores-${key.slice(0, 16)}.jsonl`);
-  const cached = await readCache(file, key, new Set(pairs.map(([q, p]) => pairKey(q, p))).size);
-  if (cached) return { scores: cached, file, computed: false };
+  const notice = options.onNotice ?? (() => undefined);
+  const cached = readCache(file, key, new Set(pairs.map(([q, p]) => pairKey(q, p))).size, notice);
+  if (cached && 'scores' in cached) return { scores: cached.scores, file, computed: false };
+  // A cache of this key that cannot be trusted is recomputed (the teacher is at hand and its scores
+  // are deterministic) and overwritten, with a notice naming the file, the line and the problem.
+  if (cached) notice(`${cached.problem}; recomputing the teacher's scores`);
   const values = scorePairs(teacher, encoder, pairs, options.scoreBatch, options.onProgress);
   const scores: ScoreTable = new Map();
-  pairs.forEach(([q, p], i) => scores.set(pairKey(q, p), values[i]));
-  const header: Header = { format: FORMAT, key, pairs: scores.size };
+  pairs.forEach(([q, p], i) => {
+    if (!Number.isFinite(values[i])) throw new Error(`teacher ${teacherDir}: scored query ${q}, passage ${p} as ${values[i]}; scores must be finite (NaN or Inf weights?)`);
+    scores.set(pairKey(q, p), values[i]);
+  });
   // JSON numbers print a float32 value's shortest double form, which parses back to the same value.
-  await writeJsonl(file, [header, ...[...scores].map(([k, score]) => {
+  const lines = [...scores].map(([k, score]) => {
     const [qid, pid] = k.split('\t');
-    return { qid, pid, score };
-  })]);
+    return JSON.stringify({ qid, pid, score });
+  });
+  const header: Header = { format: FORMAT, key, pairs: scores.size, sha256: bodyHash(lines) };
+  await writeAtomic(file, (w) => w.write([JSON.stringify(header), ...lines].map((l) => `${l}\n`).join('')));
   return { scores, file, computed: true };
 }

@@ -3,6 +3,7 @@
 // With `resume`, a run continues from its latest checkpoint and reaches the same weights, bit for
 // bit, as an uninterrupted run: batches, dropout-free forward passes, fused kernels and the
 // optimizer are deterministic, and a checkpoint holds all of their state.
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { loadCrossEncoder } from '../models/checkpoint';
@@ -16,12 +17,17 @@ import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
   finishRun, hashConfig, outputState, restoreRun, writeRunCheckpoint, writeRunConfig,
-  type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type StepLog,
+  type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type RunState, type StepLog, type Trained,
 } from './run_dir';
+import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
+import { validateRunState } from './run_state';
 import { evaluateModel } from './scoring';
 import { checkFits, initStudent, initTeacher, openData, resolveLayerMap } from './setup';
 import { runOptimizer, trainStep, type MicroBatch } from './step';
 import { teacherScores, type ScoreTable } from './teacher_cache';
+
+/** A step's log line; skipped: the step's loss or gradient was not finite and made no update (train.nonFinite 'skip'). */
+type SkippableStep = StepLog & { skipped?: boolean };
 
 // The run's records, where the CLI imports them from.
 export type { EvalLog, RunKind, RunLog, RunResult, StepLog } from './run_dir';
@@ -33,7 +39,9 @@ export type ProgressEvent =
   | ({ type: 'step'; run: RunKind; steps: number; stepsPerSecond: number; etaSeconds: number } & StepLog)
   | ({ type: 'eval'; run: RunKind } & EvalLog)
   | { type: 'checkpoint'; run: RunKind; step: number; dir: string }
-  | { type: 'done'; run: RunKind; step: number; modelDir: string };
+  /** something the run worked around: a corrupt checkpoint skipped, a teacher-score cache recomputed, a step skipped */
+  | { type: 'notice'; message: string }
+  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number };
 
 export interface RunOptions {
   /** continue from the output dir's latest checkpoint (a fresh start if there is none) */
@@ -80,6 +88,7 @@ export async function prepareTeacherScores(
       cacheDir: config.teacher.cacheDir,
       scoreBatch: config.train.scoreBatch,
       onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+      onNotice: (message) => notify(options, message),
     });
     options.onProgress?.({ type: 'teacherScoresReady', file: result.file, computed: result.computed, pairs: result.scores.size });
     return result;
@@ -125,6 +134,42 @@ export async function distill(config: StudentRunConfig, options: RunOptions = {}
 // ---------------------------------------------------------------------------------------------
 // The loop
 
+// Notices go to the run's progress handler, or to stderr when it has none: never dropped.
+function notify(options: RunOptions, message: string): void {
+  if (options.onProgress) options.onProgress({ type: 'notice', message });
+  else console.warn(`fused-distill: ${message}`);
+}
+
+/**
+ * Restores the newest intact checkpoint under output/checkpoints: one that fails its checksums,
+ * cannot be read, or holds an invalid run state is skipped with a notice naming it and why, and the
+ * next older one is tried. None intact is an error naming each. A checkpoint of another config is
+ * an error at once (an older one of the same run would be too).
+ */
+function restoreNewestIntact(
+  output: string, trained: Trained, configHash: string, totalSteps: number, sampler: GroupSampler, options: RunOptions,
+): { dir: string; state: RunState } {
+  const problems: string[] = [];
+  for (const dir of listCheckpoints(path.join(output, 'checkpoints')).reverse()) {
+    try {
+      if (!verifyCheckpoint(dir)) notify(options, `${dir}: has no checksums (written before checkpoints had them); read without an integrity check`);
+      const raw = restoreRun(dir, trained, configHash);
+      const state = validateRunState(raw, dir, totalSteps);
+      try {
+        sampler.restore(state.sampler);
+      } catch (e) {
+        throw new CheckpointError(dir, `${dir}/state.json: ${(e as Error).message}`);
+      }
+      return { dir, state };
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      problems.push((e as Error).message);
+      notify(options, `skipping checkpoint ${dir}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`${output}: no intact checkpoint to resume from:\n  ${problems.join('\n  ')}`);
+}
+
 async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
   const { output, data, train } = job.config;
   const { model, objective } = job;
@@ -140,22 +185,26 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
+    let resumedFrom = previous;
     if (previous) {
-      const state = restoreRun(previous, trained, configHash);
-      sampler.restore(state.sampler);
-      log = state.log;
-      start = state.step;
+      const restored = restoreNewestIntact(output, trained, configHash, train.steps, sampler, options);
+      log = restored.state.log;
+      start = restored.state.step;
+      resumedFrom = restored.dir;
     }
+    let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     await writeRunConfig(output, fullConfig);
     emit({
-      type: 'start', run: job.kind, step: start, steps: train.steps, resumedFrom: start > 0 ? previous : null, trainQueries: sampler.queries,
+      type: 'start', run: job.kind, step: start, steps: train.steps, resumedFrom: start > 0 ? resumedFrom : null, trainQueries: sampler.queries,
       parameters: [...params.values()].reduce((n, v) => n + v.size, 0), backend: tf.getBackend(),
     });
 
     const evalQueries = data.evalQueries;
     const evaluate = (step: number) => {
       if (evalQueries === 0) return;
-      const m = evaluateModel(model, job.encoder, job.coll, data.evalSplit, { queries: evalQueries, scoreBatch: train.scoreBatch });
+      const m = evaluateModel(model, job.encoder, job.coll, data.evalSplit, {
+        queries: evalQueries, scoreBatch: train.scoreBatch, source: `${output}: evaluation at step ${step} on ${data.evalSplit}`,
+      });
       const entry: EvalLog = { step, split: data.evalSplit, ...m };
       log.evals.push(entry);
       emit({ type: 'eval', run: job.kind, ...entry });
@@ -181,8 +230,19 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
           };
         }
       };
-      const { loss, parts, lr, gradNorm } = trainStep(microBatches(), params, optimizer);
-      const entry: StepLog = { step, lr, gradNorm, loss, parts };
+      const { loss, parts, lr, gradNorm, applied } = trainStep(microBatches(), params, optimizer);
+      const entry: SkippableStep = { step, lr, gradNorm, loss, parts };
+      if (!applied) {
+        // A NaN or Inf loss or gradient: the step made no update. Stop (default), naming what went
+        // non-finite and on which queries, or skip and count it.
+        const bad = Object.entries(parts).filter(([, v]) => !Number.isFinite(v)).map(([k, v]) => `${k} ${v}`);
+        const what = !Number.isFinite(loss) ? `loss ${loss}${bad.length ? ` (${bad.join(', ')})` : ''}` : `gradient norm ${gradNorm} (loss ${loss})`;
+        const message = `${output}: step ${step}: ${what} on queries ${groups.map((g) => g.qid).join(', ')}`;
+        if ((train.nonFinite ?? 'stop') === 'stop') throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
+        entry.skipped = true;
+        skippedSteps += 1;
+        notify(options, `${message}; step skipped (${skippedSteps} so far)`);
+      }
       log.steps.push(entry);
       const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
       emit({ type: 'step', run: job.kind, steps: train.steps, stepsPerSecond: rate, etaSeconds: (train.steps - step) / rate, ...entry });
@@ -195,7 +255,7 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
     }
 
     const result = await finishRun(output, model, log, { steps: train.steps, configHash, run: job.kind });
-    emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir });
+    emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;
   } finally {
     optimizer.dispose();

@@ -22,19 +22,31 @@ export interface QueryMetrics {
   recall: Record<number, number>;
 }
 
-/** Docids in trec_eval order: score descending, then docid descending. */
-export function rankDocs(scores: Map<string, number>): string[] {
+/**
+ * Docids in trec_eval order: score descending, then docid descending. Equal scores tie, ±Infinity
+ * included (compared, not subtracted: Inf - Inf is NaN). A NaN score has no place in a ranking: an
+ * error naming the passage (and `where`, e.g. the query and the run's source).
+ */
+export function rankDocs(scores: Map<string, number>, where = 'run'): string[] {
+  for (const [doc, s] of scores) if (typeof s !== 'number' || Number.isNaN(s)) throw new Error(`${where}: passage ${doc} has score ${s}; scores must be numbers`);
   return [...scores.keys()].sort((a, b) => {
-    const d = scores.get(b)! - scores.get(a)!;
-    if (d !== 0) return d;
+    const sa = scores.get(a)!;
+    const sb = scores.get(b)!;
+    if (sa !== sb) return sa < sb ? 1 : -1;
     return a < b ? 1 : a > b ? -1 : 0;
   });
+}
+
+/** Throws unless every k is an integer >= 1 (recall@0 has no meaning). */
+export function checkCutoffs(recallAt: readonly number[]): void {
+  for (const k of recallAt) if (!Number.isInteger(k) || k < 1) throw new Error(`recall@${k}: the cut-off must be an integer >= 1`);
 }
 
 const log2 = Math.log2;
 
 /** All metrics of one query's ranking against its judgments. */
 export function evaluateQuery(ranking: readonly string[], judged: Map<string, number>, recallAt: readonly number[] = [10, 100, 1000]): QueryMetrics {
+  checkCutoffs(recallAt);
   const grade = (d: string) => judged.get(d) ?? 0;
   const numRel = [...judged.values()].filter((g) => g >= 1).length;
   let rr10 = 0;
@@ -70,14 +82,20 @@ export interface RunMetrics {
   queries: number;
 }
 
-/** Per-query metrics and their means over the qrels' queries that have a relevant document. */
-export function evaluateRun(run: Run, qrels: Qrels, recallAt: readonly number[] = [10, 100, 1000]): RunMetrics {
+/**
+ * Per-query metrics and their means over the qrels' queries that have a relevant document. A NaN
+ * score is an error naming the query, the passage and `source` (what produced the run).
+ */
+export function evaluateRun(run: Run, qrels: Qrels, recallAt: readonly number[] = [10, 100, 1000], source = 'run'): RunMetrics {
+  checkCutoffs(recallAt);
   const perQuery = new Map<string, QueryMetrics>();
   for (const [qid, judged] of qrels) {
     if (![...judged.values()].some((g) => g >= 1)) continue;
     const scores = run.get(qid);
-    perQuery.set(qid, evaluateQuery(scores ? rankDocs(scores) : [], judged, recallAt));
+    perQuery.set(qid, evaluateQuery(scores ? rankDocs(scores, `${source}: query ${qid}`) : [], judged, recallAt));
   }
+  // Queries outside the qrels are not averaged, but a NaN there is as wrong as anywhere.
+  for (const [qid, scores] of run) if (!perQuery.has(qid)) rankDocs(scores, `${source}: query ${qid}`);
   const n = perQuery.size;
   const mean: QueryMetrics = { rr10: 0, ndcg10: 0, ap: 0, recall: Object.fromEntries(recallAt.map((k) => [k, 0])) };
   for (const m of perQuery.values()) {

@@ -127,8 +127,20 @@ export function evaluateCrossEncoder(
   const { run, msPerQuery } = rerankTimed(model, encoder, queries, (done, total) =>
     onTask?.({ type: 'task', label: `eval ${info.name}`, done, total, unit: 'queries' }),
   );
-  const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10]);
+  const source = `eval ${info.name}`;
+  checkFiniteRun(run, source);
+  const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10], source);
   return { ...info, parameters: model.parameterCount(), msPerQuery, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
+}
+
+/**
+ * Throws at a model's first non-finite score, naming the query, the passage and `source`: a NaN
+ * would rank by insertion order and an Inf hides every other score's order, so either gives metrics
+ * that look plausible and mean nothing.
+ */
+export function checkFiniteRun(run: Run, source: string): void {
+  for (const [qid, scores] of run)
+    for (const [pid, s] of scores) if (!Number.isFinite(s)) throw new Error(`${source}: the model scored query ${qid}, passage ${pid} as ${s}; scores must be finite`);
 }
 
 /** BM25's own ranking of the same candidates (the first stage), for reference. */

@@ -23,24 +23,84 @@ export async function saveCrossEncoder(model: CrossEncoder, dir: string): Promis
   await writeAtomic(path.join(dir, 'model.json'), (w) => w.write(`${JSON.stringify(manifest, null, 1)}\n`));
 }
 
+/** Reads a JSON file; a missing, truncated or malformed file is an error naming it. */
+export function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (truncated or corrupt?): ${(e as Error).message}`);
+  }
+}
+
+type WeightSpec = { name: string; shape: number[]; dtype: string };
+
+/**
+ * Decodes tfjs weights from `binFile` by their specs, checking first that the file holds exactly
+ * the bytes they describe (a truncated file is named, not reported as a tensor of the wrong size)
+ * and then that every value is finite (a NaN or Inf weight is named with its tensor).
+ */
+export function decodeWeightsFile(binFile: string, specs: WeightSpec[]): Record<string, tf.Tensor> {
+  if (!Array.isArray(specs)) throw new Error(`${binFile}: its manifest lists no weights`);
+  let bin: Buffer;
+  try {
+    bin = fs.readFileSync(binFile);
+  } catch (e) {
+    throw new Error(`${binFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const expected = specs.reduce((n, s) => n + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
+  if (specs.some((s) => s.dtype !== 'float32')) throw new Error(`${binFile}: only float32 weights are read`);
+  if (bin.length !== expected) throw new Error(`${binFile}: holds ${bin.length} bytes, its manifest describes ${expected} (truncated or corrupt?)`);
+  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer, specs as tf.io.WeightsManifestEntry[]);
+  try {
+    for (const [name, t] of Object.entries(tensors)) checkFiniteTensor(t, `${binFile}: ${name}`);
+  } catch (e) {
+    tf.dispose(Object.values(tensors));
+    throw e;
+  }
+  return tensors;
+}
+
+/** Throws when a tensor holds a NaN or an Inf, naming `where` and the first such value's index. */
+export function checkFiniteTensor(t: tf.Tensor, where: string): void {
+  const values = t.dataSync();
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new Error(`${where}: value ${i} is ${values[i]}; weights must be finite`);
+}
+
 export function loadCrossEncoder(dir: string): CrossEncoder {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
-  if (manifest.format !== FORMAT) throw new Error(`${dir}/model.json: not a ${FORMAT} (format ${manifest.format})`);
-  const bin = fs.readFileSync(path.join(dir, manifest.weightsManifest[0].paths[0]));
-  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weightsManifest[0].weights);
-  const model = new CrossEncoder(manifest.config as CrossEncoderConfig);
-  assignAll(model, tensors, `${dir}/weights.bin`);
+  const file = path.join(dir, 'model.json');
+  const manifest = readJsonFile(file) as { format?: string; config?: CrossEncoderConfig; weightsManifest?: Array<{ paths: string[]; weights: WeightSpec[] }> };
+  if (manifest?.format !== FORMAT) throw new Error(`${file}: not a ${FORMAT} (format ${manifest?.format})`);
+  const entry = manifest.weightsManifest?.[0];
+  if (!manifest.config || !entry || !Array.isArray(entry.paths)) throw new Error(`${file}: has no config or weights manifest (truncated or corrupt?)`);
+  const binFile = path.join(dir, entry.paths[0]);
+  const tensors = decodeWeightsFile(binFile, entry.weights);
+  const model = new CrossEncoder(manifest.config);
+  try {
+    assignAll(model, tensors, binFile);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return model;
 }
 
 function assignAll(model: CrossEncoder, tensors: Record<string, tf.Tensor>, source: string): void {
-  for (const [name, v] of model.params) {
-    const t = tensors[name];
-    if (!t) throw new Error(`${source}: missing parameter ${name}`);
-    if (t.shape.join() !== v.shape.join()) throw new Error(`${source}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
-    v.assign(t);
+  try {
+    for (const [name, v] of model.params) {
+      const t = tensors[name];
+      if (!t) throw new Error(`${source}: missing parameter ${name}`);
+      if (t.shape.join() !== v.shape.join()) throw new Error(`${source}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
+      v.assign(t);
+    }
+  } finally {
+    tf.dispose(Object.values(tensors));
   }
-  tf.dispose(Object.values(tensors));
 }
 
 interface SafetensorsEntry {
@@ -86,24 +146,46 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
+/** The ranking head a BertModel file lacks: the one set of parameters an import may leave at its init by default. */
+export const CLASSIFIER_PARAMS: readonly string[] = ['classifier.weight', 'classifier.bias'];
+
 /**
  * Loads BERT weights from a Hugging Face safetensors file into a model of `config`. Names may carry
- * the "bert." prefix (BertForSequenceClassification) or not (BertModel); parameters the file lacks
- * (a BertModel has no classifier) keep the seeded initialisation, and are listed in the result.
+ * the "bert." prefix (BertForSequenceClassification) or not (BertModel). Parameters the file lacks
+ * keep the seeded initialisation and are listed in the result, but only those in `allowMissing`
+ * (default: the classifier head, which a BertModel has none of) may be: any other unmatched
+ * parameter is an error naming them all, since a file whose names match nothing would otherwise
+ * train from random weights. NaN or Inf values are an error naming the tensor.
  */
-export function importSafetensors(file: string, config: CrossEncoderConfig, seed = 0): { model: CrossEncoder; missing: string[] } {
+export function importSafetensors(
+  file: string, config: CrossEncoderConfig, seed = 0, options: { allowMissing?: readonly string[] } = {},
+): { model: CrossEncoder; missing: string[] } {
+  const allowed = new Set(options.allowMissing ?? CLASSIFIER_PARAMS);
   const tensors = readSafetensors(file);
   const model = new CrossEncoder(config, seed);
   const missing: string[] = [];
-  for (const [name, v] of model.params) {
-    const t = tensors[name] ?? tensors[name.replace(/^bert\./, '')];
-    if (!t) {
-      missing.push(name);
-      continue;
+  try {
+    for (const [name, t] of Object.entries(tensors)) checkFiniteTensor(t, `${file}: ${name}`);
+    for (const [name, v] of model.params) {
+      const t = tensors[name] ?? tensors[name.replace(/^bert\./, '')];
+      if (!t) {
+        missing.push(name);
+        continue;
+      }
+      if (t.shape.join() !== v.shape.join()) throw new Error(`${file}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
+      v.assign(t);
     }
-    if (t.shape.join() !== v.shape.join()) throw new Error(`${file}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
-    v.assign(t);
+    const unmatched = missing.filter((n) => !allowed.has(n));
+    if (unmatched.length > 0)
+      throw new Error(
+        `${file}: ${unmatched.length} of the model's ${model.params.size} parameters have no tensor in the file (${unmatched.slice(0, 8).join(', ')}${unmatched.length > 8 ? ', ...' : ''}); ` +
+          `list the ones meant to keep their initialisation in allowMissing`,
+      );
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    tf.dispose(Object.values(tensors));
   }
-  tf.dispose(Object.values(tensors));
   return { model, missing };
 }
