@@ -16,7 +16,7 @@ import { NATIVE_BACKEND, registerNativeBackend } from '../src/backend/native/reg
 import * as losses from '../src/losses';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models/cross_encoder';
 import { AdamW } from '../src/distill/optimizer';
-import { mulberry32 } from './helpers/reference64';
+import { matmulRelativeError, mulberry32 } from './helpers/reference64';
 
 if (deviceTestsHere(__filename)) {
   registerNativeBackend();
@@ -343,21 +343,7 @@ if (deviceTestsHere(__filename)) {
       const a = Float32Array.from({ length: K * K }, () => 4 * rand() - 2);
       const b = Float32Array.from({ length: K * K }, () => 4 * rand() - 2);
       const product = () => tf.tidy(() => tf.matMul(tf.tensor2d(a, [K, K]), tf.tensor2d(b, [K, K])).dataSync() as Float32Array);
-      /** max over the entries of |c - exact| / sum_k |a||b|: fp32 sgemm keeps it under K * 2^-24. */
-      const error = (c: Float32Array) => {
-        let worst = 0;
-        for (let i = 0; i < K; i++)
-          for (let j = 0; j < K; j++) {
-            let exact = 0;
-            let scale = 0;
-            for (let k = 0; k < K; k++) {
-              exact += a[i * K + k] * b[k * K + j];
-              scale += Math.abs(a[i * K + k] * b[k * K + j]);
-            }
-            worst = Math.max(worst, Math.abs(c[i * K + j] - exact) / scale);
-          }
-        return worst;
-      };
+      const error = (c: Float32Array) => matmulRelativeError(a, b, c, K);
       expect(tf.env().getBool(TF32_FLAG)).toBe(false);
       expect(addon.cuda.getTF32()).toBe(false);
       const fp32 = product();

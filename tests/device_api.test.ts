@@ -13,7 +13,7 @@ import { DeviceBuffer, NumericArray, ReduceOpName } from '../src/native';
 import { addon, hiddenLoss, rankingTotal } from './helpers/addon';
 import { EMULATED, deviceTestsHere } from './helpers/device';
 import { expectError } from './helpers/errors';
-import { mulberry32 } from './helpers/reference64';
+import { matmulRelativeError, mulberry32 } from './helpers/reference64';
 
 const cuda = addon.cuda;
 
@@ -396,20 +396,7 @@ if (deviceTestsHere(__filename)) {
       cuda.setTF32(false);
       expect(cuda.getTF32()).toBe(false);
       const tf32 = get(c) as Float32Array;
-      const error = (got: Float32Array) => {
-        let worst = 0;
-        for (let i = 0; i < K; i++)
-          for (let j = 0; j < K; j++) {
-            let exact = 0;
-            let scale = 0;
-            for (let k = 0; k < K; k++) {
-              exact += a[i * K + k] * b[k * K + j];
-              scale += Math.abs(a[i * K + k] * b[k * K + j]);
-            }
-            worst = Math.max(worst, Math.abs(got[i * K + j] - exact) / scale);
-          }
-        return worst;
-      };
+      const error = (got: Float32Array) => matmulRelativeError(a, b, got, K);
       expect(error(host)).toBeLessThanOrEqual(K * 2 ** -24);
       if (EMULATED) expect(Array.from(tf32)).toEqual(Array.from(host));
       else {

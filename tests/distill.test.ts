@@ -20,8 +20,9 @@ import {
 } from '../src/distill';
 import * as objective from '../src/losses/objective';
 import { CrossEncoder, loadCrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
+import { TEST_BACKEND, tinyCollection } from './helpers/tiny_collection';
 
-const BACKEND = process.env.FUSED_DISTILL_TEST_BACKEND ?? 'wasm';
+const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-distill-'));
 const collDir = path.join(tmp, 'coll');
 let coll: RankingCollection;
@@ -32,11 +33,7 @@ const studentSizes = { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPos
 const tinyData = { collection: collDir, negatives: 3, maxLength: 48, trainQueries: 4, evalQueries: 2 };
 
 beforeAll(async () => {
-  await tf.setBackend(BACKEND);
-  await tf.ready();
-  await writeCollection(collDir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
-  coll = await loadRankingCollection(collDir);
-  tokenizer = new BertTokenizer();
+  ({ coll, tokenizer } = await tinyCollection(collDir));
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -511,6 +511,26 @@ export function finiteDiff(f: (x: Float64Array) => number, x: Arr, h = 1e-6, idx
   return g;
 }
 
+/**
+ * How far c is from the exact product a b (all K x K, row-major): the largest |c - exact| over
+ * sum_k |a_ik b_kj| among the entries, in float64. An fp32 product keeps it under K * 2^-24; TF32
+ * (10 mantissa bits) goes beyond that, within 2^-9 + K * 2^-24.
+ */
+export function matmulRelativeError(a: Arr, b: Arr, c: Arr, K: number): number {
+  let worst = 0;
+  for (let i = 0; i < K; i++)
+    for (let j = 0; j < K; j++) {
+      let exact = 0;
+      let scale = 0;
+      for (let k = 0; k < K; k++) {
+        exact += a[i * K + k] * b[k * K + j];
+        scale += Math.abs(a[i * K + k] * b[k * K + j]);
+      }
+      worst = Math.max(worst, Math.abs(c[i * K + j] - exact) / scale);
+    }
+  return worst;
+}
+
 export function maxAbs(a: Arr): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = max(m, abs(a[i]));

@@ -18,8 +18,9 @@ import {
 import { evaluateQuery, evaluateRun, rankDocs } from '../../src/eval';
 import { evaluateBm25, evaluateCrossEncoder } from '../../src/eval/rerank';
 import { CrossEncoder, loadCrossEncoder, saveCrossEncoder } from '../../src/models';
+import { TEST_BACKEND, tinyCollection } from '../helpers/tiny_collection';
 
-const BACKEND = process.env.FUSED_DISTILL_TEST_BACKEND ?? 'wasm';
+const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-nonfinite-'));
 const collDir = path.join(tmp, 'coll');
 const sizes = { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 };
@@ -27,11 +28,7 @@ let coll: RankingCollection;
 let tokenizer: BertTokenizer;
 
 beforeAll(async () => {
-  await tf.setBackend(BACKEND);
-  await tf.ready();
-  await writeCollection(collDir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
-  coll = await loadRankingCollection(collDir);
-  tokenizer = new BertTokenizer();
+  ({ coll, tokenizer } = await tinyCollection(collDir));
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -16,8 +16,9 @@ import {
   type ProgressEvent, type RankingCollection, type TeacherRunConfig,
 } from '../../src/distill';
 import { CrossEncoder, importSafetensors, loadCrossEncoder, type CrossEncoderConfig } from '../../src/models';
+import { TEST_BACKEND, tinyCollection } from '../helpers/tiny_collection';
 
-const BACKEND = process.env.FUSED_DISTILL_TEST_BACKEND ?? 'wasm';
+const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-readers-'));
 const collDir = path.join(tmp, 'coll');
 const runDir = path.join(tmp, 'run');
@@ -28,10 +29,7 @@ let config: TeacherRunConfig;
 let finalWeights: Buffer;
 
 beforeAll(async () => {
-  await tf.setBackend(BACKEND);
-  await tf.ready();
-  await writeCollection(collDir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
-  coll = await loadRankingCollection(collDir);
+  ({ coll } = await tinyCollection(collDir));
   config = parseTeacherConfig({
     output: runDir,
     model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 },
