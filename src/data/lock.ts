@@ -111,8 +111,11 @@ export async function lockDir(dir: string, options: LockOptions = {}): Promise<(
       const fd = fs.openSync(file, 'wx');
       try {
         fs.writeSync(fd, `${JSON.stringify(info)}\n`);
-      } finally {
         fs.closeSync(fd);
+      } catch (e) {
+        fs.closeSync(fd);
+        fs.rmSync(file, { force: true });
+        throw new Error(`cannot write ${file}: ${(e as Error).message}`, { cause: e });
       }
       break;
     } catch (e) {
