@@ -78,10 +78,14 @@ export class WriteError extends Error {
 
 // Crash testing: FUSED_DISTILL_CRASH_AT=n kills the process (SIGKILL, no cleanup) at the n-th
 // write point (every chunk written, every flush, every rename), so a test can stop a command at any
-// point of its writes and check that a resume reaches the same files.
-let crashCountdown = Number(process.env.FUSED_DISTILL_CRASH_AT ?? 0);
+// point of its writes and check that a resume reaches the same files; =count prints how many write
+// points the command passed (on stderr, at exit).
+const crashAt = process.env.FUSED_DISTILL_CRASH_AT;
+let writePoints = 0;
+if (crashAt === 'count') process.on('exit', () => process.stderr.write(`fused-distill: write points: ${writePoints}\n`));
 export function crashPoint(): void {
-  if (crashCountdown > 0 && --crashCountdown === 0) process.kill(process.pid, 'SIGKILL');
+  writePoints += 1;
+  if (writePoints === Number(crashAt)) process.kill(process.pid, 'SIGKILL');
 }
 
 // A writer killed before commit leaves its temporary file (never the target). The next writer of the
