@@ -121,8 +121,9 @@ export async function lockDir(dir: string, options: LockOptions = {}): Promise<(
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
+    // Held by this process already (a cache dir inside the run dir): the outer holder releases it.
+    if (held.has(file)) return () => undefined;
     const holder = readInfo(file);
-    if (held.has(file)) throw new Error(`${dir} is already locked by this process`);
     if (stale(file, holder)) {
       // Moved aside first: of two processes taking over the same stale lock, one gets it.
       const aside = `${file}.stale-${process.pid}`;

@@ -3,6 +3,7 @@
 // process gone) is taken over with a notice; locks go with the process's exit, an error, SIGINT and
 // SIGTERM.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 import { LockedError, lockDir, withDirLock } from '../../src/data/lock';
@@ -124,7 +125,7 @@ describe('commands on a locked output dir', () => {
     const out = path.join(work, 'stale-run');
     fs.mkdirSync(out);
     const pid = deadPid();
-    fs.writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid, host: require('os').hostname(), command: 'distill old', started: '2026-01-01T00:00:00.000Z' }));
+    fs.writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid, host: os.hostname(), command: 'distill old', started: '2026-01-01T00:00:00.000Z' }));
     const r = await cli(['distill', writeJson(path.join(work, 'stale-student.json'), studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 } }))]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`took over the lock of pid ${pid} \\(distill old`));
