@@ -1,13 +1,14 @@
 // Readers reject bad input with the file (and line): a missing or truncated .gz, bytes that are not
 // UTF-8, an id given twice. Commands end with one message and the right exit code (2: a usage or
 // config error, such as a teacher checkpoint that is not there), and leave no temporary dirs.
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 
 import { DataFormatError, readLines } from '../../src/data/lines';
 import { readTextTsv } from '../../src/data/formats';
-import { buildTinyCollection, cli, deadPid, leftovers, studentConfig, teacherConfig, tempDir, writeJson } from './helpers';
+import { CLI, buildTinyCollection, cli, deadPid, exited, leftovers, studentConfig, teacherConfig, tempDir, writeJson } from './helpers';
 
 const work = tempDir('fd-inputs-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -114,5 +115,27 @@ describe('command exits', () => {
     r = await cli(['teacher', 'train', '--resume', file]);
     expect(r.code).toBe(0);
     expect(leftovers(out)).toEqual([]);
+  });
+
+  // A real terminal: script(1) runs the command on a pty; ^C typed there is the terminal's SIGINT.
+  const noScript = spawnSync('script', ['--version']).error ? 'script(1) (util-linux) is not installed: no pty to type ^C into' : null;
+  (noScript ? it.skip : it)(`Ctrl-C on a terminal: the progress bars' hidden cursor is shown again, exit 130, lock released${noScript ? ` [skipped: ${noScript}]` : ''}`, async () => {
+    const out = path.join(work, 'ctrl-c');
+    const file = writeJson(path.join(work, 'ctrl-c.json'), teacherConfig(coll, out, { steps: 400, checkpointEvery: 50, evalEvery: 0 }));
+    const proc = spawn('script', ['-qfec', `${process.execPath} ${CLI} teacher train ${file}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    let typed = false;
+    proc.stdout!.on('data', (d: Buffer) => {
+      screen += d.toString();
+      if (typed || !/steps\/s/.test(screen)) return;
+      typed = true;
+      proc.stdin!.write('\x03');
+    });
+    const end = await exited(proc);
+    expect(end.code).toBe(130);
+    expect(screen).toContain('\x1b[?25l'); // the bars hid the cursor
+    expect(screen.slice(screen.lastIndexOf('\x1b[?25l'))).toContain('\x1b[?25h');
+    expect(screen).toMatch(/fused-distill: stopped by SIGINT\r?\n$/);
+    expect(fs.existsSync(path.join(out, '.lock'))).toBe(false);
   });
 });
