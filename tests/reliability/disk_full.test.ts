@@ -1,6 +1,7 @@
 // A full disk (a 2 MB tmpfs, filled): every write path ends with a non-zero exit and one message
 // naming the file, keeps the previous file (or none), and leaves no temporaries or locks behind.
 // Mounting needs root; without it the tests are skipped under the reason, counted by jest.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -112,6 +113,26 @@ describe('a full disk', () => {
     fillDisk(mnt, 4096);
     await expect(writeReport(dir, report)).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringMatching(/cannot write .*report\.json: ENOSPC/) });
     expect(fs.readFileSync(first.json, 'utf8')).toBe(before);
+    expect(leftovers(mnt)).toEqual([]);
+  });
+
+  test('a read-only file system (EROFS): writeAtomic and teacher train name the file and exit 1', async () => {
+    const out = path.join(mnt, 'ro-run');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(mnt, 'old.txt'), 'old');
+    expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+    try {
+      const file = path.join(mnt, 'old.txt');
+      await expect(writeAtomic(file, (w) => w.write('new'))).rejects.toMatchObject({ code: 'EROFS', message: expect.stringContaining(`cannot write ${file}: EROFS`) });
+      const r = await cli(['teacher', 'train', writeJson(path.join(work, 'ro-teacher.json'), teacherConfig(coll, out))]);
+      expect(r.code).toBe(1);
+      const errors = errorLines(r.stderr);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(new RegExp(`^fused-distill: error: .*EROFS.*${out}/\\.lock`));
+      expect(fs.readFileSync(file, 'utf8')).toBe('old');
+    } finally {
+      spawnSync('mount', ['-o', 'remount,rw', mnt]);
+    }
     expect(leftovers(mnt)).toEqual([]);
   });
 });
