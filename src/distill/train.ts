@@ -1,5 +1,6 @@
 // Teacher training on hard labels, and student distillation with any mix of the objective grid
-// (objective.ts): the public runs and the loop they share. A run writes its output dir (run_dir.ts).
+// (objective.ts): the public runs and the loop they share. A run writes its output dir (run_dir.ts),
+// holding the dir's lock (data/lock.ts) from its first check of the dir to its last write.
 // With `resume`, a run continues from its latest checkpoint and reaches the same weights, bit for
 // bit, as an uninterrupted run: batches, dropout-free forward passes, fused kernels and the
 // optimizer are deterministic, and a checkpoint holds all of their state.
