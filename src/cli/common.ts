@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from 'commander';
 
 import type { ProgressEvent, RunResult } from '../distill';
+import { withDirLock } from '../data/lock';
 import { ConfigError } from '../distill/config';
 import { singleRunReport, writeReport, type ReportRun } from '../report/report';
 import { Progress, type ProgressMode } from './progress';
@@ -76,6 +77,28 @@ export function existingFile(file: string, what = 'config file'): string {
   return abs;
 }
 
+/**
+ * Checks that the models a run config names exist before anything runs: a missing one is a usage
+ * error naming the config field (exit 2), not a raw ENOENT from deep inside the run.
+ */
+export function checkConfigPaths(
+  file: string,
+  config: { teacher?: { checkpoint: string }; student?: { init: string; path?: string }; init?: { checkpoint?: string; safetensors?: string } },
+): void {
+  const model = (field: string, dir: string | undefined) => {
+    if (dir != null && !fs.existsSync(path.join(dir, 'model.json')))
+      throw new UsageError(`${file}: ${field}: no saved model at ${dir} (a model dir holds model.json and weights.bin; train or export it first)`);
+  };
+  const exists = (field: string, f: string | undefined) => {
+    if (f != null && !fs.existsSync(f)) throw new UsageError(`${file}: ${field}: file not found: ${f}`);
+  };
+  model('teacher.checkpoint', config.teacher?.checkpoint);
+  if (config.student?.init === 'checkpoint') model('student.path', config.student.path);
+  if (config.student?.init === 'safetensors') exists('student.path', config.student.path);
+  model('init.checkpoint', config.init?.checkpoint);
+  exists('init.safetensors', config.init?.safetensors);
+}
+
 /** commander argParser: a non-negative integer. */
 export function nonNegativeInt(value: string): number {
   if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a non-negative integer.');
@@ -115,7 +138,8 @@ export async function reportRun(
   r: { result: RunResult; parameters: number | null; seconds: number },
 ): Promise<string> {
   const run: ReportRun = { name, kind, output: r.result.output, objective, trained: true, seconds: r.seconds, steps: r.result.log.steps, evals: r.result.log.evals };
-  const files = await writeReport(r.result.output, singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile }));
+  const report = singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile });
+  const files = await withDirLock(r.result.output, () => writeReport(r.result.output, report));
   return files.html;
 }
 

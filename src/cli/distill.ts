@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadStudentConfig } from '../distill/config';
 import { distill } from '../distill/train';
 import { objectiveText } from '../report/report';
-import { existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
+import { checkConfigPaths, existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
 
 export function registerDistill(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   program
@@ -17,6 +17,7 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
     .action(async (file: string, o: { resume?: boolean; name?: string }) => {
       const abs = existingFile(file);
       const config = loadStudentConfig(abs);
+      checkConfigPaths(file, config);
       const backend = await setup();
       const progress = progressFor(globals());
       const name = o.name ?? config.output.split(/[\\/]/).filter(Boolean).pop() ?? 'student';

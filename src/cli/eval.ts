@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Option, type Command } from 'commander';
 
 import type { Split } from '../data/collection';
+import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
@@ -102,7 +103,8 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         };
         process.stdout.write(`${resultsTable(report)}\n`);
         if (o.out) {
-          const files = await writeReport(path.resolve(o.out), report);
+          const out = path.resolve(o.out);
+          const files = await withDirLock(out, () => writeReport(out, report));
           process.stdout.write(`report: ${files.html}\n`);
         }
       } finally {

@@ -65,8 +65,36 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+// Ctrl-C / kill: progress bars hide the terminal's cursor; show it again before the process ends
+// (the output dirs' locks are released by their own exit handlers).
+function onSignal(signal: NodeJS.Signals, code: number): void {
+  if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\n');
+  process.stderr.write(`fused-distill: stopped by ${signal}\n`);
+  process.exit(code);
+}
+
 if (require.main === module) {
+  process.once('SIGINT', () => onSignal('SIGINT', 130));
+  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
+  let settled = false;
+  // A command whose promise never settles (a stream error nobody awaited) would end with code 0 and
+  // nothing said: make it a failure.
+  process.on('beforeExit', () => {
+    if (settled) return;
+    settled = true;
+    process.stderr.write('fused-distill: error: the command stopped before it finished (an I/O error was lost); nothing was committed\n');
+    process.exitCode = 1;
+  });
+  // An error raised outside the command's promise (an 'error' event without a listener) still ends
+  // with one message.
+  process.on('uncaughtException', (e) => {
+    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
+    process.stderr.write(`fused-distill: error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (process.env.FUSED_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exit(1);
+  });
   run(process.argv).then((code) => {
+    settled = true;
     process.exitCode = code;
   });
 }

@@ -105,9 +105,12 @@ export class Progress {
         this.scoreFiles.add(e.file);
         this.info(`teacher scores: ${e.pairs} pairs ${e.computed ? 'computed and cached in' : 'read from the cache'} ${e.file}`);
         return;
+      case 'notice':
+        this.info(`[${this.label}] ${e.message}`);
+        return;
       case 'done':
         this.endBar(this.label);
-        this.info(`[${this.label}] done: model in ${e.modelDir}`);
+        this.info(`[${this.label}] done: model in ${e.modelDir}` + (e.skippedSteps ? ` (${e.skippedSteps} non-finite steps skipped)` : ''));
         return;
       case 'task':
         this.task(e);

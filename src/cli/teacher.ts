@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadStudentConfig, loadTeacherConfig } from '../distill/config';
 import { prepareTeacherScores, trainTeacher } from '../distill/train';
 import { objectiveText } from '../report/report';
-import { existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
+import { checkConfigPaths, existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
 
 export function registerTeacher(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   const teacher = program.command('teacher').description('teacher cross-encoders');
@@ -19,6 +19,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
     .action(async (file: string, o: { resume?: boolean }) => {
       const abs = existingFile(file);
       const config = loadTeacherConfig(abs);
+      checkConfigPaths(file, config);
       const backend = await setup();
       const progress = progressFor(globals());
       try {
@@ -40,6 +41,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
     .argument('<student-config>', 'student run config (JSON); its teacher.checkpoint is the teacher')
     .action(async (file: string) => {
       const config = loadStudentConfig(existingFile(file));
+      checkConfigPaths(file, config);
       await setup();
       const progress = progressFor(globals());
       try {

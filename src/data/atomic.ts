@@ -27,14 +27,18 @@ export class AtomicWriter {
 
   /** Writes text or bytes, waiting when the stream's buffer is full. */
   async write(chunk: string | Uint8Array): Promise<void> {
+    crashPoint();
+    if (this.stream.errored) throw this.stream.errored;
     if (!this.stream.write(chunk)) await once(this.stream, 'drain');
   }
 
   /** Flushes to disk and renames the temporary file over the target. */
   async commit(): Promise<void> {
     this.finished = true;
+    if (this.stream.errored) throw this.stream.errored;
     this.stream.end();
     await once(this.stream, 'finish');
+    crashPoint();
     const fd = fs.openSync(this.tempPath, 'r');
     try {
       fs.fsyncSync(fd);
@@ -42,17 +46,46 @@ export class AtomicWriter {
       fs.closeSync(fd);
     }
     fs.renameSync(this.tempPath, this.target);
+    crashPoint();
   }
 
   /** Drops the temporary file; the target is left as it was. */
   async abort(): Promise<void> {
-    if (!this.finished) {
-      this.finished = true;
+    this.finished = true;
+    // A stream that failed has closed already, and 'close' comes only once: waiting for it then
+    // would never return (the process would end with exit code 0, the error lost).
+    if (!this.stream.closed) {
+      const closed = once(this.stream, 'close').catch(() => undefined);
       this.stream.destroy();
-      await once(this.stream, 'close').catch(() => undefined);
+      await closed;
     }
     fs.rmSync(this.tempPath, { force: true });
   }
+}
+
+/** An error while writing `file`: the system's message with the file named (ENOSPC, EIO, EACCES, ...). */
+export class WriteError extends Error {
+  readonly code?: string;
+  constructor(
+    readonly file: string,
+    cause: Error,
+  ) {
+    super(`cannot write ${file}: ${cause.message}`, { cause });
+    this.name = 'WriteError';
+    this.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
+// Crash testing: FUSED_DISTILL_CRASH_AT=n kills the process (SIGKILL, no cleanup) at the n-th
+// write point (every chunk written, every flush, every rename), so a test can stop a command at any
+// point of its writes and check that a resume reaches the same files; =count prints how many write
+// points the command passed (on stderr, at exit).
+const crashAt = process.env.FUSED_DISTILL_CRASH_AT;
+let writePoints = 0;
+if (crashAt === 'count') process.on('exit', () => process.stderr.write(`fused-distill: write points: ${writePoints}\n`));
+export function crashPoint(): void {
+  writePoints += 1;
+  if (writePoints === Number(crashAt)) process.kill(process.pid, 'SIGKILL');
 }
 
 // A writer killed before commit leaves its temporary file (never the target). The next writer of the
@@ -84,6 +117,7 @@ export async function writeAtomic(target: string, fill: (w: AtomicWriter) => Pro
     await w.commit();
   } catch (e) {
     await w.abort();
-    throw e;
+    // System errors (no space, I/O, permissions) name the file; the writer's own errors pass as they are.
+    throw (e as NodeJS.ErrnoException).code && !(e instanceof WriteError) ? new WriteError(target, e as Error) : e;
   }
 }

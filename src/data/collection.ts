@@ -26,6 +26,7 @@ import { Bm25Index, analyze } from './bm25';
 import { BrownDocument, BrownSentence, brownDocumentIds, detokenize, readBrownDocument } from './brown';
 import { writeQrels, writeTextTsv, type TextRecord } from './formats';
 import { writeAtomic } from './atomic';
+import { withDirLock } from './lock';
 import { rng } from './random';
 
 export interface CollectionOptions {
@@ -189,7 +190,12 @@ export function buildCollection(options: CollectionOptions = DEFAULT_COLLECTION)
 
 /** Writes collection.tsv, and queries/qrels/candidates per split, plus manifest.json, into dir. */
 export async function writeCollection(dir: string, built: BuiltCollection): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  await withDirLock(dir, () => writeCollectionFiles(dir, built));
+}
+
+async function writeCollectionFiles(dir: string, built: BuiltCollection): Promise<void> {
+  // The manifest of an earlier build goes first: a build that fails leaves no complete-looking mix.
+  fs.rmSync(path.join(dir, 'manifest.json'), { force: true });
   await writeTextTsv(path.join(dir, 'collection.tsv'), built.passages.map(({ id, text }) => ({ id, text })));
   for (const split of SPLITS) {
     await writeTextTsv(path.join(dir, `queries.${split}.tsv`), built.queries[split]);

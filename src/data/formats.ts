@@ -50,11 +50,15 @@ function finite(file: string, line: number, value: string, name: string): number
   return v;
 }
 
-/** `id<TAB>text` lines: an MS MARCO collection (pid, passage) or queries file (qid, query). */
+/** `id<TAB>text` lines: an MS MARCO collection (pid, passage) or queries file (qid, query). An id given twice is an error. */
 export async function* readTextTsv(file: string): AsyncGenerator<TextRecord> {
+  const seen = new Map<string, number>();
   for await (const { text, line } of readLines(file)) {
     const [id, body] = fields(file, line, text, '\t', [2], 'id<TAB>text');
     if (id === '') throw new DataFormatError(file, line, 'empty id');
+    const first = seen.get(id);
+    if (first !== undefined) throw new DataFormatError(file, line, `duplicate id '${id}' (first on line ${first})`);
+    seen.set(id, line);
     yield { id, text: body };
   }
 }

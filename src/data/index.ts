@@ -1,6 +1,7 @@
 export * from './formats';
 export { DataFormatError, readLines } from './lines';
-export { AtomicWriter, writeAtomic } from './atomic';
+export { AtomicWriter, WriteError, writeAtomic } from './atomic';
+export { LockedError, lockDir, withDirLock, type LockInfo, type LockOptions } from './lock';
 export { BertTokenizer, bertBaseUncasedVocab, SPECIAL_TOKENS } from './tokenizer';
 export type { PairEncoding } from './tokenizer';
 export { Bm25Index, analyze } from './bm25';

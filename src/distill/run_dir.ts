@@ -130,7 +130,16 @@ export async function writeRunConfig(output: string, config: RunConfig): Promise
 /** Writes a checkpoint (keeping the newest `keep`) and the log so far; returns the checkpoint's dir. */
 export async function writeRunCheckpoint(output: string, trained: Trained, configHash: string, run: RunState, keep: number): Promise<string> {
   const state = { format: STATE_FORMAT, configHash, step: run.step, sampler: run.sampler, log: run.log };
-  const dir = await writeCheckpoint(path.join(output, 'checkpoints'), { ...trained, state }, keep);
+  const root = path.join(output, 'checkpoints');
+  let dir: string;
+  try {
+    dir = await writeCheckpoint(root, { ...trained, state }, keep);
+  } catch (e) {
+    // A failed write (a full disk) leaves no half checkpoint behind.
+    const temp = `.tmp-step-${String(run.step).padStart(8, '0')}-${process.pid}`;
+    fs.rmSync(path.join(root, temp), { recursive: true, force: true });
+    throw e;
+  }
   await writeLog(path.join(output, 'log.jsonl'), run.log);
   return dir;
 }
@@ -141,13 +150,25 @@ export async function finishRun(
 ): Promise<RunResult> {
   const modelDir = path.join(output, 'model');
   const temp = path.join(output, `.tmp-model-${process.pid}`);
-  fs.rmSync(temp, { recursive: true, force: true });
-  await saveCrossEncoder(model, temp);
-  renameDirInto(temp, modelDir);
+  removeTempModels(output);
+  try {
+    await saveCrossEncoder(model, temp);
+    renameDirInto(temp, modelDir);
+  } finally {
+    fs.rmSync(temp, { recursive: true, force: true });
+  }
   await writeLog(path.join(output, 'log.jsonl'), log);
   const result: RunResult = { output, modelDir, steps: summary.steps, log, final: log.evals.at(-1) ?? null };
   const { log: _log, ...written } = result;
   const { configHash, run } = summary;
   await writeAtomic(path.join(output, 'result.json'), (w) => w.write(`${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend() }, null, 2)}\n`));
   return result;
+}
+
+// The model dirs an earlier process was writing when it was killed (its .tmp-model-<pid>, or
+// model.old-<pid> between renameDirInto's two renames). The output dir is locked: no other live
+// process writes there.
+function removeTempModels(output: string): void {
+  for (const name of fs.readdirSync(output))
+    if (/^(?:\.tmp-model|model\.old)-\d+$/.test(name)) fs.rmSync(path.join(output, name), { recursive: true, force: true });
 }

@@ -1,11 +1,13 @@
 // Teacher training on hard labels, and student distillation with any mix of the objective grid
-// (objective.ts): the public runs and the loop they share. A run writes its output dir (run_dir.ts).
+// (objective.ts): the public runs and the loop they share. A run writes its output dir (run_dir.ts),
+// holding the dir's lock (data/lock.ts) from its first check of the dir to its last write.
 // With `resume`, a run continues from its latest checkpoint and reaches the same weights, bit for
 // bit, as an uninterrupted run: batches, dropout-free forward passes, fused kernels and the
 // optimizer are deterministic, and a checkpoint holds all of their state.
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
+import { withDirLock } from '../data/lock';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
@@ -64,12 +66,14 @@ interface Job {
 
 /** Trains a teacher cross-encoder on hard labels (config.loss: bce, ranknet, hinge, listwiseCE). */
 export async function trainTeacher(config: TeacherRunConfig, options: RunOptions = {}): Promise<RunResult> {
-  const out = outputState(config, options.resume ?? false);
-  if (out.kind === 'done') return out.result;
-  const { coll, encoder } = await openData(config);
-  const model = initTeacher(config);
-  const job: Job = { kind: 'teacher', config, coll, encoder, model, objective: new TeacherObjective(model, config.loss) };
-  return runJob(job, config, options, out);
+  return withDirLock(config.output, async () => {
+    const out = outputState(config, options.resume ?? false);
+    if (out.kind === 'done') return out.result;
+    const { coll, encoder } = await openData(config);
+    const model = initTeacher(config);
+    const job: Job = { kind: 'teacher', config, coll, encoder, model, objective: new TeacherObjective(model, config.loss) };
+    return runJob(job, config, options, out);
+  });
 }
 
 /**
@@ -84,12 +88,14 @@ export async function prepareTeacherScores(
   const o = opened ?? { ...(await openData(config)), teacher: loadCrossEncoder(config.teacher.checkpoint) };
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
-    const result = await teacherScores(o.teacher, config.teacher.checkpoint, o.coll, o.encoder, pairs, {
-      cacheDir: config.teacher.cacheDir,
-      scoreBatch: config.train.scoreBatch,
-      onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
-      onNotice: (message) => notify(options, message),
-    });
+    // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
+    const result = await withDirLock(config.teacher.cacheDir ?? config.teacher.checkpoint, () =>
+      teacherScores(o.teacher, config.teacher.checkpoint, o.coll, o.encoder, pairs, {
+        cacheDir: config.teacher.cacheDir,
+        scoreBatch: config.train.scoreBatch,
+        onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+        onNotice: (message) => notify(options, message),
+      }), { wait: true });
     options.onProgress?.({ type: 'teacherScoresReady', file: result.file, computed: result.computed, pairs: result.scores.size });
     return result;
   } finally {
@@ -99,6 +105,10 @@ export async function prepareTeacherScores(
 
 /** Distils the teacher at config.teacher.checkpoint into a student with config.loss's objective. */
 export async function distill(config: StudentRunConfig, options: RunOptions = {}): Promise<RunResult> {
+  return withDirLock(config.output, () => distillLocked(config, options));
+}
+
+async function distillLocked(config: StudentRunConfig, options: RunOptions): Promise<RunResult> {
   const out = outputState(config, options.resume ?? false);
   if (out.kind === 'done') return out.result;
   const loss = config.loss;
@@ -132,7 +142,7 @@ export async function distill(config: StudentRunConfig, options: RunOptions = {}
 }
 
 // ---------------------------------------------------------------------------------------------
-// The loop
+// The loop (the output dir is locked by the caller)
 
 // Notices go to the run's progress handler, or to stderr when it has none: never dropped.
 function notify(options: RunOptions, message: string): void {

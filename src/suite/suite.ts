@@ -25,6 +25,7 @@ import { z } from 'zod';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
 import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data/collection';
+import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
 import { ConfigError, distill, parseStudentConfig, parseTeacherConfig, prepareTeacherScores, trainTeacher } from '../distill';
@@ -210,6 +211,10 @@ export interface SuiteResult {
 
 /** Trains (or reuses) the teacher, distils every student, evaluates all and writes the report. */
 export async function runSuite(suite: Suite, options: SuiteOptions): Promise<SuiteResult> {
+  return withDirLock(suite.output, () => runSuiteLocked(suite, options));
+}
+
+async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<SuiteResult> {
   const { progress } = options;
   const onProgress = (e: ProgressEvent | TaskEvent) => progress.onProgress(e);
   const startedAt = options.startedAt ?? Date.now();
