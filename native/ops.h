@@ -1,8 +1,8 @@
-// The addon's exports, grouped by file: loss_ops.cc (the losses on host arrays and device buffers),
-// cpu_ops.cc (the optimizer, random ops and thread count), gemm_ops.cc (matrix
-// products on host arrays), cuda_ops.cc (device info and timing), host_buffers.cc (the
-// 'native' backend's tensor memory), math_ops.cc and shape_ops.cc (its elementwise, reduction and
-// layout kernels).
+// The addon's exports, grouped by file. Ops registered through register_op run on host arrays and
+// device buffers alike: loss_ops.cc (the losses), optimizer_ops.cc (AdamW, sum of squares),
+// cpu_ops.cc (random ops; also the thread count), gemm_ops.cc (matrix products), nn_ops.cc
+// (LayerNorm, GELU), math_ops.cc and shape_ops.cc (elementwise, reduction and layout kernels).
+// cuda_ops.cc: device info, timing and math mode; host_buffers.cc: the 'native' backend's memory.
 #pragma once
 #include <napi.h>
 

@@ -20,7 +20,7 @@ export * as report from './report';
 export { FusedDistillError } from './ops/validate';
 import { registerNativeBackend } from './backend/native/register';
 import { registerCudaBackend } from './backend/cuda/register';
-// Registered, not selected: tf.setBackend('native'), or import 'fused-distill/backend' to make it current.
+// Registered, not selected: tf.setBackend('native'), or import 'fused-distill/dist/backend' to make it current.
 registerNativeBackend();
 // 'cuda' only where a device answers (never throws): tf.setBackend('cuda').
 registerCudaBackend();

@@ -24,9 +24,9 @@ export interface AddonConstants {
   termNames: string[];
   /** The most elements any size argument may describe (native/args.h kMaxElements). */
   maxElements: number;
-  /** The highest rank binaryOp accepts (kernels/cpu/elementwise_ops.h kMaxRank). */
+  /** The highest rank binaryOp accepts (kernels/elementwise.h kMaxRank). */
   elementwiseMaxRank: number;
-  /** The highest rank of the shape ops (kernels/cpu/shape_ops.h kMaxShapeRank). */
+  /** The highest rank of the shape ops (kernels/tensor.h kMaxShapeRank). */
   shapeMaxRank: number;
 }
 

@@ -1,4 +1,4 @@
-// The backend entry (`fused-distill/backend`): importing it registers the 'native' backend and makes
+// The backend entry (`fused-distill/dist/backend`): importing it registers the 'native' backend and makes
 // it tfjs's current backend, and registers 'cuda' where a device answers (tf.setBackend('cuda')).
 // Importing the main entry only registers them.
 import * as tf from '@tensorflow/tfjs';

@@ -1,7 +1,7 @@
 // BM25 first stage (Robertson/Spärck Jones idf, k1 = 0.9, b = 0.4 as Anserini uses for MS MARCO
 // passages), over Lucene's default English stop words. Written here because the npm BM25 packages
 // bundle their own text pipelines and parameter conventions; this is ~50 lines, checked in
-// tests/bm25.test.ts against scores computed by hand.
+// tests/collection.test.ts.
 
 // Lucene's EnglishAnalyzer default stop set.
 const STOP = new Set(

@@ -1,6 +1,6 @@
 // AdamW's element update as a tfjs kernel (FusedDistillAdamW): inputs p, g, m, v, outputs the new
 // p, m and v in one addon pass (kernels/optimizer.h), on host arrays ('cpu', 'wasm', 'native') or
-// device buffers ('cuda') through the layer kernels' dispatch. The gradients' sum of squares goes
+// device buffers ('cuda') through the fused kernels' dispatch (src/ops/dispatch.ts). The gradients' sum of squares goes
 // through the same dispatch but returns a plain number: it is float64, which a float32 scalar tensor
 // would round (and the clipping factor and the logged norm with it).
 import * as tf from '@tensorflow/tfjs';

@@ -96,7 +96,7 @@ const TrainSchema = z
     /**
      * a step whose loss or gradient norm is NaN or Inf: 'stop' the run with an error naming the step,
      * the terms and the queries (default), or 'skip' it (no update; logged with skipped: true and
-     * counted in the result). Absent means 'stop' (no default written: a config's hash, which ties
+     * counted in the log and the run's done event). Absent means 'stop' (no default written: a config's hash, which ties
      * checkpoints to it, stays what it was before this field existed)
      */
     nonFinite: z.enum(['stop', 'skip']).optional(),

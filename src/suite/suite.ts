@@ -222,7 +222,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
 
   // 1. The collection.
   if (!suite.teacher.data.collection) {
-    progress.info(`collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use, ~15 s)'} ${DEFAULT_COLLECTION_DIR}`);
+    progress.info(`collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use)'} ${DEFAULT_COLLECTION_DIR}`);
     await ensureDefaultCollection();
   }
 
