@@ -38,7 +38,9 @@ const opt = (name, dflt) => {
   return a ? a.slice(name.length + 3) : dflt;
 };
 if (flag('help')) {
-  console.log('node bench/benchmark.js [--quick] [--only=id,id] [--no-torch] [--no-wasm] [--no-reference] [--time=SCALE] [--out=DIR] [--wait-quiet=SECONDS] [--write] [--data-dir=DIR]');
+  console.log(
+    'node bench/benchmark.js [--quick] [--only=id,id] [--no-torch] [--no-wasm] [--no-reference] [--time=SCALE] [--out=DIR] [--wait-quiet=SECONDS] [--write] [--data-dir=DIR]',
+  );
   process.exit(0);
 }
 const QUICK = flag('quick');
@@ -53,10 +55,12 @@ const THREADS = 2; // the main table's thread count (this is a 2-core machine; P
 // The tfjs banner about tfjs-node is noise here.
 const origWarn = console.warn;
 const origLog = console.log;
-const quiet = (orig) => (...a) => {
-  if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
-  orig(...a);
-};
+const quiet =
+  (orig) =>
+  (...a) => {
+    if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
+    orig(...a);
+  };
 console.warn = quiet(origWarn);
 console.log = quiet(origLog);
 
@@ -118,7 +122,16 @@ function generate(gen, shape, rand) {
 }
 
 const MASK_NAMES = new Set(['mask', 'tokenMask']);
-const SCORE_OPS = new Set(['pointwiseBCE', 'pairwiseRankNet', 'pairwiseHinge', 'listwiseSoftmaxCE', 'distillKL', 'marginMSE', 'scoreMSE', 'rankingObjective']);
+const SCORE_OPS = new Set([
+  'pointwiseBCE',
+  'pairwiseRankNet',
+  'pairwiseHinge',
+  'listwiseSoftmaxCE',
+  'distillKL',
+  'marginMSE',
+  'scoreMSE',
+  'rankingObjective',
+]);
 
 // Bytes that must move: every input read once, the gradient (student-sized) written once.
 function bytesOf(c) {
@@ -145,7 +158,7 @@ function lossFn(table, c, tensors, extraOptions = {}) {
 // least minSamples cycles. The figure is the median of the per-cycle means (stats.sample).
 function measure(label, fn, { budget = 1.0 } = {}) {
   // Warm-up: at least 3 calls and 0.15 s (JIT, allocator, tfjs kernel caches).
-  let t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint();
   let calls = 0;
   let first = NaN;
   const warmEnd = 0.15 * TIME_SCALE;
@@ -170,7 +183,10 @@ function measure(label, fn, { budget = 1.0 } = {}) {
   b.run({ async: false });
   if (b.error) throw b.error;
   const sample = b.stats.sample.slice().sort((x, y) => x - y);
-  const median = sample.length % 2 ? sample[(sample.length - 1) >> 1] : (sample[sample.length / 2 - 1] + sample[sample.length / 2]) / 2;
+  const median =
+    sample.length % 2
+      ? sample[(sample.length - 1) >> 1]
+      : (sample[sample.length / 2 - 1] + sample[sample.length / 2]) / 2;
   return {
     median_ms: median * 1e3,
     min_ms: sample[0] * 1e3,
@@ -195,7 +211,7 @@ function machineBusySeconds() {
   try {
     const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     return (f[0] + f[1] + f[2] + f[5] + f[6]) / CLK_TCK; // user nice system irq softirq
-  } catch (e) {
+  } catch {
     return NaN;
   }
 }
@@ -204,7 +220,7 @@ function procCpuSeconds(pid) {
     const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
     return (Number(rest[11]) + Number(rest[12])) / CLK_TCK; // utime stime
-  } catch (e) {
+  } catch {
     return 0;
   }
 }
@@ -244,8 +260,10 @@ function better(old, r) {
   if (!old || old.error) return r;
   if (!r || r.error) return old;
   const keep = (r.foreign_cores ?? Infinity) < (old.foreign_cores ?? Infinity) ? r : old;
-  const tries = [...(old.tries || [{ median_ms: old.median_ms, min_ms: old.min_ms, foreign_cores: old.foreign_cores }]),
-    { median_ms: r.median_ms, min_ms: r.min_ms, foreign_cores: r.foreign_cores }];
+  const tries = [
+    ...(old.tries || [{ median_ms: old.median_ms, min_ms: old.min_ms, foreign_cores: old.foreign_cores }]),
+    { median_ms: r.median_ms, min_ms: r.min_ms, foreign_cores: r.foreign_cores },
+  ];
   return { ...keep, tries };
 }
 
@@ -386,7 +404,9 @@ const cell = (r) =>
     ? 'n/a'
     : r.error
       ? 'error'
-      : fmtTime(r.median_ms) + (r.median_ms > NOISY * r.min_ms ? ' †' : '') + (r.workaround ? ' ‡' : '') +
+      : fmtTime(r.median_ms) +
+        (r.median_ms > NOISY * r.min_ms ? ' †' : '') +
+        (r.workaround ? ' ‡' : '') +
         (r.foreign_cores > FOREIGN_LIMIT ? ' §' : '');
 
 function writeAtomic(file, text) {
@@ -405,16 +425,35 @@ function relDiff(a, b) {
 // bench/torch_cpu.py --serve: reads case ids on stdin, answers one JSON line each.
 async function startTorch(dataDir, result) {
   const { spawn } = require('child_process');
-  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 60000 });
+  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], {
+    encoding: 'utf8',
+    timeout: 60000,
+  });
   if (probe.status !== 0) {
-    const why = String(probe.stderr || probe.error || 'failed').trim().split('\n').pop();
+    const why = String(probe.stderr || probe.error || 'failed')
+      .trim()
+      .split('\n')
+      .pop();
     result.notes.push(`PyTorch skipped: \`${PYTHON} -c "import torch"\` failed (${why})`);
     log(`bench: PyTorch skipped: ${why}`);
     return null;
   }
-  const py = spawn(PYTHON, [path.join(__dirname, 'torch_cpu.py'), '--serve', '--data', dataDir, '--threads', String(THREADS), '--time', String(1.0 * TIME_SCALE)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const py = spawn(
+    PYTHON,
+    [
+      path.join(__dirname, 'torch_cpu.py'),
+      '--serve',
+      '--data',
+      dataDir,
+      '--threads',
+      String(THREADS),
+      '--time',
+      String(1.0 * TIME_SCALE),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let buf = '';
   let stderr = '';
   const waiting = [];
@@ -451,7 +490,7 @@ async function startTorch(dataDir, result) {
   let info = null;
   try {
     info = JSON.parse(hello);
-  } catch (e) {
+  } catch {
     /* handled below */
   }
   if (!info || !info.ready) {
@@ -470,7 +509,7 @@ async function startTorch(dataDir, result) {
       if (line == null) return { error: `no answer from torch_cpu.py (${stderr.trim().split('\n').pop()})` };
       try {
         return JSON.parse(line).result;
-      } catch (e) {
+      } catch {
         return { error: `bad answer from torch_cpu.py: ${line.slice(0, 200)}` };
       }
     },
@@ -517,7 +556,10 @@ async function main() {
     for (const inp of c.inputs) {
       const x = generate(inp.gen, inp.shape, rand);
       data[c.id][inp.name] = x;
-      fs.writeFileSync(path.join(dataDir, `${c.id}.${inp.name}.f32`), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+      fs.writeFileSync(
+        path.join(dataDir, `${c.id}.${inp.name}.f32`),
+        Buffer.from(x.buffer, x.byteOffset, x.byteLength),
+      );
     }
   }
 
@@ -527,12 +569,16 @@ async function main() {
   const waitQuietS = Number(opt('wait-quiet', QUICK ? 0 : 30));
   const waitEnd = Date.now() + waitQuietS * 1e3;
   while (result.cores_probe.start.effective_cores < 0.85 * THREADS && Date.now() < waitEnd) {
-    log(`bench: effective cores ${result.cores_probe.start.effective_cores.toFixed(2)}: waiting for a quiet machine ...`);
+    log(
+      `bench: effective cores ${result.cores_probe.start.effective_cores.toFixed(2)}: waiting for a quiet machine ...`,
+    );
     await new Promise((r) => setTimeout(r, 5000));
     result.cores_probe.start = coreProbe(THREADS);
   }
   if (result.cores_probe.start.effective_cores < 0.85 * THREADS) {
-    result.notes.push(`only ${result.cores_probe.start.effective_cores.toFixed(2)} of ${THREADS} cores were available at the start (another process was busy): 2-thread figures are pessimistic`);
+    result.notes.push(
+      `only ${result.cores_probe.start.effective_cores.toFixed(2)} of ${THREADS} cores were available at the start (another process was busy): 2-thread figures are pessimistic`,
+    );
   }
   log(`bench: effective cores ${result.cores_probe.start.effective_cores.toFixed(2)} of ${THREADS} (compute probe)`);
 
@@ -577,11 +623,18 @@ async function main() {
     await tf.setBackend('cpu');
     await tf.ready();
     const x = tf.tensor1d([1]);
-    const r = measure('engine floor', gradCall((v) => tf.sum(v), x), { budget: 0.5 });
+    const r = measure(
+      'engine floor',
+      gradCall((v) => tf.sum(v), x),
+      { budget: 0.5 },
+    );
     x.dispose();
     return r;
   };
-  result.floors.engine = { method: "tf.grad(x => tf.sum(x)) over a one-element tensor on 'cpu', then dispose; lower of start and end", start: await engineFloor() };
+  result.floors.engine = {
+    method: "tf.grad(x => tf.sum(x)) over a one-element tensor on 'cpu', then dispose; lower of start and end",
+    start: await engineFloor(),
+  };
   log(`bench: engine floor ${fmtTime(result.floors.engine.start.median_ms)}`);
 
   // PyTorch eager on the same data: one server process, asked case by case (so each row's peers are
@@ -600,7 +653,10 @@ async function main() {
       result.notes.push(`backend ${backend} unavailable: ${e.message}`);
     }
     if (backend === 'wasm' && usable.has('wasm')) {
-      result.machine.wasm = { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') };
+      result.machine.wasm = {
+        simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'),
+        threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
+      };
     }
   }
   // One case with all its peers; want(key) picks the figures to (re)measure. Keys: fused_cpu,
@@ -636,7 +692,9 @@ async function main() {
             f = lossFn(table, c, tensors, { mask: ones });
             vg = tf.valueAndGrad(f)(student);
             workaround = { with: 'an explicit all-ones mask', unmasked_error: msg.split('\n')[0] };
-            result.notes.push(`${c.id} ${key}: the unmasked reference is not differentiable (${workaround.unmasked_error}); measured with an all-ones mask (‡)`);
+            result.notes.push(
+              `${c.id} ${key}: the unmasked reference is not differentiable (${workaround.unmasked_error}); measured with an all-ones mask (‡)`,
+            );
           }
           const { value, grad: g } = vg;
           const loss = value.dataSync()[0];
@@ -648,11 +706,21 @@ async function main() {
           g.dispose();
           // Leaks are counted over the timed calls only (a failed first try leaves its tape's tensors).
           const before = tf.memory().numTensors;
-          const r = await monitored(() => measure(`${c.id} ${key}`, gradCall(f, student), { budget: kind === 'fused' ? 1.0 : 0.8 }));
+          const r = await monitored(() =>
+            measure(`${c.id} ${key}`, gradCall(f, student), { budget: kind === 'fused' ? 1.0 : 0.8 }),
+          );
           const leaked = tf.memory().numTensors - before;
-          rc.peers[key] = better(rc.peers[key], { ...r, loss, grad_abs_sum: gabs, leaked_tensors: leaked, ...(workaround ? { workaround } : {}) });
+          rc.peers[key] = better(rc.peers[key], {
+            ...r,
+            loss,
+            grad_abs_sum: gabs,
+            leaked_tensors: leaked,
+            ...(workaround ? { workaround } : {}),
+          });
           if (leaked > 0) result.notes.push(`${c.id} ${key}: ${leaked} tensors leaked over ~${r.calls} timed calls`);
-          log(`bench: ${c.id.padEnd(18)} ${key.padEnd(15)} ${cell(r).padStart(12)}  (loss ${loss.toPrecision(7)}, ${r.cycles} cycles, min ${fmtTime(r.min_ms)})`);
+          log(
+            `bench: ${c.id.padEnd(18)} ${key.padEnd(15)} ${cell(r).padStart(12)}  (loss ${loss.toPrecision(7)}, ${r.cycles} cycles, min ${fmtTime(r.min_ms)})`,
+          );
         } catch (e) {
           rc.peers[key] = better(rc.peers[key], { error: String(e && e.message ? e.message : e).split('\n')[0] });
           log(`bench: ${c.id.padEnd(18)} ${key.padEnd(15)} ERROR ${rc.peers[key].error}`);
@@ -666,7 +734,12 @@ async function main() {
         for (const n of [1, 2]) {
           try {
             setNumThreads(n);
-            line[`t${n}`] = better(line[`t${n}`], await monitored(() => measure(`${c.id} threads=${n}`, gradCall(lossFn(losses, c, tensors), student), { budget: 0.6 })));
+            line[`t${n}`] = better(
+              line[`t${n}`],
+              await monitored(() =>
+                measure(`${c.id} threads=${n}`, gradCall(lossFn(losses, c, tensors), student), { budget: 0.6 }),
+              ),
+            );
           } catch (e) {
             line[`t${n}`] = { error: String(e.message || e) };
           }
@@ -691,7 +764,9 @@ async function main() {
       const r = await monitored(() => torch.run(c.id), [torch.pid]);
       if (r) {
         rc.peers.torch_cpu = better(rc.peers.torch_cpu, r);
-        log(`bench: ${c.id.padEnd(18)} ${'torch_cpu'.padEnd(15)} ${r.error ? 'ERROR ' + r.error : cell(r).padStart(12) + `  (loss ${Number(r.loss).toPrecision(7)}, ${r.runs} runs, min ${fmtTime(r.min_ms)})`}`);
+        log(
+          `bench: ${c.id.padEnd(18)} ${'torch_cpu'.padEnd(15)} ${r.error ? 'ERROR ' + r.error : cell(r).padStart(12) + `  (loss ${Number(r.loss).toPrecision(7)}, ${r.runs} runs, min ${fmtTime(r.min_ms)})`}`,
+        );
       }
     }
   };
@@ -721,9 +796,16 @@ async function main() {
   if (torch) torch.close();
   if (!keepData) fs.rmSync(dataDir, { recursive: true, force: true });
   result.floors.engine.end = await engineFloor();
-  Object.assign(result.floors.engine, result.floors.engine.start.median_ms <= result.floors.engine.end.median_ms ? result.floors.engine.start : result.floors.engine.end);
+  Object.assign(
+    result.floors.engine,
+    result.floors.engine.start.median_ms <= result.floors.engine.end.median_ms
+      ? result.floors.engine.start
+      : result.floors.engine.end,
+  );
   result.cores_probe.end = coreProbe(THREADS);
-  log(`bench: engine floor at the end ${fmtTime(result.floors.engine.end.median_ms)}; effective cores ${result.cores_probe.end.effective_cores.toFixed(2)} of ${THREADS}`);
+  log(
+    `bench: engine floor at the end ${fmtTime(result.floors.engine.end.median_ms)}; effective cores ${result.cores_probe.end.effective_cores.toFixed(2)} of ${THREADS}`,
+  );
 
   // Derived figures.
   const engine = result.floors.engine.median_ms;
@@ -768,7 +850,15 @@ async function main() {
       }
       const measured = value != null && Number.isFinite(value);
       const met = !measured ? null : t.max != null ? value <= t.max : value >= t.min;
-      result.targets.push({ target: t.id, text: t.text, case: id, value, threshold: t.max != null ? `<= ${t.max}x` : `>= ${t.min}x`, met, shown });
+      result.targets.push({
+        target: t.id,
+        text: t.text,
+        case: id,
+        value,
+        threshold: t.max != null ? `<= ${t.max}x` : `>= ${t.min}x`,
+        met,
+        shown,
+      });
     }
   }
   result.elapsed_s = (Date.now() - started) / 1e3;
@@ -779,7 +869,9 @@ async function main() {
   if (!ONLY.size || flag('write')) {
     writeAtomic(path.join(OUT_DIR, 'cpu.json'), JSON.stringify(result, null, 2) + '\n');
     writeAtomic(path.join(OUT_DIR, 'cpu.md'), md);
-    log(`bench: wrote ${path.relative(process.cwd(), path.join(OUT_DIR, 'cpu.md'))} and cpu.json (${result.elapsed_s.toFixed(0)} s)`);
+    log(
+      `bench: wrote ${path.relative(process.cwd(), path.join(OUT_DIR, 'cpu.md'))} and cpu.json (${result.elapsed_s.toFixed(0)} s)`,
+    );
   } else {
     log('bench: --only given: results not written (add --write to write them)');
   }
@@ -789,40 +881,61 @@ function renderMarkdown(r) {
   const L = [];
   const m = r.machine;
   L.push('# fused-distill CPU benchmark', '');
-  L.push(`${r.date} · ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB · Node ${m.node} · tfjs ${m.tfjs}` +
-    (m.wasm ? ` (wasm simd ${m.wasm.simd}, threads ${m.wasm.threads})` : '') +
-    ` · PyTorch ${m.torch || 'not run'}${m.torch ? ` (${m.torch_threads} threads)` : ''} · fused kernels ${m.fused_threads} threads` +
-    (r.options.quick ? ' · **--quick run**' : ''), '');
+  L.push(
+    `${r.date} · ${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB · Node ${m.node} · tfjs ${m.tfjs}` +
+      (m.wasm ? ` (wasm simd ${m.wasm.simd}, threads ${m.wasm.threads})` : '') +
+      ` · PyTorch ${m.torch || 'not run'}${m.torch ? ` (${m.torch_threads} threads)` : ''} · fused kernels ${m.fused_threads} threads` +
+      (r.options.quick ? ' · **--quick run**' : ''),
+    '',
+  );
   const cp = r.cores_probe || {};
   if (cp.start) {
-    L.push(`Effective cores (${cp.start.workers} workers on a fixed compute loop vs 1): ${cp.start.effective_cores.toFixed(2)} at the start, ` +
-      `${cp.end ? cp.end.effective_cores.toFixed(2) : 'n/a'} at the end of the run. Below ~1.8 the second core was not really available ` +
-      '(shared VM), and every 2-thread figure (fused, PyTorch) is affected.', '');
+    L.push(
+      `Effective cores (${cp.start.workers} workers on a fixed compute loop vs 1): ${cp.start.effective_cores.toFixed(2)} at the start, ` +
+        `${cp.end ? cp.end.effective_cores.toFixed(2) : 'n/a'} at the end of the run. Below ~1.8 the second core was not really available ` +
+        '(shared VM), and every 2-thread figure (fused, PyTorch) is affected.',
+      '',
+    );
   }
-  L.push('Forward + gradient w.r.t. the student through the public op (`tf.grad(s => losses.X(s, ...))(s)`, then dispose); ' +
-    'median after warm-up. floor = max(bandwidth floor, engine floor); (bw) or (eng) says which.', '');
-  L.push('| case | fused cpu | fused wasm | reference cpu | reference wasm | PyTorch eager | floor | fused vs PyTorch (x faster) | fused vs tfjs cpu composite (x faster) | fused / floor |');
+  L.push(
+    'Forward + gradient w.r.t. the student through the public op (`tf.grad(s => losses.X(s, ...))(s)`, then dispose); ' +
+      'median after warm-up. floor = max(bandwidth floor, engine floor); (bw) or (eng) says which.',
+    '',
+  );
+  L.push(
+    '| case | fused cpu | fused wasm | reference cpu | reference wasm | PyTorch eager | floor | fused vs PyTorch (x faster) | fused vs tfjs cpu composite (x faster) | fused / floor |',
+  );
   L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [id, c] of Object.entries(r.cases)) {
     const p = c.peers;
-    L.push(`| ${c.main ? '**' + c.label + '**' : c.label} | ${cell(p.fused_cpu)} | ${cell(p.fused_wasm)} | ${cell(p.reference_cpu)} | ${cell(p.reference_wasm)} | ${cell(p.torch_cpu)} | ` +
-      `${fmtTime(c.floor_ms)} (${c.floor_kind === 'bandwidth' ? 'bw' : 'eng'}) | ${fmtX(c.fused_vs_torch)} | ${fmtX(c.fused_vs_reference_cpu)} | ${fmtX(c.fused_over_floor)} |`);
+    L.push(
+      `| ${c.main ? '**' + c.label + '**' : c.label} | ${cell(p.fused_cpu)} | ${cell(p.fused_wasm)} | ${cell(p.reference_cpu)} | ${cell(p.reference_wasm)} | ${cell(p.torch_cpu)} | ` +
+        `${fmtTime(c.floor_ms)} (${c.floor_kind === 'bandwidth' ? 'bw' : 'eng'}) | ${fmtX(c.fused_vs_torch)} | ${fmtX(c.fused_vs_reference_cpu)} | ${fmtX(c.fused_over_floor)} |`,
+    );
     void id;
   }
   L.push('');
   const bwf = r.floors.bandwidth;
-  L.push(`Floors (this run): memory bandwidth ${bwf.one_thread_gbs.toFixed(1)} GB/s (1 thread), ${Number.isFinite(bwf.two_threads_gbs) ? bwf.two_threads_gbs.toFixed(1) : 'n/a'} GB/s ` +
-    `(2 worker threads); the floor uses ${bwf.used_gbs.toFixed(1)} GB/s (256 MB TypedArray.set copy, read + write counted). ` +
-    `Engine floor (tf.grad(x => tf.sum(x)), one element, 'cpu'): ${fmtTime(r.floors.engine.median_ms)}.`, '');
-  L.push(`† median > ${NOISY}x the fastest sample (noisy; cpu.json has min_ms for every figure). ` +
-    '‡ reference composite measured with an explicit all-ones mask: without one it is not differentiable (see Errors and notes). ' +
-    `§ other processes used more than ${FOREIGN_LIMIT} cores while it was measured, even after a second pass at the end of the run (cpu.json: foreign_cores).`, '');
+  L.push(
+    `Floors (this run): memory bandwidth ${bwf.one_thread_gbs.toFixed(1)} GB/s (1 thread), ${Number.isFinite(bwf.two_threads_gbs) ? bwf.two_threads_gbs.toFixed(1) : 'n/a'} GB/s ` +
+      `(2 worker threads); the floor uses ${bwf.used_gbs.toFixed(1)} GB/s (256 MB TypedArray.set copy, read + write counted). ` +
+      `Engine floor (tf.grad(x => tf.sum(x)), one element, 'cpu'): ${fmtTime(r.floors.engine.median_ms)}.`,
+    '',
+  );
+  L.push(
+    `† median > ${NOISY}x the fastest sample (noisy; cpu.json has min_ms for every figure). ` +
+      '‡ reference composite measured with an explicit all-ones mask: without one it is not differentiable (see Errors and notes). ' +
+      `§ other processes used more than ${FOREIGN_LIMIT} cores while it was measured, even after a second pass at the end of the run (cpu.json: foreign_cores).`,
+    '',
+  );
 
   L.push('## Targets', '');
   L.push('| target | case | measured | threshold | status |');
   L.push('|---|---|---:|---:|---|');
   for (const t of r.targets) {
-    L.push(`| ${t.text} | ${r.cases[t.case].label} | ${t.value == null || !Number.isFinite(t.value) ? 'not measured' : t.shown} | ${t.threshold} | ${t.met == null ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
+    L.push(
+      `| ${t.text} | ${r.cases[t.case].label} | ${t.value == null || !Number.isFinite(t.value) ? 'not measured' : t.shown} | ${t.threshold} | ${t.met == null ? 'not measured' : t.met ? 'met' : '**not met**'} |`,
+    );
   }
   L.push('');
 
@@ -845,7 +958,9 @@ function renderMarkdown(r) {
   for (const c of Object.values(r.cases)) {
     const k = c.check;
     const fl = c.peers.fused_cpu && !c.peers.fused_cpu.error ? c.peers.fused_cpu.loss.toPrecision(7) : 'n/a';
-    L.push(`| ${c.label} | ${fl} | ${rd(k.loss_rel_diff_fused_wasm)} | ${rd(k.loss_rel_diff_reference_cpu)} | ${rd(k.loss_rel_diff_reference_wasm)} | ${rd(k.loss_rel_diff_torch_cpu)} | ${rd(k.grad_fused_vs_reference_cpu)} |`);
+    L.push(
+      `| ${c.label} | ${fl} | ${rd(k.loss_rel_diff_fused_wasm)} | ${rd(k.loss_rel_diff_reference_cpu)} | ${rd(k.loss_rel_diff_reference_wasm)} | ${rd(k.loss_rel_diff_torch_cpu)} | ${rd(k.grad_fused_vs_reference_cpu)} |`,
+    );
   }
   L.push('');
   const errors = [];

@@ -41,10 +41,10 @@ function median(xs) {
 function inputs() {
   // Same construction as the PyTorch peer: random ids, segment B from a quarter of the way, no padding.
   let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const { batch: B, len: L } = SHAPE;
   const ids = new Int32Array(B * L).map(() => Math.floor(rand() * BERT_MINI.vocabSize));
-  const types = new Int32Array(B * L).map((_, i) => ((i % L) >= L / 4 ? 1 : 0));
+  const types = new Int32Array(B * L).map((_, i) => (i % L >= L / 4 ? 1 : 0));
   return {
     inputIds: tf.tensor2d(ids, [B, L], 'int32'),
     tokenTypeIds: tf.tensor2d(types, [B, L], 'int32'),
@@ -101,27 +101,45 @@ async function runBackend(name, steps, optimizerName) {
   model.dispose();
   if (optimizer.dispose) optimizer.dispose();
   for (const t of Object.values(x)) t.dispose();
-  return { backend: name, optimizer: optimizerName, median_ms: median(times), min_ms: Math.min(...times), steps, loss, leaked_tensors: leaked, profile };
+  return {
+    backend: name,
+    optimizer: optimizerName,
+    median_ms: median(times),
+    min_ms: Math.min(...times),
+    steps,
+    loss,
+    leaked_tensors: leaked,
+    profile,
+  };
 }
 
 function torchPeer() {
-  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'torch_bert_step.py'), `--threads=${THREADS}`, `--steps=${STEPS}`], { encoding: 'utf8' });
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [path.join(__dirname, 'torch_bert_step.py'), `--threads=${THREADS}`, `--steps=${STEPS}`],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out.trim().split('\n').pop());
 }
 
 async function main() {
   fd.setNumThreads(THREADS);
   const rows = [];
-  for (const b of BACKENDS) for (const o of b === 'native' ? OPTIMIZERS : ['tfjs']) {
-    const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o);
-    console.error(`${b} (${o}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`);
-    rows.push(r);
-  }
+  for (const b of BACKENDS)
+    for (const o of b === 'native' ? OPTIMIZERS : ['tfjs']) {
+      const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o);
+      console.error(
+        `${b} (${o}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`,
+      );
+      rows.push(r);
+    }
   let torch = null;
   if (!flag('no-torch')) {
     try {
       torch = torchPeer();
-      console.error(`pytorch eager: median ${torch.median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torch.mm1024_gflops.toFixed(0)} GFLOP/s)`);
+      console.error(
+        `pytorch eager: median ${torch.median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torch.mm1024_gflops.toFixed(0)} GFLOP/s)`,
+      );
     } catch (e) {
       console.error(`PyTorch peer skipped: ${e.message.split('\n')[0]}`);
     }
@@ -129,14 +147,20 @@ async function main() {
   const when = new Date().toISOString().replace(/\..*/, 'Z');
   const cpu = `${os.cpus()[0].model}, ${os.cpus().length} vCPU`;
   const L = [];
-  L.push(`BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`);
+  L.push(
+    `BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`,
+  );
   L.push('');
   L.push('| engine, optimizer | ms/step (median) | min | steps timed | vs PyTorch eager |');
   L.push('|---|---:|---:|---:|---:|');
   for (const r of rows)
-    L.push(`| tfjs ${r.backend}, ${r.optimizer === 'adamw' ? 'AdamW (addon)' : 'tf.train.adam'} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`);
+    L.push(
+      `| tfjs ${r.backend}, ${r.optimizer === 'adamw' ? 'AdamW (addon)' : 'tf.train.adam'} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`,
+    );
   if (torch)
-    L.push(`| PyTorch ${torch.torch} eager, torch.optim.Adam (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`);
+    L.push(
+      `| PyTorch ${torch.torch} eager, torch.optim.Adam (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`,
+    );
   const table = L.join('\n');
   console.log(table);
   for (const r of rows) if (r.profile) console.log(`\nnative backend, one step, per kernel:\n${r.profile}`);
@@ -147,7 +171,15 @@ async function main() {
       fs.writeFileSync(tmp, text);
       fs.renameSync(tmp, path.join(dir, file));
     };
-    write('bert_step.md', table + '\n' + rows.filter((r) => r.profile).map((r) => `\nnative backend, one step, per kernel:\n\n${r.profile}\n`).join(''));
+    write(
+      'bert_step.md',
+      table +
+        '\n' +
+        rows
+          .filter((r) => r.profile)
+          .map((r) => `\nnative backend, one step, per kernel:\n\n${r.profile}\n`)
+          .join(''),
+    );
     write('bert_step.json', JSON.stringify({ when, cpu, threads: THREADS, rows, torch }, null, 2) + '\n');
   }
 }

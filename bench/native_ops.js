@@ -31,10 +31,12 @@ const WITH_WASM = !flag('no-wasm');
 const WITH_TORCH = !flag('no-torch');
 const PYTHON = '/usr/bin/python3';
 
-const quiet = (orig) => (...a) => {
-  if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
-  orig(...a);
-};
+const quiet =
+  (orig) =>
+  (...a) => {
+    if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
+    orig(...a);
+  };
 console.warn = quiet(console.warn);
 console.log = quiet(console.log);
 
@@ -46,13 +48,16 @@ const { registerNativeBackend } = require(path.join(ROOT, 'dist/backend/native/r
 const { addon } = require(path.join(ROOT, 'dist/native'));
 registerNativeBackend();
 
-const R = 2048, C = 1024, N = R * C; // 2M floats, 8 MB per tensor
+const R = 2048,
+  C = 1024,
+  N = R * C; // 2M floats, 8 MB per tensor
 const MB = 1e6;
 
 // ---------------------------------------------------------------- copy bandwidth (the floor)
 function bandwidthOneThread(mb, reps) {
   const n = (mb * 1024 * 1024) / 4;
-  const src = new Float32Array(n), dst = new Float32Array(n);
+  const src = new Float32Array(n),
+    dst = new Float32Array(n);
   for (let i = 0; i < n; i += 1024) src[i] = i;
   dst.set(src);
   let best = Infinity;
@@ -68,7 +73,8 @@ function bandwidthOneThread(mb, reps) {
 // signal until the last worker is done.
 function bandwidthWorkers(mb, reps, nThreads) {
   const n = (mb * 1024 * 1024) / 4;
-  const src = new SharedArrayBuffer(n * 4), dst = new SharedArrayBuffer(n * 4);
+  const src = new SharedArrayBuffer(n * 4),
+    dst = new SharedArrayBuffer(n * 4);
   const ctl = new Int32Array(new SharedArrayBuffer(8)); // [round, done]
   const code = `
     const { workerData } = require('worker_threads');
@@ -88,7 +94,8 @@ function bandwidthWorkers(mb, reps, nThreads) {
     }`;
   const workers = [];
   for (let w = 0; w < nThreads; ++w) {
-    const begin = Math.floor((n * w) / nThreads), end = Math.floor((n * (w + 1)) / nThreads);
+    const begin = Math.floor((n * w) / nThreads),
+      end = Math.floor((n * (w + 1)) / nThreads);
     workers.push(new Worker(code, { eval: true, workerData: { src, dst, ctl: ctl.buffer, begin, end } }));
   }
   const waitDone = (target) => {
@@ -122,13 +129,42 @@ function gaussian(n, seed) {
   for (let i = 0; i < n; i++) a[i] = Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
   return a;
 }
-const A = gaussian(N, 1), B = gaussian(N, 2), BIAS = gaussian(C, 3);
+const A = gaussian(N, 1),
+  B = gaussian(N, 2),
+  BIAS = gaussian(C, 3);
 
 // [id, label, bytes moved, inputs (data, shape), op]
 const CASES = [
-  ['add', 'Add [2048,1024] + [2048,1024]', 3 * N * 4, [[A, [R, C]], [B, [R, C]]], (a, b) => tf.add(a, b)],
-  ['bias', 'Add [2048,1024] + [1024] (bias)', 2 * N * 4 + C * 4, [[A, [R, C]], [BIAS, [C]]], (a, b) => tf.add(a, b)],
-  ['mul', 'Mul 2M x 2M', 3 * N * 4, [[A, [N]], [B, [N]]], (a, b) => tf.mul(a, b)],
+  [
+    'add',
+    'Add [2048,1024] + [2048,1024]',
+    3 * N * 4,
+    [
+      [A, [R, C]],
+      [B, [R, C]],
+    ],
+    (a, b) => tf.add(a, b),
+  ],
+  [
+    'bias',
+    'Add [2048,1024] + [1024] (bias)',
+    2 * N * 4 + C * 4,
+    [
+      [A, [R, C]],
+      [BIAS, [C]],
+    ],
+    (a, b) => tf.add(a, b),
+  ],
+  [
+    'mul',
+    'Mul 2M x 2M',
+    3 * N * 4,
+    [
+      [A, [N]],
+      [B, [N]],
+    ],
+    (a, b) => tf.mul(a, b),
+  ],
   ['exp', 'Exp 2M', 2 * N * 4, [[A, [N]]], (a) => tf.exp(a)],
   ['erf', 'Erf 2M', 2 * N * 4, [[A, [N]]], (a) => tf.erf(a)],
   ['tanh', 'Tanh 2M', 2 * N * 4, [[A, [N]]], (a) => tf.tanh(a)],
@@ -218,24 +254,76 @@ async function main() {
   const load1 = os.loadavg()[0];
 
   const lines = [];
-  lines.push(`Elementwise ops, ${os.cpus()[0].model}, ${os.cpus().length} vCPUs, load average ${load0.toFixed(1)} -> ${load1.toFixed(1)}.`);
-  lines.push(`Copy bandwidth (read + write), 8 MB: ${c1.toFixed(1)} GB/s on 1 thread, ${c2.toFixed(1)} GB/s on 2 workers (floor = bytes / ${bw.toFixed(1)} GB/s); 256 MB (DRAM): ${bw1.toFixed(1)} / ${bw2.toFixed(1)} GB/s.`);
-  lines.push(`native: ${threads} threads (1t: one). Times in ms, best of N (median in parentheses); GB/s = bytes moved / best.${torch ? ` PyTorch ${torch.version}, ${threads} threads.` : ''} Ratios on best times.`);
+  lines.push(
+    `Elementwise ops, ${os.cpus()[0].model}, ${os.cpus().length} vCPUs, load average ${load0.toFixed(1)} -> ${load1.toFixed(1)}.`,
+  );
+  lines.push(
+    `Copy bandwidth (read + write), 8 MB: ${c1.toFixed(1)} GB/s on 1 thread, ${c2.toFixed(1)} GB/s on 2 workers (floor = bytes / ${bw.toFixed(1)} GB/s); 256 MB (DRAM): ${bw1.toFixed(1)} / ${bw2.toFixed(1)} GB/s.`,
+  );
+  lines.push(
+    `native: ${threads} threads (1t: one). Times in ms, best of N (median in parentheses); GB/s = bytes moved / best.${torch ? ` PyTorch ${torch.version}, ${threads} threads.` : ''} Ratios on best times.`,
+  );
   lines.push('');
-  const head = ['op', 'MB moved', 'floor', 'native', 'native GB/s', 'native 1t', 'tfjs cpu', 'tfjs wasm', ...(torch ? ['torch', 'torch 1t'] : []), 'cpu / native', 'wasm / native', ...(torch ? ['native / torch', 'native 1t / torch 1t'] : [])];
+  const head = [
+    'op',
+    'MB moved',
+    'floor',
+    'native',
+    'native GB/s',
+    'native 1t',
+    'tfjs cpu',
+    'tfjs wasm',
+    ...(torch ? ['torch', 'torch 1t'] : []),
+    'cpu / native',
+    'wasm / native',
+    ...(torch ? ['native / torch', 'native 1t / torch 1t'] : []),
+  ];
   lines.push(`| ${head.join(' | ')} |`);
   lines.push(`|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
-  const json = { machine: { cpu: os.cpus()[0].model, vcpus: os.cpus().length, load: [load0, load1], copyGBs: { l3: { oneThread: c1, twoWorkers: c2 }, dram: { oneThread: bw1, twoWorkers: bw2 } } }, cases: {} };
+  const json = {
+    machine: {
+      cpu: os.cpus()[0].model,
+      vcpus: os.cpus().length,
+      load: [load0, load1],
+      copyGBs: { l3: { oneThread: c1, twoWorkers: c2 }, dram: { oneThread: bw1, twoWorkers: bw2 } },
+    },
+    cases: {},
+  };
   for (const [id, label, bytes] of CASES) {
     const n = results.native[id].min;
-    const floor = bytes / (bw * 1e9) * 1e3;
-    const cpu = results.cpu?.[id]?.min, wasm = results.wasm?.[id]?.min, t = torch?.cases?.[id]?.min;
+    const floor = (bytes / (bw * 1e9)) * 1e3;
+    const cpu = results.cpu?.[id]?.min,
+      wasm = results.wasm?.[id]?.min,
+      t = torch?.cases?.[id]?.min;
     const both = (r) => (r ? `${fmt(r.min)} (${fmt(r.median)})` : '—');
-    const t1 = torch1?.cases?.[id]?.min, n1 = results.native1[id].min;
-    const row = [label, fmt(bytes / MB, 1), fmt(floor), both(results.native[id]), fmt(bytes / (n * 1e6), 1), both(results.native1[id]), both(results.cpu?.[id]), both(results.wasm?.[id]), ...(torch ? [both(torch?.cases?.[id]), both(torch1?.cases?.[id])] : []),
-      cpu ? `${fmt(cpu / n, 1)}x` : '—', wasm ? `${fmt(wasm / n, 1)}x` : '—', ...(torch ? [t ? `${fmt(n / t, 2)}x` : '—', t1 ? `${fmt(n1 / t1, 2)}x` : '—'] : [])];
+    const t1 = torch1?.cases?.[id]?.min,
+      n1 = results.native1[id].min;
+    const row = [
+      label,
+      fmt(bytes / MB, 1),
+      fmt(floor),
+      both(results.native[id]),
+      fmt(bytes / (n * 1e6), 1),
+      both(results.native1[id]),
+      both(results.cpu?.[id]),
+      both(results.wasm?.[id]),
+      ...(torch ? [both(torch?.cases?.[id]), both(torch1?.cases?.[id])] : []),
+      cpu ? `${fmt(cpu / n, 1)}x` : '—',
+      wasm ? `${fmt(wasm / n, 1)}x` : '—',
+      ...(torch ? [t ? `${fmt(n / t, 2)}x` : '—', t1 ? `${fmt(n1 / t1, 2)}x` : '—'] : []),
+    ];
     lines.push(`| ${row.join(' | ')} |`);
-    json.cases[id] = { label, bytes, floorMs: floor, native: results.native[id], native1: results.native1[id], cpu: results.cpu?.[id], wasm: results.wasm?.[id], torch: torch?.cases?.[id], torch1: torch1?.cases?.[id] };
+    json.cases[id] = {
+      label,
+      bytes,
+      floorMs: floor,
+      native: results.native[id],
+      native1: results.native1[id],
+      cpu: results.cpu?.[id],
+      wasm: results.wasm?.[id],
+      torch: torch?.cases?.[id],
+      torch1: torch1?.cases?.[id],
+    };
   }
   console.log(lines.join('\n'));
   const jsonPath = opt('json', '');

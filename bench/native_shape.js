@@ -27,10 +27,12 @@ const MIN_SECONDS = Number(opt('time', QUICK ? 0.15 : 0.5));
 
 const origWarn = console.warn;
 const origLog = console.log;
-const quiet = (orig) => (...a) => {
-  if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
-  orig(...a);
-};
+const quiet =
+  (orig) =>
+  (...a) => {
+    if (typeof a[0] === 'string' && /tfjs-node|=====|Hi, looks like/.test(a[0])) return;
+    orig(...a);
+  };
 console.warn = quiet(origWarn);
 console.log = quiet(origLog);
 
@@ -66,14 +68,20 @@ function ints(n, hi) {
   return a;
 }
 
-const B = 16, L = 128, H = 4, D = 64, HID = H * D, VOCAB = 30522;
+const B = 16,
+  L = 128,
+  H = 4,
+  D = 64,
+  HID = H * D,
+  VOCAB = 30522;
 const logits = floats(B * H * L * L, -10, 20);
 const wide = floats(2048 * 1024);
 const heads = floats(B * L * H * D);
 const table = floats(VOCAB * HID);
 const tokenIds = ints(B * L, VOCAB);
 const grads = floats(B * L * HID);
-const left = floats(2048 * 256), right = floats(2048 * 256);
+const left = floats(2048 * 256),
+  right = floats(2048 * 256);
 
 // Each case: make(backend) -> inputs (tensors on that backend); run(inputs) -> output; bytes moved.
 const CASES = [
@@ -186,7 +194,8 @@ function timeIt(f) {
 
 function memcpyGBs() {
   const n = 16 << 20; // 64 MB
-  const src = new Float32Array(n).fill(1), dst = new Float32Array(n);
+  const src = new Float32Array(n).fill(1),
+    dst = new Float32Array(n);
   dst.set(src);
   const times = [];
   for (let r = 0; r < (QUICK ? 5 : 11); ++r) {
@@ -237,20 +246,32 @@ async function main() {
     process.stderr.write(`bench: ${c.id} done\n`);
   }
 
-  const fmt = (r) => (r ? `${r.scaled ? '~' : ''}${r.ms < 1 ? r.ms.toFixed(3) : r.ms < 100 ? r.ms.toFixed(2) : r.ms.toFixed(0)} ms` : 'n/a');
+  const fmt = (r) =>
+    r
+      ? `${r.scaled ? '~' : ''}${r.ms < 1 ? r.ms.toFixed(3) : r.ms < 100 ? r.ms.toFixed(2) : r.ms.toFixed(0)} ms`
+      : 'n/a';
   const x = (a, b) => (a && b ? `${(b.ms / a.ms).toFixed(b.ms / a.ms < 10 ? 1 : 0)}x` : 'n/a');
   const out = [];
-  out.push(`native backend shape ops: ${os.cpus()[0].model}, ${os.cpus().length} vCPUs, addon threads ${addon.getNumThreads()}, ` +
-    `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; memcpy ${gbs.toFixed(1)} GB/s (read + write, 1 thread); ` +
-    `wasm simd ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT')}, threads ${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT')}`);
+  out.push(
+    `native backend shape ops: ${os.cpus()[0].model}, ${os.cpus().length} vCPUs, addon threads ${addon.getNumThreads()}, ` +
+      `load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}; memcpy ${gbs.toFixed(1)} GB/s (read + write, 1 thread); ` +
+      `wasm simd ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT')}, threads ${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT')}`,
+  );
   out.push('');
-  out.push('| case | native | cpu | wasm | native vs cpu | native vs wasm | native GB/s | memcpy floor | native / floor |');
+  out.push(
+    '| case | native | cpu | wasm | native vs cpu | native vs wasm | native GB/s | memcpy floor | native / floor |',
+  );
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const n = r.ms.native;
     const floor = (r.case.bytes / (gbs * 1e9)) * 1e3;
-    out.push(`| ${r.case.label} | ${fmt(n)} | ${fmt(r.ms.cpu)} | ${fmt(r.ms.wasm)} | ${x(n, r.ms.cpu)} | ${x(n, r.ms.wasm)} | ` +
-      `${n ? (r.case.bytes / (n.ms * 1e6)).toFixed(1) : 'n/a'} | ${floor.toFixed(3)} ms | ${n ? (n.ms / floor).toFixed(1) + 'x' : 'n/a'} |`);
+    out.push(
+      `| ${r.case.label} | ${fmt(n)} | ${fmt(r.ms.cpu)} | ${fmt(r.ms.wasm)} | ${x(n, r.ms.cpu)} | ${x(n, r.ms.wasm)} | ` +
+        `${n ? (r.case.bytes / (n.ms * 1e6)).toFixed(1) : 'n/a'} | ${floor.toFixed(3)} ms | ${n ? (n.ms / floor).toFixed(1) + 'x' : 'n/a'} |`,
+    );
   }
   console.log(out.join('\n'));
 }

@@ -38,7 +38,12 @@ const CORES = os.cpus().length;
 const loadedAbove = (threads) => Math.max(0, CORES - threads) + 0.3;
 
 // m x k times k x n; T: the operand is stored transposed.
-const T = 2048, H = 256, F = 1024, S = 128, D = 64, HEADS_X_BATCH = 64;
+const T = 2048,
+  H = 256,
+  F = 1024,
+  S = 128,
+  D = 64,
+  HEADS_X_BATCH = 64;
 const SHAPES = [
   { name: '1024^3', m: 1024, k: 1024, n: 1024 },
   { name: 'QKV/out proj fwd', m: T, k: H, n: H },
@@ -72,7 +77,10 @@ function procTicks(pid) {
 }
 // Runs fn and returns [result, foreign cores]: machine busy time minus ours (and `pid`'s), per second.
 async function monitored(fn, pid) {
-  const b0 = busyTicks(), own0 = procTicks(process.pid), c0 = pid ? procTicks(pid) : 0, t0 = Date.now();
+  const b0 = busyTicks(),
+    own0 = procTicks(process.pid),
+    c0 = pid ? procTicks(pid) : 0,
+    t0 = Date.now();
   const result = await fn();
   const wall = (Date.now() - t0) / 1000;
   const foreign = (busyTicks() - b0 - (procTicks(process.pid) - own0) - (pid ? procTicks(pid) - c0 : 0)) / HZ / wall;
@@ -166,7 +174,8 @@ async function main() {
   const header = [
     `Date: ${new Date().toISOString()}. ${cpu}, ${os.cpus().length} vCPUs, Node ${process.version}, ` +
       `sgemm path ${addon.gemmIsa()}` +
-      (hello ? `, PyTorch ${hello.torch} (BLAS ${hello.blas}; ${torch.py})` : ', no PyTorch') + '.',
+      (hello ? `, PyTorch ${hello.torch} (BLAS ${hello.blas}; ${torch.py})` : ', no PyTorch') +
+      '.',
     `Load average at the start ${load0.toFixed(2)}.`,
   ];
   const rows = [];
@@ -178,8 +187,11 @@ async function main() {
       if (torch) peer = await leastLoaded(() => torch.ask({ ...sh, threads, time: TIME }), torch.pid, threads);
       const row = { sh, threads, ours, peer };
       rows.push(row);
-      process.stderr.write(`${sh.name} ${threads}thr: ours ${fig(ours.r, ours.loaded)}` +
-        (peer ? `, torch.mm ${fig(peer.r.mm, peer.loaded)}, oneDNN ${fig(peer.r.onednn, peer.loaded)}` : '') + '\n');
+      process.stderr.write(
+        `${sh.name} ${threads}thr: ours ${fig(ours.r, ours.loaded)}` +
+          (peer ? `, torch.mm ${fig(peer.r.mm, peer.loaded)}, oneDNN ${fig(peer.r.onednn, peer.loaded)}` : '') +
+          '\n',
+      );
     }
   if (torch) torch.close();
   header.push(`Load average at the end ${os.loadavg()[0].toFixed(2)}.`);
@@ -192,11 +204,16 @@ async function main() {
   for (const { sh, threads, ours, peer } of rows) {
     const p = peer ? peer.r : {};
     const pl = peer ? peer.loaded : false;
-    out.push(`| ${sh.name} | ${dims(sh)} | ${threads} | ${fig(ours.r, ours.loaded)} | ` +
-      `${fig(p.mm, pl)} | ${fig(p.onednn, pl)} | ${ratio(ours.r, p.mm)} | ${ratio(ours.r, p.onednn)} |`);
+    out.push(
+      `| ${sh.name} | ${dims(sh)} | ${threads} | ${fig(ours.r, ours.loaded)} | ` +
+        `${fig(p.mm, pl)} | ${fig(p.onednn, pl)} | ${ratio(ours.r, p.mm)} | ${ratio(ours.r, p.onednn)} |`,
+    );
   }
-  out.push('', 'GFLOP/s as median (best) of repeated calls. § = taken under load: other processes used more ' +
-    'than the cores the figure leaves idle plus 0.3 (1 thread: > 1.3 cores; 2 threads: > 0.3).');
+  out.push(
+    '',
+    'GFLOP/s as median (best) of repeated calls. § = taken under load: other processes used more ' +
+      'than the cores the figure leaves idle plus 0.3 (1 thread: > 1.3 cores; 2 threads: > 0.3).',
+  );
   console.log(out.join('\n'));
 }
 

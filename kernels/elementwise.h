@@ -16,11 +16,11 @@ namespace fd {
 enum BinaryOp : int {
   kAdd = 0,
   kSub = 1,
-  kMul = 2,       // tfjs kernel "Multiply"
+  kMul = 2,  // tfjs kernel "Multiply"
   kRealDiv = 3,
-  kMaximum = 4,   // NaN if either is NaN; max(-0, +0) = +0 (JS Math.max)
-  kMinimum = 5,   // NaN if either is NaN; min(-0, +0) = -0
-  kPow = 6,       // JS Math.pow: pow(x, NaN) = NaN, pow(+-1, +-inf) = NaN
+  kMaximum = 4,  // NaN if either is NaN; max(-0, +0) = +0 (JS Math.max)
+  kMinimum = 5,  // NaN if either is NaN; min(-0, +0) = -0
+  kPow = 6,      // JS Math.pow: pow(x, NaN) = NaN, pow(+-1, +-inf) = NaN
   kSquaredDifference = 7,
   kFloorDiv = 8,  // floor(a / b), output int32 (JS ToInt32: NaN and +-inf give 0, large values wrap)
   kMod = 9,       // tfjs's floor-mod: the result has b's sign
@@ -47,8 +47,8 @@ enum UnaryOp : int {
   kSelu = 9,
   kRelu = 10,
   kRelu6 = 11,
-  kLeakyRelu = 12,  // p0 = alpha
-  kStep = 13,       // p0 = alpha: x > 0 ? 1 : alpha, NaN stays NaN
+  kLeakyRelu = 12,    // p0 = alpha
+  kStep = 13,         // p0 = alpha: x > 0 ? 1 : alpha, NaN stays NaN
   kClipByValue = 14,  // p0 = min, p1 = max
   kSqrt = 15,
   kRsqrt = 16,
@@ -56,7 +56,7 @@ enum UnaryOp : int {
   kNeg = 18,
   kAbs = 19,
   kReciprocal = 20,
-  kSign = 21,   // NaN gives 0
+  kSign = 21,  // NaN gives 0
   kFloor = 22,
   kCeil = 23,
   kRound = 24,  // half to even
@@ -83,8 +83,8 @@ int unary_out_type(int op);
 
 // The broadcast shape of a and b (numpy rules, shapes aligned on the right) into out_shape (room for
 // kMaxRank dims); false when they are incompatible. Ranks are <= kMaxRank.
-bool broadcast_shape(const int64_t* a_shape, int a_rank, const int64_t* b_shape, int b_rank,
-                     int64_t* out_shape, int* out_rank);
+bool broadcast_shape(const int64_t* a_shape, int a_rank, const int64_t* b_shape, int b_rank, int64_t* out_shape,
+                     int* out_rank);
 
 // out = op(a, b) broadcast. a and b hold elements of type `in`, out of binary_out_type(op, in).
 // out may be a or b itself when that input has the output's shape and type; no other overlap.

@@ -28,10 +28,18 @@ FD_HD int32_t js_to_int32(double d) {
 // ---- binary, float32. Sums, products and quotients of two floats rounded once to float equal JS's
 // float64 result rounded to float32 (53 >= 2 * 24 + 2 bits), so these match tfjs bit for bit;
 // the ops tfjs computes in more than one float64 step are computed in double here too.
-struct AddF { static FD_HD float f(float a, float b) { return a + b; } };
-struct SubF { static FD_HD float f(float a, float b) { return a - b; } };
-struct MulF { static FD_HD float f(float a, float b) { return a * b; } };
-struct DivF { static FD_HD float f(float a, float b) { return a / b; } };
+struct AddF {
+  static FD_HD float f(float a, float b) { return a + b; }
+};
+struct SubF {
+  static FD_HD float f(float a, float b) { return a - b; }
+};
+struct MulF {
+  static FD_HD float f(float a, float b) { return a * b; }
+};
+struct DivF {
+  static FD_HD float f(float a, float b) { return a / b; }
+};
 // Math.max / Math.min: NaN wins; for equal values the bitwise AND (max) / OR (min) gives +0 / -0
 // from {-0, +0} and the value itself otherwise.
 struct MaxF {
@@ -76,7 +84,9 @@ struct ModF {
     return static_cast<float>(__builtin_fmod(rem + y, y));
   }
 };
-struct PreluF { static FD_HD float f(float x, float alpha) { return x < 0.0f ? alpha * x : x; } };
+struct PreluF {
+  static FD_HD float f(float x, float alpha) { return x < 0.0f ? alpha * x : x; }
+};
 
 // ---- binary, int32: JS computes in double and stores with ToInt32.
 struct AddI {
@@ -96,8 +106,12 @@ struct MulI {
     return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(static_cast<int64_t>(p))));
   }
 };
-struct MaxI { static FD_HD int32_t f(int32_t a, int32_t b) { return a > b ? a : b; } };
-struct MinI { static FD_HD int32_t f(int32_t a, int32_t b) { return a < b ? a : b; } };
+struct MaxI {
+  static FD_HD int32_t f(int32_t a, int32_t b) { return a > b ? a : b; }
+};
+struct MinI {
+  static FD_HD int32_t f(int32_t a, int32_t b) { return a < b ? a : b; }
+};
 struct SqDiffI {
   static FD_HD int32_t f(int32_t a, int32_t b) {
     const double d = static_cast<double>(a) - static_cast<double>(b);
@@ -111,12 +125,42 @@ struct FloorDivI {
 };
 
 // ---- comparisons, any input type: bool out.
-struct Gt { template <class T> static FD_HD uint8_t f(T a, T b) { return a > b; } };
-struct Ge { template <class T> static FD_HD uint8_t f(T a, T b) { return a >= b; } };
-struct Lt { template <class T> static FD_HD uint8_t f(T a, T b) { return a < b; } };
-struct Le { template <class T> static FD_HD uint8_t f(T a, T b) { return a <= b; } };
-struct Eq { template <class T> static FD_HD uint8_t f(T a, T b) { return a == b; } };
-struct Ne { template <class T> static FD_HD uint8_t f(T a, T b) { return !(a == b); } };
+struct Gt {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return a > b;
+  }
+};
+struct Ge {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return a >= b;
+  }
+};
+struct Lt {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return a < b;
+  }
+};
+struct Le {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return a <= b;
+  }
+};
+struct Eq {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return a == b;
+  }
+};
+struct Ne {
+  template <class T>
+  static FD_HD uint8_t f(T a, T b) {
+    return !(a == b);
+  }
+};
 
 inline bool is_comparison(int op) { return op >= kGreater && op <= kNotEqual; }
 
@@ -245,13 +289,27 @@ inline float up(double v) {
   return f;
 }
 
-struct Exp { FD_HD float operator()(float x) const { return em::exp(x); } };
-struct Log { FD_HD float operator()(float x) const { return em::log(x); } };
-struct Log1p { FD_HD float operator()(float x) const { return em::log1p(x); } };
-struct Expm1 { FD_HD float operator()(float x) const { return em::expm1(x); } };
-struct Tanh { FD_HD float operator()(float x) const { return em::tanh(x); } };
-struct Sigmoid { FD_HD float operator()(float x) const { return em::sigmoid(x); } };
-struct Erf { FD_HD float operator()(float x) const { return em::erf(x); } };
+struct Exp {
+  FD_HD float operator()(float x) const { return em::exp(x); }
+};
+struct Log {
+  FD_HD float operator()(float x) const { return em::log(x); }
+};
+struct Log1p {
+  FD_HD float operator()(float x) const { return em::log1p(x); }
+};
+struct Expm1 {
+  FD_HD float operator()(float x) const { return em::expm1(x); }
+};
+struct Tanh {
+  FD_HD float operator()(float x) const { return em::tanh(x); }
+};
+struct Sigmoid {
+  FD_HD float operator()(float x) const { return em::sigmoid(x); }
+};
+struct Erf {
+  FD_HD float operator()(float x) const { return em::erf(x); }
+};
 // tfjs: exp(x) below log(eps) + 2, x above -(log(eps) + 2), log(1 + exp(x)) between; the middle is
 // computed as max(x, 0) + log1p(e^-|x|), which never overflows. Built by make_softplus().
 struct Softplus {
@@ -266,7 +324,9 @@ inline Softplus make_softplus() {
   const double t = std::log(1.1920928955078125e-7) + 2.0;
   return Softplus{up(t), down(-t)};  // x < t, x > -t
 }
-struct Elu { FD_HD float operator()(float x) const { return x >= 0.0f ? x : em::expm1(x); } };
+struct Elu {
+  FD_HD float operator()(float x) const { return x >= 0.0f ? x : em::expm1(x); }
+};
 struct Selu {
   FD_HD float operator()(float x) const {
     const double pos = kSeluScale * static_cast<double>(x);
@@ -275,7 +335,9 @@ struct Selu {
   }
 };
 // Math.max(0, x): NaN stays NaN, -0 gives +0.
-struct Relu { FD_HD float operator()(float x) const { return x != x ? x : (x > 0.0f ? x : 0.0f); } };
+struct Relu {
+  FD_HD float operator()(float x) const { return x != x ? x : (x > 0.0f ? x : 0.0f); }
+};
 struct Relu6 {
   FD_HD float operator()(float x) const { return x != x ? x : (x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f); }
 };
@@ -294,24 +356,52 @@ struct Clip {
 inline Clip make_clip(double min, double max) {
   return Clip{up(min), down(max), static_cast<float>(min), static_cast<float>(max)};
 }
-struct Sqrt { FD_HD float operator()(float x) const { return __builtin_sqrtf(x); } };
+struct Sqrt {
+  FD_HD float operator()(float x) const { return __builtin_sqrtf(x); }
+};
 struct Rsqrt {
   FD_HD float operator()(float x) const { return static_cast<float>(1.0 / __builtin_sqrt(static_cast<double>(x))); }
 };
-struct Square { FD_HD float operator()(float x) const { return x * x; } };
-struct Neg { FD_HD float operator()(float x) const { return -x; } };
-struct Abs { FD_HD float operator()(float x) const { return em::abs(x); } };
-struct Reciprocal { FD_HD float operator()(float x) const { return 1.0f / x; } };
-struct Sign { FD_HD float operator()(float x) const { return x < 0.0f ? -1.0f : (x > 0.0f ? 1.0f : 0.0f); } };
-struct Floor { FD_HD float operator()(float x) const { return __builtin_floorf(x); } };
-struct Ceil { FD_HD float operator()(float x) const { return __builtin_ceilf(x); } };
+struct Square {
+  FD_HD float operator()(float x) const { return x * x; }
+};
+struct Neg {
+  FD_HD float operator()(float x) const { return -x; }
+};
+struct Abs {
+  FD_HD float operator()(float x) const { return em::abs(x); }
+};
+struct Reciprocal {
+  FD_HD float operator()(float x) const { return 1.0f / x; }
+};
+struct Sign {
+  FD_HD float operator()(float x) const { return x < 0.0f ? -1.0f : (x > 0.0f ? 1.0f : 0.0f); }
+};
+struct Floor {
+  FD_HD float operator()(float x) const { return __builtin_floorf(x); }
+};
+struct Ceil {
+  FD_HD float operator()(float x) const { return __builtin_ceilf(x); }
+};
 // tfjs's banker's rounding equals rint except at -0.5, which it rounds to +0 (floor(-0.5) + 1).
-struct Round { FD_HD float operator()(float x) const { return x == -0.5f ? 0.0f : __builtin_rintf(x); } };
-struct Sin { FD_HD float operator()(float x) const { return static_cast<float>(__builtin_sin(static_cast<double>(x))); } };
-struct Cos { FD_HD float operator()(float x) const { return static_cast<float>(__builtin_cos(static_cast<double>(x))); } };
-struct IsNaN { FD_HD uint8_t operator()(float x) const { return x != x; } };
-struct IsInf { FD_HD uint8_t operator()(float x) const { return em::abs(x) == __builtin_huge_valf(); } };
-struct IsFinite { FD_HD uint8_t operator()(float x) const { return em::abs(x) < __builtin_huge_valf(); } };
+struct Round {
+  FD_HD float operator()(float x) const { return x == -0.5f ? 0.0f : __builtin_rintf(x); }
+};
+struct Sin {
+  FD_HD float operator()(float x) const { return static_cast<float>(__builtin_sin(static_cast<double>(x))); }
+};
+struct Cos {
+  FD_HD float operator()(float x) const { return static_cast<float>(__builtin_cos(static_cast<double>(x))); }
+};
+struct IsNaN {
+  FD_HD uint8_t operator()(float x) const { return x != x; }
+};
+struct IsInf {
+  FD_HD uint8_t operator()(float x) const { return em::abs(x) == __builtin_huge_valf(); }
+};
+struct IsFinite {
+  FD_HD uint8_t operator()(float x) const { return em::abs(x) < __builtin_huge_valf(); }
+};
 
 // Calls f(functor, cost) for unary op `op` (attributes p0, p1 as in UnaryOp); false for a bad op.
 template <class F>
@@ -361,11 +451,21 @@ struct F32ToI32 {
                : 0;
   }
 };
-struct F32ToU8 { FD_HD uint8_t operator()(float v) const { return v != 0.0f; } };
-struct I32ToF32 { FD_HD float operator()(int32_t v) const { return static_cast<float>(v); } };
-struct I32ToU8 { FD_HD uint8_t operator()(int32_t v) const { return v != 0; } };
-struct U8ToF32 { FD_HD float operator()(uint8_t v) const { return static_cast<float>(v); } };
-struct U8ToI32 { FD_HD int32_t operator()(uint8_t v) const { return static_cast<int32_t>(v); } };
+struct F32ToU8 {
+  FD_HD uint8_t operator()(float v) const { return v != 0.0f; }
+};
+struct I32ToF32 {
+  FD_HD float operator()(int32_t v) const { return static_cast<float>(v); }
+};
+struct I32ToU8 {
+  FD_HD uint8_t operator()(int32_t v) const { return v != 0; }
+};
+struct U8ToF32 {
+  FD_HD float operator()(uint8_t v) const { return static_cast<float>(v); }
+};
+struct U8ToI32 {
+  FD_HD int32_t operator()(uint8_t v) const { return static_cast<int32_t>(v); }
+};
 
 // Calls f(functor, T{}, U{}) for a cast between two different types; false for a bad pair.
 template <class F>

@@ -23,7 +23,7 @@ FD_HD int32_t float_bits(float x) {
   int32_t i;
   std::memcpy(&i, &x, sizeof i);
   return i;
-#else  // a builtin, not memcpy: GCC only vectorizes loops through memcpy-based casts sometimes
+#else                      // a builtin, not memcpy: GCC only vectorizes loops through memcpy-based casts sometimes
   return __builtin_bit_cast(int32_t, x);
 #endif
 }

@@ -47,9 +47,7 @@ FD_HD float layer_norm_xhat(float x, float mean, float rstd) { return (x - mean)
 // g must be the product rounded to float, the same value the row sums added: computed here, the
 // compiler may contract dy * gamma - c1 into an FMA, whose unrounded product does not cancel against
 // c1 (cols = 1 then gives rstd times a rounding error instead of exactly 0).
-FD_HD float layer_norm_dx(float g, float xhat, float rstd, float c1, float c2) {
-  return rstd * (g - c1 - xhat * c2);
-}
+FD_HD float layer_norm_dx(float g, float xhat, float rstd, float c1, float c2) { return rstd * (g - c1 - xhat * c2); }
 
 }  // namespace nn
 }  // namespace fd

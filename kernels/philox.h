@@ -55,7 +55,8 @@ FD_HD Block block_for(uint64_t seed, uint64_t i) {
 // could otherwise reach it): tfjs's range is [lo, hi).
 FD_HD float uniform(uint32_t word, float lo, float hi) {
   const double u = static_cast<double>(word >> 8) * (1.0 / 16777216.0);
-  const float v = static_cast<float>(fma(static_cast<double>(hi) - static_cast<double>(lo), u, static_cast<double>(lo)));
+  const float v = static_cast<float>(
+      fma(static_cast<double>(hi) - static_cast<double>(lo), u, static_cast<double>(lo)));
   return v < hi ? v : nextafterf(hi, lo);
 }
 

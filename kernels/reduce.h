@@ -29,13 +29,11 @@ enum class ReduceOp : int { kSum = 0, kMean, kProd, kMax, kMin, kAny, kAll, kArg
 
 // Output element type of `op` for input type `in`, or -1 when the pair is not supported.
 int reduce_output_type(ReduceOp op, DType in);
-void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
-                void* out);
+void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask, void* out);
 
 // ---- CUDA (kernels/cuda/reduce.cu; kernels/cuda/no_cuda.cpp in CPU builds) ----
 // The same parameters and semantics as the CPU function above, on DEVICE pointers (shape is a host
 // array). Work is queued on the library's stream, nothing synchronises.
-Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask,
-                   void* out);
+Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, int rank, uint32_t axes_mask, void* out);
 
 }  // namespace fd

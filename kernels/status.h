@@ -6,12 +6,12 @@ namespace fd {
 
 enum Status : int {
   kOk = 0,
-  kBadMask = 1,     // a mask/tokenMask value other than 0 or 1 (reported by check_mask)
-  kNoCuda = 2,      // built without CUDA
-  kNoDevice = 3,    // CUDA built in but no usable device
-  kCudaError = 4,   // a CUDA call failed; cuda_last_error() has the message
-  kBadShape = 5,    // a negative size or a leading dimension too small (sgemm_cpu)
-  kNoMemory = 6,    // a working buffer could not be allocated
+  kBadMask = 1,    // a mask/tokenMask value other than 0 or 1 (reported by check_mask)
+  kNoCuda = 2,     // built without CUDA
+  kNoDevice = 3,   // CUDA built in but no usable device
+  kCudaError = 4,  // a CUDA call failed; cuda_last_error() has the message
+  kBadShape = 5,   // a negative size or a leading dimension too small (sgemm_cpu)
+  kNoMemory = 6,   // a working buffer could not be allocated
 };
 
 }  // namespace fd

@@ -58,7 +58,8 @@ int dtype_of(napi_typedarray_type t) {
 }
 
 const char* dtype_name(Place place, int dtype) {
-  if (place == Place::kDevice) return dtype == 0 ? "float32 device buffer" : dtype == 1 ? "int32 device buffer" : "bool device buffer";
+  if (place == Place::kDevice)
+    return dtype == 0 ? "float32 device buffer" : dtype == 1 ? "int32 device buffer" : "bool device buffer";
   return dtype == 0 ? "Float32Array" : dtype == 1 ? "Int32Array" : "Uint8Array";
 }
 
@@ -157,19 +158,16 @@ void check_mask(const Args& a, const float* mask, int64_t n, const char* name) {
     if (st != fd::kBadMask) throw_status(a, st);
     throw_status(a, fd::device::download(&value, mask + bad, sizeof(float)));
   }
-  a.range_error(std::string(name) + " must hold only 0 and 1, got " + js_number(value) + " at index " + std::to_string(bad));
+  a.range_error(std::string(name) + " must hold only 0 and 1, got " + js_number(value) + " at index " +
+                std::to_string(bad));
 }
 
 void throw_status(const Args& a, fd::Status status) {
   switch (status) {
-    case fd::kOk:
-      return;
-    case fd::kBadMask:
-      a.range_error("mask must hold only 0 and 1");
-    case fd::kBadShape:
-      a.range_error("a size or leading dimension is out of range");
-    case fd::kNoMemory:
-      a.range_error("out of memory");
+    case fd::kOk: return;
+    case fd::kBadMask: a.range_error("mask must hold only 0 and 1");
+    case fd::kBadShape: a.range_error("a size or leading dimension is out of range");
+    case fd::kNoMemory: a.range_error("out of memory");
     default:
       throw Napi::Error::New(a.info.Env(), std::string("fused-distill: ") + a.fn + ": " + fd::device::last_error());
   }
@@ -185,7 +183,8 @@ bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem
 void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
                       std::initializer_list<std::pair<const float*, int64_t>> inputs) {
   for (const auto& [in, n] : inputs)
-    if (overlaps(out, n_out, in, n, elem_out, 4)) a.range_error(std::string(out_name) + " must not overlap an input or output");
+    if (overlaps(out, n_out, in, n, elem_out, 4))
+      a.range_error(std::string(out_name) + " must not overlap an input or output");
 }
 
 namespace {

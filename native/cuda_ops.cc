@@ -21,7 +21,9 @@ Napi::Value IsAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), fd::device::init() == fd::kOk);
 }
 
-Napi::Value LastError(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), fd::device::last_error()); }
+Napi::Value LastError(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), fd::device::last_error());
+}
 
 Napi::Value DeviceName(const Napi::CallbackInfo& info) {
   return guarded(info, "cuda.deviceName", [&](const Args& a) -> Napi::Value {
@@ -90,9 +92,9 @@ void register_cuda_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("builtWithCuda", Napi::Function::New(env, BuiltWithCuda, "builtWithCuda"));
   Napi::Object cuda = cuda_exports(env, exports);
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
-      {"isAvailable", IsAvailable},   {"lastError", LastError},       {"deviceName", DeviceName},
-      {"synchronize", Synchronize},   {"emptyCache", EmptyCache},     {"timerStart", TimerStart},
-      {"timerStop", TimerStop},       {"setTF32", SetTF32},           {"getTF32", GetTF32},
+      {"isAvailable", IsAvailable}, {"lastError", LastError},   {"deviceName", DeviceName},
+      {"synchronize", Synchronize}, {"emptyCache", EmptyCache}, {"timerStart", TimerStart},
+      {"timerStop", TimerStop},     {"setTF32", SetTF32},       {"getTF32", GetTF32},
   };
   for (const auto& [name, fn] : fns) cuda.Set(name, Napi::Function::New(env, fn, name));
   register_device_buffers(cuda);

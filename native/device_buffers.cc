@@ -83,8 +83,8 @@ Napi::Value Transfer(const Napi::CallbackInfo& info, bool to_device) {
     a.expect_count(2);
     const DeviceBufferInfo b = buffer_arg(a, 0, "buffer");
     const char* name = to_device ? "src" : "dst";
-    const std::string expected = std::string(name) + " must be a " + dtype_name(Place::kHost, b.dtype) + " (the buffer is " +
-                                 kDTypeNames[b.dtype] + ")";
+    const std::string expected = std::string(name) + " must be a " + dtype_name(Place::kHost, b.dtype) +
+                                 " (the buffer is " + kDTypeNames[b.dtype] + ")";
     const TypedView host = typed_view(a, info[1], expected);
     if (dtype_of(host.type) != b.dtype) a.type_error(expected);
     if (host.length < 1 || host.length > b.length)
@@ -92,7 +92,8 @@ Napi::Value Transfer(const Napi::CallbackInfo& info, bool to_device) {
                     std::to_string(host.length));
     if (host.data == nullptr) a.type_error(expected + ", got a buffer with no data");
     const size_t bytes = static_cast<size_t>(host.length * elem_bytes(b.dtype));
-    throw_status(a, to_device ? fd::device::upload(b.ptr, host.data, bytes) : fd::device::download(host.data, b.ptr, bytes));
+    throw_status(
+        a, to_device ? fd::device::upload(b.ptr, host.data, bytes) : fd::device::download(host.data, b.ptr, bytes));
     return info.Env().Undefined();
   });
 }
@@ -108,7 +109,8 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
     const DeviceBufferInfo src = buffer_arg(a, 1, "src");
     const int64_t n = a.size(2, "n");
     if (src.dtype != dst.dtype)
-      a.type_error(std::string("src is a ") + kDTypeNames[src.dtype] + " buffer but dst is a " + kDTypeNames[dst.dtype] + " buffer");
+      a.type_error(std::string("src is a ") + kDTypeNames[src.dtype] + " buffer but dst is a " +
+                   kDTypeNames[dst.dtype] + " buffer");
     if (n > src.length || n > dst.length)
       a.range_error("n = " + std::to_string(n) + " exceeds the size of " + (n > src.length ? "src" : "dst") + " (" +
                     std::to_string(n > src.length ? src.length : dst.length) + ")");
@@ -139,7 +141,8 @@ const DeviceBufferInfo& device_buffer(const Args& a, napi_value v, const std::st
   if (!value.IsNumber()) a.type_error(name + " must be a device buffer handle");
   const double h = value.As<Napi::Number>().DoubleValue();
   // The range check first: casting NaN or a huge double to int64 is undefined.
-  if (!(h >= 1 && h < 9007199254740992.0) || h != std::floor(h)) a.range_error(name + " is not a live device buffer handle");
+  if (!(h >= 1 && h < 9007199254740992.0) || h != std::floor(h))
+    a.range_error(name + " is not a live device buffer handle");
   auto it = g_buffers.find(static_cast<int64_t>(h));
   if (it == g_buffers.end()) a.range_error(name + " is not a live device buffer handle (freed, or never allocated)");
   return it->second;
@@ -148,8 +151,8 @@ const DeviceBufferInfo& device_buffer(const Args& a, napi_value v, const std::st
 void register_device_buffers(Napi::Object cuda) {
   Napi::Env env = cuda.Env();
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
-      {"alloc", Alloc},       {"free", Free},         {"size", BufferSize}, {"dtype", BufferDType},
-      {"upload", Upload},     {"download", Download}, {"copy", Copy},       {"memoryStats", MemoryStats},
+      {"alloc", Alloc},   {"free", Free},         {"size", BufferSize}, {"dtype", BufferDType},
+      {"upload", Upload}, {"download", Download}, {"copy", Copy},       {"memoryStats", MemoryStats},
   };
   for (const auto& [name, fn] : fns) cuda.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -52,16 +52,16 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
     return op;
   }
   if (op.length < per)
-    a.range_error(std::string(name) + " must hold at least " + dims + " = " + std::to_string(per) +
-                  " elements when " + offsets_name + " is given, got length " + std::to_string(op.length));
+    a.range_error(std::string(name) + " must hold at least " + dims + " = " + std::to_string(per) + " elements when " +
+                  offsets_name + " is given, got length " + std::to_string(op.length));
   const int64_t last = op.length - per;
   op.offsets.resize(static_cast<size_t>(batch));
   for (int64_t i = 0; i < batch; ++i) {
     const double v = off[i];
     if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > static_cast<double>(last))
       a.range_error(std::string(offsets_name) + "[" + std::to_string(i) + "] must be an integer in [0, " +
-                    std::to_string(last) + "] (" + name + " has " + std::to_string(op.length) + " elements, " +
-                    dims + " = " + std::to_string(per) + " per entry), got " + std::to_string(v));
+                    std::to_string(last) + "] (" + name + " has " + std::to_string(op.length) + " elements, " + dims +
+                    " = " + std::to_string(per) + " per entry), got " + std::to_string(v));
     op.offsets[static_cast<size_t>(i)] = static_cast<int64_t>(v);
   }
   return op;

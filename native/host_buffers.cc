@@ -55,13 +55,15 @@ Napi::Value AllocHostBuffer(const Napi::CallbackInfo& info) {
     // 0.7 ms). Blocks of one size from malloc are reused warm.
     void* base = std::malloc(rounded + kAlign);
     if (!base) a.range_error("out of memory allocating " + std::to_string(bytes) + " bytes");
-    void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~static_cast<uintptr_t>(kAlign - 1));
+    void* data = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) &
+                                         ~static_cast<uintptr_t>(kAlign - 1));
     if (zero) std::memset(data, 0, static_cast<size_t>(bytes));
     Block* block = new Block{data, base, rounded, false};
     napi_value out;
     // The block record is wrapped onto the ArrayBuffer: freeHostBuffer finds it with napi_unwrap, and
     // the wrap's finalizer runs when the GC collects the buffer.
-    napi_status st = napi_create_external_arraybuffer(info.Env(), data, static_cast<size_t>(bytes), nullptr, nullptr, &out);
+    napi_status st = napi_create_external_arraybuffer(info.Env(), data, static_cast<size_t>(bytes), nullptr, nullptr,
+                                                      &out);
     if (st == napi_ok) st = napi_wrap(info.Env(), out, block, finalize, nullptr, nullptr);
     if (st != napi_ok) {
       std::free(base);

@@ -34,8 +34,8 @@ bool needs_teacher(const fd::ObjectiveArgs& o) {
   return o.weight[fd::kDistillKL] != 0 || o.weight[fd::kMarginMSE] != 0 || o.weight[fd::kScoreMSE] != 0;
 }
 bool needs_labels(const fd::ObjectiveArgs& o) {
-  return o.weight[fd::kPointwiseBCE] != 0 || o.weight[fd::kPairwiseRankNet] != 0 ||
-         o.weight[fd::kPairwiseHinge] != 0 || o.weight[fd::kListwiseSoftmaxCE] != 0;
+  return o.weight[fd::kPointwiseBCE] != 0 || o.weight[fd::kPairwiseRankNet] != 0 || o.weight[fd::kPairwiseHinge] != 0 ||
+         o.weight[fd::kListwiseSoftmaxCE] != 0;
 }
 
 // rankingObjective(s, t|null, y|null, mask|null, rows, cols, weights[7], temperature, sigma, margin,

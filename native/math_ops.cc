@@ -47,7 +47,8 @@ constexpr unsigned kAnyType = 7u;
 
 void expect_length(const Args& a, const Typed& t, const char* name, int64_t length) {
   if (t.length != length)
-    a.range_error(std::string(name) + " must have " + std::to_string(length) + " elements, got " + std::to_string(t.length));
+    a.range_error(std::string(name) + " must have " + std::to_string(length) + " elements, got " +
+                  std::to_string(t.length));
 }
 
 // A shape: an array of at most fd::kMaxRank integers in [0, 2^40]; returns the element count.
@@ -66,7 +67,8 @@ int64_t read_shape(const Args& a, size_t i, const char* name, int64_t* dims, int
     if (!std::isfinite(d) || d != std::floor(d) || d < 0 || d > static_cast<double>(kMaxElements))
       a.range_error(what + " must be an integer in [0, 2^40], got " + std::to_string(d));
     dims[k] = static_cast<int64_t>(d);
-    if (dims[k] != 0 && total > kMaxElements / dims[k]) a.range_error(std::string(name) + " has more than 2^40 elements");
+    if (dims[k] != 0 && total > kMaxElements / dims[k])
+      a.range_error(std::string(name) + " has more than 2^40 elements");
     total *= dims[k];
   }
   *rank = static_cast<int>(r);
@@ -110,7 +112,8 @@ Napi::Value BinaryOp(const Args& a) {
   expect_length(a, x, "a", a_length);
   const Typed y = typed_any(a, 3, "b", kInputs);
   if (y.type != x.type)
-    a.type_error(std::string("b must be a ") + dtype_name(a.place, x.type) + " like a, got a " + dtype_name(a.place, y.type));
+    a.type_error(std::string("b must be a ") + dtype_name(a.place, x.type) + " like a, got a " +
+                 dtype_name(a.place, y.type));
   expect_length(a, y, "b", b_length);
   if (!fd::broadcast_shape(as, ar, bs, br, os, &orank)) {
     auto str = [](const int64_t* s, int r) {

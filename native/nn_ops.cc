@@ -18,7 +18,8 @@ int64_t float_length(const Args& a, size_t i, const char* name) {
 }
 
 // out may be exactly `in` (an elementwise op reads each element before writing it), else must not overlap it.
-void check_same_or_apart(const Args& a, const char* out_name, const float* out, const float* in, int64_t n, const char* in_name) {
+void check_same_or_apart(const Args& a, const char* out_name, const float* out, const float* in, int64_t n,
+                         const char* in_name) {
   if (out != in && overlaps(out, n, in, n))
     a.range_error(std::string(out_name) + " must be " + in_name + " itself or not overlap it");
 }
@@ -39,7 +40,8 @@ fd::LayerNormArgs read_layer_norm(const Args& a) {
   o.y = a.floats(6, "y", n);
   o.mean = a.floats(7, "mean", o.rows, true);
   o.rstd = a.floats(8, "rstd", o.rows, true);
-  check_no_overlap(a, "y", o.y, n, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}});
+  check_no_overlap(a, "y", o.y, n, 4,
+                   {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}});
   check_no_overlap(a, "mean", o.mean, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.rstd, o.rows}});
   check_no_overlap(a, "rstd", o.rstd, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}});
   return o;

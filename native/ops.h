@@ -14,7 +14,7 @@ void register_cuda_ops(Napi::Env env, Napi::Object exports);
 void register_host_buffers(Napi::Env env, Napi::Object exports);
 void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_shape_ops(Napi::Env env, Napi::Object exports);
-void register_nn_ops(Napi::Env env, Napi::Object exports);  // nn_ops.cc: LayerNorm and GELU on host arrays
+void register_nn_ops(Napi::Env env, Napi::Object exports);         // nn_ops.cc: LayerNorm and GELU on host arrays
 void register_optimizer_ops(Napi::Env env, Napi::Object exports);  // optimizer_ops.cc: AdamW and the sum of squares
 }  // namespace fd_native
 

@@ -2,8 +2,8 @@
 // the same checks, on device buffers (cuda.reduce etc., through register_op): argument checking
 // only, the work is in kernels/cpu/ and the device's *_cuda. Tensors are Float32Array
 // (float32), Int32Array (int32) or Uint8Array (bool), or device buffers of those dtypes; shapes, axes
-// and permutations are plain arrays of integers. Every mismatch throws a TypeError/RangeError naming the argument, before any memory is
-// touched; an output must not overlap an input. Plain arrays are read first, typed arrays last:
+// and permutations are plain arrays of integers. Every mismatch throws a TypeError/RangeError naming the argument,
+// before any memory is touched; an output must not overlap an input. Plain arrays are read first, typed arrays last:
 // reading an array element can run JS (a getter) that could free a buffer already looked at.
 #include <cmath>
 #include <string>
@@ -32,8 +32,7 @@ const char* type_name(const Args& a, DType t) { return dtype_name(a.place, stati
 // Any Float32Array, Int32Array or Uint8Array that is not detached (it may be empty), or on the device
 // a buffer of any dtype.
 std::string any_tensor(const Args& a, const std::string& name) {
-  return name + " must be a " + type_name(a, fd::kF32) + ", " + type_name(a, fd::kI32) + " or " +
-         type_name(a, fd::kU8);
+  return name + " must be a " + type_name(a, fd::kF32) + ", " + type_name(a, fd::kI32) + " or " + type_name(a, fd::kU8);
 }
 
 Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
@@ -41,17 +40,10 @@ Tensor tensor_value(const Args& a, Napi::Value v, const std::string& name) {
   const TypedView view = operand_view(a, v, name, expected);
   Tensor t;
   switch (view.type) {
-    case napi_float32_array:
-      t.type = fd::kF32;
-      break;
-    case napi_int32_array:
-      t.type = fd::kI32;
-      break;
-    case napi_uint8_array:
-      t.type = fd::kU8;
-      break;
-    default:
-      a.type_error(expected);
+    case napi_float32_array: t.type = fd::kF32; break;
+    case napi_int32_array: t.type = fd::kI32; break;
+    case napi_uint8_array: t.type = fd::kU8; break;
+    default: a.type_error(expected);
   }
   if (view.length > 0 && view.data == nullptr) a.type_error(expected + ", got a buffer with no data");
   t.data = view.data;
@@ -66,7 +58,8 @@ Tensor tensor(const Args& a, size_t i, const char* name) {
 
 // A typed array of the given element type and length.
 Tensor tensor_of(const Args& a, size_t i, const char* name, DType type, int64_t length) {
-  const std::string expected = std::string(name) + " must be a " + type_name(a, type) + " of length " + std::to_string(length);
+  const std::string expected = std::string(name) + " must be a " + type_name(a, type) + " of length " +
+                               std::to_string(length);
   if (i >= a.info.Length() || !(a.place == Place::kHost ? a.info[i].IsTypedArray() : a.info[i].IsNumber()))
     a.type_error(expected);
   Tensor t = tensor(a, i, name);
@@ -86,7 +79,8 @@ int64_t integer(const Args& a, Napi::Value v, const std::string& name, int64_t l
 }
 
 // An array of integers in [lo, hi] of the given length (any length up to kMaxShapeRank if length < 0).
-std::vector<int64_t> int_array(const Args& a, Napi::Value v, const char* name, int64_t lo, int64_t hi, int64_t length = -1) {
+std::vector<int64_t> int_array(const Args& a, Napi::Value v, const char* name, int64_t lo, int64_t hi,
+                               int64_t length = -1) {
   if (!v.IsArray()) a.type_error(std::string(name) + " must be an array of integers");
   Napi::Array arr = v.As<Napi::Array>();
   const int64_t n = arr.Length();
@@ -215,8 +209,9 @@ Napi::Value Transpose(const Args& a) {
   int perm[fd::kMaxShapeRank];
   uint32_t seen = 0;
   for (int j = 0; j < rank; ++j) {
-    if ((seen >> p[j]) & 1u) a.range_error("perm must be a permutation of 0.." + std::to_string(rank - 1) +
-                                           ", axis " + std::to_string(p[j]) + " appears twice");
+    if ((seen >> p[j]) & 1u)
+      a.range_error("perm must be a permutation of 0.." + std::to_string(rank - 1) + ", axis " + std::to_string(p[j]) +
+                    " appears twice");
     seen |= 1u << p[j];
     perm[j] = static_cast<int>(p[j]);
   }
@@ -241,9 +236,9 @@ Napi::Value Slice(const Args& a) {
   check_length(a, x, "x", elements(a, shape, "shape"), "shape");
   for (int i = 0; i < rank; ++i)
     if (begin[i] + size[i] > shape[i])
-      a.range_error("begin[" + std::to_string(i) + "] + size[" + std::to_string(i) + "] = " +
-                    std::to_string(begin[i] + size[i]) + " exceeds shape[" + std::to_string(i) + "] = " +
-                    std::to_string(shape[i]));
+      a.range_error("begin[" + std::to_string(i) + "] + size[" + std::to_string(i) +
+                    "] = " + std::to_string(begin[i] + size[i]) + " exceeds shape[" + std::to_string(i) +
+                    "] = " + std::to_string(shape[i]));
   const Tensor out = tensor_of(a, 4, "out", x.type, elements(a, size, "size"));
   check_apart(a, "out", out, x);
   if (a.place == Place::kHost)
@@ -285,11 +280,12 @@ Napi::Value Concat(const Args& a) {
   for (int64_t k = 0; k < n; ++k) {
     const std::string nm = "shapes[" + std::to_string(k) + "]";
     if (static_cast<int>(shapes[k].size()) != rank)
-      a.range_error(nm + " has rank " + std::to_string(shapes[k].size()) + ", shapes[0] has rank " + std::to_string(rank));
+      a.range_error(nm + " has rank " + std::to_string(shapes[k].size()) + ", shapes[0] has rank " +
+                    std::to_string(rank));
     for (int i = 0; i < rank; ++i)
       if (i != ax && shapes[k][i] != shapes[0][i])
-        a.range_error(nm + "[" + std::to_string(i) + "] = " + std::to_string(shapes[k][i]) + " differs from shapes[0][" +
-                      std::to_string(i) + "] = " + std::to_string(shapes[0][i]));
+        a.range_error(nm + "[" + std::to_string(i) + "] = " + std::to_string(shapes[k][i]) +
+                      " differs from shapes[0][" + std::to_string(i) + "] = " + std::to_string(shapes[0][i]));
     out_shape[ax] += shapes[k][ax];
     if (out_shape[ax] > kMaxElements) a.range_error("the output has more than 2^40 elements");
   }
@@ -320,7 +316,8 @@ Napi::Value Concat(const Args& a) {
     if (a.place == Place::kHost)
       fd::concat_cpu(ptrs.data(), inner.data(), static_cast<int>(ptrs.size()), outer, out.data, out.bytes());
     else
-      throw_status(a, fd::concat_cuda(ptrs.data(), inner.data(), static_cast<int>(ptrs.size()), outer, out.data, out.bytes()));
+      throw_status(
+          a, fd::concat_cuda(ptrs.data(), inner.data(), static_cast<int>(ptrs.size()), outer, out.data, out.bytes()));
   }
   return info.Env().Undefined();
 }
@@ -361,7 +358,8 @@ Napi::Value Gather(const Args& a) {
   if (batch < 1) a.range_error("dims[0] (batch) must be >= 1");
   check_length(a, x, "x", elements(a, d, "dims"), "dims");
   const Tensor idx = tensor(a, 2, "indices");
-  if (idx.type != fd::kI32) a.type_error(std::string("indices must be an ") + type_name(a, fd::kI32) + ", got a " + type_name(a, idx.type));
+  if (idx.type != fd::kI32)
+    a.type_error(std::string("indices must be an ") + type_name(a, fd::kI32) + ", got a " + type_name(a, idx.type));
   if (idx.length % batch != 0)
     a.range_error("indices has length " + std::to_string(idx.length) + ", not a multiple of the batch " +
                   std::to_string(batch));

@@ -81,10 +81,31 @@ export interface DeviceOnlyApi {
  *  exactly addon.X's arguments, checked the same way, a device buffer in place of each typed array
  *  (its dtype plays the array's type, its size the length). */
 export type RegisteredOpName =
-  | 'rankingObjective' | 'hiddenMSE' | 'attentionMSE' | 'scale'
-  | 'layerNorm' | 'layerNormGrad' | 'gelu' | 'geluGrad'
-  | 'binaryOp' | 'unaryOp' | 'cast' | 'fill' | 'reduce' | 'softmax' | 'transpose' | 'slice' | 'concat' | 'tile'
-  | 'gather' | 'unsortedSegmentSum' | 'sgemm' | 'adamwUpdate' | 'sumSquares' | 'randomUniform' | 'randomNormal';
+  | 'rankingObjective'
+  | 'hiddenMSE'
+  | 'attentionMSE'
+  | 'scale'
+  | 'layerNorm'
+  | 'layerNormGrad'
+  | 'gelu'
+  | 'geluGrad'
+  | 'binaryOp'
+  | 'unaryOp'
+  | 'cast'
+  | 'fill'
+  | 'reduce'
+  | 'softmax'
+  | 'transpose'
+  | 'slice'
+  | 'concat'
+  | 'tile'
+  | 'gather'
+  | 'unsortedSegmentSum'
+  | 'sgemm'
+  | 'adamwUpdate'
+  | 'sumSquares'
+  | 'randomUniform'
+  | 'randomNormal';
 
 // A host argument's type on the device: typed arrays become buffer handles (null stays null).
 // Float64Arrays (sgemm's offsets) stay host arrays.
@@ -95,14 +116,22 @@ type DeviceOp<F> = F extends (...args: infer A) => infer R ? (...args: { [K in k
  *  notes: rankingObjective's weights stay a host Float32Array; gather's indices are NOT
  *  bounds-checked (one outside [0, dim) gives zeros); sumSquares adds in a fixed tree order and
  *  synchronises to return. */
-export type CudaApi = DeviceOnlyApi &
-  { [P in Exclude<RegisteredOpName, 'rankingObjective'>]: DeviceOp<Addon[P]> } & {
-    rankingObjective(
-      s: DeviceBuffer, t: DeviceBuffer | null, y: DeviceBuffer | null, mask: DeviceBuffer | null,
-      rows: number, cols: number, weights: F32, temperature: number, sigma: number, margin: number,
-      grad: DeviceBuffer | null, result: DeviceBuffer,
-    ): void;
-  };
+export type CudaApi = DeviceOnlyApi & { [P in Exclude<RegisteredOpName, 'rankingObjective'>]: DeviceOp<Addon[P]> } & {
+  rankingObjective(
+    s: DeviceBuffer,
+    t: DeviceBuffer | null,
+    y: DeviceBuffer | null,
+    mask: DeviceBuffer | null,
+    rows: number,
+    cols: number,
+    weights: F32,
+    temperature: number,
+    sigma: number,
+    margin: number,
+    grad: DeviceBuffer | null,
+    result: DeviceBuffer,
+  ): void;
+};
 
 /** Typed arrays of the three numeric dtypes: float32, int32, bool. */
 export type NumericArray = Float32Array | Int32Array | Uint8Array;
@@ -122,18 +151,41 @@ export interface Addon {
    * 0/1 is a RangeError naming the first bad value and its index.
    */
   rankingObjective(
-    s: F32, t: F32 | null, y: F32 | null, mask: F32 | null, rows: number, cols: number,
-    weights: F32, temperature: number, sigma: number, margin: number,
-    grad: F32 | null, result: F32,
+    s: F32,
+    t: F32 | null,
+    y: F32 | null,
+    mask: F32 | null,
+    rows: number,
+    cols: number,
+    weights: F32,
+    temperature: number,
+    sigma: number,
+    margin: number,
+    grad: F32 | null,
+    result: F32,
   ): void;
   /** Masked hidden-state MSE over [layers, batch, len, hidden]; loss (1 float) receives it. */
   hiddenMSE(
-    hs: F32, ht: F32, tokenMask: F32 | null, layers: number, batch: number, len: number, hidden: number,
-    grad: F32 | null, loss: F32,
+    hs: F32,
+    ht: F32,
+    tokenMask: F32 | null,
+    layers: number,
+    batch: number,
+    len: number,
+    hidden: number,
+    grad: F32 | null,
+    loss: F32,
   ): void;
   /** Masked attention MSE over [batch, heads, len, len]; loss (1 float) receives it. */
   attentionMSE(
-    as: F32, at: F32, tokenMask: F32 | null, batch: number, heads: number, len: number, grad: F32 | null, loss: F32,
+    as: F32,
+    at: F32,
+    tokenMask: F32 | null,
+    batch: number,
+    heads: number,
+    len: number,
+    grad: F32 | null,
+    loss: F32,
   ): void;
   /** out = x * c, one length; out may be x. */
   scale(x: F32, c: number, out: F32): void;
@@ -150,8 +202,17 @@ export interface Addon {
    * entry starts. The same for b. k may be 0 (c becomes zeros). c must not overlap a or b.
    */
   sgemm(
-    a: F32, b: F32, c: F32, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean,
-    aOffsets: Float64Array | null, bOffsets: Float64Array | null,
+    a: F32,
+    b: F32,
+    c: F32,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    aOffsets: Float64Array | null,
+    bOffsets: Float64Array | null,
   ): void;
   /** The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA. */
   gemmIsa(): 'avx512' | 'avx2' | 'scalar';
@@ -162,7 +223,14 @@ export interface Addon {
    * op's output type (Uint8Array for comparisons, Int32Array for FloorDiv, else a's type) and of the
    * broadcast shape's size. out may be a or b itself when that input has the result's shape.
    */
-  binaryOp(op: number, a: F32 | Int32Array, aShape: number[], b: F32 | Int32Array, bShape: number[], out: NumericArray): void;
+  binaryOp(
+    op: number,
+    a: F32 | Int32Array,
+    aShape: number[],
+    b: F32 | Int32Array,
+    bShape: number[],
+    out: NumericArray,
+  ): void;
   /**
    * out = op(x) on float32. p0: alpha (LeakyRelu, Step) or min (ClipByValue); p1: max (ClipByValue).
    * out is a Float32Array (x itself allowed) or, for IsNan / IsInf / IsFinite, a Uint8Array.
@@ -201,8 +269,20 @@ export interface Addon {
    * (sqrt(v) / sqrtBc2 + eps) with the new m, v, g scaled first. out may be p.
    */
   adamwUpdate(
-    p: F32, g: F32, m: F32, v: F32, out: F32, beta1: number, beta2: number, eps: number, decay: number,
-    stepSize: number, sqrtBc2: number, scale: number, mOut?: F32 | null, vOut?: F32 | null,
+    p: F32,
+    g: F32,
+    m: F32,
+    v: F32,
+    out: F32,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+    sqrtBc2: number,
+    scale: number,
+    mOut?: F32 | null,
+    vOut?: F32 | null,
   ): void;
   /** Sum of x[i]^2 in float64, in index order. */
   sumSquares(x: F32): number;
@@ -222,9 +302,30 @@ export interface Addon {
    * rstd = 1 / sqrt(var + eps), var the biased variance. mean and rstd [rows] receive the row
    * statistics layerNormGrad needs (null: not wanted). y must not overlap an input.
    */
-  layerNorm(x: F32, gamma: F32, beta: F32, rows: number, cols: number, eps: number, y: F32, mean?: F32 | null, rstd?: F32 | null): void;
+  layerNorm(
+    x: F32,
+    gamma: F32,
+    beta: F32,
+    rows: number,
+    cols: number,
+    eps: number,
+    y: F32,
+    mean?: F32 | null,
+    rstd?: F32 | null,
+  ): void;
   /** dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass. */
-  layerNormGrad(dy: F32, x: F32, gamma: F32, mean: F32, rstd: F32, rows: number, cols: number, dx: F32, dgamma: F32, dbeta: F32): void;
+  layerNormGrad(
+    dy: F32,
+    x: F32,
+    gamma: F32,
+    mean: F32,
+    rstd: F32,
+    rows: number,
+    cols: number,
+    dx: F32,
+    dgamma: F32,
+    dbeta: F32,
+  ): void;
   /** y = 0.5 x (1 + erf(x / sqrt 2)); y may be x. */
   gelu(x: F32, y: F32): void;
   /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
@@ -239,7 +340,9 @@ function loadAddon(): Addon {
   try {
     return nodeGypBuild(path.join(__dirname, '..')) as Addon;
   } catch (e) {
-    loadError = new Error(`fused-distill: the native addon could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
+    loadError = new Error(
+      `fused-distill: the native addon could not be loaded: ${e instanceof Error ? e.message : String(e)}`,
+    );
     return unavailable(loadError);
   }
 }

@@ -5,7 +5,6 @@ import { expectError } from './helpers/errors';
 import * as ref from './helpers/reference64';
 import { TERMS, Term, expectGradClose, expectLossClose, mulberry32 } from './helpers/reference64';
 
-const LABEL_TERMS: Term[] = ['pointwiseBCE', 'pairwiseRankNet', 'pairwiseHinge', 'listwiseSoftmaxCE'];
 const TEACHER_TERMS: Term[] = ['distillKL', 'marginMSE', 'scoreMSE'];
 const REL = 1e-5;
 
@@ -54,7 +53,13 @@ function checkTerm(
     else expect(got.parts[j]).toBe(0);
   }
   // An empty set must give an exactly zero gradient; otherwise the gradient's scale is |w| / count.
-  expectGradClose(got.grad, r.grad.map((g) => w * g), rel, name, r.count > 0 ? Math.abs(w) / r.count : 0);
+  expectGradClose(
+    got.grad,
+    r.grad.map((g) => w * g),
+    rel,
+    name,
+    r.count > 0 ? Math.abs(w) / r.count : 0,
+  );
   return r;
 }
 
@@ -102,8 +107,7 @@ describe.each(TERMS.map((t, i) => [t, i] as [Term, number]))('%s vs reference64'
     const changed = objective(s2, t2, y2, inp.mask, rows, cols, { weights: { [name]: 1 }, ...NON_DEFAULT });
     expect(changed.total).toBe(base.total);
     expect(Array.from(changed.grad)).toEqual(Array.from(base.grad));
-    for (const row of [1, 3])
-      for (let c = 0; c < cols; c++) expect(base.grad[row * cols + c]).toBe(0);
+    for (const row of [1, 3]) for (let c = 0; c < cols; c++) expect(base.grad[row * cols + c]).toBe(0);
     expect(r.count).toBeGreaterThan(0);
   });
 
@@ -156,7 +160,7 @@ describe.each(TERMS.map((t, i) => [t, i] as [Term, number]))('%s vs reference64'
     const cols = 8;
     const inp = makeInputs(130 + k, name, rows, cols, false);
     // Row 1: distinct labels (so entry 3 is in pairs), entry 0 valid, entry 3 valid, entry 5 masked.
-    for (let c = 0; c < cols; c++) inp.y[cols + c] = name === 'pointwiseBCE' ? (c % 2) : c % 4;
+    for (let c = 0; c < cols; c++) inp.y[cols + c] = name === 'pointwiseBCE' ? c % 2 : c % 4;
     inp.y[cols + 5] = 3;
     inp.mask = new Float32Array(rows * cols).fill(1);
     inp.mask[cols + 5] = 0;
@@ -195,40 +199,49 @@ describe('teacher NaN and label NaN', () => {
     inp.y[4] = Number.NaN;
     expect(objective(inp.s, null, inp.y, null, 2, 6, { weights: { pointwiseBCE: 1 } }).total).toBeNaN();
   });
-  test.each(['scoreMSE', 'pointwiseBCE'] as Term[])('%s: +Inf in a valid student entry gives a non-finite loss', (name) => {
-    const inp = makeInputs(202, name, 2, 6, false);
-    inp.s[3] = Number.POSITIVE_INFINITY;
-    inp.y[3] = 0;
-    const got = objective(inp.s, inp.t, inp.y, null, 2, 6, { weights: { [name]: 1 } });
-    expect(Number.isFinite(got.total)).toBe(false);
-  });
+  test.each(['scoreMSE', 'pointwiseBCE'] as Term[])(
+    '%s: +Inf in a valid student entry gives a non-finite loss',
+    (name) => {
+      const inp = makeInputs(202, name, 2, 6, false);
+      inp.s[3] = Number.POSITIVE_INFINITY;
+      inp.y[3] = 0;
+      const got = objective(inp.s, inp.t, inp.y, null, 2, 6, { weights: { [name]: 1 } });
+      expect(Number.isFinite(got.total)).toBe(false);
+    },
+  );
 });
 
 describe('ties and empty sets', () => {
-  test.each(['pairwiseRankNet', 'pairwiseHinge'] as Term[])('%s: all-ties labels -> empty P: loss 0, zero gradient', (name) => {
-    const rng = mulberry32(300);
-    const s = ref.scores(rng, 4 * 9);
-    const y = new Float32Array(36).fill(2);
-    const got = objective(s, null, y, null, 4, 9, { weights: { [name]: 1 } });
-    expect(got.total).toBe(0);
-    expect(got.parts[TERMS.indexOf(name)]).toBe(0);
-    expect(Array.from(got.grad)).toEqual(new Array(36).fill(0));
-  });
+  test.each(['pairwiseRankNet', 'pairwiseHinge'] as Term[])(
+    '%s: all-ties labels -> empty P: loss 0, zero gradient',
+    (name) => {
+      const rng = mulberry32(300);
+      const s = ref.scores(rng, 4 * 9);
+      const y = new Float32Array(36).fill(2);
+      const got = objective(s, null, y, null, 4, 9, { weights: { [name]: 1 } });
+      expect(got.total).toBe(0);
+      expect(got.parts[TERMS.indexOf(name)]).toBe(0);
+      expect(Array.from(got.grad)).toEqual(new Array(36).fill(0));
+    },
+  );
 
-  test.each(['pairwiseRankNet', 'pairwiseHinge'] as Term[])('%s: ties in some rows only: the tied rows get zero gradient', (name) => {
-    const rng = mulberry32(301);
-    const rows = 4;
-    const cols = 9;
-    const s = ref.scores(rng, rows * cols);
-    const y = ref.gradedLabels(rng, rows * cols);
-    for (let c = 0; c < cols; c++) y[2 * cols + c] = 1; // row 2 all tied
-    y[cols] = 3; // row 1 has at least one pair
-    const r = ref.term(name, s, null, y, null, rows, cols);
-    const got = objective(s, null, y, null, rows, cols, { weights: { [name]: 1 } });
-    expectLossClose(got.total, r.loss, REL, name);
-    expectGradClose(got.grad, r.grad, REL, name);
-    for (let c = 0; c < cols; c++) expect(got.grad[2 * cols + c]).toBe(0);
-  });
+  test.each(['pairwiseRankNet', 'pairwiseHinge'] as Term[])(
+    '%s: ties in some rows only: the tied rows get zero gradient',
+    (name) => {
+      const rng = mulberry32(301);
+      const rows = 4;
+      const cols = 9;
+      const s = ref.scores(rng, rows * cols);
+      const y = ref.gradedLabels(rng, rows * cols);
+      for (let c = 0; c < cols; c++) y[2 * cols + c] = 1; // row 2 all tied
+      y[cols] = 3; // row 1 has at least one pair
+      const r = ref.term(name, s, null, y, null, rows, cols);
+      const got = objective(s, null, y, null, rows, cols, { weights: { [name]: 1 } });
+      expectLossClose(got.total, r.loss, REL, name);
+      expectGradClose(got.grad, r.grad, REL, name);
+      for (let c = 0; c < cols; c++) expect(got.grad[2 * cols + c]).toBe(0);
+    },
+  );
 
   test('listwiseSoftmaxCE: rows with all-zero labels are outside the set', () => {
     const rng = mulberry32(302);
@@ -313,26 +326,29 @@ describe('combined objective', () => {
     [11, 9, true],
     [3, 257, true],
     [2, 2000, true],
-  ] as Array<[number, number, boolean]>)('all seven weights, B=%i G=%i masked=%s: total, parts and gradient', (rows, cols, masked) => {
-    const rng = mulberry32(400 + rows + cols);
-    const n = rows * cols;
-    const s = ref.scores(rng, n, 2);
-    const t = ref.scores(rng, n, 2);
-    const y = ref.gradedLabels(rng, n, 2); // 0/1 graded labels: valid for BCE and the pairwise terms
-    const mask = masked ? ref.mask2d(rng, rows, cols) : null;
-    const opts = { weights: W, temperature: 3, sigma: 0.7, margin: 0.4 };
-    const r = ref.rankingObjective(s, t, y, mask, rows, cols, opts);
-    const got = objective(s, t, y, mask, rows, cols, opts);
-    expectLossClose(got.total, r.total, REL, 'total');
-    TERMS.forEach((name, k) => expectLossClose(got.parts[k], r.parts[k], REL, name));
-    expectLossClose(
-      got.parts.reduce((a, b) => a + b, 0),
-      got.total,
-      1e-6, // the total and the parts are each rounded to float32 in the result operand
-      'sum of parts',
-    );
-    expectGradClose(got.grad, r.grad, REL, 'objective');
-  });
+  ] as Array<[number, number, boolean]>)(
+    'all seven weights, B=%i G=%i masked=%s: total, parts and gradient',
+    (rows, cols, masked) => {
+      const rng = mulberry32(400 + rows + cols);
+      const n = rows * cols;
+      const s = ref.scores(rng, n, 2);
+      const t = ref.scores(rng, n, 2);
+      const y = ref.gradedLabels(rng, n, 2); // 0/1 graded labels: valid for BCE and the pairwise terms
+      const mask = masked ? ref.mask2d(rng, rows, cols) : null;
+      const opts = { weights: W, temperature: 3, sigma: 0.7, margin: 0.4 };
+      const r = ref.rankingObjective(s, t, y, mask, rows, cols, opts);
+      const got = objective(s, t, y, mask, rows, cols, opts);
+      expectLossClose(got.total, r.total, REL, 'total');
+      TERMS.forEach((name, k) => expectLossClose(got.parts[k], r.parts[k], REL, name));
+      expectLossClose(
+        got.parts.reduce((a, b) => a + b, 0),
+        got.total,
+        1e-6, // the total and the parts are each rounded to float32 in the result operand
+        'sum of parts',
+      );
+      expectGradClose(got.grad, r.grad, REL, 'objective');
+    },
+  );
 
   test('negative and zero weights: zero-weight terms do not need their inputs', () => {
     const rng = mulberry32(410);
@@ -401,27 +417,38 @@ describe('hiddenMSE vs reference64', () => {
     [1, 3, 7, 33, true],
     [3, 2, 9, 64, false],
     [4, 3, 10, 24, true],
-  ] as Array<[number, number, number, number, boolean]>)('layers=%i B=%i L=%i H=%i masked=%s', (layers, batch, len, hs, masked) => {
-    const rng = mulberry32(500 + layers * 7 + len);
-    const n = layers * batch * len * hs;
-    const a = ref.scores(rng, n);
-    const b = ref.scores(rng, n);
-    const m = masked ? ref.tokenMask(rng, batch, len, { emptyRow: 1 }) : null;
-    const r = ref.hiddenMSE(a, b, m, layers, batch, len, hs);
-    const got = hidden(a, b, m, layers, batch, len, hs);
-    expectLossClose(got.loss, r.loss);
-    expectGradClose(got.grad, r.grad);
-  });
+  ] as Array<[number, number, number, number, boolean]>)(
+    'layers=%i B=%i L=%i H=%i masked=%s',
+    (layers, batch, len, hs, masked) => {
+      const rng = mulberry32(500 + layers * 7 + len);
+      const n = layers * batch * len * hs;
+      const a = ref.scores(rng, n);
+      const b = ref.scores(rng, n);
+      const m = masked ? ref.tokenMask(rng, batch, len, { emptyRow: 1 }) : null;
+      const r = ref.hiddenMSE(a, b, m, layers, batch, len, hs);
+      const got = hidden(a, b, m, layers, batch, len, hs);
+      expectLossClose(got.loss, r.loss);
+      expectGradClose(got.grad, r.grad);
+    },
+  );
 
   test('the loss is the same, bit for bit, with and without a gradient buffer (stable summation order)', () => {
     const rng = mulberry32(505);
-    for (const [layers, batch, len, hs] of [[3, 2, 9, 64], [4, 3, 10, 24], [1, 4, 16, 100]]) {
+    for (const [layers, batch, len, hs] of [
+      [3, 2, 9, 64],
+      [4, 3, 10, 24],
+      [1, 4, 16, 100],
+    ]) {
       const n = layers * batch * len * hs;
       const a = ref.scores(rng, n);
       const b = ref.scores(rng, n);
       for (const m of [null, ref.tokenMask(rng, batch, len)])
         expect([layers, batch, len, hs, hiddenLoss(a, b, m, layers, batch, len, hs, null)]).toEqual([
-          layers, batch, len, hs, hidden(a, b, m, layers, batch, len, hs).loss,
+          layers,
+          batch,
+          len,
+          hs,
+          hidden(a, b, m, layers, batch, len, hs).loss,
         ]);
     }
   });
@@ -484,13 +511,20 @@ describe('attentionMSE vs reference64', () => {
 
   test('the loss is the same, bit for bit, with and without a gradient buffer (stable summation order)', () => {
     const rng = mulberry32(605);
-    for (const [batch, heads, len] of [[2, 12, 32], [3, 2, 17], [1, 2, 6]]) {
+    for (const [batch, heads, len] of [
+      [2, 12, 32],
+      [3, 2, 17],
+      [1, 2, 6],
+    ]) {
       const n = batch * heads * len * len;
       const a = ref.scores(rng, n);
       const b = ref.scores(rng, n);
       for (const m of [null, ref.tokenMask(rng, batch, len)])
         expect([batch, heads, len, attentionLoss(a, b, m, batch, heads, len, null)]).toEqual([
-          batch, heads, len, attention(a, b, m, batch, heads, len).loss,
+          batch,
+          heads,
+          len,
+          attention(a, b, m, batch, heads, len).loss,
         ]);
     }
   });
@@ -565,7 +599,15 @@ describe('thread count does not change results (bitwise)', () => {
     const y = ref.gradedLabels(rng, n, 2);
     const m = ref.mask2d(rng, rows, cols);
     const opts = {
-      weights: { pointwiseBCE: 1, pairwiseRankNet: 1, pairwiseHinge: 1, listwiseSoftmaxCE: 1, distillKL: 1, marginMSE: 1, scoreMSE: 1 },
+      weights: {
+        pointwiseBCE: 1,
+        pairwiseRankNet: 1,
+        pairwiseHinge: 1,
+        listwiseSoftmaxCE: 1,
+        distillKL: 1,
+        marginMSE: 1,
+        scoreMSE: 1,
+      },
       temperature: 2,
     };
     const runs = [1, 2, 3].map((k) => withThreads(k, () => objective(s, t, y, m, rows, cols, opts)));
@@ -620,11 +662,14 @@ describe('mask checks', () => {
   const s = Float32Array.from([1, 2, 3, 4, 5, 6]);
   const y = Float32Array.from([1, 0, 2, 0, 1, 3]);
   const w = Float32Array.from([0, 1, 0, 0, 0, 0, 0]);
-  test.each([0.5, 2, -1, Number.NaN, Number.POSITIVE_INFINITY, -0.0001])('rankingObjective mask holding %p throws a RangeError naming mask', (bad) => {
-    const m = Float32Array.from([1, 1, 0, 1, 0, 1]);
-    m[4] = bad;
-    expectError(() => rankingTotal(s, null, y, m, 2, 3, w, 1, 1, 1, null), /mask/, 'RangeError');
-  });
+  test.each([0.5, 2, -1, Number.NaN, Number.POSITIVE_INFINITY, -0.0001])(
+    'rankingObjective mask holding %p throws a RangeError naming mask',
+    (bad) => {
+      const m = Float32Array.from([1, 1, 0, 1, 0, 1]);
+      m[4] = bad;
+      expectError(() => rankingTotal(s, null, y, m, 2, 3, w, 1, 1, 1, null), /mask/, 'RangeError');
+    },
+  );
   test('-0 is a valid 0 in a mask', () => {
     const m = Float32Array.from([1, 1, -0, 1, 1, 1]);
     const m0 = Float32Array.from([1, 1, 0, 1, 1, 1]);
@@ -634,8 +679,16 @@ describe('mask checks', () => {
   });
   test.each([0.5, 3, Number.NaN])('hiddenMSE / attentionMSE tokenMask holding %p throws naming tokenMask', (bad) => {
     const m = Float32Array.from([1, bad]);
-    expectError(() => hiddenLoss(new Float32Array(4), new Float32Array(4), m, 1, 1, 2, 2, null), /tokenMask/, 'RangeError');
-    expectError(() => attentionLoss(new Float32Array(4), new Float32Array(4), m, 1, 1, 2, null), /tokenMask/, 'RangeError');
+    expectError(
+      () => hiddenLoss(new Float32Array(4), new Float32Array(4), m, 1, 1, 2, 2, null),
+      /tokenMask/,
+      'RangeError',
+    );
+    expectError(
+      () => attentionLoss(new Float32Array(4), new Float32Array(4), m, 1, 1, 2, null),
+      /tokenMask/,
+      'RangeError',
+    );
   });
 });
 

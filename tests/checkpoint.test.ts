@@ -7,7 +7,15 @@ import * as tf from '@tensorflow/tfjs';
 import { CrossEncoder, CrossEncoderConfig, importSafetensors, loadCrossEncoder, saveCrossEncoder } from '../src/models';
 
 const tiny: CrossEncoderConfig = {
-  vocabSize: 30, hidden: 8, layers: 2, heads: 2, intermediate: 16, maxPosition: 12, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+  vocabSize: 30,
+  hidden: 8,
+  layers: 2,
+  heads: 2,
+  intermediate: 16,
+  maxPosition: 12,
+  typeVocab: 2,
+  layerNormEps: 1e-12,
+  initStd: 0.02,
 };
 const inputs = {
   inputIds: tf.tensor2d([[2, 5, 6, 3, 7, 3]], undefined, 'int32'),
@@ -62,7 +70,11 @@ it('imports BertModel weights from safetensors (F32 and F16), keeping the classi
     } else {
       bytes = Buffer.from(new Float32Array(values).buffer);
     }
-    header[name.replace(/^bert\./, '')] = { dtype: name === halfName ? 'F16' : 'F32', shape: v.shape, data_offsets: [offset, offset + bytes.length] };
+    header[name.replace(/^bert\./, '')] = {
+      dtype: name === halfName ? 'F16' : 'F32',
+      shape: v.shape,
+      data_offsets: [offset, offset + bytes.length],
+    };
     chunks.push(bytes);
     offset += bytes.length;
   }

@@ -12,7 +12,14 @@ import { loadSuite } from '../src/suite';
 import { ensureDefaultCollection } from '../src/data/build_collection';
 import { formatDuration, formatLoss } from '../src/cli/progress';
 import {
-  downsample, markdownTable, renderHtml, renderMarkdown, resultsTable, svgLineChart, writeReport, type RunReport,
+  downsample,
+  markdownTable,
+  renderHtml,
+  renderMarkdown,
+  resultsTable,
+  svgLineChart,
+  writeReport,
+  type RunReport,
 } from '../src/report';
 
 const ROOT = path.join(__dirname, '..');
@@ -27,13 +34,21 @@ interface Result {
 }
 
 function cliSync(args: string[]): Result {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, FUSED_DISTILL_NUM_THREADS: '2' } });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: tmp,
+    encoding: 'utf8',
+    env: { ...process.env, FUSED_DISTILL_NUM_THREADS: '2' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function cli(args: string[]): Promise<Result> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { cwd: tmp, env: { ...process.env, FUSED_DISTILL_NUM_THREADS: '2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      cwd: tmp,
+      env: { ...process.env, FUSED_DISTILL_NUM_THREADS: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -52,7 +67,9 @@ describe('arguments', () => {
   it('names a bad backend and the allowed ones', () => {
     const r = cliSync(['--backend', 'tpu', 'data', 'build']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/--backend <name>' argument 'tpu' is invalid\. Allowed choices are native, cuda, wasm, cpu/);
+    expect(r.stderr).toMatch(
+      /--backend <name>' argument 'tpu' is invalid\. Allowed choices are native, cuda, wasm, cpu/,
+    );
   });
 
   it('says which argument is missing, and which file is not there', () => {
@@ -87,13 +104,25 @@ describe('arguments', () => {
 describe('suite files', () => {
   it('validates the suite and each student, naming the student', async () => {
     const base = { output: 'out', students: [{ name: 'a', loss: { ranknet: 1 } }] };
-    await expect(loadSuite(json(path.join(tmp, 's1.json'), { ...base, eval: { baseline: 'zzz' } }))).rejects.toThrow(/eval\.baseline: must name one of the students/);
-    await expect(loadSuite(json(path.join(tmp, 's2.json'), { ...base, students: [{ name: 'a', loss: { ranknet: 0 } }] }))).rejects.toThrow(
-      /students\[0\] \(a\)\.loss: set a weight > 0/,
+    await expect(loadSuite(json(path.join(tmp, 's1.json'), { ...base, eval: { baseline: 'zzz' } }))).rejects.toThrow(
+      /eval\.baseline: must name one of the students/,
     );
-    await expect(loadSuite(json(path.join(tmp, 's3.json'), { ...base, teacher: { train: { lr: 0 } } }))).rejects.toThrow(/teacher\.train\.lr/);
-    await expect(loadSuite(json(path.join(tmp, 's4.json'), { ...base, bogus: 1 }))).rejects.toThrow(/Unrecognized key\(s\) in object: 'bogus'/);
-    const s = await loadSuite(json(path.join(tmp, 's5.json'), { ...base, studentDefaults: { train: { steps: 5 } }, students: [{ name: 'A b', train: { lr: 0.01 }, loss: { kl: 1 } }] }));
+    await expect(
+      loadSuite(json(path.join(tmp, 's2.json'), { ...base, students: [{ name: 'a', loss: { ranknet: 0 } }] })),
+    ).rejects.toThrow(/students\[0\] \(a\)\.loss: set a weight > 0/);
+    await expect(
+      loadSuite(json(path.join(tmp, 's3.json'), { ...base, teacher: { train: { lr: 0 } } })),
+    ).rejects.toThrow(/teacher\.train\.lr/);
+    await expect(loadSuite(json(path.join(tmp, 's4.json'), { ...base, bogus: 1 }))).rejects.toThrow(
+      /Unrecognized key\(s\) in object: 'bogus'/,
+    );
+    const s = await loadSuite(
+      json(path.join(tmp, 's5.json'), {
+        ...base,
+        studentDefaults: { train: { steps: 5 } },
+        students: [{ name: 'A b', train: { lr: 0.01 }, loss: { kl: 1 } }],
+      }),
+    );
     expect(s.students[0].config.train).toMatchObject({ steps: 5, lr: 0.01 });
     expect(s.students[0].config.output).toBe(path.join(tmp, 'out', 'students', 'a-b'));
     expect(s.students[0].config.teacher.checkpoint).toBe(path.join(s.teacher.output, 'model'));
@@ -103,10 +132,16 @@ describe('suite files', () => {
     expect(tm.teacher.model.termMatch).toBe(true);
     expect(path.basename(tm.teacher.output)).toMatch(/^teacher-[0-9a-f]{16}$/);
     expect(tm.teacher.output).not.toBe(s.teacher.output);
-    const graded = await loadSuite(json(path.join(tmp, 's7.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 4 } } }));
+    const graded = await loadSuite(
+      json(path.join(tmp, 's7.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 4 } } }),
+    );
     expect(graded.teacher.model.termMatchLevels).toBe(4);
     expect(graded.teacher.output).not.toBe(tm.teacher.output);
-    await expect(loadSuite(json(path.join(tmp, 's8.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 5 } } }))).rejects.toThrow(/termMatchLevels/);
+    await expect(
+      loadSuite(
+        json(path.join(tmp, 's8.json'), { ...base, teacher: { model: { termMatch: true, termMatchLevels: 5 } } }),
+      ),
+    ).rejects.toThrow(/termMatchLevels/);
   });
 
   it('the bundled main and grid suites are valid: the five key objectives, baseline hard pairwise + soft KL', async () => {
@@ -115,18 +150,45 @@ describe('suite files', () => {
     await ensureDefaultCollection();
     const tiny = path.join(ROOT, 'data', 'ci-tiny', 'collection');
     if (!fs.existsSync(path.join(tiny, 'collection.tsv'))) {
-      const r = spawnSync(process.execPath, [CLI, 'data', 'build', tiny, '--documents', '12', '--queries', '40', '--candidates', '10', '--passage-words', '60', '--seed', '7'], { encoding: 'utf8' });
+      const r = spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'data',
+          'build',
+          tiny,
+          '--documents',
+          '12',
+          '--queries',
+          '40',
+          '--candidates',
+          '10',
+          '--passage-words',
+          '60',
+          '--seed',
+          '7',
+        ],
+        { encoding: 'utf8' },
+      );
       expect(r.status).toBe(0);
     }
     const main = await loadSuite(path.join(ROOT, 'configs', 'main', 'main.json'));
-    expect(main.students.map((s) => s.name)).toEqual(['hard pairwise', 'soft KL', 'hard pairwise + soft KL', '+ hidden MSE', '+ attention MSE']);
+    expect(main.students.map((s) => s.name)).toEqual([
+      'hard pairwise',
+      'soft KL',
+      'hard pairwise + soft KL',
+      '+ hidden MSE',
+      '+ attention MSE',
+    ]);
     expect(main.eval.baseline).toBe('hard pairwise + soft KL');
     const loss = (i: number) => main.students[i].config.loss;
     expect([loss(0).ranknet, loss(0).kl]).toEqual([1, 0]);
     expect([loss(1).ranknet, loss(1).kl]).toEqual([0, 1]);
     expect([loss(4).ranknet, loss(4).kl, loss(4).hiddenMSE, loss(4).attentionMSE > 0]).toEqual([1, 1, 1, true]);
     for (const s of main.students) expect(s.config.student.init).toBe('teacherLayers');
-    expect((await loadSuite(path.join(ROOT, 'configs', 'ci', 'tiny.json'))).students.map((s) => s.name)).toEqual(main.students.map((s) => s.name));
+    expect((await loadSuite(path.join(ROOT, 'configs', 'ci', 'tiny.json'))).students.map((s) => s.name)).toEqual(
+      main.students.map((s) => s.name),
+    );
     const grid = await loadSuite(path.join(ROOT, 'configs', 'grid', 'grid.json'));
     expect(grid.students.length).toBeGreaterThan(main.students.length);
     expect(grid.teacher.output).not.toBe(main.teacher.output);
@@ -138,20 +200,89 @@ const sampleReport = (): RunReport => ({
   created: '2026-11-26T00:00:00.000Z',
   environment: { cpu: 'cpu', cpus: 2, memoryGiB: 4, node: 'v20', platform: 'linux x64', backend: 'native' },
   wallSeconds: 12.3,
-  evaluation: { split: 'test', queries: 3, candidates: 10, baseline: 'b', significance: 'p: paired t-test.', timing: 'ms/query.' },
+  evaluation: {
+    split: 'test',
+    queries: 3,
+    candidates: 10,
+    baseline: 'b',
+    significance: 'p: paired t-test.',
+    timing: 'ms/query.',
+  },
   rows: [
-    { name: 'BM25 (first stage)', kind: 'bm25', mrr10: 0.3, ndcg10: 0.25, pMrr10: 0.0004, pNdcg10: 0.5, parameters: null, msPerQuery: null },
-    { name: 'teacher', kind: 'teacher', objective: 'ranknet 1', mrr10: 0.5, ndcg10: 0.45678, pMrr10: 0.04, pNdcg10: 0.2, parameters: 4782593, msPerQuery: 12.34 },
-    { name: 'b', kind: 'student', objective: 'ranknet 1 + kl 1', mrr10: 0.4, ndcg10: 0.35, pMrr10: null, pNdcg10: null, parameters: 4385000, msPerQuery: 6.1 },
-    { name: 'a|<x>', kind: 'student', objective: 'kl 1', mrr10: 0.35, ndcg10: 0.3, pMrr10: 0.9, pNdcg10: 1, parameters: 900, msPerQuery: 150 },
+    {
+      name: 'BM25 (first stage)',
+      kind: 'bm25',
+      mrr10: 0.3,
+      ndcg10: 0.25,
+      pMrr10: 0.0004,
+      pNdcg10: 0.5,
+      parameters: null,
+      msPerQuery: null,
+    },
+    {
+      name: 'teacher',
+      kind: 'teacher',
+      objective: 'ranknet 1',
+      mrr10: 0.5,
+      ndcg10: 0.45678,
+      pMrr10: 0.04,
+      pNdcg10: 0.2,
+      parameters: 4782593,
+      msPerQuery: 12.34,
+    },
+    {
+      name: 'b',
+      kind: 'student',
+      objective: 'ranknet 1 + kl 1',
+      mrr10: 0.4,
+      ndcg10: 0.35,
+      pMrr10: null,
+      pNdcg10: null,
+      parameters: 4385000,
+      msPerQuery: 6.1,
+    },
+    {
+      name: 'a|<x>',
+      kind: 'student',
+      objective: 'kl 1',
+      mrr10: 0.35,
+      ndcg10: 0.3,
+      pMrr10: 0.9,
+      pNdcg10: 1,
+      parameters: 900,
+      msPerQuery: 150,
+    },
   ],
   runs: [
     {
-      name: 'b', kind: 'student', output: '/runs/b', objective: 'ranknet 1 + kl 1', trained: true, seconds: 3,
-      steps: Array.from({ length: 500 }, (_, i) => ({ step: i + 1, lr: 1e-3, gradNorm: 1, loss: 2 / (i + 1) + 0.5, parts: { ranknet: 1 / (i + 1) + 0.25, kl: 1 / (i + 1) + 0.25 } })),
-      evals: [{ step: 250, split: 'dev', mrr10: 0.3, ndcg10: 0.3, queries: 3 }, { step: 500, split: 'dev', mrr10: 0.4, ndcg10: 0.3, queries: 3 }],
+      name: 'b',
+      kind: 'student',
+      output: '/runs/b',
+      objective: 'ranknet 1 + kl 1',
+      trained: true,
+      seconds: 3,
+      steps: Array.from({ length: 500 }, (_, i) => ({
+        step: i + 1,
+        lr: 1e-3,
+        gradNorm: 1,
+        loss: 2 / (i + 1) + 0.5,
+        parts: { ranknet: 1 / (i + 1) + 0.25, kl: 1 / (i + 1) + 0.25 },
+      })),
+      evals: [
+        { step: 250, split: 'dev', mrr10: 0.3, ndcg10: 0.3, queries: 3 },
+        { step: 500, split: 'dev', mrr10: 0.4, ndcg10: 0.3, queries: 3 },
+      ],
     },
-    { name: 'a|<x>', kind: 'student', output: '/runs/a', objective: 'kl 1', trained: false, seconds: null, steps: [{ step: 1, lr: 1, gradNorm: 1, loss: 1, parts: { kl: 1 } }], evals: [] },
+    {
+      name: 'a|<x>',
+      kind: 'student',
+      output: '/runs/a',
+      objective: 'kl 1',
+      trained: false,
+      seconds: null,
+      steps: [{ step: 1, lr: 1, gradNorm: 1, loss: 1, parts: { kl: 1 } }],
+      evals: [],
+    },
   ],
   notes: ['a note with <b>markup</b>'],
 });
@@ -161,7 +292,9 @@ describe('report writers', () => {
     const table = resultsTable(sampleReport());
     const lines = table.split('\n');
     expect(lines).toHaveLength(6);
-    expect(lines[0]).toMatch(/^\| model +\| +MRR@10 \| +nDCG@10 \| p \(MRR@10\) \| p \(nDCG@10\) \| parameters \| ms\/query \|$/);
+    expect(lines[0]).toMatch(
+      /^\| model +\| +MRR@10 \| +nDCG@10 \| p \(MRR@10\) \| p \(nDCG@10\) \| parameters \| ms\/query \|$/,
+    );
     expect(lines[1]).toMatch(/^\|-+\|-+:\|/);
     expect(new Set(lines.map((l) => l.length)).size).toBe(1); // aligned
     expect(lines[2]).toContain('<0.001');
@@ -179,7 +312,8 @@ describe('report writers', () => {
   it('writes a self-contained HTML page: the table, inline SVG loss curves, nothing loaded from elsewhere, text escaped', () => {
     const html = renderHtml(sampleReport());
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
-    for (const external of [/<script/i, /\ssrc=/i, /\shref=/i, /<link/i, /@import/i, /url\(/i, /<img/i, /<iframe/i]) expect(html).not.toMatch(external);
+    for (const external of [/<script/i, /\ssrc=/i, /\shref=/i, /<link/i, /@import/i, /url\(/i, /<img/i, /<iframe/i])
+      expect(html).not.toMatch(external);
     expect((html.match(/<svg /g) ?? []).length).toBe(4); // all students' totals, b, a, b's evals during training
     expect(html).toMatch(/<polyline [^>]*points="[\d.,\s]+"/);
     expect(html).toContain('test &lt;report&gt; &amp; &quot;quotes&quot;');
@@ -190,7 +324,12 @@ describe('report writers', () => {
     // at most 300 points a curve
     const longest = Math.max(...[...html.matchAll(/points="([^"]+)"/g)].map((m) => m[1].split(' ').length));
     expect(longest).toBeLessThanOrEqual(300);
-    expect(downsample(Array.from({ length: 1000 }, (_, i): [number, number] => [i, i]), 100)).toHaveLength(100);
+    expect(
+      downsample(
+        Array.from({ length: 1000 }, (_, i): [number, number] => [i, i]),
+        100,
+      ),
+    ).toHaveLength(100);
     expect(svgLineChart([], { title: 't', xLabel: 'x', yLabel: 'y' })).toContain('no data');
   });
 
@@ -210,14 +349,19 @@ describe('report writers', () => {
   });
 
   it('formats progress: durations and each loss part', () => {
-    expect([formatDuration(5), formatDuration(125), formatDuration(7300), formatDuration(Infinity)]).toEqual(['5s', '2m05s', '2h01m', '?']);
+    expect([formatDuration(5), formatDuration(125), formatDuration(7300), formatDuration(Infinity)]).toEqual([
+      '5s',
+      '2m05s',
+      '2h01m',
+      '?',
+    ]);
     expect(formatLoss(0.75, { ranknet: 0.5, kl: 0.25 })).toBe('0.7500 = ranknet 0.5000 + kl 0.2500');
     expect(formatLoss(0.5, { ranknet: 0.5 })).toBe('0.5000 (ranknet)');
   });
 });
 
 describe('evaluation', () => {
-  it('pads each query\'s pass to maxLength without changing the scores, and tables p-values against the baseline', async () => {
+  it("pads each query's pass to maxLength without changing the scores, and tables p-values against the baseline", async () => {
     const tf = await import('@tensorflow/tfjs');
     const { BertTokenizer, buildCollection, writeCollection } = await import('../src/data');
     const { PairEncoder, loadRankingCollection, scorePairs } = await import('../src/distill');
@@ -225,19 +369,46 @@ describe('evaluation', () => {
     const { evalQueries, rerankTimed, evaluateCrossEncoder, tableRows } = await import('../src/eval');
     await tf.setBackend('cpu');
     const dir = path.join(tmp, 'eval-coll');
-    await writeCollection(dir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
+    await writeCollection(
+      dir,
+      buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }),
+    );
     const coll = await loadRankingCollection(dir);
     const encoder = new PairEncoder(new BertTokenizer(), coll, 64);
-    const model = new CrossEncoder({ vocabSize: 30522, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxPosition: 64, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 }, 3);
+    const model = new CrossEncoder(
+      {
+        vocabSize: 30522,
+        hidden: 16,
+        layers: 1,
+        heads: 2,
+        intermediate: 32,
+        maxPosition: 64,
+        typeVocab: 2,
+        layerNormEps: 1e-12,
+        initStd: 0.02,
+      },
+      3,
+    );
     const queries = evalQueries(coll, { split: 'test', queries: 3, candidates: 5 });
     expect(queries.map((q) => q.pids.length)).toEqual([5, 5, 5]);
     const { run, msPerQuery } = rerankTimed(model, encoder, queries);
     expect(msPerQuery).toBeGreaterThan(0);
     for (const { qid, pids } of queries) {
-      const direct = scorePairs(model, encoder, pids.map((p): [string, string] => [qid, p]), 64);
+      const direct = scorePairs(
+        model,
+        encoder,
+        pids.map((p): [string, string] => [qid, p]),
+        64,
+      );
       pids.forEach((p, i) => expect(Math.abs(run.get(qid)!.get(p)! - direct[i])).toBeLessThan(1e-5));
     }
-    const a = evaluateCrossEncoder(model, encoder, coll, { split: 'test', candidates: 5 }, { name: 'a', kind: 'model' });
+    const a = evaluateCrossEncoder(
+      model,
+      encoder,
+      coll,
+      { split: 'test', candidates: 5 },
+      { name: 'a', kind: 'model' },
+    );
     const b = { ...a, name: 'b', perQuery: new Map([...a.perQuery].map(([q, m]) => [q, { ...m, rr10: m.rr10 / 2 }])) };
     const rows = tableRows([a, b], 'a');
     expect(rows[0]).toMatchObject({ name: 'a', pMrr10: null, pNdcg10: null, parameters: model.parameterCount() });
@@ -255,42 +426,74 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
   const teacherSizes = { layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPosition: 64 };
 
   it('data build -> teacher train -> teacher score -> distill -> eval, with progress, reports and a table', async () => {
-    let r = await cli(['data', 'build', coll, '--documents', '12', '--queries', '40', '--candidates', '10', '--passage-words', '60', '--seed', '7']);
+    let r = await cli([
+      'data',
+      'build',
+      coll,
+      '--documents',
+      '12',
+      '--queries',
+      '40',
+      '--candidates',
+      '10',
+      '--passage-words',
+      '60',
+      '--seed',
+      '7',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^collection ready in .*coll .*passages, queries train \d+ \/ dev \d+ \/ test \d+/);
 
     json(teacherFile, {
-      output: 'teacher', model: teacherSizes, data: tiny,
-      train: { batch: 4, steps: 8, lr: 3e-3, warmup: 1, evalEvery: 4, checkpointEvery: 4 }, loss: { ranknet: 1, bce: 0.5 },
+      output: 'teacher',
+      model: teacherSizes,
+      data: tiny,
+      train: { batch: 4, steps: 8, lr: 3e-3, warmup: 1, evalEvery: 4, checkpointEvery: 4 },
+      loss: { ranknet: 1, bce: 0.5 },
     });
     r = await cli(['--progress', 'lines', 'teacher', 'train', teacherFile]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/\[teacher\] teacher run: 8 steps, \d+ training queries, [\d,]+ parameters, backend native/);
+    expect(r.stderr).toMatch(
+      /\[teacher\] teacher run: 8 steps, \d+ training queries, [\d,]+ parameters, backend native/,
+    );
     // each step line: steps/s, ETA, the loss and each of its parts, lr, gradient norm
-    expect(r.stderr).toMatch(/\[teacher\] step 8\/8 +[\d.]+ steps\/s +ETA 0s +loss [\d.]+ = bce [\d.]+ \+ ranknet [\d.]+ +lr [\d.e+-]+ +\|g\| [\d.]+/);
+    expect(r.stderr).toMatch(
+      /\[teacher\] step 8\/8 +[\d.]+ steps\/s +ETA 0s +loss [\d.]+ = bce [\d.]+ \+ ranknet [\d.]+ +lr [\d.e+-]+ +\|g\| [\d.]+/,
+    );
     expect(r.stderr).toMatch(/\[teacher\] eval at step 8 on \d+ dev queries: MRR@10 [\d.]+ +nDCG@10 [\d.]+/);
     expect(r.stdout).toMatch(/teacher model: .*teacher[\\/]model/);
     const teacherDir = path.join(tmp, 'e2e', 'teacher');
-    for (const f of ['model/model.json', 'log.jsonl', 'result.json', 'report.json', 'report.md', 'report.html']) expect(fs.existsSync(path.join(teacherDir, f))).toBe(true);
+    for (const f of ['model/model.json', 'log.jsonl', 'result.json', 'report.json', 'report.md', 'report.html'])
+      expect(fs.existsSync(path.join(teacherDir, f))).toBe(true);
     expect(fs.readFileSync(path.join(teacherDir, 'report.html'), 'utf8')).toContain('<svg');
 
     json(studentFile, {
-      output: 'student', teacher: { checkpoint: 'teacher/model' }, data: tiny,
+      output: 'student',
+      teacher: { checkpoint: 'teacher/model' },
+      data: tiny,
       student: { init: 'teacherLayers', model: { ...teacherSizes, layers: 1 } },
-      train: { batch: 2, steps: 4, lr: 3e-3, warmup: 0, evalEvery: 0, checkpointEvery: 0 }, loss: { ranknet: 1, kl: 1, hiddenMSE: 1, attentionMSE: 1 },
+      train: { batch: 2, steps: 4, lr: 3e-3, warmup: 0, evalEvery: 0, checkpointEvery: 0 },
+      loss: { ranknet: 1, kl: 1, hiddenMSE: 1, attentionMSE: 1 },
     });
     r = await cli(['--progress', 'json', 'teacher', 'score', studentFile]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^teacher scores: \d+ pairs computed into .*teacher-scores-[0-9a-f]{16}\.jsonl\n$/);
-    const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.some((e) => e.type === 'teacherScores')).toBe(true);
     r = await cli(['teacher', 'score', studentFile]);
     expect(r.stdout).toMatch(/already cached in/);
 
     r = await cli(['--progress', 'json', 'distill', studentFile]);
     expect(r.code).toBe(0);
-    const steps = r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+    const steps = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step');
     expect(steps).toHaveLength(4);
     expect(Object.keys(steps[0].parts).sort()).toEqual(['attentionMSE', 'hiddenMSE', 'kl', 'ranknet']);
     for (const s of steps) expect(s.stepsPerSecond).toBeGreaterThan(0);
@@ -298,14 +501,36 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     expect(fs.existsSync(path.join(tmp, 'e2e', 'student', 'report.html'))).toBe(true);
 
     const out = path.join(tmp, 'e2e', 'eval');
-    r = await cli(['--progress', 'none', 'eval', `teacher=${teacherDir}`, `student=${path.join(tmp, 'e2e', 'student')}`, '--collection', coll, '--max-length', '48', '--baseline', 'teacher', '--out', out]);
+    r = await cli([
+      '--progress',
+      'none',
+      'eval',
+      `teacher=${teacherDir}`,
+      `student=${path.join(tmp, 'e2e', 'student')}`,
+      '--collection',
+      coll,
+      '--max-length',
+      '48',
+      '--baseline',
+      'teacher',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^\| model +\| +MRR@10 \| +nDCG@10 \| p \(MRR@10\) \| p \(nDCG@10\) \| parameters \| ms\/query \|$/);
-    expect(lines[2]).toMatch(/^\| BM25 \(first stage\) +\| +[\d.]+ \| +[\d.]+ \| +[\d.<—]+ \| +[\d.<—]+ \| +— \| +— \|$/);
-    expect(lines[3]).toMatch(/^\| teacher \(baseline\) +\| +[\d.]+ \| +[\d.]+ \| +— \| +— \| +\d+\.\d+[kM] \| +[\d.]+ \|$/);
-    expect(lines[4]).toMatch(/^\| student +\| +[\d.]+ \| +[\d.]+ \| +([\d.]+|<0\.001) \| +([\d.]+|<0\.001) \| +\d+\.\d+[kM] \| +[\d.]+ \|$/);
+    expect(lines[0]).toMatch(
+      /^\| model +\| +MRR@10 \| +nDCG@10 \| p \(MRR@10\) \| p \(nDCG@10\) \| parameters \| ms\/query \|$/,
+    );
+    expect(lines[2]).toMatch(
+      /^\| BM25 \(first stage\) +\| +[\d.]+ \| +[\d.]+ \| +[\d.<—]+ \| +[\d.<—]+ \| +— \| +— \|$/,
+    );
+    expect(lines[3]).toMatch(
+      /^\| teacher \(baseline\) +\| +[\d.]+ \| +[\d.]+ \| +— \| +— \| +\d+\.\d+[kM] \| +[\d.]+ \|$/,
+    );
+    expect(lines[4]).toMatch(
+      /^\| student +\| +[\d.]+ \| +[\d.]+ \| +([\d.]+|<0\.001) \| +([\d.]+|<0\.001) \| +\d+\.\d+[kM] \| +[\d.]+ \|$/,
+    );
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as RunReport;
     expect(report.rows.map((x) => x.name)).toEqual(['BM25 (first stage)', 'teacher', 'student']);
     expect(report.rows[2].parameters).toBeLessThan(report.rows[1].parameters!);
@@ -318,7 +543,12 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
       output: 'runs',
       teacherCache: 'teachers',
       collection: '../coll',
-      teacher: { model: teacherSizes, data: { negatives: 3, maxLength: 48, evalQueries: 0 }, train: { batch: 4, steps: 6, lr: 3e-3, warmup: 1, evalEvery: 0, checkpointEvery: 0 }, loss: { ranknet: 1 } },
+      teacher: {
+        model: teacherSizes,
+        data: { negatives: 3, maxLength: 48, evalQueries: 0 },
+        train: { batch: 4, steps: 6, lr: 3e-3, warmup: 1, evalEvery: 0, checkpointEvery: 0 },
+        loss: { ranknet: 1 },
+      },
       studentDefaults: {
         student: { init: 'teacherLayers', model: { ...teacherSizes, layers: 1 } },
         data: { negatives: 3, maxLength: 48, trainQueries: 6, evalQueries: 0 },
@@ -337,7 +567,13 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     expect(r.stderr).toMatch(/teacher scores: \d+ pairs computed and cached/);
     const table = r.stdout.split('\n').filter((l) => l.startsWith('|'));
     expect(table.map((l) => l.split('|')[1].trim())).toEqual([
-      'model', expect.stringMatching(/^-+$/), 'BM25 (first stage)', 'teacher', 'hard pairwise', 'hard pairwise + soft KL (baseline)', '+ attention MSE',
+      'model',
+      expect.stringMatching(/^-+$/),
+      'BM25 (first stage)',
+      'teacher',
+      'hard pairwise',
+      'hard pairwise + soft KL (baseline)',
+      '+ attention MSE',
     ]);
     expect(r.stdout).toMatch(/report: .*report\.md, .*report\.html/);
     const html = fs.readFileSync(path.join(tmp, 'suite', 'runs', 'report.html'), 'utf8');

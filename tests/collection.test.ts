@@ -5,9 +5,25 @@ import * as os from 'os';
 import * as path from 'path';
 
 import {
-  Bm25Index, BertTokenizer, COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, analyze, buildCollection, cutPassages, ensureDefaultCollection,
-  featureMedians, featureRankerMrr10, isDefaultCollection, loadQrels, parseBrownSentence, randomMrr10, readBrownDocument,
-  readCandidates, readTextTsv, writeCollection, type JudgedCandidates,
+  Bm25Index,
+  BertTokenizer,
+  COLLECTION_CONSTRUCTION,
+  DEFAULT_COLLECTION,
+  analyze,
+  buildCollection,
+  cutPassages,
+  ensureDefaultCollection,
+  featureMedians,
+  featureRankerMrr10,
+  isDefaultCollection,
+  loadQrels,
+  parseBrownSentence,
+  randomMrr10,
+  readBrownDocument,
+  readCandidates,
+  readTextTsv,
+  writeCollection,
+  type JudgedCandidates,
 } from '../src/data';
 import { loadRankingCollection } from '../src/data/ranking_collection';
 
@@ -35,7 +51,7 @@ describe('BM25', () => {
 });
 
 describe('Brown corpus', () => {
-  it('parses tagged sentences, dropping tag suffixes and turning `` and \'\' into quotes', () => {
+  it("parses tagged sentences, dropping tag suffixes and turning `` and '' into quotes", () => {
     expect(parseBrownSentence("\tThe/at Grand/jj-tl Jury/nn-tl said/vbd ``/`` no/at ''/'' ./.")).toEqual({
       words: ['The', 'Grand', 'Jury', 'said', '"', 'no', '"', '.'],
       tags: ['at', 'jj', 'nn', 'vbd', '``', 'at', "''", '.'],
@@ -65,7 +81,9 @@ describe('buildCollection', () => {
   it('holds one sentence out of every passage, by the same rule, and takes the queries from those sentences', () => {
     // The passages as cut, before any sentence is held out.
     const cut = new Map(
-      [...new Set(built.passages.map((p) => p.doc))].flatMap((doc) => cutPassages(readBrownDocument(doc), options.passageWords)).map((p) => [p.id, p]),
+      [...new Set(built.passages.map((p) => p.doc))]
+        .flatMap((doc) => cutPassages(readBrownDocument(doc), options.passageWords))
+        .map((p) => [p.id, p]),
     );
     const words = (s: { words: string[] }) => s.words.join(' ');
     for (const p of built.passages) {
@@ -119,7 +137,10 @@ describe('buildCollection', () => {
       const { construction: _c, ...old } = { ...manifest, options: DEFAULT_COLLECTION };
       fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(old));
       expect(isDefaultCollection(dir)).toBe(false);
-      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...old, construction: COLLECTION_CONSTRUCTION }));
+      fs.writeFileSync(
+        path.join(dir, 'manifest.json'),
+        JSON.stringify({ ...old, construction: COLLECTION_CONSTRUCTION }),
+      );
       expect(isDefaultCollection(dir)).toBe(true);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -144,7 +165,11 @@ describe('the bundled collection has no length artifact', () => {
   beforeAll(async () => {
     coll = await loadRankingCollection(await ensureDefaultCollection());
   });
-  const judged = (split: 'train' | 'dev'): JudgedCandidates => ({ passages: coll.passages, qrels: coll.qrels[split], candidates: coll.candidates[split] });
+  const judged = (split: 'train' | 'dev'): JudgedCandidates => ({
+    passages: coll.passages,
+    qrels: coll.qrels[split],
+    candidates: coll.candidates[split],
+  });
   /** Only the grade-2 sources as relevant; grade-1 passages left out of both sides. */
   const sources = (split: 'train' | 'dev'): JudgedCandidates => {
     const c = judged(split);
@@ -156,13 +181,16 @@ describe('the bundled collection has no length artifact', () => {
     };
   };
 
-  it.each(['train', 'dev'] as const)('%s: relevant passages and the other candidates have the same median length (within 5%%)', (split) => {
-    for (const c of [judged(split), sources(split)])
-      for (const f of [wordPieces, words]) {
-        const m = featureMedians(c, f);
-        expect(Math.abs(m.ratio - 1)).toBeLessThan(0.05);
-      }
-  });
+  it.each(['train', 'dev'] as const)(
+    '%s: relevant passages and the other candidates have the same median length (within 5%%)',
+    (split) => {
+      for (const c of [judged(split), sources(split)])
+        for (const f of [wordPieces, words]) {
+          const m = featureMedians(c, f);
+          expect(Math.abs(m.ratio - 1)).toBeLessThan(0.05);
+        }
+    },
+  );
 
   it('dev: ordering candidates by length (shortest or longest first) ranks about as well as a random order', () => {
     for (const c of [judged('dev'), sources('dev')]) {

@@ -167,39 +167,42 @@ if (deviceTestsHere(__filename)) {
       for (let r = 2; r < rows; r += 5) for (let j = 0; j < cols; j++) expect(g.grad[r * cols + j]).toBe(0);
     });
 
-    test.each(TERMS.map((t) => [t] as [Term]))('%s on the device: logits of +-1e4 stay finite; NaN propagates only from valid entries', (name) => {
-      const k = TERMS.indexOf(name);
-      const rows = 4;
-      const cols = 33;
-      const n = rows * cols;
-      const rng = mulberry32(500 + k);
-      const s = new Float32Array(n).map(() => (rng() < 0.5 ? 1e4 : -1e4));
-      const t = new Float32Array(n).map(() => (rng() < 0.5 ? 1e4 : -1e4));
-      const y = name === 'pointwiseBCE' ? ref.unitLabels(rng, n) : ref.gradedLabels(rng, n);
-      const mask = ref.mask2d(rng, rows, cols);
-      const w = new Float32Array(7);
-      w[k] = 1;
-      const big = gpuObjective(s, t, y, mask, rows, cols, w, 2, 1, 1);
-      expect(Number.isFinite(big.total)).toBe(true);
-      for (const g of big.grad) if (!Number.isFinite(g)) throw new Error(`non-finite gradient ${g}`);
-      expectLossClose(big.total, cpuObjective(s, t, y, mask, rows, cols, w, 2, 1, 1).total, 1e-5, name);
+    test.each(TERMS.map((t) => [t] as [Term]))(
+      '%s on the device: logits of +-1e4 stay finite; NaN propagates only from valid entries',
+      (name) => {
+        const k = TERMS.indexOf(name);
+        const rows = 4;
+        const cols = 33;
+        const n = rows * cols;
+        const rng = mulberry32(500 + k);
+        const s = new Float32Array(n).map(() => (rng() < 0.5 ? 1e4 : -1e4));
+        const t = new Float32Array(n).map(() => (rng() < 0.5 ? 1e4 : -1e4));
+        const y = name === 'pointwiseBCE' ? ref.unitLabels(rng, n) : ref.gradedLabels(rng, n);
+        const mask = ref.mask2d(rng, rows, cols);
+        const w = new Float32Array(7);
+        w[k] = 1;
+        const big = gpuObjective(s, t, y, mask, rows, cols, w, 2, 1, 1);
+        expect(Number.isFinite(big.total)).toBe(true);
+        for (const g of big.grad) if (!Number.isFinite(g)) throw new Error(`non-finite gradient ${g}`);
+        expectLossClose(big.total, cpuObjective(s, t, y, mask, rows, cols, w, 2, 1, 1).total, 1e-5, name);
 
-      const s2 = ref.scores(rng, n);
-      const y2 = Float32Array.from({ length: n }, (_, i) => (name === 'pointwiseBCE' ? i % 2 : i % 4));
-      const m2 = new Float32Array(n).fill(1);
-      m2[cols + 5] = 0;
-      const clean = gpuObjective(s2, t, y2, m2, rows, cols, w, 2, 1, 1);
-      const sv = s2.slice();
-      sv[cols + 3] = Number.NaN;
-      expect(gpuObjective(sv, t, y2, m2, rows, cols, w, 2, 1, 1).total).toBeNaN();
-      const sm = s2.slice();
-      const tm = t.slice();
-      sm[cols + 5] = Number.NaN;
-      tm[cols + 5] = Number.NaN;
-      const masked = gpuObjective(sm, tm, y2, m2, rows, cols, w, 2, 1, 1);
-      expect(masked.total).toBe(clean.total);
-      expect(Array.from(masked.grad)).toEqual(Array.from(clean.grad));
-    });
+        const s2 = ref.scores(rng, n);
+        const y2 = Float32Array.from({ length: n }, (_, i) => (name === 'pointwiseBCE' ? i % 2 : i % 4));
+        const m2 = new Float32Array(n).fill(1);
+        m2[cols + 5] = 0;
+        const clean = gpuObjective(s2, t, y2, m2, rows, cols, w, 2, 1, 1);
+        const sv = s2.slice();
+        sv[cols + 3] = Number.NaN;
+        expect(gpuObjective(sv, t, y2, m2, rows, cols, w, 2, 1, 1).total).toBeNaN();
+        const sm = s2.slice();
+        const tm = t.slice();
+        sm[cols + 5] = Number.NaN;
+        tm[cols + 5] = Number.NaN;
+        const masked = gpuObjective(sm, tm, y2, m2, rows, cols, w, 2, 1, 1);
+        expect(masked.total).toBe(clean.total);
+        expect(Array.from(masked.grad)).toEqual(Array.from(clean.grad));
+      },
+    );
 
     test('all-ties labels on the device: pairwise loss 0 and zero gradient', () => {
       const s = ref.scores(mulberry32(78), 64);
@@ -214,41 +217,47 @@ if (deviceTestsHere(__filename)) {
       [1, 2, 5, 16, false],
       [3, 2, 9, 64, true],
       [2, 16, 128, 768, true],
-    ] as Array<[number, number, number, number, boolean]>)('hiddenMSE layers=%i B=%i L=%i H=%i masked=%s', (layers, batch, len, hs, masked) => {
-      const rng = mulberry32(layers + batch + len + hs);
-      const n = layers * batch * len * hs;
-      const a = ref.scores(rng, n);
-      const b = ref.scores(rng, n);
-      const m = masked ? ref.tokenMask(rng, batch, len, { emptyRow: 1 }) : null;
-      const cg = new Float32Array(n);
-      const cl = hiddenLoss(a, b, m, layers, batch, len, hs, cg);
-      const hg = put(new Float32Array(n).fill(Number.NaN));
-      const hl = zeros(1);
-      cuda.hiddenMSE(put(a), put(b), m ? put(m) : null, layers, batch, len, hs, hg, hl);
-      cuda.synchronize();
-      expectLossClose(get(hl, 1)[0], cl, 1e-5, 'hidden');
-      expectGradClose(get(hg, n), cg, 1e-5, 'hidden');
-    });
+    ] as Array<[number, number, number, number, boolean]>)(
+      'hiddenMSE layers=%i B=%i L=%i H=%i masked=%s',
+      (layers, batch, len, hs, masked) => {
+        const rng = mulberry32(layers + batch + len + hs);
+        const n = layers * batch * len * hs;
+        const a = ref.scores(rng, n);
+        const b = ref.scores(rng, n);
+        const m = masked ? ref.tokenMask(rng, batch, len, { emptyRow: 1 }) : null;
+        const cg = new Float32Array(n);
+        const cl = hiddenLoss(a, b, m, layers, batch, len, hs, cg);
+        const hg = put(new Float32Array(n).fill(Number.NaN));
+        const hl = zeros(1);
+        cuda.hiddenMSE(put(a), put(b), m ? put(m) : null, layers, batch, len, hs, hg, hl);
+        cuda.synchronize();
+        expectLossClose(get(hl, 1)[0], cl, 1e-5, 'hidden');
+        expectGradClose(get(hg, n), cg, 1e-5, 'hidden');
+      },
+    );
 
     test.each([
       [1, 2, 6, false],
       [3, 2, 17, true],
       [8, 12, 64, true],
-    ] as Array<[number, number, number, boolean]>)('attentionMSE B=%i A=%i L=%i masked=%s', (batch, heads, len, masked) => {
-      const rng = mulberry32(batch + heads + len);
-      const n = batch * heads * len * len;
-      const a = ref.scores(rng, n);
-      const b = ref.scores(rng, n);
-      const m = masked ? ref.tokenMask(rng, batch, len) : null;
-      const cg = new Float32Array(n);
-      const cl = attentionLoss(a, b, m, batch, heads, len, cg);
-      const hg = put(new Float32Array(n).fill(Number.NaN));
-      const hl = zeros(1);
-      cuda.attentionMSE(put(a), put(b), m ? put(m) : null, batch, heads, len, hg, hl);
-      cuda.synchronize();
-      expectLossClose(get(hl, 1)[0], cl, 1e-5, 'attention');
-      expectGradClose(get(hg, n), cg, 1e-5, 'attention');
-    });
+    ] as Array<[number, number, number, boolean]>)(
+      'attentionMSE B=%i A=%i L=%i masked=%s',
+      (batch, heads, len, masked) => {
+        const rng = mulberry32(batch + heads + len);
+        const n = batch * heads * len * len;
+        const a = ref.scores(rng, n);
+        const b = ref.scores(rng, n);
+        const m = masked ? ref.tokenMask(rng, batch, len) : null;
+        const cg = new Float32Array(n);
+        const cl = attentionLoss(a, b, m, batch, heads, len, cg);
+        const hg = put(new Float32Array(n).fill(Number.NaN));
+        const hl = zeros(1);
+        cuda.attentionMSE(put(a), put(b), m ? put(m) : null, batch, heads, len, hg, hl);
+        cuda.synchronize();
+        expectLossClose(get(hl, 1)[0], cl, 1e-5, 'attention');
+        expectGradClose(get(hg, n), cg, 1e-5, 'attention');
+      },
+    );
 
     test('scale on the device', () => {
       const x = ref.scores(mulberry32(90), 1000);

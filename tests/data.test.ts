@@ -6,8 +6,19 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 
 import {
-  AtomicWriter, DataFormatError, loadQrels, loadRun, readCandidates, readJsonl, readTextTsv, readTriples,
-  writeAtomic, writeJsonl, writeQrels, writeRun, writeTextTsv,
+  AtomicWriter,
+  DataFormatError,
+  loadQrels,
+  loadRun,
+  readCandidates,
+  readJsonl,
+  readTextTsv,
+  readTriples,
+  writeAtomic,
+  writeJsonl,
+  writeQrels,
+  writeRun,
+  writeTextTsv,
 } from '../src/data';
 
 let dir: string;
@@ -44,16 +55,30 @@ describe('readers', () => {
 
   it('reads qrels and runs into maps, rejecting non-numeric grades and scores', async () => {
     const qrels = await loadQrels(file('qrels', 'q1 0 d1 1\nq1 0 d2 0\nq2 0 d9 2\n'));
-    expect(qrels.get('q1')).toEqual(new Map([['d1', 1], ['d2', 0]]));
+    expect(qrels.get('q1')).toEqual(
+      new Map([
+        ['d1', 1],
+        ['d2', 0],
+      ]),
+    );
     expect(qrels.get('q2')!.get('d9')).toBe(2);
     const run = await loadRun(file('run', 'q1 Q0 d2 1 3.5 bm25\nq1 Q0 d1 2 -1e-3 bm25\n'));
-    expect(run.get('q1')).toEqual(new Map([['d2', 3.5], ['d1', -0.001]]));
-    await expect(loadQrels(file('bad.qrels', 'q1 0 d1 high\n'))).rejects.toThrow(/bad\.qrels:1: grade must be a number/);
+    expect(run.get('q1')).toEqual(
+      new Map([
+        ['d2', 3.5],
+        ['d1', -0.001],
+      ]),
+    );
+    await expect(loadQrels(file('bad.qrels', 'q1 0 d1 high\n'))).rejects.toThrow(
+      /bad\.qrels:1: grade must be a number/,
+    );
     await expect(loadRun(file('bad.run', 'q1 Q0 d1 1 0.5\n'))).rejects.toThrow(/bad\.run:1: expected 6 fields/);
   });
 
   it('reads triples, 2- and 4-column candidates, JSONL and gzip', async () => {
-    expect(await collect(readTriples(file('t.tsv', 'q\tpos\tneg\n')))).toEqual([{ query: 'q', positive: 'pos', negative: 'neg' }]);
+    expect(await collect(readTriples(file('t.tsv', 'q\tpos\tneg\n')))).toEqual([
+      { query: 'q', positive: 'pos', negative: 'neg' },
+    ]);
     expect(await collect(readCandidates(file('c.tsv', '1\t10\n1\t11\tthe query\tthe passage\n')))).toEqual([
       { qid: '1', docid: '10' },
       { qid: '1', docid: '11', query: 'the query', passage: 'the passage' },
@@ -81,12 +106,35 @@ describe('readers', () => {
 
 describe('writers', () => {
   it('round-trips qrels, runs (ranked, trec_eval tie order), TSV and JSONL', async () => {
-    const qrels = new Map([['q1', new Map([['d1', 2], ['d2', 0]])]]);
+    const qrels = new Map([
+      [
+        'q1',
+        new Map([
+          ['d1', 2],
+          ['d2', 0],
+        ]),
+      ],
+    ]);
     await writeQrels(path.join(dir, 'out.qrels'), qrels);
     expect(await loadQrels(path.join(dir, 'out.qrels'))).toEqual(qrels);
 
-    await writeRun(path.join(dir, 'out.run'), new Map([['q1', new Map([['a', 1], ['b', 1], ['c', 2]])]]), 'test');
-    expect(fs.readFileSync(path.join(dir, 'out.run'), 'utf8')).toBe('q1 Q0 c 1 2 test\nq1 Q0 b 2 1 test\nq1 Q0 a 3 1 test\n');
+    await writeRun(
+      path.join(dir, 'out.run'),
+      new Map([
+        [
+          'q1',
+          new Map([
+            ['a', 1],
+            ['b', 1],
+            ['c', 2],
+          ]),
+        ],
+      ]),
+      'test',
+    );
+    expect(fs.readFileSync(path.join(dir, 'out.run'), 'utf8')).toBe(
+      'q1 Q0 c 1 2 test\nq1 Q0 b 2 1 test\nq1 Q0 a 3 1 test\n',
+    );
 
     await writeTextTsv(path.join(dir, 'c.tsv'), [{ id: '1', text: 'a "b", c' }]);
     expect(await collect(readTextTsv(path.join(dir, 'c.tsv')))).toEqual([{ id: '1', text: 'a "b", c' }]);
@@ -103,7 +151,10 @@ describe('writers', () => {
     const target = path.join(dir, 'keep.tsv');
     fs.writeFileSync(target, 'old content\n');
     await expect(
-      writeTextTsv(target, [{ id: '1', text: 'fine' }, { id: '2', text: 'has\ta tab' }]),
+      writeTextTsv(target, [
+        { id: '1', text: 'fine' },
+        { id: '2', text: 'has\ta tab' },
+      ]),
     ).rejects.toThrow(/contains a field separator/);
     expect(fs.readFileSync(target, 'utf8')).toBe('old content\n');
     expect(fs.readdirSync(dir)).toEqual(['keep.tsv']);
@@ -121,13 +172,20 @@ describe('writers', () => {
     const target = path.join(dir, 'killed.tsv');
     // A child process writes 1 MB and then SIGKILLs itself before committing.
     // It runs the compiled module (dist/, built by `npm test`'s pretest step).
-    const child = spawnSync(process.execPath, ['-e', `
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `
       const { AtomicWriter } = require(${JSON.stringify(path.resolve(__dirname, '../dist/data/atomic.js'))});
       (async () => {
         const w = AtomicWriter.open(${JSON.stringify(target)});
         await w.write('x'.repeat(1 << 20));
         process.kill(process.pid, 'SIGKILL');
-      })();`], { encoding: 'utf8' });
+      })();`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(child.signal).toBe('SIGKILL');
     expect(fs.existsSync(target)).toBe(false);
     expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toHaveLength(1);

@@ -49,7 +49,10 @@ describe('Philox random fills on the host', () => {
     const out = new Float32Array(10);
     addon.randomUniform(out, 0, 1, seed);
     const key = [seed % 2 ** 32, Math.floor(seed / 2 ** 32)];
-    const want = Array.from({ length: 10 }, (_, i) => (philox([Math.floor(i / 4), 0, 0, 0], key)[i % 4] >>> 8) / 2 ** 24);
+    const want = Array.from(
+      { length: 10 },
+      (_, i) => (philox([Math.floor(i / 4), 0, 0, 0], key)[i % 4] >>> 8) / 2 ** 24,
+    );
     expect(Array.from(out)).toEqual(want);
   });
 
@@ -122,7 +125,10 @@ describe('Philox random fills on the host', () => {
     expectError(() => addon.randomNormal(out, 0, -1, 1), /stddev must be >= 0/);
     expectError(() => addon.randomUniform(out, 0, 1, -1), /seed must be an integer/);
     expectError(() => addon.randomUniform(out, 0, 1, 0.5), /seed must be an integer/);
-    expectError(() => addon.randomUniform(new Int32Array(4) as unknown as Float32Array, 0, 1, 1), /out must be a Float32Array/);
+    expectError(
+      () => addon.randomUniform(new Int32Array(4) as unknown as Float32Array, 0, 1, 1),
+      /out must be a Float32Array/,
+    );
   });
 });
 
@@ -135,7 +141,8 @@ if (deviceTestsHere(__filename)) {
       for (const h of live) cuda.free(h);
     });
 
-    const dtypeOf = (x: NumericArray) => (x instanceof Float32Array ? 'float32' : x instanceof Int32Array ? 'int32' : 'bool');
+    const dtypeOf = (x: NumericArray) =>
+      x instanceof Float32Array ? 'float32' : x instanceof Int32Array ? 'int32' : 'bool';
     function put(x: NumericArray): DeviceBuffer {
       const h = cuda.alloc(x.length, dtypeOf(x));
       live.add(h);
@@ -155,7 +162,8 @@ if (deviceTestsHere(__filename)) {
     }
 
     type Arg = unknown;
-    const isTensor = (v: Arg): v is NumericArray => v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array;
+    const isTensor = (v: Arg): v is NumericArray =>
+      v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array;
     /**
      * Runs addon[name] on copies of args and cuda[name] on device copies (typed arrays -> buffers;
      * arrays of typed arrays -> arrays of buffers; Float64Arrays stay host arrays), then compares every
@@ -165,7 +173,13 @@ if (deviceTestsHere(__filename)) {
     function same(name: string, args: Arg[], tol = 0): void {
       const copy = (v: Arg): Arg => (isTensor(v) ? v.slice() : Array.isArray(v) ? v.map(copy) : v);
       const hostArgs = args.map(copy);
-      const devArgs = args.map((v) => (isTensor(v) ? put(v) : Array.isArray(v) && v.length > 0 && isTensor(v[0]) ? v.map((x) => put(x as NumericArray)) : v));
+      const devArgs = args.map((v) =>
+        isTensor(v)
+          ? put(v)
+          : Array.isArray(v) && v.length > 0 && isTensor(v[0])
+            ? v.map((x) => put(x as NumericArray))
+            : v,
+      );
       const hostRet = (addon as unknown as Record<string, (...a: Arg[]) => unknown>)[name](...hostArgs);
       const devRet = (cuda as unknown as Record<string, (...a: Arg[]) => unknown>)[name](...devArgs);
       const t = EMULATED ? 0 : tol;
@@ -181,8 +195,14 @@ if (deviceTestsHere(__filename)) {
       };
       args.forEach((_, p) => {
         if (isTensor(hostArgs[p])) compare(hostArgs[p] as NumericArray, get(devArgs[p] as DeviceBuffer), `arg ${p}`);
-        if (Array.isArray(devArgs[p]) && typeof (devArgs[p] as Arg[])[0] === 'number' && isTensor((args[p] as Arg[])[0]))
-          (devArgs[p] as DeviceBuffer[]).forEach((h, k) => compare((hostArgs[p] as NumericArray[])[k], get(h), `arg ${p}[${k}]`));
+        if (
+          Array.isArray(devArgs[p]) &&
+          typeof (devArgs[p] as Arg[])[0] === 'number' &&
+          isTensor((args[p] as Arg[])[0])
+        )
+          (devArgs[p] as DeviceBuffer[]).forEach((h, k) =>
+            compare((hostArgs[p] as NumericArray[])[k], get(h), `arg ${p}[${k}]`),
+          );
       });
       if (typeof hostRet === 'number') {
         if (t === 0) expect(devRet).toBe(hostRet);
@@ -196,7 +216,8 @@ if (deviceTestsHere(__filename)) {
 
     const rand = mulberry32(0x5eed);
     const f32 = (n: number, scale = 4) => Float32Array.from({ length: n }, () => (rand() - 0.5) * scale);
-    const i32 = (n: number, lo = -9, hi = 9) => Int32Array.from({ length: n }, () => lo + Math.floor(rand() * (hi - lo + 1)));
+    const i32 = (n: number, lo = -9, hi = 9) =>
+      Int32Array.from({ length: n }, () => lo + Math.floor(rand() * (hi - lo + 1)));
     const u8 = (n: number) => Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0));
     const prod = (s: number[]) => s.reduce((p, d) => p * d, 1);
     // A float input with the special values every kernel must carry through.
@@ -235,22 +256,49 @@ if (deviceTestsHere(__filename)) {
       const dead = cuda.alloc(6);
       cuda.free(dead);
       const ops = addon.mathOps.unary;
-      expectError(() => cuda.unaryOp(ops.Exp, dead, out), /cuda\.unaryOp: x is not a live device buffer handle/, 'RangeError');
+      expectError(
+        () => cuda.unaryOp(ops.Exp, dead, out),
+        /cuda\.unaryOp: x is not a live device buffer handle/,
+        'RangeError',
+      );
       expectError(() => cuda.unaryOp(ops.Exp, x, dead), /out is not a live device buffer handle/, 'RangeError');
       expectError(() => cuda.free(dead), /buffer is not a live device buffer handle/);
       expectError(() => cuda.unaryOp(ops.Exp, put(i32(6)), out), /x must be a float32 device buffer/, 'TypeError');
       expectError(() => cuda.unaryOp(ops.Exp, x, put(f32(5))), /out must have 6 elements, got 5/, 'RangeError');
-      expectError(() => cuda.unaryOp(ops.Exp, new Float32Array(6) as never, out), /x must be a float32 device buffer/, 'TypeError');
+      expectError(
+        () => cuda.unaryOp(ops.Exp, new Float32Array(6) as never, out),
+        /x must be a float32 device buffer/,
+        'TypeError',
+      );
       expectError(() => cuda.softmax(x, 2, 3, put(f32(5))), /out must be a float32 device buffer of length 6/);
-      expectError(() => cuda.sgemm(x, put(f32(5)), out, 1, 2, 3, 3, false, false, null, null), /b must be a float32 device buffer of length/);
-      expectError(() => cuda.gather(x, [1, 1, 6, 1], put(f32(2)), put(f32(2))), /indices must be an int32 device buffer/);
-      expectError(() => cuda.concat([x, put(i32(6))], [[6], [6]], 0, put(f32(12))), /inputs\[1\] is a int32 device buffer/);
-      expectError(() => cuda.adamwUpdate(x, x, put(f32(6)), put(f32(6)), put(f32(5)), 0.9, 0.999, 1e-8, 1, 1e-3, 1, 1), /out must be a float32 device buffer of length 6/);
+      expectError(
+        () => cuda.sgemm(x, put(f32(5)), out, 1, 2, 3, 3, false, false, null, null),
+        /b must be a float32 device buffer of length/,
+      );
+      expectError(
+        () => cuda.gather(x, [1, 1, 6, 1], put(f32(2)), put(f32(2))),
+        /indices must be an int32 device buffer/,
+      );
+      expectError(
+        () => cuda.concat([x, put(i32(6))], [[6], [6]], 0, put(f32(12))),
+        /inputs\[1\] is a int32 device buffer/,
+      );
+      expectError(
+        () => cuda.adamwUpdate(x, x, put(f32(6)), put(f32(6)), put(f32(5)), 0.9, 0.999, 1e-8, 1, 1e-3, 1, 1),
+        /out must be a float32 device buffer of length 6/,
+      );
       expectError(() => cuda.sumSquares(put(u8(3))), /x must be a float32 device buffer/);
       expectError(() => cuda.randomUniform(put(i32(3)), 0, 1, 1), /out must be a float32 device buffer/);
-      expectError(() => cuda.upload(x, new Int32Array(6)), /src must be a Float32Array \(the buffer is float32\)/, 'TypeError');
+      expectError(
+        () => cuda.upload(x, new Int32Array(6)),
+        /src must be a Float32Array \(the buffer is float32\)/,
+        'TypeError',
+      );
       expectError(() => cuda.upload(x, new Float32Array(7)), /src must have 1\.\.6 elements, has 7/, 'RangeError');
-      expectError(() => cuda.download(put(u8(2)), new Float32Array(2)), /dst must be a Uint8Array \(the buffer is bool\)/);
+      expectError(
+        () => cuda.download(put(u8(2)), new Float32Array(2)),
+        /dst must be a Uint8Array \(the buffer is bool\)/,
+      );
       expectError(() => cuda.copy(x, put(i32(6)), 6), /src is a int32 buffer but dst is a float32 buffer/);
       expectError(() => cuda.copy(x, put(f32(3)), 4), /n = 4 exceeds the size of src/);
       expectError(() => cuda.alloc(4, 'float64' as never), /dtype must be 'float32', 'int32' or 'bool'/);
@@ -268,7 +316,12 @@ if (deviceTestsHere(__filename)) {
           const a = t === 'float32' ? special(24) : i32(24);
           const b = t === 'float32' ? f32(3) : i32(3, 1, 5);
           const outType = cmp.has(opName) ? 'bool' : opName === 'FloorDiv' ? 'int32' : t;
-          const out = outType === 'float32' ? new Float32Array(24) : outType === 'int32' ? new Int32Array(24) : new Uint8Array(24);
+          const out =
+            outType === 'float32'
+              ? new Float32Array(24)
+              : outType === 'int32'
+                ? new Int32Array(24)
+                : new Uint8Array(24);
           try {
             addon.binaryOp(op, a.slice(), [2, 4, 3], b.slice(), [3], out.slice());
           } catch {
@@ -289,8 +342,7 @@ if (deviceTestsHere(__filename)) {
       }
       const make = [(n: number) => special(n), (n: number) => i32(n), (n: number) => u8(n)];
       for (const from of make) for (const to of make) same('cast', [from(20), to(20)]);
-      for (const v of [3.7, -1, 300, NaN, -Infinity, 2 ** 31 + 5])
-        for (const mk of make) same('fill', [mk(9), v]);
+      for (const v of [3.7, -1, 300, NaN, -Infinity, 2 ** 31 + 5]) for (const mk of make) same('fill', [mk(9), v]);
     });
 
     test('reduce: every op and dtype it takes, over several axis sets', () => {
@@ -317,13 +369,22 @@ if (deviceTestsHere(__filename)) {
     });
 
     test('layerNorm, layerNormGrad, gelu, geluGrad (the fused layers, kernels/nn.h)', () => {
-      for (const [rows, cols] of [[1, 1], [7, 33], [65, 768], [3, 2000]]) {
+      for (const [rows, cols] of [
+        [1, 1],
+        [7, 33],
+        [65, 768],
+        [3, 2000],
+      ]) {
         const n = rows * cols;
         const zeros = (k: number) => new Float32Array(k);
         same('layerNorm', [f32(n), f32(cols), f32(cols), rows, cols, 1e-5, zeros(n), zeros(rows), zeros(rows)], 2e-5);
         same('layerNorm', [f32(n), f32(cols), f32(cols), rows, cols, 1e-12, zeros(n), null, null], 2e-5);
         const rstd = Float32Array.from({ length: rows }, () => 0.5 + rand());
-        same('layerNormGrad', [f32(n), f32(n), f32(cols), f32(rows), rstd, rows, cols, zeros(n), zeros(cols), zeros(cols)], 1e-4);
+        same(
+          'layerNormGrad',
+          [f32(n), f32(n), f32(cols), f32(rows), rstd, rows, cols, zeros(n), zeros(cols), zeros(cols)],
+          1e-4,
+        );
         same('gelu', [f32(n, 12), zeros(n)], 4e-6);
         same('geluGrad', [f32(n), f32(n, 12), zeros(n)], 4e-6);
       }
@@ -338,7 +399,9 @@ if (deviceTestsHere(__filename)) {
         const h = put(x);
         cuda.softmax(h, 7, 5, h, log);
         const got = get(h);
-        hostX.forEach((w, i) => expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(EMULATED ? 0 : 2e-6 * Math.max(1, Math.abs(w))));
+        hostX.forEach((w, i) =>
+          expect(Math.abs(got[i] - w)).toBeLessThanOrEqual(EMULATED ? 0 : 2e-6 * Math.max(1, Math.abs(w))),
+        );
       }
     });
 
@@ -347,7 +410,16 @@ if (deviceTestsHere(__filename)) {
         same('transpose', [mk(120), [2, 3, 4, 5], [3, 1, 0, 2], mk(120)]);
         same('transpose', [mk(6), [6], [0], mk(6)]);
         same('slice', [mk(120), [2, 3, 4, 5], [1, 0, 2, 1], [1, 3, 2, 3], mk(18)]);
-        same('concat', [[mk(24), mk(12), mk(36)], [[2, 4, 3], [2, 2, 3], [2, 6, 3]], 1, mk(72)]);
+        same('concat', [
+          [mk(24), mk(12), mk(36)],
+          [
+            [2, 4, 3],
+            [2, 2, 3],
+            [2, 6, 3],
+          ],
+          1,
+          mk(72),
+        ]);
         same('concat', [[mk(6), mk(4)], [[6], [4]], -1, mk(10)]);
         same('tile', [mk(6), [2, 3], [3, 2], mk(36)]);
       }
@@ -363,7 +435,10 @@ if (deviceTestsHere(__filename)) {
       const out = put(new Float32Array(9).fill(NaN));
       cuda.gather(put(x), [1, 1, 4, 3], put(Int32Array.from([2, -1, 4])), out);
       expect(Array.from(get(out))).toEqual([7, 8, 9, 0, 0, 0, 0, 0, 0]);
-      expectError(() => addon.gather(x, [1, 1, 4, 3], Int32Array.from([2, -1, 4]), new Float32Array(9)), /indices\[1\] = -1 is out of range/);
+      expectError(
+        () => addon.gather(x, [1, 1, 4, 3], Int32Array.from([2, -1, 4]), new Float32Array(9)),
+        /indices\[1\] = -1 is out of range/,
+      );
     });
 
     test('unsortedSegmentSum, ids out of range dropped', () => {
@@ -373,14 +448,63 @@ if (deviceTestsHere(__filename)) {
     test('sgemm: transposes, broadcast operands, batch offsets (strided and general), k = 0', () => {
       const tol = 1e-5;
       for (const tA of [false, true])
-        for (const tB of [false, true]) same('sgemm', [f32(3 * 5 * 7), f32(3 * 7 * 4), new Float32Array(3 * 5 * 4), 3, 5, 4, 7, tA, tB, null, null], tol);
+        for (const tB of [false, true])
+          same(
+            'sgemm',
+            [f32(3 * 5 * 7), f32(3 * 7 * 4), new Float32Array(3 * 5 * 4), 3, 5, 4, 7, tA, tB, null, null],
+            tol,
+          );
       same('sgemm', [f32(5 * 7), f32(3 * 7 * 4), new Float32Array(60), 3, 5, 4, 7, false, false, null, null], tol); // a broadcast
       same('sgemm', [f32(3 * 35), f32(28), new Float32Array(60), 3, 5, 4, 7, false, true, null, null], tol); // b broadcast
       // Offsets in a progression (a strided batch) and general ones (tfjs's [2,1] x [1,3] broadcasting).
-      same('sgemm', [f32(4 * 35), f32(28), new Float32Array(60), 3, 5, 4, 7, false, false, Float64Array.from([35, 70, 105]), Float64Array.from([0, 0, 0])], tol);
-      same('sgemm', [f32(2 * 35), f32(3 * 28), new Float32Array(6 * 20), 6, 5, 4, 7, false, false, Float64Array.from([0, 0, 0, 35, 35, 35]), Float64Array.from([0, 28, 56, 0, 28, 56])], tol);
+      same(
+        'sgemm',
+        [
+          f32(4 * 35),
+          f32(28),
+          new Float32Array(60),
+          3,
+          5,
+          4,
+          7,
+          false,
+          false,
+          Float64Array.from([35, 70, 105]),
+          Float64Array.from([0, 0, 0]),
+        ],
+        tol,
+      );
+      same(
+        'sgemm',
+        [
+          f32(2 * 35),
+          f32(3 * 28),
+          new Float32Array(6 * 20),
+          6,
+          5,
+          4,
+          7,
+          false,
+          false,
+          Float64Array.from([0, 0, 0, 35, 35, 35]),
+          Float64Array.from([0, 28, 56, 0, 28, 56]),
+        ],
+        tol,
+      );
       // k = 0: c becomes zeros. (A buffer is never empty: offsets let a 1-element buffer stand for 2 x 0.)
-      same('sgemm', [f32(1), f32(1), new Float32Array(6).fill(NaN), 1, 2, 3, 0, false, false, Float64Array.from([0]), Float64Array.from([0])]);
+      same('sgemm', [
+        f32(1),
+        f32(1),
+        new Float32Array(6).fill(NaN),
+        1,
+        2,
+        3,
+        0,
+        false,
+        false,
+        Float64Array.from([0]),
+        Float64Array.from([0]),
+      ]);
       // TF32: the mode reads back. On a GPU the products carry TF32's rounding (10 of fp32's 23
       // mantissa bits: beyond fp32's K * 2^-24 of sum |a||b|, within 2^-9 of it; Ampere or later);
       // under the emulation they are the host's fp32, bit for bit.
@@ -403,12 +527,29 @@ if (deviceTestsHere(__filename)) {
         expect(error(tf32)).toBeGreaterThan(K * 2 ** -24);
         expect(error(tf32)).toBeLessThanOrEqual(2 ** -9 + K * 2 ** -24);
       }
-      same('sgemm', [f32(64 * 64), f32(64 * 64), new Float32Array(64 * 64), 1, 64, 64, 64, true, false, null, null], tol);
+      same(
+        'sgemm',
+        [f32(64 * 64), f32(64 * 64), new Float32Array(64 * 64), 1, 64, 64, 64, true, false, null, null],
+        tol,
+      );
     });
 
     test('adamwUpdate is bit-identical to the host (out separate and out === p, moments in place or not); sumSquares', () => {
       const n = 1000;
-      const args = (out: Float32Array) => [f32(n), f32(n, 0.1), f32(n, 0.01), f32(n, 0.001).map(Math.abs), out, 0.9, 0.999, 1e-8, 0.9999, 1e-3 / 0.1, Math.sqrt(1 - 0.999), 0.5];
+      const args = (out: Float32Array) => [
+        f32(n),
+        f32(n, 0.1),
+        f32(n, 0.01),
+        f32(n, 0.001).map(Math.abs),
+        out,
+        0.9,
+        0.999,
+        1e-8,
+        0.9999,
+        1e-3 / 0.1,
+        Math.sqrt(1 - 0.999),
+        0.5,
+      ];
       same('adamwUpdate', args(new Float32Array(n))); // exact on a GPU too: double math, no contraction
       same('adamwUpdate', [...args(new Float32Array(n)), new Float32Array(n), new Float32Array(n)]); // the new moments into mOut, vOut
       const p = f32(n);

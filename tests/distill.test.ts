@@ -12,11 +12,27 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-import { BertTokenizer, buildCollection, writeCollection } from '../src/data';
+import { BertTokenizer } from '../src/data';
 import {
-  AdamW, ConfigError, GroupSampler, PairEncoder, distill, labelFunction, learningRate, loadRankingCollection, loadStudentConfig,
-  makeBatch, disposeBatch, parseStudentConfig, parseTeacherConfig, scorePairs, teacherScores, trainTeacher, trainingPairs,
-  type RankingCollection, type RunResult, type StudentRunInput,
+  AdamW,
+  ConfigError,
+  GroupSampler,
+  PairEncoder,
+  distill,
+  labelFunction,
+  learningRate,
+  loadStudentConfig,
+  makeBatch,
+  disposeBatch,
+  parseStudentConfig,
+  parseTeacherConfig,
+  scorePairs,
+  teacherScores,
+  trainTeacher,
+  trainingPairs,
+  type RankingCollection,
+  type RunResult,
+  type StudentRunInput,
 } from '../src/distill';
 import * as objective from '../src/losses/objective';
 import { CrossEncoder, loadCrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
@@ -44,7 +60,15 @@ describe('config', () => {
     expect(t.output).toBe('/base/out');
     expect(t.model).toMatchObject({ layers: 4, hidden: 256, heads: 4, intermediate: 1024, vocabSize: 30522 });
     expect(t.loss).toMatchObject({ bce: 1, ranknet: 0 });
-    expect(t.train).toMatchObject({ batch: 8, microBatch: 2, steps: 2000, warmup: 200, lr: 1e-4, clipNorm: 1, weightDecay: 0.01 });
+    expect(t.train).toMatchObject({
+      batch: 8,
+      microBatch: 2,
+      steps: 2000,
+      warmup: 200,
+      lr: 1e-4,
+      clipNorm: 1,
+      weightDecay: 0.01,
+    });
     expect(t.data).toMatchObject({ negatives: 7, maxLength: 128, labels: 'graded', evalSplit: 'dev' });
     const s = parseStudentConfig({ output: 'o', teacher: { checkpoint: 't' } }, 'x', '/base');
     expect(s.student.model).toMatchObject({ layers: 2, hidden: 128, heads: 2, intermediate: 512 });
@@ -72,11 +96,24 @@ describe('config', () => {
       message = (e as Error).message;
     }
     expect(message).toMatch(/^run\.json: invalid config/);
-    for (const field of ['train.lr', 'train.batch', 'loss.bogus: unknown field', 'loss.temperature', 'student.path', 'student.model.heads: hidden must be a multiple of heads'])
+    for (const field of [
+      'train.lr',
+      'train.batch',
+      'loss.bogus: unknown field',
+      'loss.temperature',
+      'student.path',
+      'student.model.heads: hidden must be a multiple of heads',
+    ])
       expect(message).toContain(field);
-    expect(() => parseStudentConfig({ output: 'o', teacher: { checkpoint: 't' }, loss: { ranknet: 0, kl: 0 } })).toThrow(/loss: set a weight > 0/);
-    expect(() => parseTeacherConfig({ output: 'o', loss: { kl: 1 } })).toThrow(/loss\.kl: unknown field \(a teacher trains on hard labels only/);
-    expect(() => parseTeacherConfig({ output: 'o', train: { steps: 10, warmup: 11 } })).toThrow(/train\.warmup: must not exceed train\.steps/);
+    expect(() =>
+      parseStudentConfig({ output: 'o', teacher: { checkpoint: 't' }, loss: { ranknet: 0, kl: 0 } }),
+    ).toThrow(/loss: set a weight > 0/);
+    expect(() => parseTeacherConfig({ output: 'o', loss: { kl: 1 } })).toThrow(
+      /loss\.kl: unknown field \(a teacher trains on hard labels only/,
+    );
+    expect(() => parseTeacherConfig({ output: 'o', train: { steps: 10, warmup: 11 } })).toThrow(
+      /train\.warmup: must not exceed train\.steps/,
+    );
     expect(() => parseTeacherConfig({})).toThrow(/output: Required/);
   });
 
@@ -84,7 +121,10 @@ describe('config', () => {
     const dir = path.join(tmp, 'cfg');
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'student.json');
-    fs.writeFileSync(file, JSON.stringify({ output: 'runs/s1', teacher: { checkpoint: '../teacher/model' }, data: { collection: 'coll' } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ output: 'runs/s1', teacher: { checkpoint: '../teacher/model' }, data: { collection: 'coll' } }),
+    );
     const c = loadStudentConfig(file);
     expect(c.output).toBe(path.join(dir, 'runs/s1'));
     expect(c.teacher.checkpoint).toBe(path.join(tmp, 'teacher/model'));
@@ -114,7 +154,10 @@ describe('batches', () => {
       }
     }
     // every query once per epoch
-    const firstEpoch = steps.flat().slice(0, a.queries).map((g) => g.qid);
+    const firstEpoch = steps
+      .flat()
+      .slice(0, a.queries)
+      .map((g) => g.qid);
     expect(new Set(firstEpoch).size).toBe(a.queries);
   });
 
@@ -127,11 +170,12 @@ describe('batches', () => {
     for (let i = 0; i < 15; i++) expect(b.next()).toEqual(a.next());
   });
 
-  it('grades term matches by the WordPiece\'s idf over the passages (levels 1..4), in the encoded inputs', () => {
+  it("grades term matches by the WordPiece's idf over the passages (levels 1..4), in the encoded inputs", () => {
     const encoder = new PairEncoder(tokenizer, coll, 512); // no truncation: every query token counts
     const levels = encoder.matchLevels();
     const df = new Map<number, number>();
-    for (const text of coll.passages.values()) for (const id of new Set(tokenizer.ids(text))) df.set(id, (df.get(id) ?? 0) + 1);
+    for (const text of coll.passages.values())
+      for (const id of new Set(tokenizer.ids(text))) df.set(id, (df.get(id) ?? 0) + 1);
     const n = coll.passages.size;
     const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
     for (const [id, d] of df) expect(levels[id]).toBe(Math.min(4, 1 + Math.floor((4 * idf(d)) / idf(1))));
@@ -208,7 +252,11 @@ describe('AdamW', () => {
     grads.forEach((g, k) => {
       const n = k + 1;
       const g32 = Object.fromEntries(Object.entries(g).map(([name, a]) => [name, Array.from(Float32Array.from(a))]));
-      const norm = Math.sqrt(Object.values(g32).flat().reduce((s, x) => s + x * x, 0));
+      const norm = Math.sqrt(
+        Object.values(g32)
+          .flat()
+          .reduce((s, x) => s + x * x, 0),
+      );
       const scale = norm > 1 ? 1 / (norm + 1e-6) : 1;
       const lr = n <= 2 ? (0.1 * n) / 2 : (0.1 * (4 - n + 1)) / 2;
       for (const name of ['w', 'b.bias']) {
@@ -256,7 +304,8 @@ describe('AdamW', () => {
     const g3 = new Map(Object.entries(grads[2]).map(([name, x]) => [name, tf.tensor1d(x)]));
     optA.apply(g3);
     optB.apply(g3);
-    for (const k of a.keys()) expect(Buffer.from(b.get(k)!.dataSync().buffer)).toEqual(Buffer.from(a.get(k)!.dataSync().buffer));
+    for (const k of a.keys())
+      expect(Buffer.from(b.get(k)!.dataSync().buffer)).toEqual(Buffer.from(a.get(k)!.dataSync().buffer));
     expect(() => new AdamW(new Map([['other', tf.variable(tf.zeros([3]))]]), o).load(dir)).toThrow(/other parameters/);
     tf.dispose([...g3.values(), ...a.values(), ...b.values()]);
   });
@@ -264,7 +313,15 @@ describe('AdamW', () => {
 
 describe('teacher score cache', () => {
   const config: CrossEncoderConfig = {
-    vocabSize: 30522, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxPosition: 64, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+    vocabSize: 30522,
+    hidden: 16,
+    layers: 1,
+    heads: 2,
+    intermediate: 32,
+    maxPosition: 64,
+    typeVocab: 2,
+    layerNormEps: 1e-12,
+    initStd: 0.02,
   };
 
   it('scores once, reloads the same float32 values, and recomputes when the teacher or the pairs change', async () => {
@@ -314,7 +371,16 @@ describe('training', () => {
       model: teacherSizes,
       // evaluated on every dev query: the first two have no relevant passage among their candidates
       data: { ...tinyData, evalQueries: undefined },
-      train: { batch: 4, steps: 30, lr: 3e-3, warmup: 3, seed: 1, evalEvery: 15, checkpointEvery: 10, keepCheckpoints: 2 },
+      train: {
+        batch: 4,
+        steps: 30,
+        lr: 3e-3,
+        warmup: 3,
+        seed: 1,
+        evalEvery: 15,
+        checkpointEvery: 10,
+        keepCheckpoints: 2,
+      },
       loss: { ranknet: 1 },
     });
     const before = tf.memory().numTensors;
@@ -332,7 +398,9 @@ describe('training', () => {
     // A query whose relevant passage is among its 10 BM25 candidates has a reciprocal rank in
     // [1/10, 1] whatever the model; the others 0 (most of this tiny collection's dev queries).
     const qids = [...coll.queries.dev.keys()];
-    const reachable = qids.filter((q) => coll.candidates.dev.get(q)!.some((p) => (coll.qrels.dev.get(q)!.get(p) ?? 0) >= 1)).length;
+    const reachable = qids.filter((q) =>
+      coll.candidates.dev.get(q)!.some((p) => (coll.qrels.dev.get(q)!.get(p) ?? 0) >= 1),
+    ).length;
     expect(reachable).toBeGreaterThan(0);
     for (const e of teacher.log.evals) {
       expect(e.queries).toBe(qids.length);
@@ -343,7 +411,8 @@ describe('training', () => {
     }
     expect(events.filter((e) => e === 'checkpoint')).toHaveLength(2); // steps 10 and 20, none at the end
     expect(fs.readdirSync(path.join(teacherOut, 'checkpoints')).sort()).toEqual(['step-00000010', 'step-00000020']);
-    for (const f of ['model/model.json', 'model/weights.bin', 'log.jsonl', 'result.json', 'config.json']) expect(fs.existsSync(path.join(teacherOut, f))).toBe(true);
+    for (const f of ['model/model.json', 'model/weights.bin', 'log.jsonl', 'result.json', 'config.json'])
+      expect(fs.existsSync(path.join(teacherOut, f))).toBe(true);
     expect(fs.readFileSync(path.join(teacherOut, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(32);
   });
 
@@ -353,9 +422,16 @@ describe('training', () => {
     const qids = [...coll.queries.dev.keys()];
     const rr = qids.map((q) => {
       const candidates = coll.candidates.dev.get(q)!;
-      const scores = scorePairs(model, encoder, candidates.map((p): [string, string] => [q, p]), 64);
+      const scores = scorePairs(
+        model,
+        encoder,
+        candidates.map((p): [string, string] => [q, p]),
+        64,
+      );
       // score descending, ties by docid descending (trec_eval's order); the first passage of grade >= 1
-      const ranked = candidates.map((p, i) => ({ p, s: scores[i] })).sort((a, b) => b.s - a.s || (a.p < b.p ? 1 : a.p > b.p ? -1 : 0));
+      const ranked = candidates
+        .map((p, i) => ({ p, s: scores[i] }))
+        .sort((a, b) => b.s - a.s || (a.p < b.p ? 1 : a.p > b.p ? -1 : 0));
       const first = ranked.findIndex(({ p }) => (coll.qrels.dev.get(q)!.get(p) ?? 0) >= 1);
       return first >= 0 && first < 10 ? 1 / (first + 1) : 0;
     });
@@ -383,14 +459,35 @@ describe('training', () => {
   it('distils with every objective term at once: one fused objective call a step, every part logged', async () => {
     const spy = jest.spyOn(objective, 'rankingObjectiveParts');
     const all = {
-      bce: 0.5, ranknet: 1, hinge: 0.5, listwiseCE: 0.5, kl: 1, temperature: 2, marginMSE: 0.1, scoreMSE: 0.1, hiddenMSE: 0.2, attentionMSE: 0.01, embeddingMSE: 0.2,
+      bce: 0.5,
+      ranknet: 1,
+      hinge: 0.5,
+      listwiseCE: 0.5,
+      kl: 1,
+      temperature: 2,
+      marginMSE: 0.1,
+      scoreMSE: 0.1,
+      hiddenMSE: 0.2,
+      attentionMSE: 0.01,
+      embeddingMSE: 0.2,
     };
     const before = tf.memory().numTensors;
     const result = await distill(parseStudentConfig(studentConfig('all-terms', { loss: all })));
     expect(tf.memory().numTensors).toBe(before);
     expect(spy).toHaveBeenCalledTimes(6);
     spy.mockRestore();
-    const names = ['bce', 'ranknet', 'hinge', 'listwiseCE', 'kl', 'marginMSE', 'scoreMSE', 'hiddenMSE', 'embeddingMSE', 'attentionMSE'];
+    const names = [
+      'bce',
+      'ranknet',
+      'hinge',
+      'listwiseCE',
+      'kl',
+      'marginMSE',
+      'scoreMSE',
+      'hiddenMSE',
+      'embeddingMSE',
+      'attentionMSE',
+    ];
     for (const s of result.log.steps) {
       expect(Object.keys(s.parts).sort()).toEqual([...names].sort());
       for (const v of Object.values(s.parts)) expect(Number.isFinite(v) && v >= 0).toBe(true);
@@ -403,16 +500,29 @@ describe('training', () => {
 
   it('starts a student from every k-th teacher layer', async () => {
     const result = await distill(
-      parseStudentConfig(studentConfig('from-layers', { student: { init: 'teacherLayers', model: { layers: 1 } }, loss: { ranknet: 1, scoreMSE: 1 }, train: { steps: 2, warmup: 0, evalEvery: 0, checkpointEvery: 0 } })),
+      parseStudentConfig(
+        studentConfig('from-layers', {
+          student: { init: 'teacherLayers', model: { layers: 1 } },
+          loss: { ranknet: 1, scoreMSE: 1 },
+          train: { steps: 2, warmup: 0, evalEvery: 0, checkpointEvery: 0 },
+        }),
+      ),
     );
     const model = JSON.parse(fs.readFileSync(path.join(result.modelDir, 'model.json'), 'utf8'));
     expect(model.config).toMatchObject({ layers: 1, hidden: 32, heads: 2 });
     expect(Object.keys(result.log.steps[1].parts).sort()).toEqual(['ranknet', 'scoreMSE']);
   });
 
-  it('micro-batches give the whole batch\'s loss and gradient (up to rounding)', async () => {
+  it("micro-batches give the whole batch's loss and gradient (up to rounding)", async () => {
     const run = (name: string, microBatch: number) =>
-      distill(parseStudentConfig(studentConfig(name, { loss: { listwiseCE: 1, kl: 1, marginMSE: 1, hiddenMSE: 1 }, train: { batch: 4, microBatch, steps: 1, warmup: 0, evalEvery: 0, checkpointEvery: 0 } })));
+      distill(
+        parseStudentConfig(
+          studentConfig(name, {
+            loss: { listwiseCE: 1, kl: 1, marginMSE: 1, hiddenMSE: 1 },
+            train: { batch: 4, microBatch, steps: 1, warmup: 0, evalEvery: 0, checkpointEvery: 0 },
+          }),
+        ),
+      );
     const [whole, parts] = [(await run('micro-4', 4)).log.steps[0], (await run('micro-1', 1)).log.steps[0]];
     expect(parts.loss).toBeCloseTo(whole.loss, 5);
     for (const k of Object.keys(whole.parts)) expect(parts.parts[k]).toBeCloseTo(whole.parts[k], 5);
@@ -420,11 +530,18 @@ describe('training', () => {
   });
 
   it('says why a feature term cannot run', async () => {
-    await expect(distill(parseStudentConfig(studentConfig('bad-map', { loss: { ranknet: 1, hiddenMSE: 1, layerMap: [1, 2] } })))).rejects.toThrow(
-      /loss\.layerMap: has 2 entries, the student has 1 layers/,
-    );
     await expect(
-      distill(parseStudentConfig(studentConfig('bad-heads', { student: { model: { ...studentSizes, heads: 4 } }, loss: { ranknet: 1, attentionMSE: 1 } }))),
+      distill(parseStudentConfig(studentConfig('bad-map', { loss: { ranknet: 1, hiddenMSE: 1, layerMap: [1, 2] } }))),
+    ).rejects.toThrow(/loss\.layerMap: has 2 entries, the student has 1 layers/);
+    await expect(
+      distill(
+        parseStudentConfig(
+          studentConfig('bad-heads', {
+            student: { model: { ...studentSizes, heads: 4 } },
+            loss: { ranknet: 1, attentionMSE: 1 },
+          }),
+        ),
+      ),
     ).rejects.toThrow(/loss\.attentionMSE: the student has 4 attention heads, the teacher 2/);
   });
 
@@ -433,14 +550,37 @@ describe('training', () => {
       studentConfig(name, {
         loss: { ranknet: 1, kl: 1, temperature: 2, hiddenMSE: 0.5 },
         data: { ...tinyData, trainQueries: 6 },
-        train: { batch: 2, steps: 12, lr: 3e-3, warmup: 2, seed: 9, evalEvery: 4, checkpointEvery: 4, keepCheckpoints: 2 },
+        train: {
+          batch: 2,
+          steps: 12,
+          lr: 3e-3,
+          warmup: 2,
+          seed: 9,
+          evalEvery: 4,
+          checkpointEvery: 4,
+          keepCheckpoints: 2,
+        },
       });
     const file = path.join(tmp, 'resume.json');
     fs.writeFileSync(file, JSON.stringify(input('resumed')));
     const child = (resume: boolean, killAtCheckpoint: number | null) =>
-      new Promise<{ code: number | null; signal: string | null; events: Array<{ type: string; step: number; resumedFrom?: string | null }>; stderr: string }>((resolve) => {
-        const args = ['-r', path.join(__dirname, 'helpers', 'ts_register.js'), path.join(__dirname, 'helpers', 'distill_child.ts'), file, ...(resume ? ['--resume'] : [])];
-        const proc = spawn(process.execPath, args, { env: { ...process.env, FUSED_DISTILL_TEST_BACKEND: BACKEND }, stdio: ['ignore', 'pipe', 'pipe'] });
+      new Promise<{
+        code: number | null;
+        signal: string | null;
+        events: Array<{ type: string; step: number; resumedFrom?: string | null }>;
+        stderr: string;
+      }>((resolve) => {
+        const args = [
+          '-r',
+          path.join(__dirname, 'helpers', 'ts_register.js'),
+          path.join(__dirname, 'helpers', 'distill_child.ts'),
+          file,
+          ...(resume ? ['--resume'] : []),
+        ];
+        const proc = spawn(process.execPath, args, {
+          env: { ...process.env, FUSED_DISTILL_TEST_BACKEND: BACKEND },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         const events: Array<{ type: string; step: number }> = [];
         let out = '';
         let stderr = '';
@@ -451,7 +591,8 @@ describe('training', () => {
             const e = JSON.parse(out.slice(0, nl));
             out = out.slice(nl + 1);
             events.push(e);
-            if (killAtCheckpoint != null && e.type === 'checkpoint' && e.step === killAtCheckpoint) proc.kill('SIGKILL');
+            if (killAtCheckpoint != null && e.type === 'checkpoint' && e.step === killAtCheckpoint)
+              proc.kill('SIGKILL');
           }
         });
         proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -481,6 +622,8 @@ describe('training', () => {
     const ck = path.join(tmp, 'straight', 'checkpoints');
     expect(fs.readdirSync(ck).sort()).toEqual(['step-00000004', 'step-00000008']);
     const extra = JSON.parse(fs.readFileSync(path.join(ck, 'step-00000008', 'extra.json'), 'utf8'));
-    expect(extra.weights.map((w: { name: string; shape: number[] }) => [w.name, w.shape])).toEqual([['projection.hidden.weight', [16, 32]]]);
+    expect(extra.weights.map((w: { name: string; shape: number[] }) => [w.name, w.shape])).toEqual([
+      ['projection.hidden.weight', [16, 32]],
+    ]);
   });
 });

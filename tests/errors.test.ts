@@ -27,7 +27,8 @@ function expectBad(f: () => unknown, ...patterns: RegExp[]): Error {
   const tensors = tf.memory().numTensors;
   const ids = dataIds();
   const e = expectError(f);
-  for (const p of patterns) if (!p.test(e.message)) throw new Error(`message ${JSON.stringify(e.message)} does not match ${p}`);
+  for (const p of patterns)
+    if (!p.test(e.message)) throw new Error(`message ${JSON.stringify(e.message)} does not match ${p}`);
   const leakedTensors = tf.memory().numTensors - tensors;
   const leakedIds = dataIds() - ids;
   if (leakedTensors !== 0 || leakedIds !== 0)
@@ -47,10 +48,30 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
   };
   beforeAll(async () => {
     await useBackend(backend);
-    s = keep(tf.tensor2d([[1, 2, 3], [0.5, -1, 2]]));
-    t = keep(tf.tensor2d([[0, 1, 2], [1, 1, 0]]));
-    y = keep(tf.tensor2d([[1, 0, 2], [0, 1, 0]]));
-    m = keep(tf.tensor2d([[1, 1, 0], [1, 0, 1]]));
+    s = keep(
+      tf.tensor2d([
+        [1, 2, 3],
+        [0.5, -1, 2],
+      ]),
+    );
+    t = keep(
+      tf.tensor2d([
+        [0, 1, 2],
+        [1, 1, 0],
+      ]),
+    );
+    y = keep(
+      tf.tensor2d([
+        [1, 0, 2],
+        [0, 1, 0],
+      ]),
+    );
+    m = keep(
+      tf.tensor2d([
+        [1, 1, 0],
+        [1, 0, 1],
+      ]),
+    );
   });
   afterAll(() => owned.forEach((x) => x.dispose()));
 
@@ -79,13 +100,49 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     });
 
     test('wrong dtype (int32, bool) names the argument', () => {
-      const si = keep(tf.tensor2d([[1, 2, 3], [0, 1, 2]], undefined, 'int32'));
+      const si = keep(
+        tf.tensor2d(
+          [
+            [1, 2, 3],
+            [0, 1, 2],
+          ],
+          undefined,
+          'int32',
+        ),
+      );
       expectBad(() => op[name](si, other(name), {}), /\bs\b/, /float32|dtype|int32/);
-      const oi = keep(tf.tensor2d([[1, 0, 2], [0, 1, 0]], undefined, 'int32'));
+      const oi = keep(
+        tf.tensor2d(
+          [
+            [1, 0, 2],
+            [0, 1, 0],
+          ],
+          undefined,
+          'int32',
+        ),
+      );
       expectBad(() => op[name](s, oi, {}), /\b[ty]\b/, /float32|dtype|int32/);
-      const mi = keep(tf.tensor2d([[1, 1, 0], [1, 0, 1]], undefined, 'int32'));
+      const mi = keep(
+        tf.tensor2d(
+          [
+            [1, 1, 0],
+            [1, 0, 1],
+          ],
+          undefined,
+          'int32',
+        ),
+      );
       expectBad(() => op[name](s, other(name), { mask: mi }), /mask/, /float32|dtype|int32/);
-      const mb = keep(tf.tensor2d([[1, 1, 0], [1, 0, 1]], undefined, 'bool'));
+      const mb = keep(
+        tf.tensor2d(
+          [
+            [1, 1, 0],
+            [1, 0, 1],
+          ],
+          undefined,
+          'bool',
+        ),
+      );
       expectBad(() => op[name](s, other(name), { mask: mb }), /mask/);
     });
 
@@ -97,7 +154,10 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     });
 
     test('an empty tensor (size 0) names the argument', () => {
-      for (const shape of [[0, 3], [2, 0]]) {
+      for (const shape of [
+        [0, 3],
+        [2, 0],
+      ]) {
         const e0 = keep(tf.zeros(shape));
         const o0 = keep(tf.zeros(shape));
         expectBad(() => op[name](e0, o0, {}), /\bs\b/, /empty|size|shape/);
@@ -106,7 +166,12 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
 
     test('a mask holding values other than 0 and 1 names mask', () => {
       for (const bad of [0.5, 2, -1, NaN]) {
-        const mb = keep(tf.tensor2d([[1, 1, 0], [1, bad, 1]]));
+        const mb = keep(
+          tf.tensor2d([
+            [1, 1, 0],
+            [1, bad, 1],
+          ]),
+        );
         expectBad(() => op[name](s, other(name), { mask: mb }), /mask/);
       }
     });
@@ -118,10 +183,30 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     });
 
     test('non-tensor inputs name the argument', () => {
-      expectBad(() => op[name]([[1, 2, 3], [4, 5, 6]], other(name), {}), /\bs\b/);
+      expectBad(
+        () =>
+          op[name](
+            [
+              [1, 2, 3],
+              [4, 5, 6],
+            ],
+            other(name),
+            {},
+          ),
+        /\bs\b/,
+      );
       expectBad(() => op[name](new Float32Array(6), other(name), {}), /\bs\b/);
       expectBad(() => op[name](s, 'labels', {}), /\b[ty]\b/);
-      expectBad(() => op[name](s, other(name), { mask: [[1, 1, 1], [1, 1, 1]] }), /mask/);
+      expectBad(
+        () =>
+          op[name](s, other(name), {
+            mask: [
+              [1, 1, 1],
+              [1, 1, 1],
+            ],
+          }),
+        /mask/,
+      );
     });
 
     test('the library still works after the errors above', () => {
@@ -134,7 +219,12 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     });
 
     test('errors are also clean when a gradient is being recorded', () => {
-      const mb = keep(tf.tensor2d([[1, 1, 0], [1, 0.5, 1]]));
+      const mb = keep(
+        tf.tensor2d([
+          [1, 1, 0],
+          [1, 0.5, 1],
+        ]),
+      );
       expectBad(() => tf.grad((x: tf.Tensor) => op[name](x, other(name), { mask: mb }) as tf.Scalar)(s), /mask/);
       const wrong = keep(tf.zeros([2, 4]));
       expectBad(() => tf.grad((x: tf.Tensor) => op[name](x, wrong) as tf.Scalar)(s), /\b[ty]\b/);
@@ -144,7 +234,10 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
   describe('temperature, sigma, margin', () => {
     test.each([0, -1, -1e-9, NaN, Infinity, -Infinity])('distillKL temperature %p names temperature', (T) => {
       expectBad(() => losses.distillKL(s, t, { temperature: T }), /temperature/);
-      expectBad(() => losses.rankingObjective(s, t, null, { weights: { distillKL: 1 }, temperature: T }), /temperature/);
+      expectBad(
+        () => losses.rankingObjective(s, t, null, { weights: { distillKL: 1 }, temperature: T }),
+        /temperature/,
+      );
     });
     test('temperature as a string names temperature', () => {
       expectBad(() => losses.distillKL(s, t, { temperature: '2' as unknown as number }), /temperature/);
@@ -159,7 +252,10 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     test('an unknown weight name is rejected, naming it', () => {
       expectBad(() => losses.rankingObjective(s, t, y, { weights: { rankNet: 1 } as never }), /rankNet/, /weight/);
       expectBad(() => losses.rankingObjectiveParts(s, t, y, { weights: { kl: 1, scoreMSE: 1 } as never }), /\bkl\b/);
-      expectBad(() => losses.reference.rankingObjective(s, t, y, { weights: { PointwiseBCE: 1 } as never }), /PointwiseBCE/);
+      expectBad(
+        () => losses.reference.rankingObjective(s, t, y, { weights: { PointwiseBCE: 1 } as never }),
+        /PointwiseBCE/,
+      );
     });
     test('missing or non-object weights name weights', () => {
       expectBad(() => losses.rankingObjective(s, t, y, {} as never), /weights/);
@@ -172,13 +268,21 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     test('a weighted term whose input is null names that input', () => {
       expectBad(() => losses.rankingObjective(s, null, y, { weights: { distillKL: 1 } }), /\bt\b/);
       expectBad(() => losses.rankingObjective(s, t, null, { weights: { pairwiseHinge: 1 } }), /\by\b/);
-      expectBad(() => losses.rankingObjectiveParts(s, null, null, { weights: { marginMSE: 1, pointwiseBCE: 1 } }), /\b[ty]\b/);
+      expectBad(
+        () => losses.rankingObjectiveParts(s, null, null, { weights: { marginMSE: 1, pointwiseBCE: 1 } }),
+        /\b[ty]\b/,
+      );
     });
     test('mismatched shapes and a bad mask through the objective', () => {
       const wrong = keep(tf.zeros([2, 4]));
       expectBad(() => losses.rankingObjective(s, wrong, y, { weights: { scoreMSE: 1 } }), /\bt\b/, /shape/);
       expectBad(() => losses.rankingObjective(s, t, wrong, { weights: { pointwiseBCE: 1 } }), /\by\b/, /shape/);
-      const mb = keep(tf.tensor2d([[1, 1, 0], [1, 3, 1]]));
+      const mb = keep(
+        tf.tensor2d([
+          [1, 1, 0],
+          [1, 3, 1],
+        ]),
+      );
       expectBad(() => losses.rankingObjective(s, t, y, { weights: { scoreMSE: 1 }, mask: mb }), /mask/);
     });
     test('rank too low / empty / int32 through the objective', () => {
@@ -186,7 +290,16 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       expectBad(() => losses.rankingObjective(r1, r1, r1, { weights: { scoreMSE: 1 } }), /\bs\b/);
       const e = keep(tf.zeros([0, 3]));
       expectBad(() => losses.rankingObjective(e, e, e, { weights: { scoreMSE: 1 } }), /\bs\b/, /empty|size/);
-      const i = keep(tf.tensor2d([[1, 2, 3], [4, 5, 6]], undefined, 'int32'));
+      const i = keep(
+        tf.tensor2d(
+          [
+            [1, 2, 3],
+            [4, 5, 6],
+          ],
+          undefined,
+          'int32',
+        ),
+      );
       expectBad(() => losses.rankingObjective(i, t, y, { weights: { scoreMSE: 1 } }), /\bs\b/);
     });
   });
@@ -198,7 +311,12 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     beforeAll(() => {
       hs = keep(tf.randomNormal([2, 3, 4], 0, 1, 'float32', 1));
       ht = keep(tf.randomNormal([2, 3, 4], 0, 1, 'float32', 2));
-      tm = keep(tf.tensor2d([[1, 1, 0], [1, 0, 0]]));
+      tm = keep(
+        tf.tensor2d([
+          [1, 1, 0],
+          [1, 0, 0],
+        ]),
+      );
     });
     test('valid calls work ([B, L, H] and [layers, B, L, H])', () => {
       const l = losses.hiddenMSE(hs, ht, { tokenMask: tm });
@@ -239,7 +357,12 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     });
     test('a tokenMask holding values other than 0 and 1 names tokenMask', () => {
       for (const bad of [0.5, 2, NaN]) {
-        const tb = keep(tf.tensor2d([[1, bad, 0], [1, 0, 0]]));
+        const tb = keep(
+          tf.tensor2d([
+            [1, bad, 0],
+            [1, 0, 0],
+          ]),
+        );
         expectBad(() => losses.hiddenMSE(hs, ht, { tokenMask: tb }), /tokenMask/);
         expectBad(() => tf.grad((x: tf.Tensor) => losses.hiddenMSE(x, ht, { tokenMask: tb }))(hs), /tokenMask/);
       }
@@ -276,7 +399,12 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       expectBad(() => losses.attentionMSE(v21, v22), /\bas\b/, /empty|size/);
     });
     test('a tokenMask holding values other than 0 and 1 names tokenMask', () => {
-      const tb = keep(tf.tensor2d([[1, 1, 0], [1, -1, 0]]));
+      const tb = keep(
+        tf.tensor2d([
+          [1, 1, 0],
+          [1, -1, 0],
+        ]),
+      );
       expectBad(() => losses.attentionMSE(as, at, { tokenMask: tb }), /tokenMask/);
     });
   });

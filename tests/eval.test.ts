@@ -26,7 +26,9 @@ describe('evaluateQuery', () => {
   it('recall@k counts relevant documents in the top k', () => expect(q.recall).toEqual({ 2: 0, 4: 2 / 3, 10: 1 }));
 
   it('a relevant document below rank 10 gives RR@10 = 0 but counts for AP', () => {
-    const scores = m(Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`d${String(i).padStart(2, '0')}`, 12 - i])));
+    const scores = m(
+      Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`d${String(i).padStart(2, '0')}`, 12 - i])),
+    );
     const r = evaluateQuery(rankDocs(scores), m({ d10: 1 }));
     expect(r.rr10).toBe(0);
     expect(r.ap).toBeCloseTo(1 / 11, 12);

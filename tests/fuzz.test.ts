@@ -83,8 +83,10 @@ function badTypedArray(rng: Rng, len: number, elem: 'f32' | 'f64'): unknown {
     () => Array.from({ length: len }, () => 0),
   ];
   let v = pick(rng, gens)();
-  if (elem === 'f32' && v instanceof Float32Array && v.length === len && v.buffer.byteLength > 0) v = new Float64Array(len);
-  if (elem === 'f64' && v instanceof Float64Array && v.length === len && v.buffer.byteLength > 0) v = new Float32Array(len);
+  if (elem === 'f32' && v instanceof Float32Array && v.length === len && v.buffer.byteLength > 0)
+    v = new Float64Array(len);
+  if (elem === 'f64' && v instanceof Float64Array && v.length === len && v.buffer.byteLength > 0)
+    v = new Float32Array(len);
   return v;
 }
 
@@ -94,7 +96,9 @@ function badValue(rng: Rng, k: Kind, current: unknown): unknown {
       if (k.len === -1) return badScaleX(rng);
       const v = rng() < 0.15 && !k.optional ? pick(rng, [null, undefined]) : badTypedArray(rng, k.len, 'f32');
       // a shorter Float32Array is a right one when any length up to len is
-      return k.upTo && v instanceof Float32Array && v.length >= 1 && v.length <= k.len && v.buffer.byteLength > 0 ? new Float32Array(k.len + 1) : v;
+      return k.upTo && v instanceof Float32Array && v.length >= 1 && v.length <= k.len && v.buffer.byteLength > 0
+        ? new Float32Array(k.len + 1)
+        : v;
     }
     case 'f64':
       return rng() < 0.15 && !k.optional ? pick(rng, [null, undefined]) : badTypedArray(rng, k.len, 'f64');
@@ -106,24 +110,83 @@ function badValue(rng: Rng, k: Kind, current: unknown): unknown {
     case 'size': {
       const v = current as number;
       return pick(rng, [
-        0, -1, -v, 0.5, v + 0.5, v + 1, v * 2 + 3, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY,
-        2 ** 53, 2 ** 40 + 1, 2 ** 62, -(2 ** 53), Number.MAX_VALUE, Number.MIN_VALUE, null, undefined, junk(rng),
+        0,
+        -1,
+        -v,
+        0.5,
+        v + 0.5,
+        v + 1,
+        v * 2 + 3,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        Number.NEGATIVE_INFINITY,
+        2 ** 53,
+        2 ** 40 + 1,
+        2 ** 62,
+        -(2 ** 53),
+        Number.MAX_VALUE,
+        Number.MIN_VALUE,
+        null,
+        undefined,
+        junk(rng),
       ]);
     }
     case 'positive':
-      return pick(rng, [0, -0, -1, -1e-30, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, null, undefined, junk(rng)]);
+      return pick(rng, [
+        0,
+        -0,
+        -1,
+        -1e-30,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        Number.NEGATIVE_INFINITY,
+        null,
+        undefined,
+        junk(rng),
+      ]);
     case 'finite':
       return pick(rng, [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, null, undefined, junk(rng)]);
     case 'threads':
-      return pick(rng, [0, -1, 1.5, 1025, 2 ** 31, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, null, undefined, junk(rng)]);
+      return pick(rng, [
+        0,
+        -1,
+        1.5,
+        1025,
+        2 ** 31,
+        2 ** 53,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        null,
+        undefined,
+        junk(rng),
+      ]);
     case 'length':
-      return pick(rng, [0, -1, 0.5, 2 ** 40 + 1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, null, undefined, junk(rng)]);
+      return pick(rng, [
+        0,
+        -1,
+        0.5,
+        2 ** 40 + 1,
+        2 ** 53,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        null,
+        undefined,
+        junk(rng),
+      ]);
     case 'dtype':
       return pick(rng, ['float64', 'float16', 'Float32', 'int64', 'complex64', '', 0, 1, junk(rng)]);
     case 'handle':
       return pick(rng, [
         ...(k.optional ? [] : [null, undefined]),
-        -1, 0, 0.5, 1e9, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY, junk(rng), new Float32Array(4),
+        -1,
+        0,
+        0.5,
+        1e9,
+        2 ** 53,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        junk(rng),
+        new Float32Array(4),
       ]);
   }
 }
@@ -205,7 +268,17 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'f32', len: NH, optional: true },
       { kind: 'f32', len: 1 },
     ],
-    valid: () => [f32(NH, 5), f32(NH, 6), Float32Array.from([1, 1, 0, 1, 0, 0]), LAYERS, B, L, H, new Float32Array(NH), new Float32Array(1)],
+    valid: () => [
+      f32(NH, 5),
+      f32(NH, 6),
+      Float32Array.from([1, 1, 0, 1, 0, 0]),
+      LAYERS,
+      B,
+      L,
+      H,
+      new Float32Array(NH),
+      new Float32Array(1),
+    ],
   },
   {
     name: 'attentionMSE',
@@ -221,7 +294,16 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'f32', len: NA, optional: true },
       { kind: 'f32', len: 1 },
     ],
-    valid: () => [f32(NA, 7), f32(NA, 8), Float32Array.from([1, 0, 1, 1, 1, 0]), B, A, L, new Float32Array(NA), new Float32Array(1)],
+    valid: () => [
+      f32(NA, 7),
+      f32(NA, 8),
+      Float32Array.from([1, 0, 1, 1, 1, 0]),
+      B,
+      A,
+      L,
+      new Float32Array(NA),
+      new Float32Array(1),
+    ],
   },
   {
     name: 'scale',
@@ -254,7 +336,17 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'f32', len: R, optional: true },
       { kind: 'f32', len: R, optional: true },
     ],
-    valid: () => [f32(N, 31), f32(C, 32), f32(C, 33), R, C, 1e-12, new Float32Array(N), new Float32Array(R), new Float32Array(R)],
+    valid: () => [
+      f32(N, 31),
+      f32(C, 32),
+      f32(C, 33),
+      R,
+      C,
+      1e-12,
+      new Float32Array(N),
+      new Float32Array(R),
+      new Float32Array(R),
+    ],
   },
   {
     name: 'layerNormGrad',
@@ -272,14 +364,28 @@ const cpuSpecs: FnSpec[] = [
       { kind: 'f32', len: C },
       { kind: 'f32', len: C },
     ],
-    valid: () => [f32(N, 34), f32(N, 35), f32(C, 36), f32(R, 37), f32(R, 38), R, C, new Float32Array(N), new Float32Array(C), new Float32Array(C)],
+    valid: () => [
+      f32(N, 34),
+      f32(N, 35),
+      f32(C, 36),
+      f32(R, 37),
+      f32(R, 38),
+      R,
+      C,
+      new Float32Array(N),
+      new Float32Array(C),
+      new Float32Array(C),
+    ],
   },
   {
     name: 'gelu',
     fn: addon.gelu as (...a: unknown[]) => unknown,
     required: 2,
     // x's length defines n, as scale's does.
-    kinds: [{ kind: 'f32', len: -1 }, { kind: 'f32', len: 8 }],
+    kinds: [
+      { kind: 'f32', len: -1 },
+      { kind: 'f32', len: 8 },
+    ],
     valid: () => [f32(8, 39), new Float32Array(8)],
   },
   {
@@ -287,7 +393,11 @@ const cpuSpecs: FnSpec[] = [
     fn: addon.geluGrad as (...a: unknown[]) => unknown,
     required: 3,
     // dy's length defines n; two mutations cannot make all three lengths agree again.
-    kinds: [{ kind: 'f32', len: 8 }, { kind: 'f32', len: 8 }, { kind: 'f32', len: 8 }],
+    kinds: [
+      { kind: 'f32', len: 8 },
+      { kind: 'f32', len: 8 },
+      { kind: 'f32', len: 8 },
+    ],
     valid: () => [f32(8, 40), f32(8, 41), new Float32Array(8)],
   },
 ];
@@ -326,7 +436,8 @@ function mutate(
   // factorization of the same element count would be a valid call).
   if (rng() < 0.3) {
     const p = Math.floor(rng() * spec.kinds.length);
-    if (p !== positions[0] && !(spec.kinds[p].kind === 'size' && spec.kinds[positions[0]].kind === 'size')) positions.push(p);
+    if (p !== positions[0] && !(spec.kinds[p].kind === 'size' && spec.kinds[positions[0]].kind === 'size'))
+      positions.push(p);
   }
   const whats: string[] = [];
   for (const p of positions) {
@@ -436,10 +547,13 @@ describe('specific wrong arguments', () => {
     ['detached s', { 0: detach(new Float32Array(N)) }, /\bs\b.*detached/],
     ['detached grad', { 10: detach(new Float32Array(N)) }, /grad/],
     ['detached result', { 11: detach(new Float32Array(8)) }, /result/],
-  ] as Array<[string, Record<number, unknown>, RegExp]>)('rankingObjective: %s -> Error naming the argument', (_w, over, re) => {
-    const e = expectAddonError(call(over), 'call');
-    expect(e.message).toMatch(re);
-  });
+  ] as Array<[string, Record<number, unknown>, RegExp]>)(
+    'rankingObjective: %s -> Error naming the argument',
+    (_w, over, re) => {
+      const e = expectAddonError(call(over), 'call');
+      expect(e.message).toMatch(re);
+    },
+  );
 
   test('missing arguments', () => {
     for (let k = 0; k < 12; k++) expectAddonError(call({}, k), `${k} arguments`);
@@ -527,7 +641,10 @@ describe('outputs that alias inputs are rejected (they would give silently wrong
     const buf = new ArrayBuffer(64);
     const grad = new Float32Array(buf, 0, 4);
     const result = new Float32Array(buf, 0, 8);
-    expectAddonError(() => addon.rankingObjective(f32(4, 52), t, null, null, 2, 2, w, 1, 1, 1, grad, result), 'result over grad');
+    expectAddonError(
+      () => addon.rankingObjective(f32(4, 52), t, null, null, 2, 2, w, 1, 1, 1, grad, result),
+      'result over grad',
+    );
     const buf2 = new ArrayBuffer(64);
     const s2 = new Float32Array(buf2, 0, 4);
     s2.set([1, 2, 3, 4]);
@@ -574,43 +691,110 @@ if (deviceTestsHere(__filename)) {
 
   const deviceSpecs: DeviceFnSpec[] = [
     { name: 'alloc', required: 1, kinds: [{ kind: 'length' }, { kind: 'dtype' }], valid: () => [16, 'float32'] },
-    { name: 'free', required: 1, kinds: [{ kind: 'handle', anySize: true }], valid: (put) => [put(new Float32Array(4))] },
-    { name: 'size', required: 1, kinds: [{ kind: 'handle', anySize: true }], valid: (put) => [put(new Float32Array(4))] },
-    { name: 'upload', required: 2, kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }], valid: (put) => [put(new Float32Array(4)), f32(4, 71)] },
-    { name: 'download', required: 2, kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }], valid: (put) => [put(f32(4, 72)), new Float32Array(4)] },
+    {
+      name: 'free',
+      required: 1,
+      kinds: [{ kind: 'handle', anySize: true }],
+      valid: (put) => [put(new Float32Array(4))],
+    },
+    {
+      name: 'size',
+      required: 1,
+      kinds: [{ kind: 'handle', anySize: true }],
+      valid: (put) => [put(new Float32Array(4))],
+    },
+    {
+      name: 'upload',
+      required: 2,
+      kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }],
+      valid: (put) => [put(new Float32Array(4)), f32(4, 71)],
+    },
+    {
+      name: 'download',
+      required: 2,
+      kinds: [{ kind: 'handle' }, { kind: 'f32', len: 4, upTo: true }],
+      valid: (put) => [put(f32(4, 72)), new Float32Array(4)],
+    },
     {
       name: 'rankingObjective',
       required: 12,
       kinds: [
-        { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true },
-        { kind: 'size' }, { kind: 'size' }, { kind: 'weights' }, { kind: 'positive' }, { kind: 'finite' },
-        { kind: 'finite' }, { kind: 'handle', optional: true }, { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle', optional: true },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'weights' },
+        { kind: 'positive' },
+        { kind: 'finite' },
+        { kind: 'finite' },
+        { kind: 'handle', optional: true },
+        { kind: 'handle' },
       ],
       valid: (put) => [
-        put(f32(N, 73)), put(f32(N, 74)), put(ref.gradedLabels(mulberry32(75), N, 2)), put(ref.mask2d(mulberry32(76), R, C)),
-        R, C, ALL_WEIGHTS.slice(), 2, 1, 1, put(new Float32Array(N)), put(new Float32Array(8)),
+        put(f32(N, 73)),
+        put(f32(N, 74)),
+        put(ref.gradedLabels(mulberry32(75), N, 2)),
+        put(ref.mask2d(mulberry32(76), R, C)),
+        R,
+        C,
+        ALL_WEIGHTS.slice(),
+        2,
+        1,
+        1,
+        put(new Float32Array(N)),
+        put(new Float32Array(8)),
       ],
     },
     {
       name: 'hiddenMSE',
       required: 9,
       kinds: [
-        { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true }, { kind: 'size' }, { kind: 'size' },
-        { kind: 'size' }, { kind: 'size' }, { kind: 'handle', optional: true }, { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle', optional: true },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'handle', optional: true },
+        { kind: 'handle' },
       ],
       valid: (put) => [
-        put(f32(NH, 77)), put(f32(NH, 78)), put(Float32Array.from([1, 1, 0, 1, 0, 0])), LAYERS, B, L, H, put(new Float32Array(NH)), put(new Float32Array(1)),
+        put(f32(NH, 77)),
+        put(f32(NH, 78)),
+        put(Float32Array.from([1, 1, 0, 1, 0, 0])),
+        LAYERS,
+        B,
+        L,
+        H,
+        put(new Float32Array(NH)),
+        put(new Float32Array(1)),
       ],
     },
     {
       name: 'attentionMSE',
       required: 8,
       kinds: [
-        { kind: 'handle' }, { kind: 'handle' }, { kind: 'handle', optional: true }, { kind: 'size' }, { kind: 'size' },
-        { kind: 'size' }, { kind: 'handle', optional: true }, { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle' },
+        { kind: 'handle', optional: true },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'size' },
+        { kind: 'handle', optional: true },
+        { kind: 'handle' },
       ],
       valid: (put) => [
-        put(f32(NA, 79)), put(f32(NA, 80)), put(Float32Array.from([1, 0, 1, 1, 1, 0])), B, A, L, put(new Float32Array(NA)), put(new Float32Array(1)),
+        put(f32(NA, 79)),
+        put(f32(NA, 80)),
+        put(Float32Array.from([1, 0, 1, 1, 1, 0])),
+        B,
+        A,
+        L,
+        put(new Float32Array(NA)),
+        put(new Float32Array(1)),
       ],
     },
     {
@@ -645,11 +829,15 @@ if (deviceTestsHere(__filename)) {
     /** Device-only wrong handles: freed, one element too short, another dtype (unless any buffer will do). */
     function badHandle(rng: Rng, k: Extract<Kind, { kind: 'handle' }>, current: unknown): unknown {
       const n = typeof current === 'number' ? cuda.size(current) : 4;
-      const gens: Array<() => unknown> = [() => badValue(rng, k, current), () => badValue(rng, k, current), () => {
-        const h = cuda.alloc(n);
-        cuda.free(h);
-        return h;
-      }];
+      const gens: Array<() => unknown> = [
+        () => badValue(rng, k, current),
+        () => badValue(rng, k, current),
+        () => {
+          const h = cuda.alloc(n);
+          cuda.free(h);
+          return h;
+        },
+      ];
       if (!k.anySize) {
         gens.push(() => put(new Float32Array(n), 'int32'));
         if (n > 1) gens.push(() => put(new Float32Array(n - 1)));
@@ -659,34 +847,41 @@ if (deviceTestsHere(__filename)) {
     function expectArgumentError(f: () => unknown, name: string, what: string): Error {
       const e = expectAddonError(f, what);
       // an argument check of this function, not "no device" and not a device failure
-      if (NO_DEVICE.test(e.message) || !e.message.startsWith(`fused-distill: cuda.${name}: `) || !['TypeError', 'RangeError'].includes(e.name))
+      if (
+        NO_DEVICE.test(e.message) ||
+        !e.message.startsWith(`fused-distill: cuda.${name}: `) ||
+        !['TypeError', 'RangeError'].includes(e.name)
+      )
         throw new Error(`${what}: threw ${e.name} "${e.message}", not an argument error of cuda.${name}`);
       return e;
     }
 
     afterEach(freeAll);
 
-    test.each(deviceSpecs.map((s, i) => [s.name, s, i] as [string, DeviceFnSpec, number]))('cuda.%s', (name, spec, i) => {
-      const call = (args: unknown[]) => {
-        const r = fns[name](...args);
-        if (name === 'alloc' && typeof r === 'number') live.add(r);
-        return r;
-      };
-      const buffersBefore = cuda.memoryStats().buffers;
-      // the unmodified call succeeds, so that what fails below is the mutation
-      call(spec.valid(put));
-      cuda.synchronize();
-      freeAll();
-      const rng = mulberry32(0xcafe + i);
-      for (let c = 0; c < 150; c++) {
-        const { args, what } = mutate(rng, spec, spec.valid(put), (k, current) =>
-          k.kind === 'handle' ? badHandle(rng, k, current) : badValue(rng, k, current),
-        );
-        expectArgumentError(() => call(args), name, `cuda.${name}(${what})`);
+    test.each(deviceSpecs.map((s, i) => [s.name, s, i] as [string, DeviceFnSpec, number]))(
+      'cuda.%s',
+      (name, spec, i) => {
+        const call = (args: unknown[]) => {
+          const r = fns[name](...args);
+          if (name === 'alloc' && typeof r === 'number') live.add(r);
+          return r;
+        };
+        const buffersBefore = cuda.memoryStats().buffers;
+        // the unmodified call succeeds, so that what fails below is the mutation
+        call(spec.valid(put));
+        cuda.synchronize();
         freeAll();
-      }
-      // the rejected calls left no buffer behind (alloc's included)
-      expect(cuda.memoryStats().buffers).toBe(buffersBefore);
-    });
+        const rng = mulberry32(0xcafe + i);
+        for (let c = 0; c < 150; c++) {
+          const { args, what } = mutate(rng, spec, spec.valid(put), (k, current) =>
+            k.kind === 'handle' ? badHandle(rng, k, current) : badValue(rng, k, current),
+          );
+          expectArgumentError(() => call(args), name, `cuda.${name}(${what})`);
+          freeAll();
+        }
+        // the rejected calls left no buffer behind (alloc's included)
+        expect(cuda.memoryStats().buffers).toBe(buffersBefore);
+      },
+    );
   });
 }

@@ -11,11 +11,23 @@ import * as os from 'os';
 import * as path from 'path';
 
 const tiny: CrossEncoderConfig = {
-  vocabSize: 50, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 16, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+  vocabSize: 50,
+  hidden: 16,
+  layers: 2,
+  heads: 2,
+  intermediate: 32,
+  maxPosition: 16,
+  typeVocab: 2,
+  layerNormEps: 1e-12,
+  initStd: 0.02,
 };
 
 function batch(ids: number[][], types: number[][], mask: number[][]) {
-  return { inputIds: tf.tensor2d(ids, undefined, 'int32'), tokenTypeIds: tf.tensor2d(types, undefined, 'int32'), attentionMask: tf.tensor2d(mask, undefined, 'int32') };
+  return {
+    inputIds: tf.tensor2d(ids, undefined, 'int32'),
+    tokenTypeIds: tf.tensor2d(types, undefined, 'int32'),
+    attentionMask: tf.tensor2d(mask, undefined, 'int32'),
+  };
 }
 
 beforeAll(async () => {
@@ -26,16 +38,32 @@ describe('CrossEncoder', () => {
   const model = new CrossEncoder(tiny, 1);
   afterAll(() => model.dispose());
   const inputs = batch(
-    [[2, 5, 6, 3, 7, 8, 3, 0], [2, 9, 3, 10, 11, 12, 13, 3]],
-    [[0, 0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 1, 1]],
-    [[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1]],
+    [
+      [2, 5, 6, 3, 7, 8, 3, 0],
+      [2, 9, 3, 10, 11, 12, 13, 3],
+    ],
+    [
+      [0, 0, 0, 0, 1, 1, 1, 0],
+      [0, 0, 0, 1, 1, 1, 1, 1],
+    ],
+    [
+      [1, 1, 1, 1, 1, 1, 1, 0],
+      [1, 1, 1, 1, 1, 1, 1, 1],
+    ],
   );
 
-  it('returns a score per pair, and every layer\'s hidden states and attention scores on request', () => {
+  it("returns a score per pair, and every layer's hidden states and attention scores on request", () => {
     const out = model.forward(inputs, { hidden: true, attention: true });
     expect(out.scores.shape).toEqual([2]);
-    expect(out.hidden!.map((h) => h.shape)).toEqual([[2, 8, 16], [2, 8, 16], [2, 8, 16]]);
-    expect(out.attention!.map((a) => a.shape)).toEqual([[2, 2, 8, 8], [2, 2, 8, 8]]);
+    expect(out.hidden!.map((h) => h.shape)).toEqual([
+      [2, 8, 16],
+      [2, 8, 16],
+      [2, 8, 16],
+    ]);
+    expect(out.attention!.map((a) => a.shape)).toEqual([
+      [2, 2, 8, 8],
+      [2, 2, 8, 8],
+    ]);
     expect(model.forward(inputs).hidden).toBeUndefined();
     tf.dispose(out as unknown as tf.TensorContainer);
     const before = tf.memory().numTensors;
@@ -47,9 +75,18 @@ describe('CrossEncoder', () => {
   it('padding takes no part: changing padded token ids leaves the scores unchanged', () => {
     const a = model.forward(inputs).scores.arraySync();
     const other = batch(
-      [[2, 5, 6, 3, 7, 8, 3, 44], [2, 9, 3, 10, 11, 12, 13, 3]],
-      [[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1]],
-      [[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1]],
+      [
+        [2, 5, 6, 3, 7, 8, 3, 44],
+        [2, 9, 3, 10, 11, 12, 13, 3],
+      ],
+      [
+        [0, 0, 0, 0, 1, 1, 1, 1],
+        [0, 0, 0, 1, 1, 1, 1, 1],
+      ],
+      [
+        [1, 1, 1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 1, 1, 1],
+      ],
     );
     const b = model.forward(other).scores.arraySync();
     expect(b[0]).toBeCloseTo(a[0], 5);
@@ -80,13 +117,22 @@ describe('CrossEncoder', () => {
       expect(g).toBeDefined();
       expect(tf.all(tf.isFinite(g)).arraySync()).toBe(1);
     }
-    expect(tf.max(tf.abs(grads[model.params.get('bert.encoder.layer.0.attention.self.query.weight')!.name])).arraySync()).toBeGreaterThan(0);
+    expect(
+      tf.max(tf.abs(grads[model.params.get('bert.encoder.layer.0.attention.self.query.weight')!.name])).arraySync(),
+    ).toBeGreaterThan(0);
     tf.dispose(grads);
   });
 
-  it('the embedding lookup has tf.gather\'s value and gradient (scatter-add, repeated ids summed)', () => {
+  it("the embedding lookup has tf.gather's value and gradient (scatter-add, repeated ids summed)", () => {
     const table = tf.randomNormal([7, 3], 0, 1, 'float32', 4);
-    const ids = tf.tensor2d([[1, 3, 1], [6, 1, 0]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [1, 3, 1],
+        [6, 1, 0],
+      ],
+      undefined,
+      'int32',
+    );
     const dy = tf.randomNormal([2, 3, 3], 0, 1, 'float32', 5);
     const mine = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(embeddingLookup(t, ids), dy)))(table);
     const theirs = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), dy)))(table);
@@ -100,7 +146,8 @@ describe('CrossEncoder', () => {
     const teacher = new CrossEncoder({ ...tiny, layers: 4 }, 3);
     const student = teacher.studentFromLayers(2);
     expect(student.config.layers).toBe(2);
-    const same = (a: string, b: string) => expect(student.params.get(a)!.arraySync()).toEqual(teacher.params.get(b)!.arraySync());
+    const same = (a: string, b: string) =>
+      expect(student.params.get(a)!.arraySync()).toEqual(teacher.params.get(b)!.arraySync());
     same('bert.encoder.layer.0.attention.self.key.weight', 'bert.encoder.layer.1.attention.self.key.weight');
     same('bert.encoder.layer.1.output.dense.bias', 'bert.encoder.layer.3.output.dense.bias');
     same('bert.embeddings.word_embeddings.weight', 'bert.embeddings.word_embeddings.weight');
@@ -120,8 +167,18 @@ describe('CrossEncoder', () => {
     const types = ids.map(() => [0, 0, 0, 1, 1, 1, 1, 0]);
     const mask = ids.map(() => [1, 1, 1, 1, 1, 1, 1, 0]);
     const x = batch(ids, types, mask);
-    const labels = tf.tensor2d([[1, 0], [1, 0], [1, 0], [1, 0]]);
-    const teacherScores = tf.tensor2d([[3, -3], [3, -3], [3, -3], [3, -3]]);
+    const labels = tf.tensor2d([
+      [1, 0],
+      [1, 0],
+      [1, 0],
+      [1, 0],
+    ]);
+    const teacherScores = tf.tensor2d([
+      [3, -3],
+      [3, -3],
+      [3, -3],
+      [3, -3],
+    ]);
     const student = new CrossEncoder(tiny, 5);
     const teacherHidden = tf.zeros([8, 8, 16]);
     const opt = tf.train.adam(1e-2);
@@ -129,7 +186,10 @@ describe('CrossEncoder', () => {
       opt.minimize(() => {
         const out = student.forward(x, { hidden: true });
         const s = tf.reshape(out.scores, [4, 2]);
-        const ranking = losses.rankingObjective(s, teacherScores, labels, { weights: { pairwiseRankNet: 1, distillKL: 1 }, temperature: 2 });
+        const ranking = losses.rankingObjective(s, teacherScores, labels, {
+          weights: { pairwiseRankNet: 1, distillKL: 1 },
+          temperature: 2,
+        });
         return tf.add(ranking, tf.mul(losses.hiddenMSE(out.hidden![1], teacherHidden), 1e-3)) as tf.Scalar;
       }, true) as tf.Scalar;
     const first = step().arraySync();
@@ -161,15 +221,22 @@ describe('CrossEncoder with termMatch', () => {
     const b = on.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores.arraySync();
     expect(Math.abs(on.forward(match([[0, 0, 0, 0, 0, 0, 0, 0]])).scores.arraySync()[0] - b[0])).toBeGreaterThan(1e-7);
     expect(() => on.forward(batch(ids, types, mask))).toThrow(/termMatchIds is required/);
-    expect(() => on.forward({ ...batch(ids, types, mask), termMatchIds: tf.zeros([1, 7], 'int32') as tf.Tensor2D })).toThrow(/termMatchIds has shape/);
+    expect(() =>
+      on.forward({ ...batch(ids, types, mask), termMatchIds: tf.zeros([1, 7], 'int32') as tf.Tensor2D }),
+    ).toThrow(/termMatchIds has shape/);
     // the table gets a gradient
-    const g = tf.variableGrads(() => tf.sum(on.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores) as tf.Scalar, [on.params.get('bert.embeddings.match_embeddings.weight')!]);
+    const g = tf.variableGrads(
+      () => tf.sum(on.forward(match([[0, 0, 0, 0, 1, 0, 0, 0]])).scores) as tf.Scalar,
+      [on.params.get('bert.embeddings.match_embeddings.weight')!],
+    );
     expect(Object.values(g.grads)[0].abs().sum().arraySync()).toBeGreaterThan(0);
     tf.dispose([g.value, ...Object.values(g.grads)]);
     // a student from its layers keeps the option and copies the table
     const student = on.studentFromLayers(2);
     expect(student.config.termMatch).toBe(true);
-    expect(student.params.get('bert.embeddings.match_embeddings.weight')!.arraySync()).toEqual(on.params.get('bert.embeddings.match_embeddings.weight')!.arraySync());
+    expect(student.params.get('bert.embeddings.match_embeddings.weight')!.arraySync()).toEqual(
+      on.params.get('bert.embeddings.match_embeddings.weight')!.arraySync(),
+    );
     [off, on, student].forEach((m) => m.dispose());
   });
 
@@ -178,13 +245,21 @@ describe('CrossEncoder with termMatch', () => {
     const graded = new CrossEncoder({ ...tiny, termMatch: true, termMatchLevels: 4 }, 5);
     expect(graded.params.get('bert.embeddings.match_embeddings.weight')!.shape).toEqual([5, 16]);
     // the binary model reads level 3 as a match (row 1)
-    expect(binary.forward(match([[0, 0, 0, 0, 3, 0, 1, 0]])).scores.arraySync()).toEqual(binary.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync());
+    expect(binary.forward(match([[0, 0, 0, 0, 3, 0, 1, 0]])).scores.arraySync()).toEqual(
+      binary.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync(),
+    );
     // the graded one tells the levels apart, and levels past its table read as its last row
     const l3 = graded.forward(match([[0, 0, 0, 0, 3, 0, 1, 0]])).scores.arraySync()[0];
-    expect(Math.abs(l3 - graded.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync()[0])).toBeGreaterThan(1e-7);
-    expect(graded.forward(match([[0, 0, 0, 0, 9, 0, 1, 0]])).scores.arraySync()).toEqual(graded.forward(match([[0, 0, 0, 0, 4, 0, 1, 0]])).scores.arraySync());
+    expect(Math.abs(l3 - graded.forward(match([[0, 0, 0, 0, 1, 0, 1, 0]])).scores.arraySync()[0])).toBeGreaterThan(
+      1e-7,
+    );
+    expect(graded.forward(match([[0, 0, 0, 0, 9, 0, 1, 0]])).scores.arraySync()).toEqual(
+      graded.forward(match([[0, 0, 0, 0, 4, 0, 1, 0]])).scores.arraySync(),
+    );
     expect(graded.studentFromLayers(2).config.termMatchLevels).toBe(4);
-    expect(() => new CrossEncoder({ ...tiny, termMatch: true, termMatchLevels: 0 })).toThrow(/termMatchLevels must be an integer >= 1, got 0/);
+    expect(() => new CrossEncoder({ ...tiny, termMatch: true, termMatchLevels: 0 })).toThrow(
+      /termMatchLevels must be an integer >= 1, got 0/,
+    );
     [binary, graded].forEach((m) => m.dispose());
   });
 

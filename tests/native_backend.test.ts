@@ -29,12 +29,21 @@ describe('registration', () => {
 
   test('the fused losses run natively', () => {
     const names = nativeKernelNames();
-    const fused = tf.getKernelsForBackend(NATIVE_BACKEND).map((k) => k.kernelName).filter((k) => /FusedDistill/i.test(k));
+    const fused = tf
+      .getKernelsForBackend(NATIVE_BACKEND)
+      .map((k) => k.kernelName)
+      .filter((k) => /FusedDistill/i.test(k));
     // the fused losses and layers are registered for 'native' (so the check below is not vacuous) ...
     expect(fused).toEqual(
       expect.arrayContaining([
-        'FusedDistillRankingObjective', 'FusedDistillHiddenMSE', 'FusedDistillAttentionMSE', 'FusedDistillScaleByUpstream',
-        'FusedDistillLayerNorm', 'FusedDistillLayerNormGrad', 'FusedDistillGelu', 'FusedDistillGeluGrad',
+        'FusedDistillRankingObjective',
+        'FusedDistillHiddenMSE',
+        'FusedDistillAttentionMSE',
+        'FusedDistillScaleByUpstream',
+        'FusedDistillLayerNorm',
+        'FusedDistillLayerNormGrad',
+        'FusedDistillGelu',
+        'FusedDistillGeluGrad',
       ]),
     );
     // ... and each runs in the addon, none falls back to tfjs's CPU code
@@ -64,7 +73,9 @@ describe('native memory', () => {
     const again = backend().allocate('float32', 2000);
     expect(again.buffer).toBe(values.buffer);
     expect(addon.hostBufferStats()).toEqual(during);
-    tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2000], 'float32', again)).dispose();
+    tf.engine()
+      .makeTensorFromTensorInfo(backend().makeTensorInfo([2000], 'float32', again))
+      .dispose();
     backend().emptyCache();
     expect(addon.hostBufferStats()).toEqual(before);
     expect(backend().cachedHostBytes).toBe(0);
@@ -118,7 +129,12 @@ describe('native memory', () => {
     try {
       backend().emptyCache();
       const before = addon.hostBufferStats();
-      const make = (floats: number) => tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([floats], 'float32', backend().allocate('float32', floats)));
+      const make = (floats: number) =>
+        tf
+          .engine()
+          .makeTensorFromTensorInfo(
+            backend().makeTensorInfo([floats], 'float32', backend().allocate('float32', floats)),
+          );
       const first = make(8192); // 32 KB
       const second = make(4096); // 16 KB
       first.dispose();
@@ -145,7 +161,11 @@ describe('native memory', () => {
       // 80 blocks of 8 MB live at once (640 MB): the limit rises to at least 1280 MB, and all of them,
       // disposed, stay cached (a fixed 512 MB would have freed 48 of them).
       const blocks = Array.from({ length: 80 }, () =>
-        tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([2 * 1024 * 1024], 'float32', backend().allocate('float32', 2 * 1024 * 1024))),
+        tf
+          .engine()
+          .makeTensorFromTensorInfo(
+            backend().makeTensorInfo([2 * 1024 * 1024], 'float32', backend().allocate('float32', 2 * 1024 * 1024)),
+          ),
       );
       expect(backend().hostCacheLimit).toBeGreaterThanOrEqual(1280 * 1024 * 1024);
       tf.dispose(blocks);
@@ -181,8 +201,12 @@ describe('host buffer misuse gets clear errors', () => {
     const buf = addon.allocHostBuffer(64);
     addon.freeHostBuffer(buf);
     expect(() => addon.freeHostBuffer(buf)).toThrow(/freeHostBuffer: buffer was already freed/);
-    expect(() => addon.freeHostBuffer(new ArrayBuffer(64))).toThrow(/freeHostBuffer: buffer was not allocated by allocHostBuffer/);
-    expect(() => addon.freeHostBuffer(new Float32Array(4) as unknown as ArrayBuffer)).toThrow(/freeHostBuffer: buffer must be an ArrayBuffer/);
+    expect(() => addon.freeHostBuffer(new ArrayBuffer(64))).toThrow(
+      /freeHostBuffer: buffer was not allocated by allocHostBuffer/,
+    );
+    expect(() => addon.freeHostBuffer(new Float32Array(4) as unknown as ArrayBuffer)).toThrow(
+      /freeHostBuffer: buffer must be an ArrayBuffer/,
+    );
     expect(() => addon.allocHostBuffer(0)).toThrow(/allocHostBuffer: bytes must be an integer/);
     expect(() => addon.allocHostBuffer(-5)).toThrow(/allocHostBuffer/);
     expect(() => addon.allocHostBuffer(2 ** 60)).toThrow(/allocHostBuffer/);

@@ -57,21 +57,33 @@ function expectSame(got: Result, want: Result, label: string): void {
   // where the bits differ: NaNs may carry different payloads.
   const bits = (v: Result['values']): Int32Array | Uint8Array =>
     v instanceof Uint8Array ? v : new Int32Array(v.buffer, v.byteOffset, v.length);
-  const g = bits(got.values), w = bits(want.values);
-  const sameKind = g instanceof Int32Array === w instanceof Int32Array && got.values instanceof Int32Array === want.values instanceof Int32Array;
+  const g = bits(got.values),
+    w = bits(want.values);
+  const sameKind =
+    g instanceof Int32Array === w instanceof Int32Array &&
+    got.values instanceof Int32Array === want.values instanceof Int32Array;
   for (let i = 0; i < want.values.length; i++) {
     if (sameKind && g[i] === w[i]) continue;
-    const gv = got.values[i], wv = want.values[i];
+    const gv = got.values[i],
+      wv = want.values[i];
     if (!(Object.is(gv, wv) || (Number.isNaN(gv) && Number.isNaN(wv))))
       throw new Error(`${label}: element ${i} is ${show(gv)}, tfjs cpu gives ${show(wv)}`);
   }
 }
 
 /** Within `ulps` ulp of `want` (or `abs`), with the special values (NaN, inf, signed zero) equal. */
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, ulps: number, label: string, abs = 0, x?: ArrayLike<number>): void {
+function expectClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  ulps: number,
+  label: string,
+  abs = 0,
+  x?: ArrayLike<number>,
+): void {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) {
-    const g = got[i], w = want[i];
+    const g = got[i],
+      w = want[i];
     const at = x ? ` (x = ${show(x[i])})` : '';
     if (Number.isNaN(w) || !Number.isFinite(w)) {
       if (!(Object.is(g, Math.fround(w)) || (Number.isNaN(g) && Number.isNaN(w))))
@@ -80,13 +92,34 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, ulps: numb
     }
     const err = Math.abs(g - w);
     if (err <= ulps * Math.abs(w) * 2 ** -24 && w !== 0) continue; // ulp(w) >= |w| 2^-24: no need to compute it
-    if (!(err <= ulps * ulp(w) || err <= abs)) throw new Error(`${label}: element ${i} is ${show(g)}, want ${show(w)} (${(err / ulp(w)).toFixed(2)} ulp)${at}`);
+    if (!(err <= ulps * ulp(w) || err <= abs))
+      throw new Error(`${label}: element ${i} is ${show(g)}, want ${show(w)} (${(err / ulp(w)).toFixed(2)} ulp)${at}`);
   }
 }
 
 // ---------------------------------------------------------------- inputs
 
-const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 0.5, -0.5, 1e30, -1e30, 1e-40, -1e-40, 3.4e38, -3.4e38, 2, -2, 1.5, -2.5];
+const SPECIALS = [
+  NaN,
+  Infinity,
+  -Infinity,
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  -0.5,
+  1e30,
+  -1e30,
+  1e-40,
+  -1e-40,
+  3.4e38,
+  -3.4e38,
+  2,
+  -2,
+  1.5,
+  -2.5,
+];
 
 /** n float32 values: normal with scale `scale`, a fraction of them special values. */
 function floats(rng: Rng, n: number, scale = 3, specials = 0.1, list = SPECIALS): Float32Array {
@@ -104,7 +137,8 @@ function floats(rng: Rng, n: number, scale = 3, specials = 0.1, list = SPECIALS)
 function ints(rng: Rng, n: number, range = 100): Int32Array {
   const special = [0, 1, -1, 2147483647, -2147483648, 65536, -65536, 46341, 1 << 30];
   const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng() < 0.15 ? special[Math.floor(rng() * special.length)] : Math.floor((rng() - 0.5) * 2 * range);
+  for (let i = 0; i < n; i++)
+    a[i] = rng() < 0.15 ? special[Math.floor(rng() * special.length)] : Math.floor((rng() - 0.5) * 2 * range);
   return a;
 }
 
@@ -141,7 +175,8 @@ function randomShapePairs(rng: Rng, count: number): Array<[string, number[], num
       const drop = Math.floor(rng() * (rank + 1));
       return full.slice(drop).map((d) => (rng() < 0.35 ? 1 : d));
     };
-    const a = derive(), b = derive();
+    const a = derive(),
+      b = derive();
     out.push([`random [${a}] vs [${b}]`, a, b]);
   }
   return out;
@@ -152,10 +187,18 @@ function randomShapePairs(rng: Rng, count: number): Array<[string, number[], num
 describe('registration', () => {
   test('the elementwise kernels are native on the native backend', () => {
     const names = nativeKernelNames();
-    for (const k of [...Object.keys(addon.mathOps.binary), ...Object.keys(addon.mathOps.unary), 'Cast', 'Fill', 'ZerosLike', 'OnesLike'])
+    for (const k of [
+      ...Object.keys(addon.mathOps.binary),
+      ...Object.keys(addon.mathOps.unary),
+      'Cast',
+      'Fill',
+      'ZerosLike',
+      'OnesLike',
+    ])
       expect(names).toContain(k);
     // every opcode table entry is a real tfjs kernel name (a typo would register a dead kernel)
-    for (const k of [...Object.keys(addon.mathOps.binary), ...Object.keys(addon.mathOps.unary)]) expect(tf.getKernel(k, 'cpu')).toBeDefined();
+    for (const k of [...Object.keys(addon.mathOps.binary), ...Object.keys(addon.mathOps.unary)])
+      expect(tf.getKernel(k, 'cpu')).toBeDefined();
   });
 });
 
@@ -187,7 +230,8 @@ describe('binary ops, float32: bit for bit equal to cpu', () => {
     let seed = 100;
     for (const [label, as, bs] of pairs) {
       const r = mulberry32(seed++);
-      const a = floats(r, size(as), 3, 0.15), b = floats(r, size(bs), 3, 0.15);
+      const a = floats(r, size(as), 3, 0.15),
+        b = floats(r, size(bs), 3, 0.15);
       if (name !== 'Mod' && name !== 'FloorDiv' && b.length > 2) b[1] = a.length > 1 ? a[1] : 0; // equal pairs for comparisons
       const { cpu, native } = both(() => op(tf.tensor(a, as), tf.tensor(b, bs)));
       expectSame(native, cpu, `${name} ${label}`);
@@ -219,7 +263,10 @@ describe('binary ops, float32: bit for bit equal to cpu', () => {
   test('RealDiv by zero: +-Inf and NaN', () => {
     const native = on('native', () => tf.div(tf.tensor([1, -1, 0, -0, NaN]), tf.scalar(0))).values;
     expect(Array.from(native).map(show)).toEqual(['Infinity', '-Infinity', 'NaN', 'NaN', 'NaN']);
-    expect(Array.from(on('native', () => tf.div(tf.tensor([1, -1]), tf.scalar(-0))).values)).toEqual([-Infinity, Infinity]);
+    expect(Array.from(on('native', () => tf.div(tf.tensor([1, -1]), tf.scalar(-0))).values)).toEqual([
+      -Infinity,
+      Infinity,
+    ]);
   });
 });
 
@@ -242,7 +289,8 @@ describe('binary ops, int32: bit for bit equal to cpu (JS ToInt32 wrapping)', ()
     for (const [label, as, bs] of SHAPE_PAIRS) {
       const r = mulberry32(seed++);
       const big = name === 'Mul' || name === 'SquaredDifference' ? 1 << 30 : 1000;
-      const a = ints(r, size(as), big), b = ints(r, size(bs), name === 'FloorDiv' ? 7 : big);
+      const a = ints(r, size(as), big),
+        b = ints(r, size(bs), name === 'FloorDiv' ? 7 : big);
       const { cpu, native } = both(() => op(tf.tensor(a, as, 'int32'), tf.tensor(b, bs, 'int32')));
       expectSame(native, cpu, `${name} int32 ${label}`);
     }
@@ -266,14 +314,21 @@ describe('binary ops, int32: bit for bit equal to cpu (JS ToInt32 wrapping)', ()
 
 describe('binary ops: fallbacks behave as cpu', () => {
   test('int32 RealDiv / Pow / Mod, complex64 Add, bool LogicalAnd-free comparisons on bool inputs', () => {
-    const ai = new Int32Array([7, -7, 9, 0]), bi = new Int32Array([2, 2, -4, 3]);
-    for (const op of [tf.pow, tf.mod, (a: tf.Tensor, b: tf.Tensor) => tf.engine().runKernel('RealDiv', { a, b }) as tf.Tensor]) {
+    const ai = new Int32Array([7, -7, 9, 0]),
+      bi = new Int32Array([2, 2, -4, 3]);
+    for (const op of [
+      tf.pow,
+      tf.mod,
+      (a: tf.Tensor, b: tf.Tensor) => tf.engine().runKernel('RealDiv', { a, b }) as tf.Tensor,
+    ]) {
       const { cpu, native } = both(() => op(tf.tensor(ai, [4], 'int32'), tf.tensor(bi, [4], 'int32')));
       expectSame(native, cpu, 'int32 fallback');
     }
     const c = both(() => tf.real(tf.add(tf.complex([1, 2], [3, 4]), tf.complex([5, 6], [7, 8]))));
     expectSame(c.native, c.cpu, 'complex64 add');
-    const e = both(() => tf.equal(tf.tensor([true, false, true], [3], 'bool'), tf.tensor([true, true, false], [3], 'bool')));
+    const e = both(() =>
+      tf.equal(tf.tensor([true, false, true], [3], 'bool'), tf.tensor([true, true, false], [3], 'bool')),
+    );
     expectSame(e.native, e.cpu, 'bool equal');
   });
 
@@ -281,7 +336,9 @@ describe('binary ops: fallbacks behave as cpu', () => {
     // Cast int32 -> float32 on 'cpu' shares the Int32Array; run it through the cpu kernel on native.
     void tf.setBackend('native');
     const x = tf.tensor([1, 2, 16777217], [3], 'int32');
-    const shared = tf.getKernel('Cast', 'cpu')!.kernelFunc({ inputs: { x }, backend: tf.backend(), attrs: { dtype: 'float32' } }) as tf.TensorInfo;
+    const shared = tf
+      .getKernel('Cast', 'cpu')!
+      .kernelFunc({ inputs: { x }, backend: tf.backend(), attrs: { dtype: 'float32' } }) as tf.TensorInfo;
     const xf = tf.engine().makeTensorFromTensorInfo(shared);
     const y = tf.add(xf, tf.scalar(0.5));
     expect(Array.from(y.dataSync())).toEqual([1.5, 2.5, 16777216]);
@@ -291,7 +348,9 @@ describe('binary ops: fallbacks behave as cpu', () => {
 
 // ---------------------------------------------------------------- unary ops
 
-const SELU_SCALE = 1.0507009873554804934193349852946, SELU_SCALEALPHA = 1.7580993408473768599402175208123;
+// (tfjs-core selu_util: scale 1.0507009873554804934193349852946, scale * alpha 1.7580993408473768599402175208123)
+const SELU_SCALE = 1.0507009873554805,
+  SELU_SCALEALPHA = 1.7580993408473768;
 // tfjs's softplus: exp(x) below log(eps) + 2, x above its negation, log(1 + e^x) between.
 const SOFTPLUS_T = Math.log(1.1920928955078125e-7) + 2;
 const softplus64 = (x: number): number =>
@@ -319,7 +378,20 @@ describe('unary transcendental ops: close to cpu and to float64', () => {
       ...floats(rng, 1000, 30, 0),
       ...floats(rng, 500, 0.01, 0),
       ...Array.from({ length: 200 }, (_, i) => (i - 100) * 0.93), // up to +-93: the exp overflow/underflow edges
-      88.72, 88.73, -87.3, -103.9, -104.5, 1e-30, -1e-30, 1e-44, 9.02, -9.02, 3.92, -3.92, 13.94, -13.94,
+      88.72,
+      88.73,
+      -87.3,
+      -103.9,
+      -104.5,
+      1e-30,
+      -1e-30,
+      1e-44,
+      9.02,
+      -9.02,
+      3.92,
+      -3.92,
+      13.94,
+      -13.94,
     ]);
     const { cpu, native } = both(() => op(tf.tensor(x)));
     expect(native.dtype).toBe('float32');
@@ -333,8 +405,17 @@ describe('unary transcendental ops: close to cpu and to float64', () => {
 
   test('special values are exact: NaN, +-inf, +-0, domain edges', () => {
     const x = new Float32Array([NaN, Infinity, -Infinity, 0, -0, -1, -2]);
-    const got = (op: (t: tf.Tensor) => tf.Tensor): string[] => Array.from(on('native', () => op(tf.tensor(x))).values).map(show);
-    expect(got(tf.exp)).toEqual(['NaN', 'Infinity', '0', '1', '1', String(Math.fround(Math.exp(-1))), String(Math.fround(Math.exp(-2)))]);
+    const got = (op: (t: tf.Tensor) => tf.Tensor): string[] =>
+      Array.from(on('native', () => op(tf.tensor(x))).values).map(show);
+    expect(got(tf.exp)).toEqual([
+      'NaN',
+      'Infinity',
+      '0',
+      '1',
+      '1',
+      String(Math.fround(Math.exp(-1))),
+      String(Math.fround(Math.exp(-2))),
+    ]);
     expect(got(tf.log)).toEqual(['NaN', 'Infinity', 'NaN', '-Infinity', '-Infinity', 'NaN', 'NaN']);
     expect(got(tf.log1p).slice(0, 6)).toEqual(['NaN', 'Infinity', 'NaN', '0', '-0', '-Infinity']);
     expect(got(tf.expm1).slice(0, 5)).toEqual(['NaN', 'Infinity', '-1', '0', '-0']);
@@ -370,7 +451,9 @@ const EXACT_UNARY: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
 describe('unary exact ops: bit for bit equal to cpu', () => {
   test.each(EXACT_UNARY)('%s', (name, op) => {
     const rng = mulberry32(name.length * 31);
-    const halves = [-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -0.49999997, 0.49999997, 8388607.5, -8388607.5, 6, -0.7, 1.3];
+    const halves = [
+      -3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -0.49999997, 0.49999997, 8388607.5, -8388607.5, 6, -0.7, 1.3,
+    ];
     for (const shape of [[0], [], [3, 0, 2], [7, 13], [2, 3, 4, 5]]) {
       const x = floats(rng, size(shape), 4, 0.2, [...SPECIALS, ...halves]);
       const { cpu, native } = both(() => op(tf.tensor(x, shape)));
@@ -388,12 +471,25 @@ describe('unary exact ops: bit for bit equal to cpu', () => {
 
   test('Round is half to even, -0.5 rounds to +0 as tfjs', () => {
     const x = [-2.5, -1.5, -0.5, -0.4, 0.5, 1.5, 2.5, -0];
-    expect(Array.from(on('native', () => tf.round(tf.tensor(x))).values).map(show)).toEqual(['-2', '-2', '0', '-0', '0', '2', '2', '-0']);
+    expect(Array.from(on('native', () => tf.round(tf.tensor(x))).values).map(show)).toEqual([
+      '-2',
+      '-2',
+      '0',
+      '-0',
+      '0',
+      '2',
+      '2',
+      '-0',
+    ]);
   });
 
   test('LeakyRelu / Step / ClipByValue with attributes that are not floats', () => {
     const x = floats(mulberry32(3), 500, 2, 0.2);
-    for (const op of [(t: tf.Tensor) => tf.leakyRelu(t, 0.1), (t: tf.Tensor) => tf.step(t, 1 / 3), (t: tf.Tensor) => tf.clipByValue(t, -1 / 3, 0.1)]) {
+    for (const op of [
+      (t: tf.Tensor) => tf.leakyRelu(t, 0.1),
+      (t: tf.Tensor) => tf.step(t, 1 / 3),
+      (t: tf.Tensor) => tf.clipByValue(t, -1 / 3, 0.1),
+    ]) {
       const { cpu, native } = both(() => op(tf.tensor(x)));
       expectSame(native, cpu, 'attrs');
     }
@@ -412,8 +508,13 @@ describe('unary exact ops: bit for bit equal to cpu', () => {
 describe('large arrays (1024 x 1152, the parallel path)', () => {
   test('Add same shape, bias and column, Mul by scalar, Greater, Exp, Erf; the thread count does not matter', () => {
     const rng = mulberry32(77);
-    const R = 1024, C = 1152, n = R * C;
-    const a = floats(rng, n, 2, 0.001), b = a.map((v, i) => a[(i * 7919) % n] * 0.5 - 0.25), bias = floats(rng, C, 1, 0), col = b.subarray(0, R);
+    const R = 1024,
+      C = 1152,
+      n = R * C;
+    const a = floats(rng, n, 2, 0.001),
+      b = a.map((v, i) => a[(i * 7919) % n] * 0.5 - 0.25),
+      bias = floats(rng, C, 1, 0),
+      col = b.subarray(0, R);
     const s = Math.fround(1.7);
     // References: plain loops (one float64 op rounded to float32 is what tfjs computes), and float64
     // Math on a strided sample for the transcendental ones (tfjs's cpu kernels are slow here).
@@ -422,11 +523,27 @@ describe('large arrays (1024 x 1152, the parallel path)', () => {
       return { values: out, shape: [R, C], dtype: out instanceof Uint8Array ? 'bool' : 'float32' };
     };
     const cases: Array<[string, () => tf.Tensor, (() => Result) | ((x: number) => number)]> = [
-      ['add', () => tf.add(tf.tensor(a, [R, C]), tf.tensor(b, [R, C])), () => loop(new Float32Array(n), (i) => a[i] + b[i])],
-      ['bias', () => tf.add(tf.tensor(a, [R, C]), tf.tensor(bias, [C])), () => loop(new Float32Array(n), (i) => a[i] + bias[i % C])],
-      ['column', () => tf.mul(tf.tensor(a, [R, C]), tf.tensor(col, [R, 1])), () => loop(new Float32Array(n), (i) => a[i] * col[Math.floor(i / C)])],
+      [
+        'add',
+        () => tf.add(tf.tensor(a, [R, C]), tf.tensor(b, [R, C])),
+        () => loop(new Float32Array(n), (i) => a[i] + b[i]),
+      ],
+      [
+        'bias',
+        () => tf.add(tf.tensor(a, [R, C]), tf.tensor(bias, [C])),
+        () => loop(new Float32Array(n), (i) => a[i] + bias[i % C]),
+      ],
+      [
+        'column',
+        () => tf.mul(tf.tensor(a, [R, C]), tf.tensor(col, [R, 1])),
+        () => loop(new Float32Array(n), (i) => a[i] * col[Math.floor(i / C)]),
+      ],
       ['scalar', () => tf.mul(tf.tensor(a, [R, C]), tf.scalar(1.7)), () => loop(new Float32Array(n), (i) => a[i] * s)],
-      ['greater', () => tf.greater(tf.tensor(a, [R, C]), tf.tensor(bias, [C])), () => loop(new Uint8Array(n), (i) => (a[i] > bias[i % C] ? 1 : 0))],
+      [
+        'greater',
+        () => tf.greater(tf.tensor(a, [R, C]), tf.tensor(bias, [C])),
+        () => loop(new Uint8Array(n), (i) => (a[i] > bias[i % C] ? 1 : 0)),
+      ],
       ['exp', () => tf.exp(tf.tensor(a, [R, C])), Math.exp],
       ['erf', () => tf.erf(tf.tensor(a, [R, C])), erf64],
     ];
@@ -439,7 +556,12 @@ describe('large arrays (1024 x 1152, the parallel path)', () => {
         else {
           const idx = Array.from({ length: Math.floor(n / 7) }, (_, k) => k * 7);
           const got = idx.map((i) => native.values[i]);
-          expectClose(got, idx.map((i) => (reference as (x: number) => number)(a[i])), 1.5, label);
+          expectClose(
+            got,
+            idx.map((i) => (reference as (x: number) => number)(a[i])),
+            1.5,
+            label,
+          );
         }
         addon.setNumThreads(1);
         expectSame(on('native', f), native, `${label} on 1 thread`);
@@ -453,7 +575,29 @@ describe('large arrays (1024 x 1152, the parallel path)', () => {
 // ---------------------------------------------------------------- cast and fill
 
 describe('Cast', () => {
-  const FLOATS = [1.9, -1.9, 0.5, -0.5, 0, -0, NaN, Infinity, -Infinity, 3e9, -3e9, 2147483648, -2147483648, 2147483520, 1e20, -1e20, 3.4e38, 1e-40, 16777217, 5e18, 1e19];
+  const FLOATS = [
+    1.9,
+    -1.9,
+    0.5,
+    -0.5,
+    0,
+    -0,
+    NaN,
+    Infinity,
+    -Infinity,
+    3e9,
+    -3e9,
+    2147483648,
+    -2147483648,
+    2147483520,
+    1e20,
+    -1e20,
+    3.4e38,
+    1e-40,
+    16777217,
+    5e18,
+    1e19,
+  ];
   test.each([
     ['float32', 'int32'],
     ['float32', 'bool'],
@@ -484,7 +628,9 @@ describe('Cast', () => {
   test('a cast to float32 gives the native kernels a Float32Array', () => {
     void tf.setBackend('native');
     const x = tf.cast(tf.tensor([1, 2, 3], [3], 'int32'), 'float32');
-    const values = (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(x.dataId).values;
+    const values = (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(
+      x.dataId,
+    ).values;
     expect(values).toBeInstanceOf(Float32Array);
     x.dispose();
   });
@@ -526,7 +672,8 @@ describe('Fill, ZerosLike, OnesLike', () => {
 describe('gradients through native kernels equal cpu', () => {
   test('GELU (erf), sigmoid, tanh, exp, relu, sqrt, div, max with broadcasting', () => {
     const rng = mulberry32(21);
-    const xv = floats(rng, 6 * 8, 1.5, 0), bv = floats(rng, 8, 1, 0);
+    const xv = floats(rng, 6 * 8, 1.5, 0),
+      bv = floats(rng, 8, 1, 0);
     const f = (x: tf.Tensor, b: tf.Tensor): tf.Scalar => {
       const h = tf.add(x, b);
       const gelu = tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.div(h, Math.SQRT2))));
@@ -541,7 +688,8 @@ describe('gradients through native kernels equal cpu', () => {
         return [gx.dataSync() as Float32Array, gb.dataSync() as Float32Array];
       });
     };
-    const cpu = grads('cpu'), native = grads('native');
+    const cpu = grads('cpu'),
+      native = grads('native');
     // sums of a few float ops with erf/exp/tanh differences of ~1 ulp: a relative bound
     for (let k = 0; k < 2; k++) expectClose(native[k], cpu[k], 64, `grad ${k}`, 2e-6);
   });
@@ -577,15 +725,23 @@ describe('no leaks', () => {
     const before = { ...tf.memory(), ...addon.hostBufferStats() };
     for (let i = 0; i < 3; i++) run();
     const after = { ...tf.memory(), ...addon.hostBufferStats() };
-    expect([after.numTensors, after.numDataBuffers, after.buffers, after.bytes]).toEqual([before.numTensors, before.numDataBuffers, before.buffers, before.bytes]);
+    expect([after.numTensors, after.numDataBuffers, after.buffers, after.bytes]).toEqual([
+      before.numTensors,
+      before.numDataBuffers,
+      before.buffers,
+      before.bytes,
+    ]);
   });
 });
 
 // ---------------------------------------------------------------- addon argument checking
 
 describe('addon argument errors', () => {
-  const B = addon.mathOps.binary, U = addon.mathOps.unary;
-  const a6 = new Float32Array(6), b3 = new Float32Array(3), o6 = new Float32Array(6);
+  const B = addon.mathOps.binary,
+    U = addon.mathOps.unary;
+  const a6 = new Float32Array(6),
+    b3 = new Float32Array(3),
+    o6 = new Float32Array(6);
 
   test('binaryOp', () => {
     const bad: Array<[() => unknown, RegExp, string]> = [
@@ -593,22 +749,54 @@ describe('addon argument errors', () => {
       [() => addon.binaryOp(99, a6, [2, 3], b3, [3], o6), /op must be an opcode in \[0, 17\)/, 'RangeError'],
       [() => addon.binaryOp(1.5, a6, [2, 3], b3, [3], o6), /op must be an opcode/, 'RangeError'],
       [() => addon.binaryOp('Add' as unknown as number, a6, [2, 3], b3, [3], o6), /op must be a number/, 'TypeError'],
-      [() => addon.binaryOp(B.Add, [1, 2] as unknown as Float32Array, [2], b3, [3], o6), /a must be a Float32Array or Int32Array/, 'TypeError'],
-      [() => addon.binaryOp(B.Add, new Float64Array(6) as unknown as Float32Array, [2, 3], b3, [3], o6), /a must be a Float32Array/, 'TypeError'],
+      [
+        () => addon.binaryOp(B.Add, [1, 2] as unknown as Float32Array, [2], b3, [3], o6),
+        /a must be a Float32Array or Int32Array/,
+        'TypeError',
+      ],
+      [
+        () => addon.binaryOp(B.Add, new Float64Array(6) as unknown as Float32Array, [2, 3], b3, [3], o6),
+        /a must be a Float32Array/,
+        'TypeError',
+      ],
       [() => addon.binaryOp(B.Add, a6, [2, 2], b3, [3], o6), /a must have 4 elements, got 6/, 'RangeError'],
       [() => addon.binaryOp(B.Add, a6, [2, -3], b3, [3], o6), /aShape\[1\] must be an integer/, 'RangeError'],
       [() => addon.binaryOp(B.Add, a6, [2, 1.5], b3, [3], o6), /aShape\[1\] must be an integer/, 'RangeError'],
-      [() => addon.binaryOp(B.Add, a6, '2,3' as unknown as number[], b3, [3], o6), /aShape must be an array/, 'TypeError'],
+      [
+        () => addon.binaryOp(B.Add, a6, '2,3' as unknown as number[], b3, [3], o6),
+        /aShape must be an array/,
+        'TypeError',
+      ],
       [() => addon.binaryOp(B.Add, a6, [2, 3], b3, [NaN], o6), /bShape\[0\] must be an integer/, 'RangeError'],
-      [() => addon.binaryOp(B.Add, a6, new Array(13).fill(1).concat([6]), b3, [3], o6), /aShape has rank 14, more than 12/, 'RangeError'],
-      [() => addon.binaryOp(B.Add, a6, [2, 3], new Int32Array(3), [3], o6), /b must be a Float32Array like a, got a Int32Array/, 'TypeError'],
+      [
+        () => addon.binaryOp(B.Add, a6, new Array(13).fill(1).concat([6]), b3, [3], o6),
+        /aShape has rank 14, more than 12/,
+        'RangeError',
+      ],
+      [
+        () => addon.binaryOp(B.Add, a6, [2, 3], new Int32Array(3), [3], o6),
+        /b must be a Float32Array like a, got a Int32Array/,
+        'TypeError',
+      ],
       [() => addon.binaryOp(B.Add, a6, [6], b3, [3], o6), /shapes \[6\] and \[3\] do not broadcast/, 'RangeError'],
-      [() => addon.binaryOp(B.Add, a6, [2, 3], b3, [3], new Float32Array(5)), /out must have 6 elements, got 5/, 'RangeError'],
+      [
+        () => addon.binaryOp(B.Add, a6, [2, 3], b3, [3], new Float32Array(5)),
+        /out must have 6 elements, got 5/,
+        'RangeError',
+      ],
       [() => addon.binaryOp(B.Greater, a6, [2, 3], b3, [3], o6), /out must be a Uint8Array/, 'TypeError'],
       [() => addon.binaryOp(B.FloorDiv, a6, [2, 3], b3, [3], o6), /out must be a Int32Array/, 'TypeError'],
-      [() => addon.binaryOp(B.Pow, new Int32Array(6), [2, 3], new Int32Array(3), [3], new Int32Array(6)), /Pow does not take Int32Array inputs/, 'TypeError'],
+      [
+        () => addon.binaryOp(B.Pow, new Int32Array(6), [2, 3], new Int32Array(3), [3], new Int32Array(6)),
+        /Pow does not take Int32Array inputs/,
+        'TypeError',
+      ],
       [() => addon.binaryOp(B.Add, a6, [2, 3], a6.subarray(0, 3), [3], a6), /out must not overlap b/, 'RangeError'],
-      [() => addon.binaryOp(B.Add, a6.subarray(0, 3), [3], b3, [3], a6.subarray(1, 4)), /out must not overlap a/, 'RangeError'],
+      [
+        () => addon.binaryOp(B.Add, a6.subarray(0, 3), [3], b3, [3], a6.subarray(1, 4)),
+        /out must not overlap a/,
+        'RangeError',
+      ],
     ];
     for (const [f, msg, name] of bad) expectError(f, new RegExp(`^fused-distill: binaryOp: .*${msg.source}`), name);
     // in place: out may be a (or b) itself when it has the result's shape
@@ -625,24 +813,58 @@ describe('addon argument errors', () => {
     const buf = addon.allocHostBuffer(24);
     const view = new Float32Array(buf);
     addon.freeHostBuffer(buf);
-    expectError(() => addon.binaryOp(B.Add, view, [6], a6, [6], o6), /^fused-distill: binaryOp: a must be .*detached|a must have 6 elements, got 0/);
-    expectError(() => addon.unaryOp(U.Exp, view, o6), /^fused-distill: unaryOp: x must be .*detached|out must have 0 elements/);
+    expectError(
+      () => addon.binaryOp(B.Add, view, [6], a6, [6], o6),
+      /^fused-distill: binaryOp: a must be .*detached|a must have 6 elements, got 0/,
+    );
+    expectError(
+      () => addon.unaryOp(U.Exp, view, o6),
+      /^fused-distill: unaryOp: x must be .*detached|out must have 0 elements/,
+    );
   });
 
   test('unaryOp, cast, fill', () => {
     const bad: Array<[() => unknown, RegExp, string]> = [
-      [() => addon.unaryOp(U.Exp, a6, new Float32Array(5)), /^fused-distill: unaryOp: out must have 6 elements, got 5/, 'RangeError'],
-      [() => addon.unaryOp(U.Exp, new Int32Array(6) as unknown as Float32Array, o6), /^fused-distill: unaryOp: x must be a Float32Array/, 'TypeError'],
+      [
+        () => addon.unaryOp(U.Exp, a6, new Float32Array(5)),
+        /^fused-distill: unaryOp: out must have 6 elements, got 5/,
+        'RangeError',
+      ],
+      [
+        () => addon.unaryOp(U.Exp, new Int32Array(6) as unknown as Float32Array, o6),
+        /^fused-distill: unaryOp: x must be a Float32Array/,
+        'TypeError',
+      ],
       [() => addon.unaryOp(U.IsNan, a6, o6), /^fused-distill: unaryOp: out must be a Uint8Array/, 'TypeError'],
-      [() => addon.unaryOp(U.Exp, a6, new Uint8Array(6) as unknown as Float32Array), /^fused-distill: unaryOp: out must be a Float32Array/, 'TypeError'],
+      [
+        () => addon.unaryOp(U.Exp, a6, new Uint8Array(6) as unknown as Float32Array),
+        /^fused-distill: unaryOp: out must be a Float32Array/,
+        'TypeError',
+      ],
       [() => addon.unaryOp(U.LeakyRelu, a6, o6), /^fused-distill: unaryOp: alpha must be a number/, 'TypeError'],
       [() => addon.unaryOp(U.ClipByValue, a6, o6, 0), /^fused-distill: unaryOp: max must be a number/, 'TypeError'],
       [() => addon.unaryOp(-1, a6, o6), /^fused-distill: unaryOp: op must be an opcode in \[0, 30\)/, 'RangeError'],
-      [() => addon.unaryOp(U.Exp, a6, a6.subarray(1)), /^fused-distill: unaryOp: out must have 6 elements/, 'RangeError'],
-      [() => addon.unaryOp(U.Exp, a6.subarray(0, 4), a6.subarray(2, 6)), /^fused-distill: unaryOp: out must not overlap x/, 'RangeError'],
+      [
+        () => addon.unaryOp(U.Exp, a6, a6.subarray(1)),
+        /^fused-distill: unaryOp: out must have 6 elements/,
+        'RangeError',
+      ],
+      [
+        () => addon.unaryOp(U.Exp, a6.subarray(0, 4), a6.subarray(2, 6)),
+        /^fused-distill: unaryOp: out must not overlap x/,
+        'RangeError',
+      ],
       [() => addon.cast(a6, new Int32Array(5)), /^fused-distill: cast: out must have 6 elements, got 5/, 'RangeError'],
-      [() => addon.cast(a6, new Float64Array(6) as unknown as Float32Array), /^fused-distill: cast: out must be a Float32Array or Int32Array or Uint8Array/, 'TypeError'],
-      [() => addon.cast(a6, new Uint8Array(a6.buffer, 0, 6)), /^fused-distill: cast: out must not overlap x/, 'RangeError'],
+      [
+        () => addon.cast(a6, new Float64Array(6) as unknown as Float32Array),
+        /^fused-distill: cast: out must be a Float32Array or Int32Array or Uint8Array/,
+        'TypeError',
+      ],
+      [
+        () => addon.cast(a6, new Uint8Array(a6.buffer, 0, 6)),
+        /^fused-distill: cast: out must not overlap x/,
+        'RangeError',
+      ],
       [() => addon.fill(o6, '1' as unknown as number), /^fused-distill: fill: value must be a number/, 'TypeError'],
       [() => addon.fill({} as Float32Array, 1), /^fused-distill: fill: out must be a/, 'TypeError'],
     ];

@@ -58,9 +58,11 @@ function same(a: number, b: number): boolean {
 function compare(got: Out, want: Out, label: string, tol?: { rel: number; abs: number }): void {
   if (JSON.stringify(got.shape) !== JSON.stringify(want.shape) || got.dtype !== want.dtype)
     throw new Error(`${label}: got ${got.dtype}[${got.shape}], want ${want.dtype}[${want.shape}]`);
-  if (got.values.length !== want.values.length) throw new Error(`${label}: length ${got.values.length} vs ${want.values.length}`);
+  if (got.values.length !== want.values.length)
+    throw new Error(`${label}: length ${got.values.length} vs ${want.values.length}`);
   for (let i = 0; i < want.values.length; ++i) {
-    const g = got.values[i], w = want.values[i];
+    const g = got.values[i],
+      w = want.values[i];
     if (same(g, w)) continue;
     if (tol && Number.isFinite(w) && abs(g - w) <= tol.abs + tol.rel * abs(w)) continue;
     throw new Error(`${label}: element ${i}: got ${g}, want ${w}`);
@@ -158,8 +160,24 @@ function closeTo64(got: ArrayLike<number>, want: Float64Array, label: string, re
 describe('registration', () => {
   test('the shape kernels run natively on the native backend', () => {
     const names = nativeKernelNames();
-    for (const k of ['Sum', 'Mean', 'Prod', 'Max', 'Min', 'Any', 'All', 'ArgMax', 'ArgMin', 'Softmax', 'Transpose',
-      'Slice', 'Concat', 'Tile', 'GatherV2', 'UnsortedSegmentSum'])
+    for (const k of [
+      'Sum',
+      'Mean',
+      'Prod',
+      'Max',
+      'Min',
+      'Any',
+      'All',
+      'ArgMax',
+      'ArgMin',
+      'Softmax',
+      'Transpose',
+      'Slice',
+      'Concat',
+      'Tile',
+      'GatherV2',
+      'UnsortedSegmentSum',
+    ])
       expect(names).toContain(k);
     // Reshape-like kernels stay tfjs's zero-copy ones.
     for (const k of ['Reshape', 'ExpandDims', 'Squeeze', 'Identity']) expect(names).not.toContain(k);
@@ -186,21 +204,24 @@ describe('reductions', () => {
     all: ['bool'],
   };
 
-  test.each(Object.keys(ops) as Array<keyof typeof ops>)('%s: native equals cpu on random shapes, axes, keepDims, dtypes', (name) => {
-    for (let trial = 0; trial < 60; ++trial) {
-      const shape = randomShape();
-      const dtype = dtypes[name][trial % dtypes[name].length];
-      const values = randomValues(dtype, size(shape), trial % 3 === 0);
-      const axes = trial % 7 === 0 ? undefined : randomAxes(shape.length);
-      const keep = trial % 2 === 1;
-      const label = `${name} ${dtype}[${shape}] axes ${JSON.stringify(axes)} keepDims ${keep}`;
-      const exact = name === 'max' || name === 'min' || name === 'any' || name === 'all' || dtype !== 'float32';
-      const tol = name === 'mean' && dtype !== 'float32' ? TOL : exact ? undefined : TOL;
-      const [got] = expectBoth(() => ops[name](tf.tensor(values, shape, dtype), axes as number[], keep), label, tol);
-      if ((name === 'sum' || name === 'mean') && dtype === 'float32')
-        closeTo64(got.values, refSum(values, shape, axes ?? shape.map((_, i) => i), name === 'mean'), label);
-    }
-  });
+  test.each(Object.keys(ops) as Array<keyof typeof ops>)(
+    '%s: native equals cpu on random shapes, axes, keepDims, dtypes',
+    (name) => {
+      for (let trial = 0; trial < 60; ++trial) {
+        const shape = randomShape();
+        const dtype = dtypes[name][trial % dtypes[name].length];
+        const values = randomValues(dtype, size(shape), trial % 3 === 0);
+        const axes = trial % 7 === 0 ? undefined : randomAxes(shape.length);
+        const keep = trial % 2 === 1;
+        const label = `${name} ${dtype}[${shape}] axes ${JSON.stringify(axes)} keepDims ${keep}`;
+        const exact = name === 'max' || name === 'min' || name === 'any' || name === 'all' || dtype !== 'float32';
+        const tol = name === 'mean' && dtype !== 'float32' ? TOL : exact ? undefined : TOL;
+        const [got] = expectBoth(() => ops[name](tf.tensor(values, shape, dtype), axes as number[], keep), label, tol);
+        if ((name === 'sum' || name === 'mean') && dtype === 'float32')
+          closeTo64(got.values, refSum(values, shape, axes ?? shape.map((_, i) => i), name === 'mean'), label);
+      }
+    },
+  );
 
   test('argMax / argMin: random shapes and axes (negative too), ties and NaN', () => {
     for (let trial = 0; trial < 60; ++trial) {
@@ -211,7 +232,10 @@ describe('reductions', () => {
       if (dtype === 'float32' && trial % 4 === 0) for (let k = 0; k < 3; ++k) values[randInt(values.length)] = NaN;
       const axis = randInt(shape.length) - (trial % 3 === 0 ? shape.length : 0);
       const label = `arg ${dtype}[${shape}] axis ${axis}`;
-      expectBoth(() => [tf.argMax(tf.tensor(values, shape, dtype), axis), tf.argMin(tf.tensor(values, shape, dtype), axis)], label);
+      expectBoth(
+        () => [tf.argMax(tf.tensor(values, shape, dtype), axis), tf.argMin(tf.tensor(values, shape, dtype), axis)],
+        label,
+      );
     }
   });
 
@@ -229,9 +253,23 @@ describe('reductions', () => {
     ];
     for (const row of rows) {
       const label = `[${row.slice(0, 6)}...] (${row.length})`;
-      expectBoth(() => [tf.max(tf.tensor1d(row)), tf.min(tf.tensor1d(row)), tf.argMax(tf.tensor1d(row)), tf.argMin(tf.tensor1d(row))], label);
+      expectBoth(
+        () => [
+          tf.max(tf.tensor1d(row)),
+          tf.min(tf.tensor1d(row)),
+          tf.argMax(tf.tensor1d(row)),
+          tf.argMin(tf.tensor1d(row)),
+        ],
+        label,
+      );
       // the same values down a column (the strided path)
-      expectBoth(() => [tf.max(tf.tensor2d(row, [row.length, 1]).tile([1, 3]), 0), tf.argMin(tf.tensor2d(row, [row.length, 1]).tile([1, 3]), 0)], `column ${label}`);
+      expectBoth(
+        () => [
+          tf.max(tf.tensor2d(row, [row.length, 1]).tile([1, 3]), 0),
+          tf.argMin(tf.tensor2d(row, [row.length, 1]).tile([1, 3]), 0),
+        ],
+        `column ${label}`,
+      );
     }
   });
 
@@ -239,26 +277,50 @@ describe('reductions', () => {
     const values = randomValues('float32', 3 * 4 * 5 * 6 * 2);
     for (const axes of [[0, 2], [1, 3], [0, 2, 4], [-1, 0], [1, 2, 3], [0, 1, 2, 3, 4], []]) {
       const label = `axes ${axes}`;
-      const f = () => [tf.sum(tf.tensor(values, [3, 4, 5, 6, 2]), axes), tf.max(tf.tensor(values, [3, 4, 5, 6, 2]), axes, true)];
+      const f = () => [
+        tf.sum(tf.tensor(values, [3, 4, 5, 6, 2]), axes),
+        tf.max(tf.tensor(values, [3, 4, 5, 6, 2]), axes, true),
+      ];
       const [s] = expectBoth(f, label, TOL);
       closeTo64(s.values, refSum(values, [3, 4, 5, 6, 2], axes.length ? axes : [], false), label);
     }
     const ones = randomValues('float32', 24);
-    expectBoth(() => [tf.sum(tf.tensor(ones, [1, 4, 1, 6]), [0, 2]), tf.mean(tf.tensor(ones, [1, 4, 1, 6]), [2], true)], 'size-1', TOL);
+    expectBoth(
+      () => [tf.sum(tf.tensor(ones, [1, 4, 1, 6]), [0, 2]), tf.mean(tf.tensor(ones, [1, 4, 1, 6]), [2], true)],
+      'size-1',
+      TOL,
+    );
     // Empty tensors run tfjs's kernels: same results (NaN / 0 / identities)
-    expectBoth(() => [tf.sum(tf.zeros([0, 3]), 0), tf.sum(tf.zeros([3, 0]), 1), tf.mean(tf.zeros([2, 0]), 1), tf.prod(tf.zeros([0, 2]), 0)], 'empty');
+    expectBoth(
+      () => [
+        tf.sum(tf.zeros([0, 3]), 0),
+        tf.sum(tf.zeros([3, 0]), 1),
+        tf.mean(tf.zeros([2, 0]), 1),
+        tf.prod(tf.zeros([0, 2]), 0),
+      ],
+      'empty',
+    );
   });
 
   test('float32 tensors stored as Int32Array (Cast keeps the data) are read as floats', () => {
     const ints = Int32Array.from({ length: 12 }, (_, i) => i * 7 - 30);
-    expectBoth(() => [tf.sum(tf.cast(tf.tensor(ints, [3, 4], 'int32'), 'float32'), 1), tf.max(tf.cast(tf.tensor(ints, [3, 4], 'int32'), 'float32'))], 'cast');
+    expectBoth(
+      () => [
+        tf.sum(tf.cast(tf.tensor(ints, [3, 4], 'int32'), 'float32'), 1),
+        tf.max(tf.cast(tf.tensor(ints, [3, 4], 'int32'), 'float32')),
+      ],
+      'cast',
+    );
   });
 
   test('large reductions (>1M elements, threaded and split paths)', () => {
     const shape = [1100, 1024];
     const big = bigFloats(1100 * 1024);
     // against cpu: a column sum (split over rows) and a row max
-    expectBoth(() => [tf.sum(tf.tensor(big, shape), 0), tf.max(tf.tensor(big, shape), 1)], 'large vs cpu', { rel: 1e-6, abs: 1e-5 });
+    expectBoth(() => [tf.sum(tf.tensor(big, shape), 0), tf.max(tf.tensor(big, shape), 1)], 'large vs cpu', {
+      rel: 1e-6,
+      abs: 1e-5,
+    });
     const [sum1, sumAll, mean1, max0, min0, argMax1, argMin0] = run('native', () => [
       tf.sum(tf.tensor(big, shape), 1), // rows
       tf.sum(tf.tensor(big, shape)), // one long row, split
@@ -271,19 +333,30 @@ describe('reductions', () => {
     closeTo64(sum1, refSum(big, shape, [1], false), 'sum 1', 1e-6, 1e-4);
     closeTo64(sumAll, refSum(big, shape, [0, 1], false), 'sum all', 1e-6, 1e-3);
     closeTo64(mean1, refSum(big, shape, [1], true), 'mean 1', 1e-6, 1e-6);
-    const R = 1100, C = 1024;
+    const R = 1100,
+      C = 1024;
     for (let c = 0; c < C; ++c) {
-      let mx = -Infinity, mn = Infinity, amn = 0;
+      let mx = -Infinity,
+        mn = Infinity,
+        amn = 0;
       for (let r = 0; r < R; ++r) {
         const v = big[r * C + c];
         if (v > mx) mx = v;
-        if (v < mn) { mn = v; amn = r; }
+        if (v < mn) {
+          mn = v;
+          amn = r;
+        }
       }
       if (max0[c] !== mx || min0[c] !== mn || argMin0[c] !== amn) throw new Error(`column ${c}`);
     }
     for (let r = 0; r < R; ++r) {
-      let mx = big[r * C], amx = 0;
-      for (let c = 1; c < C; ++c) if (big[r * C + c] > mx) { mx = big[r * C + c]; amx = c; }
+      let mx = big[r * C],
+        amx = 0;
+      for (let c = 1; c < C; ++c)
+        if (big[r * C + c] > mx) {
+          mx = big[r * C + c];
+          amx = c;
+        }
       if (argMax1[r] !== amx) throw new Error(`row ${r}`);
     }
   });
@@ -312,7 +385,10 @@ describe('softmax', () => {
       [88, -88, 100, -100],
     ];
     const flat = rows.flat();
-    const [got] = expectBoth(() => tf.softmax(tf.tensor2d(flat, [rows.length, 4])), 'extreme', { rel: 1e-6, abs: 1e-30 });
+    const [got] = expectBoth(() => tf.softmax(tf.tensor2d(flat, [rows.length, 4])), 'extreme', {
+      rel: 1e-6,
+      abs: 1e-30,
+    });
     expect(Array.from(got.values.slice(0, 4))).toEqual([0.5, 0, 0, 0.5]);
     expect(Array.from(got.values.slice(8, 12)).map((v) => +v.toFixed(6))).toEqual([0.268941, 0, 0.731059, 0]);
     for (let r = 3; r < 6; ++r) for (let c = 0; c < 4; ++c) expect(got.values[r * 4 + c]).toBeNaN();
@@ -344,22 +420,55 @@ describe('layout', () => {
       const perm = shape.map((_, i) => i).sort(() => rand() - 0.5);
       const dtype = DT[trial % 3];
       const values = randomValues(dtype, size(shape));
-      expectBoth(() => tf.transpose(tf.tensor(values, shape, dtype), perm), `transpose ${dtype}[${shape}] perm ${perm}`);
+      expectBoth(
+        () => tf.transpose(tf.tensor(values, shape, dtype), perm),
+        `transpose ${dtype}[${shape}] perm ${perm}`,
+      );
     }
   });
 
   test('transpose: BERT head split / merge, matrix tiles, size-1 axes shared, large', () => {
     const cases: Array<[number[], number[]]> = [
-      [[2, 9, 4, 16], [0, 2, 1, 3]],
-      [[2, 4, 9, 16], [0, 2, 1, 3]],
-      [[2, 4, 9, 16], [0, 1, 3, 2]],
-      [[33, 70], [1, 0]],
-      [[3, 65, 129], [2, 1, 0]],
-      [[5, 1, 7, 1], [1, 0, 3, 2]],
-      [[16, 16, 4, 64], [0, 2, 1, 3]],
-      [[19, 37], [1, 0]],
-      [[3, 40, 24], [0, 2, 1]],
-      [[2, 17, 3, 24], [3, 1, 2, 0]],
+      [
+        [2, 9, 4, 16],
+        [0, 2, 1, 3],
+      ],
+      [
+        [2, 4, 9, 16],
+        [0, 2, 1, 3],
+      ],
+      [
+        [2, 4, 9, 16],
+        [0, 1, 3, 2],
+      ],
+      [
+        [33, 70],
+        [1, 0],
+      ],
+      [
+        [3, 65, 129],
+        [2, 1, 0],
+      ],
+      [
+        [5, 1, 7, 1],
+        [1, 0, 3, 2],
+      ],
+      [
+        [16, 16, 4, 64],
+        [0, 2, 1, 3],
+      ],
+      [
+        [19, 37],
+        [1, 0],
+      ],
+      [
+        [3, 40, 24],
+        [0, 2, 1],
+      ],
+      [
+        [2, 17, 3, 24],
+        [3, 1, 2, 0],
+      ],
     ];
     for (const [shape, perm] of cases)
       for (const dtype of DT) {
@@ -381,7 +490,8 @@ describe('layout', () => {
             const src = ((b * 128 + l) * 8 + h) * 64 + d;
             if (heads[((b * 8 + h) * 128 + l) * 64 + d] !== big[src]) throw new Error(`heads ${b} ${l} ${h} ${d}`);
             // the same flat index read as [16, 8, 128, 64] = [b, h', l', d']: out [b, h', d', l']
-            const h2 = (src >> 13) & 7, l2 = (src >> 6) & 127;
+            const h2 = (src >> 13) & 7,
+              l2 = (src >> 6) & 127;
             if (kt[((b * 8 + h2) * 64 + d) * 128 + l2] !== big[src]) throw new Error(`kt ${src}`);
           }
     for (let r = 0; r < 1100; ++r)
@@ -405,9 +515,12 @@ describe('layout', () => {
       expectBoth(() => tf.slice(tf.tensor(values, shape, dtype), begin, sz), `slice ${dtype}[${shape}] ${begin} ${sz}`);
     }
     const big = bigFloats(2048 * 600);
-    const [s1] = run('native', () => tf.slice(tf.tensor2d(big, [2048, 600]), [3, 100], [2000, 256])).map((o) => o.values);
+    const [s1] = run('native', () => tf.slice(tf.tensor2d(big, [2048, 600]), [3, 100], [2000, 256])).map(
+      (o) => o.values,
+    );
     for (let r = 0; r < 2000; ++r)
-      for (let c = 0; c < 256; ++c) if (s1[r * 256 + c] !== big[(r + 3) * 600 + c + 100]) throw new Error(`slice ${r} ${c}`);
+      for (let c = 0; c < 256; ++c)
+        if (s1[r * 256 + c] !== big[(r + 3) * 600 + c + 100]) throw new Error(`slice ${r} ${c}`);
     expectBoth(() => tf.slice(tf.tensor2d(big.slice(0, 20), [4, 5]), [1, 1], [0, 2]), 'slice empty');
   });
 
@@ -424,17 +537,27 @@ describe('layout', () => {
         return { s, v: randomValues(dtype, size(s)) };
       });
       const ax = trial % 2 ? axis - shape.length : axis;
-      expectBoth(() => tf.concat(parts.map((p) => tf.tensor(p.v, p.s, dtype)), ax), `concat ${dtype} axis ${ax} ${parts.map((p) => `[${p.s}]`)}`);
+      expectBoth(
+        () =>
+          tf.concat(
+            parts.map((p) => tf.tensor(p.v, p.s, dtype)),
+            ax,
+          ),
+        `concat ${dtype} axis ${ax} ${parts.map((p) => `[${p.s}]`)}`,
+      );
     }
-    const a = bigFloats(2048 * 256), b = bigFloats(2048 * 256);
+    const a = bigFloats(2048 * 256),
+      b = bigFloats(2048 * 256);
     const [c0, c1] = run('native', () => [
       tf.concat([tf.tensor2d(a, [2048, 256]), tf.tensor2d(b, [2048, 256])], 0),
       tf.concat([tf.tensor2d(a, [2048, 256]), tf.tensor2d(b, [2048, 256])], 1),
     ]).map((o) => o.values);
-    for (let i = 0; i < a.length; ++i) if (c0[i] !== a[i] || c0[a.length + i] !== b[i]) throw new Error(`concat 0 at ${i}`);
+    for (let i = 0; i < a.length; ++i)
+      if (c0[i] !== a[i] || c0[a.length + i] !== b[i]) throw new Error(`concat 0 at ${i}`);
     for (let r = 0; r < 2048; ++r)
       for (let c = 0; c < 256; ++c)
-        if (c1[r * 512 + c] !== a[r * 256 + c] || c1[r * 512 + 256 + c] !== b[r * 256 + c]) throw new Error(`concat 1 at ${r} ${c}`);
+        if (c1[r * 512 + c] !== a[r * 256 + c] || c1[r * 512 + 256 + c] !== b[r * 256 + c])
+          throw new Error(`concat 1 at ${r} ${c}`);
   });
 
   test('tile: random reps, dtypes, rank 0..4', () => {
@@ -448,7 +571,8 @@ describe('layout', () => {
     const v = bigFloats(300 * 64);
     const [big] = run('native', () => tf.tile(tf.tensor2d(v, [300, 64]), [4, 15])).map((o) => o.values);
     for (let r = 0; r < 1200; ++r)
-      for (let c = 0; c < 960; ++c) if (big[r * 960 + c] !== v[(r % 300) * 64 + (c % 64)]) throw new Error(`tile ${r} ${c}`);
+      for (let c = 0; c < 960; ++c)
+        if (big[r * 960 + c] !== v[(r % 300) * 64 + (c % 64)]) throw new Error(`tile ${r} ${c}`);
   });
 
   test('gather: random axes (negative too), batchDims, dtypes; out-of-range errors as tfjs reports them', () => {
@@ -467,7 +591,11 @@ describe('layout', () => {
         `gather ${dtype}[${shape}] idx[${idxShape}] axis ${ax} batchDims ${batchDims}`,
       );
     }
-    for (const bad of [[0, 4, 1], [-1, 2], [2, 1000]]) {
+    for (const bad of [
+      [0, 4, 1],
+      [-1, 2],
+      [2, 1000],
+    ]) {
       const msgs = (['cpu', 'native'] as const).map((b) => {
         use(b);
         return expectError(() => tf.tidy(() => tf.gather(tf.ones([4, 3]), tf.tensor1d(bad, 'int32')))).message;
@@ -481,9 +609,12 @@ describe('layout', () => {
     use('native');
     const table = bigFloats(30522 * 256);
     const ids = Int32Array.from({ length: 2048 }, () => randInt(30522));
-    const got = tf.tidy(() => tf.gather(tf.tensor2d(table, [30522, 256]), tf.tensor2d(ids, [16, 128], 'int32')).dataSync());
+    const got = tf.tidy(() =>
+      tf.gather(tf.tensor2d(table, [30522, 256]), tf.tensor2d(ids, [16, 128], 'int32')).dataSync(),
+    );
     for (let i = 0; i < 2048; ++i)
-      for (const c of [0, 97, 255]) if (got[i * 256 + c] !== table[ids[i] * 256 + c]) throw new Error(`row ${i} col ${c}`);
+      for (const c of [0, 97, 255])
+        if (got[i * 256 + c] !== table[ids[i] * 256 + c]) throw new Error(`row ${i} col ${c}`);
   });
 
   test('unsortedSegmentSum: equals cpu (random ids, out-of-range ids dropped)', () => {
@@ -503,10 +634,14 @@ describe('layout', () => {
 
   test('unsortedSegmentSum: 2048 rows into 30522 segments (float64 reference)', () => {
     use('native');
-    const rows = 2048, cols = 256, segs = 30522;
+    const rows = 2048,
+      cols = 256,
+      segs = 30522;
     const x = bigFloats(rows * cols);
     const ids = Int32Array.from({ length: rows }, () => randInt(600) * 50); // repeats
-    const got = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [rows, cols]), tf.tensor1d(ids, 'int32'), segs).dataSync());
+    const got = tf.tidy(() =>
+      tf.unsortedSegmentSum(tf.tensor2d(x, [rows, cols]), tf.tensor1d(ids, 'int32'), segs).dataSync(),
+    );
     const want = new Float64Array(segs * cols);
     for (let j = 0; j < rows; ++j) for (let c = 0; c < cols; ++c) want[ids[j] * cols + c] += x[j * cols + c];
     closeTo64(got, want, 'uss large', 1e-6, 1e-6);
@@ -523,7 +658,8 @@ describe('ScatterNd (the embedding gradient)', () => {
       const idx = Int32Array.from({ length: n * depth }, (_, i) => randInt(outer[i % depth]));
       const values = randomValues('float32', n * size(inner));
       expectBoth(
-        () => tf.scatterND(tf.tensor2d(idx, [n, depth], 'int32'), tf.tensor(values, [n, ...inner]), [...outer, ...inner]),
+        () =>
+          tf.scatterND(tf.tensor2d(idx, [n, depth], 'int32'), tf.tensor(values, [n, ...inner]), [...outer, ...inner]),
         `scatterND depth ${depth} outer [${outer}] inner [${inner}] n ${n}`,
         TOL,
       );
@@ -532,11 +668,15 @@ describe('ScatterNd (the embedding gradient)', () => {
 
   test('runs natively, 2048 rows into [30522, 256] (float64 reference)', () => {
     use('native');
-    const rows = 2048, cols = 256, vocab = 30522;
+    const rows = 2048,
+      cols = 256,
+      vocab = 30522;
     const x = bigFloats(rows * cols);
     const ids = Int32Array.from({ length: rows }, () => randInt(600) * 50); // repeats
     nativeProfile.start();
-    const got = tf.tidy(() => tf.scatterND(tf.tensor2d(ids, [rows, 1], 'int32'), tf.tensor2d(x, [rows, cols]), [vocab, cols]).dataSync());
+    const got = tf.tidy(() =>
+      tf.scatterND(tf.tensor2d(ids, [rows, 1], 'int32'), tf.tensor2d(x, [rows, cols]), [vocab, cols]).dataSync(),
+    );
     const stats = nativeProfile.stop();
     expect(stats.find((r) => r.kernel === 'ScatterNd')?.impl).toBe('native');
     const want = new Float64Array(vocab * cols);
@@ -544,11 +684,13 @@ describe('ScatterNd (the embedding gradient)', () => {
     closeTo64(got, want, 'scatterND large', 1e-6, 1e-6);
   });
 
-  test('an index outside the shape: tfjs\'s error, on native as on cpu', () => {
+  test("an index outside the shape: tfjs's error, on native as on cpu", () => {
     for (const bad of [[5], [-1]]) {
       const msgs = (['cpu', 'native'] as const).map((b) => {
         use(b);
-        return expectError(() => tf.tidy(() => tf.scatterND(tf.tensor2d([[1], bad], [2, 1], 'int32'), tf.ones([2, 3]), [5, 3]))).message;
+        return expectError(() =>
+          tf.tidy(() => tf.scatterND(tf.tensor2d([[1], bad], [2, 1], 'int32'), tf.ones([2, 3]), [5, 3])),
+        ).message;
       });
       expect(msgs[1]).toBe(msgs[0]);
       expect(msgs[1]).toMatch(/^Invalid indices: -?\d+ does not index into 5,3$/);
@@ -556,7 +698,7 @@ describe('ScatterNd (the embedding gradient)', () => {
   });
 });
 
-describe('cases left to tfjs\'s cpu kernels behave as on cpu', () => {
+describe("cases left to tfjs's cpu kernels behave as on cpu", () => {
   const arrays = (b: Backend, f: () => tf.Tensor[]): unknown[] => {
     use(b);
     return tf.tidy(() => f().map((t) => ({ shape: t.shape, dtype: t.dtype, v: t.arraySync() })));
@@ -570,17 +712,49 @@ describe('cases left to tfjs\'s cpu kernels behave as on cpu', () => {
       tf.concat([tf.zeros([0, 3]), tf.ones([2, 3])], 0), // one non-empty input: shared, as tfjs does
       tf.softmax(tf.zeros([2, 0])),
       tf.concat([tf.complex([1, 2], [3, 4]), tf.complex([5], [6])]),
-      tf.transpose(tf.complex([[1, 2], [3, 4]], [[5, 6], [7, 8]])),
-      tf.slice(tf.tensor2d([['a', 'b', 'c'], ['d', 'e', 'f']]), [0, 1], [2, 2]),
+      tf.transpose(
+        tf.complex(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          [
+            [5, 6],
+            [7, 8],
+          ],
+        ),
+      ),
+      tf.slice(
+        tf.tensor2d([
+          ['a', 'b', 'c'],
+          ['d', 'e', 'f'],
+        ]),
+        [0, 1],
+        [2, 2],
+      ),
       tf.tile(tf.tensor1d(['p', 'q']), [2]),
       tf.concat([tf.tensor1d(['a']), tf.tensor1d(['b', 'c'])]),
     ];
     expect(arrays('native', f)).toEqual(arrays('cpu', f));
   });
-  test('errors: tfjs\'s own messages', () => {
+  test("errors: tfjs's own messages", () => {
     for (const f of [
       () => tf.sum(tf.complex([1], [2])),
-      () => tf.slice(tf.complex([[1, 2], [3, 4]], [[5, 6], [7, 8]]), [0, 1], [2, 1]),
+      () =>
+        tf.slice(
+          tf.complex(
+            [
+              [1, 2],
+              [3, 4],
+            ],
+            [
+              [5, 6],
+              [7, 8],
+            ],
+          ),
+          [0, 1],
+          [2, 1],
+        ),
       () => tf.softmax(tf.ones([2, 3]), 0),
       () => tf.concat([tf.ones([2, 3]), tf.ones([3, 2])], 0),
       () => tf.slice(tf.ones([2, 3]), [0, 2], [1, 2]),
@@ -603,11 +777,15 @@ describe('gradients through the native kernels equal cpu', () => {
     const gw = randomValues('float32', 6 * 8) as Float32Array;
     const w64 = randomValues('float32', 64) as Float32Array;
     const f = () => {
-      const softmaxGrad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a), tf.tensor(w, [6, 10]))))(tf.tensor(x, [6, 10]));
-      const gatherGrad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d(ids, 'int32')), tf.tensor(gw, [6, 8]))))(
-        tf.tensor(table, [12, 8]),
+      const softmaxGrad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a), tf.tensor(w, [6, 10]))))(
+        tf.tensor(x, [6, 10]),
       );
-      const sumGrad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.sum(a, [0], true), tf.max(a, 1, true))))(tf.tensor(x, [6, 10]));
+      const gatherGrad = tf.grad((t: tf.Tensor) =>
+        tf.sum(tf.mul(tf.gather(t, tf.tensor1d(ids, 'int32')), tf.tensor(gw, [6, 8]))),
+      )(tf.tensor(table, [12, 8]));
+      const sumGrad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.sum(a, [0], true), tf.max(a, 1, true))))(
+        tf.tensor(x, [6, 10]),
+      );
       const layoutGrad = tf.grad((a: tf.Tensor) => {
         const t = tf.transpose(tf.reshape(a, [2, 3, 10]), [2, 0, 1]);
         const s = tf.slice(t, [1, 0, 1], [8, 2, 2]);
@@ -622,47 +800,211 @@ describe('gradients through the native kernels equal cpu', () => {
 describe('addon argument checks', () => {
   const x = new Float32Array(24);
   test('reduce', () => {
-    expectError(() => addon.reduce('median' as 'sum', x, [2, 3, 4], [0], new Float32Array(12)), /op must be one of/, 'RangeError');
-    expectError(() => addon.reduce('sum', [1, 2] as unknown as Float32Array, [2], [0], new Float32Array(1)), /x must be a Float32Array, Int32Array or Uint8Array/, 'TypeError');
-    expectError(() => addon.reduce('sum', x, [2, 3, 5], [0], new Float32Array(15)), /x has length 24 but shape describes 30/, 'RangeError');
-    expectError(() => addon.reduce('sum', x, [2, 3, 4], [3], new Float32Array(6)), /axes\[0\] must be an integer in \[-3, 2\]/, 'RangeError');
-    expectError(() => addon.reduce('sum', x, [2, 3, 4], [1, -2], new Float32Array(8)), /axes has axis 1 twice/, 'RangeError');
-    expectError(() => addon.reduce('sum', x, [2, 3, 4], [0], new Float32Array(11)), /out must be a Float32Array of length 12/, 'RangeError');
-    expectError(() => addon.reduce('sum', new Int32Array(24), [2, 3, 4], [0], new Float32Array(12)), /out must be a Int32Array/, 'TypeError');
-    expectError(() => addon.reduce('any', x, [2, 3, 4], [0], new Uint8Array(12)), /any does not support x of type Float32Array/, 'TypeError');
-    expectError(() => addon.reduce('argMax', x, [2, 3, 4], [0, 1], new Int32Array(4)), /argMax needs exactly one axis/, 'RangeError');
-    expectError(() => addon.reduce('sum', new Float32Array(0), [0, 3], [0], new Float32Array(3)), /x must not be empty/, 'RangeError');
+    expectError(
+      () => addon.reduce('median' as 'sum', x, [2, 3, 4], [0], new Float32Array(12)),
+      /op must be one of/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', [1, 2] as unknown as Float32Array, [2], [0], new Float32Array(1)),
+      /x must be a Float32Array, Int32Array or Uint8Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, [2, 3, 5], [0], new Float32Array(15)),
+      /x has length 24 but shape describes 30/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, [2, 3, 4], [3], new Float32Array(6)),
+      /axes\[0\] must be an integer in \[-3, 2\]/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, [2, 3, 4], [1, -2], new Float32Array(8)),
+      /axes has axis 1 twice/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, [2, 3, 4], [0], new Float32Array(11)),
+      /out must be a Float32Array of length 12/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', new Int32Array(24), [2, 3, 4], [0], new Float32Array(12)),
+      /out must be a Int32Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.reduce('any', x, [2, 3, 4], [0], new Uint8Array(12)),
+      /any does not support x of type Float32Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.reduce('argMax', x, [2, 3, 4], [0, 1], new Int32Array(4)),
+      /argMax needs exactly one axis/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', new Float32Array(0), [0, 3], [0], new Float32Array(3)),
+      /x must not be empty/,
+      'RangeError',
+    );
     expectError(() => addon.reduce('sum', x, [2, 3, 4], [0], x.subarray(0, 12)), /out must not overlap/, 'RangeError');
-    expectError(() => addon.reduce('sum', x, [2, NaN, 4] as number[], [0], new Float32Array(12)), /shape\[1\] must be an integer/, 'RangeError');
-    expectError(() => addon.reduce('sum', x, 'abc' as unknown as number[], [0], new Float32Array(12)), /shape must be an array/, 'TypeError');
-    expectError(() => addon.reduce('sum', x, new Array(17).fill(1), [0], new Float32Array(12)), /at most 16 axes/, 'RangeError');
+    expectError(
+      () => addon.reduce('sum', x, [2, NaN, 4] as number[], [0], new Float32Array(12)),
+      /shape\[1\] must be an integer/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, 'abc' as unknown as number[], [0], new Float32Array(12)),
+      /shape must be an array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.reduce('sum', x, new Array(17).fill(1), [0], new Float32Array(12)),
+      /at most 16 axes/,
+      'RangeError',
+    );
   });
   test('softmax, transpose, slice, concat, tile', () => {
-    expectError(() => addon.softmax(x, 5, 5, new Float32Array(25)), /x must be a Float32Array of length 25/, 'RangeError');
+    expectError(
+      () => addon.softmax(x, 5, 5, new Float32Array(25)),
+      /x must be a Float32Array of length 25/,
+      'RangeError',
+    );
     expectError(() => addon.softmax(x, 4, 6, x.subarray(1, 25) as Float32Array), /out must/, 'RangeError');
-    expectError(() => addon.softmax(new Int32Array(24) as unknown as Float32Array, 4, 6, new Float32Array(24)), /x must be a Float32Array/, 'TypeError');
-    expectError(() => addon.transpose(x, [2, 3, 4], [0, 1], new Float32Array(24)), /perm must have 3 entries/, 'RangeError');
-    expectError(() => addon.transpose(x, [2, 3, 4], [0, 1, 1], new Float32Array(24)), /perm must be a permutation/, 'RangeError');
-    expectError(() => addon.transpose(x, [2, 3, 4], [2, 1, 0], new Int32Array(24)), /out must be a Float32Array/, 'TypeError');
-    expectError(() => addon.slice(x, [2, 3, 4], [1, 2, 0], [1, 2, 4], new Float32Array(8)), /begin\[1\] \+ size\[1\] = 4 exceeds shape\[1\] = 3/, 'RangeError');
-    expectError(() => addon.slice(x, [2, 3, 4], [-1, 0, 0], [1, 1, 1], new Float32Array(1)), /begin\[0\] must be an integer/, 'RangeError');
-    expectError(() => addon.concat([x, new Int32Array(24)], [[2, 3, 4], [2, 3, 4]], 0, new Float32Array(48)), /inputs\[1\] is a Int32Array but inputs\[0\] is a Float32Array/, 'TypeError');
-    expectError(() => addon.concat([x, x], [[2, 3, 4], [2, 4, 3]], 0, new Float32Array(48)), /shapes\[1\]\[1\] = 4 differs/, 'RangeError');
-    expectError(() => addon.concat([x, x], [[2, 3, 4]], 0, new Float32Array(48)), /shapes has 1 entries for 2 inputs/, 'RangeError');
-    expectError(() => addon.concat([x, x], [[2, 3, 4], [2, 3, 4]], 3, new Float32Array(48)), /axis must be an integer in \[-3, 2\]/, 'RangeError');
-    expectError(() => addon.concat([x, x], [[2, 3, 4], [2, 3, 4]], 0, x), /out must/, 'RangeError');
+    expectError(
+      () => addon.softmax(new Int32Array(24) as unknown as Float32Array, 4, 6, new Float32Array(24)),
+      /x must be a Float32Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.transpose(x, [2, 3, 4], [0, 1], new Float32Array(24)),
+      /perm must have 3 entries/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.transpose(x, [2, 3, 4], [0, 1, 1], new Float32Array(24)),
+      /perm must be a permutation/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.transpose(x, [2, 3, 4], [2, 1, 0], new Int32Array(24)),
+      /out must be a Float32Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.slice(x, [2, 3, 4], [1, 2, 0], [1, 2, 4], new Float32Array(8)),
+      /begin\[1\] \+ size\[1\] = 4 exceeds shape\[1\] = 3/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.slice(x, [2, 3, 4], [-1, 0, 0], [1, 1, 1], new Float32Array(1)),
+      /begin\[0\] must be an integer/,
+      'RangeError',
+    );
+    expectError(
+      () =>
+        addon.concat(
+          [x, new Int32Array(24)],
+          [
+            [2, 3, 4],
+            [2, 3, 4],
+          ],
+          0,
+          new Float32Array(48),
+        ),
+      /inputs\[1\] is a Int32Array but inputs\[0\] is a Float32Array/,
+      'TypeError',
+    );
+    expectError(
+      () =>
+        addon.concat(
+          [x, x],
+          [
+            [2, 3, 4],
+            [2, 4, 3],
+          ],
+          0,
+          new Float32Array(48),
+        ),
+      /shapes\[1\]\[1\] = 4 differs/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.concat([x, x], [[2, 3, 4]], 0, new Float32Array(48)),
+      /shapes has 1 entries for 2 inputs/,
+      'RangeError',
+    );
+    expectError(
+      () =>
+        addon.concat(
+          [x, x],
+          [
+            [2, 3, 4],
+            [2, 3, 4],
+          ],
+          3,
+          new Float32Array(48),
+        ),
+      /axis must be an integer in \[-3, 2\]/,
+      'RangeError',
+    );
+    expectError(
+      () =>
+        addon.concat(
+          [x, x],
+          [
+            [2, 3, 4],
+            [2, 3, 4],
+          ],
+          0,
+          x,
+        ),
+      /out must/,
+      'RangeError',
+    );
     expectError(() => addon.tile(x, [2, 3, 4], [1, 2], new Float32Array(48)), /reps must have 3 entries/, 'RangeError');
-    expectError(() => addon.tile(x, [2, 3, 4], [1, 2, 1], new Float32Array(24)), /out must be a Float32Array of length 48/, 'RangeError');
+    expectError(
+      () => addon.tile(x, [2, 3, 4], [1, 2, 1], new Float32Array(24)),
+      /out must be a Float32Array of length 48/,
+      'RangeError',
+    );
   });
   test('gather, unsortedSegmentSum; a freed (detached) buffer', () => {
     const ids = Int32Array.from([0, 5, 6, 1]);
-    expectError(() => addon.gather(x, [1, 1, 6, 4], ids, new Float32Array(16)), /indices\[2\] = 6 is out of range \[0, 6\)/, 'RangeError');
-    expectError(() => addon.gather(x, [1, 1, 6, 4], Int32Array.from([-3]), new Float32Array(4)), /indices\[0\] = -3 is out of range/, 'RangeError');
-    expectError(() => addon.gather(x, [1, 1, 6, 4], Float32Array.from([1]) as unknown as Int32Array, new Float32Array(4)), /indices must be an Int32Array/, 'TypeError');
-    expectError(() => addon.gather(x, [2, 1, 3, 4], Int32Array.from([1, 2, 0]), new Float32Array(12)), /not a multiple of the batch 2/, 'RangeError');
+    expectError(
+      () => addon.gather(x, [1, 1, 6, 4], ids, new Float32Array(16)),
+      /indices\[2\] = 6 is out of range \[0, 6\)/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.gather(x, [1, 1, 6, 4], Int32Array.from([-3]), new Float32Array(4)),
+      /indices\[0\] = -3 is out of range/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.gather(x, [1, 1, 6, 4], Float32Array.from([1]) as unknown as Int32Array, new Float32Array(4)),
+      /indices must be an Int32Array/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.gather(x, [2, 1, 3, 4], Int32Array.from([1, 2, 0]), new Float32Array(12)),
+      /not a multiple of the batch 2/,
+      'RangeError',
+    );
     expectError(() => addon.gather(x, [1, 1, 6], ids, new Float32Array(16)), /dims must have 4 entries/, 'RangeError');
-    expectError(() => addon.unsortedSegmentSum(x, 6, 4, Int32Array.from([0, 1, 2]), 3, new Float32Array(12)), /segmentIds must be a Int32Array of length 6/, 'RangeError');
-    expectError(() => addon.unsortedSegmentSum(x, 6, 4, new Int32Array(6), 0, new Float32Array(0)), /numSegments must be an integer/, 'RangeError');
+    expectError(
+      () => addon.unsortedSegmentSum(x, 6, 4, Int32Array.from([0, 1, 2]), 3, new Float32Array(12)),
+      /segmentIds must be a Int32Array of length 6/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.unsortedSegmentSum(x, 6, 4, new Int32Array(6), 0, new Float32Array(0)),
+      /numSegments must be an integer/,
+      'RangeError',
+    );
     expectError(() => addon.unsortedSegmentSum(x, 6, 4, new Int32Array(6), 6, x), /out must/, 'RangeError');
     const buffer = addon.allocHostBuffer(96);
     const freed = new Float32Array(buffer);
@@ -674,7 +1016,11 @@ describe('addon argument checks', () => {
     const victim = new Float32Array(buffer2);
     const shape = [4, 6];
     Object.defineProperty(shape, 1, { get: () => (addon.freeHostBuffer(buffer2), 6) });
-    expectError(() => addon.transpose(victim, shape, [1, 0], new Float32Array(24)), /x must be .*detached/, 'TypeError');
+    expectError(
+      () => addon.transpose(victim, shape, [1, 0], new Float32Array(24)),
+      /x must be .*detached/,
+      'TypeError',
+    );
   });
 });
 
@@ -687,7 +1033,15 @@ describe('determinism and memory', () => {
     const ids = Int32Array.from({ length: 1200 }, () => randInt(300));
     const runAll = () => {
       const shape = [1200, 1024];
-      const outs: HostArray[] = [new Float32Array(1024), new Float32Array(1200), new Float32Array(1), new Float32Array(x.length), new Float32Array(300 * 1024), new Float32Array(1200 * 1024), new Float32Array(1)];
+      const outs: HostArray[] = [
+        new Float32Array(1024),
+        new Float32Array(1200),
+        new Float32Array(1),
+        new Float32Array(x.length),
+        new Float32Array(300 * 1024),
+        new Float32Array(1200 * 1024),
+        new Float32Array(1),
+      ];
       addon.reduce('sum', x, shape, [0], outs[0]);
       addon.reduce('mean', x, shape, [1], outs[1]);
       addon.reduce('sum', x, shape, [0, 1], outs[2]);
@@ -725,7 +1079,9 @@ describe('determinism and memory', () => {
         tf.tile(t, [1, 2, 1]).dataSync();
         tf.gather(t, tf.tensor1d([3, 0], 'int32'), 1).dataSync();
         tf.unsortedSegmentSum(tf.reshape(t, [24, 8]), tf.fill([24], 2, 'int32'), 5).dataSync();
-        tf.grad((a: tf.Tensor) => tf.sum(tf.softmax(tf.gather(a, tf.tensor1d([1, 1, 2], 'int32')))))(tf.reshape(t, [24, 8])).dataSync();
+        tf.grad((a: tf.Tensor) => tf.sum(tf.softmax(tf.gather(a, tf.tensor1d([1, 1, 2], 'int32')))))(
+          tf.reshape(t, [24, 8]),
+        ).dataSync();
       });
       expectError(() => tf.tidy(() => tf.gather(tf.ones([4, 3]), tf.tensor1d([9], 'int32'))));
     };

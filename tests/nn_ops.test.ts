@@ -11,7 +11,15 @@ import { addon } from '../src/native';
 import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD } from '../src/nn';
 import { expectError } from './helpers/errors';
 import {
-  expectGradClose, finiteDiff, gaussian, gelu64, geluGrad64, layerNorm64, layerNormGrad64, mulberry32, Rng,
+  expectGradClose,
+  finiteDiff,
+  gaussian,
+  gelu64,
+  geluGrad64,
+  layerNorm64,
+  layerNormGrad64,
+  mulberry32,
+  Rng,
 } from './helpers/reference64';
 import { BACKENDS, expectNoLeak, useBackend } from './helpers/tfjs';
 
@@ -24,14 +32,33 @@ function normals(rng: Rng, n: number, scale = 1, offset = 0): Float32Array {
 }
 
 /** Runs layerNorm through the addon; mean/rstd always requested. */
-function addonLayerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number, eps: number) {
-  const y = new Float32Array(rows * cols), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+function addonLayerNorm(
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+) {
+  const y = new Float32Array(rows * cols),
+    mean = new Float32Array(rows),
+    rstd = new Float32Array(rows);
   addon.layerNorm(x, gamma, beta, rows, cols, eps, y, mean, rstd);
   return { y, mean, rstd };
 }
 
-function addonLayerNormGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number) {
-  const dx = new Float32Array(rows * cols), dgamma = new Float32Array(cols), dbeta = new Float32Array(cols);
+function addonLayerNormGrad(
+  dy: Float32Array,
+  x: Float32Array,
+  gamma: Float32Array,
+  mean: Float32Array,
+  rstd: Float32Array,
+  rows: number,
+  cols: number,
+) {
+  const dx = new Float32Array(rows * cols),
+    dgamma = new Float32Array(cols),
+    dbeta = new Float32Array(cols);
   addon.layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta);
   return { dx, dgamma, dbeta };
 }
@@ -48,19 +75,30 @@ function withThreads<T>(n: number, f: () => T): T {
 
 function expectSameBits(a: Float32Array, b: Float32Array, label: string): void {
   expect(a.length).toBe(b.length);
-  const ia = new Int32Array(a.buffer, a.byteOffset, a.length), ib = new Int32Array(b.buffer, b.byteOffset, b.length);
+  const ia = new Int32Array(a.buffer, a.byteOffset, a.length),
+    ib = new Int32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ia.length; i++)
-    if (ia[i] !== ib[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) throw new Error(`${label}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+    if (ia[i] !== ib[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i])))
+      throw new Error(`${label}: element ${i} differs: ${a[i]} vs ${b[i]}`);
 }
 
 const SHAPES: Array<[number, number]> = [
-  [1, 1], [3, 1], [1, 7], [5, 7], [2, 257], [33, 257], [4, 1000], [300, 257], // the last: several blocks and threads
+  [1, 1],
+  [3, 1],
+  [1, 7],
+  [5, 7],
+  [2, 257],
+  [33, 257],
+  [4, 1000],
+  [300, 257], // the last: several blocks and threads
 ];
 
 describe('addon.layerNorm / layerNormGrad against float64', () => {
   const rng = mulberry32(11);
   test.each(SHAPES)('rows %i x cols %i', (rows, cols) => {
-    const x = normals(rng, rows * cols, 2, 0.5), gamma = normals(rng, cols, 1, 1), beta = normals(rng, cols);
+    const x = normals(rng, rows * cols, 2, 0.5),
+      gamma = normals(rng, cols, 1, 1),
+      beta = normals(rng, cols);
     const eps = 1e-5;
     const got = addonLayerNorm(x, gamma, beta, rows, cols, eps);
     const want = layerNorm64(x, gamma, beta, rows, cols, eps);
@@ -77,7 +115,9 @@ describe('addon.layerNorm / layerNormGrad against float64', () => {
   });
 
   test('mean and rstd are optional; the same y without them', () => {
-    const x = normals(rng, 4 * 9), gamma = normals(rng, 9), beta = normals(rng, 9);
+    const x = normals(rng, 4 * 9),
+      gamma = normals(rng, 9),
+      beta = normals(rng, 9);
     const y = new Float32Array(36);
     addon.layerNorm(x, gamma, beta, 4, 9, 1e-12, y);
     const y2 = new Float32Array(36);
@@ -97,19 +137,26 @@ describe('addon.layerNorm / layerNormGrad against float64', () => {
     ];
     const x = new Float32Array(rows.length * cols);
     rows.forEach((r, i) => x.set(r, i * cols));
-    const gamma = normals(rng, cols, 1, 1), beta = normals(rng, cols);
+    const gamma = normals(rng, cols, 1, 1),
+      beta = normals(rng, cols);
     // The kernel keeps the mean as a float (as PyTorch does), which for row 0 (at 1e4) is up to 5e-4
     // off the true mean: the reference subtracts the float mean too.
     const floatMean = (eps: number) => {
       const w = layerNorm64(x, gamma, beta, rows.length, cols, eps);
       for (let r = 0; r < rows.length; r++)
-        for (let c = 0; c < cols; c++) w.y[r * cols + c] = (x[r * cols + c] - Math.fround(w.mean[r])) * w.rstd[r] * gamma[c] + beta[c];
+        for (let c = 0; c < cols; c++)
+          w.y[r * cols + c] = (x[r * cols + c] - Math.fround(w.mean[r])) * w.rstd[r] * gamma[c] + beta[c];
       return w;
     };
     const got = addonLayerNorm(x, gamma, beta, rows.length, cols, 1e-12);
     const want = floatMean(1e-12);
     for (let r = 0; r < rows.length; r++)
-      expectGradClose(got.y.subarray(r * cols, (r + 1) * cols), want.y.subarray(r * cols, (r + 1) * cols), 4e-6, `row ${r}`);
+      expectGradClose(
+        got.y.subarray(r * cols, (r + 1) * cols),
+        want.y.subarray(r * cols, (r + 1) * cols),
+        4e-6,
+        `row ${r}`,
+      );
     for (let c = 0; c < cols; c++) expect(got.y[3 * cols + c]).toBe(beta[c]);
     // eps dominates a tiny variance exactly as in the reference
     const big = addonLayerNorm(x, gamma, beta, rows.length, cols, 0.5);
@@ -127,8 +174,12 @@ describe('addon.layerNorm / layerNormGrad against float64', () => {
   });
 
   test('results do not depend on the thread count (bit for bit)', () => {
-    const rows = 700, cols = 257; // 3 backward blocks of 63+ rows; forward blocks of 31 rows
-    const x = normals(rng, rows * cols), gamma = normals(rng, cols), beta = normals(rng, cols), dy = normals(rng, rows * cols);
+    const rows = 700,
+      cols = 257; // 3 backward blocks of 63+ rows; forward blocks of 31 rows
+    const x = normals(rng, rows * cols),
+      gamma = normals(rng, cols),
+      beta = normals(rng, cols),
+      dy = normals(rng, rows * cols);
     const run = () => {
       const f = addonLayerNorm(x, gamma, beta, rows, cols, 1e-12);
       return { ...f, ...addonLayerNormGrad(dy, x, gamma, f.mean, f.rstd, rows, cols) };
@@ -136,18 +187,23 @@ describe('addon.layerNorm / layerNormGrad against float64', () => {
     const one = withThreads(1, run);
     for (const n of [2, 3, 8]) {
       const other = withThreads(n, run);
-      for (const k of ['y', 'mean', 'rstd', 'dx', 'dgamma', 'dbeta'] as const) expectSameBits(other[k], one[k], `${k} with ${n} threads`);
+      for (const k of ['y', 'mean', 'rstd', 'dx', 'dgamma', 'dbeta'] as const)
+        expectSameBits(other[k], one[k], `${k} with ${n} threads`);
     }
   });
 });
 
 describe('addon.gelu / geluGrad against float64', () => {
-  const specials = [0, -0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 1, -1, 2.5, -2.5, 3, -3, 5.5, -5.5, 10, -10, 14.9, -14.9, 15, -15, 100, -100, 1e30, -1e30];
+  const specials = [
+    0, -0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 1, -1, 2.5, -2.5, 3, -3, 5.5, -5.5, 10, -10, 14.9, -14.9, 15, -15,
+    100, -100, 1e30, -1e30,
+  ];
   const rng = mulberry32(5);
   const x = Float32Array.from([...specials, ...normals(rng, 40000, 3)]); // > 2 blocks: the threaded path
 
   test('forward and backward within a few float32 roundings of float64', () => {
-    const y = new Float32Array(x.length), dx = new Float32Array(x.length);
+    const y = new Float32Array(x.length),
+      dx = new Float32Array(x.length);
     const dy = normals(rng, x.length);
     addon.gelu(x, y);
     addon.geluGrad(dy, x, dx);
@@ -157,13 +213,15 @@ describe('addon.gelu / geluGrad against float64', () => {
       const tol = 3e-7 * max(1, abs(x[i]));
       if (!(abs(y[i] - gelu64(x[i])) <= tol)) throw new Error(`gelu(${x[i]}) = ${y[i]}, want ${gelu64(x[i])}`);
       const want = dy[i] * geluGrad64(x[i]);
-      if (!(abs(dx[i] - want) <= tol * abs(dy[i]) + 1e-30)) throw new Error(`geluGrad(${x[i]}) = ${dx[i]}, want ${want}`);
+      if (!(abs(dx[i] - want) <= tol * abs(dy[i]) + 1e-30))
+        throw new Error(`geluGrad(${x[i]}) = ${dx[i]}, want ${want}`);
     }
   });
 
   test('special values: +-Inf, NaN, -0', () => {
     const s = Float32Array.from([Infinity, -Infinity, NaN, -0]);
-    const y = new Float32Array(4), dx = new Float32Array(4);
+    const y = new Float32Array(4),
+      dx = new Float32Array(4);
     addon.gelu(s, y);
     addon.geluGrad(Float32Array.from([2, 2, 2, 2]), s, dx);
     expect(y[0]).toBe(Infinity);
@@ -181,13 +239,15 @@ describe('addon.gelu / geluGrad against float64', () => {
     const inPlace = Float32Array.from(x);
     addon.gelu(inPlace, inPlace);
     expectSameBits(inPlace, y, 'gelu in place');
-    const dy = normals(rng, x.length), dx = new Float32Array(x.length);
+    const dy = normals(rng, x.length),
+      dx = new Float32Array(x.length);
     addon.geluGrad(dy, x, dx);
     const dyCopy = Float32Array.from(dy);
     addon.geluGrad(dyCopy, x, dyCopy);
     expectSameBits(dyCopy, dx, 'geluGrad in place');
     for (const n of [1, 3]) {
-      const y1 = new Float32Array(x.length), d1 = new Float32Array(x.length);
+      const y1 = new Float32Array(x.length),
+        d1 = new Float32Array(x.length);
       withThreads(n, () => {
         addon.gelu(x, y1);
         addon.geluGrad(dy, x, d1);
@@ -201,28 +261,102 @@ describe('addon.gelu / geluGrad against float64', () => {
 describe('addon argument errors name the argument', () => {
   const f = (n: number) => new Float32Array(n);
   test.each([
-    ['x length', () => addon.layerNorm(f(5), f(3), f(3), 2, 3, 1e-5, f(6)), /layerNorm: x must be a Float32Array of length 6/],
-    ['gamma length', () => addon.layerNorm(f(6), f(2), f(3), 2, 3, 1e-5, f(6)), /layerNorm: gamma must be a Float32Array of length 3/],
-    ['beta type', () => addon.layerNorm(f(6), f(3), new Float64Array(3) as unknown as Float32Array, 2, 3, 1e-5, f(6)), /layerNorm: beta must be a Float32Array/],
+    [
+      'x length',
+      () => addon.layerNorm(f(5), f(3), f(3), 2, 3, 1e-5, f(6)),
+      /layerNorm: x must be a Float32Array of length 6/,
+    ],
+    [
+      'gamma length',
+      () => addon.layerNorm(f(6), f(2), f(3), 2, 3, 1e-5, f(6)),
+      /layerNorm: gamma must be a Float32Array of length 3/,
+    ],
+    [
+      'beta type',
+      () => addon.layerNorm(f(6), f(3), new Float64Array(3) as unknown as Float32Array, 2, 3, 1e-5, f(6)),
+      /layerNorm: beta must be a Float32Array/,
+    ],
     ['rows', () => addon.layerNorm(f(6), f(3), f(3), 0, 3, 1e-5, f(6)), /layerNorm: rows must be an integer/],
     ['cols', () => addon.layerNorm(f(6), f(3), f(3), 2, 1.5, 1e-5, f(6)), /layerNorm: cols must be an integer/],
     ['eps < 0', () => addon.layerNorm(f(6), f(3), f(3), 2, 3, -1, f(6)), /layerNorm: eps must be >= 0/],
     ['eps NaN', () => addon.layerNorm(f(6), f(3), f(3), 2, 3, NaN, f(6)), /layerNorm: eps must be finite/],
-    ['mean length', () => addon.layerNorm(f(6), f(3), f(3), 2, 3, 0, f(6), f(3)), /layerNorm: mean must be a Float32Array of length 2/],
-    ['too few', () => (addon.layerNorm as unknown as (...a: unknown[]) => void)(f(6), f(3)), /layerNorm: expected 7 arguments/],
-    ['y overlaps x', () => { const b = f(12); addon.layerNorm(b.subarray(0, 6), f(3), f(3), 2, 3, 0, b.subarray(3, 9)); }, /layerNorm: y must not overlap/],
-    ['y is x', () => { const b = f(6); addon.layerNorm(b, f(3), f(3), 2, 3, 0, b); }, /layerNorm: y must not overlap/],
-    ['grad dy length', () => addon.layerNormGrad(f(5), f(6), f(3), f(2), f(2), 2, 3, f(6), f(3), f(3)), /layerNormGrad: dy must be a Float32Array of length 6/],
-    ['grad rstd', () => addon.layerNormGrad(f(6), f(6), f(3), f(2), f(3), 2, 3, f(6), f(3), f(3)), /layerNormGrad: rstd must be a Float32Array of length 2/],
-    ['grad dgamma', () => addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), null as unknown as Float32Array, f(3)), /layerNormGrad: dgamma must be a Float32Array/],
-    ['grad dx = dy', () => { const d = f(6); addon.layerNormGrad(d, f(6), f(3), f(2), f(2), 2, 3, d, f(3), f(3)); }, /layerNormGrad: dx must not overlap/],
-    ['grad dbeta = dgamma', () => { const g = f(3); addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), g, g); }, /layerNormGrad: dgamma must not overlap/],
+    [
+      'mean length',
+      () => addon.layerNorm(f(6), f(3), f(3), 2, 3, 0, f(6), f(3)),
+      /layerNorm: mean must be a Float32Array of length 2/,
+    ],
+    [
+      'too few',
+      () => (addon.layerNorm as unknown as (...a: unknown[]) => void)(f(6), f(3)),
+      /layerNorm: expected 7 arguments/,
+    ],
+    [
+      'y overlaps x',
+      () => {
+        const b = f(12);
+        addon.layerNorm(b.subarray(0, 6), f(3), f(3), 2, 3, 0, b.subarray(3, 9));
+      },
+      /layerNorm: y must not overlap/,
+    ],
+    [
+      'y is x',
+      () => {
+        const b = f(6);
+        addon.layerNorm(b, f(3), f(3), 2, 3, 0, b);
+      },
+      /layerNorm: y must not overlap/,
+    ],
+    [
+      'grad dy length',
+      () => addon.layerNormGrad(f(5), f(6), f(3), f(2), f(2), 2, 3, f(6), f(3), f(3)),
+      /layerNormGrad: dy must be a Float32Array of length 6/,
+    ],
+    [
+      'grad rstd',
+      () => addon.layerNormGrad(f(6), f(6), f(3), f(2), f(3), 2, 3, f(6), f(3), f(3)),
+      /layerNormGrad: rstd must be a Float32Array of length 2/,
+    ],
+    [
+      'grad dgamma',
+      () => addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), null as unknown as Float32Array, f(3)),
+      /layerNormGrad: dgamma must be a Float32Array/,
+    ],
+    [
+      'grad dx = dy',
+      () => {
+        const d = f(6);
+        addon.layerNormGrad(d, f(6), f(3), f(2), f(2), 2, 3, d, f(3), f(3));
+      },
+      /layerNormGrad: dx must not overlap/,
+    ],
+    [
+      'grad dbeta = dgamma',
+      () => {
+        const g = f(3);
+        addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), g, g);
+      },
+      /layerNormGrad: dgamma must not overlap/,
+    ],
     ['gelu empty', () => addon.gelu(f(0), f(0)), /gelu: x must not be empty/],
     ['gelu y length', () => addon.gelu(f(4), f(3)), /gelu: y must be a Float32Array of length 4/],
-    ['gelu y overlaps', () => { const b = f(8); addon.gelu(b.subarray(0, 4), b.subarray(2, 6)); }, /gelu: y must be x itself or not overlap it/],
+    [
+      'gelu y overlaps',
+      () => {
+        const b = f(8);
+        addon.gelu(b.subarray(0, 4), b.subarray(2, 6));
+      },
+      /gelu: y must be x itself or not overlap it/,
+    ],
     ['gelu x type', () => addon.gelu([1, 2] as unknown as Float32Array, f(2)), /gelu: x must be a Float32Array/],
     ['geluGrad x length', () => addon.geluGrad(f(4), f(3), f(4)), /geluGrad: x must be a Float32Array of length 4/],
-    ['geluGrad dx overlaps', () => { const b = f(8); addon.geluGrad(b.subarray(0, 4), f(4), b.subarray(1, 5)); }, /geluGrad: dx must be dy itself or not overlap it/],
+    [
+      'geluGrad dx overlaps',
+      () => {
+        const b = f(8);
+        addon.geluGrad(b.subarray(0, 4), f(4), b.subarray(1, 5));
+      },
+      /geluGrad: dx must be dy itself or not overlap it/,
+    ],
   ])('%s', (_, call, pattern) => {
     expectError(call as () => unknown, pattern as RegExp);
   });
@@ -238,23 +372,42 @@ describe.each(BACKENDS)('tfjs ops on %s', (backend) => {
 
   test('layerNorm: value against float64 and the composite, any rank', () => {
     for (const shape of [[7], [3, 1], [2, 3, 257], [2, 2, 1000]]) {
-      const cols = shape[shape.length - 1], size = shape.reduce((a, b) => a * b, 1);
-      const xv = normals(rng, size, 3, 1), gv = normals(rng, cols, 1, 1), bv = normals(rng, cols);
-      const x = tf.tensor(xv, shape), gamma = tf.tensor1d(gv), beta = tf.tensor1d(bv);
+      const cols = shape[shape.length - 1],
+        size = shape.reduce((a, b) => a * b, 1);
+      const xv = normals(rng, size, 3, 1),
+        gv = normals(rng, cols, 1, 1),
+        bv = normals(rng, cols);
+      const x = tf.tensor(xv, shape),
+        gamma = tf.tensor1d(gv),
+        beta = tf.tensor1d(bv);
       const y = nn.layerNorm(x, gamma, beta, 1e-12);
       expect(y.shape).toEqual(shape);
       const want = layerNorm64(xv, gv, bv, size / cols, cols, 1e-12).y;
       expectGradClose(y.dataSync(), want, 3e-6, `${shape}`);
-      expectGradClose(y.dataSync(), nn.reference.layerNorm(x, gamma, beta, 1e-12).dataSync(), 2e-5, `${shape} vs composite`);
+      expectGradClose(
+        y.dataSync(),
+        nn.reference.layerNorm(x, gamma, beta, 1e-12).dataSync(),
+        2e-5,
+        `${shape} vs composite`,
+      );
       tf.dispose([x, gamma, beta, y]);
     }
   });
 
   test('layerNorm: tf.grads against float64 and finite differences', () => {
-    const rows = 3, cols = 7, eps = 1e-5;
-    const xv = normals(rng, rows * cols), gv = normals(rng, cols, 0.5, 1), bv = normals(rng, cols), wv = normals(rng, rows * cols);
-    const x = tf.tensor2d(xv, [rows, cols]), gamma = tf.tensor1d(gv), beta = tf.tensor1d(bv), w = tf.tensor2d(wv, [rows, cols]);
-    const loss = (impl: typeof nn.layerNorm) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(impl(a, g, b, eps), w));
+    const rows = 3,
+      cols = 7,
+      eps = 1e-5;
+    const xv = normals(rng, rows * cols),
+      gv = normals(rng, cols, 0.5, 1),
+      bv = normals(rng, cols),
+      wv = normals(rng, rows * cols);
+    const x = tf.tensor2d(xv, [rows, cols]),
+      gamma = tf.tensor1d(gv),
+      beta = tf.tensor1d(bv),
+      w = tf.tensor2d(wv, [rows, cols]);
+    const loss = (impl: typeof nn.layerNorm) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(impl(a, g, b, eps), w));
     const [dx, dg, db] = tf.grads(loss(nn.layerNorm))([x, gamma, beta]);
     const ref = layerNormGrad64(wv, xv, gv, rows, cols, eps);
     expectGradClose(dx.dataSync(), ref.dx, 2e-5, 'dx');
@@ -283,12 +436,17 @@ describe.each(BACKENDS)('tfjs ops on %s', (backend) => {
     const comp = nn.reference.gelu(x).dataSync();
     for (let i = 0; i < xv.length; i++) {
       expect(abs(y[i] - gelu64(xv[i]))).toBeLessThanOrEqual(3e-7 * max(1, abs(xv[i])));
-      if (backend === 'native') expect(y[i]).toBe(comp[i]); // the same erf: the same bits
+      if (backend === 'native')
+        expect(y[i]).toBe(comp[i]); // the same erf: the same bits
       else expect(abs(y[i] - comp[i])).toBeLessThanOrEqual(1e-6 * max(1, abs(xv[i])));
     }
     const dy = tf.tensor1d(normals(rng, xv.length));
-    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(nn.gelu(a), dy)))(x).dataSync();
-    const gc = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(nn.reference.gelu(a), dy)))(x).dataSync();
+    const g = tf
+      .grad((a: tf.Tensor) => tf.sum(tf.mul(nn.gelu(a), dy)))(x)
+      .dataSync();
+    const gc = tf
+      .grad((a: tf.Tensor) => tf.sum(tf.mul(nn.reference.gelu(a), dy)))(x)
+      .dataSync();
     const dyv = dy.dataSync();
     const fd = finiteDiff((xx) => xx.reduce((s, v, i) => s + gelu64(v) * dyv[i], 0), xv, 1e-6);
     for (let i = 0; i < xv.length; i++) {
@@ -301,16 +459,26 @@ describe.each(BACKENDS)('tfjs ops on %s', (backend) => {
   });
 
   test('no tensors leak, with or without a gradient tape', () => {
-    const x = tf.tensor2d(normals(rng, 4 * 8), [4, 8]), gamma = tf.ones([8]), beta = tf.zeros([8]);
+    const x = tf.tensor2d(normals(rng, 4 * 8), [4, 8]),
+      gamma = tf.ones([8]),
+      beta = tf.zeros([8]);
     expectNoLeak(() => tf.dispose(nn.layerNorm(x, gamma, beta)), 'layerNorm');
     expectNoLeak(() => tf.dispose(nn.gelu(x)), 'gelu');
-    expectNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(nn.layerNorm(a, g, b)))([x, gamma, beta])), 'layerNorm grad');
+    expectNoLeak(
+      () =>
+        tf.dispose(
+          tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(nn.layerNorm(a, g, b)))([x, gamma, beta]),
+        ),
+      'layerNorm grad',
+    );
     expectNoLeak(() => tf.dispose(tf.grad((a: tf.Tensor) => tf.sum(nn.gelu(a)))(x)), 'gelu grad');
     tf.dispose([x, gamma, beta]);
   });
 
   test('bad input: a FusedDistillError naming the argument', () => {
-    const x = tf.zeros([2, 3]), g3 = tf.ones([3]), b3 = tf.zeros([3]);
+    const x = tf.zeros([2, 3]),
+      g3 = tf.ones([3]),
+      b3 = tf.zeros([3]);
     expectError(() => nn.layerNorm(tf.zeros([2, 3], 'int32'), g3, b3), /layerNorm: x must be float32, got int32/);
     expectError(() => nn.layerNorm(tf.zeros([2, 0]), tf.ones([0]), tf.zeros([0])), /layerNorm: x must not be empty/);
     expectError(() => nn.layerNorm(x, tf.ones([4]), b3), /layerNorm: gamma must have shape \[3\]/);
@@ -329,12 +497,17 @@ describe('where no fused kernel is registered, the ops register theirs on the fl
   test('layerNorm and gelu without their kernels on cpu give the fused results exactly', async () => {
     await useBackend('cpu');
     const rng = mulberry32(3);
-    const x = tf.tensor2d(normals(rng, 5 * 6), [5, 6]), gamma = tf.tensor1d(normals(rng, 6)), beta = tf.tensor1d(normals(rng, 6));
-    const run = () => [
-      nn.layerNorm(x, gamma, beta, 1e-3).dataSync(),
-      nn.gelu(x).dataSync(),
-      tf.grad((a: tf.Tensor) => tf.sum(nn.gelu(nn.layerNorm(a, gamma, beta))))(x).dataSync(),
-    ].map((v) => Array.from(v));
+    const x = tf.tensor2d(normals(rng, 5 * 6), [5, 6]),
+      gamma = tf.tensor1d(normals(rng, 6)),
+      beta = tf.tensor1d(normals(rng, 6));
+    const run = () =>
+      [
+        nn.layerNorm(x, gamma, beta, 1e-3).dataSync(),
+        nn.gelu(x).dataSync(),
+        tf
+          .grad((a: tf.Tensor) => tf.sum(nn.gelu(nn.layerNorm(a, gamma, beta))))(x)
+          .dataSync(),
+      ].map((v) => Array.from(v));
     const want = run();
     const saved = [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD].map((k) => tf.getKernel(k, 'cpu')!);
     for (const k of saved) tf.unregisterKernel(k.kernelName, 'cpu');
@@ -354,37 +527,77 @@ describe('where no fused kernel is registered, the ops register theirs on the fl
 
 describe('the cross-encoder with the fused layers', () => {
   const tiny: CrossEncoderConfig = {
-    vocabSize: 40, hidden: 24, layers: 2, heads: 2, intermediate: 48, maxPosition: 16, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.2,
+    vocabSize: 40,
+    hidden: 24,
+    layers: 2,
+    heads: 2,
+    intermediate: 48,
+    maxPosition: 16,
+    typeVocab: 2,
+    layerNormEps: 1e-12,
+    initStd: 0.2,
   };
 
-  test.each(BACKENDS)('on %s: scores, hidden states and gradients as with the composites, to float32 rounding', async (backend) => {
-    await useBackend(backend);
-    const model = new CrossEncoder(tiny, 4);
-    const ids = tf.tensor2d([[2, 5, 6, 3, 7, 8, 3, 0], [2, 9, 3, 10, 11, 12, 13, 3]], undefined, 'int32');
-    const inputs = { inputIds: ids, tokenTypeIds: tf.tensor2d([[0, 0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 1, 1]], undefined, 'int32'), attentionMask: tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1]], undefined, 'int32') };
-    const vars = [...model.params.values()];
-    const run = () => {
-      const out = model.forward(inputs, { hidden: true });
-      const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.forward(inputs).scores)) as tf.Scalar, vars);
-      const r = { scores: out.scores.dataSync(), hidden: out.hidden!.map((h) => h.dataSync()), grads: vars.map((v) => grads[v.name].dataSync()) };
-      tf.dispose([out.scores, ...out.hidden!, ...Object.values(grads)]);
-      return r;
-    };
-    const fused = run();
-    const saved = [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD].map((k) => tf.getKernel(k, backend)!);
-    for (const k of saved) tf.unregisterKernel(k.kernelName, backend);
-    let composite: ReturnType<typeof run>;
-    try {
-      composite = run();
-    } finally {
-      for (const k of saved) tf.registerKernel(k);
-    }
-    expectGradClose(fused.scores, composite.scores, 1e-5, 'scores', 1);
-    fused.hidden.forEach((h, i) => expectGradClose(h, composite.hidden[i], 1e-5, `hidden ${i}`));
-    // floor: the attention key biases' gradients are 0 mathematically (softmax ignores a shift), ~1e-8
-    // of rounding noise in both.
-    fused.grads.forEach((g, i) => expectGradClose(g, composite.grads[i], 1e-3, `grad of ${vars[i].name}`, 1e-4));
-    model.dispose();
-    tf.dispose(Object.values(inputs));
-  });
+  test.each(BACKENDS)(
+    'on %s: scores, hidden states and gradients as with the composites, to float32 rounding',
+    async (backend) => {
+      await useBackend(backend);
+      const model = new CrossEncoder(tiny, 4);
+      const ids = tf.tensor2d(
+        [
+          [2, 5, 6, 3, 7, 8, 3, 0],
+          [2, 9, 3, 10, 11, 12, 13, 3],
+        ],
+        undefined,
+        'int32',
+      );
+      const inputs = {
+        inputIds: ids,
+        tokenTypeIds: tf.tensor2d(
+          [
+            [0, 0, 0, 0, 1, 1, 1, 0],
+            [0, 0, 0, 1, 1, 1, 1, 1],
+          ],
+          undefined,
+          'int32',
+        ),
+        attentionMask: tf.tensor2d(
+          [
+            [1, 1, 1, 1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 1, 1, 1, 1],
+          ],
+          undefined,
+          'int32',
+        ),
+      };
+      const vars = [...model.params.values()];
+      const run = () => {
+        const out = model.forward(inputs, { hidden: true });
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.forward(inputs).scores)) as tf.Scalar, vars);
+        const r = {
+          scores: out.scores.dataSync(),
+          hidden: out.hidden!.map((h) => h.dataSync()),
+          grads: vars.map((v) => grads[v.name].dataSync()),
+        };
+        tf.dispose([out.scores, ...out.hidden!, ...Object.values(grads)]);
+        return r;
+      };
+      const fused = run();
+      const saved = [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD].map((k) => tf.getKernel(k, backend)!);
+      for (const k of saved) tf.unregisterKernel(k.kernelName, backend);
+      let composite: ReturnType<typeof run>;
+      try {
+        composite = run();
+      } finally {
+        for (const k of saved) tf.registerKernel(k);
+      }
+      expectGradClose(fused.scores, composite.scores, 1e-5, 'scores', 1);
+      fused.hidden.forEach((h, i) => expectGradClose(h, composite.hidden[i], 1e-5, `hidden ${i}`));
+      // floor: the attention key biases' gradients are 0 mathematically (softmax ignores a shift), ~1e-8
+      // of rounding noise in both.
+      fused.grads.forEach((g, i) => expectGradClose(g, composite.grads[i], 1e-3, `grad of ${vars[i].name}`, 1e-4));
+      model.dispose();
+      tf.dispose(Object.values(inputs));
+    },
+  );
 });

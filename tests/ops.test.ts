@@ -298,7 +298,13 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
 
     test('losses.reference composite: differentiable with tf.grad, gradient agrees', () => {
       const g = tf.grad((s: tf.Tensor) => c.composite(s))(x);
-      expectGradClose(values(g), c.want.grad, c.compositeRel * 10, `${c.label} composite`, c.want.count > 0 ? 1 / c.want.count : 0);
+      expectGradClose(
+        values(g),
+        c.want.grad,
+        c.compositeRel * 10,
+        `${c.label} composite`,
+        c.want.count > 0 ? 1 / c.want.count : 0,
+      );
       g.dispose();
     });
 
@@ -307,16 +313,31 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       const base = values(g1);
       for (const k of [3, -0.25]) {
         const gk = tf.grad((s: tf.Tensor) => tf.mul(c.fused(s), k))(x);
-        expectGradClose(values(gk), base.map((v) => v * k), 1e-6, `${c.label} x${k}`);
+        expectGradClose(
+          values(gk),
+          base.map((v) => v * k),
+          1e-6,
+          `${c.label} x${k}`,
+        );
         gk.dispose();
       }
       // two uses of the op in one graph: gradients add up
       const g3 = tf.grad((s: tf.Tensor) => tf.add(c.fused(s), tf.mul(c.fused(s), 2)))(x);
-      expectGradClose(values(g3), base.map((v) => v * 3), 1e-6, `${c.label} sum of two uses`);
+      expectGradClose(
+        values(g3),
+        base.map((v) => v * 3),
+        1e-6,
+        `${c.label} sum of two uses`,
+      );
       g3.dispose();
       // combined with another op on the same input: d/ds (loss + sum(s^2)) = grad + 2 s
       const gmix = tf.grad((s: tf.Tensor) => tf.add(c.fused(s), tf.sum(tf.square(s))))(x);
-      expectGradClose(values(gmix), base.map((v, i) => v + 2 * c.x0[i]), 1e-6, `${c.label} + sum(s^2)`);
+      expectGradClose(
+        values(gmix),
+        base.map((v, i) => v + 2 * c.x0[i]),
+        1e-6,
+        `${c.label} + sum(s^2)`,
+      );
       gmix.dispose();
       // upstream 0: zero gradient
       const g0 = tf.grad((s: tf.Tensor) => tf.mul(c.fused(s), 0))(x);
@@ -325,24 +346,53 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       // a non-trivial function of the loss: d/ds loss^2 = 2 loss dloss/ds
       const l = tf.tidy(() => scalarValue(c.fused(x)));
       const gsq = tf.grad((s: tf.Tensor) => tf.square(c.fused(s)))(x);
-      expectGradClose(values(gsq), base.map((v) => 2 * l * v), 1e-5, `${c.label} loss^2`);
+      expectGradClose(
+        values(gsq),
+        base.map((v) => 2 * l * v),
+        1e-5,
+        `${c.label} loss^2`,
+      );
       gsq.dispose();
       g1.dispose();
     });
 
     test('no tensor leaks (forward, tf.grad, valueAndGrad, inside tidy)', () => {
       expectNoLeak(() => c.fused(x).dispose(), `${c.label} forward`);
-      expectNoLeak(() => tf.grad((s: tf.Tensor) => c.fused(s))(x).dispose(), `${c.label} tf.grad`);
-      expectNoLeak(() => tf.grad((s: tf.Tensor) => tf.mul(c.fused(s), 3))(x).dispose(), `${c.label} tf.grad x3`);
+      expectNoLeak(
+        () =>
+          tf
+            .grad((s: tf.Tensor) => c.fused(s))(x)
+            .dispose(),
+        `${c.label} tf.grad`,
+      );
+      expectNoLeak(
+        () =>
+          tf
+            .grad((s: tf.Tensor) => tf.mul(c.fused(s), 3))(x)
+            .dispose(),
+        `${c.label} tf.grad x3`,
+      );
       expectNoLeak(() => {
         const { value, grad } = tf.valueAndGrad((s: tf.Tensor) => c.fused(s))(x);
         value.dispose();
         grad.dispose();
       }, `${c.label} valueAndGrad`);
-      expectNoLeak(() => tf.tidy(() => { c.fused(x); }), `${c.label} tidy`);
+      expectNoLeak(
+        () =>
+          tf.tidy(() => {
+            c.fused(x);
+          }),
+        `${c.label} tidy`,
+      );
       // the op under a tape that differentiates something else
       const w = tf.scalar(2);
-      expectNoLeak(() => tf.grad((v: tf.Tensor) => tf.mul(v, c.fused(x)))(w).dispose(), `${c.label} other-variable tape`);
+      expectNoLeak(
+        () =>
+          tf
+            .grad((v: tf.Tensor) => tf.mul(v, c.fused(x)))(w)
+            .dispose(),
+        `${c.label} other-variable tape`,
+      );
       const gw = tf.grad((v: tf.Tensor) => tf.mul(v, c.fused(x)))(w);
       expectLossClose(scalarValue(gw), c.want.loss, 1e-5, `${c.label} d(w*loss)/dw`);
       gw.dispose();
@@ -485,7 +535,8 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       const [tT, yT] = [t, y].map((a) => tf.tensor2d(a, [5, 8]));
       const v = tf.variable(tf.tensor2d(s0, [5, 8]));
       const opt = tf.train.adam(0.05);
-      const f = () => losses.rankingObjective(v, tT, yT, { weights: { pairwiseRankNet: 1, distillKL: 1, marginMSE: 0.5 } });
+      const f = () =>
+        losses.rankingObjective(v, tT, yT, { weights: { pairwiseRankNet: 1, distillKL: 1, marginMSE: 0.5 } });
       const first = tf.tidy(() => scalarValue(f()));
       for (let i = 0; i < 30; i++) opt.minimize(f);
       const last = tf.tidy(() => scalarValue(f()));
@@ -499,38 +550,44 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       ['distillKL', (yTrue: tf.Tensor, yPred: tf.Tensor) => losses.distillKL(yPred, yTrue, { temperature: 2 })],
       [
         'rankingObjective',
-        (yTrue: tf.Tensor, yPred: tf.Tensor) => losses.rankingObjective(yPred, null, yTrue, { weights: { listwiseSoftmaxCE: 1, pairwiseHinge: 0.5 } }),
+        (yTrue: tf.Tensor, yPred: tf.Tensor) =>
+          losses.rankingObjective(yPred, null, yTrue, { weights: { listwiseSoftmaxCE: 1, pairwiseHinge: 0.5 } }),
       ],
-    ] as Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Scalar]>)('a LayersModel with a %s loss fits and its loss decreases', async (_name, lossFn) => {
-      const F = 6;
-      const G = 5;
-      const N = 64;
-      const rng = mulberry32(970);
-      const xs = ref.scores(rng, N * F);
-      // targets: a fixed linear map of the features, so the task is learnable
-      const W = ref.scores(rng, F * G);
-      const target = new Float32Array(N * G);
-      for (let i = 0; i < N; i++)
-        for (let g = 0; g < G; g++) {
-          let v = 0;
-          for (let f = 0; f < F; f++) v += xs[i * F + f] * W[f * G + g];
-          target[i * G + g] = _name === 'distillKL' ? v : v > 0.5 ? 2 : v > -0.5 ? 1 : 0;
-        }
-      const xT = tf.tensor2d(xs, [N, F]);
-      const yT = tf.tensor2d(target, [N, G]);
-      const model = tf.sequential({ layers: [tf.layers.dense({ units: G, inputShape: [F], kernelInitializer: 'zeros' })] });
-      model.compile({ optimizer: tf.train.adam(0.05), loss: lossFn });
-      const h1 = await model.fit(xT, yT, { epochs: 4, batchSize: 16, shuffle: false, verbose: 0 });
-      const before = tf.memory().numTensors;
-      const h2 = await model.fit(xT, yT, { epochs: 4, batchSize: 16, shuffle: false, verbose: 0 });
-      expect(tf.memory().numTensors).toBe(before);
-      const l = [...(h1.history.loss as number[]), ...(h2.history.loss as number[])];
-      for (const v of l) expect(Number.isFinite(v)).toBe(true);
-      expect(l[l.length - 1]).toBeLessThan(l[0]);
-      model.dispose();
-      xT.dispose();
-      yT.dispose();
-    });
+    ] as Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Scalar]>)(
+      'a LayersModel with a %s loss fits and its loss decreases',
+      async (_name, lossFn) => {
+        const F = 6;
+        const G = 5;
+        const N = 64;
+        const rng = mulberry32(970);
+        const xs = ref.scores(rng, N * F);
+        // targets: a fixed linear map of the features, so the task is learnable
+        const W = ref.scores(rng, F * G);
+        const target = new Float32Array(N * G);
+        for (let i = 0; i < N; i++)
+          for (let g = 0; g < G; g++) {
+            let v = 0;
+            for (let f = 0; f < F; f++) v += xs[i * F + f] * W[f * G + g];
+            target[i * G + g] = _name === 'distillKL' ? v : v > 0.5 ? 2 : v > -0.5 ? 1 : 0;
+          }
+        const xT = tf.tensor2d(xs, [N, F]);
+        const yT = tf.tensor2d(target, [N, G]);
+        const model = tf.sequential({
+          layers: [tf.layers.dense({ units: G, inputShape: [F], kernelInitializer: 'zeros' })],
+        });
+        model.compile({ optimizer: tf.train.adam(0.05), loss: lossFn });
+        const h1 = await model.fit(xT, yT, { epochs: 4, batchSize: 16, shuffle: false, verbose: 0 });
+        const before = tf.memory().numTensors;
+        const h2 = await model.fit(xT, yT, { epochs: 4, batchSize: 16, shuffle: false, verbose: 0 });
+        expect(tf.memory().numTensors).toBe(before);
+        const l = [...(h1.history.loss as number[]), ...(h2.history.loss as number[])];
+        for (const v of l) expect(Number.isFinite(v)).toBe(true);
+        expect(l[l.length - 1]).toBeLessThan(l[0]);
+        model.dispose();
+        xT.dispose();
+        yT.dispose();
+      },
+    );
   });
 
   describe('larger inputs', () => {
@@ -560,7 +617,9 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       const o = { weights: { pairwiseRankNet: 1, listwiseSoftmaxCE: 1, distillKL: 1 }, temperature: 2 };
       const r = ref.rankingObjective(s, t, y, m, 2, 2000, o);
       const [sT, tT, yT, mT] = [s, t, y, m].map((v) => tf.tensor2d(v, [2, 2000]));
-      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => losses.rankingObjective(x, tT, yT, { ...o, mask: mT }))(sT);
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => losses.rankingObjective(x, tT, yT, { ...o, mask: mT }))(
+        sT,
+      );
       expectLossClose(scalarValue(value), r.total, 1e-5);
       expectGradClose(values(grad), r.grad, 1e-5);
       [value, grad, sT, tT, yT, mT].forEach((v) => v.dispose());

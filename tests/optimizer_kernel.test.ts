@@ -16,9 +16,22 @@ function randomArray(r: () => number, n: number, scale = 1): Float32Array {
 describe('adamwUpdate', () => {
   test.each([1, 7, 1000, 100003])('n = %i: bit-identical to the JS formula, in place and out of place', (n) => {
     const r = mulberry32(n);
-    const p = randomArray(r, n), g = randomArray(r, n, 3), m = randomArray(r, n, 0.1), v = Float32Array.from(randomArray(r, n, 0.1), Math.abs);
-    const [beta1, beta2, eps, decay, stepSize, sqrtBc2, scale] = [0.9, 0.999, 1e-8, 1 - 1e-4 * 0.01, 1e-4 / (1 - 0.9 ** 3), Math.sqrt(1 - 0.999 ** 3), 0.37];
-    const jm = m.slice(), jv = v.slice(), jp = new Float32Array(n);
+    const p = randomArray(r, n),
+      g = randomArray(r, n, 3),
+      m = randomArray(r, n, 0.1),
+      v = Float32Array.from(randomArray(r, n, 0.1), Math.abs);
+    const [beta1, beta2, eps, decay, stepSize, sqrtBc2, scale] = [
+      0.9,
+      0.999,
+      1e-8,
+      1 - 1e-4 * 0.01,
+      1e-4 / (1 - 0.9 ** 3),
+      Math.sqrt(1 - 0.999 ** 3),
+      0.37,
+    ];
+    const jm = m.slice(),
+      jv = v.slice(),
+      jp = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       const gi = g[i] * scale;
       jm[i] = beta1 * jm[i] + (1 - beta1) * gi;
@@ -26,7 +39,8 @@ describe('adamwUpdate', () => {
       jp[i] = p[i] * decay - (stepSize * jm[i]) / (Math.sqrt(jv[i]) / sqrtBc2 + eps);
     }
     const out = new Float32Array(n);
-    const nm = m.slice(), nv = v.slice();
+    const nm = m.slice(),
+      nv = v.slice();
     addon.adamwUpdate(p, g, nm, nv, out, beta1, beta2, eps, decay, stepSize, sqrtBc2, scale);
     expect(Buffer.from(out.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
     expect(Buffer.from(nm.buffer).equals(Buffer.from(jm.buffer))).toBe(true);
@@ -40,24 +54,41 @@ describe('adamwUpdate', () => {
     expect(Buffer.from(out.buffer).equals(Buffer.from(jp.buffer))).toBe(true);
     expect(Buffer.from(mOut.buffer).equals(Buffer.from(jm.buffer))).toBe(true);
     expect(Buffer.from(vOut.buffer).equals(Buffer.from(jv.buffer))).toBe(true);
-    expect(Buffer.from(m0.buffer).equals(Buffer.from(m.buffer)) && Buffer.from(v0.buffer).equals(Buffer.from(v.buffer))).toBe(true);
+    expect(
+      Buffer.from(m0.buffer).equals(Buffer.from(m.buffer)) && Buffer.from(v0.buffer).equals(Buffer.from(v.buffer)),
+    ).toBe(true);
   });
 
   test('bad arguments', () => {
-    const a = new Float32Array(4), b = new Float32Array(4), c = new Float32Array(4), d = new Float32Array(4), e = new Float32Array(4);
+    const a = new Float32Array(4),
+      b = new Float32Array(4),
+      c = new Float32Array(4),
+      d = new Float32Array(4),
+      e = new Float32Array(4);
     const ok = [0.9, 0.999, 1e-8, 1, 1e-3, 0.5, 1] as const;
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok)).not.toThrow();
-    expect(() => addon.adamwUpdate(a, new Float32Array(3), c, d, e, ...ok)).toThrow(/adamwUpdate: g must be a Float32Array of length 4/);
+    expect(() => addon.adamwUpdate(a, new Float32Array(3), c, d, e, ...ok)).toThrow(
+      /adamwUpdate: g must be a Float32Array of length 4/,
+    );
     expect(() => addon.adamwUpdate(a, b, b, d, e, ...ok)).toThrow(/adamwUpdate: m .*overlap/);
-    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, NaN, 0.5, 1)).toThrow(/adamwUpdate: stepSize must be finite/);
-    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, 1e-3, 0, 1)).toThrow(/adamwUpdate: sqrtBc2 must be > 0/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, NaN, 0.5, 1)).toThrow(
+      /adamwUpdate: stepSize must be finite/,
+    );
+    expect(() => addon.adamwUpdate(a, b, c, d, e, 0.9, 0.999, 1e-8, 1, 1e-3, 0, 1)).toThrow(
+      /adamwUpdate: sqrtBc2 must be > 0/,
+    );
     expect(() => addon.adamwUpdate(new Float32Array(0), b, c, d, e, ...ok)).toThrow(/adamwUpdate: p must not be empty/);
-    expect(() => (addon.adamwUpdate as unknown as (...x: unknown[]) => void)(a, b)).toThrow(/adamwUpdate: expected 12 arguments/);
-    const f = new Float32Array(4), h = new Float32Array(4);
+    expect(() => (addon.adamwUpdate as unknown as (...x: unknown[]) => void)(a, b)).toThrow(
+      /adamwUpdate: expected 12 arguments/,
+    );
+    const f = new Float32Array(4),
+      h = new Float32Array(4);
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, f, h)).not.toThrow();
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, c, d)).not.toThrow(); // in place, spelled out
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, null, null)).not.toThrow();
-    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, new Float32Array(3), h)).toThrow(/adamwUpdate: mOut must be a Float32Array of length 4/);
+    expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, new Float32Array(3), h)).toThrow(
+      /adamwUpdate: mOut must be a Float32Array of length 4/,
+    );
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, d, h)).toThrow(/adamwUpdate: mOut must not overlap/);
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, f, f)).toThrow(/adamwUpdate: mOut must not overlap/);
     expect(() => addon.adamwUpdate(a, b, c, d, e, ...ok, null, a)).toThrow(/adamwUpdate: vOut must not overlap/);
@@ -70,24 +101,54 @@ describe('FusedDistillAdamW and the sum of squares on tensors', () => {
   const r = mulberry32(5);
   const [p, g, m] = [randomArray(r, n), randomArray(r, n, 3), randomArray(r, n, 0.1)];
   const v = Float32Array.from(randomArray(r, n, 0.1), Math.abs);
-  const attrs = { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1 - 1e-4 * 0.01, stepSize: 1e-4 / (1 - 0.9 ** 3), sqrtBc2: Math.sqrt(1 - 0.999 ** 3), scale: 0.37 };
+  const attrs = {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    decay: 1 - 1e-4 * 0.01,
+    stepSize: 1e-4 / (1 - 0.9 ** 3),
+    sqrtBc2: Math.sqrt(1 - 0.999 ** 3),
+    scale: 0.37,
+  };
   const want = [new Float32Array(n), m.slice(), v.slice()];
-  addon.adamwUpdate(p, g, want[1], want[2], want[0], attrs.beta1, attrs.beta2, attrs.eps, attrs.decay, attrs.stepSize, attrs.sqrtBc2, attrs.scale);
+  addon.adamwUpdate(
+    p,
+    g,
+    want[1],
+    want[2],
+    want[0],
+    attrs.beta1,
+    attrs.beta2,
+    attrs.eps,
+    attrs.decay,
+    attrs.stepSize,
+    attrs.sqrtBc2,
+    attrs.scale,
+  );
 
-  test.each(['cpu', 'wasm', 'native'])('%s: the addon\'s bits, the inputs untouched, no tensor left behind', async (backend) => {
-    await tf.setBackend(backend);
-    expect(tf.getKernel(ADAMW, backend)).toBeDefined();
-    const before = tf.memory().numTensors;
-    const inputs = [p, g, m, v].map((a) => tf.tensor1d(a));
-    const outs = adamwUpdate(inputs[0], inputs[1], inputs[2], inputs[3], attrs);
-    outs.forEach((t, k) => expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from(want[k].buffer))).toBe(true));
-    inputs.forEach((t, k) => expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from([p, g, m, v][k].buffer))).toBe(true));
-    expect(sumSquares(inputs[1])).toBe(addon.sumSquares(g));
-    const empty = tf.tensor1d([]);
-    expect(sumSquares(empty)).toBe(0);
-    tf.dispose([...inputs, ...outs, empty]);
-    expect(tf.memory().numTensors).toBe(before);
-  });
+  test.each(['cpu', 'wasm', 'native'])(
+    "%s: the addon's bits, the inputs untouched, no tensor left behind",
+    async (backend) => {
+      await tf.setBackend(backend);
+      expect(tf.getKernel(ADAMW, backend)).toBeDefined();
+      const before = tf.memory().numTensors;
+      const inputs = [p, g, m, v].map((a) => tf.tensor1d(a));
+      const outs = adamwUpdate(inputs[0], inputs[1], inputs[2], inputs[3], attrs);
+      outs.forEach((t, k) =>
+        expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from(want[k].buffer))).toBe(true),
+      );
+      inputs.forEach((t, k) =>
+        expect(Buffer.from((t.dataSync() as Float32Array).buffer).equals(Buffer.from([p, g, m, v][k].buffer))).toBe(
+          true,
+        ),
+      );
+      expect(sumSquares(inputs[1])).toBe(addon.sumSquares(g));
+      const empty = tf.tensor1d([]);
+      expect(sumSquares(empty)).toBe(0);
+      tf.dispose([...inputs, ...outs, empty]);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
 });
 
 // The addon's summation tree (kernels/cpu/optimizer.cpp) written out in JS: blocks of 16384, each
@@ -100,12 +161,12 @@ function treeSumSquares(x: Float32Array): number {
     let i = b;
     for (; i + 8 <= end; i += 8) for (let j = 0; j < 8; j++) lane[j] += x[i + j] * x[i + j];
     for (let j = 0; i < end; i++, j++) lane[j] += x[i] * x[i];
-    s += ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    s += lane[0] + lane[4] + (lane[2] + lane[6]) + (lane[1] + lane[5] + (lane[3] + lane[7]));
   }
   return s;
 }
 
-test('sumSquares: the fixed tree\'s bits for every thread count, within 1e-12 of the sequential sum', () => {
+test("sumSquares: the fixed tree's bits for every thread count, within 1e-12 of the sequential sum", () => {
   const r = mulberry32(9);
   for (const n of [1, 7, 8, 9, 16383, 16384, 16385, 54321, 300007]) {
     const x = randomArray(r, n, 10);

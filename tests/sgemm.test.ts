@@ -40,7 +40,10 @@ interface Spec {
 }
 
 function operand(
-  rng: () => number, batch: number, per: number, mode: Mode,
+  rng: () => number,
+  batch: number,
+  per: number,
+  mode: Mode,
 ): { x: Float32Array; offsets: number[] | null } {
   if (mode !== 'offsets') {
     const x = new Float32Array(mode === 'batched' ? batch * per : per);
@@ -66,11 +69,20 @@ function makeCase(spec: Spec): Case {
   const B = operand(rng, batch, k * n, spec.bMode ?? 'batched');
   const t = (x: boolean) => (x ? 'T' : 'N');
   return {
-    label: `${batch}x(${m}x${n}x${k}) ${t(transA)}${t(transB)} a:${spec.aMode ?? 'batched'} ` +
+    label:
+      `${batch}x(${m}x${n}x${k}) ${t(transA)}${t(transB)} a:${spec.aMode ?? 'batched'} ` +
       `b:${spec.bMode ?? 'batched'} ${spec.threads ?? 2}thr`,
-    batch, m, n, k, transA, transB,
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
     threads: spec.threads ?? 2,
-    a: A.x, b: B.x, aOffsets: A.offsets, bOffsets: B.offsets,
+    a: A.x,
+    b: B.x,
+    aOffsets: A.offsets,
+    bOffsets: B.offsets,
   };
 }
 
@@ -94,8 +106,16 @@ function reference(c: Case): { ref: Float64Array; scale: Float64Array } {
 }
 
 // The hot loop on its own, and no Math.abs: in jest's sandbox that call made this loop ~70x slower.
-function dots(opA: Float64Array, opBt: Float64Array, m: number, n: number, k: number, ref: Float64Array,
-  scale: Float64Array, base: number): void {
+function dots(
+  opA: Float64Array,
+  opBt: Float64Array,
+  m: number,
+  n: number,
+  k: number,
+  ref: Float64Array,
+  scale: Float64Array,
+  base: number,
+): void {
   for (let i = 0; i < m; ++i)
     for (let j = 0; j < n; ++j) {
       let s = 0;
@@ -129,25 +149,49 @@ function expectClose(c: Case, got: Float32Array): void {
   for (let i = 0; i < ref.length; ++i) {
     const err = Math.abs(got[i] - ref[i]);
     if (!(err <= tol * scale[i]))
-      throw new Error(`${c.label}: element ${i} is ${got[i]}, float64 gives ${ref[i]} ` +
-        `(error ${err}, allowed ${tol * scale[i]})`);
+      throw new Error(
+        `${c.label}: element ${i} is ${got[i]}, float64 gives ${ref[i]} ` + `(error ${err}, allowed ${tol * scale[i]})`,
+      );
   }
 }
 
 function run(c: Case): Float32Array {
   const out = new Float32Array(c.batch * c.m * c.n).fill(Number.NaN); // every element must be written
   addon.setNumThreads(c.threads);
-  addon.sgemm(c.a, c.b, out, c.batch, c.m, c.n, c.k, c.transA, c.transB,
-    c.aOffsets ? Float64Array.from(c.aOffsets) : null, c.bOffsets ? Float64Array.from(c.bOffsets) : null);
+  addon.sgemm(
+    c.a,
+    c.b,
+    out,
+    c.batch,
+    c.m,
+    c.n,
+    c.k,
+    c.transA,
+    c.transB,
+    c.aOffsets ? Float64Array.from(c.aOffsets) : null,
+    c.bOffsets ? Float64Array.from(c.bOffsets) : null,
+  );
   return out;
 }
 
 // m x n x k, chosen to hit edge tiles of every kernel (14 x 32, 6 x 16, 4 x 16), several k slices
 // (k > 256), a single element, and k = 0.
 const SHAPES: [number, number, number][] = [
-  [1, 1, 1], [17, 33, 5], [130, 7, 300], [15, 33, 257], [29, 65, 513], [64, 64, 64], [3, 200, 17], [100, 47, 0],
+  [1, 1, 1],
+  [17, 33, 5],
+  [130, 7, 300],
+  [15, 33, 257],
+  [29, 65, 513],
+  [64, 64, 64],
+  [3, 200, 17],
+  [100, 47, 0],
 ];
-const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+const TRANS: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
 
 const CASES: Case[] = [];
 for (const [m, n, k] of SHAPES)
@@ -208,13 +252,19 @@ const GEMM_RANK: Record<string, number> = { scalar: 0, avx2: 1, avx512: 2 };
 function bestGemmIsa(): string {
   const env = { ...process.env };
   delete env.FUSED_DISTILL_GEMM_ISA;
-  const child = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'sgemm_child.js')], { env, encoding: 'utf8', timeout: 100000 });
+  const child = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'sgemm_child.js')], {
+    env,
+    encoding: 'utf8',
+    timeout: 100000,
+  });
   if (child.status !== 0) throw new Error(`sgemm_child.js failed (${child.status}): ${child.stderr}`);
   return (JSON.parse(child.stdout) as { isa: string }).isa;
 }
 const BEST_GEMM_ISA = bestGemmIsa();
 const ISA_CASES = ['avx512', 'avx2', 'scalar'].map((isa) =>
-  GEMM_RANK[isa] > GEMM_RANK[BEST_GEMM_ISA] ? [isa, `: not exercised, this CPU's best path is ${BEST_GEMM_ISA}`] : [isa, ''],
+  GEMM_RANK[isa] > GEMM_RANK[BEST_GEMM_ISA]
+    ? [isa, `: not exercised, this CPU's best path is ${BEST_GEMM_ISA}`]
+    : [isa, ''],
 );
 
 describe.each(ISA_CASES)('FUSED_DISTILL_GEMM_ISA=%s (child process)%s', (isa, notHere) => {
@@ -293,15 +343,31 @@ describe('bad arguments throw a TypeError or RangeError naming the argument', ()
     ['a is not a Float32Array', () => withArgs({ 0: new Float64Array(16) }), T, /\ba must be a Float32Array\b/],
     ['a is a plain array', () => withArgs({ 0: Array.from(a()) }), T, /\ba must be a Float32Array\b/],
     ['a is null', () => withArgs({ 0: null }), T, /\ba must be a Float32Array\b/],
-    ['a has a wrong length', () => withArgs({ 0: new Float32Array(15) }), R,
-      /\ba must be a Float32Array of length batch\*m\*k = 16 or m\*k = 8 .*got length 15/],
-    ['a (transposed) has a wrong length', () => withArgs({ 0: new Float32Array(9), 7: true }), R,
-      /\ba must .*batch\*k\*m = 16 or k\*m = 8/],
-    ['b has a wrong length', () => withArgs({ 1: new Float32Array(13) }), R,
-      /\bb must be a Float32Array of length batch\*k\*n = 24 or k\*n = 12 .*got length 13/],
+    [
+      'a has a wrong length',
+      () => withArgs({ 0: new Float32Array(15) }),
+      R,
+      /\ba must be a Float32Array of length batch\*m\*k = 16 or m\*k = 8 .*got length 15/,
+    ],
+    [
+      'a (transposed) has a wrong length',
+      () => withArgs({ 0: new Float32Array(9), 7: true }),
+      R,
+      /\ba must .*batch\*k\*m = 16 or k\*m = 8/,
+    ],
+    [
+      'b has a wrong length',
+      () => withArgs({ 1: new Float32Array(13) }),
+      R,
+      /\bb must be a Float32Array of length batch\*k\*n = 24 or k\*n = 12 .*got length 13/,
+    ],
     ['b is detached', () => withArgs({ 1: detached() }), T, /\bb must be a Float32Array.*detached/],
-    ['c has a wrong length', () => withArgs({ 2: new Float32Array(6) }), R,
-      /\bc must be a Float32Array of length 12, got length 6/],
+    [
+      'c has a wrong length',
+      () => withArgs({ 2: new Float32Array(6) }),
+      R,
+      /\bc must be a Float32Array of length 12, got length 6/,
+    ],
     ['c is not a Float32Array', () => withArgs({ 2: new Int32Array(12) }), T, /\bc must be a Float32Array/],
     ['batch is 0', () => withArgs({ 3: 0 }), R, /\bbatch must be an integer in \[1, 2\^40\]/],
     ['m is fractional', () => withArgs({ 4: 1.5 }), R, /\bm must be an integer/],
@@ -311,19 +377,34 @@ describe('bad arguments throw a TypeError or RangeError naming the argument', ()
     ['m * k is too large', () => withArgs({ 4: 2 ** 39 }), R, /\ba has more than 2\^40 elements/],
     ['transA is a number', () => withArgs({ 7: 1 }), T, /\btransA must be a boolean/],
     ['transB is missing', () => withArgs({ 8: undefined }), T, /\btransB must be a boolean/],
-    ['aOffsets is a Float32Array', () => withArgs({ 9: new Float32Array(2) }), T,
-      /\baOffsets must be a Float64Array of length 2 \(or null\)/],
-    ['aOffsets has a wrong length', () => withArgs({ 9: f64(0, 0, 0) }), R,
-      /\baOffsets must be a Float64Array of length 2/],
-    ['aOffsets is fractional', () => withArgs({ 9: f64(0, 0.5) }), R,
-      /\baOffsets\[1\] must be an integer in \[0, 8\]/],
+    [
+      'aOffsets is a Float32Array',
+      () => withArgs({ 9: new Float32Array(2) }),
+      T,
+      /\baOffsets must be a Float64Array of length 2 \(or null\)/,
+    ],
+    [
+      'aOffsets has a wrong length',
+      () => withArgs({ 9: f64(0, 0, 0) }),
+      R,
+      /\baOffsets must be a Float64Array of length 2/,
+    ],
+    ['aOffsets is fractional', () => withArgs({ 9: f64(0, 0.5) }), R, /\baOffsets\[1\] must be an integer in \[0, 8\]/],
     ['aOffsets is negative', () => withArgs({ 9: f64(-1, 0) }), R, /\baOffsets\[0\] must be an integer/],
-    ['aOffsets runs past a', () => withArgs({ 9: f64(0, 9) }), R,
-      /\baOffsets\[1\] must be an integer in \[0, 8\] \(a has 16 elements, m\*k = 8 per entry\), got 9/],
+    [
+      'aOffsets runs past a',
+      () => withArgs({ 9: f64(0, 9) }),
+      R,
+      /\baOffsets\[1\] must be an integer in \[0, 8\] \(a has 16 elements, m\*k = 8 per entry\), got 9/,
+    ],
     ['aOffsets is NaN', () => withArgs({ 9: f64(Number.NaN, 0) }), R, /\baOffsets\[0\] must be an integer/],
     ['bOffsets runs past b', () => withArgs({ 10: f64(0, 1) }), R, /\bbOffsets\[1\] must be an integer in \[0, 0\]/],
-    ['b is shorter than one entry with bOffsets', () => withArgs({ 1: new Float32Array(5), 10: f64(0, 0) }), R,
-      /\bb must hold at least k\*n = 12 elements when bOffsets is given, got length 5/],
+    [
+      'b is shorter than one entry with bOffsets',
+      () => withArgs({ 1: new Float32Array(5), 10: f64(0, 0) }),
+      R,
+      /\bb must hold at least k\*n = 12 elements when bOffsets is given, got length 5/,
+    ],
   ];
   test.each(cases)('%s', (_name, args, name, pattern) => {
     const e = expectError(() => call(...args()), pattern, name);

@@ -17,12 +17,23 @@ import { cudaAvailable } from '../src/backend/cuda/register';
 
 const ROOT = path.resolve(__dirname, '..');
 const RUNNER = path.join(ROOT, 'tests', 'tfjs_core', 'run.js');
-const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? 'native,native-mem,cuda,cpu').split(',').map((s) => s.trim()).filter(Boolean);
+const VARIANTS = (process.env.TFJS_TEST_BACKEND ?? 'native,native-mem,cuda,cpu')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 
 interface Summary {
   ok: boolean;
   seconds: number;
-  totals: { specs: number; run: number; passed: number; failed: number; knownFailures: number; pending: number; excluded: number };
+  totals: {
+    specs: number;
+    run: number;
+    passed: number;
+    failed: number;
+    knownFailures: number;
+    pending: number;
+    excluded: number;
+  };
   unexpectedFailures: string[];
   knownFailuresNowPassing: string[];
   knownFailuresMissing: string[];
@@ -31,8 +42,13 @@ interface Summary {
 function runVariant(variant: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     // Without a GPU, 'cuda' runs on the addon's host emulation of the device.
-    const env = variant === 'cuda' && !cudaAvailable() ? { ...process.env, FUSED_DISTILL_EMULATE_DEVICE: '1' } : process.env;
-    const child = spawn(process.execPath, [RUNNER, '--backend', variant], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env =
+      variant === 'cuda' && !cudaAvailable() ? { ...process.env, FUSED_DISTILL_EMULATE_DEVICE: '1' } : process.env;
+    const child = spawn(process.execPath, [RUNNER, '--backend', variant], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));

@@ -9,7 +9,13 @@ describe('vocabulary', () => {
   it("is bert-base-uncased's, with its original ids", () => {
     expect(vocab.size).toBe(30522);
     // Ids every bert-base-uncased user knows: specials, and a few common pieces.
-    expect([vocab.get('[PAD]'), vocab.get('[UNK]'), vocab.get('[CLS]'), vocab.get('[SEP]'), vocab.get('[MASK]')]).toEqual([0, 100, 101, 102, 103]);
+    expect([
+      vocab.get('[PAD]'),
+      vocab.get('[UNK]'),
+      vocab.get('[CLS]'),
+      vocab.get('[SEP]'),
+      vocab.get('[MASK]'),
+    ]).toEqual([0, 100, 101, 102, 103]);
     expect(vocab.get('the')).toBe(1996);
     expect(vocab.get('##s')).toBe(2015);
     expect(vocab.get('[unused0]')).toBe(1);
@@ -67,7 +73,9 @@ describe('encodePair', () => {
     expect(Array.from(cut.termMatchIds)).toEqual([0, 0, 0, 0, 0, 0, 1, 0]);
     // graded: the match's level from the given function
     const dog = tok.ids('dog')[0];
-    const graded = tok.encodeIdsPair(tok.ids('the dog'), tok.ids('a dog saw the cat'), 10, (id) => (id === dog ? 4 : 2));
+    const graded = tok.encodeIdsPair(tok.ids('the dog'), tok.ids('a dog saw the cat'), 10, (id) =>
+      id === dog ? 4 : 2,
+    );
     expect(Array.from(graded.termMatchIds)).toEqual([0, 0, 0, 0, 0, 4, 0, 2, 0, 0]);
   });
 

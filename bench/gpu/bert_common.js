@@ -11,7 +11,15 @@ const fd = require('../../dist');
 const TF32_FLAG = 'FUSED_DISTILL_CUDA_TF32';
 
 const bert = (layers, hidden, heads, intermediate, vocabSize = 30522) => ({
-  vocabSize, hidden, layers, heads, intermediate, maxPosition: 512, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+  vocabSize,
+  hidden,
+  layers,
+  heads,
+  intermediate,
+  maxPosition: 512,
+  typeVocab: 2,
+  layerNormEps: 1e-12,
+  initStd: 0.02,
 });
 
 /**
@@ -21,12 +29,16 @@ const bert = (layers, hidden, heads, intermediate, vocabSize = 30522) => ({
  */
 const SIZES = {
   full: {
-    B: 8, G: 8, len: 256,
+    B: 8,
+    G: 8,
+    len: 256,
     teacher: bert(12, 768, 12, 3072),
     students: { student6: bert(6, 768, 12, 3072), student4: bert(4, 256, 4, 1024) },
   },
   tiny: {
-    B: 2, G: 4, len: 16,
+    B: 2,
+    G: 4,
+    len: 16,
     teacher: bert(2, 64, 2, 128, 1000),
     students: { student6: bert(1, 64, 2, 128, 1000), student4: bert(1, 32, 2, 64, 1000) },
   },
@@ -43,7 +55,10 @@ async function useBackend(name) {
     const register = fd[`register${name[0].toUpperCase()}${name.slice(1)}Backend`];
     if (typeof register === 'function') register();
   }
-  if (!tf.findBackendFactory(name)) throw new Error(`backend '${name}' is not registered: this build of fused-distill (dist/) has no '${name}' backend`);
+  if (!tf.findBackendFactory(name))
+    throw new Error(
+      `backend '${name}' is not registered: this build of fused-distill (dist/) has no '${name}' backend`,
+    );
   let ok = false;
   let why = '';
   try {
@@ -104,7 +119,10 @@ function syntheticBatch({ B, G, len }, vocabSize, seed = 1) {
 /** The pipeline's student run config (parseStudentConfig's defaults; loss undefined: its default objective), one pass per step. */
 function studentConfig(loss, { B }) {
   return fd.distill.parseStudentConfig({
-    output: '/nonexistent/bench', teacher: { checkpoint: '/nonexistent/teacher' }, ...(loss ? { loss } : {}), train: { batch: B, microBatch: B },
+    output: '/nonexistent/bench',
+    teacher: { checkpoint: '/nonexistent/teacher' },
+    ...(loss ? { loss } : {}),
+    train: { batch: B, microBatch: B },
   });
 }
 
@@ -166,5 +184,19 @@ function argParser(argv) {
 }
 
 module.exports = {
-  tf, fd, TF32_FLAG, SIZES, sizeLabel, useBackend, setTF32, device, syntheticBatch, studentConfig, teacherScores, studentStep, median, writeJson, argParser,
+  tf,
+  fd,
+  TF32_FLAG,
+  SIZES,
+  sizeLabel,
+  useBackend,
+  setTF32,
+  device,
+  syntheticBatch,
+  studentConfig,
+  teacherScores,
+  studentStep,
+  median,
+  writeJson,
+  argParser,
 };

@@ -25,7 +25,10 @@ const BACKEND = args.get('backend', 'cuda');
 const TINY = args.flag('tiny');
 const STEPS = Number(args.get('steps', TINY ? '3' : '10'));
 const WARMUP = Number(args.get('warmup', TINY ? '1' : '3'));
-const PRECISIONS = args.get('precisions', BACKEND === 'cuda' ? 'fp32,tf32' : 'fp32').split(',').filter(Boolean);
+const PRECISIONS = args
+  .get('precisions', BACKEND === 'cuda' ? 'fp32,tf32' : 'fp32')
+  .split(',')
+  .filter(Boolean);
 const ONLY = args.get('only', 'teacher,student6,student4').split(',').filter(Boolean);
 const BUDGET_S = Number(args.get('budget-s', '150'));
 const JSON_OUT = args.get('json', null);
@@ -38,8 +41,10 @@ const log = (s) => process.stderr.write(s + '\n');
 const started = performance.now();
 const elapsedS = () => (performance.now() - started) / 1000;
 
-for (const p of PRECISIONS) if (p !== 'fp32' && p !== 'tf32') throw new Error(`--precisions: fp32 and/or tf32, got ${p}`);
-for (const c of ONLY) if (c !== 'teacher' && !SIZE.students[c]) throw new Error(`--only: teacher, student6, student4; got ${c}`);
+for (const p of PRECISIONS)
+  if (p !== 'fp32' && p !== 'tf32') throw new Error(`--precisions: fp32 and/or tf32, got ${p}`);
+for (const c of ONLY)
+  if (c !== 'teacher' && !SIZE.students[c]) throw new Error(`--only: teacher, student6, student4; got ${c}`);
 
 const result = {
   date: new Date().toISOString(),
@@ -49,7 +54,10 @@ const result = {
   host: os.hostname(),
   tf32_flag: C.TF32_FLAG,
   shape: { pairs: SIZE.B * SIZE.G, queries: SIZE.B, group: SIZE.G, tokens: SIZE.len },
-  models: { teacher: C.sizeLabel(SIZE.teacher), ...Object.fromEntries(Object.entries(SIZE.students).map(([k, v]) => [k, C.sizeLabel(v)])) },
+  models: {
+    teacher: C.sizeLabel(SIZE.teacher),
+    ...Object.fromEntries(Object.entries(SIZE.students).map(([k, v]) => [k, C.sizeLabel(v)])),
+  },
   steps: STEPS,
   warmup: WARMUP,
   rows: [],
@@ -144,11 +152,15 @@ async function main() {
       if (tf.getKernel(k, BACKEND)) tf.unregisterKernel(k, BACKEND);
   }
   const timer = deviceTimer();
-  log(`cuda_bert: backend ${BACKEND}, device ${result.device}${timer ? '' : ' (wall time only)'}; ${result.shape.pairs} pairs x ${SIZE.len} tokens`);
+  log(
+    `cuda_bert: backend ${BACKEND}, device ${result.device}${timer ? '' : ' (wall time only)'}; ${result.shape.pairs} pairs x ${SIZE.len} tokens`,
+  );
 
   const t0 = performance.now();
   const teacher = new fd.models.CrossEncoder(SIZE.teacher, 0);
-  const students = Object.fromEntries(ONLY.filter((c) => c !== 'teacher').map((c, i) => [c, new fd.models.CrossEncoder(SIZE.students[c], 1 + i)]));
+  const students = Object.fromEntries(
+    ONLY.filter((c) => c !== 'teacher').map((c, i) => [c, new fd.models.CrossEncoder(SIZE.students[c], 1 + i)]),
+  );
   const batch = C.syntheticBatch(SIZE, SIZE.teacher.vocabSize);
   // fp32 (the default) for the teacher scores the students learn from
   if (BACKEND === 'cuda') {
@@ -161,11 +173,21 @@ async function main() {
   const tScores = C.teacherScores(teacher, batch);
   result.setup_s = (performance.now() - t0) / 1000;
   const config = C.studentConfig({ kl: 1 }, SIZE);
-  const steps = Object.fromEntries(Object.entries(students).map(([c, m]) => [c, C.studentStep(m, batch, tScores, config)]));
+  const steps = Object.fromEntries(
+    Object.entries(students).map(([c, m]) => [c, C.studentStep(m, batch, tScores, config)]),
+  );
   const cases = ONLY.map((c) =>
     c === 'teacher'
-      ? { id: c, label: `teacher ${C.sizeLabel(SIZE.teacher)} scoring (forward, no gradient)`, fn: () => C.teacherScores(teacher, batch)[0] }
-      : { id: c, label: `student ${C.sizeLabel(SIZE.students[c])} step (fwd + bwd + AdamW, KL)`, fn: () => steps[c].step().loss },
+      ? {
+          id: c,
+          label: `teacher ${C.sizeLabel(SIZE.teacher)} scoring (forward, no gradient)`,
+          fn: () => C.teacherScores(teacher, batch)[0],
+        }
+      : {
+          id: c,
+          label: `student ${C.sizeLabel(SIZE.students[c])} step (fwd + bwd + AdamW, KL)`,
+          fn: () => steps[c].step().loss,
+        },
   );
   let failed = 0;
   const total = PRECISIONS.length * cases.length;
@@ -192,15 +214,21 @@ async function main() {
           const r = time(c.fn, timer, budget);
           const { last, ...rest } = r;
           Object.assign(row, rest, { value: last });
-          log(`  ${precision} ${c.label}: device ${r.device_ms == null ? 'n/a' : r.device_ms.toFixed(2) + ' ms'}, wall ${r.wall_ms.toFixed(2)} ms (median of ${r.steps}; leaked tensors ${r.tensors_leaked})`);
+          log(
+            `  ${precision} ${c.label}: device ${r.device_ms == null ? 'n/a' : r.device_ms.toFixed(2) + ' ms'}, wall ${r.wall_ms.toFixed(2)} ms (median of ${r.steps}; leaked tensors ${r.tensors_leaked})`,
+          );
           if (PROFILE && precision === PRECISIONS[0]) {
             result.profiles[c.id] = profileOnce(c.fn);
             const pr = result.profiles[c.id];
             if (pr.top) {
-              log(`    profile (each kernel synchronised): step ${pr.step_ms.toFixed(1)} ms, in kernels ${pr.ms.toFixed(1)} ms, ${pr.calls} calls`);
-              for (const k of pr.top.slice(0, 14)) log(`      ${k.kernel} ${k.impl}: ${k.calls} calls, ${k.ms.toFixed(2)} ms`);
+              log(
+                `    profile (each kernel synchronised): step ${pr.step_ms.toFixed(1)} ms, in kernels ${pr.ms.toFixed(1)} ms, ${pr.calls} calls`,
+              );
+              for (const k of pr.top.slice(0, 14))
+                log(`      ${k.kernel} ${k.impl}: ${k.calls} calls, ${k.ms.toFixed(2)} ms`);
             }
-            if (result.profiles[c.id].fallbacks?.length) log(`    fallbacks: ${result.profiles[c.id].fallbacks.join(', ')}`);
+            if (result.profiles[c.id].fallbacks?.length)
+              log(`    fallbacks: ${result.profiles[c.id].fallbacks.join(', ')}`);
           }
         } catch (e) {
           row.error = e.message.split('\n')[0];

@@ -56,7 +56,9 @@ struct DevBuf {
   ~DevBuf() {
     if (p) device::release(p);
   }
-  void up(const std::vector<float>& h) { check_status(device::upload(p, h.data(), h.size() * sizeof(float)), "upload"); }
+  void up(const std::vector<float>& h) {
+    check_status(device::upload(p, h.data(), h.size() * sizeof(float)), "upload");
+  }
   std::vector<float> down(size_t count) const {
     std::vector<float> h(count);
     check_status(device::download(h.data(), p, count * sizeof(float)), "download");
@@ -385,8 +387,8 @@ FeatRef ref_mse(const std::vector<float>& a, const std::vector<float>& b, const 
 
 // mask_mode: 0 none, 1 random (batch row 0 with half its tokens padding), 2 everything padding.
 // offset: floats to shift a/b/grad by (1 = misaligned, the scalar path).
-void check_feature(bool attn, int64_t layers, int64_t batch, int64_t heads, int64_t len, int64_t hidden,
-                   int mask_mode, int offset, std::mt19937_64& rng) {
+void check_feature(bool attn, int64_t layers, int64_t batch, int64_t heads, int64_t len, int64_t hidden, int mask_mode,
+                   int offset, std::mt19937_64& rng) {
   const int64_t n = attn ? batch * heads * len * len : layers * batch * len * hidden;
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
   std::vector<float> a(n), b(n), m;
@@ -454,7 +456,10 @@ void check_feature(bool attn, int64_t layers, int64_t batch, int64_t heads, int6
   char name[160], detail[160];
   std::snprintf(name, sizeof name, "%s %lldx%lldx%lldx%lld mask=%s%s", attn ? "attentionMSE" : "hiddenMSE",
                 (long long)(attn ? batch : layers), (long long)(attn ? heads : batch), (long long)len,
-                (long long)(attn ? len : hidden), mask_mode == 0 ? "none" : mask_mode == 1 ? "random" : "all-padding",
+                (long long)(attn ? len : hidden),
+                mask_mode == 0   ? "none"
+                : mask_mode == 1 ? "random"
+                                 : "all-padding",
                 offset ? " misaligned" : "");
   std::snprintf(detail, sizeof detail, "loss %.8g vs %.8g, grad err %.3g of %.3g%s", loss0, ref.loss, err, gmax,
                 same ? "" : ", NOT bit-identical");
@@ -613,8 +618,9 @@ void bench() {
     f.heads = heads;
     f.len = len;
     f.hidden = hidden;
-    line(name,
-         time_us([&] { check_status(attn ? attention_mse_cuda(f, dg.p, dl.p) : hidden_mse_cuda(f, dg.p, dl.p), "mse"); }),
+    line(name, time_us([&] {
+           check_status(attn ? attention_mse_cuda(f, dg.p, dl.p) : hidden_mse_cuda(f, dg.p, dl.p), "mse");
+         }),
          3.0 * n * 4);
   };
   feature("hiddenMSE 32x512x768", false, 1, 32, 1, 512, 768, false);

@@ -13,7 +13,7 @@
 'use strict';
 const C = require('./bert_common');
 
-const { tf, fd } = C;
+const { fd } = C;
 const args = C.argParser(process.argv.slice(2));
 const BACKENDS = args.get('backends', 'native,cuda').split(',');
 const STEPS = Number(args.get('steps', '20'));
@@ -25,7 +25,9 @@ if (BACKENDS.length !== 2) throw new Error(`--backends: two backends, got ${BACK
 
 // --tiny: the same code paths in a second (dry runs, tests), not the GPU check's sizes
 const SHAPE = args.flag('tiny') ? { B: 2, G: 4, len: 16 } : { B: 4, G: 8, len: 64 };
-const TEACHER = args.flag('tiny') ? C.SIZES.tiny.teacher : { ...C.SIZES.full.teacher, hidden: 128, layers: 4, heads: 2, intermediate: 512 };
+const TEACHER = args.flag('tiny')
+  ? C.SIZES.tiny.teacher
+  : { ...C.SIZES.full.teacher, hidden: 128, layers: 4, heads: 2, intermediate: 512 };
 const STUDENT = { ...TEACHER, layers: TEACHER.layers / 2 };
 
 async function runOn(backend) {
@@ -50,7 +52,9 @@ async function runOn(backend) {
   teacher.dispose();
   student.dispose();
   fd.distill.disposeBatch(batch);
-  log(`  ${backend}: ${STEPS} steps, ${ms.toFixed(1)} ms/step, loss ${losses[0].toFixed(6)} -> ${losses[STEPS - 1].toFixed(6)}`);
+  log(
+    `  ${backend}: ${STEPS} steps, ${ms.toFixed(1)} ms/step, loss ${losses[0].toFixed(6)} -> ${losses[STEPS - 1].toFixed(6)}`,
+  );
   return { teacherScores: Array.from(teacherScores), losses, gradNorms, params, ms_per_step: ms };
 }
 
@@ -58,9 +62,19 @@ const close = (a, b) => Math.abs(a - b) <= RTOL * Math.max(Math.abs(a), Math.abs
 const maxDiff = (xs, ys) => xs.reduce((m, x, i) => Math.max(m, Math.abs(x - ys[i])), 0);
 
 async function main() {
-  const out = { backends: BACKENDS, steps: STEPS, rtol: RTOL, atol: ATOL, shape: SHAPE, teacher: C.sizeLabel(TEACHER), student: C.sizeLabel(STUDENT) };
+  const out = {
+    backends: BACKENDS,
+    steps: STEPS,
+    rtol: RTOL,
+    atol: ATOL,
+    shape: SHAPE,
+    teacher: C.sizeLabel(TEACHER),
+    student: C.sizeLabel(STUDENT),
+  };
   const save = () => JSON_OUT && C.writeJson(JSON_OUT, out);
-  log(`cuda_vs_native: ${BACKENDS.join(' vs ')}, student ${out.student} distilled from teacher ${out.teacher}, ${STEPS} steps`);
+  log(
+    `cuda_vs_native: ${BACKENDS.join(' vs ')}, student ${out.student} distilled from teacher ${out.teacher}, ${STEPS} steps`,
+  );
   const runs = [];
   // both backends first: a missing one is found before the other's steps run
   for (const b of BACKENDS) {
@@ -88,18 +102,32 @@ async function main() {
   const badScores = a.teacherScores.filter((x, i) => !close(x, b.teacherScores[i])).length;
   out.losses = { [BACKENDS[0]]: a.losses, [BACKENDS[1]]: b.losses };
   out.grad_norms = { [BACKENDS[0]]: a.gradNorms, [BACKENDS[1]]: b.gradNorms };
-  out.loss_max_rel_diff = Math.max(...a.losses.map((x, i) => Math.abs(x - b.losses[i]) / Math.max(Math.abs(x), Math.abs(b.losses[i]), 1e-30)));
-  out.grad_norm_max_rel_diff = Math.max(...a.gradNorms.map((x, i) => Math.abs(x - b.gradNorms[i]) / Math.max(Math.abs(x), 1e-30)));
+  out.loss_max_rel_diff = Math.max(
+    ...a.losses.map((x, i) => Math.abs(x - b.losses[i]) / Math.max(Math.abs(x), Math.abs(b.losses[i]), 1e-30)),
+  );
+  out.grad_norm_max_rel_diff = Math.max(
+    ...a.gradNorms.map((x, i) => Math.abs(x - b.gradNorms[i]) / Math.max(Math.abs(x), 1e-30)),
+  );
   out.param_max_abs_diff = Math.max(...[...a.params].map(([k, v]) => maxDiff(v, b.params.get(k))));
   out.ms_per_step = { [BACKENDS[0]]: a.ms_per_step, [BACKENDS[1]]: b.ms_per_step };
   const badSteps = a.losses.map((x, i) => (close(x, b.losses[i]) ? -1 : i + 1)).filter((i) => i > 0);
   out.checks = [
-    { name: 'teacher scores', pass: badScores === 0, detail: `${a.teacherScores.length - badScores}/${a.teacherScores.length} within tolerance, max abs diff ${out.teacher_scores_max_abs_diff.toExponential(2)}` },
-    { name: `loss, ${STEPS} steps`, pass: badSteps.length === 0, detail: `max rel diff ${out.loss_max_rel_diff.toExponential(2)}${badSteps.length ? `; steps off: ${badSteps.join(', ')}` : ''}` },
+    {
+      name: 'teacher scores',
+      pass: badScores === 0,
+      detail: `${a.teacherScores.length - badScores}/${a.teacherScores.length} within tolerance, max abs diff ${out.teacher_scores_max_abs_diff.toExponential(2)}`,
+    },
+    {
+      name: `loss, ${STEPS} steps`,
+      pass: badSteps.length === 0,
+      detail: `max rel diff ${out.loss_max_rel_diff.toExponential(2)}${badSteps.length ? `; steps off: ${badSteps.join(', ')}` : ''}`,
+    },
   ];
   out.pass = out.checks.every((c) => c.pass);
   for (const c of out.checks) log(`  ${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.detail}`);
-  log(`  (gradient norm max rel diff ${out.grad_norm_max_rel_diff.toExponential(2)}, final parameters max abs diff ${out.param_max_abs_diff.toExponential(2)})`);
+  log(
+    `  (gradient norm max rel diff ${out.grad_norm_max_rel_diff.toExponential(2)}, final parameters max abs diff ${out.param_max_abs_diff.toExponential(2)})`,
+  );
   save();
   return out.pass ? 0 : 1;
 }

@@ -21,7 +21,15 @@ const path = require('path');
 const os = require('os');
 const SPEC = require('./cases.json');
 
-const TERMS = ['pointwiseBCE', 'pairwiseRankNet', 'pairwiseHinge', 'listwiseSoftmaxCE', 'distillKL', 'marginMSE', 'scoreMSE'];
+const TERMS = [
+  'pointwiseBCE',
+  'pairwiseRankNet',
+  'pairwiseHinge',
+  'listwiseSoftmaxCE',
+  'distillKL',
+  'marginMSE',
+  'scoreMSE',
+];
 const args = process.argv.slice(2);
 const addonArg = args.find((a) => !a.startsWith('--') && args[args.indexOf(a) - 1] !== '--json');
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
@@ -42,7 +50,14 @@ if (!addonArg) {
   log('usage: node gpu_check.js <path/to/fused_distill.node> [--json FILE] [--quick]');
   process.exit(2);
 }
-const result = { date: new Date().toISOString(), addon: addonArg, host: os.hostname(), node: process.version, checks: [], cases: {} };
+const result = {
+  date: new Date().toISOString(),
+  addon: addonArg,
+  host: os.hostname(),
+  node: process.version,
+  checks: [],
+  cases: {},
+};
 let addon;
 try {
   // A runtime require of a path given on the command line (left alone by the bundler).
@@ -55,7 +70,9 @@ try {
 const cuda = addon.cuda;
 if (typeof addon.builtWithCuda !== 'function' || !addon.builtWithCuda() || !cuda) {
   const why = cuda && typeof cuda.lastError === 'function' ? cuda.lastError() : 'no cuda API';
-  log(`gpu_check: no CUDA: ${addonArg} was built without CUDA (${why}). Build it with -DWITH_CUDA=ON (bench/gpu/run.sh does).`);
+  log(
+    `gpu_check: no CUDA: ${addonArg} was built without CUDA (${why}). Build it with -DWITH_CUDA=ON (bench/gpu/run.sh does).`,
+  );
   result.error = `no CUDA: addon built without CUDA (${why})`;
   emit(result, 3);
 }
@@ -170,7 +187,10 @@ function record(name, pass, detail) {
   log(`${pass ? 'PASS' : 'FAIL'} ${name}${detail.note ? ' ' + detail.note : ''}`);
 }
 
-function checkObjective(name, { rows, cols, weights, temperature = 1, sigma = 1, margin = 1, masked = false, labels = 'grades', y: yIn }) {
+function checkObjective(
+  name,
+  { rows, cols, weights, temperature = 1, sigma = 1, margin = 1, masked = false, labels = 'grades', y: yIn },
+) {
   try {
     const n = rows * cols;
     const s = normal(n, 2);
@@ -205,7 +225,10 @@ function checkObjective(name, { rows, cols, weights, temperature = 1, sigma = 1,
     }
     const pass = lossOk(res[0], totalC) && lossOk(total2, totalC) && partsOk && gc.ok;
     record(name, pass, {
-      loss_cpu: totalC, loss_gpu: res[0], loss_gpu_no_grad: total2, grad_rel_err: gc.rel,
+      loss_cpu: totalC,
+      loss_gpu: res[0],
+      loss_gpu_no_grad: total2,
+      grad_rel_err: gc.rel,
       note: `(loss cpu ${totalC.toPrecision(7)} gpu ${res[0].toPrecision(7)}${total2 !== res[0] ? ' / no-grad ' + total2.toPrecision(7) : ''}, grad rel err ${gc.rel.toExponential(1)}${partErr.length ? '; parts: ' + partErr.join(', ') : ''})`,
     });
   } catch (e) {
@@ -237,7 +260,9 @@ function checkFeature(name, kind, { layers = 1, batch, heads = 1, len, hidden = 
     const lossG = down(lossH, 1)[0];
     const gc = compareGrad(down(gradH, n), gradC);
     record(name, lossOk(lossG, lossC) && gc.ok, {
-      loss_cpu: lossC, loss_gpu: lossG, grad_rel_err: gc.rel,
+      loss_cpu: lossC,
+      loss_gpu: lossG,
+      grad_rel_err: gc.rel,
       note: `(loss cpu ${lossC.toPrecision(7)} gpu ${lossG.toPrecision(7)}, grad rel err ${gc.rel.toExponential(1)})`,
     });
   } catch (e) {
@@ -259,7 +284,9 @@ function checkScale(n, c) {
     cuda.synchronize();
     const g1 = compareGrad(down(oh, n), outC);
     const g2 = compareGrad(down(xh, n), outC);
-    record(`scale n=${n}`, g1.max_abs_diff === 0 && g2.max_abs_diff === 0, { note: `(max diff ${g1.max_abs_diff}, in place ${g2.max_abs_diff})` });
+    record(`scale n=${n}`, g1.max_abs_diff === 0 && g2.max_abs_diff === 0, {
+      note: `(max diff ${g1.max_abs_diff}, in place ${g2.max_abs_diff})`,
+    });
   } catch (e) {
     record(`scale n=${n}`, false, { error: e.message, note: `(error: ${e.message})` });
   } finally {
@@ -268,25 +295,54 @@ function checkScale(n, c) {
 }
 
 function correctness() {
-  log('gpu_check: correctness (CUDA vs the addon\'s CPU kernels)');
+  log("gpu_check: correctness (CUDA vs the addon's CPU kernels)");
   for (const term of TERMS) {
     const opts = { temperature: 2, sigma: 1.5, margin: 0.7, labels: term === 'pointwiseBCE' ? 'uniform' : 'grades' };
     checkObjective(`${term} 64x32`, { rows: 64, cols: 32, weights: { [term]: 1 }, ...opts });
     checkObjective(`${term} 100x45 masked`, { rows: 100, cols: 45, weights: { [term]: 1 }, masked: true, ...opts });
   }
   const all = Object.fromEntries(TERMS.map((t, i) => [t, 0.3 + 0.2 * i]));
-  checkObjective('all 7 terms 257x33 masked', { rows: 257, cols: 33, weights: all, temperature: 3, sigma: 0.8, margin: 1.2, masked: true });
+  checkObjective('all 7 terms 257x33 masked', {
+    rows: 257,
+    cols: 33,
+    weights: all,
+    temperature: 3,
+    sigma: 0.8,
+    margin: 1.2,
+    masked: true,
+  });
   for (const cols of [1, 7, 33, 64, 128, 512, 1000]) {
-    checkObjective(`RankNet + KL cols=${cols}`, { rows: cols >= 512 ? 97 : 300, cols, weights: { pairwiseRankNet: 1, distillKL: 1 }, temperature: 2 });
+    checkObjective(`RankNet + KL cols=${cols}`, {
+      rows: cols >= 512 ? 97 : 300,
+      cols,
+      weights: { pairwiseRankNet: 1, distillKL: 1 },
+      temperature: 2,
+    });
   }
   checkObjective('distillKL 2000x512 T=1 (attention rows)', { rows: 2000, cols: 512, weights: { distillKL: 1 } });
   checkObjective('distillKL 4096x64 T=2', { rows: 4096, cols: 64, weights: { distillKL: 1 }, temperature: 2 });
   checkObjective('pairwiseRankNet 4096x64', { rows: 4096, cols: 64, weights: { pairwiseRankNet: 1 } });
-  checkObjective('pairwiseRankNet no pair (all labels equal)', { rows: 16, cols: 8, weights: { pairwiseRankNet: 1 }, y: new Float32Array(128).fill(2) });
-  checkObjective('listwiseSoftmaxCE no positive row', { rows: 16, cols: 8, weights: { listwiseSoftmaxCE: 1 }, y: new Float32Array(128) });
+  checkObjective('pairwiseRankNet no pair (all labels equal)', {
+    rows: 16,
+    cols: 8,
+    weights: { pairwiseRankNet: 1 },
+    y: new Float32Array(128).fill(2),
+  });
+  checkObjective('listwiseSoftmaxCE no positive row', {
+    rows: 16,
+    cols: 8,
+    weights: { listwiseSoftmaxCE: 1 },
+    y: new Float32Array(128),
+  });
   checkFeature('hiddenMSE 4x33x96', 'hidden', { batch: 4, len: 33, hidden: 96, masked: false });
   checkFeature('hiddenMSE 4x33x96 tokenMask', 'hidden', { batch: 4, len: 33, hidden: 96, masked: true });
-  checkFeature('hiddenMSE 2 layers x 3x17x768 tokenMask', 'hidden', { layers: 2, batch: 3, len: 17, hidden: 768, masked: true });
+  checkFeature('hiddenMSE 2 layers x 3x17x768 tokenMask', 'hidden', {
+    layers: 2,
+    batch: 3,
+    len: 17,
+    hidden: 768,
+    masked: true,
+  });
   checkFeature('attentionMSE 3x4x37x37', 'attention', { batch: 3, heads: 4, len: 37, masked: false });
   checkFeature('attentionMSE 3x4x37x37 tokenMask', 'attention', { batch: 3, heads: 4, len: 37, masked: true });
   checkFeature('attentionMSE 2x12x128x128 tokenMask', 'attention', { batch: 2, heads: 12, len: 128, masked: true });
@@ -320,7 +376,14 @@ function timeCalls(call) {
     cuda.synchronize();
     wall.push(Number(process.hrtime.bigint() - t0) / 1e6 / N);
   }
-  return { device_ms: median(device), device_min_ms: Math.min(...device), wall_ms: median(wall), wall_min_ms: Math.min(...wall), calls_per_batch: N, batches: BATCHES };
+  return {
+    device_ms: median(device),
+    device_min_ms: Math.min(...device),
+    wall_ms: median(wall),
+    wall_min_ms: Math.min(...wall),
+    calls_per_batch: N,
+    batches: BATCHES,
+  };
 }
 
 function bandwidth() {
@@ -329,7 +392,12 @@ function bandwidth() {
   const out = devEmpty(n);
   const r = timeCalls(() => cuda.scale(x, 1.0001, out));
   freeAll();
-  return { method: 'cuda.scale(x, c, out) on 256 MB: reads n floats and writes n floats (2 x 256 MB per call); device time from CUDA events', gbs: (2 * n * 4) / (r.device_ms * 1e6), ...r };
+  return {
+    method:
+      'cuda.scale(x, c, out) on 256 MB: reads n floats and writes n floats (2 x 256 MB per call); device time from CUDA events',
+    gbs: (2 * n * 4) / (r.device_ms * 1e6),
+    ...r,
+  };
 }
 
 function launchFloor() {
@@ -370,12 +438,28 @@ function timing(bw) {
         const rows = sn / cols;
         const weights = weightsOf(c.op === 'rankingObjective' ? o.weights : { [c.op]: 1 });
         const res = devEmpty(8);
-        call = () => cuda.rankingObjective(d.s, d.t || null, d.y || null, null, rows, cols, weights, o.temperature || 1, o.sigma || 1, o.margin || 1, grad, res);
+        call = () =>
+          cuda.rankingObjective(
+            d.s,
+            d.t || null,
+            d.y || null,
+            null,
+            rows,
+            cols,
+            weights,
+            o.temperature || 1,
+            o.sigma || 1,
+            o.margin || 1,
+            grad,
+            res,
+          );
       }
       Object.assign(rc, timeCalls(call));
       rc.bw_floor_ms = (bytes / (bw.gbs * 1e9)) * 1e3;
       rc.device_over_floor = rc.device_ms / rc.bw_floor_ms;
-      log(`gpu_check: ${c.label}: device ${(rc.device_ms * 1e3).toFixed(1)} µs, wall ${(rc.wall_ms * 1e3).toFixed(1)} µs, floor ${(rc.bw_floor_ms * 1e3).toFixed(1)} µs`);
+      log(
+        `gpu_check: ${c.label}: device ${(rc.device_ms * 1e3).toFixed(1)} µs, wall ${(rc.wall_ms * 1e3).toFixed(1)} µs, floor ${(rc.bw_floor_ms * 1e3).toFixed(1)} µs`,
+      );
     } catch (e) {
       rc.error = e.message;
       log(`gpu_check: ${c.label}: error ${e.message}`);
@@ -390,7 +474,9 @@ try {
   result.bandwidth = bandwidth();
   log(`gpu_check: device bandwidth ${result.bandwidth.gbs.toFixed(0)} GB/s (scale kernel, 256 MB)`);
   result.launch_floor = launchFloor();
-  log(`gpu_check: launch floor device ${(result.launch_floor.device_ms * 1e3).toFixed(2)} µs, wall ${(result.launch_floor.wall_ms * 1e3).toFixed(2)} µs`);
+  log(
+    `gpu_check: launch floor device ${(result.launch_floor.device_ms * 1e3).toFixed(2)} µs, wall ${(result.launch_floor.wall_ms * 1e3).toFixed(2)} µs`,
+  );
   timing(result.bandwidth);
 } catch (e) {
   result.timing_error = e.message;
@@ -398,7 +484,7 @@ try {
 }
 try {
   result.memory = cuda.memoryStats();
-} catch (e) {
+} catch {
   /* informational only */
 }
 const failed = result.checks.filter((c) => !c.pass).length;

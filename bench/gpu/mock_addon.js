@@ -5,7 +5,9 @@
 'use strict';
 const path = require('path');
 
-const real = require(process.env.FD_ADDON || path.join(__dirname, '..', '..', 'build', 'Release', 'fused_distill.node'));
+const real = require(
+  process.env.FD_ADDON || path.join(__dirname, '..', '..', 'build', 'Release', 'fused_distill.node'),
+);
 const buffers = new Map();
 let next = 1;
 let timer = 0n;

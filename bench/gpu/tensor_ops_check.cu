@@ -123,7 +123,7 @@ void binary_checks() {
 std::vector<float> unary_input(size_t n) {
   auto v = check::random_floats(n, 0.05, 4.0f);
   std::uniform_real_distribution<float> wide(-120.0f, 120.0f);
-  for (size_t i = 1; i < n; i += 5) v[i] = wide(check::rng());  // the exp/log ranges' ends
+  for (size_t i = 1; i < n; i += 5) v[i] = wide(check::rng());       // the exp/log ranges' ends
   for (size_t i = 2; i < n; i += 11) v[i] = std::ldexp(v[i], -130);  // subnormals
   for (size_t i = 3; i < n; i += 13) v[i] = std::fabs(v[i]) * 1e-5f;
   return v;
@@ -149,8 +149,8 @@ void unary_checks() {
           check::report().line(false, name, "upload: " + device::last_error());
           continue;
         }
-        const std::string err =
-            check::device_error(unary_cuda(op, reinterpret_cast<const float*>(dx.ptr), dout.ptr, int64_t(n), p0, p1));
+        const std::string err = check::device_error(
+            unary_cuda(op, reinterpret_cast<const float*>(dx.ptr), dout.ptr, int64_t(n), p0, p1));
         if (!err.empty()) {
           check::report().line(false, name, err);
           continue;

@@ -78,8 +78,8 @@ enum class Tol { kExact, kUlp, kRel };
 
 // Compares n floats: kExact: same bits (any NaN equals any NaN), kUlp: within `ulps`, kRel:
 // |a - b| <= rel max(|a|, |b|) + abs_tol (infinities must match). Returns "" or the first mismatch.
-inline std::string compare_f32(const float* got, const float* want, size_t n, Tol tol, int64_t ulps = 0,
-                               double rel = 0, double abs_tol = 0) {
+inline std::string compare_f32(const float* got, const float* want, size_t n, Tol tol, int64_t ulps = 0, double rel = 0,
+                               double abs_tol = 0) {
   for (size_t i = 0; i < n; ++i) {
     const float g = got[i], w = want[i];
     bool ok;
@@ -131,8 +131,8 @@ inline std::mt19937& rng() {
 inline std::vector<float> random_floats(size_t n, double special = 0.05, float scale = 3.0f) {
   std::normal_distribution<float> nd(0.0f, scale);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  static const float kSpecial[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 0.5f, -0.5f, 1.0f, -1.0f, 2.5f, -3.0f, 1e30f,
-                                   -1e-40f};
+  static const float kSpecial[] = {NAN,  INFINITY, -INFINITY, 0.0f,  -0.0f, 0.5f,   -0.5f,
+                                   1.0f, -1.0f,    2.5f,      -3.0f, 1e30f, -1e-40f};
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) {
     v[i] = nd(rng());

@@ -72,8 +72,8 @@ void reduce_case(ReduceOp op, DType t, const std::vector<int64_t>& shape, uint32
   std::string diff;
   const bool float_sum = t == kF32 && (op == ReduceOp::kSum || op == ReduceOp::kMean || op == ReduceOp::kProd);
   if (out_t == int(kF32))
-    diff = check::compare_f32(reinterpret_cast<float*>(got.data()), reinterpret_cast<float*>(want.data()),
-                              size_t(kept), float_sum ? Tol::kRel : Tol::kExact, 0, 1e-5, 1e-6);
+    diff = check::compare_f32(reinterpret_cast<float*>(got.data()), reinterpret_cast<float*>(want.data()), size_t(kept),
+                              float_sum ? Tol::kRel : Tol::kExact, 0, 1e-5, 1e-6);
   else
     diff = check::compare_bytes(got.data(), want.data(), got.size(), ob);
   check::report().line(diff.empty(), name, diff);
@@ -85,15 +85,15 @@ void reduce_checks() {
     uint32_t mask;
   };
   const std::vector<Shape> multi = {
-      {{}, 0},           {{4097}, 1},          {{3, 4097}, 2},          {{33, 17}, 1},
-      {{5, 7, 9}, 5},    {{5, 7, 9}, 2},       {{2, 3, 4, 5, 6}, 0x15}, {{2, 3, 4, 5, 6}, 0x0a},
-      {{1, 1}, 1},       {{4, 1, 6}, 2},       {{(1 << 20) + 5}, 1},     {{70000, 3}, 1},
-      {{100, 2000}, 2},  {{3, 5}, 3},          {{6, 300, 2}, 2},        {{2, 3, 4, 5, 6}, 0x1f},
+      {{}, 0},          {{4097}, 1},    {{3, 4097}, 2},          {{33, 17}, 1},
+      {{5, 7, 9}, 5},   {{5, 7, 9}, 2}, {{2, 3, 4, 5, 6}, 0x15}, {{2, 3, 4, 5, 6}, 0x0a},
+      {{1, 1}, 1},      {{4, 1, 6}, 2}, {{(1 << 20) + 5}, 1},    {{70000, 3}, 1},
+      {{100, 2000}, 2}, {{3, 5}, 3},    {{6, 300, 2}, 2},        {{2, 3, 4, 5, 6}, 0x1f},
   };
-  const std::vector<Shape> single = {{{4097}, 1}, {{3, 4097}, 2}, {{33, 17}, 1}, {{5, 7, 9}, 2},
+  const std::vector<Shape> single = {{{4097}, 1},     {{3, 4097}, 2}, {{33, 17}, 1},        {{5, 7, 9}, 2},
                                      {{70000, 3}, 1}, {{4, 1, 6}, 2}, {{2, 3, 4, 5, 6}, 8}, {{9, 5000}, 2}};
-  const ReduceOp ops[] = {ReduceOp::kSum, ReduceOp::kMean, ReduceOp::kProd, ReduceOp::kMax, ReduceOp::kMin,
-                          ReduceOp::kAny, ReduceOp::kAll, ReduceOp::kArgMax, ReduceOp::kArgMin};
+  const ReduceOp ops[] = {ReduceOp::kSum, ReduceOp::kMean, ReduceOp::kProd,   ReduceOp::kMax,   ReduceOp::kMin,
+                          ReduceOp::kAny, ReduceOp::kAll,  ReduceOp::kArgMax, ReduceOp::kArgMin};
   for (ReduceOp op : ops)
     for (DType t : {kF32, kI32, kU8}) {
       if (reduce_output_type(op, t) < 0) continue;
@@ -106,7 +106,7 @@ void reduce_checks() {
 }
 
 void softmax_checks() {
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},  {7, 5},     {33, 32},  {5, 33},   {9, 1000},
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {7, 5},    {33, 32},  {5, 33},    {9, 1000},
                                                 {3, 1024}, {4, 1025}, {2, 4097}, {3, 30522}, {2000, 64}};
   for (bool log : {false, true})
     for (const auto& rc : shapes)
@@ -135,7 +135,8 @@ void softmax_checks() {
         (in_place ? dx : dout).download(got.data(), size_t(n) * 4);
         // log-softmax is x - max - log(sum) of O(1..10) terms: a result near 0 keeps their absolute
         // rounding error (1.2e-7 seen on the H100 for -0.00137), so its absolute floor is 1e-6.
-        const std::string diff = check::compare_f32(got.data(), want.data(), size_t(n), Tol::kRel, 0, 1e-5, log ? 1e-6 : 1e-7);
+        const std::string diff = check::compare_f32(got.data(), want.data(), size_t(n), Tol::kRel, 0, 1e-5,
+                                                    log ? 1e-6 : 1e-7);
         check::report().line(diff.empty(), name, diff);
       }
 }
@@ -183,8 +184,8 @@ void transpose_checks() {
       const size_t bytes = size_t(check::numel(c.first) * elem);
       std::string perm;
       for (int p : c.second) perm += std::to_string(p);
-      const std::string name = "transpose " + check::shape_str(c.first.data(), rank) + " perm " + perm +
-                               " elem " + std::to_string(elem);
+      const std::string name = "transpose " + check::shape_str(c.first.data(), rank) + " perm " + perm + " elem " +
+                               std::to_string(elem);
       layout_case(
           name, random_bytes(bytes), bytes, elem,
           [&](const void* x, void* o) { transpose_cpu(x, c.first.data(), rank, c.second.data(), o, elem); },
@@ -211,8 +212,8 @@ void slice_checks() {
       const int rank = int(c.shape.size());
       const size_t in_bytes = size_t(check::numel(c.shape) * elem), out_bytes = size_t(check::numel(c.size) * elem);
       const std::string name = "slice " + check::shape_str(c.shape.data(), rank) + " begin " +
-                               check::shape_str(c.begin.data(), rank) + " size " + check::shape_str(c.size.data(), rank) +
-                               " elem " + std::to_string(elem);
+                               check::shape_str(c.begin.data(), rank) + " size " +
+                               check::shape_str(c.size.data(), rank) + " elem " + std::to_string(elem);
       layout_case(
           name, random_bytes(in_bytes), out_bytes, elem,
           [&](const void* x, void* o) { slice_cpu(x, c.shape.data(), rank, c.begin.data(), c.size.data(), o, elem); },
@@ -230,8 +231,8 @@ void concat_checks() {
       const int64_t outer = c.first;
       const std::vector<int64_t>& inner = c.second;
       const int n = int(inner.size());
-      const std::string name = "concat outer " + std::to_string(outer) + " inner " +
-                               check::shape_str(inner.data(), n) + " elem " + std::to_string(elem);
+      const std::string name = "concat outer " + std::to_string(outer) + " inner " + check::shape_str(inner.data(), n) +
+                               " elem " + std::to_string(elem);
       std::vector<std::vector<char>> xs;
       int64_t width = 0;
       for (int64_t w : inner) {
@@ -251,8 +252,7 @@ void concat_checks() {
         dev_ptrs.push_back(dxs.back()->ptr);
       }
       DevBuf dout(out_bytes);
-      const std::string err =
-          check::device_error(concat_cuda(dev_ptrs.data(), inner.data(), n, outer, dout.ptr, elem));
+      const std::string err = check::device_error(concat_cuda(dev_ptrs.data(), inner.data(), n, outer, dout.ptr, elem));
       if (!err.empty()) {
         check::report().line(false, name, err);
         continue;
@@ -265,8 +265,14 @@ void concat_checks() {
 
 void tile_checks() {
   const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> cases = {
-      {{}, {}},           {{3}, {4}},       {{2, 3}, {3, 2}},          {{1, 5, 1}, {2, 1, 3}},
-      {{4}, {1}},         {{8}, {513}},     {{2, 3, 2, 1, 3}, {2, 1, 3, 4, 1}}, {{4097}, {2}},
+      {{}, {}},
+      {{3}, {4}},
+      {{2, 3}, {3, 2}},
+      {{1, 5, 1}, {2, 1, 3}},
+      {{4}, {1}},
+      {{8}, {513}},
+      {{2, 3, 2, 1, 3}, {2, 1, 3, 4, 1}},
+      {{4097}, {2}},
       {{16, 4}, {2, 3}},
   };
   for (int64_t elem : {int64_t(4), int64_t(1)})
@@ -289,8 +295,8 @@ void gather_checks() {
     int64_t batch, outer, dim, slice, n;
     bool out_of_range;
   };
-  const C cases[] = {{1, 1, 10, 1, 5, false},  {2, 3, 7, 5, 4, false},        {1, 1, 30522, 256, 64, false},
-                     {1, 4, 9, 4, 6, true},    {3, 1, 5, 1, 4097, true},      {1, 2, 100, 3, 0, false}};
+  const C cases[] = {{1, 1, 10, 1, 5, false}, {2, 3, 7, 5, 4, false},   {1, 1, 30522, 256, 64, false},
+                     {1, 4, 9, 4, 6, true},   {3, 1, 5, 1, 4097, true}, {1, 2, 100, 3, 0, false}};
   for (int64_t elem : {int64_t(4), int64_t(1)})
     for (const C& c : cases) {
       const std::string name = "gather batch " + std::to_string(c.batch) + " outer " + std::to_string(c.outer) +
@@ -318,9 +324,8 @@ void gather_checks() {
       DevBuf dx(x.size()), didx(idx.size() * 4), dout(out_bytes);
       dx.upload(x.data(), x.size());
       didx.upload(idx.data(), idx.size() * 4);
-      const std::string err = check::device_error(gather_cuda(dx.ptr, c.batch, c.outer, c.dim, c.slice,
-                                                              reinterpret_cast<const int32_t*>(didx.ptr), c.n,
-                                                              dout.ptr, elem));
+      const std::string err = check::device_error(gather_cuda(
+          dx.ptr, c.batch, c.outer, c.dim, c.slice, reinterpret_cast<const int32_t*>(didx.ptr), c.n, dout.ptr, elem));
       if (!err.empty()) {
         check::report().line(false, name, err);
         continue;

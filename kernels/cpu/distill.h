@@ -10,7 +10,8 @@ namespace fd {
 // T^2 * KL(p || q), p = softmax(t/T), q = softmax(s/T) over the valid entries; d/ds_i = T (q_i - p_i).
 // scratch holds 2n floats (the exponentials, so the last pass needs none).
 template <bool kMasked>
-inline double distill_kl_row(const Row& r, float temperature, float coef, float* __restrict g, float* __restrict scratch) {
+inline double distill_kl_row(const Row& r, float temperature, float coef, float* __restrict g,
+                             float* __restrict scratch) {
   FD_ROW_POINTERS(r);
   const float inv_t = 1.0f / temperature;
   float mt = -kInf, ms = -kInf;

@@ -70,8 +70,8 @@ void run(const ew::BroadcastPlan& p, const T* a, const T* b, U* out, int64_t cos
 }
 
 const char* const kBinaryNames[kNumBinaryOps] = {
-    "Add", "Sub", "Multiply", "RealDiv", "Maximum", "Minimum", "Pow", "SquaredDifference", "FloorDiv",
-    "Mod", "Prelu", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"};
+    "Add", "Sub",   "Multiply", "RealDiv",      "Maximum", "Minimum",   "Pow",   "SquaredDifference", "FloorDiv",
+    "Mod", "Prelu", "Greater",  "GreaterEqual", "Less",    "LessEqual", "Equal", "NotEqual"};
 
 }  // namespace
 
@@ -84,15 +84,20 @@ int binary_out_type(int op, int in) {
   if (in == kF32) return kF32;
   if (in == kI32) {
     switch (op) {
-      case kAdd: case kSub: case kMul: case kMaximum: case kMinimum: case kSquaredDifference: return kI32;
+      case kAdd:
+      case kSub:
+      case kMul:
+      case kMaximum:
+      case kMinimum:
+      case kSquaredDifference: return kI32;
       default: return -1;
     }
   }
   return -1;
 }
 
-bool broadcast_shape(const int64_t* a_shape, int a_rank, const int64_t* b_shape, int b_rank,
-                     int64_t* out_shape, int* out_rank) {
+bool broadcast_shape(const int64_t* a_shape, int a_rank, const int64_t* b_shape, int b_rank, int64_t* out_shape,
+                     int* out_rank) {
   const int r = a_rank > b_rank ? a_rank : b_rank;
   if (r > kMaxRank) return false;
   for (int i = 0; i < r; ++i) {

@@ -24,9 +24,9 @@ void map(const float* x, U* out, int64_t n, int64_t cost, F f) {
 }
 
 const char* const kUnaryNames[kNumUnaryOps] = {
-    "Exp",        "Log",   "Log1p", "Expm1", "Tanh",  "Sigmoid", "Erf",        "Softplus", "Elu",   "Selu",
-    "Relu",       "Relu6", "LeakyRelu", "Step", "ClipByValue", "Sqrt", "Rsqrt", "Square",   "Neg",   "Abs",
-    "Reciprocal", "Sign",  "Floor", "Ceil",  "Round", "Sin",     "Cos",        "IsNan",    "IsInf", "IsFinite"};
+    "Exp",        "Log",   "Log1p",     "Expm1", "Tanh",        "Sigmoid", "Erf",   "Softplus", "Elu",   "Selu",
+    "Relu",       "Relu6", "LeakyRelu", "Step",  "ClipByValue", "Sqrt",    "Rsqrt", "Square",   "Neg",   "Abs",
+    "Reciprocal", "Sign",  "Floor",     "Ceil",  "Round",       "Sin",     "Cos",   "IsNan",    "IsInf", "IsFinite"};
 
 // ---- casts and fills.
 template <class T, class U, class F>

@@ -2,8 +2,8 @@
 // blocks (parallel.h), so results never depend on the thread count. Per row everything stays in L1:
 // forward reads x twice (mean, then squared deviations: two-pass, in double) and writes y once;
 // backward reads dy, x, gamma for the two row sums (keeping dy * gamma in dx), then dy, x and dx again
-// to write dx while adding dy * xhat and dy into its block's dgamma / dbeta partials (double). The partials are added in block order at the
-// end: no atomics, the same bits for any thread count.
+// to write dx while adding dy * xhat and dy into its block's dgamma / dbeta partials (double). The partials are added
+// in block order at the end: no atomics, the same bits for any thread count.
 #include <algorithm>
 #include <new>
 #include <vector>
@@ -89,7 +89,8 @@ Status layer_norm_grad_cpu(const LayerNormGradArgs& a) {
   for_each_block(rows, block, rows * cols * 8, [&](int64_t b, int64_t begin, int64_t end) {
     double* pg = partial.data() + b * 2 * cols;
     for (int64_t r = begin; r < end; ++r)
-      row_backward(a.dy + r * cols, a.x + r * cols, a.gamma, a.mean[r], a.rstd[r], cols, a.dx + r * cols, pg, pg + cols);
+      row_backward(a.dy + r * cols, a.x + r * cols, a.gamma, a.mean[r], a.rstd[r], cols, a.dx + r * cols, pg,
+                   pg + cols);
   });
   // Block partials in block order; the first block's are the running sum.
   double* __restrict sum = partial.data();

@@ -74,7 +74,8 @@ void copy_rows(const T* src, const int64_t* dims, const int64_t* strides, int nd
   const int64_t total = rows * run;
   if (rows == 1) {  // one long run: split it
     const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)));
-    for_each_block(run, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) { copy_run(out + b, src + b, e - b); });
+    for_each_block(run, block, copy_work<T>(total),
+                   [&](int64_t, int64_t b, int64_t e) { copy_run(out + b, src + b, e - b); });
     return;
   }
   const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / run);
@@ -111,10 +112,14 @@ inline void block8<uint32_t>(const uint32_t* __restrict src, int64_t ss, uint32_
   const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
                t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
                t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
   _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
   _mm256_storeu_ps(d + ds, _mm256_permute2f128_ps(u1, u5, 0x20));
   _mm256_storeu_ps(d + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));

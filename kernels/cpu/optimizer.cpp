@@ -13,7 +13,8 @@ namespace {
 // Contraction into FMAs would round differently from JS's separate multiply and add. A function of
 // its own (not the lambda below, which does not inherit the attribute) and never inlined into code
 // compiled with -ffp-contract=fast.
-__attribute__((optimize("fp-contract=off"), noinline)) void adamw_block(const AdamWArgs& a, int64_t begin, int64_t end) {
+__attribute__((optimize("fp-contract=off"), noinline)) void adamw_block(const AdamWArgs& a, int64_t begin,
+                                                                        int64_t end) {
   const double b1 = a.beta1, b2 = a.beta2, c1 = 1 - a.beta1, c2 = 1 - a.beta2;
   for (int64_t i = begin; i < end; ++i) {
     const double gi = static_cast<double>(a.g[i]) * a.scale;
@@ -22,7 +23,8 @@ __attribute__((optimize("fp-contract=off"), noinline)) void adamw_block(const Ad
     a.m_out[i] = m;
     a.v_out[i] = v;
     const double mi = m, vi = v;
-    a.out[i] = static_cast<float>(static_cast<double>(a.p[i]) * a.decay - (a.step_size * mi) / (std::sqrt(vi) / a.sqrt_bc2 + a.eps));
+    a.out[i] = static_cast<float>(static_cast<double>(a.p[i]) * a.decay -
+                                  (a.step_size * mi) / (std::sqrt(vi) / a.sqrt_bc2 + a.eps));
   }
 }
 }  // namespace
@@ -49,7 +51,9 @@ double sum_squares_cpu(const float* x, int64_t n) {
   constexpr int64_t kSumBlock = 1 << 14;
   if (n <= 0) return 0;
   std::vector<double> partial(static_cast<size_t>((n + kSumBlock - 1) / kSumBlock));
-  for_each_block(n, kSumBlock, n, [&](int64_t b, int64_t begin, int64_t end) { partial[b] = sum_squares_block(x + begin, end - begin); });
+  for_each_block(n, kSumBlock, n, [&](int64_t b, int64_t begin, int64_t end) {
+    partial[b] = sum_squares_block(x + begin, end - begin);
+  });
   double s = 0;
   for (double p : partial) s += p;
   return s;

@@ -24,7 +24,8 @@ void random_normal_cpu(float* out, int64_t n, float mean, float stddev, uint64_t
   for_each_block(n, kBlock, n * 16, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c += 4) {
       const philox::Block b = philox::block_for(seed, static_cast<uint64_t>(c));
-      for (int64_t i = c; i < end && i < c + 4; ++i) out[i] = philox::normal_at(b, static_cast<uint64_t>(i), mean, stddev);
+      for (int64_t i = c; i < end && i < c + 4; ++i)
+        out[i] = philox::normal_at(b, static_cast<uint64_t>(i), mean, stddev);
     }
   });
 }

@@ -20,8 +20,7 @@ using Sums = std::array<double, kNumTerms>;
 
 inline Row row_at(const ObjectiveArgs& a, int64_t r) {
   const int64_t o = r * a.cols;
-  return Row{a.s + o, a.t ? a.t + o : nullptr, a.y ? a.y + o : nullptr, a.mask ? a.mask + o : nullptr,
-             a.cols};
+  return Row{a.s + o, a.t ? a.t + o : nullptr, a.y ? a.y + o : nullptr, a.mask ? a.mask + o : nullptr, a.cols};
 }
 
 template <bool kMasked>
@@ -42,8 +41,7 @@ Counts count_row(const ObjectiveArgs& a, const Row& r, float* scratch) {
 }
 
 template <bool kMasked>
-void loss_row(const ObjectiveArgs& a, const Row& r, const float* coef, float* g, float* scratch,
-              Sums& sums) {
+void loss_row(const ObjectiveArgs& a, const Row& r, const float* coef, float* g, float* scratch, Sums& sums) {
   if (coef[kPointwiseBCE] != 0) sums[kPointwiseBCE] += pointwise_bce_row<kMasked>(r, coef[kPointwiseBCE], g);
   if (coef[kPairwiseRankNet] != 0)
     sums[kPairwiseRankNet] += pairwise_ranknet_row<kMasked>(r, a.sigma, coef[kPairwiseRankNet], g, scratch);
@@ -62,8 +60,8 @@ void run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   // Work per row, in units of a simple elementwise op, for sizing blocks and threads: the pairwise
   // terms visit cols^2 pairs; an exponential-based term costs about 8 units per element.
   const bool pairwise = a.weight[kPairwiseRankNet] != 0 || a.weight[kPairwiseHinge] != 0;
-  const bool exponential =
-      a.weight[kPointwiseBCE] != 0 || a.weight[kListwiseSoftmaxCE] != 0 || a.weight[kDistillKL] != 0;
+  const bool exponential = a.weight[kPointwiseBCE] != 0 || a.weight[kListwiseSoftmaxCE] != 0 ||
+                           a.weight[kDistillKL] != 0;
   const int64_t row_work = pairwise ? a.cols * a.cols + a.cols : a.cols * (exponential ? 8 : 1);
   const int64_t block = block_rows(row_work);
   const int64_t nblocks = (a.rows + block - 1) / block;
@@ -93,7 +91,7 @@ void run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   std::vector<Sums> block_sums(nblocks, Sums{});
   for_each_block(a.rows, block, work, [&](int64_t b, int64_t begin, int64_t end) {
     std::vector<float> row_grad(grad ? 0 : a.cols);  // discarded when only the loss is wanted
-    std::vector<float> scratch(2 * a.cols);  // per-row working space of the KL and pairwise terms
+    std::vector<float> scratch(2 * a.cols);          // per-row working space of the KL and pairwise terms
     Sums sums{};
     for (int64_t r = begin; r < end; ++r) {
       float* g = grad ? grad + r * a.cols : row_grad.data();

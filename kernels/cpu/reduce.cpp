@@ -30,9 +30,9 @@
 namespace fd {
 namespace {
 
-constexpr int kLanes = 16;        // independent accumulators in a row reduction
-constexpr int64_t kWidth = 256;   // columns per task in a column reduction
-constexpr int64_t kChunk = 32768; // elements per chunk when a long reduction is split
+constexpr int kLanes = 16;         // independent accumulators in a row reduction
+constexpr int64_t kWidth = 256;    // columns per task in a column reduction
+constexpr int64_t kChunk = 32768;  // elements per chunk when a long reduction is split
 constexpr int64_t kMaxChunks = 64;
 
 template <class A>
@@ -390,24 +390,17 @@ void run(const void* x, const int64_t* shape, int rank, uint32_t mask, void* out
 }  // namespace
 
 int reduce_output_type(ReduceOp op, DType in) {
-  const int f = static_cast<int>(kF32), i = static_cast<int>(kI32),
-            b = static_cast<int>(kU8);
+  const int f = static_cast<int>(kF32), i = static_cast<int>(kI32), b = static_cast<int>(kU8);
   switch (op) {
-    case ReduceOp::kSum:
-      return in == kF32 ? f : i;
-    case ReduceOp::kMean:
-      return f;
-    case ReduceOp::kProd:
-      return in == kF32 ? f : -1;
+    case ReduceOp::kSum: return in == kF32 ? f : i;
+    case ReduceOp::kMean: return f;
+    case ReduceOp::kProd: return in == kF32 ? f : -1;
     case ReduceOp::kMax:
-    case ReduceOp::kMin:
-      return static_cast<int>(in);
+    case ReduceOp::kMin: return static_cast<int>(in);
     case ReduceOp::kAny:
-    case ReduceOp::kAll:
-      return in == kU8 ? b : -1;
+    case ReduceOp::kAll: return in == kU8 ? b : -1;
     case ReduceOp::kArgMax:
-    case ReduceOp::kArgMin:
-      return in == kU8 ? -1 : i;
+    case ReduceOp::kArgMin: return in == kU8 ? -1 : i;
   }
   return -1;
 }
@@ -419,7 +412,9 @@ void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int 
   const auto to_f32 = [](double a) { return static_cast<float>(a); };
   const auto wrap_i32 = [](int64_t a) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(a))); };
   const auto mean_f = [count](double a) { return static_cast<float>(a / static_cast<double>(count)); };
-  const auto mean_i = [count](int64_t a) { return static_cast<float>(static_cast<double>(a) / static_cast<double>(count)); };
+  const auto mean_i = [count](int64_t a) {
+    return static_cast<float>(static_cast<double>(a) / static_cast<double>(count));
+  };
   const auto same_f = [](float a) { return a; };
   const auto same_i = [](int32_t a) { return a; };
   const auto same_b = [](uint8_t a) { return a; };
@@ -445,9 +440,7 @@ void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int 
       }
       return;
     }
-    case ReduceOp::kProd:
-      run<ProdOp<double>, float, float>(x, shape, rank, mask, out, to_f32);
-      return;
+    case ReduceOp::kProd: run<ProdOp<double>, float, float>(x, shape, rank, mask, out, to_f32); return;
     case ReduceOp::kMax:
     case ReduceOp::kMin: {
       const bool mx = op == ReduceOp::kMax;
@@ -469,12 +462,8 @@ void reduce_cpu(ReduceOp op, DType in, const void* x, const int64_t* shape, int 
       }
       return;
     }
-    case ReduceOp::kAny:
-      run<AnyOp, uint8_t, uint8_t>(x, shape, rank, mask, out, same_b);
-      return;
-    case ReduceOp::kAll:
-      run<AllOp, uint8_t, uint8_t>(x, shape, rank, mask, out, same_b);
-      return;
+    case ReduceOp::kAny: run<AnyOp, uint8_t, uint8_t>(x, shape, rank, mask, out, same_b); return;
+    case ReduceOp::kAll: run<AllOp, uint8_t, uint8_t>(x, shape, rank, mask, out, same_b); return;
     case ReduceOp::kArgMax:
     case ReduceOp::kArgMin: {
       const bool mx = op == ReduceOp::kArgMax;

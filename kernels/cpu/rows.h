@@ -15,12 +15,12 @@ struct Row {
 
 // Row functions copy the pointers they use into __restrict locals first: read through the struct,
 // GCC vectorizes the loops with gathers (it cannot prove the stores leave the pointers alone).
-#define FD_ROW_POINTERS(r)                    \
-  const float* __restrict s = (r).s;          \
-  const float* __restrict t = (r).t;          \
-  const float* __restrict y = (r).y;          \
-  const float* __restrict m = (r).m;          \
-  const int64_t n = (r).n;                    \
+#define FD_ROW_POINTERS(r)           \
+  const float* __restrict s = (r).s; \
+  const float* __restrict t = (r).t; \
+  const float* __restrict y = (r).y; \
+  const float* __restrict m = (r).m; \
+  const int64_t n = (r).n;           \
   (void)s, (void)t, (void)y, (void)m, (void)n
 
 template <bool kMasked>

@@ -34,8 +34,8 @@ enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 Isa detect_isa() {
 #ifdef FD_GEMM_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
     return Isa::kAvx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
 #endif
@@ -287,9 +287,7 @@ struct ScalarIsa {
   }
 };
 
-void unit_scalar(const Job& job, int64_t u, float* pa, float* pb) {
-  run_unit<ScalarIsa>(job, u, pa, pb);
-}
+void unit_scalar(const Job& job, int64_t u, float* pa, float* pb) { run_unit<ScalarIsa>(job, u, pa, pb); }
 
 #ifdef FD_GEMM_X86
 // ---------------------------------------------------------------- AVX2: 6 x 16 (12 ymm accumulators)
@@ -348,11 +346,11 @@ struct Avx2Isa {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx2Kernel>();
     return t;
   }
-  FD_AVX2 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
-                             int64_t p0, int64_t kb, float* dst) {
+  FD_AVX2 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0, int64_t kb,
+                             float* dst) {
     if (trans) return pack_a_generic<MR>(a, lda, trans, i0, mb, p0, kb, dst);
     const int64_t full = mb / MR * MR;
-    for (int64_t ir = 0; ir < full; ir += MR) {  // 8 k at a time through a transpose; 8-float stores
+    for (int64_t ir = 0; ir < full; ir += MR) {     // 8 k at a time through a transpose; 8-float stores
       const float* src = a + (i0 + ir) * lda + p0;  // whose 2 extra lanes the next store overwrites
       float* d = dst + ir * kb;
       int64_t p = 0;
@@ -368,8 +366,8 @@ struct Avx2Isa {
     }
     if (full < mb) pack_a_generic<MR>(a, lda, trans, i0 + full, mb - full, p0, kb, dst + full * kb);
   }
-  FD_AVX2 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
-                             int64_t j0, int64_t nb, float* dst) {
+  FD_AVX2 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0, int64_t nb,
+                             float* dst) {
     if (!trans) return pack_b_generic<NR>(b, ldb, trans, p0, kb, j0, nb, dst);
     const int64_t full = nb / NR * NR;
     for (int64_t jr = 0; jr < full; jr += NR) {
@@ -391,9 +389,7 @@ struct Avx2Isa {
   }
 };
 
-FD_AVX2 void unit_avx2(const Job& job, int64_t u, float* pa, float* pb) {
-  run_unit<Avx2Isa>(job, u, pa, pb);
-}
+FD_AVX2 void unit_avx2(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx2Isa>(job, u, pa, pb); }
 
 // ---------------------------------------------------------------- AVX-512: 8 x 32 (16 zmm accumulators)
 
@@ -468,8 +464,8 @@ struct Avx512Isa {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx512Kernel>();
     return t;
   }
-  FD_AVX512 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb,
-                               int64_t p0, int64_t kb, float* dst) {
+  FD_AVX512 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0, int64_t kb,
+                               float* dst) {
     const int64_t full = mb / MR * MR;
     if (trans) {  // 8 contiguous floats per k: 8 source rows at a time, spread over the panels
       for (int64_t p8 = 0; p8 < kb; p8 += 8) {
@@ -505,8 +501,8 @@ struct Avx512Isa {
     }
     if (full < mb) pack_a_generic<MR>(a, lda, trans, i0 + full, mb - full, p0, kb, dst + full * kb);
   }
-  FD_AVX512 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb,
-                               int64_t j0, int64_t nb, float* dst) {
+  FD_AVX512 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0, int64_t nb,
+                               float* dst) {
     if (!trans) {  // 8 source rows at a time, spread over the panels (a 1 KB burst per panel)
       for (int64_t p8 = 0; p8 < kb; p8 += 8) {
         const int64_t pe = std::min<int64_t>(kb, p8 + 8);
@@ -544,9 +540,7 @@ struct Avx512Isa {
   }
 };
 
-FD_AVX512 void unit_avx512(const Job& job, int64_t u, float* pa, float* pb) {
-  run_unit<Avx512Isa>(job, u, pa, pb);
-}
+FD_AVX512 void unit_avx512(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx512Isa>(job, u, pa, pb); }
 #endif
 
 // ---------------------------------------------------------------- driver
@@ -582,7 +576,7 @@ constexpr int64_t kMaxMc = FD_GEMM_MC;  // packed A block mc x kc <= 256 KB, wel
 #ifndef FD_GEMM_FLOPS_PER_THREAD
 #define FD_GEMM_FLOPS_PER_THREAD (1 << 20)
 #endif
-constexpr int64_t kMaxUnitN = 2048;   // packed B slice kc x unit_n <= 2 MB per thread (L3)
+constexpr int64_t kMaxUnitN = 2048;  // packed B slice kc x unit_n <= 2 MB per thread (L3)
 
 // The unit grid minimises the slowest thread's time: ceil(units / threads) units, each costing its
 // multiply-adds (16 per cycle) plus its packing (about half a cycle per float; packing is a gather
@@ -612,8 +606,8 @@ Plan make_plan(const GemmArgs& g, int mr, int nr, int threads) {
       const double per_unit = static_cast<double>(g.k) * (um * un / 16.0 + 0.5 * (um + un));
       const double cost = static_cast<double>(ceil_div(units, threads)) * per_unit;
       const bool enough = units >= want, best_enough = best_units >= want;
-      if (best < 0 || (enough && !best_enough) || (enough == best_enough && (enough ? cost < best * 0.999
-                                                                                    : units > best_units))) {
+      if (best < 0 || (enough && !best_enough) ||
+          (enough == best_enough && (enough ? cost < best * 0.999 : units > best_units))) {
         best = cost;
         best_units = units;
         pl.grid_m = gm;
@@ -645,12 +639,9 @@ bool valid(const GemmArgs& g) {
 
 const char* sgemm_isa() {
   switch (active_isa()) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    default:
-      return "scalar";
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "scalar";
   }
 }
 
@@ -664,8 +655,8 @@ Status sgemm_cpu(const GemmArgs& g) {
   }
   const IsaImpl impl = impl_for(active_isa());
   const double flops = 2.0 * g.m * g.n * g.k * g.batch;
-  const int max_threads =
-      static_cast<int>(std::max(1.0, std::min<double>(num_threads(), flops / FD_GEMM_FLOPS_PER_THREAD)));
+  const int max_threads = static_cast<int>(
+      std::max(1.0, std::min<double>(num_threads(), flops / FD_GEMM_FLOPS_PER_THREAD)));
   Job job{&g, make_plan(g, impl.mr, impl.nr, max_threads)};
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, job.plan.units));
   const size_t a_floats = static_cast<size_t>(job.plan.mc * job.plan.kc + kPackSlack);

@@ -47,10 +47,10 @@ Status scratch(Scratch& s, size_t bytes, void** ptr);
     if (fd_err_ != cudaSuccess) return ::fd::device::fail(#call, fd_err_); \
   } while (0)
 
-#define FD_TRY(expr)                          \
-  do {                                        \
-    const ::fd::Status fd_st_ = (expr);       \
-    if (fd_st_ != ::fd::kOk) return fd_st_;   \
+#define FD_TRY(expr)                        \
+  do {                                      \
+    const ::fd::Status fd_st_ = (expr);     \
+    if (fd_st_ != ::fd::kOk) return fd_st_; \
   } while (0)
 
 namespace cuda {

@@ -1,6 +1,7 @@
 // fd::device: device 0, one non-blocking stream, a caching allocator, copies (downloads and large
-// uploads synchronous, small uploads staged through pinned memory and asynchronous) and event timing. Everything the library queues goes on that one stream, so a block handed back to the
-// cache can be reused at once: any later use is ordered after the work that read it.
+// uploads synchronous, small uploads staged through pinned memory and asynchronous) and event timing. Everything the
+// library queues goes on that one stream, so a block handed back to the cache can be reused at once: any later use is
+// ordered after the work that read it.
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -103,8 +104,8 @@ struct StagedRegion {
 std::mutex g_stage_mu;  // guards the ring; never held together with g_mu
 char* g_stage = nullptr;
 size_t g_stage_head = 0;
-std::deque<StagedRegion> g_staged;   // pending regions, oldest first
-std::vector<cudaEvent_t> g_events;   // completed events, for reuse
+std::deque<StagedRegion> g_staged;  // pending regions, oldest first
+std::vector<cudaEvent_t> g_events;  // completed events, for reuse
 // FUSED_DISTILL_CUDA_SYNC_UPLOADS=1: every upload waits for the stream (the old behaviour; for A/B runs).
 const bool g_sync_uploads = [] {
   const char* v = std::getenv("FUSED_DISTILL_CUDA_SYNC_UPLOADS");
@@ -203,7 +204,8 @@ Status coresident_blocks(const void* kernel, int threads, size_t smem, int* bloc
   }
   int per_sm = 0;
   FD_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  if (per_sm < 1) return fail_with(kCudaError, "cudaOccupancyMaxActiveBlocksPerMultiprocessor: kernel does not fit on an SM");
+  if (per_sm < 1)
+    return fail_with(kCudaError, "cudaOccupancyMaxActiveBlocksPerMultiprocessor: kernel does not fit on an SM");
   *blocks = per_sm * g_sms;
   g_fit.emplace(key, *blocks);
   return kOk;

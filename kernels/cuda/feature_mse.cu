@@ -53,16 +53,16 @@ template <class I>
 struct FeatParams {
   const float* a;
   const float* b;
-  const float* mask;     // [batch, len] or null
-  float* grad;           // or null
+  const float* mask;  // [batch, len] or null
+  float* grad;        // or null
   float* loss;
-  I nvec;                // vectors of V floats
-  I tokens;              // batch * len (hidden) or batch (attention: rows of the mask)
+  I nvec;                  // vectors of V floats
+  I tokens;                // batch * len (hidden) or batch (attention: rows of the mask)
   int64_t len, per_count;  // attention: mask row length; N = per_count * count
-  double n_host;         // N without a mask
-  Divider<I> row_len;    // hidden / V or len / V: vectors per innermost row
-  Divider<I> div1;       // hidden: batch * len (row -> token); attention: len (row -> q, b*heads + h)
-  Divider<I> div2;       // attention: heads (b*heads + h -> b)
+  double n_host;           // N without a mask
+  Divider<I> row_len;      // hidden / V or len / V: vectors per innermost row
+  Divider<I> div1;         // hidden: batch * len (row -> token); attention: len (row -> q, b*heads + h)
+  Divider<I> div2;         // attention: heads (b*heads + h -> b)
   Header* hdr;
   double* partials;
 };
@@ -200,8 +200,19 @@ Status launch_feature(const FeatureArgs& f, float* grad, float* loss, int64_t to
   void* base = nullptr;
   FD_TRY(device::scratch(g_scratch, kHeaderBytes + size_t(grid) * sizeof(double), &base));
 
-  FeatParams<I> p{f.a, f.b, f.token_mask, grad, loss, I(nvec), I(0), f.len, 0, double(total),
-                  Divider<I>(uint64_t(inner / V)), Divider<I>(1), Divider<I>(1),
+  FeatParams<I> p{f.a,
+                  f.b,
+                  f.token_mask,
+                  grad,
+                  loss,
+                  I(nvec),
+                  I(0),
+                  f.len,
+                  0,
+                  double(total),
+                  Divider<I>(uint64_t(inner / V)),
+                  Divider<I>(1),
+                  Divider<I>(1),
                   static_cast<Header*>(base),
                   reinterpret_cast<double*>(static_cast<char*>(base) + kHeaderBytes)};
   if (!kAttn) {

@@ -18,13 +18,13 @@ namespace fd {
 namespace {
 
 // ---- the hand-declared cuBLAS surface ----
-using CublasHandle = void*;               // cublasHandle_t (an opaque pointer)
-constexpr int kCublasSuccess = 0;         // CUBLAS_STATUS_SUCCESS
-constexpr int kOpN = 0, kOpT = 1;         // cublasOperation_t: CUBLAS_OP_N, CUBLAS_OP_T
-constexpr int kDefaultMath = 0;           // cublasMath_t: CUBLAS_DEFAULT_MATH (fp32 SGEMM, no TF32)
-constexpr int kTf32TensorOpMath = 3;      // cublasMath_t: CUBLAS_TF32_TENSOR_OP_MATH
-using CreateFn = int (*)(CublasHandle*);  // cublasCreate_v2
-using DestroyFn = int (*)(CublasHandle);  // cublasDestroy_v2
+using CublasHandle = void*;                               // cublasHandle_t (an opaque pointer)
+constexpr int kCublasSuccess = 0;                         // CUBLAS_STATUS_SUCCESS
+constexpr int kOpN = 0, kOpT = 1;                         // cublasOperation_t: CUBLAS_OP_N, CUBLAS_OP_T
+constexpr int kDefaultMath = 0;                           // cublasMath_t: CUBLAS_DEFAULT_MATH (fp32 SGEMM, no TF32)
+constexpr int kTf32TensorOpMath = 3;                      // cublasMath_t: CUBLAS_TF32_TENSOR_OP_MATH
+using CreateFn = int (*)(CublasHandle*);                  // cublasCreate_v2
+using DestroyFn = int (*)(CublasHandle);                  // cublasDestroy_v2
 using SetStreamFn = int (*)(CublasHandle, cudaStream_t);  // cublasSetStream_v2
 using SetMathModeFn = int (*)(CublasHandle, int);         // cublasSetMathMode
 using StatusStringFn = const char* (*)(int);              // cublasGetStatusString (optional)
@@ -50,7 +50,8 @@ Cublas g_blas;
 
 Status blas_fail(const char* call, int status) {
   const char* what = g_blas.status_string ? g_blas.status_string(status) : nullptr;
-  const std::string msg = std::string(call) + ": cuBLAS status " + std::to_string(status) + (what ? std::string(" (") + what + ")" : "");
+  const std::string msg = std::string(call) + ": cuBLAS status " + std::to_string(status) +
+                          (what ? std::string(" (") + what + ")" : "");
   return device::fail_with(kCudaError, msg.c_str());
 }
 
@@ -79,7 +80,8 @@ Status load_locked() {
   g_blas.status_string = reinterpret_cast<StatusStringFn>(sym("cublasGetStatusString"));
   g_blas.sgemm_strided = reinterpret_cast<SgemmStridedFn>(sym("cublasSgemmStridedBatched"));
   g_blas.sgemm_batched = reinterpret_cast<SgemmBatchedFn>(sym("cublasSgemmBatched"));
-  if (!create || !set_stream || !g_blas.destroy || !g_blas.set_math_mode || !g_blas.sgemm_strided || !g_blas.sgemm_batched) {
+  if (!create || !set_stream || !g_blas.destroy || !g_blas.set_math_mode || !g_blas.sgemm_strided ||
+      !g_blas.sgemm_batched) {
     g_blas.missing = "cuBLAS not found: the loaded libcublas lacks a needed entry point";
     return device::fail_with(kCudaError, g_blas.missing.c_str());
   }
@@ -142,7 +144,8 @@ Status sgemm_cuda(const GemmArgs& g) {
   if (g.k == 0) {
     // An empty sum: C = 0 (not left to beta = 0 with k = 0, which cuBLAS may treat as a no-op).
     for (int64_t i = 0; i < g.batch; ++i)
-      FD_CUDA_TRY(cudaMemset2DAsync(g.c + i * g.stride_c, size_t(g.ldc) * 4, 0, size_t(g.n) * 4, size_t(g.m), device::stream()));
+      FD_CUDA_TRY(cudaMemset2DAsync(g.c + i * g.stride_c, size_t(g.ldc) * 4, 0, size_t(g.n) * 4, size_t(g.m),
+                                    device::stream()));
     return kOk;
   }
   if (g.lda < (g.trans_a ? g.m : g.k) || g.ldb < (g.trans_b ? g.k : g.n))
@@ -174,7 +177,8 @@ Status sgemm_cuda(const GemmArgs& g) {
   }
   void* dev = nullptr;
   FD_TRY(device::scratch(g_blas.pointers, ptrs.size() * sizeof(float*), &dev));
-  FD_CUDA_TRY(cudaMemcpyAsync(dev, ptrs.data(), ptrs.size() * sizeof(float*), cudaMemcpyHostToDevice, device::stream()));
+  FD_CUDA_TRY(
+      cudaMemcpyAsync(dev, ptrs.data(), ptrs.size() * sizeof(float*), cudaMemcpyHostToDevice, device::stream()));
   const auto* const* d = static_cast<const float* const*>(dev);
   const int st = g_blas.sgemm_batched(g_blas.handle, op_b, op_a, n, m, k, &one, d, int(g.ldb), d + g.batch, int(g.lda),
                                       &zero, const_cast<float* const*>(d + 2 * g.batch), int(g.ldc), batch);

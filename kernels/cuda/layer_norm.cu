@@ -22,8 +22,8 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxGradBlocks = 1024;   // partials: at most 1024 x 2 x cols floats
-constexpr int kMinRowsPerBlock = 16;   // 2 rows per warp at least
+constexpr int kMaxGradBlocks = 1024;  // partials: at most 1024 x 2 x cols floats
+constexpr int kMinRowsPerBlock = 16;  // 2 rows per warp at least
 // Per-warp accumulators in shared memory up to this size (cols <= 1536; above 48 KB the kernel opts
 // in through coresident_blocks; sm_90 allows 227 KB), else in global scratch.
 constexpr size_t kSmemLimit = 96 * 1024;
@@ -45,7 +45,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(LayerNormArgs a) {
     const float m = float(mean);
     const float rs = nn::layer_norm_rstd(cuda::warp_sum(ss) / double(cols), a.eps);
     float* __restrict__ y = a.y + r * cols;
-    for (int64_t i = lane; i < cols; i += 32) y[i] = nn::layer_norm_y(x[i], m, rs, __ldg(a.gamma + i), __ldg(a.beta + i));
+    for (int64_t i = lane; i < cols; i += 32)
+      y[i] = nn::layer_norm_y(x[i], m, rs, __ldg(a.gamma + i), __ldg(a.beta + i));
     if (lane == 0) {
       if (a.mean) a.mean[r] = m;
       if (a.rstd) a.rstd[r] = rs;
@@ -56,8 +57,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(LayerNormArgs a) {
 struct GradParams {
   LayerNormGradArgs a;
   int64_t rows_per_block;
-  float* partial;     // [gridDim.x][2 * cols]
-  float* warp_acc;    // [gridDim.x * kWarps][2 * cols] when the accumulators are not in shared memory
+  float* partial;   // [gridDim.x][2 * cols]
+  float* warp_acc;  // [gridDim.x * kWarps][2 * cols] when the accumulators are not in shared memory
   unsigned* ticket;
 };
 

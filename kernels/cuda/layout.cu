@@ -109,11 +109,11 @@ Status launch_copy(const void* src, void* dst, const CopyPlan& p) {
   for (int d = 0; d < p.n; ++d) max_off += (p.dims[d] - 1) * p.strides[d];
   const int grid = cuda::blocks_for(p.total);
   if (p.total < (int64_t(1) << 31) && max_off < (int64_t(1) << 31))
-    strided_copy_kernel<U, uint32_t><<<grid, kBlockThreads, 0, device::stream()>>>(static_cast<const U*>(src),
-                                                                                    static_cast<U*>(dst), p);
+    strided_copy_kernel<U, uint32_t>
+        <<<grid, kBlockThreads, 0, device::stream()>>>(static_cast<const U*>(src), static_cast<U*>(dst), p);
   else
-    strided_copy_kernel<U, int64_t><<<grid, kBlockThreads, 0, device::stream()>>>(static_cast<const U*>(src),
-                                                                                   static_cast<U*>(dst), p);
+    strided_copy_kernel<U, int64_t>
+        <<<grid, kBlockThreads, 0, device::stream()>>>(static_cast<const U*>(src), static_cast<U*>(dst), p);
   return cuda::check_launch("strided_copy_kernel");
 }
 
@@ -209,8 +209,8 @@ Status transpose_typed(const void* x, const int64_t* shape, int rank, const int*
   g.tiles_b = (g.nb + kTile - 1) / kTile;
   const int64_t tiles = g.nouter * g.tiles_a * g.tiles_b;
   const int grid = static_cast<int>(std::min<int64_t>(tiles, 65536));
-  transpose_tile_kernel<T><<<grid, dim3(kTile, kTileRows), 0, device::stream()>>>(static_cast<const T*>(x),
-                                                                                  static_cast<T*>(out), g);
+  transpose_tile_kernel<T>
+      <<<grid, dim3(kTile, kTileRows), 0, device::stream()>>>(static_cast<const T*>(x), static_cast<T*>(out), g);
   return cuda::check_launch("transpose_tile_kernel");
 }
 
@@ -381,8 +381,7 @@ Status concat_cuda(const void* const* inputs, const int64_t* inner, int n, int64
   int64_t col = 0;
   for (int k = 0; k < n; ++k) {
     if (inner[k] > 0) {
-      const int64_t w = unit_for(std::gcd(std::gcd(inner[k], width), col) * elem, elem,
-                                 {inputs[k], out});
+      const int64_t w = unit_for(std::gcd(std::gcd(inner[k], width), col) * elem, elem, {inputs[k], out});
       const int64_t units = w / elem;
       Status st;
       switch (w) {
@@ -445,7 +444,7 @@ Status unsorted_segment_sum_cuda(const float* x, int64_t rows, int64_t cols, con
   FD_CUDA_TRY(cudaMemsetAsync(count.as<void>(), 0, seg_bytes, st));
   if (rows > 0) {
     segment_histogram_kernel<<<cuda::blocks_for(rows), kBlockThreads, 0, st>>>(ids, rows, segments,
-                                                                              count.as<unsigned long long>());
+                                                                               count.as<unsigned long long>());
     FD_TRY(cuda::check_launch("segment_histogram_kernel"));
   }
   segment_scan_kernel<<<1, kScanThreads, 0, st>>>(count.as<unsigned long long>(), segments,

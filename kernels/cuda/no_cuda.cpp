@@ -35,11 +35,11 @@ bool emulating() {
   return on;
 }
 
-std::mutex g_mu;                                 // guards the two below
-std::unordered_map<void*, size_t> g_blocks;      // live emulated allocations -> bytes
+std::mutex g_mu;                             // guards the two below
+std::unordered_map<void*, size_t> g_blocks;  // live emulated allocations -> bytes
 size_t g_bytes = 0;
 std::chrono::steady_clock::time_point g_timer;  // timer_start's time
-std::string g_error;                             // the emulation's last failure
+std::string g_error;                            // the emulation's last failure
 
 Status failed(Status st, const std::string& message) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -124,11 +124,11 @@ Status timer_stop(float* elapsed_ms) {
 }  // namespace device
 
 // ---- every *_cuda kernel: kNoCuda, or its *_cpu twin under emulation ----
-#define FD_EMULATE(...)                 \
-  do {                                  \
-    if (!emulating()) return kNoCuda;   \
-    __VA_ARGS__;                        \
-    return kOk;                         \
+#define FD_EMULATE(...)               \
+  do {                                \
+    if (!emulating()) return kNoCuda; \
+    __VA_ARGS__;                      \
+    return kOk;                       \
   } while (0)
 
 // The losses write their device results as floats (kernels/losses.h).
@@ -168,7 +168,9 @@ Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_
 Status unary_cuda(int op, const float* x, void* out, int64_t n, double p0, double p1) {
   FD_EMULATE(unary_cpu(op, x, out, n, p0, p1));
 }
-Status cast_cuda(int in, const void* x, int out_type, void* out, int64_t n) { FD_EMULATE(cast_cpu(in, x, out_type, out, n)); }
+Status cast_cuda(int in, const void* x, int out_type, void* out, int64_t n) {
+  FD_EMULATE(cast_cpu(in, x, out_type, out, n));
+}
 Status fill_cuda(int type, void* out, int64_t n, double value) { FD_EMULATE(fill_cpu(type, out, n, value)); }
 Status copy_cuda(void* dst, const void* src, int64_t bytes) {
   FD_EMULATE(if (bytes > 0) std::memmove(dst, src, static_cast<size_t>(bytes)));
@@ -213,7 +215,8 @@ Status gather_cuda(const void* x, int64_t batch, int64_t outer, int64_t dim, int
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < n; ++i) {
         const int32_t k = indices[b * n + i];
-        if (k < 0 || k >= dim) std::memset(static_cast<char*>(out) + ((b * outer + o) * n + i) * slice * elem, 0, bytes);
+        if (k < 0 || k >= dim)
+          std::memset(static_cast<char*>(out) + ((b * outer + o) * n + i) * slice * elem, 0, bytes);
       }
   return kOk;
 }
@@ -251,6 +254,8 @@ Status layer_norm_grad_cuda(const LayerNormGradArgs& args) {
   return layer_norm_grad_cpu(args);
 }
 Status gelu_cuda(const float* x, float* y, int64_t n) { FD_EMULATE(gelu_cpu(x, y, n)); }
-Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) { FD_EMULATE(gelu_grad_cpu(dy, x, dx, n)); }
+Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) {
+  FD_EMULATE(gelu_grad_cpu(dy, x, dx, n));
+}
 
 }  // namespace fd

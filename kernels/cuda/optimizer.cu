@@ -20,7 +20,8 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWArgs a) {
     a.m_out[i] = m;
     a.v_out[i] = v;
     const double denom = __dadd_rn(__ddiv_rn(__dsqrt_rn(static_cast<double>(v)), a.sqrt_bc2), a.eps);
-    const double p = __dsub_rn(__dmul_rn(static_cast<double>(a.p[i]), a.decay), __ddiv_rn(__dmul_rn(a.step_size, m), denom));
+    const double p = __dsub_rn(__dmul_rn(static_cast<double>(a.p[i]), a.decay),
+                               __ddiv_rn(__dmul_rn(a.step_size, m), denom));
     a.out[i] = __double2float_rn(p);
   }
 }

@@ -31,18 +31,18 @@ using cuda::kFullMask;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxWarpCols = 1024;                // longer rows: a block per row
-constexpr size_t kMaxBlockPairSmem = 96 * 1024;   // longer rows keep their pair buffers in global scratch
+constexpr int kMaxWarpCols = 1024;               // longer rows: a block per row
+constexpr size_t kMaxBlockPairSmem = 96 * 1024;  // longer rows keep their pair buffers in global scratch
 
 // The sets the means run over; RankNet and Hinge share the pairs, BCE and ScoreMSE the valid entries.
 enum CountId : int { kNValid, kNPairs, kNListRows, kNKLRows, kNMargin, kNumCounts };
 
 __host__ __device__ constexpr int count_id(int term) {
   return term == kPairwiseRankNet || term == kPairwiseHinge ? kNPairs
-         : term == kListwiseSoftmaxCE                        ? kNListRows
-         : term == kDistillKL                                ? kNKLRows
-         : term == kMarginMSE                                ? kNMargin
-                                                             : kNValid;
+         : term == kListwiseSoftmaxCE                       ? kNListRows
+         : term == kDistillKL                               ? kNKLRows
+         : term == kMarginMSE                               ? kNMargin
+                                                            : kNValid;
 }
 
 // Start of the scratch buffer: zero between launches (the last block resets what it used).
@@ -62,14 +62,14 @@ struct Params {
   float* result;
   int64_t rows;
   int cols;
-  unsigned on;              // bit k: weight[k] != 0
+  unsigned on;  // bit k: weight[k] != 0
   float w[kNumTerms];
-  float coef[kNumTerms];    // w_k / N_k, from the host when every count is known there (one phase)
+  float coef[kNumTerms];  // w_k / N_k, from the host when every count is known there (one phase)
   float temperature, inv_t, sigma, margin;
   bool two_phase;
   Header* hdr;
-  double* partials;         // [grid][kNumTerms]
-  float* rowbuf;            // block-per-row pair buffers when they do not fit in shared memory
+  double* partials;  // [grid][kNumTerms]
+  float* rowbuf;     // block-per-row pair buffers when they do not fit in shared memory
 };
 
 constexpr unsigned bit(int k) { return 1u << k; }
@@ -189,13 +189,17 @@ struct WarpGroup {
   __device__ __forceinline__ static bool any(bool b) { return __any_sync(kFullMask, b); }
   // The value held by the owner of entry 0 (lane 0).
   template <class T>
-  __device__ __forceinline__ static T from_first(T x) { return __shfl_sync(kFullMask, x, 0); }
+  __device__ __forceinline__ static T from_first(T x) {
+    return __shfl_sync(kFullMask, x, 0);
+  }
 };
 
 struct BlockGroup {
   __device__ __forceinline__ static bool leader() { return threadIdx.x == 0; }
   template <int N>
-  __device__ __forceinline__ static void sum(float (&x)[N]) { cuda::block_sum(x); }
+  __device__ __forceinline__ static void sum(float (&x)[N]) {
+    cuda::block_sum(x);
+  }
   template <int N>
   __device__ __forceinline__ static void max(float (&x)[N]) {
     __shared__ float red[N][32];
@@ -228,7 +232,9 @@ struct BlockGroup {
 
 // Term k is on: compiled into this variant (A, a term bitmask) and given a non-zero weight.
 template <unsigned A>
-__device__ __forceinline__ bool on(const Params& p, int k) { return ((A & p.on) >> k) & 1u; }
+__device__ __forceinline__ bool on(const Params& p, int k) {
+  return ((A & p.on) >> k) & 1u;
+}
 
 // ---- pairwise terms ----
 
@@ -696,8 +702,7 @@ Status ranking_objective_cuda(const ObjectiveArgs& a, float* grad_dev, float* re
 
   // One phase unless a gradient must wait for a count only the data can give.
   const bool pairs = (p.on & kPairBits) != 0;
-  const bool data_counts =
-      pairs || (p.on & bit(kListwiseSoftmaxCE)) || (a.mask && (p.on & kPointwise));
+  const bool data_counts = pairs || (p.on & bit(kListwiseSoftmaxCE)) || (a.mask && (p.on & kPointwise));
   p.two_phase = grad_dev != nullptr && data_counts;
   if (!p.two_phase) {
     // Unmasked counts (only these are used here): entries, rows, entries after the first.

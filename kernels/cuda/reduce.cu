@@ -37,9 +37,9 @@ using cuda::kFullMask;
 // ---- accumulators and their warp shuffles ----
 
 struct FMinMax {
-  float m;         // the extreme, NaN ignored
-  float z;         // the first zero's value (its sign)
-  long long zi;    // its reduced index, LLONG_MAX for none
+  float m;       // the extreme, NaN ignored
+  float z;       // the first zero's value (its sign)
+  long long zi;  // its reduced index, LLONG_MAX for none
   int nan;
 };
 template <class T>
@@ -80,7 +80,9 @@ struct SumI {
   __device__ static Acc id() { return 0; }
   __device__ static Acc load(In v, long long) { return static_cast<long long>(v); }
   __device__ static Acc comb(Acc a, Acc b) { return a + b; }
-  __device__ Out fin(Acc a) const { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<unsigned long long>(a))); }
+  __device__ Out fin(Acc a) const {
+    return static_cast<int32_t>(static_cast<uint32_t>(static_cast<unsigned long long>(a)));
+  }
 };
 template <class T>
 struct MeanI {
@@ -128,9 +130,7 @@ struct MinMaxI {
   using In = T;
   using Acc = int;
   using Out = T;
-  __device__ static Acc id() {
-    return kMax ? (sizeof(T) == 1 ? 0 : INT_MIN) : (sizeof(T) == 1 ? 255 : INT_MAX);
-  }
+  __device__ static Acc id() { return kMax ? (sizeof(T) == 1 ? 0 : INT_MIN) : (sizeof(T) == 1 ? 255 : INT_MAX); }
   __device__ static Acc load(In v, long long) { return static_cast<int>(v); }
   __device__ static Acc comb(Acc a, Acc b) { return kMax ? (b > a ? b : a) : (b < a ? b : a); }
   __device__ Out fin(Acc a) const { return static_cast<T>(a); }
@@ -244,7 +244,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     const long long r0 = c * chunk, r1 = min(g.R, r0 + chunk);
     const typename Op::In* base = x + g.kept.offset(o);
     Acc acc = Op::id();
-    for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x) acc = Op::comb(acc, Op::load(base[g.red.offset(r)], r));
+    for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x)
+      acc = Op::comb(acc, Op::load(base[g.red.offset(r)], r));
     acc = block_reduce<Op>(acc);
     if (threadIdx.x == 0) {
       if (chunks == 1)
@@ -272,8 +273,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 // offset kept by an odometer. chunks == 1 writes fin(acc) to out, else the partial [c * K + o].
 template <class Op>
 __global__ void __launch_bounds__(kBlockThreads)
-    cols_kernel(const typename Op::In* x, Geometry g, long long chunks, long long chunk, Op op,
-                typename Op::Out* out, typename Op::Acc* part) {
+    cols_kernel(const typename Op::In* x, Geometry g, long long chunks, long long chunk, Op op, typename Op::Out* out,
+                typename Op::Acc* part) {
   using Acc = typename Op::Acc;
   const long long items = g.K * chunks;
   const long long step = (long long)gridDim.x * blockDim.x;
@@ -323,10 +324,10 @@ __global__ void __launch_bounds__(kBlockThreads)
   }
 }
 
-constexpr long long kWarpRowMax = 1024;     // rows up to this long: a warp each
-constexpr long long kRowChunk = 16384;      // elements per block when a long row is split
-constexpr long long kColTarget = 1 << 16;   // columns: aim for this many threads
-constexpr long long kColMinChunk = 64;      // ... each walking at least this many rows
+constexpr long long kWarpRowMax = 1024;    // rows up to this long: a warp each
+constexpr long long kRowChunk = 16384;     // elements per block when a long row is split
+constexpr long long kColTarget = 1 << 16;  // columns: aim for this many threads
+constexpr long long kColMinChunk = 64;     // ... each walking at least this many rows
 
 template <class Op>
 Status run_reduce(const typename Op::In* x, const Geometry& g, bool rows, Op op, typename Op::Out* out) {
@@ -344,8 +345,8 @@ Status run_reduce(const typename Op::In* x, const Geometry& g, bool rows, Op op,
     const long long chunk = (g.R + chunks - 1) / chunks;
     cuda::TempBuffer tmp;
     if (chunks > 1) FD_TRY(tmp.alloc(static_cast<size_t>(g.K * chunks) * sizeof(Acc)));
-    rows_block_kernel<Op><<<cuda::blocks_for(g.K * chunks, 1), kBlockThreads, 0, s>>>(x, g, chunks, chunk, op, out,
-                                                                                      tmp.as<Acc>());
+    rows_block_kernel<Op>
+        <<<cuda::blocks_for(g.K * chunks, 1), kBlockThreads, 0, s>>>(x, g, chunks, chunk, op, out, tmp.as<Acc>());
     FD_TRY(cuda::check_launch("rows_block_kernel"));
     if (chunks == 1) return kOk;
     rows_combine_kernel<Op><<<cuda::blocks_for(g.K, 1), kBlockThreads, 0, s>>>(tmp.as<Acc>(), g.K, chunks, op, out);
@@ -422,8 +423,7 @@ Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, i
       if (in == kF32) return run(x, g, rows, SumF{count}, out);
       if (in == kI32) return run(x, g, rows, MeanI<int32_t>{count}, out);
       return run(x, g, rows, MeanI<uint8_t>{count}, out);
-    case ReduceOp::kProd:
-      return run(x, g, rows, ProdF{}, out);
+    case ReduceOp::kProd: return run(x, g, rows, ProdF{}, out);
     case ReduceOp::kMax:
       if (in == kF32) return run(x, g, rows, MinMaxF<true>{}, out);
       if (in == kI32) return run(x, g, rows, MinMaxI<int32_t, true>{}, out);
@@ -432,10 +432,8 @@ Status reduce_cuda(ReduceOp op, DType in, const void* x, const int64_t* shape, i
       if (in == kF32) return run(x, g, rows, MinMaxF<false>{}, out);
       if (in == kI32) return run(x, g, rows, MinMaxI<int32_t, false>{}, out);
       return run(x, g, rows, MinMaxI<uint8_t, false>{}, out);
-    case ReduceOp::kAny:
-      return run(x, g, rows, AnyAll<true>{}, out);
-    case ReduceOp::kAll:
-      return run(x, g, rows, AnyAll<false>{}, out);
+    case ReduceOp::kAny: return run(x, g, rows, AnyAll<true>{}, out);
+    case ReduceOp::kAll: return run(x, g, rows, AnyAll<false>{}, out);
     case ReduceOp::kArgMax:
       if (in == kF32) return run(x, g, rows, ArgOp<float, true>{}, out);
       return run(x, g, rows, ArgOp<int32_t, true>{}, out);

@@ -1,6 +1,6 @@
 // fd::scale_cuda: out[i] = x[i] * c in one launch (the backward pass's scaling by the upstream
-// gradient), and fd::check_mask_cuda, the losses' 0/1 mask check on the device. float4 when both pointers are 16-byte aligned; out may equal x (each thread reads its
-// element before writing it, so no __restrict / read-only loads).
+// gradient), and fd::check_mask_cuda, the losses' 0/1 mask check on the device. float4 when both pointers are 16-byte
+// aligned; out may equal x (each thread reads its element before writing it, so no __restrict / read-only loads).
 #include <mutex>
 
 #include "../losses.h"

@@ -126,8 +126,8 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int K>
 Status launch_warp(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
-  softmax_warp_kernel<K><<<cuda::blocks_for(rows, kBlockThreads / 32), kBlockThreads, 0, device::stream()>>>(
-      x, rows, cols, out, log);
+  softmax_warp_kernel<K>
+      <<<cuda::blocks_for(rows, kBlockThreads / 32), kBlockThreads, 0, device::stream()>>>(x, rows, cols, out, log);
   return cuda::check_launch("softmax_warp_kernel");
 }
 

@@ -62,7 +62,10 @@ export function createProfile(label: string, synchronize?: () => void): KernelPr
       return [...stats.values()].map((s) => ({ ...s })).sort((a, b) => b.ms - a.ms);
     },
     fallbacks() {
-      return profile.stats().filter((s) => s.impl === 'cpu fallback').map((s) => s.kernel);
+      return profile
+        .stats()
+        .filter((s) => s.impl === 'cpu fallback')
+        .map((s) => s.kernel);
     },
     report() {
       const rows = profile.stats();
@@ -98,7 +101,8 @@ export function createProfile(label: string, synchronize?: () => void): KernelPr
     },
   };
   profiles.push({ label, profile });
-  if (process.env.FUSED_DISTILL_PROFILE === '1') profile.start({ sync: process.env.FUSED_DISTILL_PROFILE_SYNC === '1' });
+  if (process.env.FUSED_DISTILL_PROFILE === '1')
+    profile.start({ sync: process.env.FUSED_DISTILL_PROFILE_SYNC === '1' });
   return profile;
 }
 

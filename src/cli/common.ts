@@ -42,15 +42,19 @@ export async function useBackend(name: BackendName, threads?: number): Promise<v
     addon.setNumThreads(threads);
   }
   if (name === 'native') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { registerNativeBackend } = require('../backend/native/register') as typeof import('../backend/native/register');
+    const { registerNativeBackend } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('../backend/native/register') as typeof import('../backend/native/register');
     registerNativeBackend();
   } else if (name === 'cuda') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { registerCudaBackend } = require('../backend/cuda/register') as typeof import('../backend/cuda/register');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { addon } = require('../native') as typeof import('../native');
-    if (!registerCudaBackend()) throw new UsageError(`backend 'cuda' is not available here: ${addon.cuda.lastError() || 'the addon has no device surface'}`);
+    if (!registerCudaBackend())
+      throw new UsageError(
+        `backend 'cuda' is not available here: ${addon.cuda.lastError() || 'the addon has no device surface'}`,
+      );
   } else if (name === 'wasm') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('@tensorflow/tfjs-backend-wasm');
@@ -62,7 +66,8 @@ export async function useBackend(name: BackendName, threads?: number): Promise<v
   require('../losses');
   const ok = await tf.setBackend(name);
   await tf.ready();
-  if (!ok || tf.getBackend() !== name) throw new Error(`backend '${name}' could not be initialised (tfjs is on '${tf.getBackend()}')`);
+  if (!ok || tf.getBackend() !== name)
+    throw new Error(`backend '${name}' could not be initialised (tfjs is on '${tf.getBackend()}')`);
 }
 
 export function progressFor(opts: GlobalOptions): Progress {
@@ -83,11 +88,17 @@ export function existingFile(file: string, what = 'config file'): string {
  */
 export function checkConfigPaths(
   file: string,
-  config: { teacher?: { checkpoint: string }; student?: { init: string; path?: string }; init?: { checkpoint?: string; safetensors?: string } },
+  config: {
+    teacher?: { checkpoint: string };
+    student?: { init: string; path?: string };
+    init?: { checkpoint?: string; safetensors?: string };
+  },
 ): void {
   const model = (field: string, dir: string | undefined) => {
     if (dir != null && !fs.existsSync(path.join(dir, 'model.json')))
-      throw new UsageError(`${file}: ${field}: no saved model at ${dir} (a model dir holds model.json and weights.bin; train or export it first)`);
+      throw new UsageError(
+        `${file}: ${field}: no saved model at ${dir} (a model dir holds model.json and weights.bin; train or export it first)`,
+      );
   };
   const exists = (field: string, f: string | undefined) => {
     if (f != null && !fs.existsSync(f)) throw new UsageError(`${file}: ${field}: file not found: ${f}`);
@@ -108,7 +119,8 @@ export function nonNegativeInt(value: string): number {
 /** commander argParser: a positive integer, or commander's "argument 'x' is invalid" error. */
 export function positiveInt(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.');
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError('expected a positive integer.');
   return n;
 }
 
@@ -137,7 +149,16 @@ export async function reportRun(
   backend: string,
   r: { result: RunResult; parameters: number | null; seconds: number },
 ): Promise<string> {
-  const run: ReportRun = { name, kind, output: r.result.output, objective, trained: true, seconds: r.seconds, steps: r.result.log.steps, evals: r.result.log.evals };
+  const run: ReportRun = {
+    name,
+    kind,
+    output: r.result.output,
+    objective,
+    trained: true,
+    seconds: r.seconds,
+    steps: r.result.log.steps,
+    evals: r.result.log.evals,
+  };
   const report = singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile });
   const files = await withDirLock(r.result.output, () => writeReport(r.result.output, report));
   return files.html;

@@ -17,9 +17,13 @@ interface BuildOptions {
   force?: boolean;
 }
 
-export async function dataBuild(dir: string | undefined, o: BuildOptions): Promise<{ dir: string; manifest: Record<string, unknown> }> {
+export async function dataBuild(
+  dir: string | undefined,
+  o: BuildOptions,
+): Promise<{ dir: string; manifest: Record<string, unknown> }> {
   const target = path.resolve(dir ?? DEFAULT_COLLECTION_DIR);
-  const custom = o.seed != null || o.queries != null || o.documents != null || o.candidates != null || o.passageWords != null;
+  const custom =
+    o.seed != null || o.queries != null || o.documents != null || o.candidates != null || o.passageWords != null;
   if (!custom && !o.force) await ensureDefaultCollection(target);
   else {
     const options: CollectionOptions = {
@@ -38,7 +42,9 @@ export function registerData(program: Command): void {
   const data = program.command('data').description('the ranking collection');
   data
     .command('build')
-    .description(`build the bundled Brown collection (default dir ${path.relative(process.cwd(), DEFAULT_COLLECTION_DIR) || '.'}); a complete one is kept`)
+    .description(
+      `build the bundled Brown collection (default dir ${path.relative(process.cwd(), DEFAULT_COLLECTION_DIR) || '.'}); a complete one is kept`,
+    )
     .argument('[dir]', 'output directory')
     .option('--seed <n>', `query sampling and split seed (default ${DEFAULT_COLLECTION.seed})`, nonNegativeInt)
     .option('--queries <n>', `pseudo-queries (default ${DEFAULT_COLLECTION.queries})`, positiveInt)

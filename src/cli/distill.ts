@@ -12,8 +12,11 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
     .command('distill')
     .description('distil a student from a teacher (a student run config: teacher, student, data, train, loss)')
     .argument('<config>', 'student run config (JSON)')
-    .option('--resume', 'continue from the output dir\'s latest checkpoint (a finished run with the same config is returned as is)')
-    .option('--name <name>', 'the run\'s name in progress and report (default: the output dir\'s name)')
+    .option(
+      '--resume',
+      "continue from the output dir's latest checkpoint (a finished run with the same config is returned as is)",
+    )
+    .option('--name <name>', "the run's name in progress and report (default: the output dir's name)")
     .action(async (file: string, o: { resume?: boolean; name?: string }) => {
       const abs = existingFile(file);
       const config = loadStudentConfig(abs);
@@ -22,12 +25,24 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
       const progress = progressFor(globals());
       const name = o.name ?? config.output.split(/[\\/]/).filter(Boolean).pop() ?? 'student';
       try {
-        const r = await withRunProgress(progress, name, (onProgress) => distill(config, { resume: o.resume, onProgress }));
+        const r = await withRunProgress(progress, name, (onProgress) =>
+          distill(config, { resume: o.resume, onProgress }),
+        );
         progress.close();
-        const html = await reportRun('student', name, `${objectiveText(config.loss)}; init ${config.student.init}`, abs, backend, r);
+        const html = await reportRun(
+          'student',
+          name,
+          `${objectiveText(config.loss)}; init ${config.student.init}`,
+          abs,
+          backend,
+          r,
+        );
         const f = r.result.final;
         process.stdout.write(`student model: ${r.result.modelDir}\n`);
-        if (f) process.stdout.write(`${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`);
+        if (f)
+          process.stdout.write(
+            `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
+          );
         process.stdout.write(`report: ${html}\n`);
       } finally {
         progress.close();

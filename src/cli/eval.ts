@@ -49,10 +49,14 @@ interface EvalOptions {
 export function registerEval(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   program
     .command('eval')
-    .description('re-rank BM25 candidates with each model: MRR@10, nDCG@10, paired t-test vs a baseline, parameters, ms/query')
+    .description(
+      're-rank BM25 candidates with each model: MRR@10, nDCG@10, paired t-test vs a baseline, parameters, ms/query',
+    )
     .argument('<models...>', 'model dirs or run dirs, optionally named: name=path')
     .option('--collection <dir>', 'collection dir (default: the bundled Brown collection)')
-    .addOption(new Option('--split <split>', 'queries to evaluate on').choices(['train', 'dev', 'test']).default('test'))
+    .addOption(
+      new Option('--split <split>', 'queries to evaluate on').choices(['train', 'dev', 'test']).default('test'),
+    )
     .option('--queries <n>', 'the first n queries of the split (default: all)', positiveInt)
     .option('--candidates <n>', 're-rank the BM25 top-n (default: all candidates)', positiveInt)
     .option('--max-length <n>', 'WordPieces per query-passage pair', positiveInt, 128)
@@ -63,9 +67,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       const t0 = Date.now();
       const models = specs.map(parseModelSpec);
       const names = models.map((m) => m.name);
-      if (new Set(names).size !== names.length) throw new UsageError(`two models have the same name (${names.join(', ')}): name them, e.g. a=runs/x b=runs/y`);
+      if (new Set(names).size !== names.length)
+        throw new UsageError(`two models have the same name (${names.join(', ')}): name them, e.g. a=runs/x b=runs/y`);
       const baseline = o.baseline ?? (models.length > 1 ? models[0].name : null);
-      if (baseline != null && !names.includes(baseline)) throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')})`);
+      if (baseline != null && !names.includes(baseline))
+        throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')})`);
       const backend = await setup();
       const progress = progressFor(globals());
       try {
@@ -76,7 +82,9 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         for (const m of models) {
           const model = loadCrossEncoder(m.dir);
           try {
-            evals.push(evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress));
+            evals.push(
+              evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress),
+            );
           } finally {
             model.dispose();
           }
@@ -94,8 +102,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             queries,
             candidates: Math.min(maxCands, o.candidates ?? maxCands),
             baseline,
-            significance: baseline ? `p: two-sided paired t-test against "${baseline}" over the per-query MRR@10 and nDCG@10.` : 'One model: no significance test.',
-            timing: 'ms/query: mean wall time of one forward pass over a query\'s candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query.',
+            significance: baseline
+              ? `p: two-sided paired t-test against "${baseline}" over the per-query MRR@10 and nDCG@10.`
+              : 'One model: no significance test.',
+            timing:
+              "ms/query: mean wall time of one forward pass over a query's candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query.",
           },
           rows: tableRows(evals, baseline),
           runs: [],

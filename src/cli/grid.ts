@@ -16,19 +16,31 @@ interface SuiteCliOptions {
   fresh?: boolean;
 }
 
-function suiteCommand(program: Command, name: string, description: string, defaultFile: string, globals: () => GlobalOptions, setup: () => Promise<string>): void {
+function suiteCommand(
+  program: Command,
+  name: string,
+  description: string,
+  defaultFile: string,
+  globals: () => GlobalOptions,
+  setup: () => Promise<string>,
+): void {
   program
     .command(name)
     .description(description)
     .argument('[suite]', `suite config (JSON; default ${path.relative(process.cwd(), defaultFile) || defaultFile})`)
     .option('--out <dir>', 'output dir for the students and the report (default: the suite\'s "output")')
-    .option('--fresh', 'retrain the students even when finished runs with the same config are there (the cached teacher is still reused)')
+    .option(
+      '--fresh',
+      'retrain the students even when finished runs with the same config are there (the cached teacher is still reused)',
+    )
     .action(async (file: string | undefined, o: SuiteCliOptions) => {
       const startedAt = Date.now();
       const suite = await loadSuite(existingFile(file ?? defaultFile, 'suite config'), { output: o.out });
       const backend = await setup();
       const progress = progressFor(globals());
-      progress.info(`${suite.title}: teacher + ${suite.students.length} students on backend ${backend}; output ${suite.output}`);
+      progress.info(
+        `${suite.title}: teacher + ${suite.students.length} students on backend ${backend}; output ${suite.output}`,
+      );
       try {
         const { files, report } = await runSuite(suite, { progress, fresh: o.fresh, startedAt });
         progress.close();
@@ -47,9 +59,19 @@ function suiteCommand(program: Command, name: string, description: string, defau
 
 export function registerSuites(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   suiteCommand(
-    program, 'main',
-    'the main job (npm start): build/load the collection, train or reuse the teacher, distil the paper\'s 5 key student objectives, print the comparison table',
-    MAIN_SUITE, globals, setup,
+    program,
+    'main',
+    "the main job (npm start): build/load the collection, train or reuse the teacher, distil the paper's 5 key student objectives, print the comparison table",
+    MAIN_SUITE,
+    globals,
+    setup,
   );
-  suiteCommand(program, 'grid', 'the whole objective grid (hard, soft, feature terms and their mixes) with more steps; same flow and table as main', GRID_SUITE, globals, setup);
+  suiteCommand(
+    program,
+    'grid',
+    'the whole objective grid (hard, soft, feature terms and their mixes) with more steps; same flow and table as main',
+    GRID_SUITE,
+    globals,
+    setup,
+  );
 }

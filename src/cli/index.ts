@@ -25,8 +25,16 @@ export function buildProgram(): Command {
     .name('fused-distill')
     .description('Distil BERT cross-encoder rankers with fused loss kernels (TensorFlow.js + a C++ addon)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('native'))
-    .option('--threads <n>', 'threads for the native kernels (default: the core count, or FUSED_DISTILL_NUM_THREADS)', positiveInt)
-    .addOption(new Option('--progress <mode>', 'progress display (default: bars on a terminal, lines otherwise)').choices(PROGRESS_MODES))
+    .option(
+      '--threads <n>',
+      'threads for the native kernels (default: the core count, or FUSED_DISTILL_NUM_THREADS)',
+      positiveInt,
+    )
+    .addOption(
+      new Option('--progress <mode>', 'progress display (default: bars on a terminal, lines otherwise)').choices(
+        PROGRESS_MODES,
+      ),
+    )
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
@@ -60,7 +68,8 @@ export async function run(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode; // commander printed it (or help / version: code 0)
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`fused-distill: error: ${message}\n`);
-    if (!(e instanceof UsageError || e instanceof ConfigError) && process.env.FUSED_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    if (!(e instanceof UsageError || e instanceof ConfigError) && process.env.FUSED_DISTILL_DEBUG)
+      process.stderr.write(`${(e as Error).stack}\n`);
     return e instanceof UsageError || e instanceof ConfigError ? 2 : 1;
   }
 }
@@ -82,7 +91,9 @@ if (require.main === module) {
   process.on('beforeExit', () => {
     if (settled) return;
     settled = true;
-    process.stderr.write('fused-distill: error: the command stopped before it finished (an I/O error was lost); nothing was committed\n');
+    process.stderr.write(
+      'fused-distill: error: the command stopped before it finished (an I/O error was lost); nothing was committed\n',
+    );
     process.exitCode = 1;
   });
   // An error raised outside the command's promise (an 'error' event without a listener) still ends

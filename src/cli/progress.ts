@@ -24,12 +24,14 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-const num = (x: number) => (x === 0 ? '0' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2));
+const num = (x: number) =>
+  x === 0 ? '0' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2);
 
 /** "0.6523 = ranknet 0.4210 + kl 0.2313" */
 export function formatLoss(loss: number, parts: Record<string, number>): string {
   const names = Object.keys(parts);
-  if (names.length <= 1 && (names.length === 0 || Math.abs(parts[names[0]] - loss) < 1e-9)) return `${num(loss)}${names.length ? ` (${names[0]})` : ''}`;
+  if (names.length <= 1 && (names.length === 0 || Math.abs(parts[names[0]] - loss) < 1e-9))
+    return `${num(loss)}${names.length ? ` (${names[0]})` : ''}`;
   return `${num(loss)} = ${names.map((n) => `${n} ${num(parts[n])}`).join(' + ')}`;
 }
 
@@ -66,7 +68,9 @@ export class Progress {
   readonly onProgress = (e: CliEvent): void => {
     if (this.mode === 'none') return;
     if (this.mode === 'json') {
-      this.write(`${JSON.stringify(e.type === 'step' || e.type === 'start' || e.type === 'eval' ? { label: this.label, ...e } : e)}\n`);
+      this.write(
+        `${JSON.stringify(e.type === 'step' || e.type === 'start' || e.type === 'eval' ? { label: this.label, ...e } : e)}\n`,
+      );
       return;
     }
     switch (e.type) {
@@ -87,11 +91,15 @@ export class Progress {
         };
         if (this.mode === 'bars') this.bars.get(this.label)?.update(e.step, payload);
         else if (this.due(this.label, e.step, e.steps))
-          this.write(`[${this.label}] step ${e.step}/${e.steps}  ${payload.speed} steps/s  ETA ${payload.etaText}  loss ${payload.loss}  lr ${payload.lr}  |g| ${payload.grad}\n`);
+          this.write(
+            `[${this.label}] step ${e.step}/${e.steps}  ${payload.speed} steps/s  ETA ${payload.etaText}  loss ${payload.loss}  lr ${payload.lr}  |g| ${payload.grad}\n`,
+          );
         return;
       }
       case 'eval':
-        this.info(`[${this.label}] eval at step ${e.step} on ${e.queries} ${e.split} queries: MRR@10 ${e.mrr10.toFixed(4)}  nDCG@10 ${e.ndcg10.toFixed(4)}`);
+        this.info(
+          `[${this.label}] eval at step ${e.step} on ${e.queries} ${e.split} queries: MRR@10 ${e.mrr10.toFixed(4)}  nDCG@10 ${e.ndcg10.toFixed(4)}`,
+        );
         return;
       case 'checkpoint':
         if (this.mode === 'lines') this.write(`[${this.label}] checkpoint ${e.dir}\n`);
@@ -103,14 +111,19 @@ export class Progress {
         this.endBar('teacher scores');
         if (!e.computed && this.scoreFiles.has(e.file)) return; // said once is enough
         this.scoreFiles.add(e.file);
-        this.info(`teacher scores: ${e.pairs} pairs ${e.computed ? 'computed and cached in' : 'read from the cache'} ${e.file}`);
+        this.info(
+          `teacher scores: ${e.pairs} pairs ${e.computed ? 'computed and cached in' : 'read from the cache'} ${e.file}`,
+        );
         return;
       case 'notice':
         this.info(`[${this.label}] ${e.message}`);
         return;
       case 'done':
         this.endBar(this.label);
-        this.info(`[${this.label}] done: model in ${e.modelDir}` + (e.skippedSteps ? ` (${e.skippedSteps} non-finite steps skipped)` : ''));
+        this.info(
+          `[${this.label}] done: model in ${e.modelDir}` +
+            (e.skippedSteps ? ` (${e.skippedSteps} non-finite steps skipped)` : ''),
+        );
         return;
       case 'task':
         this.task(e);
@@ -140,7 +153,10 @@ export class Progress {
         const bar = `${'█'.repeat(Math.round(params.progress * 24))}${'░'.repeat(24 - Math.round(params.progress * 24))}`;
         const head = `${payload.key} ${bar} ${params.value}/${params.total} ${payload.unit}`;
         if (payload.unit !== 'steps') {
-          const eta = params.value > 0 ? ((Date.now() - params.startTime) / 1000 / params.value) * (params.total - params.value) : NaN;
+          const eta =
+            params.value > 0
+              ? ((Date.now() - params.startTime) / 1000 / params.value) * (params.total - params.value)
+              : NaN;
           return `${head} | ETA ${formatDuration(eta)}`;
         }
         if (payload.speed == null) return head;

@@ -30,16 +30,44 @@ defineFusedKernel(ADAMW, (backendName) => ({ inputs, backend, attrs }) => {
   const { p, g, m, v } = inputs as Record<string, TensorInfo>;
   const a = attrs as unknown as AdamWAttrs;
   // Outputs: [p', m', v'].
-  return runFusedKernel(backend, backendName, [p, g, m, v], [p.shape, p.shape, p.shape], (ops, [pv, gv, mv, vv], [pOut, mOut, vOut]) => {
-    ops.adamwUpdate(pv!, gv!, mv!, vv!, pOut, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2, a.scale, mOut, vOut);
-  }, 'adamwUpdate');
+  return runFusedKernel(
+    backend,
+    backendName,
+    [p, g, m, v],
+    [p.shape, p.shape, p.shape],
+    (ops, [pv, gv, mv, vv], [pOut, mOut, vOut]) => {
+      ops.adamwUpdate(
+        pv!,
+        gv!,
+        mv!,
+        vv!,
+        pOut,
+        a.beta1,
+        a.beta2,
+        a.eps,
+        a.decay,
+        a.stepSize,
+        a.sqrtBc2,
+        a.scale,
+        mOut,
+        vOut,
+      );
+    },
+    'adamwUpdate',
+  );
 });
 
 /**
  * One AdamW update of parameter p from gradient g and moments m, v: [p', m', v'], new tensors (the
  * inputs are left as they are), on any backend (ops/dispatch.ts).
  */
-export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, attrs: AdamWAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamwUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  attrs: AdamWAttrs,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   // Unlike the losses, the optimizer has no composite to fall back on: without the addon this throws
   // its load error.
   if (!fusedKernelsReady([ADAMW])) throw addonLoadError() as Error;
@@ -54,8 +82,15 @@ export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
 export function sumSquares(x: tf.Tensor): number {
   if (x.size === 0) return 0;
   let sum = 0;
-  runFusedKernel(tf.backend(), tf.getBackend(), [x], [], (ops, [xv]) => {
-    sum = ops.sumSquares(xv!);
-  }, 'sumSquares');
+  runFusedKernel(
+    tf.backend(),
+    tf.getBackend(),
+    [x],
+    [],
+    (ops, [xv]) => {
+      sum = ops.sumSquares(xv!);
+    },
+    'sumSquares',
+  );
   return sum;
 }

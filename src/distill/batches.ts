@@ -47,17 +47,23 @@ export function trainingPools(coll: RankingCollection, trainQueries?: number): Q
   const pools: QueryPool[] = [];
   for (const qid of [...coll.queries.train.keys()].slice(0, trainQueries)) {
     const judged = coll.qrels.train.get(qid) ?? new Map<string, number>();
-    const positives = [...judged].filter(([, g]) => g >= 1).map(([pid]) => pid).sort();
+    const positives = [...judged]
+      .filter(([, g]) => g >= 1)
+      .map(([pid]) => pid)
+      .sort();
     const negatives = (coll.candidates.train.get(qid) ?? []).filter((pid) => (judged.get(pid) ?? 0) < 1);
     if (positives.length > 0 && negatives.length > 0) pools.push({ qid, positives, negatives });
   }
-  if (pools.length === 0) throw new Error(`${coll.dir}: no training query has both a relevant passage and a non-relevant candidate`);
+  if (pools.length === 0)
+    throw new Error(`${coll.dir}: no training query has both a relevant passage and a non-relevant candidate`);
   return pools;
 }
 
 /** Every (qid, pid) a sampler can put in a group: what the teacher scores once. */
 export function trainingPairs(coll: RankingCollection, trainQueries?: number): Array<[string, string]> {
-  return trainingPools(coll, trainQueries).flatMap((p) => [...p.positives, ...p.negatives].map((pid): [string, string] => [p.qid, pid]));
+  return trainingPools(coll, trainQueries).flatMap((p) =>
+    [...p.positives, ...p.negatives].map((pid): [string, string] => [p.qid, pid]),
+  );
 }
 
 export class GroupSampler {
@@ -118,7 +124,8 @@ export class GroupSampler {
   }
 
   restore(s: SamplerState): void {
-    if (s.order.some((i) => i >= this.pools.length)) throw new Error('GroupSampler.restore: the state is from another set of training queries');
+    if (s.order.some((i) => i >= this.pools.length))
+      throw new Error('GroupSampler.restore: the state is from another set of training queries');
     this.random.state = s.rng >>> 0;
     this.order = s.order.slice();
     this.cursor = s.cursor;
@@ -151,7 +158,12 @@ export interface TrainBatch {
 }
 
 /** Tensors for a step's groups, each padded to G = 1 + negatives slots. */
-export function makeBatch(groups: Group[], encoder: PairEncoder, label: (grade: number) => number, G: number): TrainBatch {
+export function makeBatch(
+  groups: Group[],
+  encoder: PairEncoder,
+  label: (grade: number) => number,
+  G: number,
+): TrainBatch {
   const B = groups.length;
   const pairs: Array<[string, string] | null> = [];
   const y = new Float32Array(B * G);

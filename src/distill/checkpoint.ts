@@ -28,7 +28,9 @@ export async function saveVariables(dir: string, name: string, vars: Map<string,
 
 /** Assigns the values saved by saveVariables to the variables of the same names. */
 export function loadVariables(dir: string, name: string, vars: Map<string, tf.Variable>): void {
-  const { weights } = (readJsonFile(path.join(dir, `${name}.json`)) ?? {}) as { weights: Parameters<typeof decodeWeightsFile>[1] };
+  const { weights } = (readJsonFile(path.join(dir, `${name}.json`)) ?? {}) as {
+    weights: Parameters<typeof decodeWeightsFile>[1];
+  };
   const tensors = decodeWeightsFile(path.join(dir, `${name}.bin`), weights);
   try {
     for (const [k, v] of vars) {
@@ -80,7 +82,9 @@ export async function writeCheckpoint<S>(root: string, parts: CheckpointParts<S>
   await saveVariables(temp, 'extra', parts.extra);
   await parts.optimizer.save(temp);
   await writeAtomic(path.join(temp, 'state.json'), (w) => w.write(`${JSON.stringify(parts.state)}\n`));
-  await writeAtomic(path.join(temp, CHECKSUMS), (w) => w.write(`${JSON.stringify({ format: CHECKSUMS_FORMAT, sha256: hashFiles(temp) }, null, 1)}\n`));
+  await writeAtomic(path.join(temp, CHECKSUMS), (w) =>
+    w.write(`${JSON.stringify({ format: CHECKSUMS_FORMAT, sha256: hashFiles(temp) }, null, 1)}\n`),
+  );
   const target = path.join(root, name);
   renameDirInto(temp, target);
   const all = listCheckpoints(root);
@@ -122,7 +126,9 @@ const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(fil
 function hashFiles(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const e of fs
+      .readdirSync(path.join(dir, rel), { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
       else if (r !== CHECKSUMS) out[r] = sha256(path.join(dir, r));
@@ -143,7 +149,8 @@ export function verifyCheckpoint(dir: string): boolean {
   let sums: Record<string, string>;
   try {
     const parsed = readJsonFile(file) as { format?: string; sha256?: Record<string, string> };
-    if (parsed?.format !== CHECKSUMS_FORMAT || !parsed.sha256 || typeof parsed.sha256 !== 'object') throw new Error(`${file}: not a ${CHECKSUMS_FORMAT} file`);
+    if (parsed?.format !== CHECKSUMS_FORMAT || !parsed.sha256 || typeof parsed.sha256 !== 'object')
+      throw new Error(`${file}: not a ${CHECKSUMS_FORMAT} file`);
     sums = parsed.sha256;
   } catch (e) {
     throw new CheckpointError(dir, (e as Error).message);
@@ -151,7 +158,11 @@ export function verifyCheckpoint(dir: string): boolean {
   for (const [rel, want] of Object.entries(sums)) {
     const f = path.join(dir, rel);
     if (!fs.existsSync(f)) throw new CheckpointError(dir, `${f}: missing (listed in ${CHECKSUMS})`);
-    if (sha256(f) !== want) throw new CheckpointError(dir, `${f}: sha256 differs from the one written with the checkpoint (corrupt or truncated)`);
+    if (sha256(f) !== want)
+      throw new CheckpointError(
+        dir,
+        `${f}: sha256 differs from the one written with the checkpoint (corrupt or truncated)`,
+      );
   }
   for (const name of ['state.json', 'optimizer.bin', 'model/weights.bin'])
     if (!(name in sums)) throw new CheckpointError(dir, `${file}: has no sum for ${name}`);
@@ -168,7 +179,8 @@ export function readCheckpoint<S>(
   target: { model: CrossEncoder; extra: Map<string, tf.Variable>; optimizer: AdamW },
   onNotice: (message: string) => void = () => undefined,
 ): S & { step: number } {
-  if (!verifyCheckpoint(dir)) onNotice(`${dir}: has no ${CHECKSUMS} (written before checkpoints had them); read without an integrity check`);
+  if (!verifyCheckpoint(dir))
+    onNotice(`${dir}: has no ${CHECKSUMS} (written before checkpoints had them); read without an integrity check`);
   try {
     const state = readJsonFile(path.join(dir, 'state.json'));
     if (!state || typeof state !== 'object') throw new Error(`${dir}/state.json: not a JSON object`);
@@ -176,7 +188,8 @@ export function readCheckpoint<S>(
     try {
       for (const [name, v] of target.model.params) {
         const s = saved.params.get(name);
-        if (!s || s.shape.join() !== v.shape.join()) throw new Error(`${dir}/model: ${name} is missing or has another shape than the run's model`);
+        if (!s || s.shape.join() !== v.shape.join())
+          throw new Error(`${dir}/model: ${name} is missing or has another shape than the run's model`);
         v.assign(s);
       }
     } finally {

@@ -122,7 +122,8 @@ const hardLossShape = {
 const HARD_TERMS = ['bce', 'ranknet', 'hinge', 'listwiseCE'] as const;
 const SOFT_TERMS = ['kl', 'marginMSE', 'scoreMSE'] as const;
 const FEATURE_TERMS = ['hiddenMSE', 'attentionMSE', 'embeddingMSE'] as const;
-const someWeight = (names: readonly string[]) => (l: Record<string, unknown>) => names.some((n) => (l[n] as number) > 0);
+const someWeight = (names: readonly string[]) => (l: Record<string, unknown>) =>
+  names.some((n) => (l[n] as number) > 0);
 
 const TeacherLossSchema = z
   .object(hardLossShape)
@@ -252,8 +253,18 @@ function resolvePaths<T extends { output: string; data: { collection?: string } 
   const r = (p: string | undefined) => (p == null ? p : path.resolve(base, p));
   const out = { ...c, output: r(c.output)!, data: { ...c.data, collection: r(c.data.collection) } } as T;
   const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
-  if (any.init) any.init = { ...any.init, checkpoint: r(any.init.checkpoint as string), safetensors: r(any.init.safetensors as string) };
-  if (any.teacher) any.teacher = { ...any.teacher, checkpoint: r(any.teacher.checkpoint as string), cacheDir: r(any.teacher.cacheDir as string) };
+  if (any.init)
+    any.init = {
+      ...any.init,
+      checkpoint: r(any.init.checkpoint as string),
+      safetensors: r(any.init.safetensors as string),
+    };
+  if (any.teacher)
+    any.teacher = {
+      ...any.teacher,
+      checkpoint: r(any.teacher.checkpoint as string),
+      cacheDir: r(any.teacher.cacheDir as string),
+    };
   if (any.student) any.student = { ...any.student, path: r(any.student.path as string) };
   return out;
 }
@@ -265,11 +276,19 @@ function parseWith<S extends z.ZodType>(schema: S, value: unknown, source: strin
 }
 
 /** Validates a teacher run config object (defaults filled in, relative paths against baseDir). */
-export function parseTeacherConfig(value: unknown, source = 'teacher config', baseDir = process.cwd()): TeacherRunConfig {
+export function parseTeacherConfig(
+  value: unknown,
+  source = 'teacher config',
+  baseDir = process.cwd(),
+): TeacherRunConfig {
   return parseWith(TeacherRunSchema, value, source, baseDir);
 }
 
-export function parseStudentConfig(value: unknown, source = 'student config', baseDir = process.cwd()): StudentRunConfig {
+export function parseStudentConfig(
+  value: unknown,
+  source = 'student config',
+  baseDir = process.cwd(),
+): StudentRunConfig {
   return parseWith(StudentRunSchema, value, source, baseDir);
 }
 

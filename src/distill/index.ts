@@ -5,11 +5,26 @@
 // (optimizer.ts, its update a registered kernel in adamw_kernel.ts), atomic checkpoints
 // (checkpoint.ts) and re-ranking evaluation (scoring.ts).
 export {
-  TeacherRunSchema, StudentRunSchema, parseTeacherConfig, parseStudentConfig, loadTeacherConfig, loadStudentConfig, ConfigError,
-  TEACHER_SIZES, STUDENT_SIZES,
+  TeacherRunSchema,
+  StudentRunSchema,
+  parseTeacherConfig,
+  parseStudentConfig,
+  loadTeacherConfig,
+  loadStudentConfig,
+  ConfigError,
+  TEACHER_SIZES,
+  STUDENT_SIZES,
 } from './config';
 export type {
-  TeacherRunConfig, StudentRunConfig, TeacherRunInput, StudentRunInput, DataConfig, TrainConfig, ModelSizes, TeacherLoss, StudentLoss,
+  TeacherRunConfig,
+  StudentRunConfig,
+  TeacherRunInput,
+  StudentRunInput,
+  DataConfig,
+  TrainConfig,
+  ModelSizes,
+  TeacherLoss,
+  StudentLoss,
 } from './config';
 export { GroupSampler, makeBatch, disposeBatch, labelFunction, trainingPairs, trainingPools } from './batches';
 export type { Group, SamplerOptions, SamplerState, TrainBatch } from './batches';
@@ -23,7 +38,14 @@ export { teacherScores, cacheKey, checkpointHash, pairKey } from './teacher_cach
 export type { ScoreTable, TeacherScoresResult } from './teacher_cache';
 export { scorePairs, rerank, evaluateModel } from './scoring';
 export type { EvalMetrics } from './scoring';
-export { writeCheckpoint, readCheckpoint, latestCheckpoint, listCheckpoints, saveVariables, loadVariables } from './checkpoint';
+export {
+  writeCheckpoint,
+  readCheckpoint,
+  latestCheckpoint,
+  listCheckpoints,
+  saveVariables,
+  loadVariables,
+} from './checkpoint';
 export { trainTeacher, distill, prepareTeacherScores } from './train';
 export type { RunOptions, ProgressEvent } from './train';
 export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';

@@ -46,9 +46,19 @@ export function objectiveWeights(loss: Partial<Record<PredictionTerm, number>>):
 
 /** The prediction-layer terms: ONE fused call; parts keyed by config name (weight > 0 only). */
 export function predictionLoss(
-  s: tf.Tensor2D, t: tf.Tensor2D | null, batch: TrainBatch, weights: Weights, loss: { temperature?: number; sigma: number; margin: number },
+  s: tf.Tensor2D,
+  t: tf.Tensor2D | null,
+  batch: TrainBatch,
+  weights: Weights,
+  loss: { temperature?: number; sigma: number; margin: number },
 ): LossParts {
-  const r = rankingObjectiveParts(s, t, batch.labels, { weights, temperature: loss.temperature ?? 1, sigma: loss.sigma, margin: loss.margin, mask: batch.mask });
+  const r = rankingObjectiveParts(s, t, batch.labels, {
+    weights,
+    temperature: loss.temperature ?? 1,
+    sigma: loss.sigma,
+    margin: loss.margin,
+    mask: batch.mask,
+  });
   const parts: Record<string, tf.Scalar> = {};
   for (const [name, term] of Object.entries(PREDICTION_TERMS)) if (weights[term] != null) parts[name] = r.parts[term];
   return { total: r.total, parts };
@@ -99,7 +109,10 @@ export class TeacherObjective implements Objective {
 
 function seededNormal(shape: [number, number], std: number, seed: number): tf.Tensor {
   const random = new Mulberry32(seed);
-  return tf.tensor2d(normalArray(shape[0] * shape[1], std, () => random.next()), shape);
+  return tf.tensor2d(
+    normalArray(shape[0] * shape[1], std, () => random.next()),
+    shape,
+  );
 }
 
 // tfjs variable names are global: number the projections.
@@ -177,10 +190,17 @@ export class StudentObjective implements Objective {
     }
     if (this.wantFeatures) {
       const { wantHidden, wantEmbedding, wantAttention, layerMap } = this;
-      const out = this.teacher!.forward(batch.inputs, { hidden: wantHidden || wantEmbedding, attention: wantAttention });
+      const out = this.teacher!.forward(batch.inputs, {
+        hidden: wantHidden || wantEmbedding,
+        attention: wantAttention,
+      });
       if (wantHidden) sig.hidden = tf.stack(layerMap.map((t) => out.hidden![t]));
       if (wantEmbedding) sig.embedding = tf.clone(out.hidden![0]);
-      if (wantAttention) sig.attention = tf.concat(layerMap.map((t) => out.attention![t - 1]), 0);
+      if (wantAttention)
+        sig.attention = tf.concat(
+          layerMap.map((t) => out.attention![t - 1]),
+          0,
+        );
       tf.dispose([out.scores, ...(out.hidden ?? []), ...(out.attention ?? [])]);
     }
     return sig;
@@ -205,11 +225,21 @@ export class StudentObjective implements Objective {
       const hs = tf.stack(layerMap.map((_, i) => this.project(out.hidden![i + 1], this.hiddenProj)));
       add('hiddenMSE', tf.mul(hiddenMSE(hs, sig.hidden!, { tokenMask: batch.tokenMask }), loss.hiddenMSE));
     }
-    if (wantEmbedding) add('embeddingMSE', tf.mul(hiddenMSE(this.project(out.hidden![0], this.embeddingProj), sig.embedding!, { tokenMask: batch.tokenMask }), loss.embeddingMSE));
+    if (wantEmbedding)
+      add(
+        'embeddingMSE',
+        tf.mul(
+          hiddenMSE(this.project(out.hidden![0], this.embeddingProj), sig.embedding!, { tokenMask: batch.tokenMask }),
+          loss.embeddingMSE,
+        ),
+      );
     if (wantAttention) {
       // All mapped layers in one call: stacked along the batch axis (each layer has as many valid
       // entries, so the mean over all is the mean of the layers' means).
-      const as = tf.concat(layerMap.map((_, i) => out.attention![i]), 0);
+      const as = tf.concat(
+        layerMap.map((_, i) => out.attention![i]),
+        0,
+      );
       const tokenMask = tf.tile(batch.tokenMask, [layerMap.length, 1]);
       add('attentionMSE', tf.mul(attentionMSE(as, sig.attention!, { tokenMask }), loss.attentionMSE));
     }

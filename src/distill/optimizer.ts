@@ -81,7 +81,8 @@ export class AdamW {
    */
   apply(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>): StepInfo {
     const g = grads instanceof Map ? grads : new Map(Object.entries(grads));
-    for (const name of g.keys()) if (!this.params.has(name)) throw new Error(`AdamW.apply: ${name} is not a parameter of this optimizer`);
+    for (const name of g.keys())
+      if (!this.params.has(name)) throw new Error(`AdamW.apply: ${name} is not a parameter of this optimizer`);
     const names = [...this.params.keys()].filter((k) => g.has(k));
     if (names.length === 0) throw new Error('AdamW.apply: no gradients');
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.o;
@@ -92,7 +93,8 @@ export class AdamW {
     const gradNorm = Math.sqrt(sq);
     // A NaN or Inf gradient would write NaN into every parameter and moment (clipping scales by
     // clipNorm / Inf = 0, and 0 * Inf is NaN): no update, the step count unchanged; the caller decides.
-    if (!Number.isFinite(gradNorm)) return { step: this.step, lr: learningRate(this.o, this.step + 1), gradNorm, applied: false };
+    if (!Number.isFinite(gradNorm))
+      return { step: this.step, lr: learningRate(this.o, this.step + 1), gradNorm, applied: false };
     const n = ++this.step;
     const lr = learningRate(this.o, n);
     const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / (gradNorm + 1e-6) : 1;
@@ -102,7 +104,15 @@ export class AdamW {
       const p = this.params.get(name)!;
       const decay = weightDecay > 0 && this.o.decays(name) ? 1 - lr * weightDecay : 1;
       // The kernel is the formula above in float64, element by element (bit-identical to it in JS).
-      const [next, m, v] = adamwUpdate(p, g.get(name)!, this.m.get(name)!, this.v.get(name)!, { beta1, beta2, eps, decay, stepSize, sqrtBc2, scale });
+      const [next, m, v] = adamwUpdate(p, g.get(name)!, this.m.get(name)!, this.v.get(name)!, {
+        beta1,
+        beta2,
+        eps,
+        decay,
+        stepSize,
+        sqrtBc2,
+        scale,
+      });
       p.assign(next);
       next.dispose();
       this.setMoments(name, m, v);
@@ -142,13 +152,18 @@ export class AdamW {
 
   /** Restores the step count and moments saved by save() (for the same parameters). */
   load(dir: string): void {
-    const manifest = readJsonFile(path.join(dir, 'optimizer.json')) as { format?: string; step?: unknown; entries?: Array<{ name: string; shape: number[] }> };
+    const manifest = readJsonFile(path.join(dir, 'optimizer.json')) as {
+      format?: string;
+      step?: unknown;
+      entries?: Array<{ name: string; shape: number[] }>;
+    };
     if (manifest?.format !== STATE_FORMAT) throw new Error(`${dir}/optimizer.json: not a ${STATE_FORMAT} state`);
     if (!Number.isInteger(manifest.step) || (manifest.step as number) < 0 || !Array.isArray(manifest.entries))
       throw new Error(`${dir}/optimizer.json: step ${JSON.stringify(manifest.step)} or entries invalid (corrupt?)`);
     const names = manifest.entries.map((e) => e.name);
     const mine = [...this.params.keys()];
-    if (names.join('\n') !== mine.join('\n')) throw new Error(`${dir}/optimizer.json: saved for other parameters than this optimizer's`);
+    if (names.join('\n') !== mine.join('\n'))
+      throw new Error(`${dir}/optimizer.json: saved for other parameters than this optimizer's`);
     const bin = fs.readFileSync(path.join(dir, 'optimizer.bin'));
     const expected = mine.reduce((s, k) => s + 8 * this.params.get(k)!.size, 0);
     if (bin.length !== expected) throw new Error(`${dir}/optimizer.bin: ${bin.length} bytes, expected ${expected}`);

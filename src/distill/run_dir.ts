@@ -69,8 +69,19 @@ const STATE_FORMAT = 'fused-distill-train-state';
 
 // Keys sorted: the same config hashes the same however it was written or re-parsed.
 const canonical = (x: unknown): unknown =>
-  Array.isArray(x) ? x.map(canonical) : x && typeof x === 'object' ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical((x as Record<string, unknown>)[k])])) : x;
-export const hashConfig = (config: object) => createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
+  Array.isArray(x)
+    ? x.map(canonical)
+    : x && typeof x === 'object'
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, canonical((x as Record<string, unknown>)[k])]),
+        )
+      : x;
+export const hashConfig = (config: object) =>
+  createHash('sha256')
+    .update(JSON.stringify(canonical(config)))
+    .digest('hex');
 
 function readLog(file: string): RunLog {
   const log: RunLog = { steps: [], evals: [] };
@@ -88,13 +99,15 @@ async function writeLog(file: string, log: RunLog): Promise<void> {
   let e = 0;
   for (const s of log.steps) {
     lines.push(JSON.stringify({ type: 'step', ...s }));
-    while (e < log.evals.length && log.evals[e].step === s.step) lines.push(JSON.stringify({ type: 'eval', ...log.evals[e++] }));
+    while (e < log.evals.length && log.evals[e].step === s.step)
+      lines.push(JSON.stringify({ type: 'eval', ...log.evals[e++] }));
   }
   for (; e < log.evals.length; e++) lines.push(JSON.stringify({ type: 'eval', ...log.evals[e] }));
   await writeAtomic(file, (w) => w.write(lines.map((l) => `${l}\n`).join('')));
 }
 
-export type OutputState = { kind: 'fresh' } | { kind: 'resume'; checkpoint: string } | { kind: 'done'; result: RunResult };
+export type OutputState =
+  { kind: 'fresh' } | { kind: 'resume'; checkpoint: string } | { kind: 'done'; result: RunResult };
 
 /**
  * What the output dir holds, checked before anything is loaded: a finished run (returned again
@@ -105,11 +118,15 @@ export function outputState(config: RunConfig, resume: boolean): OutputState {
   const resultFile = path.join(config.output, 'result.json');
   if (fs.existsSync(resultFile)) {
     const done = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as RunResult & { configHash: string };
-    if (resume && done.configHash === hashConfig(config)) return { kind: 'done', result: { ...done, log: readLog(path.join(config.output, 'log.jsonl')) } };
-    throw new Error(`${config.output}: holds a finished run${resume ? ' of another config' : ''}; choose another output dir`);
+    if (resume && done.configHash === hashConfig(config))
+      return { kind: 'done', result: { ...done, log: readLog(path.join(config.output, 'log.jsonl')) } };
+    throw new Error(
+      `${config.output}: holds a finished run${resume ? ' of another config' : ''}; choose another output dir`,
+    );
   }
   const previous = latestCheckpoint(path.join(config.output, 'checkpoints'));
-  if (previous && !resume) throw new Error(`${config.output}: has checkpoints of an earlier run; resume it or choose another output dir`);
+  if (previous && !resume)
+    throw new Error(`${config.output}: has checkpoints of an earlier run; resume it or choose another output dir`);
   return previous ? { kind: 'resume', checkpoint: previous } : { kind: 'fresh' };
 }
 
@@ -128,7 +145,13 @@ export async function writeRunConfig(output: string, config: RunConfig): Promise
 }
 
 /** Writes a checkpoint (keeping the newest `keep`) and the log so far; returns the checkpoint's dir. */
-export async function writeRunCheckpoint(output: string, trained: Trained, configHash: string, run: RunState, keep: number): Promise<string> {
+export async function writeRunCheckpoint(
+  output: string,
+  trained: Trained,
+  configHash: string,
+  run: RunState,
+  keep: number,
+): Promise<string> {
   const state = { format: STATE_FORMAT, configHash, step: run.step, sampler: run.sampler, log: run.log };
   const root = path.join(output, 'checkpoints');
   let dir: string;
@@ -146,7 +169,10 @@ export async function writeRunCheckpoint(output: string, trained: Trained, confi
 
 /** The final outputs: model/, log.jsonl, and result.json last. */
 export async function finishRun(
-  output: string, model: CrossEncoder, log: RunLog, summary: { steps: number; configHash: string; run: RunKind },
+  output: string,
+  model: CrossEncoder,
+  log: RunLog,
+  summary: { steps: number; configHash: string; run: RunKind },
 ): Promise<RunResult> {
   const modelDir = path.join(output, 'model');
   const temp = path.join(output, `.tmp-model-${process.pid}`);
@@ -161,7 +187,9 @@ export async function finishRun(
   const result: RunResult = { output, modelDir, steps: summary.steps, log, final: log.evals.at(-1) ?? null };
   const { log: _log, ...written } = result;
   const { configHash, run } = summary;
-  await writeAtomic(path.join(output, 'result.json'), (w) => w.write(`${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend() }, null, 2)}\n`));
+  await writeAtomic(path.join(output, 'result.json'), (w) =>
+    w.write(`${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend() }, null, 2)}\n`),
+  );
   return result;
 }
 
@@ -170,5 +198,6 @@ export async function finishRun(
 // process writes there.
 function removeTempModels(output: string): void {
   for (const name of fs.readdirSync(output))
-    if (/^(?:\.tmp-model|model\.old)-\d+$/.test(name)) fs.rmSync(path.join(output, name), { recursive: true, force: true });
+    if (/^(?:\.tmp-model|model\.old)-\d+$/.test(name))
+      fs.rmSync(path.join(output, name), { recursive: true, force: true });
 }

@@ -11,10 +11,21 @@ const nonNegInt = z.number().int().nonnegative();
 const logNumber = z.number().nullable();
 
 const StepLogSchema = z
-  .object({ step: z.number().int().positive(), lr: logNumber, gradNorm: logNumber, loss: logNumber, parts: z.record(logNumber), skipped: z.boolean().optional() })
+  .object({
+    step: z.number().int().positive(),
+    lr: logNumber,
+    gradNorm: logNumber,
+    loss: logNumber,
+    parts: z.record(logNumber),
+    skipped: z.boolean().optional(),
+  })
   .strict();
-const EvalLogSchema = z.object({ step: nonNegInt, split: z.string(), mrr10: z.number(), ndcg10: z.number(), queries: nonNegInt }).strict();
-const SamplerStateSchema = z.object({ rng: z.number().int(), order: z.array(nonNegInt), cursor: nonNegInt, epoch: nonNegInt }).strict();
+const EvalLogSchema = z
+  .object({ step: nonNegInt, split: z.string(), mrr10: z.number(), ndcg10: z.number(), queries: nonNegInt })
+  .strict();
+const SamplerStateSchema = z
+  .object({ rng: z.number().int(), order: z.array(nonNegInt), cursor: nonNegInt, epoch: nonNegInt })
+  .strict();
 
 const RunStateSchema = z.object({
   step: z.number().int().positive(),
@@ -32,7 +43,10 @@ export function validateRunState(state: unknown, dir: string, totalSteps: number
   const parsed = RunStateSchema.safeParse(state);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new CheckpointError(dir, `${file}: invalid run state: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    throw new CheckpointError(
+      dir,
+      `${file}: invalid run state: ${issue.path.join('.') || '(top level)'}: ${issue.message}`,
+    );
   }
   const { step, sampler, log } = parsed.data;
   const bad = (what: string) => new CheckpointError(dir, `${file}: invalid run state: ${what}`);
@@ -42,6 +56,7 @@ export function validateRunState(state: unknown, dir: string, totalSteps: number
     if (s.step !== i + 1) throw bad(`log.steps.${i}: step ${s.step}, expected ${i + 1}`);
   });
   if (log.evals.some((e) => e.step > step)) throw bad(`the log has an evaluation after step ${step}`);
-  if (sampler.cursor > sampler.order.length) throw bad(`sampler.cursor ${sampler.cursor} is past its order of ${sampler.order.length}`);
+  if (sampler.cursor > sampler.order.length)
+    throw bad(`sampler.cursor ${sampler.cursor} is past its order of ${sampler.order.length}`);
   return { step, sampler, log: log as RunState['log'] };
 }

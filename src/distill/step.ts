@@ -7,8 +7,14 @@ import { AdamW, learningRate } from './optimizer';
 /** The AdamW of a run's train config (learning-rate schedule over train.steps). */
 export function runOptimizer(params: Map<string, tf.Variable>, train: TrainConfig): AdamW {
   return new AdamW(params, {
-    lr: train.lr, warmup: train.warmup, totalSteps: train.steps, beta1: train.beta1, beta2: train.beta2, eps: train.eps,
-    weightDecay: train.weightDecay, clipNorm: train.clipNorm,
+    lr: train.lr,
+    warmup: train.warmup,
+    totalSteps: train.steps,
+    beta1: train.beta1,
+    beta2: train.beta2,
+    eps: train.eps,
+    weightDecay: train.weightDecay,
+    clipNorm: train.clipNorm,
   });
 }
 
@@ -38,7 +44,11 @@ export interface StepResult {
  * step count unchanged): the caller stops or skips it.
  * Exported for the benchmarks (bench/gpu/), which time exactly this.
  */
-export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string, tf.Variable>, optimizer: AdamW): StepResult {
+export function trainStep(
+  microBatches: Iterable<MicroBatch>,
+  params: Map<string, tf.Variable>,
+  optimizer: AdamW,
+): StepResult {
   const varList = [...params.values()];
   const paramOf = new Map([...params].map(([name, v]) => [v.name, name]));
   let grads: Map<string, tf.Tensor> | null = null;
@@ -55,7 +65,9 @@ export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string
       }, varList);
       loss += share * value.dataSync()[0];
       for (const [k, v] of Object.entries(kept)) parts[k] = (parts[k] ?? 0) + share * v.dataSync()[0];
-      const named = new Map(Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]));
+      const named = new Map(
+        Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]),
+      );
       if (share !== 1) tf.dispose(Object.values(g));
       if (!grads) grads = named;
       else {
@@ -72,7 +84,8 @@ export function trainStep(microBatches: Iterable<MicroBatch>, params: Map<string
   }
   if (!grads) throw new Error('trainStep: no micro-batches');
   try {
-    if (!Number.isFinite(loss)) return { loss, parts, lr: learningRate(optimizer.o, optimizer.step + 1), gradNorm: NaN, applied: false };
+    if (!Number.isFinite(loss))
+      return { loss, parts, lr: learningRate(optimizer.o, optimizer.step + 1), gradNorm: NaN, applied: false };
     const info = optimizer.apply(grads);
     return { loss, parts, lr: info.lr, gradNorm: info.gradNorm, applied: info.applied };
   } finally {

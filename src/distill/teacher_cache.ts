@@ -31,9 +31,16 @@ export function checkpointHash(dir: string): string {
   return hash.digest('hex');
 }
 
-export function cacheKey(teacherDir: string, coll: RankingCollection, pairs: ReadonlyArray<readonly [string, string]>, maxLength: number): string {
+export function cacheKey(
+  teacherDir: string,
+  coll: RankingCollection,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  maxLength: number,
+): string {
   const hash = createHash('sha256');
-  hash.update(`${FORMAT} v1\0teacher ${checkpointHash(teacherDir)}\0data ${coll.fingerprint}\0maxLength ${maxLength}\0`);
+  hash.update(
+    `${FORMAT} v1\0teacher ${checkpointHash(teacherDir)}\0data ${coll.fingerprint}\0maxLength ${maxLength}\0`,
+  );
   for (const [q, p] of pairs) hash.update(`${q}\t${p}\n`);
   return hash.digest('hex');
 }
@@ -83,15 +90,22 @@ function readCache(file: string, key: string, expected: number, onNotice: (messa
     } catch {
       return { problem: `${file}:${i + 1}: not valid JSON (truncated or corrupt?)` };
     }
-    if (typeof rec?.qid !== 'string' || typeof rec.pid !== 'string') return { problem: `${file}:${i + 1}: no qid and pid strings` };
-    if (!usableScore(rec.score)) return { problem: `${file}:${i + 1}: query ${rec.qid}, passage ${rec.pid} has score ${JSON.stringify(rec.score)}; scores must be finite float32 values` };
+    if (typeof rec?.qid !== 'string' || typeof rec.pid !== 'string')
+      return { problem: `${file}:${i + 1}: no qid and pid strings` };
+    if (!usableScore(rec.score))
+      return {
+        problem: `${file}:${i + 1}: query ${rec.qid}, passage ${rec.pid} has score ${JSON.stringify(rec.score)}; scores must be finite float32 values`,
+      };
     const k = pairKey(rec.qid, rec.pid);
     if (scores.has(k)) return { problem: `${file}:${i + 1}: query ${rec.qid}, passage ${rec.pid} is listed twice` };
     scores.set(k, rec.score);
   }
-  if (scores.size !== expected) return { problem: `${file}: holds ${scores.size} scores, its header ${expected} (truncated?)` };
-  if (header.sha256 == null) onNotice(`${file}: has no checksum (written before caches had one); its lines were checked one by one`);
-  else if (bodyHash(lines.slice(1)) !== header.sha256) return { problem: `${file}: its sha256 differs from the one in its header (corrupt)` };
+  if (scores.size !== expected)
+    return { problem: `${file}: holds ${scores.size} scores, its header ${expected} (truncated?)` };
+  if (header.sha256 == null)
+    onNotice(`${file}: has no checksum (written before caches had one); its lines were checked one by one`);
+  else if (bodyHash(lines.slice(1)) !== header.sha256)
+    return { problem: `${file}: its sha256 differs from the one in its header (corrupt)` };
   return { scores };
 }
 
@@ -131,7 +145,10 @@ export async function teacherScores(
   const values = scorePairs(teacher, encoder, pairs, options.scoreBatch, options.onProgress);
   const scores: ScoreTable = new Map();
   pairs.forEach(([q, p], i) => {
-    if (!Number.isFinite(values[i])) throw new Error(`teacher ${teacherDir}: scored query ${q}, passage ${p} as ${values[i]}; scores must be finite (NaN or Inf weights?)`);
+    if (!Number.isFinite(values[i]))
+      throw new Error(
+        `teacher ${teacherDir}: scored query ${q}, passage ${p} as ${values[i]}; scores must be finite (NaN or Inf weights?)`,
+      );
     scores.set(pairKey(q, p), values[i]);
   });
   // JSON numbers print a float32 value's shortest double form, which parses back to the same value.

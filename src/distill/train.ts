@@ -12,14 +12,24 @@ import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
-import {
-  GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs,
-} from './batches';
+import { GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs } from './batches';
 import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
-  finishRun, hashConfig, outputState, restoreRun, writeRunCheckpoint, writeRunConfig,
-  type EvalLog, type OutputState, type RunKind, type RunLog, type RunResult, type RunState, type StepLog, type Trained,
+  finishRun,
+  hashConfig,
+  outputState,
+  restoreRun,
+  writeRunCheckpoint,
+  writeRunConfig,
+  type EvalLog,
+  type OutputState,
+  type RunKind,
+  type RunLog,
+  type RunResult,
+  type RunState,
+  type StepLog,
+  type Trained,
 } from './run_dir';
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
@@ -35,7 +45,16 @@ type SkippableStep = StepLog & { skipped?: boolean };
 export type { EvalLog, RunKind, RunLog, RunResult, StepLog } from './run_dir';
 
 export type ProgressEvent =
-  | { type: 'start'; run: RunKind; step: number; steps: number; resumedFrom: string | null; trainQueries: number; parameters: number; backend: string }
+  | {
+      type: 'start';
+      run: RunKind;
+      step: number;
+      steps: number;
+      resumedFrom: string | null;
+      trainQueries: number;
+      parameters: number;
+      backend: string;
+    }
   | { type: 'teacherScores'; done: number; total: number }
   | { type: 'teacherScoresReady'; file: string; computed: boolean; pairs: number }
   | ({ type: 'step'; run: RunKind; steps: number; stepsPerSecond: number; etaSeconds: number } & StepLog)
@@ -71,7 +90,14 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
     if (out.kind === 'done') return out.result;
     const { coll, encoder } = await openData(config);
     const model = initTeacher(config);
-    const job: Job = { kind: 'teacher', config, coll, encoder, model, objective: new TeacherObjective(model, config.loss) };
+    const job: Job = {
+      kind: 'teacher',
+      config,
+      coll,
+      encoder,
+      model,
+      objective: new TeacherObjective(model, config.loss),
+    };
     return runJob(job, config, options, out);
   });
 }
@@ -89,14 +115,23 @@ export async function prepareTeacherScores(
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
-    const result = await withDirLock(config.teacher.cacheDir ?? config.teacher.checkpoint, () =>
-      teacherScores(o.teacher, config.teacher.checkpoint, o.coll, o.encoder, pairs, {
-        cacheDir: config.teacher.cacheDir,
-        scoreBatch: config.train.scoreBatch,
-        onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
-        onNotice: (message) => notify(options, message),
-      }), { wait: true });
-    options.onProgress?.({ type: 'teacherScoresReady', file: result.file, computed: result.computed, pairs: result.scores.size });
+    const result = await withDirLock(
+      config.teacher.cacheDir ?? config.teacher.checkpoint,
+      () =>
+        teacherScores(o.teacher, config.teacher.checkpoint, o.coll, o.encoder, pairs, {
+          cacheDir: config.teacher.cacheDir,
+          scoreBatch: config.train.scoreBatch,
+          onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+          onNotice: (message) => notify(options, message),
+        }),
+      { wait: true },
+    );
+    options.onProgress?.({
+      type: 'teacherScoresReady',
+      file: result.file,
+      computed: result.computed,
+      pairs: result.scores.size,
+    });
     return result;
   } finally {
     if (!opened) o.teacher.dispose();
@@ -128,7 +163,9 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
     checkFits(student, config.data.maxLength, 'student');
     if (wantHidden || wantAttention) layerMap = resolveLayerMap(loss, student.config.layers, teacher.config.layers);
     if (wantAttention && student.config.heads !== teacher.config.heads)
-      throw new Error(`loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`);
+      throw new Error(
+        `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
+      );
     opened = await openData(config);
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
@@ -137,7 +174,14 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
     throw e;
   }
   if (!wantFeatures) teacher.dispose(); // its scores are cached; the weights are not needed any more
-  const objective = new StudentObjective(student, wantFeatures ? teacher : null, loss, scores, layerMap, config.train.seed);
+  const objective = new StudentObjective(
+    student,
+    wantFeatures ? teacher : null,
+    loss,
+    scores,
+    layerMap,
+    config.train.seed,
+  );
   return runJob({ kind: 'student', config, ...opened, model: student, objective }, config, options, out);
 }
 
@@ -157,12 +201,21 @@ function notify(options: RunOptions, message: string): void {
  * an error at once (an older one of the same run would be too).
  */
 function restoreNewestIntact(
-  output: string, trained: Trained, configHash: string, totalSteps: number, sampler: GroupSampler, options: RunOptions,
+  output: string,
+  trained: Trained,
+  configHash: string,
+  totalSteps: number,
+  sampler: GroupSampler,
+  options: RunOptions,
 ): { dir: string; state: RunState } {
   const problems: string[] = [];
   for (const dir of listCheckpoints(path.join(output, 'checkpoints')).reverse()) {
     try {
-      if (!verifyCheckpoint(dir)) notify(options, `${dir}: has no checksums (written before checkpoints had them); read without an integrity check`);
+      if (!verifyCheckpoint(dir))
+        notify(
+          options,
+          `${dir}: has no checksums (written before checkpoints had them); read without an integrity check`,
+        );
       const raw = restoreRun(dir, trained, configHash);
       const state = validateRunState(raw, dir, totalSteps);
       try {
@@ -180,7 +233,12 @@ function restoreNewestIntact(
   throw new Error(`${output}: no intact checkpoint to resume from:\n  ${problems.join('\n  ')}`);
 }
 
-async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
+async function runJob(
+  job: Job,
+  fullConfig: TeacherRunConfig | StudentRunConfig,
+  options: RunOptions,
+  out: OutputState,
+): Promise<RunResult> {
   const { output, data, train } = job.config;
   const { model, objective } = job;
   const emit = options.onProgress ?? (() => undefined);
@@ -191,7 +249,12 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
   try {
     const previous = out.kind === 'resume' ? out.checkpoint : null;
     const G = 1 + data.negatives;
-    const sampler = new GroupSampler(job.coll, { negatives: data.negatives, batch: train.batch, seed: train.seed + 1, trainQueries: data.trainQueries });
+    const sampler = new GroupSampler(job.coll, {
+      negatives: data.negatives,
+      batch: train.batch,
+      seed: train.seed + 1,
+      trainQueries: data.trainQueries,
+    });
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
@@ -205,15 +268,23 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     await writeRunConfig(output, fullConfig);
     emit({
-      type: 'start', run: job.kind, step: start, steps: train.steps, resumedFrom: start > 0 ? resumedFrom : null, trainQueries: sampler.queries,
-      parameters: [...params.values()].reduce((n, v) => n + v.size, 0), backend: tf.getBackend(),
+      type: 'start',
+      run: job.kind,
+      step: start,
+      steps: train.steps,
+      resumedFrom: start > 0 ? resumedFrom : null,
+      trainQueries: sampler.queries,
+      parameters: [...params.values()].reduce((n, v) => n + v.size, 0),
+      backend: tf.getBackend(),
     });
 
     const evalQueries = data.evalQueries;
     const evaluate = (step: number) => {
       if (evalQueries === 0) return;
       const m = evaluateModel(model, job.encoder, job.coll, data.evalSplit, {
-        queries: evalQueries, scoreBatch: train.scoreBatch, source: `${output}: evaluation at step ${step} on ${data.evalSplit}`,
+        queries: evalQueries,
+        scoreBatch: train.scoreBatch,
+        source: `${output}: evaluation at step ${step} on ${data.evalSplit}`,
       });
       const entry: EvalLog = { step, split: data.evalSplit, ...m };
       log.evals.push(entry);
@@ -245,21 +316,39 @@ async function runJob(job: Job, fullConfig: TeacherRunConfig | StudentRunConfig,
       if (!applied) {
         // A NaN or Inf loss or gradient: the step made no update. Stop (default), naming what went
         // non-finite and on which queries, or skip and count it.
-        const bad = Object.entries(parts).filter(([, v]) => !Number.isFinite(v)).map(([k, v]) => `${k} ${v}`);
-        const what = !Number.isFinite(loss) ? `loss ${loss}${bad.length ? ` (${bad.join(', ')})` : ''}` : `gradient norm ${gradNorm} (loss ${loss})`;
+        const bad = Object.entries(parts)
+          .filter(([, v]) => !Number.isFinite(v))
+          .map(([k, v]) => `${k} ${v}`);
+        const what = !Number.isFinite(loss)
+          ? `loss ${loss}${bad.length ? ` (${bad.join(', ')})` : ''}`
+          : `gradient norm ${gradNorm} (loss ${loss})`;
         const message = `${output}: step ${step}: ${what} on queries ${groups.map((g) => g.qid).join(', ')}`;
-        if ((train.nonFinite ?? 'stop') === 'stop') throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
+        if ((train.nonFinite ?? 'stop') === 'stop')
+          throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
         entry.skipped = true;
         skippedSteps += 1;
         notify(options, `${message}; step skipped (${skippedSteps} so far)`);
       }
       log.steps.push(entry);
       const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
-      emit({ type: 'step', run: job.kind, steps: train.steps, stepsPerSecond: rate, etaSeconds: (train.steps - step) / rate, ...entry });
+      emit({
+        type: 'step',
+        run: job.kind,
+        steps: train.steps,
+        stepsPerSecond: rate,
+        etaSeconds: (train.steps - step) / rate,
+        ...entry,
+      });
 
       if ((train.evalEvery > 0 && step % train.evalEvery === 0) || step === train.steps) evaluate(step);
       if (train.checkpointEvery > 0 && step % train.checkpointEvery === 0 && step < train.steps) {
-        const dir = await writeRunCheckpoint(output, trained, configHash, { step, sampler: sampler.state(), log }, train.keepCheckpoints);
+        const dir = await writeRunCheckpoint(
+          output,
+          trained,
+          configHash,
+          { step, sampler: sampler.state(), log },
+          train.keepCheckpoints,
+        );
         emit({ type: 'checkpoint', run: job.kind, step, dir });
       }
     }

@@ -28,7 +28,9 @@ export interface QueryMetrics {
  * error naming the passage (and `where`, e.g. the query and the run's source).
  */
 export function rankDocs(scores: Map<string, number>, where = 'run'): string[] {
-  for (const [doc, s] of scores) if (typeof s !== 'number' || Number.isNaN(s)) throw new Error(`${where}: passage ${doc} has score ${s}; scores must be numbers`);
+  for (const [doc, s] of scores)
+    if (typeof s !== 'number' || Number.isNaN(s))
+      throw new Error(`${where}: passage ${doc} has score ${s}; scores must be numbers`);
   return [...scores.keys()].sort((a, b) => {
     const sa = scores.get(a)!;
     const sb = scores.get(b)!;
@@ -39,13 +41,18 @@ export function rankDocs(scores: Map<string, number>, where = 'run'): string[] {
 
 /** Throws unless every k is an integer >= 1 (recall@0 has no meaning). */
 export function checkCutoffs(recallAt: readonly number[]): void {
-  for (const k of recallAt) if (!Number.isInteger(k) || k < 1) throw new Error(`recall@${k}: the cut-off must be an integer >= 1`);
+  for (const k of recallAt)
+    if (!Number.isInteger(k) || k < 1) throw new Error(`recall@${k}: the cut-off must be an integer >= 1`);
 }
 
 const log2 = Math.log2;
 
 /** All metrics of one query's ranking against its judgments. */
-export function evaluateQuery(ranking: readonly string[], judged: Map<string, number>, recallAt: readonly number[] = [10, 100, 1000]): QueryMetrics {
+export function evaluateQuery(
+  ranking: readonly string[],
+  judged: Map<string, number>,
+  recallAt: readonly number[] = [10, 100, 1000],
+): QueryMetrics {
   checkCutoffs(recallAt);
   const grade = (d: string) => judged.get(d) ?? 0;
   const numRel = [...judged.values()].filter((g) => g >= 1).length;
@@ -65,7 +72,10 @@ export function evaluateQuery(ranking: readonly string[], judged: Map<string, nu
     if (rank <= 10 && g > 0) dcg10 += g / log2(rank + 1);
     hitsAt.push(hits);
   });
-  const ideal = [...judged.values()].filter((g) => g > 0).sort((a, b) => b - a).slice(0, 10);
+  const ideal = [...judged.values()]
+    .filter((g) => g > 0)
+    .sort((a, b) => b - a)
+    .slice(0, 10);
   const idcg10 = ideal.reduce((sum, g, i) => sum + g / log2(i + 2), 0);
   const recall: Record<number, number> = {};
   for (const k of recallAt) {
@@ -86,7 +96,12 @@ export interface RunMetrics {
  * Per-query metrics and their means over the qrels' queries that have a relevant document. A NaN
  * score is an error naming the query, the passage and `source` (what produced the run).
  */
-export function evaluateRun(run: Run, qrels: Qrels, recallAt: readonly number[] = [10, 100, 1000], source = 'run'): RunMetrics {
+export function evaluateRun(
+  run: Run,
+  qrels: Qrels,
+  recallAt: readonly number[] = [10, 100, 1000],
+  source = 'run',
+): RunMetrics {
   checkCutoffs(recallAt);
   const perQuery = new Map<string, QueryMetrics>();
   for (const [qid, judged] of qrels) {

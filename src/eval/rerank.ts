@@ -130,7 +130,13 @@ export function evaluateCrossEncoder(
   const source = `eval ${info.name}`;
   checkFiniteRun(run, source);
   const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10], source);
-  return { ...info, parameters: model.parameterCount(), msPerQuery, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
+  return {
+    ...info,
+    parameters: model.parameterCount(),
+    msPerQuery,
+    mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 },
+    perQuery,
+  };
 }
 
 /**
@@ -140,14 +146,25 @@ export function evaluateCrossEncoder(
  */
 export function checkFiniteRun(run: Run, source: string): void {
   for (const [qid, scores] of run)
-    for (const [pid, s] of scores) if (!Number.isFinite(s)) throw new Error(`${source}: the model scored query ${qid}, passage ${pid} as ${s}; scores must be finite`);
+    for (const [pid, s] of scores)
+      if (!Number.isFinite(s))
+        throw new Error(`${source}: the model scored query ${qid}, passage ${pid} as ${s}; scores must be finite`);
 }
 
 /** BM25's own ranking of the same candidates (the first stage), for reference. */
 export function evaluateBm25(coll: RankingCollection, target: EvalTarget): ModelEvaluation {
-  const run: Run = new Map(evalQueries(coll, target).map(({ qid, pids }) => [qid, new Map(pids.map((p, i) => [p, pids.length - i]))]));
+  const run: Run = new Map(
+    evalQueries(coll, target).map(({ qid, pids }) => [qid, new Map(pids.map((p, i) => [p, pids.length - i]))]),
+  );
   const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10]);
-  return { name: 'BM25 (first stage)', kind: 'bm25', parameters: null, msPerQuery: null, mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 }, perQuery };
+  return {
+    name: 'BM25 (first stage)',
+    kind: 'bm25',
+    parameters: null,
+    msPerQuery: null,
+    mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 },
+    perQuery,
+  };
 }
 
 /** Table rows; p-values against the row named `baseline` (none when null or absent). */

@@ -12,20 +12,47 @@ export type KLOptions = Pick<ScoreLossOptions, 'mask' | 'temperature'>;
  * [B, heads, L, L] attention rows), over valid entries; mean over rows with a valid entry.
  */
 export function distillKL(s: tf.Tensor, t: tf.Tensor, options: KLOptions = {}): tf.Scalar {
-  return runScoreLoss('distillKL', s, t, null, [0, 0, 0, 0, 1, 0, 0], options, true, false,
-    totalOf(() => distillKLReference(s, t, options))).total;
+  return runScoreLoss(
+    'distillKL',
+    s,
+    t,
+    null,
+    [0, 0, 0, 0, 1, 0, 0],
+    options,
+    true,
+    false,
+    totalOf(() => distillKLReference(s, t, options)),
+  ).total;
 }
 
 /** ((s_b0 − s_bj) − (t_b0 − t_bj))² for each valid j ≥ 1 (entry 0 is the positive); s, t: [B, G]. */
 export function marginMSE(s: tf.Tensor, t: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss('marginMSE', s, t, null, [0, 0, 0, 0, 0, 1, 0], options, false, false,
-    totalOf(() => marginMSEReference(s, t, options))).total;
+  return runScoreLoss(
+    'marginMSE',
+    s,
+    t,
+    null,
+    [0, 0, 0, 0, 0, 1, 0],
+    options,
+    false,
+    false,
+    totalOf(() => marginMSEReference(s, t, options)),
+  ).total;
 }
 
 /** (s − t)² over valid entries; s, t: [B, G]. */
 export function scoreMSE(s: tf.Tensor, t: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss('scoreMSE', s, t, null, [0, 0, 0, 0, 0, 0, 1], options, false, false,
-    totalOf(() => scoreMSEReference(s, t, options))).total;
+  return runScoreLoss(
+    'scoreMSE',
+    s,
+    t,
+    null,
+    [0, 0, 0, 0, 0, 0, 1],
+    options,
+    false,
+    false,
+    totalOf(() => scoreMSEReference(s, t, options)),
+  ).total;
 }
 
 export function distillKLReference(s: tf.Tensor, t: tf.Tensor, options: KLOptions = {}): tf.Scalar {

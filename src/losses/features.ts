@@ -28,26 +28,49 @@ defineFusedKernel(HIDDEN_MSE, (backendName) => ({ inputs, backend, attrs }) => {
   const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
   const { op, withGrad } = attrs as unknown as FeatureAttrs;
   const [layers, batch, len, hiddenSize] = a!.shape.length === 3 ? [1, ...a!.shape] : a!.shape;
-  return runFusedKernel(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], (ops, [av, bv, mv], outs) => {
-    ops.hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null, outs[0]);
-  }, op) as TensorInfo[];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [a, b, tokenMask],
+    withGrad ? [[], a!.shape] : [[]],
+    (ops, [av, bv, mv], outs) => {
+      ops.hiddenMSE(av!, bv!, mv, layers, batch, len, hiddenSize, withGrad ? outs[1] : null, outs[0]);
+    },
+    op,
+  ) as TensorInfo[];
 });
 defineFusedKernel(ATTENTION_MSE, (backendName) => ({ inputs, backend, attrs }) => {
   const { a, b, tokenMask } = inputs as Partial<NamedTensorInfoMap>;
   const { op, withGrad } = attrs as unknown as FeatureAttrs;
   const [batch, heads, len] = a!.shape;
-  return runFusedKernel(backend, backendName, [a, b, tokenMask], withGrad ? [[], a!.shape] : [[]], (ops, [av, bv, mv], outs) => {
-    ops.attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null, outs[0]);
-  }, op) as TensorInfo[];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [a, b, tokenMask],
+    withGrad ? [[], a!.shape] : [[]],
+    (ops, [av, bv, mv], outs) => {
+      ops.attentionMSE(av!, bv!, mv, batch, heads, len, withGrad ? outs[1] : null, outs[0]);
+    },
+    op,
+  ) as TensorInfo[];
 });
 
 function featureInputs(op: string, aIn: unknown, bIn: unknown, options: TokenMaskOptions, attention: boolean) {
   const layout = attention ? '[B, A, L, L]' : '[B, L, H] or [layers, B, L, H]';
   const a = checkTensor(op, attention ? 'as' : 'hs', aIn, attention ? 4 : 3, 4, layout);
-  const b = checkLike(op, attention ? 'at' : 'ht', bIn, a.shape, `teacher ${attention ? 'attention' : 'hidden states'}, the shape of the student's`);
+  const b = checkLike(
+    op,
+    attention ? 'at' : 'ht',
+    bIn,
+    a.shape,
+    `teacher ${attention ? 'attention' : 'hidden states'}, the shape of the student's`,
+  );
   if (!b) throw new FusedDistillError(op, `${attention ? 'at' : 'ht'} is required`);
   if (attention && a.shape[2] !== a.shape[3])
-    throw new FusedDistillError(op, `as must have shape [B, A, L, L] with equal last two dims, got [${a.shape.join(', ')}]`);
+    throw new FusedDistillError(
+      op,
+      `as must have shape [B, A, L, L] with equal last two dims, got [${a.shape.join(', ')}]`,
+    );
   const batch = (attention ? a.shape[0] : a.shape[a.rank - 3]) as number;
   const len = (attention ? a.shape[2] : a.shape[a.rank - 2]) as number;
   const tokenMask = checkLike(op, 'tokenMask', options.tokenMask, [batch, len], '0/1 per token, [B, L]');

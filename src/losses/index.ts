@@ -1,11 +1,14 @@
 // The public losses: each op is a tfjs op with its gradient (the fused native kernel on every
 // backend: src/ops/dispatch.ts); `reference` holds the same losses as plain-tfjs composites.
 import { attentionMSE, attentionMSEReference, hiddenMSE, hiddenMSEReference } from './features';
-import {
-  distillKL, distillKLReference, marginMSE, marginMSEReference, scoreMSE, scoreMSEReference,
-} from './distill';
+import { distillKL, distillKLReference, marginMSE, marginMSEReference, scoreMSE, scoreMSEReference } from './distill';
 import { listwiseSoftmaxCE, listwiseSoftmaxCEReference } from './listwise';
-import { rankingObjective, rankingObjectiveParts, rankingObjectivePartsReference, rankingObjectiveReference } from './objective';
+import {
+  rankingObjective,
+  rankingObjectiveParts,
+  rankingObjectivePartsReference,
+  rankingObjectiveReference,
+} from './objective';
 import { pairwiseHinge, pairwiseHingeReference, pairwiseRankNet, pairwiseRankNetReference } from './pairwise';
 import { pointwiseBCE, pointwiseBCEReference } from './pointwise';
 
@@ -24,8 +27,17 @@ export const reference = {
 };
 
 export {
-  pointwiseBCE, pairwiseRankNet, pairwiseHinge, listwiseSoftmaxCE, distillKL, marginMSE, scoreMSE,
-  hiddenMSE, attentionMSE, rankingObjective, rankingObjectiveParts,
+  pointwiseBCE,
+  pairwiseRankNet,
+  pairwiseHinge,
+  listwiseSoftmaxCE,
+  distillKL,
+  marginMSE,
+  scoreMSE,
+  hiddenMSE,
+  attentionMSE,
+  rankingObjective,
+  rankingObjectiveParts,
 };
 export type { ObjectiveOptions, ObjectiveParts } from './objective';
 export type { Weights, ScoreLossOptions } from './score_kernel';

@@ -18,11 +18,23 @@ export interface ObjectiveOptions extends ScoreLossOptions {
 
 /** Σ_k w_k·L_k; s, t, y: [B, G] (t or y may be null when no weighted term reads it). */
 export function rankingObjective(
-  s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
+  s: tf.Tensor,
+  t: tf.Tensor | null,
+  y: tf.Tensor | null,
+  options: ObjectiveOptions,
 ): tf.Scalar {
   const weights = weightVector('rankingObjective', options?.weights);
-  return runScoreLoss('rankingObjective', s, t, y, weights, options, false, false,
-    totalOf(() => rankingObjectiveReference(s, t, y, options))).total;
+  return runScoreLoss(
+    'rankingObjective',
+    s,
+    t,
+    y,
+    weights,
+    options,
+    false,
+    false,
+    totalOf(() => rankingObjectiveReference(s, t, y, options)),
+  ).total;
 }
 
 export interface ObjectiveParts {
@@ -32,7 +44,10 @@ export interface ObjectiveParts {
 }
 
 export function rankingObjectiveParts(
-  s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
+  s: tf.Tensor,
+  t: tf.Tensor | null,
+  y: tf.Tensor | null,
+  options: ObjectiveOptions,
 ): ObjectiveParts {
   const weights = weightVector('rankingObjectiveParts', options?.weights);
   const { total, parts } = runScoreLoss('rankingObjectiveParts', s, t, y, weights, options, false, true, () => {
@@ -48,13 +63,19 @@ export function rankingObjectiveParts(
 
 /** The same objective as a sum of the plain-tfjs reference composites. */
 export function rankingObjectiveReference(
-  s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
+  s: tf.Tensor,
+  t: tf.Tensor | null,
+  y: tf.Tensor | null,
+  options: ObjectiveOptions,
 ): tf.Scalar {
   return rankingObjectivePartsReference(s, t, y, options).total;
 }
 
 export function rankingObjectivePartsReference(
-  s: tf.Tensor, t: tf.Tensor | null, y: tf.Tensor | null, options: ObjectiveOptions,
+  s: tf.Tensor,
+  t: tf.Tensor | null,
+  y: tf.Tensor | null,
+  options: ObjectiveOptions,
 ): ObjectiveParts {
   const w = weightVector('rankingObjective', options?.weights);
   const need = <T>(x: T | null, name: string): T => {

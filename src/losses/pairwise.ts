@@ -9,14 +9,32 @@ export type HingeOptions = Pick<ScoreLossOptions, 'mask' | 'margin'>;
 
 /** softplus(−sigma·(s_bi − s_bj)) over P, mean over P (0 if P is empty); s, y: [B, G]. */
 export function pairwiseRankNet(s: tf.Tensor, y: tf.Tensor, options: RankNetOptions = {}): tf.Scalar {
-  return runScoreLoss('pairwiseRankNet', s, null, y, [0, 1, 0, 0, 0, 0, 0], options, false, false,
-    totalOf(() => pairwiseRankNetReference(s, y, options))).total;
+  return runScoreLoss(
+    'pairwiseRankNet',
+    s,
+    null,
+    y,
+    [0, 1, 0, 0, 0, 0, 0],
+    options,
+    false,
+    false,
+    totalOf(() => pairwiseRankNetReference(s, y, options)),
+  ).total;
 }
 
 /** max(0, margin − (s_bi − s_bj)) over P, mean over P; s, y: [B, G]. */
 export function pairwiseHinge(s: tf.Tensor, y: tf.Tensor, options: HingeOptions = {}): tf.Scalar {
-  return runScoreLoss('pairwiseHinge', s, null, y, [0, 0, 1, 0, 0, 0, 0], options, false, false,
-    totalOf(() => pairwiseHingeReference(s, y, options))).total;
+  return runScoreLoss(
+    'pairwiseHinge',
+    s,
+    null,
+    y,
+    [0, 0, 1, 0, 0, 0, 0],
+    options,
+    false,
+    false,
+    totalOf(() => pairwiseHingeReference(s, y, options)),
+  ).total;
 }
 
 export function pairwiseRankNetReference(s: tf.Tensor, y: tf.Tensor, options: RankNetOptions = {}): tf.Scalar {

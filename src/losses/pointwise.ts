@@ -8,8 +8,17 @@ export type MaskOptions = Pick<ScoreLossOptions, 'mask'>;
 
 /** softplus(s) − y·s over valid entries, y ∈ [0, 1]; s, y: [B, G]. */
 export function pointwiseBCE(s: tf.Tensor, y: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss('pointwiseBCE', s, null, y, [1, 0, 0, 0, 0, 0, 0], options, false, false,
-    totalOf(() => pointwiseBCEReference(s, y, options))).total;
+  return runScoreLoss(
+    'pointwiseBCE',
+    s,
+    null,
+    y,
+    [1, 0, 0, 0, 0, 0, 0],
+    options,
+    false,
+    false,
+    totalOf(() => pointwiseBCEReference(s, y, options)),
+  ).total;
 }
 
 export function pointwiseBCEReference(s: tf.Tensor, y: tf.Tensor, options: MaskOptions = {}): tf.Scalar {

@@ -41,13 +41,33 @@ defineFusedKernel(RANKING_OBJECTIVE, (backendName) => ({ inputs, backend, attrs 
   const rows = shape.reduce((p, d) => p * d, 1) / cols;
   const terms = TERM_NAMES.length;
   const outShapes = [[], ...(a.withGrad ? [shape] : []), ...(a.withParts ? [[terms]] : [])];
-  return runFusedKernel(backend, backendName, [s, t, y, mask], outShapes, (ops, [sv, tv, yv, mv], outs, scratch) => {
-    const result = scratch(1 + terms);
-    const grad = a.withGrad ? outs[1] : null;
-    ops.rankingObjective(sv!, tv, yv, mv, rows, cols, Float32Array.from(a.weights), a.temperature, a.sigma, a.margin, grad, result);
-    ops.slice(result, [1 + terms], [0], [1], outs[0]);
-    if (a.withParts) ops.slice(result, [1 + terms], [1], [terms], outs[outs.length - 1]);
-  }, a.op) as TensorInfo[];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [s, t, y, mask],
+    outShapes,
+    (ops, [sv, tv, yv, mv], outs, scratch) => {
+      const result = scratch(1 + terms);
+      const grad = a.withGrad ? outs[1] : null;
+      ops.rankingObjective(
+        sv!,
+        tv,
+        yv,
+        mv,
+        rows,
+        cols,
+        Float32Array.from(a.weights),
+        a.temperature,
+        a.sigma,
+        a.margin,
+        grad,
+        result,
+      );
+      ops.slice(result, [1 + terms], [0], [1], outs[0]);
+      if (a.withParts) ops.slice(result, [1 + terms], [1], [terms], outs[outs.length - 1]);
+    },
+    a.op,
+  ) as TensorInfo[];
 });
 
 const needsTeacher: TermName[] = ['distillKL', 'marginMSE', 'scoreMSE'];

@@ -19,7 +19,11 @@ export async function saveCrossEncoder(model: CrossEncoder, dir: string): Promis
   const { data, specs } = await tf.io.encodeWeights(named);
   fs.mkdirSync(dir, { recursive: true });
   await writeAtomic(path.join(dir, 'weights.bin'), (w) => w.write(new Uint8Array(data)));
-  const manifest = { format: FORMAT, config: model.config, weightsManifest: [{ paths: ['weights.bin'], weights: specs }] };
+  const manifest = {
+    format: FORMAT,
+    config: model.config,
+    weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
+  };
   await writeAtomic(path.join(dir, 'model.json'), (w) => w.write(`${JSON.stringify(manifest, null, 1)}\n`));
 }
 
@@ -55,8 +59,14 @@ export function decodeWeightsFile(binFile: string, specs: WeightSpec[]): Record<
   }
   const expected = specs.reduce((n, s) => n + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
   if (specs.some((s) => s.dtype !== 'float32')) throw new Error(`${binFile}: only float32 weights are read`);
-  if (bin.length !== expected) throw new Error(`${binFile}: holds ${bin.length} bytes, its manifest describes ${expected} (truncated or corrupt?)`);
-  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer, specs as tf.io.WeightsManifestEntry[]);
+  if (bin.length !== expected)
+    throw new Error(
+      `${binFile}: holds ${bin.length} bytes, its manifest describes ${expected} (truncated or corrupt?)`,
+    );
+  const tensors = tf.io.decodeWeights(
+    bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer,
+    specs as tf.io.WeightsManifestEntry[],
+  );
   try {
     for (const [name, t] of Object.entries(tensors)) checkFiniteTensor(t, `${binFile}: ${name}`);
   } catch (e) {
@@ -69,15 +79,21 @@ export function decodeWeightsFile(binFile: string, specs: WeightSpec[]): Record<
 /** Throws when a tensor holds a NaN or an Inf, naming `where` and the first such value's index. */
 export function checkFiniteTensor(t: tf.Tensor, where: string): void {
   const values = t.dataSync();
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new Error(`${where}: value ${i} is ${values[i]}; weights must be finite`);
+  for (let i = 0; i < values.length; i++)
+    if (!Number.isFinite(values[i])) throw new Error(`${where}: value ${i} is ${values[i]}; weights must be finite`);
 }
 
 export function loadCrossEncoder(dir: string): CrossEncoder {
   const file = path.join(dir, 'model.json');
-  const manifest = readJsonFile(file) as { format?: string; config?: CrossEncoderConfig; weightsManifest?: Array<{ paths: string[]; weights: WeightSpec[] }> };
+  const manifest = readJsonFile(file) as {
+    format?: string;
+    config?: CrossEncoderConfig;
+    weightsManifest?: Array<{ paths: string[]; weights: WeightSpec[] }>;
+  };
   if (manifest?.format !== FORMAT) throw new Error(`${file}: not a ${FORMAT} (format ${manifest?.format})`);
   const entry = manifest.weightsManifest?.[0];
-  if (!manifest.config || !entry || !Array.isArray(entry.paths)) throw new Error(`${file}: has no config or weights manifest (truncated or corrupt?)`);
+  if (!manifest.config || !entry || !Array.isArray(entry.paths))
+    throw new Error(`${file}: has no config or weights manifest (truncated or corrupt?)`);
   const binFile = path.join(dir, entry.paths[0]);
   const tensors = decodeWeightsFile(binFile, entry.weights);
   const model = new CrossEncoder(manifest.config);
@@ -95,7 +111,8 @@ function assignAll(model: CrossEncoder, tensors: Record<string, tf.Tensor>, sour
     for (const [name, v] of model.params) {
       const t = tensors[name];
       if (!t) throw new Error(`${source}: missing parameter ${name}`);
-      if (t.shape.join() !== v.shape.join()) throw new Error(`${source}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
+      if (t.shape.join() !== v.shape.join())
+        throw new Error(`${source}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
       v.assign(t);
     }
   } finally {
@@ -114,7 +131,8 @@ export function readSafetensors(file: string): Record<string, tf.Tensor> {
   const buf = fs.readFileSync(file);
   if (buf.length < 8) throw new Error(`${file}: too short for a safetensors header`);
   const headerLength = Number(buf.readBigUInt64LE(0));
-  if (headerLength > buf.length - 8) throw new Error(`${file}: header length ${headerLength} runs past the end of the file`);
+  if (headerLength > buf.length - 8)
+    throw new Error(`${file}: header length ${headerLength} runs past the end of the file`);
   const header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, SafetensorsEntry>;
   const base = 8 + headerLength;
   const out: Record<string, tf.Tensor> = {};
@@ -125,11 +143,13 @@ export function readSafetensors(file: string): Record<string, tf.Tensor> {
     const bytes = buf.subarray(base + begin, base + end);
     const size = { F32: 4, F16: 2, BF16: 2 }[e.dtype];
     if (!size) throw new Error(`${file}: ${name} has dtype ${e.dtype}; only F32, F16 and BF16 are read`);
-    if (bytes.length !== n * size) throw new Error(`${file}: ${name} has ${bytes.length} bytes for shape [${e.shape}] of ${e.dtype}`);
+    if (bytes.length !== n * size)
+      throw new Error(`${file}: ${name} has ${bytes.length} bytes for shape [${e.shape}] of ${e.dtype}`);
     const values = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       if (e.dtype === 'F32') values[i] = bytes.readFloatLE(4 * i);
-      else if (e.dtype === 'BF16') values[i] = new Float32Array(new Uint32Array([bytes.readUInt16LE(2 * i) << 16]).buffer)[0];
+      else if (e.dtype === 'BF16')
+        values[i] = new Float32Array(new Uint32Array([bytes.readUInt16LE(2 * i) << 16]).buffer)[0];
       else values[i] = halfToFloat(bytes.readUInt16LE(2 * i));
     }
     out[name] = tf.tensor(values, e.shape);
@@ -158,7 +178,10 @@ export const CLASSIFIER_PARAMS: readonly string[] = ['classifier.weight', 'class
  * train from random weights. NaN or Inf values are an error naming the tensor.
  */
 export function importSafetensors(
-  file: string, config: CrossEncoderConfig, seed = 0, options: { allowMissing?: readonly string[] } = {},
+  file: string,
+  config: CrossEncoderConfig,
+  seed = 0,
+  options: { allowMissing?: readonly string[] } = {},
 ): { model: CrossEncoder; missing: string[] } {
   const allowed = new Set(options.allowMissing ?? CLASSIFIER_PARAMS);
   const tensors = readSafetensors(file);
@@ -172,7 +195,8 @@ export function importSafetensors(
         missing.push(name);
         continue;
       }
-      if (t.shape.join() !== v.shape.join()) throw new Error(`${file}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
+      if (t.shape.join() !== v.shape.join())
+        throw new Error(`${file}: ${name} has shape [${t.shape}], the model expects [${v.shape}]`);
       v.assign(t);
     }
     const unmatched = missing.filter((n) => !allowed.has(n));

@@ -37,7 +37,15 @@ export interface CrossEncoderConfig {
 }
 
 export const BERT_MINI: CrossEncoderConfig = {
-  vocabSize: 30522, hidden: 256, layers: 4, heads: 4, intermediate: 1024, maxPosition: 512, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02,
+  vocabSize: 30522,
+  hidden: 256,
+  layers: 4,
+  heads: 4,
+  intermediate: 1024,
+  maxPosition: 512,
+  typeVocab: 2,
+  layerNormEps: 1e-12,
+  initStd: 0.02,
 };
 
 export interface EncoderInputs {
@@ -53,7 +61,12 @@ export interface EncoderInputs {
 
 /** Disposes every tensor of the inputs (termMatchIds too, when present). */
 export function disposeEncoderInputs(inputs: EncoderInputs): void {
-  tf.dispose([inputs.inputIds, inputs.tokenTypeIds, inputs.attentionMask, ...(inputs.termMatchIds ? [inputs.termMatchIds] : [])]);
+  tf.dispose([
+    inputs.inputIds,
+    inputs.tokenTypeIds,
+    inputs.attentionMask,
+    ...(inputs.termMatchIds ? [inputs.termMatchIds] : []),
+  ]);
 }
 
 export interface EncoderOutputs {
@@ -96,11 +109,20 @@ export class CrossEncoder {
     readonly config: CrossEncoderConfig,
     seed = 0,
   ) {
-    if (config.hidden % config.heads !== 0) throw new Error(`CrossEncoder: hidden (${config.hidden}) must be a multiple of heads (${config.heads})`);
+    if (config.hidden % config.heads !== 0)
+      throw new Error(`CrossEncoder: hidden (${config.hidden}) must be a multiple of heads (${config.heads})`);
     const random = rng(seed);
     // Truncated-normal-free init as BERT's: normal(0, initStd) for weights (Box-Muller on the seeded
     // PRNG, so a seed gives the same model in every process), zeros for biases, ones for LN scales.
-    const normal = (shape: number[]) => tf.tensor(normalArray(shape.reduce((a, b) => a * b, 1), config.initStd, random), shape);
+    const normal = (shape: number[]) =>
+      tf.tensor(
+        normalArray(
+          shape.reduce((a, b) => a * b, 1),
+          config.initStd,
+          random,
+        ),
+        shape,
+      );
     // tfjs variable names are global: prefix them with this instance's number.
     const scope = `cross_encoder_${CrossEncoder.instances++}`;
     const add = (name: string, value: tf.Tensor) => {
@@ -120,7 +142,8 @@ export class CrossEncoder {
     add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, H]));
     add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, H]));
     const levels = config.termMatchLevels ?? 1;
-    if (!Number.isInteger(levels) || levels < 1) throw new Error(`CrossEncoder: termMatchLevels must be an integer >= 1, got ${levels}`);
+    if (!Number.isInteger(levels) || levels < 1)
+      throw new Error(`CrossEncoder: termMatchLevels must be an integer >= 1, got ${levels}`);
     if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([levels + 1, H]));
     layerNorm('bert.embeddings.LayerNorm');
     for (let l = 0; l < config.layers; l++) {
@@ -145,7 +168,10 @@ export class CrossEncoder {
   }
 
   private dense(x: tf.Tensor, name: string): tf.Tensor {
-    return tf.add(tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true), this.p(`${name}.bias`));
+    return tf.add(
+      tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true),
+      this.p(`${name}.bias`),
+    );
   }
 
   // The fused op (one kernel each way) where the backend has it, the same composite elsewhere.
@@ -155,25 +181,38 @@ export class CrossEncoder {
 
   /** Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose. */
   forward(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean } = {}): EncoderOutputs {
-    return tf.tidy(() => this.forwardTensors(inputs, want) as unknown as tf.TensorContainer) as unknown as EncoderOutputs;
+    return tf.tidy(
+      () => this.forwardTensors(inputs, want) as unknown as tf.TensorContainer,
+    ) as unknown as EncoderOutputs;
   }
 
   private forwardTensors(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean }): EncoderOutputs {
     const { hidden: H, heads: A } = this.config;
     const [B, L] = inputs.inputIds.shape;
-    if (L > this.config.maxPosition) throw new Error(`CrossEncoder: sequence length ${L} > maxPosition ${this.config.maxPosition}`);
+    if (L > this.config.maxPosition)
+      throw new Error(`CrossEncoder: sequence length ${L} > maxPosition ${this.config.maxPosition}`);
     const dh = H / A;
     const positions = tf.range(0, L, 1, 'int32');
     let x = tf.add(
-      tf.add(embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds), embeddingLookup(this.p('bert.embeddings.position_embeddings.weight'), positions)),
+      tf.add(
+        embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds),
+        embeddingLookup(this.p('bert.embeddings.position_embeddings.weight'), positions),
+      ),
       embeddingLookup(this.p('bert.embeddings.token_type_embeddings.weight'), inputs.tokenTypeIds),
     );
     if (this.config.termMatch) {
       const m = inputs.termMatchIds;
-      if (!m) throw new Error('CrossEncoder: the model has termMatch; inputs.termMatchIds is required (PairEncoder.encode builds it)');
-      if (m.shape[0] !== B || m.shape[1] !== L) throw new Error(`CrossEncoder: inputs.termMatchIds has shape [${m.shape}], inputIds [${B},${L}]`);
+      if (!m)
+        throw new Error(
+          'CrossEncoder: the model has termMatch; inputs.termMatchIds is required (PairEncoder.encode builds it)',
+        );
+      if (m.shape[0] !== B || m.shape[1] !== L)
+        throw new Error(`CrossEncoder: inputs.termMatchIds has shape [${m.shape}], inputIds [${B},${L}]`);
       const rows = this.p('bert.embeddings.match_embeddings.weight').shape[0];
-      x = tf.add(x, embeddingLookup(this.p('bert.embeddings.match_embeddings.weight'), tf.minimum(m, tf.scalar(rows - 1, 'int32'))));
+      x = tf.add(
+        x,
+        embeddingLookup(this.p('bert.embeddings.match_embeddings.weight'), tf.minimum(m, tf.scalar(rows - 1, 'int32'))),
+      );
     }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     // Padding keys get -10000 added to their logits, as in BERT.
@@ -191,7 +230,10 @@ export class CrossEncoder {
       if (want.attention) attention.push(logits);
       const probs = tf.softmax(tf.add(logits, keyBias));
       const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * L, H]);
-      const attn = this.layerNorm(tf.add(this.dense(context, `${p}.attention.output.dense`), flat), `${p}.attention.output.LayerNorm`);
+      const attn = this.layerNorm(
+        tf.add(this.dense(context, `${p}.attention.output.dense`), flat),
+        `${p}.attention.output.LayerNorm`,
+      );
       const inter = this.dense(attn, `${p}.intermediate.dense`);
       const out = this.layerNorm(tf.add(this.dense(gelu(inter), `${p}.output.dense`), attn), `${p}.output.LayerNorm`);
       x = tf.reshape(out, [B, L, H]);

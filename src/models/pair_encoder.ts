@@ -67,7 +67,10 @@ export class PairEncoder {
     const top = idf(1);
     const levels = new Uint8Array(df.length);
     for (let id = 0; id < df.length; id++)
-      levels[id] = df[id] === 0 ? TERM_MATCH_LEVELS : Math.max(1, Math.min(TERM_MATCH_LEVELS, 1 + Math.floor((TERM_MATCH_LEVELS * idf(df[id])) / top)));
+      levels[id] =
+        df[id] === 0
+          ? TERM_MATCH_LEVELS
+          : Math.max(1, Math.min(TERM_MATCH_LEVELS, 1 + Math.floor((TERM_MATCH_LEVELS * idf(df[id])) / top)));
     this.levels = levels;
     return levels;
   }
@@ -84,9 +87,15 @@ export class PairEncoder {
    * sequence whose tokens are all 0 in tokenMask. padTo: pad to at least this length (timed
    * evaluation pads every pass to maxLength: one shape for all queries).
    */
-  encode(pairs: ReadonlyArray<readonly [string, string] | null>, padTo = 0): { inputs: EncoderInputs; tokenMask: tf.Tensor2D } {
+  encode(
+    pairs: ReadonlyArray<readonly [string, string] | null>,
+    padTo = 0,
+  ): { inputs: EncoderInputs; tokenMask: tf.Tensor2D } {
     const encoded = pairs.map((p) => (p == null ? null : this.encodeOne(p[0], p[1])));
-    const len = Math.min(this.maxLength, Math.max(3, padTo, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3))));
+    const len = Math.min(
+      this.maxLength,
+      Math.max(3, padTo, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3))),
+    );
     const n = pairs.length;
     const ids = new Int32Array(n * len).fill(this.tokenizer.padId);
     const types = new Int32Array(n * len);

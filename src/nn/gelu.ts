@@ -14,13 +14,25 @@ export const GELU_GRAD = 'FusedDistillGeluGrad';
 
 defineFusedKernel(GELU, (backendName) => ({ inputs, backend, attrs }) => {
   const { x } = inputs as Record<string, TensorInfo>;
-  return runFusedKernel(backend, backendName, [x], [x.shape], (ops, [xv], [y]) => ops.gelu(xv!, y),
-    (attrs as unknown as { op: string }).op)[0];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [x],
+    [x.shape],
+    (ops, [xv], [y]) => ops.gelu(xv!, y),
+    (attrs as unknown as { op: string }).op,
+  )[0];
 });
 defineFusedKernel(GELU_GRAD, (backendName) => ({ inputs, backend, attrs }) => {
   const { dy, x } = inputs as Record<string, TensorInfo>;
-  return runFusedKernel(backend, backendName, [dy, x], [x.shape], (ops, [d, xv], [dx]) => ops.geluGrad(d!, xv!, dx),
-    (attrs as unknown as { op: string }).op)[0];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [dy, x],
+    [x.shape],
+    (ops, [d, xv], [dx]) => ops.geluGrad(d!, xv!, dx),
+    (attrs as unknown as { op: string }).op,
+  )[0];
 });
 
 /**

@@ -29,24 +29,48 @@ defineFusedKernel(LAYER_NORM, (backendName) => ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as LayerNormAttrs;
   const [rows, cols] = rowsCols(x.shape);
   const shapes = a.withStats ? [x.shape, [rows], [rows]] : [x.shape];
-  return runFusedKernel(backend, backendName, [x, gamma, beta], shapes, (ops, [xv, gv, bv], outs) => {
-    ops.layerNorm(xv!, gv!, bv!, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
-  }, a.op);
+  return runFusedKernel(
+    backend,
+    backendName,
+    [x, gamma, beta],
+    shapes,
+    (ops, [xv, gv, bv], outs) => {
+      ops.layerNorm(xv!, gv!, bv!, rows, cols, a.eps, outs[0], outs[1] ?? null, outs[2] ?? null);
+    },
+    a.op,
+  );
 });
 // Outputs: [dx, dgamma, dbeta].
 defineFusedKernel(LAYER_NORM_GRAD, (backendName) => ({ inputs, backend, attrs }) => {
   const { dy, x, gamma, mean, rstd } = inputs as Record<string, TensorInfo>;
   const [rows, cols] = rowsCols(x.shape);
-  return runFusedKernel(backend, backendName, [dy, x, gamma, mean, rstd], [x.shape, [cols], [cols]], (ops, [d, xv, gv, mv, rv], outs) => {
-    ops.layerNormGrad(d!, xv!, gv!, mv!, rv!, rows, cols, outs[0], outs[1], outs[2]);
-  }, (attrs as unknown as { op: string }).op);
+  return runFusedKernel(
+    backend,
+    backendName,
+    [dy, x, gamma, mean, rstd],
+    [x.shape, [cols], [cols]],
+    (ops, [d, xv, gv, mv, rv], outs) => {
+      ops.layerNormGrad(d!, xv!, gv!, mv!, rv!, rows, cols, outs[0], outs[1], outs[2]);
+    },
+    (attrs as unknown as { op: string }).op,
+  );
 });
 
 function checkInputs(op: string, xIn: unknown, gammaIn: unknown, betaIn: unknown, epsIn: unknown) {
   const x = checkTensor(op, 'x', xIn, 1, Infinity, '[..., C]');
   const cols = x.shape[x.rank - 1];
-  const gamma = required(op, 'gamma', checkLike(op, 'gamma', gammaIn, [cols], 'the scale, [C] for x of shape [..., C]'), '(the scale, [C])');
-  const beta = required(op, 'beta', checkLike(op, 'beta', betaIn, [cols], 'the offset, [C] for x of shape [..., C]'), '(the offset, [C])');
+  const gamma = required(
+    op,
+    'gamma',
+    checkLike(op, 'gamma', gammaIn, [cols], 'the scale, [C] for x of shape [..., C]'),
+    '(the scale, [C])',
+  );
+  const beta = required(
+    op,
+    'beta',
+    checkLike(op, 'beta', betaIn, [cols], 'the offset, [C] for x of shape [..., C]'),
+    '(the offset, [C])',
+  );
   const eps = checkNumber(op, 'eps', epsIn);
   if (eps < 0) throw new FusedDistillError(op, `eps must be >= 0, got ${eps}`);
   return { x, gamma, beta, eps };
@@ -61,12 +85,17 @@ function checkInputs(op: string, xIn: unknown, gammaIn: unknown, betaIn: unknown
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
   const op = 'layerNorm';
   const args = checkInputs(op, x, gamma, beta, eps);
-  if (!fusedKernelsReady([LAYER_NORM, LAYER_NORM_GRAD])) return layerNormReference(args.x, args.gamma, args.beta, args.eps);
+  if (!fusedKernelsReady([LAYER_NORM, LAYER_NORM_GRAD]))
+    return layerNormReference(args.x, args.gamma, args.beta, args.eps);
   // The row statistics are written (and kept for backward) only while a tape records.
   return withFusedGrad(
     [args.x, args.gamma, args.beta],
     ([xt, g, b], recording) => {
-      const [y, mean, rstd] = runKernel(LAYER_NORM, { x: xt, gamma: g, beta: b }, { eps: args.eps, withStats: recording, op });
+      const [y, mean, rstd] = runKernel(
+        LAYER_NORM,
+        { x: xt, gamma: g, beta: b },
+        { eps: args.eps, withStats: recording, op },
+      );
       return { value: y, saved: recording ? [xt, g, mean, rstd] : [] };
     },
     (dy, [sx, sg, sm, sr]) => runKernel(LAYER_NORM_GRAD, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }, { op }),

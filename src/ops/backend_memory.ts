@@ -64,7 +64,9 @@ export function runOnBackend(
 ): TensorInfo[] {
   if (backendName === 'cpu' || backendName === 'native') {
     const cpu = backend as CpuBackend;
-    const outs = outputShapes.map((shape) => (cpu.allocate ? cpu.allocate('float32', size(shape)) : uninitialized(size(shape))));
+    const outs = outputShapes.map((shape) =>
+      cpu.allocate ? cpu.allocate('float32', size(shape)) : uninitialized(size(shape)),
+    );
     const ins = inputs.map((t) => (t ? cpuFloats(cpu, t) : null));
     try {
       kernel(ins, outs);
@@ -77,7 +79,10 @@ export function runOnBackend(
   const infos = outputShapes.map((shape) => wasm.makeOutput(shape, 'float32'));
   const ins = inputs.map((t) => (t ? wasm.typedArrayFromHeap(t) : null));
   try {
-    kernel(ins, infos.map((info) => wasm.typedArrayFromHeap(info)));
+    kernel(
+      ins,
+      infos.map((info) => wasm.typedArrayFromHeap(info)),
+    );
   } catch (e) {
     for (const info of infos) wasm.disposeData(info.dataId);
     rethrowAs(op, e);
@@ -123,7 +128,11 @@ export function runOnDevice(
     return buf;
   };
   try {
-    kernel(inputs.map((t) => (t ? b.buffer(t) : null)), outs, scratch);
+    kernel(
+      inputs.map((t) => (t ? b.buffer(t) : null)),
+      outs,
+      scratch,
+    );
   } catch (e) {
     outs.forEach((buf, i) => b.releaseBuffer(buf, 'float32', size(outputShapes[i])));
     rethrowAs(op, e);
@@ -157,5 +166,9 @@ export function runOnCopies(
   } catch (e) {
     rethrowAs(op, e);
   }
-  return outs.map((values, i) => ({ dataId: b.write(values, outputShapes[i], 'float32'), shape: outputShapes[i], dtype: 'float32' }));
+  return outs.map((values, i) => ({
+    dataId: b.write(values, outputShapes[i], 'float32'),
+    shape: outputShapes[i],
+    dtype: 'float32',
+  }));
 }

@@ -11,7 +11,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { Addon, addon, addonLoadError, cudaDevice } from '../native';
-import { DEVICE_BACKEND, HOST_BACKENDS, HostBackendName, runOnBackend, runOnCopies, runOnDevice } from './backend_memory';
+import {
+  DEVICE_BACKEND,
+  HOST_BACKENDS,
+  HostBackendName,
+  runOnBackend,
+  runOnCopies,
+  runOnDevice,
+} from './backend_memory';
 
 /** Every backend the fused kernels are registered for when the package loads. */
 export const FUSED_BACKENDS = [...HOST_BACKENDS, DEVICE_BACKEND] as const;
@@ -20,8 +27,18 @@ export const FUSED_BACKENDS = [...HOST_BACKENDS, DEVICE_BACKEND] as const;
  *  place, with the same arguments. */
 export type FusedOps = Pick<
   Addon,
-  | 'rankingObjective' | 'hiddenMSE' | 'attentionMSE' | 'scale' | 'slice' | 'binaryOp'
-  | 'layerNorm' | 'layerNormGrad' | 'gelu' | 'geluGrad' | 'adamwUpdate' | 'sumSquares'
+  | 'rankingObjective'
+  | 'hiddenMSE'
+  | 'attentionMSE'
+  | 'scale'
+  | 'slice'
+  | 'binaryOp'
+  | 'layerNorm'
+  | 'layerNormGrad'
+  | 'gelu'
+  | 'geluGrad'
+  | 'adamwUpdate'
+  | 'sumSquares'
 >;
 
 /** A kernel body: ins are the inputs' arrays (null for absent inputs), outs the new outputs';
@@ -51,11 +68,29 @@ export function runFusedKernel(
   if (backendName === DEVICE_BACKEND) {
     // Device buffer handles stand where the host ops take arrays.
     const ops = cudaDevice() as unknown as FusedOps;
-    return runOnDevice(backend, inputs, outputShapes, (ins, outs, scratch) =>
-      body(ops, ins as unknown as Float32Array[], outs as unknown as Float32Array[], scratch as unknown as (n: number) => Float32Array), op);
+    return runOnDevice(
+      backend,
+      inputs,
+      outputShapes,
+      (ins, outs, scratch) =>
+        body(
+          ops,
+          ins as unknown as Float32Array[],
+          outs as unknown as Float32Array[],
+          scratch as unknown as (n: number) => Float32Array,
+        ),
+      op,
+    );
   }
   if ((HOST_BACKENDS as readonly string[]).includes(backendName))
-    return runOnBackend(backend, backendName as HostBackendName, inputs, outputShapes, (ins, outs) => body(addon, ins, outs, hostScratch), op);
+    return runOnBackend(
+      backend,
+      backendName as HostBackendName,
+      inputs,
+      outputShapes,
+      (ins, outs) => body(addon, ins, outs, hostScratch),
+      op,
+    );
   return runOnCopies(backend, inputs, outputShapes, (ins, outs) => body(addon, ins, outs, hostScratch), op);
 }
 
@@ -75,7 +110,8 @@ const noticed = new Set<string>();
  *  any other backend it is needed on). */
 export function defineFusedKernel(kernelName: string, kernelFunc: (backendName: string) => KernelFunc): void {
   definitions.set(kernelName, kernelFunc);
-  for (const backendName of FUSED_BACKENDS) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc(backendName) });
+  for (const backendName of FUSED_BACKENDS)
+    tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc(backendName) });
 }
 
 /**

@@ -37,7 +37,10 @@ export function runFusedLoss(
   const loss = withFusedGrad(
     [student],
     (_, withGrad) => {
-      const [value, ...rest] = engine().runKernel(kernelName, inputs, { ...attrs, withGrad } as unknown as NamedAttrMap) as Tensor[];
+      const [value, ...rest] = engine().runKernel(kernelName, inputs, {
+        ...attrs,
+        withGrad,
+      } as unknown as NamedAttrMap) as Tensor[];
       if (!withGrad) {
         extras = rest;
         return { value: value as Scalar };

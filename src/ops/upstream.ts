@@ -14,14 +14,34 @@ defineFusedKernel(SCALE_BY_UPSTREAM, (backendName) => ({ inputs, backend }) => {
   // On the device grad * dy always runs: checking dy for 1 would read it back (a synchronisation).
   if (isHostMemory(backendName)) {
     let scale = 1;
-    runFusedKernel(backend, backendName, [dy], [], (_, [d]) => {
-      scale = d![0];
-    }, '');
+    runFusedKernel(
+      backend,
+      backendName,
+      [dy],
+      [],
+      (_, [d]) => {
+        scale = d![0];
+      },
+      '',
+    );
     if (scale === 1) return forward(backend, grad);
-    return runFusedKernel(backend, backendName, [grad], [grad.shape], (ops, [g], [out]) => ops.scale(g!, scale, out), '')[0];
+    return runFusedKernel(
+      backend,
+      backendName,
+      [grad],
+      [grad.shape],
+      (ops, [g], [out]) => ops.scale(g!, scale, out),
+      '',
+    )[0];
   }
-  return runFusedKernel(backend, backendName, [grad, dy], [grad.shape], (ops, [g, d], [out]) =>
-    ops.binaryOp(addon.mathOps.binary.Multiply, g!, grad.shape, d!, dy.shape, out), '')[0];
+  return runFusedKernel(
+    backend,
+    backendName,
+    [grad, dy],
+    [grad.shape],
+    (ops, [g, d], [out]) => ops.binaryOp(addon.mathOps.binary.Multiply, g!, grad.shape, d!, dy.shape, out),
+    '',
+  )[0];
 });
 
 /** grad * dy for a scalar dy, in native code (no copy when dy is 1). */

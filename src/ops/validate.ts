@@ -13,11 +13,21 @@ export class FusedDistillError extends Error {
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 /** A non-empty float32 tensor; rank within [minRank, maxRank]. */
-export function checkTensor(op: string, name: string, x: unknown, minRank: number, maxRank: number, layout: string): Tensor {
+export function checkTensor(
+  op: string,
+  name: string,
+  x: unknown,
+  minRank: number,
+  maxRank: number,
+  layout: string,
+): Tensor {
   if (!(x instanceof Tensor)) throw new FusedDistillError(op, `${name} must be a tf.Tensor of shape ${layout}`);
   if (x.dtype !== 'float32') throw new FusedDistillError(op, `${name} must be float32, got ${x.dtype}`);
   if (x.rank < minRank || x.rank > maxRank)
-    throw new FusedDistillError(op, `${name} must have shape ${layout} (rank ${minRank === maxRank ? minRank : `${minRank}..${maxRank}`}), got ${fmt(x.shape)}`);
+    throw new FusedDistillError(
+      op,
+      `${name} must have shape ${layout} (rank ${minRank === maxRank ? minRank : `${minRank}..${maxRank}`}), got ${fmt(x.shape)}`,
+    );
   if (x.size === 0) throw new FusedDistillError(op, `${name} must not be empty, got shape ${fmt(x.shape)}`);
   return x;
 }
@@ -25,7 +35,8 @@ export function checkTensor(op: string, name: string, x: unknown, minRank: numbe
 /** An optional float32 tensor of exactly `shape` (null/undefined passes through). */
 export function checkLike(op: string, name: string, x: unknown, shape: readonly number[], what: string): Tensor | null {
   if (x == null) return null;
-  if (!(x instanceof Tensor)) throw new FusedDistillError(op, `${name} must be a tf.Tensor of shape ${fmt(shape)} (${what})`);
+  if (!(x instanceof Tensor))
+    throw new FusedDistillError(op, `${name} must be a tf.Tensor of shape ${fmt(shape)} (${what})`);
   if (x.dtype !== 'float32') throw new FusedDistillError(op, `${name} must be float32, got ${x.dtype}`);
   if (x.rank !== shape.length || x.shape.some((d: number, i: number) => d !== shape[i]))
     throw new FusedDistillError(op, `${name} must have shape ${fmt(shape)} (${what}), got ${fmt(x.shape)}`);

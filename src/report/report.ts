@@ -56,7 +56,18 @@ export function environment(backend: string): RunReport['environment'] {
 
 /** "ranknet 1 + kl 1 (T 2)": a run config's loss terms that are on, for the reports' objective column. */
 export function objectiveText(loss: Record<string, unknown>): string {
-  const terms = ['bce', 'ranknet', 'hinge', 'listwiseCE', 'kl', 'marginMSE', 'scoreMSE', 'hiddenMSE', 'attentionMSE', 'embeddingMSE'];
+  const terms = [
+    'bce',
+    'ranknet',
+    'hinge',
+    'listwiseCE',
+    'kl',
+    'marginMSE',
+    'scoreMSE',
+    'hiddenMSE',
+    'attentionMSE',
+    'embeddingMSE',
+  ];
   const on = terms.filter((t) => ((loss[t] as number) ?? 0) > 0).map((t) => `${t} ${loss[t]}`);
   const extra = ((loss.kl as number) ?? 0) > 0 && loss.temperature !== 1 ? ` (T ${loss.temperature})` : '';
   return on.join(' + ') + extra;
@@ -67,7 +78,8 @@ export function objectiveText(loss: Record<string, unknown>): string {
 
 export const fmtMetric = (x: number) => x.toFixed(4);
 export const fmtP = (p: number | null) => (p == null ? '—' : p < 0.001 ? '<0.001' : p.toFixed(3));
-export const fmtParams = (n: number | null) => (n == null ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+export const fmtParams = (n: number | null) =>
+  n == null ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
 export const fmtMs = (ms: number | null) => (ms == null ? '—' : ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 
 export const TABLE_HEADER = ['model', 'MRR@10', 'nDCG@10', 'p (MRR@10)', 'p (nDCG@10)', 'parameters', 'ms/query'];
@@ -89,7 +101,8 @@ export function markdownTable(header: string[], cells: string[][], numericFrom =
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   const rows = [header, ...cells].map((r) => r.map(esc));
   const width = header.map((_, i) => Math.max(3, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i >= numericFrom ? c.padStart(width[i]) : c.padEnd(width[i]))).join(' | ')} |`;
+  const line = (r: string[]) =>
+    `| ${r.map((c, i) => (i >= numericFrom ? c.padStart(width[i]) : c.padEnd(width[i]))).join(' | ')} |`;
   const rule = `|${width.map((w, i) => (i >= numericFrom ? `${'-'.repeat(w + 1)}:` : `${'-'.repeat(w + 2)}`)).join('|')}|`;
   return [line(rows[0]), rule, ...rows.slice(1).map(line)].join('\n');
 }
@@ -103,21 +116,36 @@ function runSummary(run: ReportRun): string {
   const first = run.steps[0];
   const bits = [`${run.kind}, ${run.objective}`, `${run.steps.length} steps`];
   if (first && last) bits.push(`loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}`);
-  if (last && Object.keys(last.parts).length > 1) bits.push(`last parts: ${Object.entries(last.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  if (last && Object.keys(last.parts).length > 1)
+    bits.push(
+      `last parts: ${Object.entries(last.parts)
+        .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+        .join(', ')}`,
+    );
   const ev = run.evals.at(-1);
   if (ev) bits.push(`${ev.split} MRR@10 ${ev.mrr10.toFixed(4)} (${ev.queries} queries, step ${ev.step})`);
-  bits.push(run.trained ? `trained in ${run.seconds == null ? '?' : `${run.seconds.toFixed(0)} s`}` : 'reused (finished run with the same config)');
+  bits.push(
+    run.trained
+      ? `trained in ${run.seconds == null ? '?' : `${run.seconds.toFixed(0)} s`}`
+      : 'reused (finished run with the same config)',
+  );
   return `- **${run.name}**: ${bits.join('; ')} — \`${run.output}\``;
 }
 
 export function renderMarkdown(report: RunReport): string {
   const e = report.environment;
   const out = [`# ${report.title}`, ''];
-  out.push(`${report.created} · ${e.cpu} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${e.node} · backend \`${e.backend}\`` + (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : ''));
+  out.push(
+    `${report.created} · ${e.cpu} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${e.node} · backend \`${e.backend}\`` +
+      (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : ''),
+  );
   out.push('');
   if (report.evaluation) {
     const v = report.evaluation;
-    out.push(`Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : "candidates"} of ${v.queries} ${v.split} queries. ${v.significance} ${v.timing}`, '');
+    out.push(
+      `Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : 'candidates'} of ${v.queries} ${v.split} queries. ${v.significance} ${v.timing}`,
+      '',
+    );
   }
   if (report.rows.length) out.push(resultsTable(report), '');
   if (report.runs.length) out.push('## Runs', '', ...report.runs.map(runSummary), '');
@@ -128,9 +156,21 @@ export function renderMarkdown(report: RunReport): string {
 // ------------------------------------------------------------------------------------------------
 // HTML with inline SVG charts
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#17becf',
+  '#7f7f7f',
+  '#bcbd22',
+];
 
 export interface Series {
   name: string;
@@ -160,10 +200,14 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
   return ticks;
 }
 
-const tickText = (t: number) => (Math.abs(t) >= 1e4 || (t !== 0 && Math.abs(t) < 1e-3) ? t.toExponential(1) : String(Number(t.toPrecision(4))));
+const tickText = (t: number) =>
+  Math.abs(t) >= 1e4 || (t !== 0 && Math.abs(t) < 1e-3) ? t.toExponential(1) : String(Number(t.toPrecision(4)));
 
 /** A line chart as an inline <svg> (no external references). */
-export function svgLineChart(series: Series[], opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
+export function svgLineChart(
+  series: Series[],
+  opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number },
+): string {
   const W = opts.width ?? 640;
   const H = opts.height ?? 300;
   const m = { l: 58, r: 12, t: 28, b: 40 };
@@ -172,7 +216,9 @@ export function svgLineChart(series: Series[], opts: { title: string; xLabel: st
   const plotW = W - m.l - m.r;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const parts: string[] = [];
-  parts.push(`<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(opts.title)}">`);
+  parts.push(
+    `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(opts.title)}">`,
+  );
   parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" class="title">${escapeHtml(opts.title)}</text>`);
   if (all.length === 0) {
     parts.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text></svg>`);
@@ -195,16 +241,26 @@ export function svgLineChart(series: Series[], opts: { title: string; xLabel: st
   }
   for (const t of xt) {
     if (t < x0 || t > x1) continue;
-    parts.push(`<text x="${f(sx(t))}" y="${f(m.t + plotH + 16)}" text-anchor="middle" class="tick">${tickText(t)}</text>`);
+    parts.push(
+      `<text x="${f(sx(t))}" y="${f(m.t + plotH + 16)}" text-anchor="middle" class="tick">${tickText(t)}</text>`,
+    );
   }
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${plotW}" height="${plotH}" class="frame"/>`);
-  parts.push(`<text x="${m.l + plotW / 2}" y="${f(m.t + plotH + 32)}" text-anchor="middle" class="axis">${escapeHtml(opts.xLabel)}</text>`);
-  parts.push(`<text x="14" y="${m.t + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + plotH / 2})" class="axis">${escapeHtml(opts.yLabel)}</text>`);
+  parts.push(
+    `<text x="${m.l + plotW / 2}" y="${f(m.t + plotH + 32)}" text-anchor="middle" class="axis">${escapeHtml(opts.xLabel)}</text>`,
+  );
+  parts.push(
+    `<text x="14" y="${m.t + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + plotH / 2})" class="axis">${escapeHtml(opts.yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const pts = downsample(s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
-    if (pts.length === 1) parts.push(`<circle cx="${f(sx(pts[0][0]))}" cy="${f(sy(pts[0][1]))}" r="3" fill="${color}"/>`);
-    else if (pts.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`);
+    if (pts.length === 1)
+      parts.push(`<circle cx="${f(sx(pts[0][0]))}" cy="${f(sy(pts[0][1]))}" r="3" fill="${color}"/>`);
+    else if (pts.length > 1)
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
+      );
     const lx = m.l + (i % 3) * (plotW / 3);
     const ly = m.t + plotH + 46 + Math.floor(i / 3) * 16;
     parts.push(`<rect x="${f(lx)}" y="${ly - 9}" width="14" height="3" fill="${color}"/>`);
@@ -217,7 +273,9 @@ export function svgLineChart(series: Series[], opts: { title: string; xLabel: st
 export function runSeries(run: ReportRun): Series[] {
   const series: Series[] = [{ name: 'total loss', points: run.steps.map((s) => [s.step, s.loss]) }];
   const names = [...new Set(run.steps.flatMap((s) => Object.keys(s.parts)))];
-  if (names.length > 1) for (const n of names) series.push({ name: n, points: run.steps.filter((s) => n in s.parts).map((s) => [s.step, s.parts[n]]) });
+  if (names.length > 1)
+    for (const n of names)
+      series.push({ name: n, points: run.steps.filter((s) => n in s.parts).map((s) => [s.step, s.parts[n]]) });
   return series;
 }
 
@@ -232,18 +290,30 @@ export function renderHtml(report: RunReport): string {
   const e = report.environment;
   const baseline = report.evaluation?.baseline ?? null;
   const h: string[] = [];
-  h.push('<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(report.title)}</title>`, `<style>${CSS}</style></head><body>`);
+  h.push(
+    '<!DOCTYPE html>',
+    '<html lang="en"><head><meta charset="utf-8">',
+    `<title>${escapeHtml(report.title)}</title>`,
+    `<style>${CSS}</style></head><body>`,
+  );
   h.push(`<h1>${escapeHtml(report.title)}</h1>`);
   h.push(
     `<p class="meta">${escapeHtml(report.created)} · ${escapeHtml(e.cpu)} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${escapeHtml(e.node)} · backend <code>${escapeHtml(e.backend)}</code>` +
-      (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : '') + '</p>',
+      (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : '') +
+      '</p>',
   );
   if (report.evaluation) {
     const v = report.evaluation;
-    h.push(`<p>Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : "candidates"} of ${v.queries} <b>${escapeHtml(v.split)}</b> queries. ${escapeHtml(v.significance)} ${escapeHtml(v.timing)}</p>`);
+    h.push(
+      `<p>Re-ranking the BM25 ${v.candidates ? `top-${v.candidates}` : 'candidates'} of ${v.queries} <b>${escapeHtml(v.split)}</b> queries. ${escapeHtml(v.significance)} ${escapeHtml(v.timing)}</p>`,
+    );
   }
   if (report.rows.length) {
-    h.push('<table><thead><tr>', ...TABLE_HEADER.map((c) => `<th>${escapeHtml(c)}</th>`), '<th>objective</th></tr></thead><tbody>');
+    h.push(
+      '<table><thead><tr>',
+      ...TABLE_HEADER.map((c) => `<th>${escapeHtml(c)}</th>`),
+      '<th>objective</th></tr></thead><tbody>',
+    );
     const cells = tableCells(report.rows, baseline);
     report.rows.forEach((r, i) => {
       h.push(`<tr${r.name === baseline ? ' class="baseline"' : ''}>`);
@@ -258,22 +328,47 @@ export function renderHtml(report: RunReport): string {
     const students = trainedRuns.filter((r) => r.kind === 'student');
     h.push('<div class="charts">');
     if (students.length > 1)
-      h.push(svgLineChart(students.map((r) => ({ name: r.name, points: r.steps.map((s) => [s.step, s.loss]) })), { title: 'students: total loss', xLabel: 'step', yLabel: 'loss' }));
-    for (const run of trainedRuns) h.push(svgLineChart(runSeries(run), { title: `${run.name}: ${run.objective}`, xLabel: 'step', yLabel: 'weighted loss' }));
+      h.push(
+        svgLineChart(
+          students.map((r) => ({ name: r.name, points: r.steps.map((s) => [s.step, s.loss]) })),
+          { title: 'students: total loss', xLabel: 'step', yLabel: 'loss' },
+        ),
+      );
+    for (const run of trainedRuns)
+      h.push(
+        svgLineChart(runSeries(run), {
+          title: `${run.name}: ${run.objective}`,
+          xLabel: 'step',
+          yLabel: 'weighted loss',
+        }),
+      );
     h.push('</div>');
     const withEvals = trainedRuns.filter((r) => r.evals.length > 1);
     if (withEvals.length) {
       h.push('<h2>Evaluations during training</h2><div class="charts">');
-      h.push(svgLineChart(withEvals.map((r) => ({ name: r.name, points: r.evals.map((v) => [v.step, v.mrr10]) })), { title: 'MRR@10 during training', xLabel: 'step', yLabel: 'MRR@10' }));
+      h.push(
+        svgLineChart(
+          withEvals.map((r) => ({ name: r.name, points: r.evals.map((v) => [v.step, v.mrr10]) })),
+          { title: 'MRR@10 during training', xLabel: 'step', yLabel: 'MRR@10' },
+        ),
+      );
       h.push('</div>');
     }
   }
   if (report.runs.length) {
     h.push('<h2>Runs</h2><ul>');
-    for (const run of report.runs) h.push(`<li>${escapeHtml(runSummary(run).replace(/^- /, '').replace(/\*\*|`/g, ''))}</li>`);
+    for (const run of report.runs)
+      h.push(
+        `<li>${escapeHtml(
+          runSummary(run)
+            .replace(/^- /, '')
+            .replace(/\*\*|`/g, ''),
+        )}</li>`,
+      );
     h.push('</ul>');
   }
-  if (report.notes.length) h.push('<h2>Notes</h2><ul>', ...report.notes.map((n) => `<li>${escapeHtml(n)}</li>`), '</ul>');
+  if (report.notes.length)
+    h.push('<h2>Notes</h2><ul>', ...report.notes.map((n) => `<li>${escapeHtml(n)}</li>`), '</ul>');
   h.push('</body></html>');
   return `${h.join('\n')}\n`;
 }
@@ -286,7 +381,11 @@ export interface ReportFiles {
 
 /** Writes <dir>/<name>.json, .md and .html, each atomically. */
 export async function writeReport(dir: string, report: RunReport, name = 'report'): Promise<ReportFiles> {
-  const files = { json: path.join(dir, `${name}.json`), md: path.join(dir, `${name}.md`), html: path.join(dir, `${name}.html`) };
+  const files = {
+    json: path.join(dir, `${name}.json`),
+    md: path.join(dir, `${name}.md`),
+    html: path.join(dir, `${name}.html`),
+  };
   // Everything rendered before anything is written: a rendering error leaves the old report whole.
   const text = { json: `${JSON.stringify(report, null, 1)}\n`, md: renderMarkdown(report), html: renderHtml(report) };
   for (const k of ['json', 'md', 'html'] as const) await writeAtomic(files[k], (w) => w.write(text[k]));
@@ -294,7 +393,10 @@ export async function writeReport(dir: string, report: RunReport, name = 'report
 }
 
 /** The report of one training run (teacher train, distill): its loss curves and its last evaluation. */
-export function singleRunReport(run: ReportRun, info: { backend: string; wallSeconds: number; parameters: number | null; configFile: string }): RunReport {
+export function singleRunReport(
+  run: ReportRun,
+  info: { backend: string; wallSeconds: number; parameters: number | null; configFile: string },
+): RunReport {
   const last = run.evals.at(-1);
   return {
     title: `fused-distill ${run.kind} run: ${run.name}`,
@@ -307,12 +409,25 @@ export function singleRunReport(run: ReportRun, info: { backend: string; wallSec
           queries: last.queries,
           candidates: 0,
           baseline: null,
-          significance: 'Evaluated during training (the run\'s last evaluation); `fused-distill eval` compares models with a t-test and timing.',
+          significance:
+            "Evaluated during training (the run's last evaluation); `fused-distill eval` compares models with a t-test and timing.",
           timing: '',
         }
       : null,
     rows: last
-      ? [{ name: run.name, kind: run.kind, objective: run.objective, mrr10: last.mrr10, ndcg10: last.ndcg10, pMrr10: null, pNdcg10: null, parameters: info.parameters, msPerQuery: null }]
+      ? [
+          {
+            name: run.name,
+            kind: run.kind,
+            objective: run.objective,
+            mrr10: last.mrr10,
+            ndcg10: last.ndcg10,
+            pMrr10: null,
+            pNdcg10: null,
+            parameters: info.parameters,
+            msPerQuery: null,
+          },
+        ]
       : [],
     runs: [run],
     notes: [`config: ${info.configFile}`],

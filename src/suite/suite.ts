@@ -28,12 +28,26 @@ import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data
 import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
-import { ConfigError, distill, parseStudentConfig, parseTeacherConfig, prepareTeacherScores, trainTeacher } from '../distill';
+import {
+  ConfigError,
+  distill,
+  parseStudentConfig,
+  parseTeacherConfig,
+  prepareTeacherScores,
+  trainTeacher,
+} from '../distill';
 import type { ProgressEvent, RunLog, StudentRunConfig, TeacherRunConfig } from '../distill';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation, type TaskEvent } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
 import { PairEncoder } from '../models/pair_encoder';
-import { environment, objectiveText, writeReport, type ReportFiles, type ReportRun, type RunReport } from '../report/report';
+import {
+  environment,
+  objectiveText,
+  writeReport,
+  type ReportFiles,
+  type ReportRun,
+  type RunReport,
+} from '../report/report';
 
 const record = z.record(z.unknown());
 
@@ -85,14 +99,27 @@ const isObject = (x: unknown): x is Record<string, unknown> => x != null && type
 /** b over a: objects merged key by key, anything else replaced. */
 export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObject(out[k]) && isObject(v) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  for (const [k, v] of Object.entries(b))
+    out[k] = isObject(out[k]) && isObject(v) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
   return out;
 }
 
-export const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'run';
+export const slug = (name: string) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '') || 'run';
 
 const canonical = (x: unknown): unknown =>
-  Array.isArray(x) ? x.map(canonical) : isObject(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical(x[k])])) : x;
+  Array.isArray(x)
+    ? x.map(canonical)
+    : isObject(x)
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, canonical(x[k])]),
+        )
+      : x;
 
 /**
  * What a collection's content is known by, cheaply: the bundled one by its build options and
@@ -100,7 +127,10 @@ const canonical = (x: unknown): unknown =>
  * it may not be built yet), another by its manifest (writeCollection writes one), else by every file.
  */
 async function collectionKey(dir: string | undefined): Promise<string> {
-  if (dir == null) return createHash('sha256').update(`bundled ${JSON.stringify(DEFAULT_COLLECTION)} construction ${COLLECTION_CONSTRUCTION}`).digest('hex');
+  if (dir == null)
+    return createHash('sha256')
+      .update(`bundled ${JSON.stringify(DEFAULT_COLLECTION)} construction ${COLLECTION_CONSTRUCTION}`)
+      .digest('hex');
   const manifest = path.join(dir, 'manifest.json');
   if (fs.existsSync(manifest)) return createHash('sha256').update(fs.readFileSync(manifest)).digest('hex');
   return (await loadRankingCollection(dir)).fingerprint;
@@ -126,18 +156,31 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     throw new ConfigError(file, [`not valid JSON: ${(e as Error).message}`]);
   }
   const parsed = SuiteSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(file, parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`));
+  if (!parsed.success)
+    throw new ConfigError(
+      file,
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`),
+    );
   const s = parsed.data;
   const base = path.dirname(path.resolve(file));
   const output = overrides.output ? path.resolve(overrides.output) : path.resolve(base, s.output);
-  const teacherCache = s.teacherCache ? path.resolve(base, s.teacherCache) : path.join(DEFAULT_COLLECTION_DIR, '..', 'teachers');
+  const teacherCache = s.teacherCache
+    ? path.resolve(base, s.teacherCache)
+    : path.join(DEFAULT_COLLECTION_DIR, '..', 'teachers');
   const collection = s.collection ? path.resolve(base, s.collection) : undefined;
   const withCollection = (c: Record<string, unknown>) => (collection ? deepMerge({ data: { collection } }, c) : c);
 
   const teacherInput = withCollection(s.teacher);
-  if ('output' in teacherInput) throw new ConfigError(file, ['teacher.output: unknown field (the teacher run dir is <teacherCache>/teacher-<config hash>)']);
+  if ('output' in teacherInput)
+    throw new ConfigError(file, [
+      'teacher.output: unknown field (the teacher run dir is <teacherCache>/teacher-<config hash>)',
+    ]);
   const prefix = (what: string) => (e: unknown) => {
-    if (e instanceof ConfigError) throw new ConfigError(file, e.issues.map((i) => `${what}.${i}`));
+    if (e instanceof ConfigError)
+      throw new ConfigError(
+        file,
+        e.issues.map((i) => `${what}.${i}`),
+      );
     throw e;
   };
   let teacher: TeacherRunConfig;
@@ -151,17 +194,25 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
   const students = s.students.map(({ name, ...rest }, i) => {
     const input = deepMerge(withCollection(s.studentDefaults), rest);
     for (const k of ['output', 'teacher'])
-      if (k in input) throw new ConfigError(file, [`students[${i}] (${name}).${k}: set by the suite (students/<name>, the suite's teacher)`]);
+      if (k in input)
+        throw new ConfigError(file, [
+          `students[${i}] (${name}).${k}: set by the suite (students/<name>, the suite's teacher)`,
+        ]);
     const dir = path.join(output, 'students', slug(name));
     try {
-      const config = parseStudentConfig({ ...input, output: dir, teacher: { checkpoint: path.join(teacher.output, 'model') } }, file, base);
+      const config = parseStudentConfig(
+        { ...input, output: dir, teacher: { checkpoint: path.join(teacher.output, 'model') } },
+        file,
+        base,
+      );
       return { name, slug: slug(name), config };
     } catch (e) {
       throw prefix(`students[${i}] (${name})`)(e);
     }
   });
   const slugs = students.map((x) => x.slug);
-  if (new Set(slugs).size !== slugs.length) throw new ConfigError(file, ['students: two names give the same directory name']);
+  if (new Set(slugs).size !== slugs.length)
+    throw new ConfigError(file, ['students: two names give the same directory name']);
   return {
     file,
     title: s.title,
@@ -169,7 +220,13 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     teacherCache,
     teacher,
     students,
-    eval: { split: s.eval.split, queries: s.eval.queries, candidates: s.eval.candidates, baseline: s.eval.baseline ?? null, maxLength: s.eval.maxLength ?? teacher.data.maxLength },
+    eval: {
+      split: s.eval.split,
+      queries: s.eval.queries,
+      candidates: s.eval.candidates,
+      baseline: s.eval.baseline ?? null,
+      maxLength: s.eval.maxLength ?? teacher.data.maxLength,
+    },
   };
 }
 
@@ -186,7 +243,8 @@ function readRunLog(dir: string): RunLog {
   return log;
 }
 
-const finished = (dir: string) => fs.existsSync(path.join(dir, 'result.json')) && fs.existsSync(path.join(dir, 'model', 'model.json'));
+const finished = (dir: string) =>
+  fs.existsSync(path.join(dir, 'result.json')) && fs.existsSync(path.join(dir, 'model', 'model.json'));
 
 /** Where a suite reports what it does (the CLI's Progress is one): messages, and each run's events. */
 export interface SuiteProgress {
@@ -222,7 +280,9 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
 
   // 1. The collection.
   if (!suite.teacher.data.collection) {
-    progress.info(`collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use)'} ${DEFAULT_COLLECTION_DIR}`);
+    progress.info(
+      `collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use)'} ${DEFAULT_COLLECTION_DIR}`,
+    );
     await ensureDefaultCollection();
   }
 
@@ -242,8 +302,14 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
     teacherSeconds = (Date.now() - t0) / 1000;
   }
   runs.push({
-    name: 'teacher', kind: 'teacher', output: teacherDir, objective: objectiveText(suite.teacher.loss), trained: !teacherReused, seconds: teacherSeconds,
-    steps: teacherLog.steps, evals: teacherLog.evals,
+    name: 'teacher',
+    kind: 'teacher',
+    output: teacherDir,
+    objective: objectiveText(suite.teacher.loss),
+    trained: !teacherReused,
+    seconds: teacherSeconds,
+    steps: teacherLog.steps,
+    evals: teacherLog.evals,
   });
 
   // 3. Students.
@@ -269,8 +335,14 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
     const t0 = Date.now();
     const result = await distill(s.config, { resume: true, onProgress });
     runs.push({
-      name: s.name, kind: 'student', output: dir, objective: `${objectiveText(s.config.loss)}; init ${s.config.student.init}`, trained: !reused,
-      seconds: reused ? null : (Date.now() - t0) / 1000, steps: result.log.steps, evals: result.log.evals,
+      name: s.name,
+      kind: 'student',
+      output: dir,
+      objective: `${objectiveText(s.config.loss)}; init ${s.config.student.init}`,
+      trained: !reused,
+      seconds: reused ? null : (Date.now() - t0) / 1000,
+      steps: result.log.steps,
+      evals: result.log.evals,
     });
   }
 
@@ -284,17 +356,31 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
   const evals: ModelEvaluation[] = [evaluateBm25(coll, target)];
   const models = [
-    { name: 'teacher', kind: 'teacher' as const, dir: path.join(teacherDir, 'model'), objective: objectiveText(suite.teacher.loss) },
-    ...suite.students.map((s, i) => ({ name: s.name, kind: 'student' as const, dir: path.join(s.config.output, 'model'), objective: runs[i + 1].objective })),
+    {
+      name: 'teacher',
+      kind: 'teacher' as const,
+      dir: path.join(teacherDir, 'model'),
+      objective: objectiveText(suite.teacher.loss),
+    },
+    ...suite.students.map((s, i) => ({
+      name: s.name,
+      kind: 'student' as const,
+      dir: path.join(s.config.output, 'model'),
+      objective: runs[i + 1].objective,
+    })),
   ];
   const queries = evals[0].perQuery.size;
-  progress.info(`evaluating ${models.length} models on ${suite.eval.split} queries (${queries} with a relevant passage), BM25 top-${suite.eval.candidates ?? 'all'}`);
+  progress.info(
+    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} with a relevant passage), BM25 top-${suite.eval.candidates ?? 'all'}`,
+  );
   for (const m of models) {
     const model = loadCrossEncoder(m.dir);
     try {
       const e = evaluateCrossEncoder(model, encoder, coll, target, m, onProgress);
       evals.push(e);
-      progress.info(`[${m.name}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`);
+      progress.info(
+        `[${m.name}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`,
+      );
     } finally {
       model.dispose();
     }
@@ -315,7 +401,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
         ? `p: two-sided paired t-test against "${suite.eval.baseline}" over the per-query MRR@10 and nDCG@10 (${queries} queries).`
         : 'No baseline: no significance test.',
       timing:
-        'ms/query: mean wall time of one forward pass over a query\'s candidates, padded to maxLength (token ids to tensors, forward, scores read back; texts tokenized beforehand), after one warm-up query.',
+        "ms/query: mean wall time of one forward pass over a query's candidates, padded to maxLength (token ids to tensors, forward, scores read back; texts tokenized beforehand), after one warm-up query.",
     },
     rows: tableRows(evals, suite.eval.baseline),
     runs,

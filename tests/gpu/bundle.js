@@ -35,7 +35,7 @@ const addonStub = {
         "const path = require('path'); const fs = require('fs');\n" +
         'module.exports = function nodeGypBuild() {\n' +
         "  const p = path.resolve(process.env.FD_ADDON || 'build/Release/fused_distill.node');\n" +
-        "  if (!fs.existsSync(p)) throw new Error(`fused-distill bundle: no addon at ${p}: set FD_ADDON to the built fused_distill.node`);\n" +
+        '  if (!fs.existsSync(p)) throw new Error(`fused-distill bundle: no addon at ${p}: set FD_ADDON to the built fused_distill.node`);\n' +
         '  return require(p);\n' +
         '};\n',
       loader: 'js',
@@ -50,7 +50,9 @@ const noMainGuards = {
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, (a) => {
       const text = fs.readFileSync(a.path, 'utf8');
-      return text.includes('require.main === module') ? { contents: text.replace(/require\.main === module/g, 'false'), loader: 'ts' } : undefined;
+      return text.includes('require.main === module')
+        ? { contents: text.replace(/require\.main === module/g, 'false'), loader: 'ts' }
+        : undefined;
     });
   },
 };
@@ -79,7 +81,12 @@ async function bundleSuite(name) {
       `__runAll(${JSON.stringify(name)}, () => require(${JSON.stringify(path.join(root, 'src', 'native.ts'))}).addon).then((f) => process.exit(f ? 1 : 0));\n`,
   );
   try {
-    await esbuild.build({ ...common, entryPoints: [entry], outfile: path.join(outDir, `${name}.js`), plugins: [addonStub, noMainGuards] });
+    await esbuild.build({
+      ...common,
+      entryPoints: [entry],
+      outfile: path.join(outDir, `${name}.js`),
+      plugins: [addonStub, noMainGuards],
+    });
   } finally {
     fs.unlinkSync(entry);
   }
@@ -113,23 +120,38 @@ async function bundleTfjsCore() {
 
   const perFile = {};
   for (const name of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu'])
-    perFile[name] = path.join(path.dirname(require.resolve(`${name}/package.json`, { paths: [root] })), 'dist', 'index.js');
+    perFile[name] = path.join(
+      path.dirname(require.resolve(`${name}/package.json`, { paths: [root] })),
+      'dist',
+      'index.js',
+    );
   const coreDist = path.dirname(perFile['@tensorflow/tfjs-core']);
-  const jasmineCore = path.join(path.dirname(require.resolve('jasmine-core/package.json', { paths: [root] })), 'lib', 'jasmine-core');
+  const jasmineCore = path.join(
+    path.dirname(require.resolve('jasmine-core/package.json', { paths: [root] })),
+    'lib',
+    'jasmine-core',
+  );
   const distDir = path.join(root, 'dist');
-  if (!fs.existsSync(path.join(distDir, 'index.js'))) throw new Error('bundle.js: dist/ is missing: run npx tsc -p tsconfig.json first');
+  if (!fs.existsSync(path.join(distDir, 'index.js')))
+    throw new Error('bundle.js: dist/ is missing: run npx tsc -p tsconfig.json first');
 
   // stand-in path (relative to the fake root) -> the real module the bundle serves for it
   const served = {};
-  for (const f of walk(coreDist, (p) => p.endsWith('_test.js'))) served[posix(path.join('node_modules/@tensorflow/tfjs-core/dist', path.relative(coreDist, f)))] = f;
-  for (const f of walk(distDir, (p) => p.endsWith('.js'))) served[posix(path.join('dist', path.relative(distDir, f)))] = f;
-  const placeholder = "throw new Error('placeholder of the GPU bundle: the bundle serves this module; its loader hook missed it');\n";
+  for (const f of walk(coreDist, (p) => p.endsWith('_test.js')))
+    served[posix(path.join('node_modules/@tensorflow/tfjs-core/dist', path.relative(coreDist, f)))] = f;
+  for (const f of walk(distDir, (p) => p.endsWith('.js')))
+    served[posix(path.join('dist', path.relative(distDir, f)))] = f;
+  const placeholder =
+    "throw new Error('placeholder of the GPU bundle: the bundle serves this module; its loader hook missed it');\n";
   for (const rel of Object.keys(served)) {
     fs.mkdirSync(path.join(fake, path.dirname(rel)), { recursive: true });
     fs.writeFileSync(path.join(fake, rel), placeholder);
   }
   const corePkg = path.join(fake, 'node_modules/@tensorflow/tfjs-core');
-  fs.writeFileSync(path.join(corePkg, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'dist/index.js' }) + '\n');
+  fs.writeFileSync(
+    path.join(corePkg, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'dist/index.js' }) + '\n',
+  );
   fs.writeFileSync(path.join(corePkg, 'dist', 'jasmine_util.js'), placeholder);
 
   const entry = path.join(root, 'tests', 'tfjs_core', `.gpu_entry_${process.pid}.js`);
@@ -141,7 +163,9 @@ async function bundleTfjsCore() {
       '// the stand-in root, as run.js computes ROOT (the bundle is its ROOT/tests/tfjs_core/run.js)',
       "const FAKE_ROOT = path.resolve(__dirname, '..', '..');",
       'const served = {',
-      ...Object.entries(served).map(([rel, real]) => `  ${JSON.stringify(rel)}: () => require(${JSON.stringify(real)}),`),
+      ...Object.entries(served).map(
+        ([rel, real]) => `  ${JSON.stringify(rel)}: () => require(${JSON.stringify(real)}),`,
+      ),
       '};',
       'const load = Module._load;',
       'Module._load = function (request, parent, isMain) {',
@@ -198,8 +222,13 @@ async function bundleScript(src, out) {
 /** Every tests/<name>.test.ts with device tests (a line `if (deviceTestsHere(__filename))`): those the GPU run must run. */
 function deviceSuites() {
   const dir = path.join(root, 'tests');
-  const hasDeviceTests = (f) => /^if \(deviceTestsHere\(__filename\)\)/m.test(fs.readFileSync(path.join(dir, f), 'utf8'));
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.test.ts') && hasDeviceTests(f)).map((f) => f.replace(/\.test\.ts$/, '')).sort();
+  const hasDeviceTests = (f) =>
+    /^if \(deviceTestsHere\(__filename\)\)/m.test(fs.readFileSync(path.join(dir, f), 'utf8'));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.test.ts') && hasDeviceTests(f))
+    .map((f) => f.replace(/\.test\.ts$/, ''))
+    .sort();
 }
 
 function parseArgs(argv) {
@@ -229,7 +258,8 @@ function parseArgs(argv) {
   for (const name of a.suites) done.push(await bundleSuite(name));
   if (a.tfjsCore) done.push(await bundleTfjsCore());
   for (const [src, out] of a.scripts) done.push(await bundleScript(src, out));
-  for (const f of done) console.log(`bundled ${path.relative(root, f)} (${(fs.statSync(f).size / 1048576).toFixed(1)} MiB)`);
+  for (const f of done)
+    console.log(`bundled ${path.relative(root, f)} (${(fs.statSync(f).size / 1048576).toFixed(1)} MiB)`);
 })().catch((e) => {
   console.error(e.message || e);
   process.exit(1);

@@ -28,12 +28,16 @@ export function deviceTestsHere(file: string): boolean {
   test(`${path.basename(file)}: runs in a child jest with FUSED_DISTILL_EMULATE_DEVICE=1 (host emulation)`, () => {
     const env: NodeJS.ProcessEnv = { ...process.env, FUSED_DISTILL_EMULATE_DEVICE: '1' };
     delete env.JEST_WORKER_ID;
-    const r = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--colors=false', file], {
-      cwd: path.join(__dirname, '..', '..'),
-      env,
-      encoding: 'utf8',
-      timeout: 600000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [require.resolve('jest/bin/jest'), '--runInBand', '--ci', '--colors=false', file],
+      {
+        cwd: path.join(__dirname, '..', '..'),
+        env,
+        encoding: 'utf8',
+        timeout: 600000,
+      },
+    );
     if (r.status !== 0) throw new Error(`child jest failed (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
     expect(r.stderr).toMatch(/Tests:\s+\d+ passed/);
     expect(r.stderr).not.toMatch(/failed|skipped/);

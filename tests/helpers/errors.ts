@@ -18,7 +18,8 @@ export function expectError(f: () => unknown, pattern?: RegExp, name?: string): 
   const isError = e instanceof Error || Object.prototype.toString.call(e) === '[object Error]';
   if (!isError) throw new Error(`expected an Error, got ${describe(e)}`);
   if (typeof e.message !== 'string' || e.message.length === 0) throw new Error('error without a message');
-  if (pattern && !pattern.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`);
+  if (pattern && !pattern.test(e.message))
+    throw new Error(`error message ${JSON.stringify(e.message)} does not match ${pattern}`);
   if (name && e.name !== name) throw new Error(`expected a ${name}, got a ${e.name}: ${e.message}`);
   return e;
 }

@@ -7,7 +7,17 @@ const path = require('path');
 const tf = require('@tensorflow/tfjs');
 const fd = require(path.join(__dirname, '..', '..', 'dist'));
 
-const TINY = { vocabSize: 97, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 32, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 };
+const TINY = {
+  vocabSize: 97,
+  hidden: 16,
+  layers: 2,
+  heads: 2,
+  intermediate: 32,
+  maxPosition: 32,
+  typeVocab: 2,
+  layerNormEps: 1e-12,
+  initStd: 0.02,
+};
 const B = 4;
 const L = 12;
 const steps = Number(process.argv[2] || 1000);
@@ -16,9 +26,21 @@ async function main() {
   await tf.setBackend('native');
   const model = new fd.models.CrossEncoder(TINY, 3);
   const x = {
-    inputIds: tf.tensor2d(new Int32Array(B * L).map((_, i) => (i * 7919) % TINY.vocabSize), [B, L], 'int32'),
-    tokenTypeIds: tf.tensor2d(new Int32Array(B * L).map((_, i) => (i % L >= L / 2 ? 1 : 0)), [B, L], 'int32'),
-    attentionMask: tf.tensor2d(new Int32Array(B * L).map((_, i) => (i % L < L - (i % 3) ? 1 : 0)), [B, L], 'int32'),
+    inputIds: tf.tensor2d(
+      new Int32Array(B * L).map((_, i) => (i * 7919) % TINY.vocabSize),
+      [B, L],
+      'int32',
+    ),
+    tokenTypeIds: tf.tensor2d(
+      new Int32Array(B * L).map((_, i) => (i % L >= L / 2 ? 1 : 0)),
+      [B, L],
+      'int32',
+    ),
+    attentionMask: tf.tensor2d(
+      new Int32Array(B * L).map((_, i) => (i % L < L - (i % 3) ? 1 : 0)),
+      [B, L],
+      'int32',
+    ),
   };
   const target = tf.tensor1d([1, 0, 0.5, 0.25]);
   const optimizer = tf.train.adam(1e-2);
@@ -31,7 +53,12 @@ async function main() {
   };
   const sample = () => {
     global.gc();
-    return { tensors: tf.memory().numTensors, native: fd.addon.hostBufferStats(), rss: process.memoryUsage().rss, loss };
+    return {
+      tensors: tf.memory().numTensors,
+      native: fd.addon.hostBufferStats(),
+      rss: process.memoryUsage().rss,
+      loss,
+    };
   };
   for (let i = 0; i < 200; i++) step(); // warm-up: optimizer slots, block cache and JIT steady state
   const before = sample();

@@ -436,7 +436,8 @@ export function erf64(x: number): number {
   const ax = abs(x);
   if (ax > 6) return Math.sign(x);
   const x2 = 2 * ax * ax;
-  let term = ax, sum = ax;
+  let term = ax,
+    sum = ax;
   for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
     term *= x2 / (2 * n + 1);
     sum += term;
@@ -457,7 +458,9 @@ export function geluGrad64(x: number): number {
 
 /** LayerNorm over the rows of x [rows, cols] in float64: y, and each row's mean and rstd. */
 export function layerNorm64(x: Arr, gamma: Arr, beta: Arr, rows: number, cols: number, eps: number) {
-  const y = new Float64Array(rows * cols), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  const y = new Float64Array(rows * cols),
+    mean = new Float64Array(rows),
+    rstd = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let s = 0;
     for (let c = 0; c < cols; c++) s += x[r * cols + c];
@@ -475,18 +478,24 @@ export function layerNorm64(x: Arr, gamma: Arr, beta: Arr, rows: number, cols: n
 /** d(sum(dy * layerNorm(x)))/d(x, gamma, beta) in float64 (statistics recomputed from x). */
 export function layerNormGrad64(dy: Arr, x: Arr, gamma: Arr, rows: number, cols: number, eps: number) {
   const { mean, rstd } = layerNorm64(x, gamma, new Float64Array(cols), rows, cols, eps);
-  const dx = new Float64Array(rows * cols), dgamma = new Float64Array(cols), dbeta = new Float64Array(cols);
+  const dx = new Float64Array(rows * cols),
+    dgamma = new Float64Array(cols),
+    dbeta = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
-    let s1 = 0, s2 = 0;
+    let s1 = 0,
+      s2 = 0;
     for (let c = 0; c < cols; c++) {
-      const i = r * cols + c, xhat = (x[i] - mean[r]) * rstd[r], g = dy[i] * gamma[c];
+      const i = r * cols + c,
+        xhat = (x[i] - mean[r]) * rstd[r],
+        g = dy[i] * gamma[c];
       s1 += g;
       s2 += g * xhat;
       dgamma[c] += dy[i] * xhat;
       dbeta[c] += dy[i];
     }
     for (let c = 0; c < cols; c++) {
-      const i = r * cols + c, xhat = (x[i] - mean[r]) * rstd[r];
+      const i = r * cols + c,
+        xhat = (x[i] - mean[r]) * rstd[r];
       dx[i] = rstd[r] * (dy[i] * gamma[c] - s1 / cols - (xhat * s2) / cols);
     }
   }

@@ -17,8 +17,19 @@ const cases = dir ? JSON.parse(fs.readFileSync(path.join(dir, 'cases.json'), 'ut
 cases.forEach((c, i) => {
   addon.setNumThreads(c.threads);
   const out = new Float32Array(c.batch * c.m * c.n).fill(Number.NaN);
-  addon.sgemm(read(`${i}.a.f32`), read(`${i}.b.f32`), out, c.batch, c.m, c.n, c.k, c.transA, c.transB,
-    c.aOffsets ? Float64Array.from(c.aOffsets) : null, c.bOffsets ? Float64Array.from(c.bOffsets) : null);
+  addon.sgemm(
+    read(`${i}.a.f32`),
+    read(`${i}.b.f32`),
+    out,
+    c.batch,
+    c.m,
+    c.n,
+    c.k,
+    c.transA,
+    c.transB,
+    c.aOffsets ? Float64Array.from(c.aOffsets) : null,
+    c.bOffsets ? Float64Array.from(c.bOffsets) : null,
+  );
   fs.writeFileSync(path.join(dir, `${i}.c.f32`), Buffer.from(out.buffer));
 });
 process.stdout.write(JSON.stringify({ isa: addon.gemmIsa() }));

@@ -33,5 +33,6 @@ export function expectNoLeak(f: () => void, label = ''): void {
   f();
   f();
   const after = tf.memory().numTensors;
-  if (after !== before) throw new Error(`${label}: ${after - before} tensors leaked (before ${before}, after ${after})`);
+  if (after !== before)
+    throw new Error(`${label}: ${after - before} tensors leaked (before ${before}, after ${after})`);
 }

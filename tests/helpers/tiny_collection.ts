@@ -12,6 +12,9 @@ export const TEST_BACKEND = process.env.FUSED_DISTILL_TEST_BACKEND ?? 'wasm';
 export async function tinyCollection(dir: string): Promise<{ coll: RankingCollection; tokenizer: BertTokenizer }> {
   await tf.setBackend(TEST_BACKEND);
   await tf.ready();
-  await writeCollection(dir, buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }));
+  await writeCollection(
+    dir,
+    buildCollection({ seed: 7, passageWords: 60, queries: 40, candidates: 10, documents: 12 }),
+  );
   return { coll: await loadRankingCollection(dir), tokenizer: new BertTokenizer() };
 }

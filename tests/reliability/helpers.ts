@@ -21,7 +21,11 @@ const ENV = { ...process.env, FUSED_DISTILL_NUM_THREADS: '1' };
 /** Runs the CLI to its end; env adds variables (e.g. FUSED_DISTILL_CRASH_AT). */
 export function cli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, '--progress', 'none', ...args], { cwd: options.cwd, env: { ...ENV, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, '--progress', 'none', ...args], {
+      cwd: options.cwd,
+      env: { ...ENV, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -46,7 +50,8 @@ export function holdLock(dir: string): Promise<ChildProcess> {
 }
 
 export function exited(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
+  if (proc.exitCode !== null || proc.signalCode !== null)
+    return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
   return new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
 }
 
@@ -76,23 +81,47 @@ export const TEACHER_SIZES = { layers: 2, hidden: 32, heads: 2, intermediate: 64
 
 /** The tiny collection (12 Brown documents) in dir, built by the CLI. */
 export async function buildTinyCollection(dir: string): Promise<void> {
-  const r = await cli(['data', 'build', dir, '--documents', '12', '--queries', '40', '--candidates', '10', '--passage-words', '60', '--seed', '7']);
+  const r = await cli([
+    'data',
+    'build',
+    dir,
+    '--documents',
+    '12',
+    '--queries',
+    '40',
+    '--candidates',
+    '10',
+    '--passage-words',
+    '60',
+    '--seed',
+    '7',
+  ]);
   if (r.code !== 0) throw new Error(`data build failed: ${r.stderr}`);
 }
 
 export function teacherConfig(collection: string, output: string, train: Record<string, number> = {}) {
   return {
-    output, model: TEACHER_SIZES, data: { collection, negatives: 3, maxLength: 48, evalQueries: 4 },
-    train: { batch: 4, steps: 6, lr: 3e-3, warmup: 1, evalEvery: 3, checkpointEvery: 2, ...train }, loss: { ranknet: 1 },
+    output,
+    model: TEACHER_SIZES,
+    data: { collection, negatives: 3, maxLength: 48, evalQueries: 4 },
+    train: { batch: 4, steps: 6, lr: 3e-3, warmup: 1, evalEvery: 3, checkpointEvery: 2, ...train },
+    loss: { ranknet: 1 },
   };
 }
 
-export function studentConfig(collection: string, output: string, teacherModel: string, extra: { cacheDir?: string; train?: Record<string, number>; loss?: Record<string, number> } = {}) {
+export function studentConfig(
+  collection: string,
+  output: string,
+  teacherModel: string,
+  extra: { cacheDir?: string; train?: Record<string, number>; loss?: Record<string, number> } = {},
+) {
   return {
-    output, teacher: { checkpoint: teacherModel, ...(extra.cacheDir ? { cacheDir: extra.cacheDir } : {}) },
+    output,
+    teacher: { checkpoint: teacherModel, ...(extra.cacheDir ? { cacheDir: extra.cacheDir } : {}) },
     data: { collection, negatives: 3, maxLength: 48, trainQueries: 8, evalQueries: 4 },
     student: { init: 'teacherLayers', model: { ...TEACHER_SIZES, layers: 1 } },
-    train: { batch: 2, steps: 4, lr: 3e-3, warmup: 0, evalEvery: 0, checkpointEvery: 2, ...extra.train }, loss: extra.loss ?? { ranknet: 1, kl: 1 },
+    train: { batch: 2, steps: 4, lr: 3e-3, warmup: 0, evalEvery: 0, checkpointEvery: 2, ...extra.train },
+    loss: extra.loss ?? { ranknet: 1, kl: 1 },
   };
 }
 
@@ -109,7 +138,8 @@ export function mountTmpfs(dir: string, size = '2m'): string | null {
   if (process.platform !== 'linux') return `tmpfs needs Linux (this is ${process.platform})`;
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
   if (r.error) return `mount could not run: ${r.error.message}`;
-  if (r.status !== 0) return `mount -t tmpfs failed (${(r.stderr || '').trim() || `exit ${r.status}`}); needs root or CAP_SYS_ADMIN`;
+  if (r.status !== 0)
+    return `mount -t tmpfs failed (${(r.stderr || '').trim() || `exit ${r.status}`}); needs root or CAP_SYS_ADMIN`;
   return null;
 }
 

@@ -8,7 +8,18 @@ import * as zlib from 'zlib';
 
 import { DataFormatError, readLines } from '../../src/data/lines';
 import { readTextTsv } from '../../src/data/formats';
-import { CLI, buildTinyCollection, cli, deadPid, exited, leftovers, studentConfig, teacherConfig, tempDir, writeJson } from './helpers';
+import {
+  CLI,
+  buildTinyCollection,
+  cli,
+  deadPid,
+  exited,
+  leftovers,
+  studentConfig,
+  teacherConfig,
+  tempDir,
+  writeJson,
+} from './helpers';
 
 const work = tempDir('fd-inputs-');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -40,7 +51,9 @@ describe('readers', () => {
     const file = path.join(work, 'cut.tsv.gz');
     const z = zlib.gzipSync(Array.from({ length: 2000 }, (_, i) => `${i}\tpassage ${i}`).join('\n'));
     fs.writeFileSync(file, z.subarray(0, z.length - 30));
-    await expect(collect(readTextTsv(file))).rejects.toThrow(new RegExp(`^${file.replace(/\./g, '\\.')}:\\d+: cannot read: unexpected end of file`));
+    await expect(collect(readTextTsv(file))).rejects.toThrow(
+      new RegExp(`^${file.replace(/\./g, '\\.')}:\\d+: cannot read: unexpected end of file`),
+    );
   });
 
   it('bytes that are not UTF-8 are a DataFormatError at their line', async () => {
@@ -59,7 +72,11 @@ describe('readers', () => {
     const long = 'é'.repeat(70000); // spans several 64 KiB read chunks, split inside characters
     fs.writeFileSync(file, `a\r\n\r\nb\rc\n${long}\nlast`);
     expect((await collect(readLines(file))).map((l) => [l.line, l.text.length > 10 ? l.text.length : l.text])).toEqual([
-      [1, 'a'], [3, 'b'], [4, 'c'], [5, 70000], [6, 'last'],
+      [1, 'a'],
+      [3, 'b'],
+      [4, 'c'],
+      [5, 70000],
+      [6, 'last'],
     ]);
   });
 
@@ -80,13 +97,18 @@ describe('command exits', () => {
     for (const command of [['distill'], ['teacher', 'score']]) {
       const r = await cli([...command, file]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toBe(`fused-distill: error: ${file}: teacher.checkpoint: no saved model at ${missing} (a model dir holds model.json and weights.bin; train or export it first)\n`);
+      expect(r.stderr).toBe(
+        `fused-distill: error: ${file}: teacher.checkpoint: no saved model at ${missing} (a model dir holds model.json and weights.bin; train or export it first)\n`,
+      );
     }
     expect(fs.existsSync(path.join(work, 'student'))).toBe(false);
   });
 
   it('a missing init checkpoint of a teacher: exit 2 naming init.checkpoint', async () => {
-    const file = writeJson(path.join(work, 'teacher-init.json'), { ...teacherConfig(coll, path.join(work, 't-init')), init: { checkpoint: 'nowhere' } });
+    const file = writeJson(path.join(work, 'teacher-init.json'), {
+      ...teacherConfig(coll, path.join(work, 't-init')),
+      init: { checkpoint: 'nowhere' },
+    });
     const r = await cli(['teacher', 'train', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/init\.checkpoint: no saved model at .*nowhere/);
@@ -98,9 +120,15 @@ describe('command exits', () => {
     const tsv = path.join(bad, 'collection.tsv');
     const first = fs.readFileSync(tsv, 'utf8').split('\n')[0];
     fs.appendFileSync(tsv, `${first}\n`);
-    const r = await cli(['teacher', 'train', writeJson(path.join(work, 'dup-teacher.json'), teacherConfig(bad, path.join(work, 'dup-run')))]);
+    const r = await cli([
+      'teacher',
+      'train',
+      writeJson(path.join(work, 'dup-teacher.json'), teacherConfig(bad, path.join(work, 'dup-run'))),
+    ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^fused-distill: error: ${tsv}:\\d+: duplicate id '[^']+' \\(first on line 1\\)\\n$`));
+    expect(r.stderr).toMatch(
+      new RegExp(`^fused-distill: error: ${tsv}:\\d+: duplicate id '[^']+' \\(first on line 1\\)\\n$`),
+    );
   });
 
   it('a resumed run removes the .tmp-model dir a killed process left', async () => {
@@ -118,24 +146,34 @@ describe('command exits', () => {
   });
 
   // A real terminal: script(1) runs the command on a pty; ^C typed there is the terminal's SIGINT.
-  const noScript = spawnSync('script', ['--version']).error ? 'script(1) (util-linux) is not installed: no pty to type ^C into' : null;
-  (noScript ? it.skip : it)(`Ctrl-C on a terminal: the progress bars' hidden cursor is shown again, exit 130, lock released${noScript ? ` [skipped: ${noScript}]` : ''}`, async () => {
-    const out = path.join(work, 'ctrl-c');
-    const file = writeJson(path.join(work, 'ctrl-c.json'), teacherConfig(coll, out, { steps: 400, checkpointEvery: 50, evalEvery: 0 }));
-    const proc = spawn('script', ['-qfec', `${process.execPath} ${CLI} teacher train ${file}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let screen = '';
-    let typed = false;
-    proc.stdout!.on('data', (d: Buffer) => {
-      screen += d.toString();
-      if (typed || !/steps\/s/.test(screen)) return;
-      typed = true;
-      proc.stdin!.write('\x03');
-    });
-    const end = await exited(proc);
-    expect(end.code).toBe(130);
-    expect(screen).toContain('\x1b[?25l'); // the bars hid the cursor
-    expect(screen.slice(screen.lastIndexOf('\x1b[?25l'))).toContain('\x1b[?25h');
-    expect(screen).toMatch(/fused-distill: stopped by SIGINT\r?\n$/);
-    expect(fs.existsSync(path.join(out, '.lock'))).toBe(false);
-  });
+  const noScript = spawnSync('script', ['--version']).error
+    ? 'script(1) (util-linux) is not installed: no pty to type ^C into'
+    : null;
+  (noScript ? it.skip : it)(
+    `Ctrl-C on a terminal: the progress bars' hidden cursor is shown again, exit 130, lock released${noScript ? ` [skipped: ${noScript}]` : ''}`,
+    async () => {
+      const out = path.join(work, 'ctrl-c');
+      const file = writeJson(
+        path.join(work, 'ctrl-c.json'),
+        teacherConfig(coll, out, { steps: 400, checkpointEvery: 50, evalEvery: 0 }),
+      );
+      const proc = spawn('script', ['-qfec', `${process.execPath} ${CLI} teacher train ${file}`, '/dev/null'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let screen = '';
+      let typed = false;
+      proc.stdout!.on('data', (d: Buffer) => {
+        screen += d.toString();
+        if (typed || !/steps\/s/.test(screen)) return;
+        typed = true;
+        proc.stdin!.write('\x03');
+      });
+      const end = await exited(proc);
+      expect(end.code).toBe(130);
+      expect(screen).toContain('\x1b[?25l'); // the bars hid the cursor
+      expect(screen.slice(screen.lastIndexOf('\x1b[?25l'))).toContain('\x1b[?25h');
+      expect(screen).toMatch(/fused-distill: stopped by SIGINT\r?\n$/);
+      expect(fs.existsSync(path.join(out, '.lock'))).toBe(false);
+    },
+  );
 });

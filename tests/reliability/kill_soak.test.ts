@@ -8,7 +8,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { rng } from '../../src/data/random';
-import { buildTinyCollection, cli, leftovers, listTree, studentConfig, teacherConfig, tempDir, writeJson, type Result } from './helpers';
+import {
+  buildTinyCollection,
+  cli,
+  leftovers,
+  listTree,
+  studentConfig,
+  teacherConfig,
+  tempDir,
+  writeJson,
+  type Result,
+} from './helpers';
 
 const SEED = 20261206;
 const TRIALS = 6;
@@ -21,12 +31,22 @@ const STAGES: Stage[] = ['teacher train', 'teacher score', 'distill'];
 
 /** The pipeline's configs in root: teacher/, cache/, student/. */
 function configs(root: string): Record<Stage, string[]> {
-  const teacher = writeJson(path.join(root, 'teacher.json'), teacherConfig(coll, path.join(root, 'teacher'), { steps: 6, checkpointEvery: 2, evalEvery: 3 }));
+  const teacher = writeJson(
+    path.join(root, 'teacher.json'),
+    teacherConfig(coll, path.join(root, 'teacher'), { steps: 6, checkpointEvery: 2, evalEvery: 3 }),
+  );
   const student = writeJson(
     path.join(root, 'student.json'),
-    studentConfig(coll, path.join(root, 'student'), path.join(root, 'teacher', 'model'), { cacheDir: path.join(root, 'cache'), train: { steps: 4, checkpointEvery: 2 } }),
+    studentConfig(coll, path.join(root, 'student'), path.join(root, 'teacher', 'model'), {
+      cacheDir: path.join(root, 'cache'),
+      train: { steps: 4, checkpointEvery: 2 },
+    }),
   );
-  return { 'teacher train': ['teacher', 'train', '--resume', teacher], 'teacher score': ['teacher', 'score', student], distill: ['distill', '--resume', student] };
+  return {
+    'teacher train': ['teacher', 'train', '--resume', teacher],
+    'teacher score': ['teacher', 'score', student],
+    distill: ['distill', '--resume', student],
+  };
 }
 
 function expectOk(r: Result, what: string): void {
@@ -83,7 +103,14 @@ describe('kill -9 at seeded write points, then resume', () => {
   it('counts the write points of each stage', () => {
     // each stage writes at least one file: a chunk, its flush and its rename
     for (const stage of STAGES) expect(points[stage]).toBeGreaterThanOrEqual(3);
-    expect(Object.keys(reference)).toEqual(expect.arrayContaining(['teacher/model/weights.bin', 'student/model/weights.bin', 'student/result.json', 'teacher/report.html']));
+    expect(Object.keys(reference)).toEqual(
+      expect.arrayContaining([
+        'teacher/model/weights.bin',
+        'student/model/weights.bin',
+        'student/result.json',
+        'teacher/report.html',
+      ]),
+    );
   });
 
   it(`${TRIALS} interrupted pipelines end with the files of an uninterrupted one`, async () => {
@@ -101,7 +128,9 @@ describe('kill -9 at seeded write points, then resume', () => {
       const got = snapshot(root);
       expect(Object.keys(got).sort()).toEqual(Object.keys(reference).sort());
       const differ = Object.keys(reference).filter((rel) => got[rel] !== reference[rel]);
-      if (process.env.SOAK_DEBUG) for (const rel of differ) console.log(rel, '\n', reference[rel].slice(0, 3000), '\n---\n', got[rel].slice(0, 3000));
+      if (process.env.SOAK_DEBUG)
+        for (const rel of differ)
+          console.log(rel, '\n', reference[rel].slice(0, 3000), '\n---\n', got[rel].slice(0, 3000));
       expect({ trial: i, stage, at, differ }).toEqual({ trial: i, stage, at, differ: [] });
       done.push(`${stage}@${at}`);
       fs.rmSync(root, { recursive: true, force: true });

@@ -8,7 +8,17 @@ import * as path from 'path';
 
 import { LockedError, lockDir, withDirLock } from '../../src/data/lock';
 import {
-  buildTinyCollection, cli, deadPid, exited, holdLock, leftovers, startCli, studentConfig, teacherConfig, tempDir, writeJson,
+  buildTinyCollection,
+  cli,
+  deadPid,
+  exited,
+  holdLock,
+  leftovers,
+  startCli,
+  studentConfig,
+  teacherConfig,
+  tempDir,
+  writeJson,
 } from './helpers';
 
 const work = tempDir('fd-locks-');
@@ -16,12 +26,19 @@ const coll = path.join(work, 'coll');
 const teacherOut = path.join(work, 'teacher');
 beforeAll(async () => {
   await buildTinyCollection(coll);
-  const r = await cli(['teacher', 'train', writeJson(path.join(work, 'teacher.json'), teacherConfig(coll, teacherOut))]);
+  const r = await cli([
+    'teacher',
+    'train',
+    writeJson(path.join(work, 'teacher.json'), teacherConfig(coll, teacherOut)),
+  ]);
   expect(r.stderr).toBe('');
 }, 120000);
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const inUse = (dir: string, pid: number) => new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by pid ${pid} \\(test holder, started [^)]+\\); wait for it or remove .*\\.lock if that process is gone`);
+const inUse = (dir: string, pid: number) =>
+  new RegExp(
+    `${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by pid ${pid} \\(test holder, started [^)]+\\); wait for it or remove .*\\.lock if that process is gone`,
+  );
 
 describe('the lock module', () => {
   it('refuses a live holder by pid, takes over a dead one with a notice, and releases on error', async () => {
@@ -36,11 +53,22 @@ describe('the lock module', () => {
     }
     expect(fs.existsSync(path.join(dir, '.lock'))).toBe(true); // SIGKILL: no cleanup
     const notices: string[] = [];
-    await expect(withDirLock(dir, async () => {
-      expect(JSON.parse(fs.readFileSync(path.join(dir, '.lock'), 'utf8'))).toMatchObject({ pid: process.pid, command: 'work' });
-      throw new Error('work failed');
-    }, { command: 'work', notice: (m) => notices.push(m) })).rejects.toThrow('work failed');
-    expect(notices).toEqual([expect.stringMatching(new RegExp(`took over the lock of pid ${holder.pid} \\(test holder`))]);
+    await expect(
+      withDirLock(
+        dir,
+        async () => {
+          expect(JSON.parse(fs.readFileSync(path.join(dir, '.lock'), 'utf8'))).toMatchObject({
+            pid: process.pid,
+            command: 'work',
+          });
+          throw new Error('work failed');
+        },
+        { command: 'work', notice: (m) => notices.push(m) },
+      ),
+    ).rejects.toThrow('work failed');
+    expect(notices).toEqual([
+      expect.stringMatching(new RegExp(`took over the lock of pid ${holder.pid} \\(test holder`)),
+    ]);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
@@ -79,7 +107,13 @@ describe('commands on a locked output dir', () => {
     const out = path.join(work, 'locked-run');
     const holder = await holdLock(out);
     try {
-      let r = await cli(['distill', writeJson(path.join(work, 'locked-student.json'), studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 } }))]);
+      let r = await cli([
+        'distill',
+        writeJson(
+          path.join(work, 'locked-student.json'),
+          studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 } }),
+        ),
+      ]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(inUse(out, holder.pid!));
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -107,10 +141,13 @@ describe('commands on a locked output dir', () => {
     }
   });
 
-  it('teacher score waits for the cache dir\'s holder, then fills the cache', async () => {
+  it("teacher score waits for the cache dir's holder, then fills the cache", async () => {
     const cacheDir = path.join(work, 'locked-cache');
     const holder = await holdLock(cacheDir);
-    const file = writeJson(path.join(work, 'cache-student.json'), studentConfig(coll, path.join(work, 'unused'), path.join(teacherOut, 'model'), { cacheDir }));
+    const file = writeJson(
+      path.join(work, 'cache-student.json'),
+      studentConfig(coll, path.join(work, 'unused'), path.join(teacherOut, 'model'), { cacheDir }),
+    );
     const scoring = cli(['teacher', 'score', file]);
     await new Promise((r) => setTimeout(r, 3000));
     expect(fs.readdirSync(cacheDir)).toEqual(['.lock']);
@@ -125,8 +162,17 @@ describe('commands on a locked output dir', () => {
     const out = path.join(work, 'stale-run');
     fs.mkdirSync(out);
     const pid = deadPid();
-    fs.writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid, host: os.hostname(), command: 'distill old', started: '2026-01-01T00:00:00.000Z' }));
-    const r = await cli(['distill', writeJson(path.join(work, 'stale-student.json'), studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 } }))]);
+    fs.writeFileSync(
+      path.join(out, '.lock'),
+      JSON.stringify({ pid, host: os.hostname(), command: 'distill old', started: '2026-01-01T00:00:00.000Z' }),
+    );
+    const r = await cli([
+      'distill',
+      writeJson(
+        path.join(work, 'stale-student.json'),
+        studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 } }),
+      ),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`took over the lock of pid ${pid} \\(distill old`));
     expect(leftovers(out)).toEqual([]);
@@ -135,7 +181,10 @@ describe('commands on a locked output dir', () => {
   it('two distill runs on one output, different configs, at once: one finishes, the other is refused; config and model agree', async () => {
     const out = path.join(work, 'race');
     const files = [1, 2].map((seed) =>
-      writeJson(path.join(work, `race-${seed}.json`), studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 }, train: { seed, steps: 6 } })),
+      writeJson(
+        path.join(work, `race-${seed}.json`),
+        studentConfig(coll, out, path.join(teacherOut, 'model'), { loss: { ranknet: 1 }, train: { seed, steps: 6 } }),
+      ),
     );
     const results = await Promise.all(files.map((f) => cli(['distill', f])));
     const ok = results.filter((r) => r.code === 0);
@@ -151,13 +200,18 @@ describe('commands on a locked output dir', () => {
 
   it('Ctrl-C (SIGINT) mid-run: exit 130, one line, the lock released, no temporaries', async () => {
     const out = path.join(work, 'interrupted');
-    const file = writeJson(path.join(work, 'interrupted.json'), teacherConfig(coll, out, { steps: 400, checkpointEvery: 50, evalEvery: 0 }));
+    const file = writeJson(
+      path.join(work, 'interrupted.json'),
+      teacherConfig(coll, out, { steps: 400, checkpointEvery: 50, evalEvery: 0 }),
+    );
     const proc = startCli(['--progress', 'json', 'teacher', 'train', file]);
     let stderr = '';
-    await new Promise<void>((resolve) => proc.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (/"type":"step"/.test(stderr)) resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      proc.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/"type":"step"/.test(stderr)) resolve();
+      }),
+    );
     proc.kill('SIGINT');
     const end = await exited(proc);
     expect(end.code).toBe(130);

@@ -10,17 +10,23 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-import { BertTokenizer, buildCollection, writeCollection } from '../../src/data';
+import { BertTokenizer } from '../../src/data';
 import {
-  AdamW, PairEncoder, loadRankingCollection, parseTeacherConfig, teacherScores, trainTeacher, trainingPairs,
-  type ProgressEvent, type RankingCollection, type TeacherRunInput,
+  AdamW,
+  PairEncoder,
+  parseTeacherConfig,
+  teacherScores,
+  trainTeacher,
+  trainingPairs,
+  type ProgressEvent,
+  type RankingCollection,
+  type TeacherRunInput,
 } from '../../src/distill';
 import { evaluateQuery, evaluateRun, rankDocs } from '../../src/eval';
 import { evaluateBm25, evaluateCrossEncoder } from '../../src/eval/rerank';
 import { CrossEncoder, loadCrossEncoder, saveCrossEncoder } from '../../src/models';
-import { TEST_BACKEND, tinyCollection } from '../helpers/tiny_collection';
+import { tinyCollection } from '../helpers/tiny_collection';
 
-const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-nonfinite-'));
 const collDir = path.join(tmp, 'coll');
 const sizes = { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 };
@@ -43,7 +49,10 @@ const teacherInput = (name: string, train: Record<string, unknown> = {}): Teache
 
 /** A model whose every score is NaN (its classifier bias is). */
 function nanModel(seed = 1): CrossEncoder {
-  const model = new CrossEncoder({ ...sizes, vocabSize: 30522, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 }, seed);
+  const model = new CrossEncoder(
+    { ...sizes, vocabSize: 30522, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 },
+    seed,
+  );
   const bias = model.params.get('classifier.bias')!;
   bias.assign(tf.fill(bias.shape, NaN));
   return model;
@@ -83,16 +92,29 @@ describe('training', () => {
   it("train.nonFinite 'skip': the step makes no update, is logged as skipped and counted", async () => {
     poisonStep = 3;
     const events: ProgressEvent[] = [];
-    const result = await trainTeacher(parseTeacherConfig(teacherInput('nan-skip', { nonFinite: 'skip' })), { onProgress: onProgress(events) });
+    const result = await trainTeacher(parseTeacherConfig(teacherInput('nan-skip', { nonFinite: 'skip' })), {
+      onProgress: onProgress(events),
+    });
     expect(result.log.steps).toHaveLength(6);
-    expect(result.log.steps.map((s) => (s as { skipped?: boolean }).skipped ?? false)).toEqual([false, false, true, false, false, false]);
+    expect(result.log.steps.map((s) => (s as { skipped?: boolean }).skipped ?? false)).toEqual([
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+    ]);
     expect(result.log.steps[2].loss).toBeNaN();
     for (const s of [0, 1, 3, 4, 5]) expect(Number.isFinite(result.log.steps[s].loss)).toBe(true);
     expect(events.find((e) => e.type === 'done')).toMatchObject({ skippedSteps: 1 });
     expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toEqual([
       expect.stringMatching(/nan-skip: step 3: loss NaN .* on queries .*; step skipped \(1 so far\)$/),
     ]);
-    const line = fs.readFileSync(path.join(result.output, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))[2];
+    const line = fs
+      .readFileSync(path.join(result.output, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))[2];
     expect(line).toMatchObject({ step: 3, skipped: true, loss: null });
     loadCrossEncoder(result.modelDir).dispose(); // finite weights, or this throws
   });
@@ -103,7 +125,9 @@ describe('training', () => {
       if (done + 1 !== 2) return apply.call(this, grads);
       return { step: this.step, lr: 0, gradNorm: Infinity, applied: false };
     });
-    await expect(trainTeacher(parseTeacherConfig(teacherInput('inf-grad')), { onProgress: onProgress([]) })).rejects.toThrow(/inf-grad: step 2: gradient norm Infinity \(loss \d[\d.e+-]*\) on queries /);
+    await expect(
+      trainTeacher(parseTeacherConfig(teacherInput('inf-grad')), { onProgress: onProgress([]) }),
+    ).rejects.toThrow(/inf-grad: step 2: gradient norm Infinity \(loss \d[\d.e+-]*\) on queries /);
   });
 
   it('AdamW makes no update from a non-finite gradient', () => {
@@ -125,7 +149,9 @@ describe('training', () => {
     await saveCrossEncoder(model, dir);
     model.dispose();
     const config = parseTeacherConfig({ ...teacherInput('from-nan'), init: { checkpoint: dir } });
-    await expect(trainTeacher(config)).rejects.toThrow(`${path.join(dir, 'weights.bin')}: classifier.bias: value 0 is NaN; weights must be finite`);
+    await expect(trainTeacher(config)).rejects.toThrow(
+      `${path.join(dir, 'weights.bin')}: classifier.bias: value 0 is NaN; weights must be finite`,
+    );
   });
 });
 
@@ -137,14 +163,16 @@ describe('scores', () => {
     await saveCrossEncoder(new CrossEncoder(teacher.config, 2), dir);
     const encoder = new PairEncoder(tokenizer, coll, 48);
     const pairs = trainingPairs(coll, 2);
-    await expect(teacherScores(teacher, dir, coll, encoder, pairs, { scoreBatch: 8, cacheDir: path.join(tmp, 'nan-scores') })).rejects.toThrow(
+    await expect(
+      teacherScores(teacher, dir, coll, encoder, pairs, { scoreBatch: 8, cacheDir: path.join(tmp, 'nan-scores') }),
+    ).rejects.toThrow(
       `teacher ${dir}: scored query ${pairs[0][0]}, passage ${pairs[0][1]} as NaN; scores must be finite`,
     );
     expect(fs.existsSync(path.join(tmp, 'nan-scores'))).toBe(false);
     teacher.dispose();
   });
 
-  it('a model scoring NaN is an evaluation error, not the BM25 row\'s metrics', () => {
+  it("a model scoring NaN is an evaluation error, not the BM25 row's metrics", () => {
     const model = nanModel();
     const encoder = new PairEncoder(tokenizer, coll, 48);
     const target = { split: 'dev' as const, queries: 3 };
@@ -160,27 +188,57 @@ describe('metrics', () => {
   const qrels = new Map([['q1', new Map([['d1', 1]])]]);
 
   it('a NaN score is an error naming the query and passage, whatever the map order', () => {
-    for (const entries of [[['d1', NaN], ['d2', 1]], [['d2', 1], ['d1', NaN]]] as Array<Array<[string, number]>>) {
+    for (const entries of [
+      [
+        ['d1', NaN],
+        ['d2', 1],
+      ],
+      [
+        ['d2', 1],
+        ['d1', NaN],
+      ],
+    ] as Array<Array<[string, number]>>) {
       const run = new Map([['q1', new Map(entries)]]);
-      expect(() => evaluateRun(run, qrels, [10], 'probe')).toThrow('probe: query q1: passage d1 has score NaN; scores must be numbers');
+      expect(() => evaluateRun(run, qrels, [10], 'probe')).toThrow(
+        'probe: query q1: passage d1 has score NaN; scores must be numbers',
+      );
     }
     // a query outside the qrels is checked too
-    expect(() => evaluateRun(new Map([['q1', new Map([['d1', 1]])], ['q9', new Map([['x', NaN]])]]), qrels, [10])).toThrow(/query q9: passage x has score NaN/);
+    expect(() =>
+      evaluateRun(
+        new Map([
+          ['q1', new Map([['d1', 1]])],
+          ['q9', new Map([['x', NaN]])],
+        ]),
+        qrels,
+        [10],
+      ),
+    ).toThrow(/query q9: passage x has score NaN/);
   });
 
   it('±Inf ties break by docid (descending), as any equal scores do', () => {
-    const scores = new Map([['a', Infinity], ['c', Infinity], ['b', 1], ['e', -Infinity], ['d', -Infinity], ['f', 1]]);
+    const scores = new Map([
+      ['a', Infinity],
+      ['c', Infinity],
+      ['b', 1],
+      ['e', -Infinity],
+      ['d', -Infinity],
+      ['f', 1],
+    ]);
     expect(rankDocs(scores)).toEqual(['c', 'a', 'f', 'b', 'e', 'd']);
     const reversed = new Map([...scores].reverse());
     expect(rankDocs(reversed)).toEqual(['c', 'a', 'f', 'b', 'e', 'd']);
     // the same run scores the same whichever way its map was filled
-    const rr = (m: Map<string, number>) => evaluateRun(new Map([['q1', m]]), new Map([['q1', new Map([['a', 1]])]]), [10]).mean.rr10;
+    const rr = (m: Map<string, number>) =>
+      evaluateRun(new Map([['q1', m]]), new Map([['q1', new Map([['a', 1]])]]), [10]).mean.rr10;
     expect(rr(scores)).toBe(0.5);
     expect(rr(reversed)).toBe(0.5);
   });
 
   it('recall@0 (or any k < 1) is rejected', () => {
-    expect(() => evaluateQuery(['d1'], new Map([['d1', 1]]), [0])).toThrow('recall@0: the cut-off must be an integer >= 1');
+    expect(() => evaluateQuery(['d1'], new Map([['d1', 1]]), [0])).toThrow(
+      'recall@0: the cut-off must be an integer >= 1',
+    );
     expect(() => evaluateRun(new Map(), qrels, [10, -1])).toThrow(/recall@-1/);
     expect(() => evaluateRun(new Map(), qrels, [2.5])).toThrow(/recall@2\.5/);
     expect(evaluateQuery(['d1'], new Map([['d1', 1]]), [1]).recall[1]).toBe(1);

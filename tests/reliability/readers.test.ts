@@ -7,18 +7,24 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-import { BertTokenizer, buildCollection, writeCollection } from '../../src/data';
+import { BertTokenizer } from '../../src/data';
 import {
-  PairEncoder, distill, loadRankingCollection, parseStudentConfig, parseTeacherConfig, teacherScores, trainTeacher, trainingPairs,
-  type ProgressEvent, type RankingCollection, type TeacherRunConfig,
+  PairEncoder,
+  distill,
+  parseStudentConfig,
+  parseTeacherConfig,
+  teacherScores,
+  trainTeacher,
+  trainingPairs,
+  type ProgressEvent,
+  type RankingCollection,
+  type TeacherRunConfig,
 } from '../../src/distill';
 import { CrossEncoder, importSafetensors, loadCrossEncoder, type CrossEncoderConfig } from '../../src/models';
-import { TEST_BACKEND, tinyCollection } from '../helpers/tiny_collection';
+import { tinyCollection } from '../helpers/tiny_collection';
 
-const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-readers-'));
 const collDir = path.join(tmp, 'coll');
 const runDir = path.join(tmp, 'run');
@@ -60,8 +66,10 @@ async function resume(): Promise<{ events: ProgressEvent[]; notices: string[] }>
   return { events, notices };
 }
 
-const startOf = (events: ProgressEvent[]) => events.find((e) => e.type === 'start') as Extract<ProgressEvent, { type: 'start' }>;
-const truncate = (file: string, keep = 0.25) => fs.writeFileSync(file, fs.readFileSync(file).subarray(0, Math.floor(fs.statSync(file).size * keep)));
+const startOf = (events: ProgressEvent[]) =>
+  events.find((e) => e.type === 'start') as Extract<ProgressEvent, { type: 'start' }>;
+const truncate = (file: string, keep = 0.25) =>
+  fs.writeFileSync(file, fs.readFileSync(file).subarray(0, Math.floor(fs.statSync(file).size * keep)));
 const editState = (dir: string, edit: (s: Record<string, unknown>) => void) => {
   const file = path.join(dir, 'state.json');
   const s = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -72,10 +80,18 @@ const dropChecksums = (dir: string) => fs.rmSync(path.join(dir, 'checksums.json'
 
 describe('checkpoints', () => {
   it('are written with the sha256 of every file; an intact one resumes without a notice', async () => {
-    const sums = JSON.parse(fs.readFileSync(path.join(pristine, 'checkpoints', 'step-00000008', 'checksums.json'), 'utf8'));
-    expect(Object.keys(sums.sha256).sort()).toEqual(
-      ['extra.bin', 'extra.json', 'model/model.json', 'model/weights.bin', 'optimizer.bin', 'optimizer.json', 'state.json'],
+    const sums = JSON.parse(
+      fs.readFileSync(path.join(pristine, 'checkpoints', 'step-00000008', 'checksums.json'), 'utf8'),
     );
+    expect(Object.keys(sums.sha256).sort()).toEqual([
+      'extra.bin',
+      'extra.json',
+      'model/model.json',
+      'model/weights.bin',
+      'optimizer.bin',
+      'optimizer.json',
+      'state.json',
+    ]);
     interrupted();
     const { events, notices } = await resume();
     expect(notices).toEqual([]);
@@ -87,7 +103,9 @@ describe('checkpoints', () => {
     interrupted(() => truncate(path.join(ck(8), 'model', 'weights.bin')));
     const { events, notices } = await resume();
     expect(notices).toHaveLength(1);
-    expect(notices[0]).toContain(`skipping checkpoint ${ck(8)}: ${path.join(ck(8), 'model', 'weights.bin')}: sha256 differs`);
+    expect(notices[0]).toContain(
+      `skipping checkpoint ${ck(8)}: ${path.join(ck(8), 'model', 'weights.bin')}: sha256 differs`,
+    );
     expect(startOf(events)).toMatchObject({ step: 4, resumedFrom: ck(4) });
     expect(fs.readFileSync(path.join(runDir, 'model', 'weights.bin')).equals(finalWeights)).toBe(true);
   });
@@ -98,7 +116,9 @@ describe('checkpoints', () => {
       truncate(path.join(ck(8), 'model', 'weights.bin'));
     });
     const { events, notices } = await resume();
-    expect(notices.join('\n')).toMatch(/weights\.bin: holds \d+ bytes, its manifest describes \d+ \(truncated or corrupt\?\)/);
+    expect(notices.join('\n')).toMatch(
+      /weights\.bin: holds \d+ bytes, its manifest describes \d+ \(truncated or corrupt\?\)/,
+    );
     expect(notices.join('\n')).toContain(`skipping checkpoint ${ck(8)}: ${path.join(ck(8), 'model', 'weights.bin')}`);
     expect(startOf(events)).toMatchObject({ step: 4 });
     expect(fs.readFileSync(path.join(runDir, 'model', 'weights.bin')).equals(finalWeights)).toBe(true);
@@ -139,7 +159,11 @@ describe('checkpoints', () => {
     const { events, notices } = await resume();
     expect(notices.join('\n')).toContain('invalid run state: step 5 but the log holds 8 steps');
     expect(startOf(events)).toMatchObject({ step: 4 });
-    const steps = fs.readFileSync(path.join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    const steps = fs
+      .readFileSync(path.join(runDir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     // step-8's weights and moments were loaded before its state failed; step-4's replaced all of them
     expect(fs.readFileSync(path.join(runDir, 'model', 'weights.bin')).equals(finalWeights)).toBe(true);
@@ -160,7 +184,9 @@ describe('checkpoints', () => {
       dropChecksums(ck(8));
     });
     const { events, notices } = await resume();
-    expect(notices).toEqual([`${ck(8)}: has no checksums (written before checkpoints had them); read without an integrity check`]);
+    expect(notices).toEqual([
+      `${ck(8)}: has no checksums (written before checkpoints had them); read without an integrity check`,
+    ]);
     expect(startOf(events)).toMatchObject({ step: 8 });
     expect(fs.readFileSync(path.join(runDir, 'model', 'weights.bin')).equals(finalWeights)).toBe(true);
   });
@@ -193,7 +219,9 @@ describe('model loaders', () => {
     const b = copyModel('trunc-json');
     truncate(path.join(b, 'model.json'), 0.5);
     expect(() => loadCrossEncoder(b)).toThrow(`${path.join(b, 'model.json')}: not valid JSON`);
-    expect(() => loadCrossEncoder(path.join(tmp, 'nowhere'))).toThrow(`${path.join(tmp, 'nowhere', 'model.json')}: cannot be read (ENOENT)`);
+    expect(() => loadCrossEncoder(path.join(tmp, 'nowhere'))).toThrow(
+      `${path.join(tmp, 'nowhere', 'model.json')}: cannot be read (ENOENT)`,
+    );
   });
 
   it('a NaN or Inf weight is an error naming the file and the tensor', () => {
@@ -206,13 +234,25 @@ describe('model loaders', () => {
     const offset = specs.slice(0, at).reduce((n, s) => n + 4 * size(s), 0);
     bin.writeFloatLE(NaN, offset + 4 * 3);
     fs.writeFileSync(path.join(dir, 'weights.bin'), bin);
-    expect(() => loadCrossEncoder(dir)).toThrow(`${path.join(dir, 'weights.bin')}: ${specs[at].name}: value 3 is NaN; weights must be finite`);
+    expect(() => loadCrossEncoder(dir)).toThrow(
+      `${path.join(dir, 'weights.bin')}: ${specs[at].name}: value 3 is NaN; weights must be finite`,
+    );
     bin.writeFloatLE(-Infinity, offset + 4 * 3);
     fs.writeFileSync(path.join(dir, 'weights.bin'), bin);
     expect(() => loadCrossEncoder(dir)).toThrow(/value 3 is -Infinity/);
   });
 
-  const tiny: CrossEncoderConfig = { vocabSize: 30, hidden: 8, layers: 1, heads: 2, intermediate: 16, maxPosition: 12, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 };
+  const tiny: CrossEncoderConfig = {
+    vocabSize: 30,
+    hidden: 8,
+    layers: 1,
+    heads: 2,
+    intermediate: 16,
+    maxPosition: 12,
+    typeVocab: 2,
+    layerNormEps: 1e-12,
+    initStd: 0.02,
+  };
   function safetensors(file: string, tensors: Record<string, { shape: number[]; values: Float32Array }>): void {
     const header: Record<string, unknown> = {};
     const chunks: Buffer[] = [];
@@ -229,22 +269,33 @@ describe('model loaders', () => {
     fs.writeFileSync(file, Buffer.concat([len, json, ...chunks]));
   }
   const params = (m: CrossEncoder, rename: (n: string) => string = (n) => n) =>
-    Object.fromEntries([...m.params].map(([n, v]) => [rename(n), { shape: v.shape, values: v.dataSync() as Float32Array }]));
+    Object.fromEntries(
+      [...m.params].map(([n, v]) => [rename(n), { shape: v.shape, values: v.dataSync() as Float32Array }]),
+    );
 
   it('a safetensors file whose names match nothing is an error naming the unmatched parameters', () => {
     const source = new CrossEncoder(tiny, 3);
     const file = path.join(tmp, 'renamed.safetensors');
-    safetensors(file, params(source, (n) => `roberta.${n}`));
+    safetensors(
+      file,
+      params(source, (n) => `roberta.${n}`),
+    );
     expect(() => importSafetensors(file, tiny)).toThrow(
-      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\d+ of the model's \\d+ parameters have no tensor in the file \\(bert\\.embeddings\\.word_embeddings\\.weight, `),
+      new RegExp(
+        `^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\d+ of the model's \\d+ parameters have no tensor in the file \\(bert\\.embeddings\\.word_embeddings\\.weight, `,
+      ),
     );
     // the classifier alone may be missing (a BertModel has none); other names only when listed
     const noHead = path.join(tmp, 'no-head.safetensors');
     const all = params(source);
     const { ['classifier.weight']: _w, ['classifier.bias']: _b, ['bert.pooler.dense.bias']: _p, ...rest } = all;
     safetensors(noHead, rest);
-    expect(() => importSafetensors(noHead, tiny)).toThrow(/1 of the model's \d+ parameters have no tensor in the file \(bert\.pooler\.dense\.bias\)/);
-    const { model, missing } = importSafetensors(noHead, tiny, 0, { allowMissing: ['classifier.weight', 'classifier.bias', 'bert.pooler.dense.bias'] });
+    expect(() => importSafetensors(noHead, tiny)).toThrow(
+      /1 of the model's \d+ parameters have no tensor in the file \(bert\.pooler\.dense\.bias\)/,
+    );
+    const { model, missing } = importSafetensors(noHead, tiny, 0, {
+      allowMissing: ['classifier.weight', 'classifier.bias', 'bert.pooler.dense.bias'],
+    });
     expect(missing.sort()).toEqual(['bert.pooler.dense.bias', 'classifier.bias', 'classifier.weight']);
     model.dispose();
     source.dispose();
@@ -274,7 +325,10 @@ describe('the teacher-score cache', () => {
     teacher = loadCrossEncoder(path.join(pristine, 'model'));
     encoder = new PairEncoder(new BertTokenizer(), coll, 48);
     pairs = trainingPairs(coll, 4);
-    const first = await teacherScores(teacher, path.join(pristine, 'model'), coll, encoder, pairs, { cacheDir, scoreBatch: 16 });
+    const first = await teacherScores(teacher, path.join(pristine, 'model'), coll, encoder, pairs, {
+      cacheDir,
+      scoreBatch: 16,
+    });
     file = first.file;
     fresh = first.scores;
     fs.copyFileSync(file, `${file}.good`);
@@ -283,7 +337,11 @@ describe('the teacher-score cache', () => {
 
   const read = async () => {
     const notices: string[] = [];
-    const r = await teacherScores(teacher, path.join(pristine, 'model'), coll, encoder, pairs, { cacheDir, scoreBatch: 16, onNotice: (m) => notices.push(m) });
+    const r = await teacherScores(teacher, path.join(pristine, 'model'), coll, encoder, pairs, {
+      cacheDir,
+      scoreBatch: 16,
+      onNotice: (m) => notices.push(m),
+    });
     return { ...r, notices };
   };
   const editLine = (line: number, edit: (rec: Record<string, unknown>) => void) => {
@@ -319,7 +377,9 @@ describe('the teacher-score cache', () => {
   it('a changed but finite score fails the checksum; a truncated file is named', async () => {
     editLine(4, (rec) => (rec.score = (rec.score as number) + 1));
     let r = await read();
-    expect(r.notices).toEqual([`${file}: its sha256 differs from the one in its header (corrupt); recomputing the teacher's scores`]);
+    expect(r.notices).toEqual([
+      `${file}: its sha256 differs from the one in its header (corrupt); recomputing the teacher's scores`,
+    ]);
     expect([...r.scores]).toEqual([...fresh]);
     const text = fs.readFileSync(`${file}.good`, 'utf8');
     fs.writeFileSync(file, text.slice(0, text.indexOf('\n', text.length / 2) + 5)); // mid-line
@@ -342,7 +402,9 @@ describe('the teacher-score cache', () => {
       }),
       { onProgress: (e) => events.push(e) },
     );
-    expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toEqual([expect.stringContaining(`${file}:2: query `)]);
+    expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toEqual([
+      expect.stringContaining(`${file}:2: query `),
+    ]);
     expect(events.find((e) => e.type === 'teacherScoresReady')).toMatchObject({ file, computed: true });
     for (const s of result.log.steps) expect(Number.isFinite(s.loss)).toBe(true);
   });
@@ -353,7 +415,9 @@ describe('the teacher-score cache', () => {
     fs.writeFileSync(file, `${[JSON.stringify(header), ...lines.slice(1)].join('\n')}\n`);
     const r = await read();
     expect(r.computed).toBe(false);
-    expect(r.notices).toEqual([`${file}: has no checksum (written before caches had one); its lines were checked one by one`]);
+    expect(r.notices).toEqual([
+      `${file}: has no checksum (written before caches had one); its lines were checked one by one`,
+    ]);
     expect([...r.scores]).toEqual([...fresh]);
   });
 });

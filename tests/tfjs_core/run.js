@@ -41,7 +41,8 @@ const BACKENDS = ['native', 'native-mem', 'cuda', 'cpu'];
 // list already) and relies on describeWithFlags constraints to drop the browser suites; these are
 // the files whose specs, in Node, would test IO, browser APIs or version strings rather than a
 // backend. `--all-files` loads them too (they pass on every backend here).
-const BROWSER_ONLY = 'browser-only: every suite is constrained to BROWSER_ENVS/CHROME_ENVS (IndexedDB, localStorage, canvas, file downloads, window), so in Node it defines no spec at all';
+const BROWSER_ONLY =
+  'browser-only: every suite is constrained to BROWSER_ENVS/CHROME_ENVS (IndexedDB, localStorage, canvas, file downloads, window), so in Node it defines no spec at all';
 const EXCLUDED_FILES = [
   { file: 'io/browser_files_test.js', reason: BROWSER_ONLY },
   { file: 'io/indexed_db_test.js', reason: BROWSER_ONLY },
@@ -52,13 +53,22 @@ const EXCLUDED_FILES = [
   { file: 'io/weights_loader_test.js', reason: BROWSER_ONLY },
   { file: 'platforms/platform_browser_test.js', reason: BROWSER_ONLY },
   { file: 'ops/draw_test.js', reason: BROWSER_ONLY },
-  { file: 'ops/image/rotate_with_offset_test.js', reason: BROWSER_ONLY + ' (tfjs tests rotateWithOffset on WebGL only)' },
+  {
+    file: 'ops/image/rotate_with_offset_test.js',
+    reason: BROWSER_ONLY + ' (tfjs tests rotateWithOffset on WebGL only)',
+  },
   { file: 'io/http_test.js', reason: 'IO only: HTTP model loading against a mocked fetch; no tensor op' },
   { file: 'io/composite_array_buffer_test.js', reason: 'IO only: byte-buffer slicing for weight files; no tensor' },
   { file: 'io/progress_test.js', reason: 'IO only: progress-callback arithmetic of model loading; no tensor' },
-  { file: 'browser_util_test.js', reason: 'environment only: nextFrame() timing (requestAnimationFrame/setTimeout); no tensor' },
+  {
+    file: 'browser_util_test.js',
+    reason: 'environment only: nextFrame() timing (requestAnimationFrame/setTimeout); no tensor',
+  },
   { file: 'device_util_test.js', reason: 'environment only: user-agent sniffing (isMobile); no tensor' },
-  { file: 'version_test.js', reason: 'checks tfjs-core\'s version string; no tensor (tfjs-node\'s runner ignores it too)' },
+  {
+    file: 'version_test.js',
+    reason: "checks tfjs-core's version string; no tensor (tfjs-node's runner ignores it too)",
+  },
 ];
 
 // Spec name substrings not run, with why (tfjs's setupTestFilters `customInclude`). None: every spec
@@ -67,7 +77,14 @@ const EXCLUDED_FILES = [
 const EXCLUDED_SPECS = [];
 
 function parseArgs(argv) {
-  const args = { backends: null, filter: null, check: true, child: false, allFiles: false, knownFailures: KNOWN_FAILURES_FILE };
+  const args = {
+    backends: null,
+    filter: null,
+    check: true,
+    child: false,
+    allFiles: false,
+    knownFailures: KNOWN_FAILURES_FILE,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--backend' || a === '--backends') args.backends = argv[++i];
@@ -83,8 +100,12 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`run.js: unknown argument ${a}`);
   }
-  const list = (args.backends ?? process.env.TFJS_TEST_BACKEND ?? 'native').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const b of list) if (!BACKENDS.includes(b)) throw new Error(`run.js: unknown backend '${b}' (one of ${BACKENDS.join(', ')})`);
+  const list = (args.backends ?? process.env.TFJS_TEST_BACKEND ?? 'native')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const b of list)
+    if (!BACKENDS.includes(b)) throw new Error(`run.js: unknown backend '${b}' (one of ${BACKENDS.join(', ')})`);
   args.backends = [...new Set(list)];
   return args;
 }
@@ -97,11 +118,15 @@ function renameForBackend(name, backend) {
 /** Registers the 'cuda' backend from dist/; returns its kernel names and the device. */
 function setUpCuda() {
   const registerJs = path.join(ROOT, 'dist', 'backend', 'cuda', 'register.js');
-  if (!fs.existsSync(registerJs)) throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build)`);
+  if (!fs.existsSync(registerJs))
+    throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build)`);
   const reg = require(registerJs);
   let device = null;
   if (reg.cudaAvailable()) device = require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.deviceName();
-  else throw new Error(`run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`);
+  else
+    throw new Error(
+      `run.js: no CUDA device answers (${require(path.join(ROOT, 'dist', 'native.js')).addon.cuda.lastError()}); set FUSED_DISTILL_EMULATE_DEVICE=1 on a build without CUDA`,
+    );
   if (!reg.registerCudaBackend()) throw new Error('run.js: the cuda backend did not register');
   return { kernels: reg.cudaKernelNames(), device };
 }
@@ -110,7 +135,8 @@ function loadKnownFailures(file_, variant, backend) {
   const file = JSON.parse(fs.readFileSync(file_, 'utf8'));
   const map = new Map();
   for (const e of file.failures) {
-    if (!e.spec || !e.reason || !Array.isArray(e.failsOn)) throw new Error(`known_failures.json: entry needs spec, reason, failsOn: ${JSON.stringify(e)}`);
+    if (!e.spec || !e.reason || !Array.isArray(e.failsOn))
+      throw new Error(`known_failures.json: entry needs spec, reason, failsOn: ${JSON.stringify(e)}`);
     if (e.failsOn.includes(variant)) map.set(renameForBackend(e.spec, backend), e);
   }
   return map;
@@ -179,11 +205,15 @@ async function runOne(variant, args) {
   let nativeKernels = null;
   if (backend === 'native') {
     const registerJs = path.join(ROOT, 'dist', 'backend', 'native', 'register.js');
-    if (!fs.existsSync(registerJs)) throw new Error(`run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build:native && npm run build)`);
+    if (!fs.existsSync(registerJs))
+      throw new Error(
+        `run.js: ${path.relative(ROOT, registerJs)} is missing: build first (npm run build:native && npm run build)`,
+      );
     const reg = require(registerJs);
     reg.registerNativeBackend();
     nativeKernels = reg.nativeKernelNames();
-    if (variant === 'native-mem') putAllDataInNativeMemory(require(path.join(ROOT, 'dist', 'backend', 'native', 'backend.js')).NativeBackend);
+    if (variant === 'native-mem')
+      putAllDataInNativeMemory(require(path.join(ROOT, 'dist', 'backend', 'native', 'backend.js')).NativeBackend);
   }
   let device = null;
   if (backend === 'cuda') ({ kernels: nativeKernels, device } = setUpCuda());
@@ -211,13 +241,23 @@ async function runOne(variant, args) {
     specDone(r) {
       const ms = performance.now() - specStart;
       const messages = (r.failedExpectations || []).map((f) => String(f.message).slice(0, 600));
-      specs.push({ name: r.fullName, status: r.status, ms: r.status === 'excluded' ? 0 : Math.round(ms * 10) / 10, messages });
+      specs.push({
+        name: r.fullName,
+        status: r.status,
+        ms: r.status === 'excluded' ? 0 : Math.round(ms * 10) / 10,
+        messages,
+      });
       if (r.status === 'failed') progress(`\n  FAILED ${r.fullName}\n    ${messages[0] ?? ''}\n`);
-      if (r.status !== 'excluded' && ++count % 1000 === 0) progress(`  ${count} specs run (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+      if (r.status !== 'excluded' && ++count % 1000 === 0)
+        progress(`  ${count} specs run (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
     },
     suiteDone(r) {
       if (r.failedExpectations && r.failedExpectations.length)
-        suiteErrors.push({ name: `${r.fullName} (suite: beforeAll/afterAll)`, status: 'failed', messages: r.failedExpectations.map((f) => String(f.message).slice(0, 600)) });
+        suiteErrors.push({
+          name: `${r.fullName} (suite: beforeAll/afterAll)`,
+          status: 'failed',
+          messages: r.failedExpectations.map((f) => String(f.message).slice(0, 600)),
+        });
     },
   });
 
@@ -225,7 +265,9 @@ async function runOne(variant, args) {
   const coreDist = path.dirname(require.resolve('@tensorflow/tfjs-core/dist/jasmine_util'));
   const allFiles = listTestFiles(coreDist);
   const excludedFiles = new Map(args.allFiles ? [] : EXCLUDED_FILES.map((e) => [e.file, e.reason]));
-  for (const f of excludedFiles.keys()) if (!allFiles.includes(f)) throw new Error(`run.js: excluded file ${f} is not in tfjs-core ${coreDist}: update EXCLUDED_FILES`);
+  for (const f of excludedFiles.keys())
+    if (!allFiles.includes(f))
+      throw new Error(`run.js: excluded file ${f} is not in tfjs-core ${coreDist}: update EXCLUDED_FILES`);
   const loadErrors = [];
   const loaded = [];
   // Specs each file defines here (suites whose describeWithFlags constraints rule this backend out
@@ -247,15 +289,25 @@ async function runOne(variant, args) {
       specsPerFile[f] = defined - before;
       loaded.push(f);
     } catch (e) {
-      loadErrors.push({ name: `(load) ${f}`, status: 'failed', messages: [String((e && e.stack) || e).slice(0, 1000)] });
+      loadErrors.push({
+        name: `(load) ${f}`,
+        status: 'failed',
+        messages: [String((e && e.stack) || e).slice(0, 1000)],
+      });
     }
   }
   const loadMs = Date.now() - started;
-  progress(`tfjs-core ${tf.version_core} op tests on '${variant}': ${loaded.length}/${allFiles.length} test files loaded in ${(loadMs / 1000).toFixed(1)} s ` +
-    `(${loader.stats().transpiled} tfjs modules transpiled in ${(loader.stats().transpileMs / 1000).toFixed(1)} s)\n`);
+  progress(
+    `tfjs-core ${tf.version_core} op tests on '${variant}': ${loaded.length}/${allFiles.length} test files loaded in ${(loadMs / 1000).toFixed(1)} s ` +
+      `(${loader.stats().transpiled} tfjs modules transpiled in ${(loader.stats().transpileMs / 1000).toFixed(1)} s)\n`,
+  );
 
   const done = await runner.execute();
-  const globalErrors = ((done && done.failedExpectations) || []).map((f) => ({ name: '(global error)', status: 'failed', messages: [String(f.message).slice(0, 600)] }));
+  const globalErrors = ((done && done.failedExpectations) || []).map((f) => ({
+    name: '(global error)',
+    status: 'failed',
+    messages: [String(f.message).slice(0, 600)],
+  }));
   const seconds = (Date.now() - started) / 1000;
 
   // Totals and the check against known_failures.json.
@@ -271,7 +323,11 @@ async function runOne(variant, args) {
   // A listed spec that no longer exists (renamed, or the suite changed) is stale: only decidable on
   // an unfiltered run.
   const missing = args.filter ? [] : [...known.keys()].filter((n) => !seen.has(n));
-  const slowest = specs.filter((s) => s.status !== 'excluded').sort((a, b) => b.ms - a.ms).slice(0, 15).map((s) => ({ name: s.name, ms: s.ms }));
+  const slowest = specs
+    .filter((s) => s.status !== 'excluded')
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 15)
+    .map((s) => ({ name: s.name, ms: s.ms }));
   const totals = {
     specs: specs.length,
     run: ranSpecs.length,
@@ -302,8 +358,16 @@ async function runOne(variant, args) {
       withoutSpecsHere: Object.keys(specsPerFile).filter((f) => specsPerFile[f] === 0),
       specsPerFile,
     },
-    excludedSpecs: EXCLUDED_SPECS.map((e) => ({ ...e, specs: specs.filter((s) => s.status === 'excluded' && s.name.includes(e.match)).length })),
-    failures: failures.map((f) => ({ name: f.name, known: known.has(f.name), reason: known.get(f.name)?.reason, messages: f.messages })),
+    excludedSpecs: EXCLUDED_SPECS.map((e) => ({
+      ...e,
+      specs: specs.filter((s) => s.status === 'excluded' && s.name.includes(e.match)).length,
+    })),
+    failures: failures.map((f) => ({
+      name: f.name,
+      known: known.has(f.name),
+      reason: known.get(f.name)?.reason,
+      messages: f.messages,
+    })),
     unexpectedFailures: unexpected.map((f) => f.name),
     knownFailuresNowPassing: nowPassing,
     knownFailuresMissing: missing,
@@ -315,14 +379,24 @@ async function runOne(variant, args) {
   const lines = [];
   lines.push('');
   lines.push(`tfjs-core ${tf.version_core} op tests on '${variant}' (${seconds.toFixed(1)} s):`);
-  lines.push(`  specs ${totals.specs}: ran ${totals.run}, passed ${totals.passed}, failed ${totals.failed} ` +
-    `(known ${totals.knownFailures}), pending ${totals.pending}, excluded/skipped ${totals.excluded}`);
-  if (nativeKernels) lines.push(`  ${backend === 'cuda' ? 'device' : 'native'} kernels registered (${nativeKernels.length}): ${nativeKernels.join(', ') || '(none)'}`);
+  lines.push(
+    `  specs ${totals.specs}: ran ${totals.run}, passed ${totals.passed}, failed ${totals.failed} ` +
+      `(known ${totals.knownFailures}), pending ${totals.pending}, excluded/skipped ${totals.excluded}`,
+  );
+  if (nativeKernels)
+    lines.push(
+      `  ${backend === 'cuda' ? 'device' : 'native'} kernels registered (${nativeKernels.length}): ${nativeKernels.join(', ') || '(none)'}`,
+    );
   if (device) lines.push(`  device: ${device}`);
-  for (const f of failures) lines.push(`  ${known.has(f.name) ? 'known  ' : 'FAILED '} ${f.name}${known.has(f.name) ? ` — ${known.get(f.name).reason}` : `\n            ${(f.messages[0] ?? '').split('\n')[0]}`}`);
+  for (const f of failures)
+    lines.push(
+      `  ${known.has(f.name) ? 'known  ' : 'FAILED '} ${f.name}${known.has(f.name) ? ` — ${known.get(f.name).reason}` : `\n            ${(f.messages[0] ?? '').split('\n')[0]}`}`,
+    );
   for (const n of nowPassing) lines.push(`  PASSES  ${n} — listed in known_failures.json: remove it`);
   for (const n of missing) lines.push(`  MISSING ${n} — listed in known_failures.json but no such spec ran: update it`);
-  lines.push(`  ${ok ? 'OK' : 'NOT OK'}: results in ${path.relative(ROOT, path.join(HERE, `results-${variant}.json`))}`);
+  lines.push(
+    `  ${ok ? 'OK' : 'NOT OK'}: results in ${path.relative(ROOT, path.join(HERE, `results-${variant}.json`))}`,
+  );
   process.stdout.write(lines.join('\n') + '\n');
   return ok ? 0 : 1;
 }
@@ -349,7 +423,9 @@ function runMany(args) {
     const lines = ['', 'Same run, side by side:'];
     for (const b of names) {
       const t = results[b].totals;
-      lines.push(`  ${b.padEnd(10)} specs ${t.specs}, ran ${t.run}, passed ${t.passed}, failed ${t.failed}, pending ${t.pending}, excluded ${t.excluded}, ${results[b].seconds} s`);
+      lines.push(
+        `  ${b.padEnd(10)} specs ${t.specs}, ran ${t.run}, passed ${t.passed}, failed ${t.failed}, pending ${t.pending}, excluded ${t.excluded}, ${results[b].seconds} s`,
+      );
     }
     if (results.cpu) {
       const cpuFailed = new Set(results.cpu.failures.map((f) => f.name));

@@ -131,11 +131,23 @@ export class CudaBackend extends tf.KernelBackend {
     return dataId;
   }
 
-  override move(dataId: object, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+  override move(
+    dataId: object,
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
     this.store(dataId, values, shape, dtype, refCount);
   }
 
-  private store(dataId: object, values: tf.backend_util.BackendValues | null, shape: number[], dtype: tf.DataType, refCount: number): void {
+  private store(
+    dataId: object,
+    values: tf.backend_util.BackendValues | null,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
     const size = tf.util.sizeFromShape(shape);
     if (isNumericDType(dtype)) {
       const buffer = this.allocBuffer(dtype, size);
@@ -150,7 +162,11 @@ export class CudaBackend extends tf.KernelBackend {
       const { real, imag } = tf.backend_util.splitRealAndImagArrays(v);
       const re = this.cpu.makeTensorInfo(shape, 'float32', real);
       const im = this.cpu.makeTensorInfo(shape, 'float32', imag);
-      host = (tf.getKernel('Complex', 'cpu')!.kernelFunc({ inputs: { real: re, imag: im }, backend: this.cpu, attrs: {} }) as tf.TensorInfo).dataId;
+      host = (
+        tf
+          .getKernel('Complex', 'cpu')!
+          .kernelFunc({ inputs: { real: re, imag: im }, backend: this.cpu, attrs: {} }) as tf.TensorInfo
+      ).dataId;
       this.cpu.disposeData(re.dataId, true);
       this.cpu.disposeData(im.dataId, true);
     } else {
@@ -159,10 +175,15 @@ export class CudaBackend extends tf.KernelBackend {
     this.data.set(dataId, { dtype, refCount, buffer: null, size, host });
   }
 
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues | string[]): tf.TensorInfo {
-    const v = dtype === 'string' && values != null && values.length > 0 && typeof values[0] === 'string'
-      ? (values as string[]).map((s) => tf.util.encodeString(s))
-      : (values as tf.backend_util.BackendValues);
+  makeTensorInfo(
+    shape: number[],
+    dtype: tf.DataType,
+    values?: tf.backend_util.BackendValues | string[],
+  ): tf.TensorInfo {
+    const v =
+      dtype === 'string' && values != null && values.length > 0 && typeof values[0] === 'string'
+        ? (values as string[]).map((s) => tf.util.encodeString(s))
+        : (values as tf.backend_util.BackendValues);
     return { dataId: this.write(v ?? null, shape, dtype), shape, dtype };
   }
 
@@ -205,7 +226,13 @@ export class CudaBackend extends tf.KernelBackend {
     return this.data.numDataIds();
   }
 
-  override memory(): { unreliable: boolean; numBytesInGPU: number; deviceBytes: number; deviceBuffers: number; cachedBytes: number } {
+  override memory(): {
+    unreliable: boolean;
+    numBytesInGPU: number;
+    deviceBytes: number;
+    deviceBuffers: number;
+    cachedBytes: number;
+  } {
     const stats = cudaDevice().memoryStats();
     return {
       unreliable: false,
@@ -255,7 +282,13 @@ export class CudaBackend extends tf.KernelBackend {
     const start = cudaProfile.enabled ? performance.now() : 0;
     const temps = new Map<object, tf.TensorInfo>(); // our dataId -> its CPU copy
     // Some CPU kernels read a Tensor's rank or size (the engine hands kernels Tensors): kept on the copy.
-    const like = (t: tf.TensorInfo, dataId: object) => ({ dataId, shape: t.shape, dtype: t.dtype, rank: t.shape.length, size: tf.util.sizeFromShape(t.shape) });
+    const like = (t: tf.TensorInfo, dataId: object) => ({
+      dataId,
+      shape: t.shape,
+      dtype: t.dtype,
+      rank: t.shape.length,
+      size: tf.util.sizeFromShape(t.shape),
+    });
     const toCpu = (t: tf.TensorInfo | undefined): tf.TensorInfo | undefined => {
       if (t == null) return t;
       const d = this.data.get(t.dataId);
@@ -269,7 +302,9 @@ export class CudaBackend extends tf.KernelBackend {
     };
     // Inputs are a name -> tensor map, an array (Concat, AddN, ...), or a map holding arrays (the ragged ops).
     const map = (v: unknown): unknown => (Array.isArray(v) ? v.map(map) : v == null ? v : toCpu(v as tf.TensorInfo));
-    const inputs = Array.isArray(args.inputs) ? map(args.inputs) : Object.fromEntries(Object.entries(args.inputs).map(([k, t]) => [k, map(t)]));
+    const inputs = Array.isArray(args.inputs)
+      ? map(args.inputs)
+      : Object.fromEntries(Object.entries(args.inputs).map(([k, t]) => [k, map(t)]));
     const tempIds = new Set([...temps.values()].map((t) => t.dataId));
     try {
       const out = kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.cpu, attrs: args.attrs });
@@ -287,11 +322,19 @@ export class CudaBackend extends tf.KernelBackend {
   private fromCpu(o: tf.TensorInfo, tempIds: Set<object>): tf.TensorInfo {
     if (!isNumericDType(o.dtype)) {
       const dataId = {};
-      this.data.set(dataId, { dtype: o.dtype, refCount: 1, buffer: null, size: tf.util.sizeFromShape(o.shape), host: o.dataId });
+      this.data.set(dataId, {
+        dtype: o.dtype,
+        refCount: 1,
+        buffer: null,
+        size: tf.util.sizeFromShape(o.shape),
+        host: o.dataId,
+      });
       return { dataId, shape: o.shape, dtype: o.dtype };
     }
     const values = (this.cpu.data.get(o.dataId) as { values?: unknown }).values;
-    const info = this.output(o.shape, o.dtype, (out) => cudaDevice().upload(out, asDtypeArray(values, o.dtype as NumericDType)));
+    const info = this.output(o.shape, o.dtype, (out) =>
+      cudaDevice().upload(out, asDtypeArray(values, o.dtype as NumericDType)),
+    );
     // The kernel's own output (possibly an input's copy it passed through, disposed with the temps).
     if (!tempIds.has(o.dataId)) this.cpu.disposeData(o.dataId, true);
     return info;

@@ -38,7 +38,11 @@ export function registerCudaBackend(): boolean {
   if (!cudaAvailable()) return false;
   registered = true;
   // tf.env().set(TF32_FLAG, true): sgemm on TF32 tensor cores from then on (default: fp32).
-  tf.env().registerFlag(TF32_FLAG, () => false, (on) => cudaDevice().setTF32(Boolean(on)));
+  tf.env().registerFlag(
+    TF32_FLAG,
+    () => false,
+    (on) => cudaDevice().setTF32(Boolean(on)),
+  );
   tf.registerBackend(CUDA_BACKEND, () => new CudaBackend(), PRIORITY);
 
   for (const k of cudaKernelConfigs) deviceNames.add(k.kernelName);
@@ -58,7 +62,11 @@ export function registerCudaBackend(): boolean {
     });
   }
   for (const k of cudaKernelConfigs)
-    tf.registerKernel({ ...k, backendName: CUDA_BACKEND, kernelFunc: cudaProfile.wrap(k.kernelName, 'cuda', k.kernelFunc) });
+    tf.registerKernel({
+      ...k,
+      backendName: CUDA_BACKEND,
+      kernelFunc: cudaProfile.wrap(k.kernelName, 'cuda', k.kernelFunc),
+    });
   return true;
 }
 

@@ -79,7 +79,9 @@ export class NativeBackend extends MathBackendCPU {
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private cachedBytes = 0;
   private cacheLimit: number | null =
-    process.env.FUSED_DISTILL_HOST_CACHE_MB !== undefined ? Number(process.env.FUSED_DISTILL_HOST_CACHE_MB) * 1024 * 1024 : null;
+    process.env.FUSED_DISTILL_HOST_CACHE_MB !== undefined
+      ? Number(process.env.FUSED_DISTILL_HOST_CACHE_MB) * 1024 * 1024
+      : null;
   // Bytes of native blocks handed out and not yet returned, and the most ever (an over-estimate when
   // a block handed out is never stored and the garbage collector frees it: the limit errs larger).
   private liveBytes = 0;
@@ -99,7 +101,11 @@ export class NativeBackend extends MathBackendCPU {
    */
   allocate(dtype: NumericDType, size: number, zero = false): NumericArray {
     if (size * BYTES[dtype] < SMALL_OUTPUT_BYTES)
-      return dtype === 'float32' ? new Float32Array(size) : dtype === 'int32' ? new Int32Array(size) : new Uint8Array(size);
+      return dtype === 'float32'
+        ? new Float32Array(size)
+        : dtype === 'int32'
+          ? new Int32Array(size)
+          : new Uint8Array(size);
     const bytes = size * BYTES[dtype];
     this.liveBytes += bytes;
     if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
@@ -114,7 +120,11 @@ export class NativeBackend extends MathBackendCPU {
       buffer = addon.allocHostBuffer(bytes, zero);
       this.allocated.add(buffer);
     }
-    return dtype === 'float32' ? new Float32Array(buffer) : dtype === 'int32' ? new Int32Array(buffer) : new Uint8Array(buffer);
+    return dtype === 'float32'
+      ? new Float32Array(buffer)
+      : dtype === 'int32'
+        ? new Int32Array(buffer)
+        : new Uint8Array(buffer);
   }
 
   /** Frees an output `allocate` returned that was never stored (its kernel threw). */
@@ -150,7 +160,13 @@ export class NativeBackend extends MathBackendCPU {
     return id;
   }
 
-  override move(dataId: object, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+  override move(
+    dataId: object,
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
     this.freePending();
     super.move(dataId, values, shape, dtype, refCount);
     this.retain(values);
@@ -178,12 +194,20 @@ export class NativeBackend extends MathBackendCPU {
     return tf.buffer(t.shape, t.dtype, values) as unknown as tf.TensorBuffer<R, D>;
   }
 
-  override memory(): { unreliable: boolean; reasons: string[]; nativeBytes: number; nativeBuffers: number; cachedBytes: number } {
+  override memory(): {
+    unreliable: boolean;
+    reasons: string[];
+    nativeBytes: number;
+    nativeBuffers: number;
+    cachedBytes: number;
+  } {
     this.freePending();
     const stats = addon.hostBufferStats();
     return {
       unreliable: true,
-      reasons: ['Arrays that fallback kernels allocate are freed by garbage collection; nativeBytes is exact (cachedBytes of it are disposed blocks kept for reuse).'],
+      reasons: [
+        'Arrays that fallback kernels allocate are freed by garbage collection; nativeBytes is exact (cachedBytes of it are disposed blocks kept for reuse).',
+      ],
       nativeBytes: stats.bytes,
       nativeBuffers: stats.buffers,
       cachedBytes: this.cachedBytes,

@@ -32,10 +32,18 @@ export function registerNativeBackend(): void {
   }
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (native.has(k.kernelName)) continue;
-    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: profiled(k.kernelName, 'cpu fallback', k.kernelFunc) });
+    tf.registerKernel({
+      ...k,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: profiled(k.kernelName, 'cpu fallback', k.kernelFunc),
+    });
   }
   for (const k of nativeKernelConfigs)
-    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND, kernelFunc: profiled(k.kernelName, 'native', k.kernelFunc) });
+    tf.registerKernel({
+      ...k,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: profiled(k.kernelName, 'native', k.kernelFunc),
+    });
 }
 
 /** Names of the kernels that run in the addon on 'native' (the rest fall back to tfjs's CPU code). */

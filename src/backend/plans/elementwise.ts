@@ -14,7 +14,16 @@ export function isNumericDType(dtype: tf.DataType): dtype is NumericDType {
 export const ELEMENTWISE_MAX_RANK = 12;
 
 const COMPARISONS = new Set(['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual']);
-const INT32_OPS = new Set(['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum', 'SquaredDifference', 'FloorDiv', ...COMPARISONS]);
+const INT32_OPS = new Set([
+  'Add',
+  'Sub',
+  'Multiply',
+  'Maximum',
+  'Minimum',
+  'SquaredDifference',
+  'FloorDiv',
+  ...COMPARISONS,
+]);
 
 /** The input names of a binary kernel: Prelu's are (x, alpha), every other one's (a, b). */
 export function binaryInputNames(kernelName: string): [string, string] {
@@ -85,7 +94,11 @@ export interface FillPlan {
 
 /** Fill with a number value of dtype float32 or int32 (tfjs infers it from the value when absent). */
 export function fillPlan(attrs: tf.NamedAttrMap | undefined): FillPlan | null {
-  const { shape, value, dtype } = (attrs ?? {}) as unknown as { shape: number[]; value: number | string; dtype?: tf.DataType };
+  const { shape, value, dtype } = (attrs ?? {}) as unknown as {
+    shape: number[];
+    value: number | string;
+    dtype?: tf.DataType;
+  };
   const $dtype = dtype || tf.util.inferDtype(value);
   if (typeof value !== 'number' || ($dtype !== 'float32' && $dtype !== 'int32')) return null;
   return { shape, dtype: $dtype, value };

@@ -40,9 +40,18 @@ export function isOrderPreserving(shape: number[], perm: number[]): boolean {
 }
 
 /** A permutation that only moves size-1 axes changes no memory order: `share` (as Reshape does). */
-export function transposePlan(x: tf.TensorInfo, perm: unknown): { shape: number[]; perm: number[]; share: boolean } | null {
+export function transposePlan(
+  x: tf.TensorInfo,
+  perm: unknown,
+): { shape: number[]; perm: number[]; share: boolean } | null {
   const rank = x.shape.length;
-  if (!isNumericDType(x.dtype) || rank > SHAPE_MAX_RANK || !isPermutation(perm, rank) || tf.util.sizeFromShape(x.shape) === 0) return null;
+  if (
+    !isNumericDType(x.dtype) ||
+    rank > SHAPE_MAX_RANK ||
+    !isPermutation(perm, rank) ||
+    tf.util.sizeFromShape(x.shape) === 0
+  )
+    return null;
   return { shape: perm.map((p) => x.shape[p]), perm, share: isOrderPreserving(x.shape, perm) };
 }
 
@@ -59,14 +68,22 @@ export function slicePlan(
 }
 
 /** Concat along `axis` of one numeric dtype: the output shape and the inputs with data (mixed dtypes stay tfjs's). */
-export function concatPlan(inputs: tf.TensorInfo[], axis: number): { axis: number; outShape: number[]; nonEmpty: tf.TensorInfo[] } | null {
+export function concatPlan(
+  inputs: tf.TensorInfo[],
+  axis: number,
+): { axis: number; outShape: number[]; nonEmpty: tf.TensorInfo[] } | null {
   const first = inputs[0];
   const $axis = tf.util.parseAxisParam(axis, first.shape)[0];
   const shapes = inputs.map((t) => t.shape);
   tf.backend_util.assertParamsConsistent(shapes, $axis);
   const outShape = tf.backend_util.computeOutShape(shapes, $axis);
   const nonEmpty = inputs.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
-  if (!isNumericDType(first.dtype) || inputs.some((t) => t.dtype !== first.dtype) || first.shape.length > SHAPE_MAX_RANK) return null;
+  if (
+    !isNumericDType(first.dtype) ||
+    inputs.some((t) => t.dtype !== first.dtype) ||
+    first.shape.length > SHAPE_MAX_RANK
+  )
+    return null;
   return { axis: $axis, outShape, nonEmpty };
 }
 
@@ -103,12 +120,22 @@ export function gatherPlan(
   const parsedAxis = tf.util.parseAxisParam(axis, x.shape)[0];
   let info: ReturnType<typeof tf.backend_util.segment_util.collectGatherOpShapeInfo>;
   try {
-    info = tf.backend_util.segment_util.collectGatherOpShapeInfo(x as unknown as tf.Tensor, indices as unknown as tf.Tensor, parsedAxis, batchDims ?? 0);
+    info = tf.backend_util.segment_util.collectGatherOpShapeInfo(
+      x as unknown as tf.Tensor,
+      indices as unknown as tf.Tensor,
+      parsedAxis,
+      batchDims ?? 0,
+    );
   } catch {
     return null; // tfjs's error, from its own kernel
   }
   if (tf.util.sizeFromShape(info.outputShape) === 0) return null;
-  return { axis: parsedAxis, dims: [info.batchSize, info.outerSize, info.dimSize, info.sliceSize], outShape: info.outputShape, dtype: x.dtype };
+  return {
+    axis: parsedAxis,
+    dims: [info.batchSize, info.outerSize, info.dimSize, info.sliceSize],
+    outShape: info.outputShape,
+    dtype: x.dtype,
+  };
 }
 
 /** UnsortedSegmentSum of float32 x [rows, ...] by int32 ids [rows] into [numSegments, ...]. */
@@ -143,10 +170,18 @@ export function scatterNdPlan(
   shape: number[],
 ): { sliceRank: number; numUpdates: number; sliceSize: number; strides: number[]; outRows: number } | null {
   const outSize = tf.util.sizeFromShape(shape);
-  if (updates.dtype !== 'float32' || indices.dtype !== 'int32' || outSize === 0 || tf.util.sizeFromShape(updates.shape) === 0 || indices.shape.length < 1)
+  if (
+    updates.dtype !== 'float32' ||
+    indices.dtype !== 'int32' ||
+    outSize === 0 ||
+    tf.util.sizeFromShape(updates.shape) === 0 ||
+    indices.shape.length < 1
+  )
     return null;
   const { sliceRank, numUpdates, sliceSize, strides } = tf.backend_util.calculateShapes(
-    updates as unknown as tf.Tensor, indices as unknown as tf.Tensor, shape,
+    updates as unknown as tf.Tensor,
+    indices as unknown as tf.Tensor,
+    shape,
   );
   if (numUpdates === 0) return null;
   return { sliceRank, numUpdates, sliceSize, strides, outRows: outSize / sliceSize };

@@ -43,7 +43,15 @@ export function matMulPlan(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttr
     for (let i = 0; i < batch; i++) o[i] = (i % own) * perItem;
     return o;
   };
-  return { batch, m, n, k, outShape: outer.concat([m, n]), aOffsets: offsets(batchA, m * k), bOffsets: offsets(batchB, k * n) };
+  return {
+    batch,
+    m,
+    n,
+    k,
+    outShape: outer.concat([m, n]),
+    aOffsets: offsets(batchA, m * k),
+    bOffsets: offsets(batchB, k * n),
+  };
 }
 
 /**
@@ -64,7 +72,11 @@ export function activationKernel(
     case 'relu6':
     case 'elu':
     case 'sigmoid':
-      return { kernelName: activation === 'relu6' ? 'Relu6' : activation[0].toUpperCase() + activation.slice(1), inputs: { x }, attrs: {} };
+      return {
+        kernelName: activation === 'relu6' ? 'Relu6' : activation[0].toUpperCase() + activation.slice(1),
+        inputs: { x },
+        attrs: {},
+      };
     case 'leakyrelu':
       return { kernelName: 'LeakyRelu', inputs: { x }, attrs: { alpha: leakyreluAlpha ?? 0.2 } };
     case 'prelu':

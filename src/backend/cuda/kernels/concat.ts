@@ -21,10 +21,17 @@ export const concatConfig: CudaKernelConfig = {
     const dev = cudaDevice();
     if (plan.nonEmpty.length === 1) {
       const only = plan.nonEmpty[0];
-      return backend.output(plan.outShape, dtype, (out) => dev.copy(out, backend.buf(only), tf.util.sizeFromShape(only.shape)));
+      return backend.output(plan.outShape, dtype, (out) =>
+        dev.copy(out, backend.buf(only), tf.util.sizeFromShape(only.shape)),
+      );
     }
     return backend.output(plan.outShape, dtype, (out) =>
-      dev.concat(plan.nonEmpty.map((t) => backend.buf(t)), plan.nonEmpty.map((t) => t.shape), plan.axis, out),
+      dev.concat(
+        plan.nonEmpty.map((t) => backend.buf(t)),
+        plan.nonEmpty.map((t) => t.shape),
+        plan.axis,
+        out,
+      ),
     );
   },
 };

@@ -18,6 +18,8 @@ export const gatherV2Config: CudaKernelConfig = {
     const { axis, batchDims } = (args.attrs ?? {}) as unknown as { axis: number; batchDims?: number };
     const plan = gatherPlan(x, indices, axis, batchDims);
     if (plan === null) return fallback(tf.GatherV2, args);
-    return backend.output(plan.outShape, plan.dtype, (out) => cudaDevice().gather(backend.buf(x), plan.dims, backend.buf(indices), out));
+    return backend.output(plan.outShape, plan.dtype, (out) =>
+      cudaDevice().gather(backend.buf(x), plan.dims, backend.buf(indices), out),
+    );
   },
 };

@@ -12,7 +12,19 @@ function batchMatMul(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs, bac
   const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
   if (batch * m * n > 0 && k === 0) return backend.output(outShape, 'float32', (out) => cudaDevice().fill(out, 0));
   return backend.output(outShape, 'float32', (out) =>
-    cudaDevice().sgemm(backend.buf(a), backend.buf(b), out, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets),
+    cudaDevice().sgemm(
+      backend.buf(a),
+      backend.buf(b),
+      out,
+      batch,
+      m,
+      n,
+      k,
+      attrs.transposeA,
+      attrs.transposeB,
+      aOffsets,
+      bOffsets,
+    ),
   );
 }
 
@@ -34,10 +46,21 @@ export const fusedMatMulConfig: CudaKernelConfig = {
     const bias = args.inputs.bias as tf.TensorInfo | undefined;
     const prelu = args.inputs.preluActivationWeights as tf.TensorInfo | undefined;
     const backend = args.backend as CudaBackend;
-    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
+    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & {
+      activation?: string;
+      leakyreluAlpha?: number;
+    };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(tf._FusedMatMul, args);
     const product = batchMatMul(a, b, { transposeA, transposeB }, backend);
-    return fusedMatMulEpilogue(product, bias, activation, prelu, leakyreluAlpha, 'cuda',
-      (name, inputs, attrs) => runCudaKernel(name, backend, inputs, attrs), (t) => backend.disposeIntermediateTensorInfo(t));
+    return fusedMatMulEpilogue(
+      product,
+      bias,
+      activation,
+      prelu,
+      leakyreluAlpha,
+      'cuda',
+      (name, inputs, attrs) => runCudaKernel(name, backend, inputs, attrs),
+      (t) => backend.disposeIntermediateTensorInfo(t),
+    );
   },
 };

@@ -13,8 +13,16 @@ export const padV2Config: CudaKernelConfig = {
   kernelFunc: (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     const backend = args.backend as CudaBackend;
-    const { paddings, constantValue } = (args.attrs ?? {}) as unknown as { paddings: Array<[number, number]>; constantValue: number };
-    if (!isNumericDType(x.dtype) || x.shape.length > SHAPE_MAX_RANK || x.shape.length === 0 || paddings.length !== x.shape.length)
+    const { paddings, constantValue } = (args.attrs ?? {}) as unknown as {
+      paddings: Array<[number, number]>;
+      constantValue: number;
+    };
+    if (
+      !isNumericDType(x.dtype) ||
+      x.shape.length > SHAPE_MAX_RANK ||
+      x.shape.length === 0 ||
+      paddings.length !== x.shape.length
+    )
       return fallback(tf.PadV2, args);
     const dtype = x.dtype as NumericDType;
     const dev = cudaDevice();
@@ -27,14 +35,21 @@ export const padV2Config: CudaKernelConfig = {
         shape[axis] = n;
         return backend.output(shape, dtype, (out) => dev.fill(out, constantValue));
       };
-      const parts = [before > 0 ? block(before) : null, current, after > 0 ? block(after) : null].filter((t): t is tf.TensorInfo => t !== null);
+      const parts = [before > 0 ? block(before) : null, current, after > 0 ? block(after) : null].filter(
+        (t): t is tf.TensorInfo => t !== null,
+      );
       const shape = current.shape.slice();
       shape[axis] += before + after;
       const nonEmpty = parts.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
       const next = backend.output(shape, dtype, (out) =>
         nonEmpty.length === 1
           ? dev.copy(out, backend.buf(nonEmpty[0]), tf.util.sizeFromShape(shape))
-          : dev.concat(nonEmpty.map((t) => backend.buf(t)), nonEmpty.map((t) => t.shape), axis, out),
+          : dev.concat(
+              nonEmpty.map((t) => backend.buf(t)),
+              nonEmpty.map((t) => t.shape),
+              axis,
+              out,
+            ),
       );
       for (const t of parts) backend.disposeIntermediateTensorInfo(t);
       current = next;

@@ -22,8 +22,10 @@ function checkAttrs(name: string, attrs: unknown): RandomAttrs {
   if (!Array.isArray(a.shape) || !a.shape.every((d) => Number.isInteger(d) && d >= 0))
     throw new Error(`${name}: shape must be an array of non-negative integers, got ${JSON.stringify(a.shape)}`);
   for (const k of ['a', 'b', 'seed'] as const)
-    if (typeof a[k] !== 'number' || !Number.isFinite(a[k])) throw new Error(`${name}: ${k} must be a finite number, got ${String(a[k])}`);
-  if (!Number.isInteger(a.seed) || a.seed < 0) throw new Error(`${name}: seed must be a non-negative integer, got ${a.seed}`);
+    if (typeof a[k] !== 'number' || !Number.isFinite(a[k]))
+      throw new Error(`${name}: ${k} must be a finite number, got ${String(a[k])}`);
+  if (!Number.isInteger(a.seed) || a.seed < 0)
+    throw new Error(`${name}: seed must be a non-negative integer, got ${a.seed}`);
   return a;
 }
 

@@ -9,7 +9,12 @@ import { CudaKernelConfig } from './util';
 export const rangeConfig: CudaKernelConfig = {
   kernelName: tf.Range,
   kernelFunc: (args) => {
-    const { start, stop, step, dtype } = (args.attrs ?? {}) as unknown as { start: number; stop: number; step: number; dtype: 'float32' | 'int32' };
+    const { start, stop, step, dtype } = (args.attrs ?? {}) as unknown as {
+      start: number;
+      stop: number;
+      step: number;
+      dtype: 'float32' | 'int32';
+    };
     const values = shared.rangeImpl(start, stop, step, dtype);
     return (args.backend as CudaBackend).makeTensorInfo([values.length], dtype, values);
   },

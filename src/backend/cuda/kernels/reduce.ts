@@ -15,7 +15,9 @@ function reduceConfig(spec: ReduceSpec): CudaKernelConfig {
       const backend = args.backend as CudaBackend;
       const plan = reducePlan(spec, x, args.attrs);
       if (plan === null) return fallback(spec.kernelName, args);
-      return backend.output(plan.shape, plan.outDtype, (out) => cudaDevice().reduce(spec.op, backend.buf(x), x.shape, plan.axes, out));
+      return backend.output(plan.shape, plan.outDtype, (out) =>
+        cudaDevice().reduce(spec.op, backend.buf(x), x.shape, plan.axes, out),
+      );
     },
   };
 }

@@ -15,7 +15,8 @@ export const reshapeConfig: CudaKernelConfig = {
     const $xSize = tf.util.sizeFromShape($shape);
     tf.util.assert(
       xSize === $xSize,
-      () => `The new shape (${$shape}) has ${$xSize} elements and the old shape (${x.shape}) has ${xSize} elements. The new shape and old shape must have the same number of elements.`,
+      () =>
+        `The new shape (${$shape}) has ${$xSize} elements and the old shape (${x.shape}) has ${xSize} elements. The new shape and old shape must have the same number of elements.`,
     );
     return (args.backend as CudaBackend).share(x, $shape);
   },

@@ -17,6 +17,8 @@ export const sliceConfig: CudaKernelConfig = {
     const { begin, size } = (args.attrs ?? {}) as unknown as { begin: number | number[]; size: number | number[] };
     const plan = slicePlan(x, begin, size);
     if (plan === null) return fallback(tf.Slice, args);
-    return backend.output(plan.size, x.dtype as NumericDType, (out) => cudaDevice().slice(backend.buf(x), x.shape, plan.begin, plan.size, out));
+    return backend.output(plan.size, x.dtype as NumericDType, (out) =>
+      cudaDevice().slice(backend.buf(x), x.shape, plan.begin, plan.size, out),
+    );
   },
 };

@@ -15,7 +15,9 @@ function softmaxConfig(kernelName: string, log: boolean, axisAttr: 'dim' | 'axis
       const backend = args.backend as CudaBackend;
       const plan = softmaxPlan(logits, ((args.attrs ?? {}) as Record<string, number>)[axisAttr]);
       if (plan === null) return fallback(kernelName, args);
-      return backend.output(logits.shape, 'float32', (out) => cudaDevice().softmax(backend.buf(logits), plan.rows, plan.cols, out, log));
+      return backend.output(logits.shape, 'float32', (out) =>
+        cudaDevice().softmax(backend.buf(logits), plan.rows, plan.cols, out, log),
+      );
     },
   };
 }

@@ -14,6 +14,8 @@ export const tileConfig: CudaKernelConfig = {
     const backend = args.backend as CudaBackend;
     const plan = tilePlan(x, ((args.attrs ?? {}) as { reps?: number[] }).reps);
     if (plan === null) return fallback(tf.Tile, args);
-    return backend.output(plan.shape, x.dtype as NumericDType, (out) => cudaDevice().tile(backend.buf(x), x.shape, plan.reps, out));
+    return backend.output(plan.shape, x.dtype as NumericDType, (out) =>
+      cudaDevice().tile(backend.buf(x), x.shape, plan.reps, out),
+    );
   },
 };

@@ -18,10 +18,16 @@ export const transposeConfig: CudaKernelConfig = {
       // An empty tensor: an empty output of the permuted shape.
       const perm = ((args.attrs ?? {}) as { perm?: number[] }).perm;
       if (tf.util.sizeFromShape(x.shape) === 0 && backend.onDevice(x) && perm?.length === x.shape.length)
-        return backend.output(perm.map((p) => x.shape[p]), x.dtype as NumericDType, () => {});
+        return backend.output(
+          perm.map((p) => x.shape[p]),
+          x.dtype as NumericDType,
+          () => {},
+        );
       return fallback(tf.Transpose, args);
     }
     if (plan.share) return backend.share(x, plan.shape);
-    return backend.output(plan.shape, x.dtype as NumericDType, (out) => cudaDevice().transpose(backend.buf(x), x.shape, plan.perm, out));
+    return backend.output(plan.shape, x.dtype as NumericDType, (out) =>
+      cudaDevice().transpose(backend.buf(x), x.shape, plan.perm, out),
+    );
   },
 };

@@ -16,7 +16,9 @@ function unaryConfig(kernelName: string): CudaKernelConfig {
       const backend = args.backend as CudaBackend;
       const plan = unaryPlan(kernelName, x, args.attrs);
       if (plan === null) return fallback(kernelName, args);
-      return backend.output(x.shape, plan.outDtype, (out) => cudaDevice().unaryOp(op, backend.buf(x), out, plan.p0, plan.p1));
+      return backend.output(x.shape, plan.outDtype, (out) =>
+        cudaDevice().unaryOp(op, backend.buf(x), out, plan.p0, plan.p1),
+      );
     },
   };
 }

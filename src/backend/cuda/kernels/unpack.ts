@@ -16,7 +16,8 @@ export const unpackConfig: CudaKernelConfig = {
     const rank = value.shape.length;
     let { axis } = (args.attrs ?? {}) as unknown as { axis: number };
     if (axis < 0) axis += rank;
-    if (!isNumericDType(value.dtype) || rank > SHAPE_MAX_RANK || axis < 0 || axis >= rank) return fallback(tf.Unpack, args);
+    if (!isNumericDType(value.dtype) || rank > SHAPE_MAX_RANK || axis < 0 || axis >= rank)
+      return fallback(tf.Unpack, args);
     const num = value.shape[axis];
     const outShape = value.shape.filter((_, i) => i !== axis);
     const size = value.shape.slice();
@@ -24,7 +25,11 @@ export const unpackConfig: CudaKernelConfig = {
     const outs: tf.TensorInfo[] = [];
     for (let i = 0; i < num; i++) {
       const begin = value.shape.map((_, j) => (j === axis ? i : 0));
-      outs.push(backend.output(outShape, value.dtype as NumericDType, (out) => cudaDevice().slice(backend.buf(value), value.shape, begin, size, out)));
+      outs.push(
+        backend.output(outShape, value.dtype as NumericDType, (out) =>
+          cudaDevice().slice(backend.buf(value), value.shape, begin, size, out),
+        ),
+      );
     }
     return outs;
   },

@@ -13,7 +13,12 @@ export function fallback(kernelName: string, args: KernelArgs): tf.TensorInfo | 
 }
 
 /** Runs whatever implements `kernelName` on 'cuda' (device or fallback) as a nested kernel call. */
-export function runCudaKernel(kernelName: string, backend: CudaBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
+export function runCudaKernel(
+  kernelName: string,
+  backend: CudaBackend,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): tf.TensorInfo {
   const k = tf.getKernel(kernelName, 'cuda');
   if (!k) throw new Error(`cuda backend: kernel ${kernelName} is not registered`);
   return k.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;

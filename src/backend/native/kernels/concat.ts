@@ -15,10 +15,13 @@ function concat(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const { axis } = (args.attrs ?? {}) as { axis: number };
   const plan = concatPlan(inputs, axis);
   // An empty result and a single non-empty input (shared, not copied) stay tfjs's.
-  if (plan === null || tf.util.sizeFromShape(plan.outShape) === 0 || plan.nonEmpty.length < 2) return cpuKernel(tf.Concat, args);
+  if (plan === null || tf.util.sizeFromShape(plan.outShape) === 0 || plan.nonEmpty.length < 2)
+    return cpuKernel(tf.Concat, args);
   const values = plan.nonEmpty.map((t) => hostData(backend, t));
   const shapes = plan.nonEmpty.map((t) => t.shape);
-  return nativeOutput(backend, plan.outShape, inputs[0].dtype as 'float32', (out) => addon.concat(values, shapes, plan.axis, out));
+  return nativeOutput(backend, plan.outShape, inputs[0].dtype as 'float32', (out) =>
+    addon.concat(values, shapes, plan.axis, out),
+  );
 }
 
 export const concatConfig: Omit<tf.KernelConfig, 'backendName'> = {

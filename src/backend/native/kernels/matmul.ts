@@ -9,10 +9,18 @@ import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul
 import type { NativeBackend } from '../backend';
 import { NativeKernelConfig, cpuFallback, floatValues, runNativeKernel } from './util';
 
-function batchMatMulImpl(a: tf.TensorInfo, av: Float32Array, b: tf.TensorInfo, bv: Float32Array, attrs: MatMulAttrs, backend: NativeBackend): tf.TensorInfo {
+function batchMatMulImpl(
+  a: tf.TensorInfo,
+  av: Float32Array,
+  b: tf.TensorInfo,
+  bv: Float32Array,
+  attrs: MatMulAttrs,
+  backend: NativeBackend,
+): tf.TensorInfo {
   const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
   const size = batch * m * n;
-  if (size === 0 || k === 0) return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
+  if (size === 0 || k === 0)
+    return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
   const c = backend.allocate('float32', size) as Float32Array;
   addon.sgemm(av, bv, c, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets);
   return backend.makeTensorInfo(outShape, 'float32', c);
@@ -39,12 +47,23 @@ export const fusedMatMulConfig: NativeKernelConfig = {
     const bias = args.inputs.bias as tf.TensorInfo | undefined;
     const preluActivationWeights = args.inputs.preluActivationWeights as tf.TensorInfo | undefined;
     const backend = args.backend as NativeBackend;
-    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & { activation?: string; leakyreluAlpha?: number };
+    const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as MatMulAttrs & {
+      activation?: string;
+      leakyreluAlpha?: number;
+    };
     const av = a.dtype === 'float32' ? floatValues(backend, a) : null;
     const bv = b.dtype === 'float32' ? floatValues(backend, b) : null;
     if (!av || !bv) return cpuFallback(tf._FusedMatMul, args);
     const product = batchMatMulImpl(a, av, b, bv, { transposeA, transposeB }, backend);
-    return fusedMatMulEpilogue(product, bias, activation, preluActivationWeights, leakyreluAlpha, 'native',
-      (name, inputs, attrs) => runNativeKernel(name, backend, inputs, attrs), (t) => backend.disposeIntermediateTensorInfo(t));
+    return fusedMatMulEpilogue(
+      product,
+      bias,
+      activation,
+      preluActivationWeights,
+      leakyreluAlpha,
+      'native',
+      (name, inputs, attrs) => runNativeKernel(name, backend, inputs, attrs),
+      (t) => backend.disposeIntermediateTensorInfo(t),
+    );
   },
 };

@@ -16,7 +16,9 @@ function reduceConfig(spec: ReduceSpec): Omit<tf.KernelConfig, 'backendName'> {
     const plan = reducePlan(spec, x, args.attrs);
     if (plan === null) return cpuKernel(spec.kernelName, args);
     const xs = hostData(backend, x);
-    return nativeOutput(backend, plan.shape, plan.outDtype, (out) => addon.reduce(spec.op, xs, x.shape, plan.axes, out));
+    return nativeOutput(backend, plan.shape, plan.outDtype, (out) =>
+      addon.reduce(spec.op, xs, x.shape, plan.axes, out),
+    );
   };
   return { kernelName: spec.kernelName, kernelFunc: kernelFunc as unknown as tf.KernelFunc };
 }

@@ -16,7 +16,9 @@ function slice(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const plan = slicePlan(x, begin, size);
   if (plan === null || plan.contiguous || tf.util.sizeFromShape(plan.size) === 0) return cpuKernel(tf.Slice, args);
   const xs = hostData(backend, x);
-  return nativeOutput(backend, plan.size, x.dtype as 'float32', (out) => addon.slice(xs, x.shape, plan.begin, plan.size, out));
+  return nativeOutput(backend, plan.size, x.dtype as 'float32', (out) =>
+    addon.slice(xs, x.shape, plan.begin, plan.size, out),
+  );
 }
 
 export const sliceConfig: Omit<tf.KernelConfig, 'backendName'> = {

@@ -15,7 +15,9 @@ function softmax(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const plan = softmaxPlan(logits, ((args.attrs ?? {}) as { dim?: number }).dim);
   if (plan === null) return cpuKernel(tf.Softmax, args);
   const x = backend.floats(logits);
-  return nativeOutput(backend, logits.shape, 'float32', (out) => addon.softmax(x, plan.rows, plan.cols, out as Float32Array));
+  return nativeOutput(backend, logits.shape, 'float32', (out) =>
+    addon.softmax(x, plan.rows, plan.cols, out as Float32Array),
+  );
 }
 
 export const softmaxConfig: Omit<tf.KernelConfig, 'backendName'> = {

@@ -44,11 +44,15 @@ function scatterNd(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
     let flat = 0;
     for (let j = 0; j < sliceRank; j++) flat += idx[i * sliceRank + j] * strides[j];
     if (flat < 0 || flat >= outRows)
-      throw new Error(`Invalid indices: ${Array.from(idx.subarray(i * sliceRank, (i + 1) * sliceRank))} does not index into ${shape}`);
+      throw new Error(
+        `Invalid indices: ${Array.from(idx.subarray(i * sliceRank, (i + 1) * sliceRank))} does not index into ${shape}`,
+      );
     rows[i] = flat;
   }
   const xs = backend.floats(updates);
-  return nativeOutput(backend, shape, 'float32', (out) => addon.unsortedSegmentSum(xs, numUpdates, sliceSize, rows, outRows, out as Float32Array));
+  return nativeOutput(backend, shape, 'float32', (out) =>
+    addon.unsortedSegmentSum(xs, numUpdates, sliceSize, rows, outRows, out as Float32Array),
+  );
 }
 
 export const scatterNdConfig: Omit<tf.KernelConfig, 'backendName'> = {

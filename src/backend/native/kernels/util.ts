@@ -41,9 +41,13 @@ export function intValues(backend: NativeBackend, t: tf.TensorInfo): Int32Array 
   return values instanceof Int32Array ? values : null;
 }
 
-
 /** Runs whatever implements `kernelName` on 'native' (native or fallback) as a nested kernel call. */
-export function runNativeKernel(kernelName: string, backend: NativeBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
+export function runNativeKernel(
+  kernelName: string,
+  backend: NativeBackend,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): tf.TensorInfo {
   const k = tf.getKernel(kernelName, 'native');
   if (!k) throw new Error(`native backend: kernel ${kernelName} is not registered`);
   return k.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
