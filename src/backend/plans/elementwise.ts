@@ -3,6 +3,8 @@
 // kernel does not take this case, run tfjs's CPU kernel (whose behaviour is the reference).
 import * as tf from '@tensorflow/tfjs';
 
+import { addon } from '../../native';
+
 /** Element types the addon's ops take (bool = 1 byte per element). */
 export type NumericDType = 'float32' | 'int32' | 'bool';
 
@@ -10,8 +12,9 @@ export function isNumericDType(dtype: tf.DataType): dtype is NumericDType {
   return dtype === 'float32' || dtype === 'int32' || dtype === 'bool';
 }
 
-/** Most dims a shape passed to the addon's elementwise ops may have (fd::kMaxRank). */
-export const ELEMENTWISE_MAX_RANK = 12;
+/** Most dims a shape passed to the addon's elementwise ops may have (kernels/elementwise.h kMaxRank,
+ *  as the addon exports it; read when a plan is made, so the package imports without the addon). */
+export const elementwiseMaxRank = (): number => addon.constants.elementwiseMaxRank;
 
 const COMPARISONS = new Set(['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual']);
 const INT32_OPS = new Set([
@@ -41,7 +44,7 @@ export interface BinaryPlan {
 /**
  * float32 inputs (every op) or int32 ones (Add, Sub, Multiply, Maximum, Minimum, SquaredDifference,
  * FloorDiv, comparisons); mixed or other dtypes (tfjs's ops cast before the kernel, so this is rare),
- * complex64 and ranks above ELEMENTWISE_MAX_RANK: null. Throws tfjs's error for shapes that do not broadcast.
+ * complex64 and ranks above elementwiseMaxRank(): null. Throws tfjs's error for shapes that do not broadcast.
  */
 export function binaryPlan(kernelName: string, a: tf.TensorInfo, b: tf.TensorInfo): BinaryPlan | null {
   const dtype =
@@ -50,7 +53,7 @@ export function binaryPlan(kernelName: string, a: tf.TensorInfo, b: tf.TensorInf
       : a.dtype === 'int32' && b.dtype === 'int32' && INT32_OPS.has(kernelName)
         ? 'int32'
         : null;
-  if (dtype === null || a.shape.length > ELEMENTWISE_MAX_RANK || b.shape.length > ELEMENTWISE_MAX_RANK) return null;
+  if (dtype === null || a.shape.length > elementwiseMaxRank() || b.shape.length > elementwiseMaxRank()) return null;
   const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   const outDtype = COMPARISONS.has(kernelName) ? 'bool' : kernelName === 'FloorDiv' ? 'int32' : dtype;
   return { dtype, outDtype, shape };

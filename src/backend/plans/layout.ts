@@ -4,10 +4,12 @@
 // stays on tfjs's CPU kernel (other dtypes, complex64 and strings, empty tensors, ranks above 16).
 import * as tf from '@tensorflow/tfjs';
 
+import { addon } from '../../native';
 import { isNumericDType, NumericDType } from './elementwise';
 
-/** The addon's shape ops take at most this many axes (kernels/tensor.h kMaxShapeRank). */
-export const SHAPE_MAX_RANK = 16;
+/** The addon's shape ops take at most this many axes (kernels/tensor.h kMaxShapeRank, as the addon
+ *  exports it; read when a plan is made, so the package imports without the addon). */
+export const shapeMaxRank = (): number => addon.constants.shapeMaxRank;
 
 /** Softmax / LogSoftmax over the last axis (dim -1 or rank - 1, the only one tfjs supports). */
 export function softmaxPlan(logits: tf.TensorInfo, dim: number | undefined): { rows: number; cols: number } | null {
@@ -47,7 +49,7 @@ export function transposePlan(
   const rank = x.shape.length;
   if (
     !isNumericDType(x.dtype) ||
-    rank > SHAPE_MAX_RANK ||
+    rank > shapeMaxRank() ||
     !isPermutation(perm, rank) ||
     tf.util.sizeFromShape(x.shape) === 0
   )
@@ -61,7 +63,7 @@ export function slicePlan(
   begin: number | number[],
   size: number | number[],
 ): { begin: number[]; size: number[]; contiguous: boolean } | null {
-  if (!isNumericDType(x.dtype) || x.shape.length > SHAPE_MAX_RANK) return null;
+  if (!isNumericDType(x.dtype) || x.shape.length > shapeMaxRank()) return null;
   const [$begin, $size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
   tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, $begin, $size);
   return { begin: $begin, size: $size, contiguous: tf.slice_util.isSliceContinous(x.shape, $begin, $size) };
@@ -81,7 +83,7 @@ export function concatPlan(
   if (
     !isNumericDType(first.dtype) ||
     inputs.some((t) => t.dtype !== first.dtype) ||
-    first.shape.length > SHAPE_MAX_RANK
+    first.shape.length > shapeMaxRank()
   )
     return null;
   return { axis: $axis, outShape, nonEmpty };
@@ -91,7 +93,7 @@ export function tilePlan(x: tf.TensorInfo, reps: unknown): { shape: number[]; re
   const rank = x.shape.length;
   if (
     !isNumericDType(x.dtype) ||
-    rank > SHAPE_MAX_RANK ||
+    rank > shapeMaxRank() ||
     !Array.isArray(reps) ||
     reps.length !== rank ||
     !reps.every((r) => Number.isInteger(r) && r >= 0)
@@ -112,7 +114,7 @@ export function gatherPlan(
   if (
     !isNumericDType(x.dtype) ||
     indices.dtype !== 'int32' ||
-    x.shape.length > SHAPE_MAX_RANK ||
+    x.shape.length > shapeMaxRank() ||
     tf.util.sizeFromShape(x.shape) === 0 ||
     tf.util.sizeFromShape(indices.shape) === 0
   )

@@ -2,12 +2,12 @@
 // by the 'native' and 'cuda' backends. Attributes, output dtypes and shapes are tfjs's: Sum of
 // int32/bool is int32, Mean is float32, Max/Min keep the dtype, keepDims keeps size-1 axes,
 // ArgMax/ArgMin take one axis (the first given) and return int32. Cases the addon does not take
-// (other dtypes, an empty x, duplicate axes, ranks above SHAPE_MAX_RANK) plan null.
+// (other dtypes, an empty x, duplicate axes, ranks above shapeMaxRank()) plan null.
 import * as tf from '@tensorflow/tfjs';
 
 import type { ReduceOpName } from '../../native';
 import { isNumericDType, NumericDType } from './elementwise';
-import { SHAPE_MAX_RANK } from './layout';
+import { shapeMaxRank } from './layout';
 
 export interface ReduceSpec {
   kernelName: string;
@@ -46,7 +46,7 @@ export interface ReducePlan {
 export function reducePlan(spec: ReduceSpec, x: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined): ReducePlan | null {
   const a = (attrs ?? {}) as Record<string, unknown>;
   const outDtype = isNumericDType(x.dtype) ? spec.out(x.dtype) : null;
-  if (outDtype === null || x.shape.length > SHAPE_MAX_RANK || tf.util.sizeFromShape(x.shape) === 0) return null;
+  if (outDtype === null || x.shape.length > shapeMaxRank() || tf.util.sizeFromShape(x.shape) === 0) return null;
   let axes = tf.util.parseAxisParam(a[spec.axisAttr] as number | number[], x.shape);
   if (new Set(axes).size !== axes.length) return null;
   if (spec.arg) {

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { cudaDevice } from '../../../native';
 import { isNumericDType, NumericDType } from '../../plans/elementwise';
-import { SHAPE_MAX_RANK } from '../../plans/layout';
+import { shapeMaxRank } from '../../plans/layout';
 import type { CudaBackend } from '../backend';
 import { CudaKernelConfig, fallback } from './util';
 
@@ -19,7 +19,7 @@ export const padV2Config: CudaKernelConfig = {
     };
     if (
       !isNumericDType(x.dtype) ||
-      x.shape.length > SHAPE_MAX_RANK ||
+      x.shape.length > shapeMaxRank() ||
       x.shape.length === 0 ||
       paddings.length !== x.shape.length
     )

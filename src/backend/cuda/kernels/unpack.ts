@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { cudaDevice } from '../../../native';
 import { isNumericDType, NumericDType } from '../../plans/elementwise';
-import { SHAPE_MAX_RANK } from '../../plans/layout';
+import { shapeMaxRank } from '../../plans/layout';
 import type { CudaBackend } from '../backend';
 import { CudaKernelConfig, fallback } from './util';
 
@@ -16,7 +16,7 @@ export const unpackConfig: CudaKernelConfig = {
     const rank = value.shape.length;
     let { axis } = (args.attrs ?? {}) as unknown as { axis: number };
     if (axis < 0) axis += rank;
-    if (!isNumericDType(value.dtype) || rank > SHAPE_MAX_RANK || axis < 0 || axis >= rank)
+    if (!isNumericDType(value.dtype) || rank > shapeMaxRank() || axis < 0 || axis >= rank)
       return fallback(tf.Unpack, args);
     const num = value.shape[axis];
     const outShape = value.shape.filter((_, i) => i !== axis);
