@@ -78,16 +78,30 @@ function scores(model: CrossEncoder): Float32Array {
 
 /** BertForSequenceClassification's state_dict keys, written out here from transformers' module tree. */
 function transformersNames(layers: number): string[] {
-  const names = ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `bert.embeddings.${e}.weight`);
+  const names = ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map(
+    (e) => `bert.embeddings.${e}.weight`,
+  );
   names.push('bert.embeddings.LayerNorm.weight', 'bert.embeddings.LayerNorm.bias');
   for (let l = 0; l < layers; l++)
-    for (const m of ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'attention.output.LayerNorm', 'intermediate.dense', 'output.dense', 'output.LayerNorm'])
+    for (const m of [
+      'attention.self.query',
+      'attention.self.key',
+      'attention.self.value',
+      'attention.output.dense',
+      'attention.output.LayerNorm',
+      'intermediate.dense',
+      'output.dense',
+      'output.LayerNorm',
+    ])
       names.push(`bert.encoder.layer.${l}.${m}.weight`, `bert.encoder.layer.${l}.${m}.bias`);
   names.push('bert.pooler.dense.weight', 'bert.pooler.dense.bias', 'classifier.weight', 'classifier.bias');
   return names;
 }
 
-function header(file: string): { length: number; json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
+function header(file: string): {
+  length: number;
+  json: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+} {
   const buf = fs.readFileSync(file);
   const length = Number(buf.readBigUInt64LE(0));
   return { length, json: JSON.parse(buf.subarray(8, 8 + length).toString('utf8')) };
@@ -102,7 +116,12 @@ describe('saveHuggingFace', () => {
   });
 
   it('writes config.json, model.safetensors and the tokenizer files, nothing else', () => {
-    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
     expect(fs.readdirSync(tmp).filter((f) => f.startsWith('.'))).toEqual([]); // no temporary dirs left
   });
 
@@ -176,7 +195,8 @@ describe('saveHuggingFace', () => {
     for (const [name, v] of model.params) {
       const a = v.dataSync();
       const b = tensors[name].dataSync();
-      for (let i = 0; i < a.length; i++) expect(Math.abs(b[i] - a[i])).toBeLessThanOrEqual(Math.abs(a[i]) * relative + 1e-7);
+      for (let i = 0; i < a.length; i++)
+        expect(Math.abs(b[i] - a[i])).toBeLessThanOrEqual(Math.abs(a[i]) * relative + 1e-7);
     }
     tf.dispose(Object.values(tensors));
     const { model: back } = importSafetensors(path.join(out, 'model.safetensors'), tiny);
@@ -196,7 +216,9 @@ describe('saveHuggingFace', () => {
       const foreign = path.join(tmp, 'not-an-export');
       fs.mkdirSync(foreign);
       fs.writeFileSync(path.join(foreign, 'notes.txt'), 'mine');
-      await expect(saveHuggingFace(model, foreign, { tokenizer: tinyTokenizer })).rejects.toThrow(/not an empty dir or a previous export/);
+      await expect(saveHuggingFace(model, foreign, { tokenizer: tinyTokenizer })).rejects.toThrow(
+        /not an empty dir or a previous export/,
+      );
       expect(fs.readdirSync(foreign)).toEqual(['notes.txt']);
     } finally {
       other.dispose();
@@ -222,32 +244,70 @@ describe('saveHuggingFace', () => {
   });
 
   it("refuses the default tokenizer for a vocabulary that is not bert-base-uncased's, and a tokenizer file over the model's", async () => {
-    await expect(saveHuggingFace(model, path.join(tmp, 'no-tok'))).rejects.toThrow(/50 rows, bert-base-uncased's 30522; pass the tokenizer/);
+    await expect(saveHuggingFace(model, path.join(tmp, 'no-tok'))).rejects.toThrow(
+      /50 rows, bert-base-uncased's 30522; pass the tokenizer/,
+    );
     const clash = { files: () => ({ 'config.json': '{}' }) };
-    await expect(saveHuggingFace(model, path.join(tmp, 'clash'), { tokenizer: clash })).rejects.toThrow(/a file named 'config.json'/);
+    await expect(saveHuggingFace(model, path.join(tmp, 'clash'), { tokenizer: clash })).rejects.toThrow(
+      /a file named 'config.json'/,
+    );
     expect(fs.existsSync(path.join(tmp, 'clash'))).toBe(false);
   });
 });
 
 describe('bert-base-uncased tokenizer files', () => {
   it("writes bert-base-uncased's vocab.txt (30,522 lines, its ids), tokenizer_config.json and special_tokens_map.json", async () => {
-    const model = new CrossEncoder({ ...tiny, vocabSize: 30522, hidden: 4, heads: 1, intermediate: 4, layers: 1, maxPosition: 512 }, 1);
+    const model = new CrossEncoder(
+      { ...tiny, vocabSize: 30522, hidden: 4, heads: 1, intermediate: 4, layers: 1, maxPosition: 512 },
+      1,
+    );
     const dir = path.join(tmp, 'uncased');
     await saveHuggingFace(model, dir);
     model.dispose();
-    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json', 'vocab.txt']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+      'special_tokens_map.json',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
     const vocab = fs.readFileSync(path.join(dir, 'vocab.txt'), 'utf8').split('\n');
     expect(vocab.length).toBe(30523); // the last line ends with a newline
-    expect([vocab[0], vocab[1], vocab[100], vocab[101], vocab[102], vocab[103], vocab[1996], vocab[2015]]).toEqual(['[PAD]', '[unused0]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', '##s']);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toMatchObject({ tokenizer_class: 'BertTokenizer', do_lower_case: true, model_max_length: 512 });
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'special_tokens_map.json'), 'utf8'))).toEqual({ unk_token: '[UNK]', sep_token: '[SEP]', pad_token: '[PAD]', cls_token: '[CLS]', mask_token: '[MASK]' });
-    expect(Object.keys(bertBaseUncasedTokenizerFiles().files()).sort()).toEqual(['special_tokens_map.json', 'tokenizer_config.json', 'vocab.txt']);
+    expect([vocab[0], vocab[1], vocab[100], vocab[101], vocab[102], vocab[103], vocab[1996], vocab[2015]]).toEqual([
+      '[PAD]',
+      '[unused0]',
+      '[UNK]',
+      '[CLS]',
+      '[SEP]',
+      '[MASK]',
+      'the',
+      '##s',
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toMatchObject({
+      tokenizer_class: 'BertTokenizer',
+      do_lower_case: true,
+      model_max_length: 512,
+    });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'special_tokens_map.json'), 'utf8'))).toEqual({
+      unk_token: '[UNK]',
+      sep_token: '[SEP]',
+      pad_token: '[PAD]',
+      cls_token: '[CLS]',
+      mask_token: '[MASK]',
+    });
+    expect(Object.keys(bertBaseUncasedTokenizerFiles().files()).sort()).toEqual([
+      'special_tokens_map.json',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
   });
 });
 
 describe('safetensors writer', () => {
   it('rounds float32 to half and bfloat16 to nearest even', () => {
-    expect([1, -2, 0.1, 65504, 1e-8, 2 ** -24, 2 ** -25 * 1.5, 0].map(floatToHalf)).toEqual([0x3c00, 0xc000, 0x2e66, 0x7bff, 0, 1, 1, 0]);
+    expect([1, -2, 0.1, 65504, 1e-8, 2 ** -24, 2 ** -25 * 1.5, 0].map(floatToHalf)).toEqual([
+      0x3c00, 0xc000, 0x2e66, 0x7bff, 0, 1, 1, 0,
+    ]);
     expect(floatToHalf(2 ** -25)).toBe(0); // a tie rounds to even
     expect(floatToHalf(65520)).toBe(0x7c00); // overflows to Inf
     expect(floatToHalf(1 + 2 ** -11)).toBe(0x3c00); // a tie rounds to even
@@ -257,7 +317,9 @@ describe('safetensors writer', () => {
   });
 
   it('refuses a value that does not fit the dtype', () => {
-    expect(() => encodeSafetensors([{ name: 'w', shape: [1], values: new Float32Array([1e5]) }], 'F16')).toThrow(/w value 0 \(100000\) is not a finite F16/);
+    expect(() => encodeSafetensors([{ name: 'w', shape: [1], values: new Float32Array([1e5]) }], 'F16')).toThrow(
+      /w value 0 \(100000\) is not a finite F16/,
+    );
   });
 });
 
@@ -270,12 +332,29 @@ describe('fused-distill export', () => {
     const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     let code: number;
     try {
-      code = await run(['node', 'fused-distill', '--backend', 'cpu', 'export', modelDir, out, '--dtype', 'F16', '--tokenizer', path.join(tmp, 'tiny')]);
+      code = await run([
+        'node',
+        'fused-distill',
+        '--backend',
+        'cpu',
+        'export',
+        modelDir,
+        out,
+        '--dtype',
+        'F16',
+        '--tokenizer',
+        path.join(tmp, 'tiny'),
+      ]);
     } finally {
       write.mockRestore();
     }
     expect(code).toBe(0);
-    expect(fs.readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      'config.json',
+      'model.safetensors',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
     expect(header(path.join(out, 'model.safetensors')).json['classifier.bias'].dtype).toBe('F16');
     model.dispose();
   });

@@ -5,7 +5,12 @@ import * as path from 'path';
 import { Option, type Command } from 'commander';
 
 import { loadCrossEncoder } from '../models/checkpoint';
-import { HUGGING_FACE_DTYPES, saveHuggingFace, tokenizerFilesFromDir, type HuggingFaceDtype } from '../models/hf_export';
+import {
+  HUGGING_FACE_DTYPES,
+  saveHuggingFace,
+  tokenizerFilesFromDir,
+  type HuggingFaceDtype,
+} from '../models/hf_export';
 import { UsageError } from './common';
 import { parseModelSpec } from './eval';
 
@@ -17,10 +22,14 @@ interface ExportOptions {
 export function registerExport(program: Command, setup: () => Promise<string>): void {
   program
     .command('export')
-    .description('write a model as a Hugging Face BertForSequenceClassification dir (config.json, model.safetensors, tokenizer)')
+    .description(
+      'write a model as a Hugging Face BertForSequenceClassification dir (config.json, model.safetensors, tokenizer)',
+    )
     .argument('<model>', 'a model dir (model.json) or a run dir holding model/')
     .argument('<dir>', 'the Hugging Face dir to write (replaced when it holds a previous export)')
-    .addOption(new Option('--dtype <dtype>', 'weights dtype in model.safetensors').choices(HUGGING_FACE_DTYPES).default('F32'))
+    .addOption(
+      new Option('--dtype <dtype>', 'weights dtype in model.safetensors').choices(HUGGING_FACE_DTYPES).default('F32'),
+    )
     .option('--tokenizer <dir>', "copy this Hugging Face dir's tokenizer files (default: bert-base-uncased's)")
     .action(async (spec: string, dir: string, o: ExportOptions) => {
       const { dir: modelDir } = parseModelSpec(spec);

@@ -161,8 +161,7 @@ export function encodeSafetensors(
       else {
         const h = dtype === 'F16' ? floatToHalf(v) : floatToBfloat16(v);
         const exponentAllOnes = dtype === 'F16' ? (h & 0x7c00) === 0x7c00 : (h & 0x7f80) === 0x7f80;
-        if (exponentAllOnes)
-          throw new Error(`safetensors: ${t.name} value ${i} (${v}) is not a finite ${dtype}`);
+        if (exponentAllOnes) throw new Error(`safetensors: ${t.name} value ${i} (${v}) is not a finite ${dtype}`);
         out.writeUInt16LE(h, at);
       }
       at += size;
