@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { run } from '../src/cli';
+import { BertTokenizer } from '../src/data/tokenizer';
 import { CrossEncoder, CrossEncoderConfig, importSafetensors, readSafetensors, saveHuggingFace } from '../src/models';
 import { saveCrossEncoder } from '../src/models/checkpoint';
 import {
@@ -64,11 +65,11 @@ const pairs = {
   ],
 };
 
-function scores(model: CrossEncoder): Float32Array {
+function scores(model: CrossEncoder, batch = pairs): Float32Array {
   const inputs = {
-    inputIds: tf.tensor2d(pairs.input_ids, undefined, 'int32'),
-    tokenTypeIds: tf.tensor2d(pairs.token_type_ids, undefined, 'int32'),
-    attentionMask: tf.tensor2d(pairs.attention_mask, undefined, 'int32'),
+    inputIds: tf.tensor2d(batch.input_ids, undefined, 'int32'),
+    tokenTypeIds: tf.tensor2d(batch.token_type_ids, undefined, 'int32'),
+    attentionMask: tf.tensor2d(batch.attention_mask, undefined, 'int32'),
   };
   const out = model.forward(inputs);
   const values = out.scores.dataSync() as Float32Array;
@@ -396,5 +397,45 @@ describe('PyTorch float64 reference (tests/reference/bert_reference.py)', () => 
     model.dispose();
     const theirs = reference(dir);
     for (let i = 0; i < ours.length; i++) expect(Math.abs(theirs[i] - ours[i])).toBeLessThan(1e-4);
+  });
+});
+
+// The Hugging Face libraries themselves, when FUSED_DISTILL_TRANSFORMERS_PYTHON names a python with
+// torch, transformers and sentence-transformers (checked with transformers 5.18, sentence-transformers 6.0).
+const HF_PYTHON = process.env.FUSED_DISTILL_TRANSFORMERS_PYTHON;
+
+describe('transformers and sentence-transformers (tests/reference/transformers_check.py)', () => {
+  const check = HF_PYTHON ? it : it.skip;
+  const why = HF_PYTHON ? '' : ' [SKIPPED: set FUSED_DISTILL_TRANSFORMERS_PYTHON to a python with transformers]';
+  check(`load the export with no missing or unexpected keys, tokenize as we do, and score as we do${why}`, async () => {
+    const config = { ...tiny, vocabSize: 30522, hidden: 32, heads: 4, intermediate: 64, maxPosition: 64 };
+    const model = new CrossEncoder(config, 3);
+    const dir = path.join(tmp, 'transformers');
+    await saveHuggingFace(model, dir);
+    const texts = [
+      ['what is a cat', 'A cat is a small domesticated carnivorous mammal.'],
+      ['capital of France', 'Paris is the capital and largest city of France, with many museums and long avenues.'],
+    ];
+    const tokenizer = new BertTokenizer();
+    const encoded = texts.map(([q, p]) => tokenizer.encodePair(q, p, 24)); // the second pair is truncated
+    const ours = Array.from(
+      scores(model, {
+        input_ids: encoded.map((e) => Array.from(e.inputIds)),
+        token_type_ids: encoded.map((e) => Array.from(e.tokenTypeIds)),
+        attention_mask: encoded.map((e) => Array.from(e.attentionMask)),
+      }),
+    );
+    model.dispose();
+    const r = spawnSync(HF_PYTHON!, [path.join(__dirname, 'reference', 'transformers_check.py'), dir, '24'], {
+      input: JSON.stringify(texts),
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`transformers_check.py failed: ${r.stderr}`);
+    const theirs = JSON.parse(r.stdout);
+    expect(theirs.loading_info).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [], error_msgs: [] });
+    expect(theirs.architecture).toBe('BertForSequenceClassification');
+    expect(theirs.input_ids).toEqual(encoded.map((e) => Array.from(e.inputIds)));
+    for (const key of ['transformers', 'cross_encoder'])
+      for (let i = 0; i < ours.length; i++) expect(Math.abs(theirs[key][i] - ours[i])).toBeLessThan(1e-4);
   });
 });
