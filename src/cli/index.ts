@@ -4,6 +4,7 @@
 //   teacher train | teacher score   teacher.ts  a teacher on hard labels; the teacher-score cache
 //   distill                         distill.ts  a student from a teacher
 //   eval                            eval.ts     models compared: metrics, t-test, parameters, ms/query
+//   export                          export.ts   a model as a Hugging Face BertForSequenceClassification dir
 //   main | grid                     grid.ts     a whole suite (src/suite): teacher, students, eval, table
 // Global options pick the tfjs backend (default 'native', this package's addon), the kernel
 // threads and how progress is shown (progress.ts). Shared helpers: common.ts. The work itself is
@@ -15,6 +16,7 @@ import { BACKENDS, UsageError, positiveInt, useBackend, type GlobalOptions } fro
 import { registerData } from './data';
 import { registerDistill } from './distill';
 import { registerEval } from './eval';
+import { registerExport } from './export';
 import { registerSuites } from './grid';
 import { PROGRESS_MODES } from './progress';
 import { registerTeacher } from './teacher';
@@ -47,6 +49,7 @@ export function buildProgram(): Command {
   registerTeacher(program, globals, setup);
   registerDistill(program, globals, setup);
   registerEval(program, globals, setup);
+  registerExport(program, setup);
   registerSuites(program, globals, setup);
   // Subcommands stop at errors the same way (commander prints the message).
   const override = (c: Command) => {

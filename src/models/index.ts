@@ -2,3 +2,11 @@ export { CrossEncoder, BERT_MINI } from './cross_encoder';
 export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
 export { PairEncoder, TERM_MATCH_LEVELS } from './pair_encoder';
 export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors } from './checkpoint';
+export {
+  saveHuggingFace,
+  bertConfigJson,
+  bertBaseUncasedTokenizerFiles,
+  tokenizerFilesFromDir,
+  encodeSafetensors,
+} from './hf_export';
+export type { HuggingFaceDtype, HuggingFaceTokenizerFiles, SaveHuggingFaceOptions } from './hf_export';

