@@ -2,3 +2,12 @@ export { CrossEncoder, BERT_MINI } from './cross_encoder';
 export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
 export { PairEncoder, TERM_MATCH_LEVELS } from './pair_encoder';
 export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors } from './checkpoint';
+export {
+  loadHuggingFace,
+  loadHuggingFaceTokenizer,
+  isHuggingFaceDir,
+  BERT_FAMILY,
+  FAMILIES,
+  HEAD_PARAMS,
+} from './huggingface';
+export type { FamilyAdapter, HuggingFaceReport, LoadHuggingFaceOptions } from './huggingface';
