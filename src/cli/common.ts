@@ -89,7 +89,7 @@ export function existingFile(file: string, what = 'config file'): string {
 export function checkConfigPaths(
   file: string,
   config: {
-    teacher?: { checkpoint: string };
+    teacher?: { checkpoint?: string; huggingface?: string };
     student?: { init: string; path?: string };
     init?: { checkpoint?: string; safetensors?: string };
   },
@@ -103,7 +103,13 @@ export function checkConfigPaths(
   const exists = (field: string, f: string | undefined) => {
     if (f != null && !fs.existsSync(f)) throw new UsageError(`${file}: ${field}: file not found: ${f}`);
   };
+  const hub = (field: string, dir: string | undefined) => {
+    if (dir != null && !fs.existsSync(path.join(dir, 'config.json')))
+      throw new UsageError(`${file}: ${field}: no Hugging Face model at ${dir} (such a dir holds config.json and model.safetensors)`);
+  };
   model('teacher.checkpoint', config.teacher?.checkpoint);
+  hub('teacher.huggingface', config.teacher?.huggingface);
+  if (config.student?.init === 'huggingface') hub('student.path', config.student.path);
   if (config.student?.init === 'checkpoint') model('student.path', config.student.path);
   if (config.student?.init === 'safetensors') exists('student.path', config.student.path);
   model('init.checkpoint', config.init?.checkpoint);

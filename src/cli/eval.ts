@@ -9,20 +9,24 @@ import { Option, type Command } from 'commander';
 import type { Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
-import { BertTokenizer } from '../data/tokenizer';
+import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
+import { isHuggingFaceDir, loadHuggingFace } from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
 import { UsageError, positiveInt, progressFor, type GlobalOptions } from './common';
 
 export interface ModelSpec {
   name: string;
-  /** a saveCrossEncoder dir (model.json + weights.bin) */
+  /** a saveCrossEncoder dir (model.json + weights.bin), or a Hugging Face dir (config.json + model.safetensors) */
   dir: string;
+  /** 'huggingface': read with its own tokenizer (models.loadHuggingFace) */
+  kind?: 'huggingface';
 }
 
-/** "name=path" or "path"; path is a model dir or a run dir holding model/. */
+/** "name=path" or "path"; path is a model dir, a run dir holding model/, or a Hugging Face model dir. */
 export function parseModelSpec(spec: string): ModelSpec {
   const eq = spec.indexOf('=');
   const [name, p] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [null, spec];
@@ -30,7 +34,11 @@ export function parseModelSpec(spec: string): ModelSpec {
   let dir: string;
   if (fs.existsSync(path.join(abs, 'model.json'))) dir = abs;
   else if (fs.existsSync(path.join(abs, 'model', 'model.json'))) dir = path.join(abs, 'model');
-  else throw new UsageError(`model not found: ${p} (give a model dir with model.json, or a run dir with model/)`);
+  else if (isHuggingFaceDir(abs)) return { name: name ?? path.basename(abs), dir: abs, kind: 'huggingface' };
+  else
+    throw new UsageError(
+      `model not found: ${p} (give a model dir with model.json, a run dir with model/, or a Hugging Face dir with config.json)`,
+    );
   const fallback = path.basename(dir) === 'model' ? path.basename(path.dirname(dir)) : path.basename(dir);
   return { name: name ?? fallback, dir };
 }
@@ -76,11 +84,27 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       const progress = progressFor(globals());
       try {
         const coll = await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
-        const encoder = new PairEncoder(new BertTokenizer(), coll, o.maxLength);
+        // One encoder per tokenizer: our models share bert-base-uncased's, a Hugging Face dir brings its own.
+        const encoders = new Map<string, PairEncoder>();
+        const encoderFor = (tokenizer: PairTokenizer) => {
+          let e = encoders.get(tokenizer.signature);
+          if (!e) encoders.set(tokenizer.signature, (e = new PairEncoder(tokenizer, coll, o.maxLength)));
+          return e;
+        };
+        let bert: PairTokenizer | null = null;
         const target = { split: o.split, queries: o.queries, candidates: o.candidates };
         const evals: ModelEvaluation[] = o.bm25 ? [evaluateBm25(coll, target)] : [];
         for (const m of models) {
-          const model = loadCrossEncoder(m.dir);
+          let model: CrossEncoder;
+          let encoder: PairEncoder;
+          if (m.kind === 'huggingface') {
+            const loaded = loadHuggingFace(m.dir);
+            model = loaded.model;
+            encoder = encoderFor(loaded.tokenizer);
+          } else {
+            model = loadCrossEncoder(m.dir);
+            encoder = encoderFor((bert ??= new BertTokenizer()));
+          }
           try {
             evals.push(
               evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress),

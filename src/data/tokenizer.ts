@@ -58,6 +58,18 @@ export interface PairEncoding {
   passageTokens: number;
 }
 
+// Keys sorted at every level: the same definition, however its file orders them, has one signature.
+const canonical = (x: unknown): unknown =>
+  Array.isArray(x)
+    ? x.map(canonical)
+    : x && typeof x === 'object'
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, canonical((x as Record<string, unknown>)[k])]),
+        )
+      : x;
+
 /** The special tokens a family's pairs are assembled with: [CLS] q [SEP] p [SEP] for BERT, padded with [PAD]. */
 export interface PairSpecialTokens {
   cls: string;
@@ -125,7 +137,7 @@ export class HfTokenizer implements PairTokenizer {
   get signature(): string {
     const d = this.definition as Record<string, unknown>;
     this.sig ??= createHash('sha256')
-      .update(JSON.stringify([d.normalizer, d.pre_tokenizer, d.model, d.added_tokens]))
+      .update(JSON.stringify(canonical([d.normalizer, d.pre_tokenizer, d.model])))
       .digest('hex');
     return this.sig;
   }
