@@ -228,11 +228,13 @@ export function weightFiles(dir: string): { files: string[]; tensors: Map<string
       throw new Error(`${index}: weight_map.${name} is ${JSON.stringify(shard)}, not a file name in ${dir}`);
     byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
   }
+  for (const [shard, names] of byShard)
+    if (!fs.existsSync(path.join(dir, shard)))
+      throw new Error(`${index}: weight_map.${names[0]}: shard ${shard} is not in ${dir}`);
   const tensors = new Map<string, TensorEntry>();
   const files: string[] = [];
   for (const [shard, names] of byShard) {
     const file = path.join(dir, shard);
-    if (!fs.existsSync(file)) throw new Error(`${index}: weight_map.${names[0]}: shard ${shard} is not in ${dir}`);
     files.push(file);
     const entries = readSafetensorsEntries(file);
     for (const name of names) {
