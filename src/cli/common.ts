@@ -105,7 +105,9 @@ export function checkConfigPaths(
   };
   const hub = (field: string, dir: string | undefined) => {
     if (dir != null && !fs.existsSync(path.join(dir, 'config.json')))
-      throw new UsageError(`${file}: ${field}: no Hugging Face model at ${dir} (such a dir holds config.json and model.safetensors)`);
+      throw new UsageError(
+        `${file}: ${field}: no Hugging Face model at ${dir} (such a dir holds config.json and model.safetensors)`,
+      );
   };
   model('teacher.checkpoint', config.teacher?.checkpoint);
   hub('teacher.huggingface', config.teacher?.huggingface);

@@ -41,10 +41,19 @@ export interface FamilyAdapter {
 /** The score head: a file without it (a BertModel) loads only with strict: false. */
 export const HEAD_PARAMS: readonly string[] = ['classifier.weight', 'classifier.bias'];
 
-function field<T>(json: Record<string, unknown>, file: string, name: string, ok: (v: unknown) => boolean, fallback?: T): T {
+function field<T>(
+  json: Record<string, unknown>,
+  file: string,
+  name: string,
+  ok: (v: unknown) => boolean,
+  fallback?: T,
+): T {
   const v = json[name];
   if (v === undefined && fallback !== undefined) return fallback;
-  if (!ok(v)) throw new Error(`${file}: ${name} is ${JSON.stringify(v)}; ${fallback === undefined ? 'required, ' : ''}expected ${ok.name || 'a valid value'}`);
+  if (!ok(v))
+    throw new Error(
+      `${file}: ${name} is ${JSON.stringify(v)}; ${fallback === undefined ? 'required, ' : ''}expected ${ok.name || 'a valid value'}`,
+    );
   return v as T;
 }
 const positiveInteger = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
@@ -157,14 +166,17 @@ export function readSafetensorsEntries(file: string): Map<string, TensorEntry> {
   if (buf.length < 8) throw new Error(`${file}: ${buf.length} bytes, too short for a safetensors header length`);
   const headerLength = Number(buf.readBigUInt64LE(0));
   if (headerLength > buf.length - 8)
-    throw new Error(`${file}: header length ${headerLength} runs past the end of the file (${buf.length} bytes; truncated?)`);
+    throw new Error(
+      `${file}: header length ${headerLength} runs past the end of the file (${buf.length} bytes; truncated?)`,
+    );
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8'));
   } catch (e) {
     throw new Error(`${file}: header is not valid JSON: ${(e as Error).message}`);
   }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new Error(`${file}: header is not an object`);
+  if (!header || typeof header !== 'object' || Array.isArray(header))
+    throw new Error(`${file}: header is not an object`);
   const base = 8 + headerLength;
   const out = new Map<string, TensorEntry>();
   for (const [name, raw] of Object.entries(header)) {
@@ -191,7 +203,12 @@ export function readSafetensorsEntries(file: string): Map<string, TensorEntry> {
     if (size && offsets[1] - offsets[0] !== n * size)
       throw new Error(`${file}: ${name} has ${offsets[1] - offsets[0]} bytes for shape [${shape}] of ${e.dtype}`);
     if (!size && !INT_DTYPES.has(e.dtype)) throw new Error(`${file}: ${name} has dtype ${e.dtype}, which is not read`);
-    out.set(name, { file, dtype: e.dtype, shape: shape as number[], bytes: buf.subarray(base + offsets[0], base + offsets[1]) });
+    out.set(name, {
+      file,
+      dtype: e.dtype,
+      shape: shape as number[],
+      bytes: buf.subarray(base + offsets[0], base + offsets[1]),
+    });
   }
   return out;
 }
@@ -201,7 +218,8 @@ function decodeFloat(e: TensorEntry): Float32Array {
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     if (e.dtype === 'F32') values[i] = e.bytes.readFloatLE(4 * i);
-    else if (e.dtype === 'BF16') values[i] = new Float32Array(new Uint32Array([e.bytes.readUInt16LE(2 * i) << 16]).buffer)[0];
+    else if (e.dtype === 'BF16')
+      values[i] = new Float32Array(new Uint32Array([e.bytes.readUInt16LE(2 * i) << 16]).buffer)[0];
     else values[i] = halfToFloat(e.bytes.readUInt16LE(2 * i));
   }
   return values;
@@ -249,15 +267,24 @@ export function weightFiles(dir: string): { files: string[]; tensors: Map<string
   return { files, tensors };
 }
 
-function readConfig(dir: string): { json: Record<string, unknown>; file: string; family: FamilyAdapter; architecture: string; labels: number } {
+function readConfig(dir: string): {
+  json: Record<string, unknown>;
+  file: string;
+  family: FamilyAdapter;
+  architecture: string;
+  labels: number;
+} {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: not a directory`);
-  if (!fs.existsSync(file)) throw new Error(`${dir}: no config.json (a Hugging Face model directory holds config.json and model.safetensors)`);
+  if (!fs.existsSync(file))
+    throw new Error(`${dir}: no config.json (a Hugging Face model directory holds config.json and model.safetensors)`);
   const json = readJsonFile(file) as Record<string, unknown>;
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: not a JSON object`);
   const family = FAMILIES[json.model_type as string];
   if (!family)
-    throw new Error(`${file}: model_type ${JSON.stringify(json.model_type)} is not read (known: ${Object.keys(FAMILIES).join(', ')})`);
+    throw new Error(
+      `${file}: model_type ${JSON.stringify(json.model_type)} is not read (known: ${Object.keys(FAMILIES).join(', ')})`,
+    );
   const archs = json.architectures ?? [Object.keys(family.architectures)[0]];
   if (!Array.isArray(archs) || archs.length !== 1 || !(archs[0] in family.architectures))
     throw new Error(
@@ -265,7 +292,9 @@ function readConfig(dir: string): { json: Record<string, unknown>; file: string;
     );
   const labels = numLabels(json, file);
   if (family.architectures[archs[0]] && labels > 2)
-    throw new Error(`${file}: num_labels is ${labels}; a ranking score head has 1 label (or 2: score = logit 1 - logit 0)`);
+    throw new Error(
+      `${file}: num_labels is ${labels}; a ranking score head has 1 label (or 2: score = logit 1 - logit 0)`,
+    );
   return { json, file, family, architecture: archs[0], labels };
 }
 
@@ -279,7 +308,8 @@ export function loadHuggingFaceTokenizer(
   special: PairSpecialTokens = BERT_PAIR_TOKENS,
 ): { tokenizer: PairTokenizer; source: string } {
   const json = path.join(dir, 'tokenizer.json');
-  if (fs.existsSync(json)) return { tokenizer: new HfTokenizer(readJsonFile(json) as object, special, json), source: 'tokenizer.json' };
+  if (fs.existsSync(json))
+    return { tokenizer: new HfTokenizer(readJsonFile(json) as object, special, json), source: 'tokenizer.json' };
   const vocabFile = path.join(dir, 'vocab.txt');
   if (!fs.existsSync(vocabFile)) throw new Error(`${dir}: no tokenizer.json or vocab.txt`);
   const configFile = path.join(dir, 'tokenizer_config.json');
@@ -287,7 +317,9 @@ export function loadHuggingFaceTokenizer(
   const flag = (name: string, allowNull: boolean): boolean | null | undefined => {
     const v = config[name];
     if (v === undefined || typeof v === 'boolean' || (allowNull && v === null)) return v as boolean | null | undefined;
-    throw new Error(`${configFile}: ${name} is ${JSON.stringify(v)}; expected true or false${allowNull ? ' or null' : ''}`);
+    throw new Error(
+      `${configFile}: ${name} is ${JSON.stringify(v)}; expected true or false${allowNull ? ' or null' : ''}`,
+    );
   };
   const vocab = parseVocabTxt(fs.readFileSync(vocabFile, 'utf8'), vocabFile);
   for (const t of Object.values(special))
@@ -311,7 +343,14 @@ export function isHuggingFaceDir(dir: string): boolean {
 
 /** The files that define a hub directory's model and tokenizer (what a teacher-score cache key hashes). */
 export function huggingFaceFiles(dir: string): string[] {
-  const names = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json'];
+  const names = [
+    'config.json',
+    'model.safetensors',
+    'model.safetensors.index.json',
+    'tokenizer.json',
+    'vocab.txt',
+    'tokenizer_config.json',
+  ];
   const files = names.map((n) => path.join(dir, n)).filter((f) => fs.existsSync(f));
   const index = path.join(dir, 'model.safetensors.index.json');
   if (!fs.existsSync(path.join(dir, 'model.safetensors')) && fs.existsSync(index)) {
@@ -336,7 +375,9 @@ export function loadHuggingFace(
   const config = family.config(json, file);
   const { tokenizer, source } = loadHuggingFaceTokenizer(dir, family.specialTokens);
   if (tokenizer.vocabSize > config.vocabSize)
-    throw new Error(`${file}: vocab_size ${config.vocabSize} does not cover the tokenizer's ${tokenizer.vocabSize} ids (${source})`);
+    throw new Error(
+      `${file}: vocab_size ${config.vocabSize} does not cover the tokenizer's ${tokenizer.vocabSize} ids (${source})`,
+    );
   const { files, tensors } = weightFiles(dir);
 
   // Match names first: nothing is decoded or assigned until the whole mapping is known to be complete.
@@ -350,7 +391,8 @@ export function loadHuggingFace(
     }
     const param = family.paramName(name);
     if (param == null) unexpected.push(name);
-    else if (byParam.has(param)) throw new Error(`${entry.file}: ${name} and ${byParam.get(param)!.name} both map to ${param}`);
+    else if (byParam.has(param))
+      throw new Error(`${entry.file}: ${name} and ${byParam.get(param)!.name} both map to ${param}`);
     else byParam.set(param, { name, entry });
   }
   const model = new CrossEncoder(config, options.seed ?? 0);
@@ -365,7 +407,9 @@ export function loadHuggingFace(
         `${dir}: the weights do not match ${architecture} of config.json` +
           (missing.length ? `; missing (${missing.length}): ${missing.join(', ')}` : '') +
           (unexpected.length ? `; unexpected (${unexpected.length}): ${unexpected.join(', ')}` : '') +
-          (bodyMissing.length === 0 && unexpected.length === 0 ? ' (strict: false lets a missing score head keep its seeded init)' : ''),
+          (bodyMissing.length === 0 && unexpected.length === 0
+            ? ' (strict: false lets a missing score head keep its seeded init)'
+            : ''),
       );
     // Shapes and values of every tensor before any assignment.
     const values = new Map<string, tf.Tensor>();
