@@ -13,6 +13,7 @@ import { parseModelSpec } from '../src/cli/eval';
 import { BertTokenizer, bertBaseUncasedVocab } from '../src/data';
 import { distill, parseStudentConfig, scorePairs, trainingPairs, type RankingCollection } from '../src/distill';
 import { hashConfig } from '../src/distill/run_dir';
+import { initStudent, loadTeacher } from '../src/distill/setup';
 import {
   CrossEncoder,
   PairEncoder,
@@ -622,6 +623,57 @@ describe('pipeline', () => {
     expect(() =>
       parseStudentConfig({ output: 'o', teacher: { checkpoint: 'a' }, student: { init: 'huggingface' } }),
     ).toThrow(/student.path: path is required/);
+  });
+
+  it('a teacher without the score head loads only with teacher.strict false, with a notice', () => {
+    const dir = newDir();
+    for (const f of ['config.json', 'vocab.txt', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(teacherDir, f), path.join(dir, f));
+    const file = path.join(teacherDir, 'model.safetensors');
+    const headerLength = Number(fs.readFileSync(file).readBigUInt64LE(0));
+    const header = JSON.parse(
+      fs
+        .readFileSync(file)
+        .subarray(8, 8 + headerLength)
+        .toString('utf8'),
+    );
+    delete header['classifier.weight'];
+    delete header['classifier.bias'];
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors'),
+      Buffer.concat([len, json, fs.readFileSync(file).subarray(8 + headerLength)]),
+    );
+    const config = (strict?: boolean) =>
+      parseStudentConfig({ output: 'o', teacher: { huggingface: dir, ...(strict == null ? {} : { strict }) } });
+    expect(() => loadTeacher(config())).toThrow(/missing \(2\): classifier.weight, classifier.bias/);
+    const notices: string[] = [];
+    const { model, tokenizer } = loadTeacher(config(false), (m) => notices.push(m));
+    expect(notices).toEqual([
+      `teacher.huggingface: ${dir} has no classifier.weight, classifier.bias; the teacher scores with a seeded random head`,
+    ]);
+    expect(tokenizer.vocabSize).toBe(30522);
+    model.dispose();
+  });
+
+  it("a Hugging Face student must share the run's tokenizer", () => {
+    const small = new CrossEncoder(tiny, 1);
+    const dir = hubDir(small);
+    small.dispose();
+    const config = parseStudentConfig({
+      output: 'o',
+      teacher: { checkpoint: 't' },
+      student: { init: 'huggingface', path: dir },
+    });
+    const before = tf.memory().numTensors;
+    expect(() => initStudent(config, null as unknown as CrossEncoder)).toThrow(
+      new RegExp(
+        `student.path: ${dir}'s tokenizer \\(vocab.txt \\+ tokenizer_config.json\\) is not the run's \\(bert-base-uncased\\)`,
+      ),
+    );
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('eval takes a Hugging Face dir as a model spec', () => {

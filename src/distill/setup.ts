@@ -49,10 +49,20 @@ export function teacherDir(config: StudentRunConfig): string {
   return (config.teacher.checkpoint ?? config.teacher.huggingface)!;
 }
 
-/** A distillation's teacher and the run's tokenizer (a Hugging Face teacher's own, else bert-base-uncased's). */
-export function loadTeacher(config: StudentRunConfig): { model: CrossEncoder; tokenizer: PairTokenizer } {
+/**
+ * A distillation's teacher and the run's tokenizer (a Hugging Face teacher's own, else
+ * bert-base-uncased's); `notice` hears which parameters of a Hugging Face teacher kept their seeded init.
+ */
+export function loadTeacher(
+  config: StudentRunConfig,
+  notice: (message: string) => void = () => undefined,
+): { model: CrossEncoder; tokenizer: PairTokenizer } {
   if (config.teacher.huggingface) {
-    const { model, tokenizer } = loadHuggingFace(config.teacher.huggingface, { strict: config.teacher.strict });
+    const { model, tokenizer, report } = loadHuggingFace(config.teacher.huggingface, { strict: config.teacher.strict });
+    if (report.missing.length > 0)
+      notice(
+        `teacher.huggingface: ${report.dir} has no ${report.missing.join(', ')}; the teacher scores with a seeded random head`,
+      );
     return { model, tokenizer };
   }
   return { model: loadCrossEncoder(config.teacher.checkpoint!), tokenizer: defaultTokenizer() };

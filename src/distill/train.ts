@@ -110,7 +110,7 @@ export async function prepareTeacherScores(
   options: RunOptions = {},
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
-  const o = opened ?? (await openWithTeacher(config));
+  const o = opened ?? (await openWithTeacher(config, options));
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
@@ -140,8 +140,9 @@ export async function prepareTeacherScores(
 // The teacher and the data encoded with the run's tokenizer (the teacher's, when from a Hugging Face dir).
 async function openWithTeacher(
   config: StudentRunConfig,
+  options: RunOptions,
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder }> {
-  const loaded = loadTeacher(config);
+  const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
     return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
   } catch (e) {
@@ -159,7 +160,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
   const out = outputState(config, options.resume ?? false);
   if (out.kind === 'done') return out.result;
   const loss = config.loss;
-  const { model: teacher, tokenizer } = loadTeacher(config);
+  const { model: teacher, tokenizer } = loadTeacher(config, (message) => notify(options, message));
   const wantScores = loss.kl > 0 || loss.marginMSE > 0 || loss.scoreMSE > 0;
   const wantHidden = loss.hiddenMSE > 0;
   const wantAttention = loss.attentionMSE > 0;

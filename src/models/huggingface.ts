@@ -41,23 +41,26 @@ export interface FamilyAdapter {
 /** The score head: a file without it (a BertModel) loads only with strict: false. */
 export const HEAD_PARAMS: readonly string[] = ['classifier.weight', 'classifier.bias'];
 
-function field<T>(
-  json: Record<string, unknown>,
-  file: string,
-  name: string,
-  ok: (v: unknown) => boolean,
-  fallback?: T,
-): T {
+interface FieldCheck {
+  ok: (v: unknown) => boolean;
+  what: string;
+}
+const positiveInteger: FieldCheck = { ok: (v) => Number.isInteger(v) && (v as number) > 0, what: 'a positive integer' };
+const positiveNumber: FieldCheck = {
+  ok: (v) => typeof v === 'number' && v > 0 && Number.isFinite(v),
+  what: 'a positive number',
+};
+
+/** config.json's field `name`, checked; absent, `fallback` (the transformers default) or an error. */
+function field<T>(json: Record<string, unknown>, file: string, name: string, check: FieldCheck, fallback?: T): T {
   const v = json[name];
   if (v === undefined && fallback !== undefined) return fallback;
-  if (!ok(v))
+  if (!check.ok(v))
     throw new Error(
-      `${file}: ${name} is ${JSON.stringify(v)}; ${fallback === undefined ? 'required, ' : ''}expected ${ok.name || 'a valid value'}`,
+      `${file}: ${name} is ${JSON.stringify(v)}; ${fallback === undefined ? 'required, ' : ''}expected ${check.what}`,
     );
   return v as T;
 }
-const positiveInteger = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
-const positiveNumber = (v: unknown) => typeof v === 'number' && v > 0 && Number.isFinite(v);
 
 /** The number of score labels: num_labels, else the size of id2label (what transformers writes), else 2. */
 export function numLabels(json: Record<string, unknown>, file: string): number {
