@@ -279,6 +279,22 @@ describe('loadHuggingFace', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it("skips BertEmbeddings' buffers whatever their dtype, and reports them", () => {
+    const tokenTypes = { ...f32('embeddings.token_type_ids', tf.zeros([1, tiny.maxPosition])) };
+    const dir = hubDir(source, {
+      extraConfig: { architectures: ['BertModel'] },
+      tensors: [
+        { ...positionIds(tiny.maxPosition), name: 'embeddings.position_ids' },
+        tokenTypes,
+        ...hubTensors(source, { bertModel: true }),
+      ],
+    });
+    const { model, report } = loadHuggingFace(dir, { strict: false });
+    expect(report.skipped).toEqual(['embeddings.position_ids', 'embeddings.token_type_ids']);
+    expect(report.missing).toEqual(['classifier.weight', 'classifier.bias']);
+    model.dispose();
+  });
+
   it('reads sharded weights (model.safetensors.index.json), F16 and BF16 too', () => {
     const dir = newDir();
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hubConfig(tiny)));

@@ -33,6 +33,8 @@ export interface FamilyAdapter {
   config(json: Record<string, unknown>, file: string): CrossEncoderConfig;
   /** a tensor name of the file -> the CrossEncoder parameter it fills (null: not a name of this family) */
   paramName(name: string): string | null;
+  /** tensors that are buffers, not parameters, whatever their dtype (skipped and reported, as integer tensors) */
+  buffers: RegExp;
   /** the config.json field a parameter's shape comes from (named when a tensor's shape disagrees) */
   shapeField(param: string): string;
   specialTokens: PairSpecialTokens;
@@ -110,6 +112,8 @@ export const BERT_FAMILY: FamilyAdapter = {
     if (/^(embeddings|encoder|pooler)\./.test(n)) return `bert.${n}`; // a BertModel's names
     return null;
   },
+  // BertEmbeddings' registered buffers (int64 in checkpoints converted from pytorch_model.bin)
+  buffers: /^(bert\.)?embeddings\.(position_ids|token_type_ids)$/,
   shapeField(param) {
     if (param.includes('word_embeddings')) return 'vocab_size';
     if (param.includes('position_embeddings')) return 'max_position_embeddings';
@@ -388,7 +392,7 @@ export function loadHuggingFace(
   const unexpected: string[] = [];
   const byParam = new Map<string, { name: string; entry: TensorEntry }>();
   for (const [name, entry] of tensors) {
-    if (!(entry.dtype in FLOAT_SIZES)) {
+    if (!(entry.dtype in FLOAT_SIZES) || family.buffers.test(name)) {
       skipped.push(name);
       continue;
     }
