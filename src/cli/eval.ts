@@ -13,7 +13,7 @@ import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
-import { isHuggingFaceDir, loadHuggingFace } from '../models/huggingface';
+import { isHuggingFaceDir, loadHuggingFace, loadHuggingFaceTokenizer } from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
 import { UsageError, positiveInt, progressFor, type GlobalOptions } from './common';
@@ -52,6 +52,7 @@ interface EvalOptions {
   baseline?: string;
   out?: string;
   bm25: boolean;
+  tokenizer?: string;
 }
 
 export function registerEval(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
@@ -70,6 +71,10 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     .option('--max-length <n>', 'WordPieces per query-passage pair', positiveInt, 128)
     .option('--baseline <name>', 'the model the others are t-tested against (default: the first)')
     .option('--no-bm25', 'leave out the BM25 row')
+    .option(
+      '--tokenizer <dir>',
+      "the tokenizer of the fused-distill model dirs: a Hugging Face dir's (a student distilled from its teacher); default bert-base-uncased",
+    )
     .option('--out <dir>', 'write report.json, report.md and report.html there')
     .action(async (specs: string[], o: EvalOptions) => {
       const t0 = Date.now();
@@ -91,7 +96,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
           if (!e) encoders.set(tokenizer.signature, (e = new PairEncoder(tokenizer, coll, o.maxLength)));
           return e;
         };
-        let bert: PairTokenizer | null = null;
+        let runTokenizer: PairTokenizer | null = null;
         const target = { split: o.split, queries: o.queries, candidates: o.candidates };
         const evals: ModelEvaluation[] = o.bm25 ? [evaluateBm25(coll, target)] : [];
         for (const m of models) {
@@ -103,7 +108,10 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             encoder = encoderFor(loaded.tokenizer);
           } else {
             model = loadCrossEncoder(m.dir);
-            encoder = encoderFor((bert ??= new BertTokenizer()));
+            runTokenizer ??= o.tokenizer
+              ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
+              : new BertTokenizer();
+            encoder = encoderFor(runTokenizer);
           }
           try {
             evals.push(
