@@ -8,6 +8,7 @@ import { InvalidArgumentError } from 'commander';
 
 import type { ProgressEvent, RunResult } from '../distill';
 import { withDirLock } from '../data/lock';
+import { isHuggingFaceDir } from '../models/huggingface';
 import { ConfigError } from '../distill/config';
 import { singleRunReport, writeReport, type ReportRun } from '../report/report';
 import { Progress, type ProgressMode } from './progress';
@@ -89,7 +90,7 @@ export function existingFile(file: string, what = 'config file'): string {
 export function checkConfigPaths(
   file: string,
   config: {
-    teacher?: { checkpoint: string };
+    teacher?: { checkpoint?: string; huggingface?: string };
     student?: { init: string; path?: string };
     init?: { checkpoint?: string; safetensors?: string };
   },
@@ -103,7 +104,15 @@ export function checkConfigPaths(
   const exists = (field: string, f: string | undefined) => {
     if (f != null && !fs.existsSync(f)) throw new UsageError(`${file}: ${field}: file not found: ${f}`);
   };
+  const hub = (field: string, dir: string | undefined) => {
+    if (dir != null && !fs.existsSync(path.join(dir, 'config.json')))
+      throw new UsageError(
+        `${file}: ${field}: no Hugging Face model at ${dir} (such a dir holds config.json and model.safetensors)`,
+      );
+  };
   model('teacher.checkpoint', config.teacher?.checkpoint);
+  hub('teacher.huggingface', config.teacher?.huggingface);
+  if (config.student?.init === 'huggingface') hub('student.path', config.student.path);
   if (config.student?.init === 'checkpoint') model('student.path', config.student.path);
   if (config.student?.init === 'safetensors') exists('student.path', config.student.path);
   model('init.checkpoint', config.init?.checkpoint);
@@ -165,3 +174,28 @@ export async function reportRun(
 }
 
 export { ConfigError };
+
+export interface ModelSpec {
+  name: string;
+  /** a saveCrossEncoder dir (model.json + weights.bin), or a Hugging Face dir (config.json + model.safetensors) */
+  dir: string;
+  /** 'huggingface': read with its own tokenizer (models.loadHuggingFace) */
+  kind?: 'huggingface';
+}
+
+/** "name=path" or "path"; path is a model dir, a run dir holding model/, or a Hugging Face model dir. */
+export function parseModelSpec(spec: string): ModelSpec {
+  const eq = spec.indexOf('=');
+  const [name, p] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [null, spec];
+  const abs = path.resolve(p);
+  let dir: string;
+  if (fs.existsSync(path.join(abs, 'model.json'))) dir = abs;
+  else if (fs.existsSync(path.join(abs, 'model', 'model.json'))) dir = path.join(abs, 'model');
+  else if (isHuggingFaceDir(abs)) return { name: name ?? path.basename(abs), dir: abs, kind: 'huggingface' };
+  else
+    throw new UsageError(
+      `model not found: ${p} (give a model dir with model.json, a run dir with model/, or a Hugging Face dir with config.json)`,
+    );
+  const fallback = path.basename(dir) === 'model' ? path.basename(path.dirname(dir)) : path.basename(dir);
+  return { name: name ?? fallback, dir };
+}

@@ -1,7 +1,6 @@
 // `fused-distill eval <model...>`: models re-rank the same queries' BM25 candidates; one table of
 // MRR@10, nDCG@10, the paired t-test against a baseline model, parameters and ms/query (plus BM25's
 // own ranking), and with --out a report (JSON, Markdown, HTML).
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Option, type Command } from 'commander';
@@ -9,31 +8,14 @@ import { Option, type Command } from 'commander';
 import type { Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
-import { BertTokenizer } from '../data/tokenizer';
+import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
+import { loadHuggingFace, loadHuggingFaceTokenizer } from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
-import { UsageError, positiveInt, progressFor, type GlobalOptions } from './common';
-
-export interface ModelSpec {
-  name: string;
-  /** a saveCrossEncoder dir (model.json + weights.bin) */
-  dir: string;
-}
-
-/** "name=path" or "path"; path is a model dir or a run dir holding model/. */
-export function parseModelSpec(spec: string): ModelSpec {
-  const eq = spec.indexOf('=');
-  const [name, p] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [null, spec];
-  const abs = path.resolve(p);
-  let dir: string;
-  if (fs.existsSync(path.join(abs, 'model.json'))) dir = abs;
-  else if (fs.existsSync(path.join(abs, 'model', 'model.json'))) dir = path.join(abs, 'model');
-  else throw new UsageError(`model not found: ${p} (give a model dir with model.json, or a run dir with model/)`);
-  const fallback = path.basename(dir) === 'model' ? path.basename(path.dirname(dir)) : path.basename(dir);
-  return { name: name ?? fallback, dir };
-}
+import { UsageError, parseModelSpec, positiveInt, progressFor, type GlobalOptions } from './common';
 
 interface EvalOptions {
   collection?: string;
@@ -44,6 +26,7 @@ interface EvalOptions {
   baseline?: string;
   out?: string;
   bm25: boolean;
+  tokenizer?: string;
 }
 
 export function registerEval(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
@@ -62,6 +45,10 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     .option('--max-length <n>', 'WordPieces per query-passage pair', positiveInt, 128)
     .option('--baseline <name>', 'the model the others are t-tested against (default: the first)')
     .option('--no-bm25', 'leave out the BM25 row')
+    .option(
+      '--tokenizer <dir>',
+      "the tokenizer of the fused-distill model dirs: a Hugging Face dir's (a student distilled from its teacher); default bert-base-uncased",
+    )
     .option('--out <dir>', 'write report.json, report.md and report.html there')
     .action(async (specs: string[], o: EvalOptions) => {
       const t0 = Date.now();
@@ -76,11 +63,30 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       const progress = progressFor(globals());
       try {
         const coll = await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
-        const encoder = new PairEncoder(new BertTokenizer(), coll, o.maxLength);
+        // One encoder per tokenizer: our models share bert-base-uncased's, a Hugging Face dir brings its own.
+        const encoders = new Map<string, PairEncoder>();
+        const encoderFor = (tokenizer: PairTokenizer) => {
+          let e = encoders.get(tokenizer.signature);
+          if (!e) encoders.set(tokenizer.signature, (e = new PairEncoder(tokenizer, coll, o.maxLength)));
+          return e;
+        };
+        let runTokenizer: PairTokenizer | null = null;
         const target = { split: o.split, queries: o.queries, candidates: o.candidates };
         const evals: ModelEvaluation[] = o.bm25 ? [evaluateBm25(coll, target)] : [];
         for (const m of models) {
-          const model = loadCrossEncoder(m.dir);
+          let model: CrossEncoder;
+          let encoder: PairEncoder;
+          if (m.kind === 'huggingface') {
+            const loaded = loadHuggingFace(m.dir);
+            model = loaded.model;
+            encoder = encoderFor(loaded.tokenizer);
+          } else {
+            model = loadCrossEncoder(m.dir);
+            runTokenizer ??= o.tokenizer
+              ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
+              : new BertTokenizer();
+            encoder = encoderFor(runTokenizer);
+          }
           try {
             evals.push(
               evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress),

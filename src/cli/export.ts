@@ -11,8 +11,7 @@ import {
   tokenizerFilesFromDir,
   type HuggingFaceDtype,
 } from '../models/hf_export';
-import { UsageError } from './common';
-import { parseModelSpec } from './eval';
+import { UsageError, parseModelSpec } from './common';
 
 interface ExportOptions {
   dtype: HuggingFaceDtype;
@@ -32,7 +31,8 @@ export function registerExport(program: Command, setup: () => Promise<string>): 
     )
     .option('--tokenizer <dir>', "copy this Hugging Face dir's tokenizer files (default: bert-base-uncased's)")
     .action(async (spec: string, dir: string, o: ExportOptions) => {
-      const { dir: modelDir } = parseModelSpec(spec);
+      const { dir: modelDir, kind } = parseModelSpec(spec);
+      if (kind === 'huggingface') throw new UsageError(`${spec} is a Hugging Face dir already: nothing to export`);
       await setup();
       let tokenizer;
       try {

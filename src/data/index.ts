@@ -2,8 +2,16 @@ export * from './formats';
 export { DataFormatError, readLines } from './lines';
 export { AtomicWriter, WriteError, writeAtomic } from './atomic';
 export { LockedError, lockDir, withDirLock, type LockInfo, type LockOptions } from './lock';
-export { BertTokenizer, bertBaseUncasedVocab, SPECIAL_TOKENS } from './tokenizer';
-export type { PairEncoding } from './tokenizer';
+export {
+  BertTokenizer,
+  HfTokenizer,
+  BERT_PAIR_TOKENS,
+  bertBaseUncasedVocab,
+  parseVocabTxt,
+  wordPieceTokenizerJson,
+  SPECIAL_TOKENS,
+} from './tokenizer';
+export type { PairEncoding, PairTokenizer, PairSpecialTokens, WordPieceOptions } from './tokenizer';
 export { Bm25Index, analyze } from './bm25';
 export { buildCollection, writeCollection, cutPassages, COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, SPLITS } from './collection';
 export { featureMedians, featureRankerMrr10, median, randomMrr10 } from './artifacts';

@@ -7,11 +7,19 @@
 // vocab.txt with its original ids ([CLS] 101, [SEP] 102, "the" 1996; checked in the tests).
 // Pair assembly and truncation are done here, as BERT's reference code does them: the library's
 // encode() has no truncation.
+//
+// The pipeline takes any PairTokenizer: HfTokenizer runs a tokenizer.json as the Hugging Face hub
+// stores it; BertTokenizer builds one from a WordPiece vocabulary (bert-base-uncased by default, or a
+// vocab.txt with do_lower_case / strip_accents: the library's BertNormalizer takes both, so a cased
+// vocab.txt needs no tokenizer of our own).
+import { createHash } from 'crypto';
+
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Tokenizer } = require('@huggingface/tokenizers') as {
   Tokenizer: new (json: object, config: object) => {
     encode(text: string, options: { add_special_tokens: boolean }): { ids: number[]; tokens: string[] };
     decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+    get_vocab(withAddedTokens?: boolean): Map<string, number>;
   };
 };
 
@@ -50,35 +58,88 @@ export interface PairEncoding {
   passageTokens: number;
 }
 
-export class BertTokenizer {
+// Keys sorted at every level: the same definition, however its file orders them, has one signature.
+const canonical = (x: unknown): unknown =>
+  Array.isArray(x)
+    ? x.map(canonical)
+    : x && typeof x === 'object'
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, canonical((x as Record<string, unknown>)[k])]),
+        )
+      : x;
+
+/** The special tokens a family's pairs are assembled with: [CLS] q [SEP] p [SEP] for BERT, padded with [PAD]. */
+export interface PairSpecialTokens {
+  cls: string;
+  sep: string;
+  pad: string;
+}
+
+export const BERT_PAIR_TOKENS: PairSpecialTokens = { cls: '[CLS]', sep: '[SEP]', pad: '[PAD]' };
+
+/** What the pipeline needs of a tokenizer: ids of a text, and pairs of id sequences assembled for the model. */
+export interface PairTokenizer {
+  /** one past the largest id */
+  readonly vocabSize: number;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+  /** sha256 of the tokenizer's definition (normalizer, pre-tokenizer, vocabulary): equal means same ids */
+  readonly signature: string;
+  ids(text: string): number[];
+  tokens(text: string): string[];
+  decode(ids: number[]): string;
+  encodePair(query: string, passage: string, maxLength: number): PairEncoding;
+  encodeIdsPair(
+    q: readonly number[],
+    p: readonly number[],
+    maxLength: number,
+    matchLevel?: (id: number) => number,
+  ): PairEncoding;
+}
+
+/**
+ * A tokenizer.json (the Hugging Face tokenizers' serialisation) run by @huggingface/tokenizers, with
+ * pairs assembled here from the family's special tokens (the file's post-processor is not used:
+ * truncation must happen between tokenizing and adding the special tokens). `source` names the file
+ * in errors.
+ */
+export class HfTokenizer implements PairTokenizer {
   readonly vocabSize: number;
   readonly clsId: number;
   readonly sepId: number;
   readonly padId: number;
   private readonly tokenizer: InstanceType<typeof Tokenizer>;
+  private readonly definition: object;
+  private sig: string | null = null;
 
-  constructor(vocab: Map<string, number> = bertBaseUncasedVocab()) {
-    for (const t of SPECIAL_TOKENS) if (!vocab.has(t)) throw new Error(`BertTokenizer: vocab lacks ${t}`);
+  constructor(json: object, special: PairSpecialTokens = BERT_PAIR_TOKENS, source = 'tokenizer.json') {
+    this.definition = json;
+    try {
+      this.tokenizer = new Tokenizer(json, {});
+    } catch (e) {
+      throw new Error(`${source}: not a tokenizer the tokenizers library reads: ${(e as Error).message}`);
+    }
+    const vocab = this.tokenizer.get_vocab(true);
+    const id = (field: keyof PairSpecialTokens) => {
+      const i = vocab.get(special[field]);
+      if (i == null) throw new Error(`${source}: model.vocab lacks the special token ${special[field]} (${field})`);
+      return i;
+    };
+    this.clsId = id('cls');
+    this.sepId = id('sep');
+    this.padId = id('pad');
     this.vocabSize = Math.max(...vocab.values()) + 1;
-    this.clsId = vocab.get('[CLS]')!;
-    this.sepId = vocab.get('[SEP]')!;
-    this.padId = vocab.get('[PAD]')!;
-    this.tokenizer = new Tokenizer(
-      {
-        normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
-        pre_tokenizer: { type: 'BertPreTokenizer' },
-        model: {
-          type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100,
-          vocab: Object.fromEntries(vocab),
-        },
-        post_processor: null,
-        decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-        added_tokens: SPECIAL_TOKENS.map((content) => ({
-          id: vocab.get(content)!, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
-        })),
-      },
-      { do_lower_case: true },
-    );
+  }
+
+  get signature(): string {
+    const d = this.definition as Record<string, unknown>;
+    this.sig ??= createHash('sha256')
+      .update(JSON.stringify(canonical([d.normalizer, d.pre_tokenizer, d.model])))
+      .digest('hex');
+    return this.sig;
   }
 
   /** WordPiece ids of one text, without special tokens. */
@@ -106,8 +167,14 @@ export class BertTokenizer {
    * encodePair on already tokenized segments (training tokenizes each text once and reuses it);
    * `matchLevel` grades the term matches (PairEncoder's rarity levels).
    */
-  encodeIdsPair(q: readonly number[], p: readonly number[], maxLength: number, matchLevel?: (id: number) => number): PairEncoding {
-    if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`encodePair: maxLength must be an integer >= 3, got ${maxLength}`);
+  encodeIdsPair(
+    q: readonly number[],
+    p: readonly number[],
+    maxLength: number,
+    matchLevel?: (id: number) => number,
+  ): PairEncoding {
+    if (!Number.isInteger(maxLength) || maxLength < 3)
+      throw new Error(`encodePair: maxLength must be an integer >= 3, got ${maxLength}`);
     let nq = q.length;
     let np = p.length;
     while (nq + np > maxLength - 3) {
@@ -123,7 +190,68 @@ export class BertTokenizer {
     tokenTypeIds.fill(1, nq + 2, seq.length);
     const termMatchIds = new Int32Array(maxLength);
     const queryIds = new Set(q.slice(0, nq));
-    for (let k = 0; k < np; k++) if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = matchLevel ? matchLevel(p[k]) : 1;
+    for (let k = 0; k < np; k++)
+      if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = matchLevel ? matchLevel(p[k]) : 1;
     return { inputIds, tokenTypeIds, attentionMask, termMatchIds, queryTokens: nq, passageTokens: np };
   }
+}
+
+/** How a WordPiece vocabulary's text is normalised (tokenizer_config.json's fields of BertTokenizer). */
+export interface WordPieceOptions {
+  /** do_lower_case (default true) */
+  lowercase?: boolean;
+  /** strip_accents: null (default) follows lowercase, as in transformers' BertTokenizer */
+  stripAccents?: boolean | null;
+  /** tokenize_chinese_chars (default true): CJK ideographs become words of their own */
+  chineseChars?: boolean;
+}
+
+/** The tokenizer.json of a BERT WordPiece tokenizer: the file transformers' BertTokenizerFast would write. */
+export function wordPieceTokenizerJson(vocab: Map<string, number>, options: WordPieceOptions = {}): object {
+  return {
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: options.chineseChars ?? true,
+      strip_accents: options.stripAccents ?? null,
+      lowercase: options.lowercase ?? true,
+    },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab: Object.fromEntries(vocab),
+    },
+    post_processor: null,
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    added_tokens: SPECIAL_TOKENS.map((content) => ({
+      id: vocab.get(content)!,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+  };
+}
+
+/** A BERT WordPiece tokenizer of `vocab` (default: bert-base-uncased's, lowercased). */
+export class BertTokenizer extends HfTokenizer {
+  constructor(vocab: Map<string, number> = bertBaseUncasedVocab(), options: WordPieceOptions = {}, source = 'BertTokenizer') {
+    for (const t of SPECIAL_TOKENS) if (!vocab.has(t)) throw new Error(`${source}: vocab lacks ${t}`);
+    super(wordPieceTokenizerJson(vocab, options), BERT_PAIR_TOKENS, source);
+  }
+}
+
+/** The lines of a vocab.txt: token i on line i (a trailing empty line is not a token). */
+export function parseVocabTxt(text: string, source = 'vocab.txt'): Map<string, number> {
+  const lines = text.split(/\r?\n/);
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const vocab = new Map<string, number>();
+  lines.forEach((token, id) => vocab.set(token, id)); // a repeated token keeps its last id, as transformers' load_vocab
+  if (vocab.size === 0) throw new Error(`${source}: empty vocabulary`);
+  return vocab;
 }

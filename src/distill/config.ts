@@ -185,26 +185,40 @@ export const StudentRunSchema = z
     teacher: z
       .object({
         /** the teacher's model dir (saveCrossEncoder's layout, e.g. a teacher run's output/model) */
-        checkpoint: z.string().min(1),
+        checkpoint: z.string().min(1).optional(),
+        /**
+         * or a Hugging Face model dir (config.json, model.safetensors, tokenizer.json or vocab.txt):
+         * the run then tokenizes with that dir's tokenizer
+         */
+        huggingface: z.string().min(1).optional(),
+        /** huggingface: false lets a dir without the score head (a BertModel) load, its head at the seeded init */
+        strict: z.boolean().optional(),
         /** where teacher scores are cached; default: the teacher's model dir */
         cacheDir: z.string().min(1).optional(),
       })
-      .strict(),
+      .strict()
+      .refine((t) => (t.checkpoint == null) !== (t.huggingface == null), {
+        message: 'give checkpoint or huggingface, one of them',
+        path: ['checkpoint'],
+      }),
     student: z
       .object({
         /**
          * random: seeded init at `model`'s sizes; teacherLayers: every k-th teacher layer (k =
-         * teacher layers / model.layers; the teacher's width); checkpoint / safetensors: weights at `path`
+         * teacher layers / model.layers; the teacher's width); checkpoint / safetensors: weights at `path`;
+         * huggingface: the model of the Hugging Face dir at `path` (its config.json gives the sizes)
          */
-        init: z.enum(['random', 'teacherLayers', 'checkpoint', 'safetensors']).default('random'),
+        init: z.enum(['random', 'teacherLayers', 'checkpoint', 'safetensors', 'huggingface']).default('random'),
         path: z.string().min(1).optional(),
+        /** init huggingface: false lets a dir without the score head load, its head at the seeded init */
+        strict: z.boolean().optional(),
         /** init safetensors: parameters the file may lack (they keep the seeded init); default: the classifier head */
         allowMissing: z.array(z.string().min(1)).optional(),
         model: modelSizes(STUDENT_SIZES).default({}),
       })
       .strict()
-      .refine((s) => (s.init === 'checkpoint' || s.init === 'safetensors') === (s.path != null), {
-        message: 'path is required by init checkpoint and safetensors, and only by them',
+      .refine((s) => ['checkpoint', 'safetensors', 'huggingface'].includes(s.init) === (s.path != null), {
+        message: 'path is required by init checkpoint, safetensors and huggingface, and only by them',
         path: ['path'],
       })
       .default({}),
@@ -263,6 +277,7 @@ function resolvePaths<T extends { output: string; data: { collection?: string } 
     any.teacher = {
       ...any.teacher,
       checkpoint: r(any.teacher.checkpoint as string),
+      huggingface: r(any.teacher.huggingface as string),
       cacheDir: r(any.teacher.cacheDir as string),
     };
   if (any.student) any.student = { ...any.student, path: r(any.student.path as string) };

@@ -1,10 +1,12 @@
 // What a run trains and reads: the ranking collection with its pair encoder, the teacher of a
-// teacher run (from a checkpoint, imported safetensors, or random), the student of a distillation
-// (random, every k-th teacher layer, a checkpoint or safetensors), the checks that a model fits the
-// data, and the teacher layers the student's layers learn from.
-import { BertTokenizer } from '../data/tokenizer';
+// teacher run (from a checkpoint, imported safetensors, or random), the teacher of a distillation (a
+// checkpoint or a Hugging Face dir, whose tokenizer the run then uses), the student of a
+// distillation (random, every k-th teacher layer, a checkpoint, safetensors or a Hugging Face dir),
+// the checks that a model fits the data, and the teacher layers the student's layers learn from.
+import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { importSafetensors, loadCrossEncoder } from '../models/checkpoint';
 import { CrossEncoder, type CrossEncoderConfig } from '../models/cross_encoder';
+import { loadHuggingFace } from '../models/huggingface';
 import { loadRankingCollection, type RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
@@ -13,25 +15,57 @@ function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
 }
 
-// The tokenizer is built once per process (its 30k-entry vocabulary takes a while), then shared.
+// The default tokenizer is built once per process (its 30k-entry vocabulary takes a while), then shared.
 let tokenizer: BertTokenizer | null = null;
 
-/** The run's collection and the encoder of its (query, passage) pairs. */
-export async function openData(config: {
-  data: TeacherRunConfig['data'];
-}): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
-  const coll = await loadRankingCollection(config.data.collection);
+/** bert-base-uncased's tokenizer, the pipeline's unless a Hugging Face teacher brings its own. */
+export function defaultTokenizer(): BertTokenizer {
   tokenizer ??= new BertTokenizer();
-  const encoder = new PairEncoder(tokenizer, coll, config.data.maxLength);
+  return tokenizer;
+}
+
+/** The run's collection and the encoder of its (query, passage) pairs (default: bert-base-uncased's tokenizer). */
+export async function openData(
+  config: {
+    data: TeacherRunConfig['data'];
+  },
+  runTokenizer: PairTokenizer = defaultTokenizer(),
+): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
+  const coll = await loadRankingCollection(config.data.collection);
+  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
   return { coll, encoder };
 }
 
-/** Throws when `model` cannot take inputs of maxLength tokens from the tokenizer's vocabulary. */
-export function checkFits(model: CrossEncoder, maxLength: number, what: string): void {
+/** Throws when `model` cannot take inputs of maxLength tokens from a vocabulary of vocabSize ids. */
+export function checkFits(model: CrossEncoder, maxLength: number, what: string, vocabSize = 30522): void {
   if (model.config.maxPosition < maxLength)
     throw new Error(`${what}: maxPosition ${model.config.maxPosition} < data.maxLength ${maxLength}`);
-  if (model.config.vocabSize < 30522)
-    throw new Error(`${what}: vocabSize ${model.config.vocabSize} does not cover the tokenizer's 30522 ids`);
+  if (model.config.vocabSize < vocabSize)
+    throw new Error(`${what}: vocabSize ${model.config.vocabSize} does not cover the tokenizer's ${vocabSize} ids`);
+}
+
+/** The teacher's dir: its checkpoint or its Hugging Face dir (what the score cache is keyed and locked on). */
+export function teacherDir(config: StudentRunConfig): string {
+  return (config.teacher.checkpoint ?? config.teacher.huggingface)!;
+}
+
+/**
+ * A distillation's teacher and the run's tokenizer (a Hugging Face teacher's own, else
+ * bert-base-uncased's); `notice` hears which parameters of a Hugging Face teacher kept their seeded init.
+ */
+export function loadTeacher(
+  config: StudentRunConfig,
+  notice: (message: string) => void = () => undefined,
+): { model: CrossEncoder; tokenizer: PairTokenizer } {
+  if (config.teacher.huggingface) {
+    const { model, tokenizer, report } = loadHuggingFace(config.teacher.huggingface, { strict: config.teacher.strict });
+    if (report.missing.length > 0)
+      notice(
+        `teacher.huggingface: ${report.dir} has no ${report.missing.join(', ')}; the teacher scores with a seeded random head`,
+      );
+    return { model, tokenizer };
+  }
+  return { model: loadCrossEncoder(config.teacher.checkpoint!), tokenizer: defaultTokenizer() };
 }
 
 /** A teacher run's model at its start (config.init), checked to fit the data. */
@@ -52,8 +86,15 @@ export function initTeacher(config: TeacherRunConfig): CrossEncoder {
   return model;
 }
 
-/** A student run's model at its start (config.student.init). */
-export function initStudent(config: StudentRunConfig, teacher: CrossEncoder): CrossEncoder {
+/**
+ * A student run's model at its start (config.student.init). A Hugging Face student's tokenizer must
+ * be the run's (`runTokenizer`): the teacher's scores and the student's inputs share one encoding.
+ */
+export function initStudent(
+  config: StudentRunConfig,
+  teacher: CrossEncoder,
+  runTokenizer: PairTokenizer = defaultTokenizer(),
+): CrossEncoder {
   const s = config.student;
   switch (s.init) {
     case 'random':
@@ -71,6 +112,16 @@ export function initStudent(config: StudentRunConfig, teacher: CrossEncoder): Cr
     case 'safetensors':
       return importSafetensors(s.path!, modelConfig(s.model), config.train.seed, { allowMissing: s.allowMissing })
         .model;
+    case 'huggingface': {
+      const loaded = loadHuggingFace(s.path!, { strict: s.strict, seed: config.train.seed });
+      if (loaded.tokenizer.signature !== runTokenizer.signature) {
+        loaded.model.dispose();
+        throw new Error(
+          `student.path: ${s.path}'s tokenizer (${loaded.report.tokenizer}) is not the run's (${config.teacher.huggingface ? "the teacher's" : 'bert-base-uncased'}); teacher and student must share one tokenizer`,
+        );
+      }
+      return loaded.model;
+    }
   }
 }
 

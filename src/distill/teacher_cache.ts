@@ -11,6 +11,7 @@ import * as path from 'path';
 import { writeAtomic } from '../data/atomic';
 import type { RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
+import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
 import type { PairEncoder } from '../models/pair_encoder';
 import { scorePairs } from './scoring';
 
@@ -20,9 +21,16 @@ export const pairKey = (qid: string, pid: string): string => `${qid}\t${pid}`;
 
 const FORMAT = 'fused-distill-teacher-scores';
 
-/** sha256 of a saveCrossEncoder directory's files (model.json: config and manifest; weights.bin). */
+/**
+ * sha256 of a saveCrossEncoder directory's files (model.json: config and manifest; weights.bin), or
+ * of a Hugging Face dir's model and tokenizer files.
+ */
 export function checkpointHash(dir: string): string {
   const hash = createHash('sha256');
+  if (isHuggingFaceDir(dir)) {
+    for (const f of huggingFaceFiles(dir)) hash.update(`${path.basename(f)}\0`).update(fs.readFileSync(f));
+    return hash.digest('hex');
+  }
   for (const name of ['model.json', 'weights.bin']) {
     const f = path.join(dir, name);
     if (!fs.existsSync(f)) throw new Error(`${dir}: no ${name}: not a saved cross-encoder`);

@@ -8,7 +8,6 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { withDirLock } from '../data/lock';
-import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
@@ -34,7 +33,7 @@ import {
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
 import { evaluateModel } from './scoring';
-import { checkFits, initStudent, initTeacher, openData, resolveLayerMap } from './setup';
+import { checkFits, initStudent, initTeacher, loadTeacher, openData, resolveLayerMap, teacherDir } from './setup';
 import { runOptimizer, trainStep, type MicroBatch } from './step';
 import { teacherScores, type ScoreTable } from './teacher_cache';
 
@@ -111,14 +110,14 @@ export async function prepareTeacherScores(
   options: RunOptions = {},
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
-  const o = opened ?? { ...(await openData(config)), teacher: loadCrossEncoder(config.teacher.checkpoint) };
+  const o = opened ?? (await openWithTeacher(config, options));
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
     const result = await withDirLock(
-      config.teacher.cacheDir ?? config.teacher.checkpoint,
+      config.teacher.cacheDir ?? teacherDir(config),
       () =>
-        teacherScores(o.teacher, config.teacher.checkpoint, o.coll, o.encoder, pairs, {
+        teacherScores(o.teacher, teacherDir(config), o.coll, o.encoder, pairs, {
           cacheDir: config.teacher.cacheDir,
           scoreBatch: config.train.scoreBatch,
           onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
@@ -138,7 +137,21 @@ export async function prepareTeacherScores(
   }
 }
 
-/** Distils the teacher at config.teacher.checkpoint into a student with config.loss's objective. */
+// The teacher and the data encoded with the run's tokenizer (the teacher's, when from a Hugging Face dir).
+async function openWithTeacher(
+  config: StudentRunConfig,
+  options: RunOptions,
+): Promise<{ coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder }> {
+  const loaded = loadTeacher(config, (message) => notify(options, message));
+  try {
+    return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
+  } catch (e) {
+    loaded.model.dispose();
+    throw e;
+  }
+}
+
+/** Distils the teacher at config.teacher.checkpoint (or .huggingface) into a student with config.loss's objective. */
 export async function distill(config: StudentRunConfig, options: RunOptions = {}): Promise<RunResult> {
   return withDirLock(config.output, () => distillLocked(config, options));
 }
@@ -147,7 +160,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
   const out = outputState(config, options.resume ?? false);
   if (out.kind === 'done') return out.result;
   const loss = config.loss;
-  const teacher = loadCrossEncoder(config.teacher.checkpoint);
+  const { model: teacher, tokenizer } = loadTeacher(config, (message) => notify(options, message));
   const wantScores = loss.kl > 0 || loss.marginMSE > 0 || loss.scoreMSE > 0;
   const wantHidden = loss.hiddenMSE > 0;
   const wantAttention = loss.attentionMSE > 0;
@@ -158,15 +171,15 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
   let opened: Awaited<ReturnType<typeof openData>>;
   try {
     // Models and their fit first: a config that cannot run fails before the data is read.
-    checkFits(teacher, config.data.maxLength, 'teacher');
-    student = initStudent(config, teacher);
-    checkFits(student, config.data.maxLength, 'student');
+    checkFits(teacher, config.data.maxLength, 'teacher', tokenizer.vocabSize);
+    student = initStudent(config, teacher, tokenizer);
+    checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
     if (wantHidden || wantAttention) layerMap = resolveLayerMap(loss, student.config.layers, teacher.config.layers);
     if (wantAttention && student.config.heads !== teacher.config.heads)
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config);
+    opened = await openData(config, tokenizer);
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
     teacher.dispose();

@@ -157,7 +157,7 @@ export function readSafetensors(file: string): Record<string, tf.Tensor> {
   return out;
 }
 
-function halfToFloat(h: number): number {
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;

@@ -10,3 +10,12 @@ export {
   encodeSafetensors,
 } from './hf_export';
 export type { HuggingFaceDtype, HuggingFaceTokenizerFiles, SaveHuggingFaceOptions } from './hf_export';
+export {
+  loadHuggingFace,
+  loadHuggingFaceTokenizer,
+  isHuggingFaceDir,
+  BERT_FAMILY,
+  FAMILIES,
+  HEAD_PARAMS,
+} from './huggingface';
+export type { FamilyAdapter, HuggingFaceReport, LoadHuggingFaceOptions } from './huggingface';

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { SPLITS } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
-import type { BertTokenizer } from '../data/tokenizer';
+import type { PairTokenizer } from '../data/tokenizer';
 import type { EncoderInputs } from './cross_encoder';
 
 /** Rarity levels of a term match (PairEncoder.matchLevels): 1 (most common) .. 4 (rarest). */
@@ -24,7 +24,7 @@ export class PairEncoder {
   private levels: Uint8Array | null = null;
 
   constructor(
-    readonly tokenizer: BertTokenizer,
+    readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
   ) {

@@ -1,0 +1,462 @@
+// A model directory as the Hugging Face hub stores it (config.json, model.safetensors or a sharded
+// model.safetensors.index.json, tokenizer.json or vocab.txt + tokenizer_config.json) read into a
+// CrossEncoder and a PairTokenizer.
+//
+// An architecture family is one FamilyAdapter: its model_type and accepted architectures, how its
+// config.json becomes a CrossEncoderConfig (refusing what the CrossEncoder cannot compute), how its
+// tensor names map onto the CrossEncoder's (BertForSequenceClassification names), and its pair
+// special tokens. BERT is the one family so far.
+//
+// Every input problem is one error naming the file and the field; nothing is assigned until every
+// tensor has been found and checked, so a load never yields a partly random model.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+
+import {
+  BERT_PAIR_TOKENS,
+  BertTokenizer,
+  HfTokenizer,
+  parseVocabTxt,
+  type PairSpecialTokens,
+  type PairTokenizer,
+} from '../data/tokenizer';
+import { checkFiniteTensor, halfToFloat, readJsonFile } from './checkpoint';
+import { CrossEncoder, type CrossEncoderConfig } from './cross_encoder';
+
+/** What one architecture family needs to be read from a hub directory. */
+export interface FamilyAdapter {
+  modelType: string;
+  /** architectures (config.json) this adapter reads; the value is whether the file carries the score head */
+  architectures: Record<string, boolean>;
+  /** config.json -> the CrossEncoder's config; throws naming the field when the model cannot be computed */
+  config(json: Record<string, unknown>, file: string): CrossEncoderConfig;
+  /** a tensor name of the file -> the CrossEncoder parameter it fills (null: not a name of this family) */
+  paramName(name: string): string | null;
+  /** tensors that are buffers, not parameters, whatever their dtype (skipped and reported, as integer tensors) */
+  buffers: RegExp;
+  /** the config.json field a parameter's shape comes from (named when a tensor's shape disagrees) */
+  shapeField(param: string): string;
+  specialTokens: PairSpecialTokens;
+}
+
+/** The score head: a file without it (a BertModel) loads only with strict: false. */
+export const HEAD_PARAMS: readonly string[] = ['classifier.weight', 'classifier.bias'];
+
+interface FieldCheck {
+  ok: (v: unknown) => boolean;
+  what: string;
+}
+const positiveInteger: FieldCheck = { ok: (v) => Number.isInteger(v) && (v as number) > 0, what: 'a positive integer' };
+const positiveNumber: FieldCheck = {
+  ok: (v) => typeof v === 'number' && v > 0 && Number.isFinite(v),
+  what: 'a positive number',
+};
+
+/** config.json's field `name`, checked; absent, `fallback` (the transformers default) or an error. */
+function field<T>(json: Record<string, unknown>, file: string, name: string, check: FieldCheck, fallback?: T): T {
+  const v = json[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (!check.ok(v))
+    throw new Error(
+      `${file}: ${name} is ${JSON.stringify(v)}; ${fallback === undefined ? 'required, ' : ''}expected ${check.what}`,
+    );
+  return v as T;
+}
+
+/** The number of score labels: num_labels, else the size of id2label (what transformers writes), else 2. */
+export function numLabels(json: Record<string, unknown>, file: string): number {
+  if (json.num_labels !== undefined) return field<number>(json, file, 'num_labels', positiveInteger);
+  const id2label = json.id2label;
+  if (id2label !== undefined) {
+    if (!id2label || typeof id2label !== 'object') throw new Error(`${file}: id2label is not an object`);
+    return Object.keys(id2label).length;
+  }
+  return 2; // PretrainedConfig's default
+}
+
+/**
+ * BERT (transformers' BertConfig and modeling_bert.py): post-LayerNorm encoder, erf GELU, absolute
+ * positions; BertForSequenceClassification scores with classifier(dropout(tanh(pooler.dense([CLS])))).
+ */
+export const BERT_FAMILY: FamilyAdapter = {
+  modelType: 'bert',
+  architectures: { BertForSequenceClassification: true, BertModel: false },
+  config(json, file) {
+    const act = json.hidden_act ?? 'gelu';
+    if (act !== 'gelu')
+      throw new Error(`${file}: hidden_act is ${JSON.stringify(act)}; the cross-encoder computes 'gelu' (erf) only`);
+    const positions = json.position_embedding_type ?? 'absolute';
+    if (positions !== 'absolute')
+      throw new Error(`${file}: position_embedding_type is ${JSON.stringify(positions)}; only 'absolute' is computed`);
+    const config: CrossEncoderConfig = {
+      vocabSize: field(json, file, 'vocab_size', positiveInteger),
+      hidden: field(json, file, 'hidden_size', positiveInteger),
+      layers: field(json, file, 'num_hidden_layers', positiveInteger),
+      heads: field(json, file, 'num_attention_heads', positiveInteger),
+      intermediate: field(json, file, 'intermediate_size', positiveInteger),
+      maxPosition: field(json, file, 'max_position_embeddings', positiveInteger),
+      typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
+      layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
+      initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
+    };
+    if (config.hidden % config.heads !== 0)
+      throw new Error(`${file}: hidden_size ${config.hidden} is not a multiple of num_attention_heads ${config.heads}`);
+    return config;
+  },
+  paramName(name) {
+    // TF-converted checkpoints name LayerNorm's scale and shift gamma and beta
+    const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+    if (n.startsWith('classifier.')) return n;
+    if (/^bert\.(embeddings|encoder|pooler)\./.test(n)) return n;
+    if (/^(embeddings|encoder|pooler)\./.test(n)) return `bert.${n}`; // a BertModel's names
+    return null;
+  },
+  // BertEmbeddings' registered buffers (int64 in checkpoints converted from pytorch_model.bin)
+  buffers: /^(bert\.)?embeddings\.(position_ids|token_type_ids)$/,
+  shapeField(param) {
+    if (param.includes('word_embeddings')) return 'vocab_size';
+    if (param.includes('position_embeddings')) return 'max_position_embeddings';
+    if (param.includes('token_type_embeddings')) return 'type_vocab_size';
+    if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
+    if (param.startsWith('classifier')) return 'num_labels';
+    return 'hidden_size';
+  },
+  specialTokens: BERT_PAIR_TOKENS,
+};
+
+/** The families by config.json's model_type. ELECTRA and XLM-RoBERTa would be entries here. */
+export const FAMILIES: Record<string, FamilyAdapter> = { bert: BERT_FAMILY };
+
+export interface HuggingFaceReport {
+  dir: string;
+  modelType: string;
+  architecture: string;
+  config: CrossEncoderConfig;
+  /** the weight files read */
+  weightFiles: string[];
+  /** integer buffers in the files that the model does not use (position_ids, token_type_ids) */
+  skipped: string[];
+  /** parameters the files lack that kept their seeded init (only with strict: false) */
+  missing: string[];
+  /** 'classifier' (one label), 'two-label' (score = logit 1 - logit 0), or 'missing' (seeded init) */
+  head: 'classifier' | 'two-label' | 'missing';
+  /** tokenizer.json, or vocab.txt (with tokenizer_config.json when present) */
+  tokenizer: string;
+}
+
+export interface LoadHuggingFaceOptions {
+  /** every parameter must come from the files and every float tensor be used (default true); false lets a missing score head keep its seeded init */
+  strict?: boolean;
+  /** the seed of the init that a missing head keeps */
+  seed?: number;
+}
+
+const FLOAT_SIZES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+const INT_DTYPES = new Set(['I64', 'I32', 'I16', 'I8', 'U8', 'BOOL', 'U16', 'U32', 'U64']);
+
+interface TensorEntry {
+  file: string;
+  dtype: string;
+  shape: number[];
+  bytes: Buffer;
+}
+
+/** The tensors of a safetensors file, checked against its size, undecoded. */
+export function readSafetensorsEntries(file: string): Map<string, TensorEntry> {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (buf.length < 8) throw new Error(`${file}: ${buf.length} bytes, too short for a safetensors header length`);
+  const headerLength = Number(buf.readBigUInt64LE(0));
+  if (headerLength > buf.length - 8)
+    throw new Error(
+      `${file}: header length ${headerLength} runs past the end of the file (${buf.length} bytes; truncated?)`,
+    );
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8'));
+  } catch (e) {
+    throw new Error(`${file}: header is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header))
+    throw new Error(`${file}: header is not an object`);
+  const base = 8 + headerLength;
+  const out = new Map<string, TensorEntry>();
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const shape = e?.shape;
+    const offsets = e?.data_offsets;
+    if (
+      typeof e?.dtype !== 'string' ||
+      !Array.isArray(shape) ||
+      !shape.every((d) => Number.isInteger(d) && d >= 0) ||
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((d) => Number.isInteger(d) && d >= 0) ||
+      offsets[1] < offsets[0]
+    )
+      throw new Error(`${file}: header entry ${name} lacks a dtype, shape or data_offsets`);
+    if (base + offsets[1] > buf.length)
+      throw new Error(
+        `${file}: ${name}'s data_offsets end at byte ${base + offsets[1]}, past the end of the file (${buf.length} bytes; truncated?)`,
+      );
+    const n = (shape as number[]).reduce((a, b) => a * b, 1);
+    const size = FLOAT_SIZES[e.dtype];
+    if (size && offsets[1] - offsets[0] !== n * size)
+      throw new Error(`${file}: ${name} has ${offsets[1] - offsets[0]} bytes for shape [${shape}] of ${e.dtype}`);
+    if (!size && !INT_DTYPES.has(e.dtype)) throw new Error(`${file}: ${name} has dtype ${e.dtype}, which is not read`);
+    out.set(name, {
+      file,
+      dtype: e.dtype,
+      shape: shape as number[],
+      bytes: buf.subarray(base + offsets[0], base + offsets[1]),
+    });
+  }
+  return out;
+}
+
+function decodeFloat(e: TensorEntry): Float32Array {
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (e.dtype === 'F32') values[i] = e.bytes.readFloatLE(4 * i);
+    else if (e.dtype === 'BF16')
+      values[i] = new Float32Array(new Uint32Array([e.bytes.readUInt16LE(2 * i) << 16]).buffer)[0];
+    else values[i] = halfToFloat(e.bytes.readUInt16LE(2 * i));
+  }
+  return values;
+}
+
+/** The weight files of a hub directory: model.safetensors, else the shards of model.safetensors.index.json. */
+export function weightFiles(dir: string): { files: string[]; tensors: Map<string, TensorEntry> } {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(single)) return { files: [single], tensors: readSafetensorsEntries(single) };
+  if (!fs.existsSync(index)) {
+    const other = ['pytorch_model.bin', 'tf_model.h5', 'model.onnx'].find((f) => fs.existsSync(path.join(dir, f)));
+    throw new Error(
+      `${dir}: no model.safetensors or model.safetensors.index.json${other ? ` (${other} is not read: convert it to safetensors)` : ''}`,
+    );
+  }
+  const json = readJsonFile(index) as { weight_map?: unknown };
+  const map = json?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map) || Object.keys(map).length === 0)
+    throw new Error(`${index}: weight_map is missing or empty`);
+  const byShard = new Map<string, string[]>();
+  for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.'))
+      throw new Error(`${index}: weight_map.${name} is ${JSON.stringify(shard)}, not a file name in ${dir}`);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
+  }
+  for (const [shard, names] of byShard)
+    if (!fs.existsSync(path.join(dir, shard)))
+      throw new Error(`${index}: weight_map.${names[0]}: shard ${shard} is not in ${dir}`);
+  const tensors = new Map<string, TensorEntry>();
+  const files: string[] = [];
+  for (const [shard, names] of byShard) {
+    const file = path.join(dir, shard);
+    files.push(file);
+    const entries = readSafetensorsEntries(file);
+    for (const name of names) {
+      const e = entries.get(name);
+      if (!e) throw new Error(`${index}: weight_map.${name}: shard ${shard} has no tensor ${name}`);
+      tensors.set(name, e);
+    }
+    for (const name of entries.keys())
+      if (!(map as Record<string, unknown>)[name])
+        throw new Error(`${file}: holds ${name}, which ${path.basename(index)}'s weight_map does not list`);
+  }
+  return { files, tensors };
+}
+
+function readConfig(dir: string): {
+  json: Record<string, unknown>;
+  file: string;
+  family: FamilyAdapter;
+  architecture: string;
+  labels: number;
+} {
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: not a directory`);
+  if (!fs.existsSync(file))
+    throw new Error(`${dir}: no config.json (a Hugging Face model directory holds config.json and model.safetensors)`);
+  const json = readJsonFile(file) as Record<string, unknown>;
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: not a JSON object`);
+  const family = FAMILIES[json.model_type as string];
+  if (!family)
+    throw new Error(
+      `${file}: model_type ${JSON.stringify(json.model_type)} is not read (known: ${Object.keys(FAMILIES).join(', ')})`,
+    );
+  const archs = json.architectures ?? [Object.keys(family.architectures)[0]];
+  if (!Array.isArray(archs) || archs.length !== 1 || !(archs[0] in family.architectures))
+    throw new Error(
+      `${file}: architectures ${JSON.stringify(json.architectures)} is not read (known: ${Object.keys(family.architectures).join(', ')})`,
+    );
+  const labels = numLabels(json, file);
+  if (family.architectures[archs[0]] && labels > 2)
+    throw new Error(
+      `${file}: num_labels is ${labels}; a ranking score head has 1 label (or 2: score = logit 1 - logit 0)`,
+    );
+  return { json, file, family, architecture: archs[0], labels };
+}
+
+/**
+ * The tokenizer of a hub directory: tokenizer.json when present, else vocab.txt with
+ * tokenizer_config.json's do_lower_case, strip_accents and tokenize_chinese_chars (BertTokenizer's
+ * defaults when the file is absent).
+ */
+export function loadHuggingFaceTokenizer(
+  dir: string,
+  special: PairSpecialTokens = BERT_PAIR_TOKENS,
+): { tokenizer: PairTokenizer; source: string } {
+  const json = path.join(dir, 'tokenizer.json');
+  if (fs.existsSync(json))
+    return { tokenizer: new HfTokenizer(readJsonFile(json) as object, special, json), source: 'tokenizer.json' };
+  const vocabFile = path.join(dir, 'vocab.txt');
+  if (!fs.existsSync(vocabFile)) throw new Error(`${dir}: no tokenizer.json or vocab.txt`);
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  const config = fs.existsSync(configFile) ? (readJsonFile(configFile) as Record<string, unknown>) : {};
+  const flag = (name: string, allowNull: boolean): boolean | null | undefined => {
+    const v = config[name];
+    if (v === undefined || typeof v === 'boolean' || (allowNull && v === null)) return v as boolean | null | undefined;
+    throw new Error(
+      `${configFile}: ${name} is ${JSON.stringify(v)}; expected true or false${allowNull ? ' or null' : ''}`,
+    );
+  };
+  const vocab = parseVocabTxt(fs.readFileSync(vocabFile, 'utf8'), vocabFile);
+  for (const t of Object.values(special))
+    if (!vocab.has(t)) throw new Error(`${vocabFile}: lacks the special token ${t}`);
+  const tokenizer = new BertTokenizer(
+    vocab,
+    {
+      lowercase: flag('do_lower_case', false) ?? true,
+      stripAccents: flag('strip_accents', true),
+      chineseChars: flag('tokenize_chinese_chars', false) ?? true,
+    },
+    vocabFile,
+  );
+  return { tokenizer, source: fs.existsSync(configFile) ? 'vocab.txt + tokenizer_config.json' : 'vocab.txt' };
+}
+
+/** Whether `dir` looks like a hub model directory (config.json, no fused-distill model.json). */
+export function isHuggingFaceDir(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'config.json')) && !fs.existsSync(path.join(dir, 'model.json'));
+}
+
+/** The files that define a hub directory's model and tokenizer (what a teacher-score cache key hashes). */
+export function huggingFaceFiles(dir: string): string[] {
+  const names = [
+    'config.json',
+    'model.safetensors',
+    'model.safetensors.index.json',
+    'tokenizer.json',
+    'vocab.txt',
+    'tokenizer_config.json',
+  ];
+  const files = names.map((n) => path.join(dir, n)).filter((f) => fs.existsSync(f));
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (!fs.existsSync(path.join(dir, 'model.safetensors')) && fs.existsSync(index)) {
+    const map = (readJsonFile(index) as { weight_map?: Record<string, string> }).weight_map ?? {};
+    files.push(...[...new Set(Object.values(map))].sort().map((s) => path.join(dir, s)));
+  }
+  return files;
+}
+
+/**
+ * Reads a Hugging Face model directory: the model of config.json with the weights of
+ * model.safetensors (or its shards), and the directory's tokenizer. Strict (the default): every
+ * parameter comes from the files and every float tensor is used, else one error lists the missing
+ * and the unexpected names. Integer buffers (position_ids, token_type_ids) are skipped and reported.
+ */
+export function loadHuggingFace(
+  dir: string,
+  options: LoadHuggingFaceOptions = {},
+): { model: CrossEncoder; tokenizer: PairTokenizer; report: HuggingFaceReport } {
+  const strict = options.strict ?? true;
+  const { json, file, family, architecture, labels } = readConfig(dir);
+  const config = family.config(json, file);
+  const { tokenizer, source } = loadHuggingFaceTokenizer(dir, family.specialTokens);
+  if (tokenizer.vocabSize > config.vocabSize)
+    throw new Error(
+      `${file}: vocab_size ${config.vocabSize} does not cover the tokenizer's ${tokenizer.vocabSize} ids (${source})`,
+    );
+  const { files, tensors } = weightFiles(dir);
+
+  // Match names first: nothing is decoded or assigned until the whole mapping is known to be complete.
+  const skipped: string[] = [];
+  const unexpected: string[] = [];
+  const byParam = new Map<string, { name: string; entry: TensorEntry }>();
+  for (const [name, entry] of tensors) {
+    if (!(entry.dtype in FLOAT_SIZES) || family.buffers.test(name)) {
+      skipped.push(name);
+      continue;
+    }
+    const param = family.paramName(name);
+    if (param == null) unexpected.push(name);
+    else if (byParam.has(param))
+      throw new Error(`${entry.file}: ${name} and ${byParam.get(param)!.name} both map to ${param}`);
+    else byParam.set(param, { name, entry });
+  }
+  const model = new CrossEncoder(config, options.seed ?? 0);
+  try {
+    const missing = [...model.params.keys()].filter((p) => !byParam.has(p));
+    for (const p of byParam.keys()) if (!model.params.has(p)) unexpected.push(byParam.get(p)!.name);
+    const headMissing = missing.filter((p) => HEAD_PARAMS.includes(p));
+    const bodyMissing = missing.filter((p) => !HEAD_PARAMS.includes(p));
+    const tolerated = !strict && bodyMissing.length === 0 && unexpected.length === 0;
+    if (missing.length + unexpected.length > 0 && !tolerated)
+      throw new Error(
+        `${dir}: the weights do not match ${architecture} of config.json` +
+          (missing.length ? `; missing (${missing.length}): ${missing.join(', ')}` : '') +
+          (unexpected.length ? `; unexpected (${unexpected.length}): ${unexpected.join(', ')}` : '') +
+          (bodyMissing.length === 0 && unexpected.length === 0
+            ? ' (strict: false lets a missing score head keep its seeded init)'
+            : ''),
+      );
+    // Shapes and values of every tensor before any assignment.
+    const values = new Map<string, tf.Tensor>();
+    try {
+      for (const [param, { name, entry }] of byParam) {
+        const want = model.params.get(param)!.shape;
+        let shape = entry.shape;
+        let data = decodeFloat(entry);
+        if (param.startsWith('classifier.') && labels === 2 && shape[0] === 2) {
+          // Two labels (relevant / not): the score is logit 1 - logit 0, the log-odds that ranks as softmax's p(1).
+          const row = data.length / 2;
+          data = data.slice(row).map((v, i) => v - data[i]);
+          shape = [1, ...shape.slice(1)];
+        }
+        if (shape.join() !== want.join())
+          throw new Error(
+            `${entry.file}: ${name} has shape [${entry.shape}], config.json's ${family.shapeField(param)} implies [${want}]`,
+          );
+        const t = tf.tensor(data, shape);
+        values.set(param, t);
+        checkFiniteTensor(t, `${entry.file}: ${name}`);
+      }
+      for (const [param, t] of values) model.params.get(param)!.assign(t);
+    } finally {
+      tf.dispose([...values.values()]);
+    }
+    const report: HuggingFaceReport = {
+      dir,
+      modelType: family.modelType,
+      architecture,
+      config,
+      weightFiles: files,
+      skipped,
+      missing,
+      head: headMissing.length > 0 ? 'missing' : labels === 2 ? 'two-label' : 'classifier',
+      tokenizer: source,
+    };
+    return { model, tokenizer, report };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
