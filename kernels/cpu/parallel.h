@@ -5,6 +5,8 @@
 // handed out dynamically, so a thread the OS has descheduled (a busy machine) does not hold up the
 // others' share: with a static schedule one stalled thread made a 2-thread call 10x slower here.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -21,6 +23,14 @@ inline int64_t block_rows(int64_t cols, int64_t target = 16384) {
 // Threads to use for `work` elements in `blocks` blocks: one thread for small problems (the
 // fork/join would cost more than it saves), never more threads than blocks.
 int threads_for(int64_t work, int64_t blocks);
+
+// The calling thread's index within for_each_block's loop, 0 .. threads_for(...) - 1: for indexing
+// per-thread buffers allocated before the loop (an allocation inside it cannot fail gracefully).
+inline int block_thread() { return omp_get_thread_num(); }
+
+// Physical memory of the machine in bytes: working buffers larger than this are refused up front,
+// since with overcommit their allocation could succeed and only touching them end in the OOM killer.
+int64_t physical_memory_bytes();
 
 // Calls body(block, begin, end) for every block of [0, n) in parallel.
 template <class Body>
