@@ -181,7 +181,8 @@ void throw_status(const Args& a, fd::Status status, int64_t bytes) {
     case fd::kBadMask: a.range_error("mask must hold only 0 and 1");
     case fd::kBadShape: a.range_error("a size or leading dimension is out of range");
     case fd::kBadLabel: a.range_error("y holds a label outside its loss's domain");
-    case fd::kNoMemory: a.range_error(bytes > 0 ? "out of memory: needs " + std::to_string(bytes) + " bytes" : "out of memory");
+    case fd::kNoMemory:
+      a.range_error(bytes > 0 ? "out of memory: needs " + std::to_string(bytes) + " bytes" : "out of memory");
     default:
       throw Napi::Error::New(a.info.Env(), std::string("fused-distill: ") + a.fn + ": " + fd::device::last_error());
   }

@@ -24,8 +24,7 @@ int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o) {
   const float* w = host.floats(6, "weights", fd::kNumTerms);
   for (int k = 0; k < fd::kNumTerms; ++k) {
     if (!std::isfinite(w[k])) a.range_error("weights must be finite");
-    if (w[k] < 0)
-      a.range_error(std::string("weights.") + fd::kTermNames[k] + " must be >= 0, got " + js_number(w[k]));
+    if (w[k] < 0) a.range_error(std::string("weights.") + fd::kTermNames[k] + " must be >= 0, got " + js_number(w[k]));
     o.weight[k] = w[k];
   }
   o.temperature = static_cast<float>(a.number(7, "temperature"));

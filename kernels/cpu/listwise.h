@@ -23,7 +23,6 @@ inline bool listwise_row_in_set(const Row& r) {
   return !(label_sum<kMasked>(r) <= 0.0f);
 }
 
-
 // loss = lse(s) - sum_i y_i s_i / Y  (because sum_i y_i / Y = 1); d/ds_i = softmax(s)_i - y_i / Y.
 template <bool kMasked>
 inline double listwise_softmax_ce_row(const Row& r, float coef, float* __restrict g) {

@@ -32,11 +32,12 @@ inline int block_thread() { return omp_get_thread_num(); }
 // since with overcommit their allocation could succeed and only touching them end in the OOM killer.
 int64_t physical_memory_bytes();
 
-// Calls body(block, begin, end) for every block of [0, n) in parallel.
+// Calls body(block, begin, end) for every block of [0, n) in parallel, on at most max_threads threads
+// (the count per-thread buffers were allocated for).
 template <class Body>
-void for_each_block(int64_t n, int64_t block, int64_t work, Body&& body) {
+void for_each_block(int64_t n, int64_t block, int64_t work, Body&& body, int max_threads = 1 << 30) {
   const int64_t nb = (n + block - 1) / block;
-  const int nt = threads_for(work, nb);
+  const int nt = std::min(threads_for(work, nb), max_threads);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
   for (int64_t b = 0; b < nb; ++b) body(b, b * block, std::min(n, (b + 1) * block));
 }

@@ -79,7 +79,7 @@ Status run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   // Per thread: 2 cols of scratch (the KL and pairwise terms; the count phase uses the first), and a
   // row of gradient to discard when only the loss is wanted.
   const int64_t per_thread = 2 * a.cols + (grad ? 0 : a.cols);
-  const int64_t threads = std::max(threads_for(work / 8, nblocks), threads_for(work, nblocks));
+  const int threads = std::max(threads_for(work / 8, nblocks), threads_for(work, nblocks));
   res->work_bytes = nblocks * static_cast<int64_t>(sizeof(Counts) + sizeof(Sums)) +
                     threads * per_thread * static_cast<int64_t>(sizeof(float));
   if (res->work_bytes > physical_memory_bytes()) return kNoMemory;  // could only end in the OOM killer
@@ -87,14 +87,14 @@ Status run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   try {
     ws.block_counts.assign(nblocks, Counts{});
     ws.block_sums.assign(nblocks, Sums{});
-    ws.thread_scratch.resize(threads * per_thread);
+    ws.thread_scratch.resize(static_cast<size_t>(threads * per_thread));
   } catch (const std::bad_alloc&) {
     return kNoMemory;
   }
   auto scratch_of_thread = [&]() { return ws.thread_scratch.data() + block_thread() * per_thread; };
 
   // Phase 1: set sizes.
-  for_each_block(a.rows, block, work / 8, [&](int64_t b, int64_t begin, int64_t end) {
+  auto count_block = [&](int64_t b, int64_t begin, int64_t end) {
     float* scratch = scratch_of_thread();
     Counts c{};
     for (int64_t r = begin; r < end; ++r) {
@@ -102,7 +102,8 @@ Status run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
       for (int k = 0; k < kNumTerms; ++k) c[k] += rc[k];
     }
     ws.block_counts[b] = c;
-  });
+  };
+  for_each_block(a.rows, block, work / 8, count_block, threads);
   Counts n{};
   for (const Counts& c : ws.block_counts)
     for (int k = 0; k < kNumTerms; ++k) n[k] += c[k];
@@ -113,7 +114,7 @@ Status run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
   }
 
   // Phase 2: losses and the gradient. Rows outside every set still get their zeros written.
-  for_each_block(a.rows, block, work, [&](int64_t b, int64_t begin, int64_t end) {
+  auto loss_block = [&](int64_t b, int64_t begin, int64_t end) {
     float* scratch = scratch_of_thread();
     float* row_grad = scratch + 2 * a.cols;  // discarded when only the loss is wanted
     Sums sums{};
@@ -123,7 +124,8 @@ Status run(const ObjectiveArgs& a, float* grad, ObjectiveResult* res) {
       loss_row<kMasked>(a, row_at(a, r), coef, g, scratch, sums);
     }
     ws.block_sums[b] = sums;
-  });
+  };
+  for_each_block(a.rows, block, work, loss_block, threads);
   Sums s{};
   for (const Sums& bs : ws.block_sums)
     for (int k = 0; k < kNumTerms; ++k) s[k] += bs[k];

@@ -259,7 +259,7 @@ __device__ __forceinline__ bool pair_term(const Params& p, bool active, float si
   const bool unordered = (yi != yi || yj != yj) && !masked_label(yi) && !masked_label(yj);
   const bool is_pair = active && (i_hi || yj > yi || unordered);
   const float nan_or_0 = unordered ? quiet_nan() : 0.0f;  // added to a pair's loss and gradient
-  const float diff = i_hi ? si - sj : sj - si;  // s_better - s_worse
+  const float diff = i_hi ? si - sj : sj - si;            // s_better - s_worse
   float g_hi = 0.0f;
   if (on<A>(p, kPairwiseRankNet)) {
     const SoftplusSigmoid r = softplus_sigmoid(-p.sigma * diff);

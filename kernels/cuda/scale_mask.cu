@@ -1,6 +1,7 @@
 // fd::scale_cuda: out[i] = x[i] * c in one launch (the backward pass's scaling by the upstream
-// gradient), fd::check_mask_cuda, the losses' 0/1 mask check on the device, and fd::check_unit_labels_cuda, BCE's label check. float4 when both pointers are 16-byte
-// aligned; out may equal x (each thread reads its element before writing it, so no __restrict / read-only loads).
+// gradient), float4 when both pointers are 16-byte aligned; out may equal x (each thread reads its
+// element before writing it, so no __restrict / read-only loads). And the checks on the device:
+// fd::check_mask_cuda (the losses' 0/1 mask) and fd::check_unit_labels_cuda (BCE's labels).
 #include <mutex>
 
 #include "../losses.h"
@@ -44,8 +45,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += stride) {
     const float v = x[i];
-    const bool bad = kLabels ? (mask == nullptr || mask[i] != 0.0f) && (v < 0.0f || v > 1.0f)
-                             : v != 0.0f && v != 1.0f;
+    const bool bad = kLabels ? (mask == nullptr || mask[i] != 0.0f) && (v < 0.0f || v > 1.0f) : v != 0.0f && v != 1.0f;
     if (bad) atomicMin(first, static_cast<unsigned long long>(i));
   }
 }

@@ -40,7 +40,8 @@ function rethrowAs(op: string, e: unknown): never {
 // (V8's RangeError) is reported the same way, as a FusedDistillError naming the op and the bytes.
 function allocateOutputs<T>(op: string, outputShapes: number[][], allocate: (shape: number[]) => T): T[] {
   const bytes = outputShapes.reduce((sum, shape) => sum + 4 * size(shape), 0);
-  const noMemory = () => new FusedDistillError(op || 'fused kernel', `out of memory: needs ${bytes} bytes for its outputs`);
+  const noMemory = () =>
+    new FusedDistillError(op || 'fused kernel', `out of memory: needs ${bytes} bytes for its outputs`);
   if (bytes > os.totalmem()) throw noMemory();
   try {
     return outputShapes.map(allocate);

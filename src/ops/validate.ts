@@ -55,7 +55,8 @@ export function checkNumber(
   v: unknown,
   bound: 'any' | 'positive' | 'nonNegative' = 'any',
 ): number {
-  const inDomain = bound === 'positive' ? (x: number) => x > 0 : bound === 'nonNegative' ? (x: number) => x >= 0 : () => true;
+  const inDomain =
+    bound === 'positive' ? (x: number) => x > 0 : bound === 'nonNegative' ? (x: number) => x >= 0 : () => true;
   if (typeof v !== 'number' || !Number.isFinite(v) || !inDomain(v)) {
     const what = bound === 'positive' ? ' > 0' : bound === 'nonNegative' ? ' >= 0' : '';
     throw new FusedDistillError(op, `${name} must be a finite number${what}, got ${String(v)}`);

@@ -42,8 +42,16 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     const y = () => tf.tensor2d([1, 0, 0, 0, 1, 0], [2, 3]);
 
     test('a negative sigma or margin is refused naming it; 0 is a plain loss', () => {
-      expectError(() => losses.pairwiseRankNet(s(), y(), { sigma: -1 }), /pairwiseRankNet: sigma .*>= 0, got -1/, 'FusedDistillError');
-      expectError(() => losses.pairwiseHinge(s(), y(), { margin: -0.5 }), /pairwiseHinge: margin .*>= 0, got -0.5/, 'FusedDistillError');
+      expectError(
+        () => losses.pairwiseRankNet(s(), y(), { sigma: -1 }),
+        /pairwiseRankNet: sigma .*>= 0, got -1/,
+        'FusedDistillError',
+      );
+      expectError(
+        () => losses.pairwiseHinge(s(), y(), { margin: -0.5 }),
+        /pairwiseHinge: margin .*>= 0, got -0.5/,
+        'FusedDistillError',
+      );
       // sigma 0: every pair costs log 2 and pulls nowhere; margin 0: a hinge at the pairs' order.
       const rn = valueAndGrad((x) => losses.pairwiseRankNet(x, y(), { sigma: 0 }), s());
       expect(rn.loss).toBeCloseTo(Math.log(2), 6);
@@ -54,15 +62,25 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
 
     test('a negative weight is refused naming the term; 0 turns the term off', () => {
       for (const f of [losses.rankingObjective, losses.rankingObjectiveParts] as const) {
-        expectError(() => f(s(), s(), y(), { weights: { distillKL: -0.5, scoreMSE: 1 } }), /weights\.distillKL .*>= 0, got -0.5/, 'FusedDistillError');
+        expectError(
+          () => f(s(), s(), y(), { weights: { distillKL: -0.5, scoreMSE: 1 } }),
+          /weights\.distillKL .*>= 0, got -0.5/,
+          'FusedDistillError',
+        );
       }
-      const zero = scalarValue(losses.rankingObjective(s(), null, y(), { weights: { pairwiseHinge: 1, distillKL: 0 } }));
+      const zero = scalarValue(
+        losses.rankingObjective(s(), null, y(), { weights: { pairwiseHinge: 1, distillKL: 0 } }),
+      );
       expect(zero).toBeCloseTo(scalarValue(losses.pairwiseHinge(s(), y())), 6);
     });
 
     test('BCE labels outside [0, 1] are refused naming the first index and value', () => {
       const bad = tf.tensor2d([1, 0, 0.5, 0, 1.5, -2], [2, 3]);
-      expectError(() => losses.pointwiseBCE(s(), bad), /pointwiseBCE: y must hold labels in \[0, 1\] .*got 1\.5 at index 4/, 'FusedDistillError');
+      expectError(
+        () => losses.pointwiseBCE(s(), bad),
+        /pointwiseBCE: y must hold labels in \[0, 1\] .*got 1\.5 at index 4/,
+        'FusedDistillError',
+      );
       expectError(
         () => losses.rankingObjective(s(), null, bad, { weights: { pointwiseBCE: 1, pairwiseRankNet: 1 } }),
         /rankingObjective: y .*\[0, 1\].*got 1\.5 at index 4/,
@@ -81,8 +99,16 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
       const result = new Float32Array(8);
       const call = (w: Record<string, number>, sigma: number, margin: number, y = yv) =>
         addon.rankingObjective(sv, sv, y, null, 1, 3, weights32(w), 1, sigma, margin, null, result);
-      expectError(() => call({ pairwiseRankNet: 1 }, -1, 1), /rankingObjective: sigma must be >= 0, got -1/, 'RangeError');
-      expectError(() => call({ pairwiseHinge: 1 }, 1, -2), /rankingObjective: margin must be >= 0, got -2/, 'RangeError');
+      expectError(
+        () => call({ pairwiseRankNet: 1 }, -1, 1),
+        /rankingObjective: sigma must be >= 0, got -1/,
+        'RangeError',
+      );
+      expectError(
+        () => call({ pairwiseHinge: 1 }, 1, -2),
+        /rankingObjective: margin must be >= 0, got -2/,
+        'RangeError',
+      );
       expectError(() => call({ scoreMSE: -1 }, 1, 1), /weights\.scoreMSE must be >= 0, got -1/, 'RangeError');
       expectError(
         () => call({ pointwiseBCE: 1 }, 1, 1, Float32Array.from([0, -0.25, 1])),
@@ -157,7 +183,10 @@ describe.each(BACKENDS.map((b) => [b] as [BackendName]))('backend %s', (backend)
     test.each([1, 0.7, 3])('t == s gives exactly 0, and any rows give >= 0 (T = %p)', (temperature) => {
       const rng = mulberry32(13);
       const sv = randomScores(rng, 64);
-      const same = valueAndGrad((x) => losses.distillKL(x, tf.tensor2d(sv, [8, 8]), { temperature }), tf.tensor2d(sv, [8, 8]));
+      const same = valueAndGrad(
+        (x) => losses.distillKL(x, tf.tensor2d(sv, [8, 8]), { temperature }),
+        tf.tensor2d(sv, [8, 8]),
+      );
       expect(same.loss).toBe(0);
       expect(Array.from(same.grad).every((g) => g === 0)).toBe(true);
       for (let k = 0; k < 20; ++k) {
