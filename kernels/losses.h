@@ -45,6 +45,7 @@ struct ObjectiveResult {
   double total = 0;
   double part[kNumTerms] = {0, 0, 0, 0, 0, 0, 0};
   int64_t count[kNumTerms] = {0, 0, 0, 0, 0, 0, 0};
+  int64_t work_bytes = 0;  // the kernel's working memory (set also when it returns kNoMemory)
 };
 
 // Masked squared error between student and teacher features.
@@ -67,6 +68,9 @@ Status attention_mse_cpu(const FeatureArgs& args, float* grad, double* loss);
 void scale_cpu(const float* x, float c, float* out, int64_t n);
 // kOk when every value is exactly 0 or 1, else kBadMask and *bad_index = the first offending index.
 Status check_mask_cpu(const float* mask, int64_t n, int64_t* bad_index);
+// kOk when every label y[i] of a valid entry (mask null or mask[i] == 1) is in [0, 1] or NaN (which
+// propagates), else kBadLabel and *bad_index = the first offending index: pointwiseBCE's domain.
+Status check_unit_labels_cpu(const float* y, const float* mask, int64_t n, int64_t* bad_index);
 
 // Threads the CPU kernels use (>= 1). Results do not depend on it.
 void set_num_threads(int n);
@@ -83,5 +87,7 @@ Status scale_cuda(const float* x_dev, float c, float* out_dev, int64_t n);
 // check_mask_cpu on a device mask: one kernel finds the first value other than 0 or 1, and its index
 // is read back into *bad_index (host memory): synchronises.
 Status check_mask_cuda(const float* mask_dev, int64_t n, int64_t* bad_index);
+// check_unit_labels_cpu on device labels and mask, read back like check_mask_cuda: synchronises.
+Status check_unit_labels_cuda(const float* y_dev, const float* mask_dev, int64_t n, int64_t* bad_index);
 
 }  // namespace fd

@@ -12,6 +12,7 @@ enum Status : int {
   kCudaError = 4,  // a CUDA call failed; cuda_last_error() has the message
   kBadShape = 5,   // a negative size or a leading dimension too small (sgemm_cpu)
   kNoMemory = 6,   // a working buffer could not be allocated
+  kBadLabel = 7,   // a label outside its loss's domain (reported by check_unit_labels)
 };
 
 }  // namespace fd

@@ -133,8 +133,6 @@ int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, cons
   return p;
 }
 
-namespace {
-// A float as JavaScript prints it (2, 0.5, NaN, -Infinity), for messages.
 std::string js_number(float v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
@@ -142,7 +140,6 @@ std::string js_number(float v) {
   std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
   return buf;
 }
-}  // namespace
 
 void check_mask(const Args& a, const float* mask, int64_t n, const char* name) {
   int64_t bad = -1;
@@ -162,12 +159,30 @@ void check_mask(const Args& a, const float* mask, int64_t n, const char* name) {
                 std::to_string(bad));
 }
 
-void throw_status(const Args& a, fd::Status status) {
+void check_unit_labels(const Args& a, const float* y, const float* mask, int64_t n) {
+  int64_t bad = -1;
+  float value = 0;
+  if (a.place == Place::kHost) {
+    if (fd::check_unit_labels_cpu(y, mask, n, &bad) == fd::kOk) return;
+    value = y[bad];
+  } else {
+    const fd::Status st = fd::check_unit_labels_cuda(y, mask, n, &bad);
+    if (st == fd::kOk) return;
+    if (st != fd::kBadLabel) throw_status(a, st);
+    throw_status(a, fd::device::download(&value, y + bad, sizeof(float)));
+  }
+  a.range_error("y must hold labels in [0, 1] for pointwiseBCE, got " + js_number(value) + " at index " +
+                std::to_string(bad));
+}
+
+void throw_status(const Args& a, fd::Status status, int64_t bytes) {
   switch (status) {
     case fd::kOk: return;
     case fd::kBadMask: a.range_error("mask must hold only 0 and 1");
     case fd::kBadShape: a.range_error("a size or leading dimension is out of range");
-    case fd::kNoMemory: a.range_error("out of memory");
+    case fd::kBadLabel: a.range_error("y holds a label outside its loss's domain");
+    case fd::kNoMemory:
+      a.range_error(bytes > 0 ? "out of memory: needs " + std::to_string(bytes) + " bytes" : "out of memory");
     default:
       throw Napi::Error::New(a.info.Env(), std::string("fused-distill: ") + a.fn + ": " + fd::device::last_error());
   }

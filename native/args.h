@@ -89,6 +89,11 @@ int64_t checked_product(const Args& a, std::initializer_list<int64_t> dims, cons
 // Throws a RangeError naming `name` and the first value other than 0 or 1 in mask, with its index: on
 // the host arrays or the device buffers of a.place.
 void check_mask(const Args& a, const float* mask, int64_t n, const char* name);
+// Throws a RangeError naming the first label of a valid entry outside [0, 1] (pointwiseBCE's domain;
+// NaN passes, to propagate), with its index and value: at a.place, like check_mask.
+void check_unit_labels(const Args& a, const float* y, const float* mask, int64_t n);
+// A float as JavaScript prints it (2, 0.5, NaN, -Infinity), for messages.
+std::string js_number(float v);
 
 // True when the float arrays [a, a+na) and [b, b+nb) share memory (null never overlaps).
 bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem_a = 4, int64_t elem_b = 4);
@@ -96,8 +101,9 @@ bool overlaps(const void* a, int64_t na, const void* b, int64_t nb, int64_t elem
 void check_no_overlap(const Args& a, const char* out_name, const void* out, int64_t n_out, int64_t elem_out,
                       std::initializer_list<std::pair<const float*, int64_t>> inputs);
 
-// Throws a JS Error for a failed kernel status (CUDA's message included).
-void throw_status(const Args& a, fd::Status status);
+// Throws a JS Error for a failed kernel status (CUDA's message included). kNoMemory is a RangeError
+// "out of memory: needs <bytes> bytes" when the kernel reported the bytes it needed.
+void throw_status(const Args& a, fd::Status status, int64_t bytes = 0);
 
 // Runs body, turning any C++ exception that is not already a JS error into one, so that nothing
 // escapes into Node as an abort.

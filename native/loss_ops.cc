@@ -13,7 +13,10 @@ namespace fd_native {
 namespace {
 
 // The objective's scalar arguments: rows (4), cols (5), weights (6, always a host Float32Array of
-// fd::kNumTerms), temperature, sigma, margin (7, 8, 9). Returns rows * cols.
+// fd::kNumTerms), temperature, sigma, margin (7, 8, 9). Returns rows * cols. Each must be in its
+// domain: weights >= 0 (0 = term off; a negative weight would maximise its loss), temperature > 0,
+// sigma and margin >= 0 (0 is a plain loss: RankNet's log 2 with no gradient, a hinge at the kink;
+// a negative one turns the preference around).
 int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o) {
   o.rows = a.size(4, "rows");
   o.cols = a.size(5, "cols");
@@ -21,12 +24,15 @@ int64_t read_objective_scalars(const Args& a, fd::ObjectiveArgs& o) {
   const float* w = host.floats(6, "weights", fd::kNumTerms);
   for (int k = 0; k < fd::kNumTerms; ++k) {
     if (!std::isfinite(w[k])) a.range_error("weights must be finite");
+    if (w[k] < 0) a.range_error(std::string("weights.") + fd::kTermNames[k] + " must be >= 0, got " + js_number(w[k]));
     o.weight[k] = w[k];
   }
   o.temperature = static_cast<float>(a.number(7, "temperature"));
   o.sigma = static_cast<float>(a.number(8, "sigma"));
   o.margin = static_cast<float>(a.number(9, "margin"));
-  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + std::to_string(o.temperature));
+  if (!(o.temperature > 0)) a.range_error("temperature must be > 0, got " + js_number(o.temperature));
+  if (o.sigma < 0) a.range_error("sigma must be >= 0, got " + js_number(o.sigma));
+  if (o.margin < 0) a.range_error("margin must be >= 0, got " + js_number(o.margin));
   return checked_product(a, {o.rows, o.cols}, "s");
 }
 
@@ -53,13 +59,15 @@ Napi::Value RankingObjective(const Args& a) {
   constexpr int64_t kResult = 1 + fd::kNumTerms;
   float* result = a.floats(11, "result", kResult);
   if (o.mask) check_mask(a, o.mask, n, "mask");
+  if (o.weight[fd::kPointwiseBCE] != 0) check_unit_labels(a, o.y, o.mask, n);
   check_no_overlap(a, "grad", grad, n, 4, {{o.s, n}, {o.t, n}, {o.y, n}, {o.mask, n}});
   check_no_overlap(a, "result", result, kResult, 4, {{o.s, n}, {o.t, n}, {o.y, n}, {o.mask, n}, {grad, n}});
   if (a.place == Place::kDevice) {
     throw_status(a, fd::ranking_objective_cuda(o, grad, result));
   } else {
     fd::ObjectiveResult r;
-    throw_status(a, fd::ranking_objective_cpu(o, grad, &r));
+    const fd::Status st = fd::ranking_objective_cpu(o, grad, &r);
+    throw_status(a, st, r.work_bytes);  // read after the call: it sets work_bytes
     result[0] = static_cast<float>(r.total);
     for (int k = 0; k < fd::kNumTerms; ++k) result[1 + k] = static_cast<float>(r.part[k]);
   }

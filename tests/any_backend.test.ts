@@ -113,7 +113,9 @@ describe(`every fused op on a backend without fused kernels ('${STANDIN}')`, () 
     const parts = (backend: string) => {
       tf.setBackend(backend);
       return tf.tidy(() => {
-        const r = losses.rankingObjectiveParts(tf.tensor(S, [B, G]), tf.tensor(T, [B, G]), tf.tensor(Y, [B, G]), {
+        // labels in [0, 1], pointwiseBCE's domain, as in its own case above
+        const y = tf.tensor(Y, [B, G]).div(2);
+        const r = losses.rankingObjectiveParts(tf.tensor(S, [B, G]), tf.tensor(T, [B, G]), y, {
           weights: { marginMSE: 1, listwiseSoftmaxCE: 3, pointwiseBCE: 0.5 },
           mask: tf.tensor(MASK, [B, G]),
         });

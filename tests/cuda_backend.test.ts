@@ -531,8 +531,9 @@ if (deviceTestsHere(__filename)) {
       seeded(seed);
       const s = floats([3, 5]);
       const t = floats([3, 5]);
+      // grades 0, 1, 2 scaled into [0, 1], pointwiseBCE's domain
       const y = tf.tensor(
-        Float32Array.from({ length: 15 }, () => int(0, 2)),
+        Float32Array.from({ length: 15 }, () => int(0, 2) / 2),
         [3, 5],
       );
       const mask = tf.tensor(

@@ -16,13 +16,19 @@ inline float label_sum(const Row& r) {
   return sum;
 }
 
-// Rows with sum(y) <= 0 are outside the set: they add nothing and get no gradient.
+// A row is in the set unless sum(y) <= 0 (rows with sum(y) <= 0 add nothing and get no gradient);
+// a NaN label makes the sum NaN, which keeps the row in, so the NaN reaches the loss and the gradient.
+template <bool kMasked>
+inline bool listwise_row_in_set(const Row& r) {
+  return !(label_sum<kMasked>(r) <= 0.0f);
+}
+
 // loss = lse(s) - sum_i y_i s_i / Y  (because sum_i y_i / Y = 1); d/ds_i = softmax(s)_i - y_i / Y.
 template <bool kMasked>
 inline double listwise_softmax_ce_row(const Row& r, float coef, float* __restrict g) {
   FD_ROW_POINTERS(r);
   const float y_sum = label_sum<kMasked>(r);
-  if (!(y_sum > 0.0f)) return 0.0;
+  if (y_sum <= 0.0f) return 0.0;
   float mx = -kInf;
 #pragma omp simd reduction(max : mx)
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, valid<kMasked>(m, i) ? s[i] : -kInf);

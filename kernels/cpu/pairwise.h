@@ -12,6 +12,32 @@
 
 namespace fd {
 
+// A NaN label leaves the order of its entry unknown, so every pair it takes part in (with another
+// valid entry) is in P and contributes NaN: the loss is NaN and so is the gradient of each valid
+// entry of the row (each is paired with the NaN-labelled one). Such rows are rare, so they take this
+// separate path and the hot loops below stay as they are (NaN labels simply fail their comparisons
+// there). Returns how many valid entries have a NaN label.
+template <bool kMasked>
+inline int64_t nan_label_count(const Row& r) {
+  FD_ROW_POINTERS(r);
+  int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+  for (int64_t i = 0; i < n; ++i) c += valid<kMasked>(m, i) && y[i] != y[i];
+  return c;
+}
+
+// The NaN pairs of a row with `nan` NaN-labelled entries among `nvalid` valid ones.
+inline int64_t nan_pair_count(int64_t nan, int64_t nvalid) { return nan * (nvalid - nan) + nan * (nan - 1) / 2; }
+
+// A row with NaN pairs: NaN into the gradient of every valid entry; returns the NaN loss.
+template <bool kMasked>
+inline double nan_pairs_row(const Row& r, float* __restrict g) {
+  FD_ROW_POINTERS(r);
+  const float nan = bits_float(0x7fc00000);
+  for (int64_t i = 0; i < n; ++i) g[i] += valid<kMasked>(m, i) ? nan : 0.0f;
+  return nan;
+}
+
 // |P| of the row. Per-lane counts (how many i beat lane j) keep the inner loop free of horizontal sums,
 // like the loss loops below (perf: the count phase went from 20% to 12% of RankNet 1024x32).
 // scratch: n floats (exact: the counts stay far below 2^24).
@@ -28,7 +54,8 @@ inline int64_t pair_count(const Row& r, float* __restrict scratch) {
   }
   int64_t c = 0;
   for (int64_t j = 0; j < n; ++j) c += static_cast<int64_t>(beaten_by[j]);
-  return c;
+  const int64_t nan = nan_label_count<kMasked>(r);
+  return nan > 0 ? c + nan_pair_count(nan, count_valid<kMasked>(r)) : c;
 }
 
 // softplus(-sigma * (s_w - s_l)) for each pair (w wins, l loses): d/ds_l = sigma * sigmoid(z),
@@ -42,6 +69,8 @@ template <bool kMasked>
 inline double pairwise_ranknet_row(const Row& r, float sigma, float coef, float* __restrict g,
                                    float* __restrict scratch) {
   FD_ROW_POINTERS(r);
+  const int64_t nan = nan_label_count<kMasked>(r);
+  if (nan > 0 && nan_pair_count(nan, count_valid<kMasked>(r)) > 0) return nan_pairs_row<kMasked>(r, g);
   float* __restrict acc = scratch;       // per-lane loss terms other than log(w)
   float* __restrict prod = scratch + n;  // per-lane product of w
   for (int64_t j = 0; j < n; ++j) acc[j] = 0.0f, prod[j] = 1.0f;
@@ -81,6 +110,8 @@ template <bool kMasked>
 inline double pairwise_hinge_row(const Row& r, float margin, float coef, float* __restrict g,
                                  float* __restrict scratch) {
   FD_ROW_POINTERS(r);
+  const int64_t nan = nan_label_count<kMasked>(r);
+  if (nan > 0 && nan_pair_count(nan, count_valid<kMasked>(r)) > 0) return nan_pairs_row<kMasked>(r, g);
   float* __restrict acc = scratch;
   float* __restrict count = scratch + n;
   for (int64_t j = 0; j < n; ++j) acc[j] = 0.0f, count[j] = 0.0f;

@@ -1,8 +1,10 @@
 #include "parallel.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdlib>
 
 namespace fd {
@@ -25,6 +27,14 @@ int threads_for(int64_t work, int64_t blocks) {
   constexpr int64_t kMinWorkPerThread = 32768;
   const int64_t useful = std::max<int64_t>(1, work / kMinWorkPerThread);
   return static_cast<int>(std::min<int64_t>({num_threads(), blocks, useful}));
+}
+
+int64_t physical_memory_bytes() {
+  static const int64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : INT64_MAX;
+  }();
+  return bytes;
 }
 
 }  // namespace fd

@@ -1,5 +1,5 @@
 // Small elementwise helpers around the losses: the backward pass's scaling by the upstream gradient,
-// and the 0/1 mask check the N-API layer runs on every mask.
+// the 0/1 mask check the N-API layer runs on every mask and the [0, 1] check of BCE labels.
 #include "parallel.h"
 
 namespace fd {
@@ -17,6 +17,16 @@ Status check_mask_cpu(const float* mask, int64_t n, int64_t* bad_index) {
     if (mask[i] != 0.0f && mask[i] != 1.0f) {
       *bad_index = i;
       return kBadMask;
+    }
+  }
+  return kOk;
+}
+
+Status check_unit_labels_cpu(const float* y, const float* mask, int64_t n, int64_t* bad_index) {
+  for (int64_t i = 0; i < n; ++i) {
+    if ((mask == nullptr || mask[i] != 0.0f) && (y[i] < 0.0f || y[i] > 1.0f)) {
+      *bad_index = i;
+      return kBadLabel;
     }
   }
   return kOk;

@@ -160,6 +160,10 @@ Status check_mask_cuda(const float* mask, int64_t n, int64_t* bad_index) {
   if (!emulating()) return kNoCuda;
   return check_mask_cpu(mask, n, bad_index);
 }
+Status check_unit_labels_cuda(const float* y, const float* mask, int64_t n, int64_t* bad_index) {
+  if (!emulating()) return kNoCuda;
+  return check_unit_labels_cpu(y, mask, n, bad_index);
+}
 
 Status binary_cuda(int op, int in, const void* a, const int64_t* a_shape, int a_rank, const void* b,
                    const int64_t* b_shape, int b_rank, void* out) {

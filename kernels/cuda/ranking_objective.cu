@@ -85,6 +85,14 @@ struct Acc {
 
 __device__ __forceinline__ float quiet_nan() { return bits_float(0x7fc00000); }
 
+// A masked entry's label in the pair buffers: a NaN whose bits no valid label keeps (pair_label
+// stores a valid NaN label as quiet_nan()), so pair_term can tell padding from a NaN label.
+constexpr int32_t kMaskedLabelBits = int32_t(0xffc0fd00u);
+__device__ __forceinline__ float pair_label(bool valid, float y) {
+  return valid ? (y != y ? quiet_nan() : y) : bits_float(kMaskedLabelBits);
+}
+__device__ __forceinline__ bool masked_label(float y) { return float_bits(y) == kMaskedLabelBits; }
+
 // ---- how a row is held and reduced ----
 
 // Warp per row: lane owns entries lane + 32c (c < E), loaded once into registers. Masked entries
@@ -240,26 +248,30 @@ __device__ __forceinline__ bool on(const Params& p, int k) {
 
 // One unordered pair (i, j), visited once when `active`. Adds its losses and returns whether it is
 // a pair, with the weighted (not yet divided by N_pairs) d/ds_i in gi; d/ds_j is -gi. Not a pair:
-// equal labels, or a masked entry (its label is NaN here, so both comparisons fail). Branch-free, so
-// the compiler can interleave a lane's pairs; non-pairs are computed and selected away.
+// equal labels, or a masked entry (pair_label: its label is a marked NaN, so both comparisons fail).
+// Two valid entries, one with a NaN label, are a pair of unknown order whose loss and gradient are NaN
+// (as on the CPU, kernels/cpu/pairwise.h). Branch-free, so the compiler can interleave a lane's
+// pairs; non-pairs are computed and selected away.
 template <unsigned A>
 __device__ __forceinline__ bool pair_term(const Params& p, bool active, float si, float yi, float sj, float yj,
                                           float& ranknet, float& hinge, float& gi) {
   const bool i_hi = yi > yj;
-  const bool is_pair = active && (i_hi || yj > yi);
-  const float diff = i_hi ? si - sj : sj - si;  // s_better - s_worse
+  const bool unordered = (yi != yi || yj != yj) && !masked_label(yi) && !masked_label(yj);
+  const bool is_pair = active && (i_hi || yj > yi || unordered);
+  const float nan_or_0 = unordered ? quiet_nan() : 0.0f;  // added to a pair's loss and gradient
+  const float diff = i_hi ? si - sj : sj - si;            // s_better - s_worse
   float g_hi = 0.0f;
   if (on<A>(p, kPairwiseRankNet)) {
     const SoftplusSigmoid r = softplus_sigmoid(-p.sigma * diff);
-    ranknet += is_pair ? r.softplus : 0.0f;
+    ranknet += is_pair ? r.softplus + nan_or_0 : 0.0f;
     g_hi -= p.w[kPairwiseRankNet] * p.sigma * r.sigmoid;
   }
   if (on<A>(p, kPairwiseHinge)) {
     const float h = p.margin - diff;
-    hinge += is_pair && !(h < 0.0f) ? h : 0.0f;  // a NaN h reaches the loss
+    hinge += is_pair ? (!(h < 0.0f) ? h : 0.0f) + nan_or_0 : 0.0f;  // a NaN h reaches the loss
     g_hi -= h > 0.0f ? p.w[kPairwiseHinge] : 0.0f;
   }
-  gi = is_pair ? (i_hi ? g_hi : -g_hi) : 0.0f;
+  gi = is_pair ? (i_hi ? g_hi : -g_hi) + nan_or_0 : 0.0f;
   return is_pair;
 }
 
@@ -281,7 +293,7 @@ __device__ void pairs_row(const Params& p, WarpRow<E>& r, int64_t row, Acc& acc,
     own[c] = 0.0f;
     if (i < cols) {
       ss[i] = r.s_[c];
-      yy[i] = r.v(c, i) ? r.y_[c] : quiet_nan();
+      yy[i] = pair_label(r.v(c, i), r.y_[c]);
       pa[i] = 0.0f;
     }
   }
@@ -297,7 +309,7 @@ __device__ void pairs_row(const Params& p, WarpRow<E>& r, int64_t row, Acc& acc,
       int j = i + d;
       j = i >= cols ? 0 : (j >= cols ? j - cols : j);  // lanes past the row read entry 0, unused
       const bool active = i < cols && (2 * d != cols || i < j);
-      const float yi = r.v(c, i) ? r.y_[c] : quiet_nan();
+      const float yi = pair_label(r.v(c, i), r.y_[c]);
       float gi;
       npairs += pair_term<A>(p, active, r.s_[c], yi, ss[j], yy[j], rn, hg, gi);
       own[c] += gi;
@@ -328,7 +340,7 @@ __device__ void pairs_row(const Params& p, BlockRow& r, int64_t row, Acc& acc, f
   float* ow = buf + 3 * cols;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
     ss[i] = r.s(0, i);
-    yy[i] = r.v(0, i) ? r.y(0, i) : quiet_nan();
+    yy[i] = pair_label(r.v(0, i), r.y(0, i));
     pa[i] = 0.0f;
     ow[i] = 0.0f;
   }
@@ -382,7 +394,7 @@ __device__ __forceinline__ void count_row(const Params& p, R& r, int64_t row, Ac
     float ysum[1] = {0.0f};
     r.each([&](int c, int i) { ysum[0] += r.v(c, i) ? r.y(c, i) : 0.0f; });
     G::sum(ysum);
-    if (G::leader() && ysum[0] > 0.0f) acc.n[kNListRows] += 1;
+    if (G::leader() && !(ysum[0] <= 0.0f)) acc.n[kNListRows] += 1;  // a NaN sum stays in (listwise.h)
   }
   if (on<A>(p, kMarginMSE)) {
     int v0 = 0;
@@ -405,7 +417,9 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
   float* grad = p.grad ? p.grad + row * p.cols : nullptr;
   const float inv_t = p.inv_t;
 
-  // Pass 1: softmax stabilizers (max of s/T, t/T for KL; of s for ListCE), ListCE's label sum, entry 0.
+  // Pass 1: softmax stabilizers (max of s, t for KL; of s for ListCE), ListCE's label sum, entry 0.
+  // KL shifts its logits before scaling them, (t - max t) / T, as the CPU kernel does (distill.h):
+  // identical distributions then give a log ratio of exactly 0.
   float mx[3] = {-kInf, -kInf, -kInf};
   float ysum[1] = {0.0f};
   float s0 = 0.0f, t0 = 0.0f;
@@ -414,8 +428,8 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
     r.each([&](int c, int i) {
       const bool v = r.v(c, i);
       if (kl) {
-        mx[0] = fmaxf(mx[0], v ? r.s(c, i) * inv_t : -kInf);
-        mx[1] = fmaxf(mx[1], v ? r.t(c, i) * inv_t : -kInf);
+        mx[0] = fmaxf(mx[0], v ? r.s(c, i) : -kInf);
+        mx[1] = fmaxf(mx[1], v ? r.t(c, i) : -kInf);
       }
       if (lce) {
         mx[2] = fmaxf(mx[2], v ? r.s(c, i) : -kInf);
@@ -435,10 +449,10 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
       v0 = G::from_first(v0);
     }
   }
-  const bool list_row = lce && ysum[0] > 0.0f;  // rows with sum(y) <= 0 are outside ListCE's set
+  const bool list_row = lce && !(ysum[0] <= 0.0f);  // rows with sum(y) <= 0 are outside ListCE's set
 
   // Pass 2: softmax denominators, ListCE's sum of y*s, MarginMSE's sum of d (entry 0's gradient).
-  float zkl[2] = {0.0f, 0.0f};  // sum e^(s/T - max), sum e^(t/T - max)
+  float zkl[2] = {0.0f, 0.0f};  // sum e^((s - max) / T), sum e^((t - max) / T)
   float zl[2] = {0.0f, 0.0f};   // ListCE: sum e^(s - max), sum y*s
   float zm[1] = {0.0f};         // MarginMSE: sum of d (entry 0's gradient)
   float part_mm = 0.0f;
@@ -446,8 +460,8 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
     r.each([&](int c, int i) {
       const bool v = r.v(c, i);
       if (kl) {
-        const float es = v ? fast_exp(r.s(c, i) * inv_t - mx[0]) : 0.0f;
-        const float et = v ? fast_exp(r.t(c, i) * inv_t - mx[1]) : 0.0f;
+        const float es = v ? fast_exp((r.s(c, i) - mx[0]) * inv_t) : 0.0f;
+        const float et = v ? fast_exp((r.t(c, i) - mx[1]) * inv_t) : 0.0f;
         if constexpr (R::kCacheExp) {
           r.es[c] = es;
           r.et[c] = et;
@@ -470,7 +484,7 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
     if (list_row) G::sum(zl);
     if (mm) G::sum(zm);
   }
-  const float lse_s = mx[0] + fast_log(zkl[0]), lse_t = mx[1] + fast_log(zkl[1]);
+  const float lz_s = fast_log(zkl[0]), lz_t = fast_log(zkl[1]);
   const float inv_zs = 1.0f / zkl[0], inv_zt = 1.0f / zkl[1];
   const float lse_l = mx[2] + fast_log(zl[0]);
   const float inv_y = 1.0f / ysum[0];
@@ -501,11 +515,11 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
         et = r.et[c];
         es = r.es[c];
       } else {
-        et = fast_exp(t * inv_t - mx[1]);
-        es = fast_exp(s * inv_t - mx[0]);
+        et = fast_exp((t - mx[1]) * inv_t);
+        es = fast_exp((s - mx[0]) * inv_t);
       }
       const float pp = et * inv_zt, qq = es * inv_zs;
-      const float log_ratio = (t * inv_t - lse_t) - (s * inv_t - lse_s);
+      const float log_ratio = ((t - mx[1]) * inv_t - lz_t) - ((s - mx[0]) * inv_t - lz_s);
       part_kl += v && pp != 0.0f ? pp * log_ratio : 0.0f;  // p == 0 adds 0, not 0 * -inf
       g += kl_gcoef * (qq - pp);
     }

@@ -78,7 +78,8 @@ export function totalOf(reference: () => Scalar): () => { total: Scalar; parts: 
   return () => ({ total: reference(), parts: null });
 }
 
-/** Validates a weights object and turns it into the kernel's vector (TERM_NAMES order). */
+/** Validates a weights object (each weight finite and >= 0; 0 = term off) and turns it into the
+ *  kernel's vector (TERM_NAMES order). */
 export function weightVector(op: string, weights: unknown): number[] {
   if (weights == null || typeof weights !== 'object')
     throw new FusedDistillError(op, `weights must be an object keyed by ${TERM_NAMES.join(', ')}`);
@@ -87,7 +88,7 @@ export function weightVector(op: string, weights: unknown): number[] {
       throw new FusedDistillError(op, `weights has unknown term '${key}'; expected one of ${TERM_NAMES.join(', ')}`);
   return TERM_NAMES.map((name) => {
     const w = (weights as Weights)[name];
-    return w == null ? 0 : checkNumber(op, `weights.${name}`, w);
+    return w == null ? 0 : checkNumber(op, `weights.${name}`, w, 'nonNegative');
   });
 }
 
@@ -119,9 +120,9 @@ export function runScoreLoss(
   const mask = checkLike(op, 'mask', options.mask, s.shape, '0/1, the shape of s');
   const attrs: ObjectiveAttrs = {
     weights,
-    temperature: checkNumber(op, 'temperature', options.temperature ?? 1, true),
-    sigma: checkNumber(op, 'sigma', options.sigma ?? 1),
-    margin: checkNumber(op, 'margin', options.margin ?? 1),
+    temperature: checkNumber(op, 'temperature', options.temperature ?? 1, 'positive'),
+    sigma: checkNumber(op, 'sigma', options.sigma ?? 1, 'nonNegative'),
+    margin: checkNumber(op, 'margin', options.margin ?? 1, 'nonNegative'),
     withParts,
     op,
   };

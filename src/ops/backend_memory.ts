@@ -2,6 +2,8 @@
 // keeps each tensor in a Float32Array; 'native' (this package's backend, a subclass of cpu) too, in
 // memory the addon allocates; 'wasm' keeps it in the wasm heap, which we view; 'cuda' in device
 // buffers. Any other backend: copies through its readSync / write (runOnCopies).
+import * as os from 'os';
+
 import { KernelBackend, TensorInfo } from '@tensorflow/tfjs';
 
 import { DeviceBuffer } from '../native';
@@ -31,6 +33,22 @@ function rethrowAs(op: string, e: unknown): never {
   // Not instanceof Error: the addon's errors may come from another realm (a vm context, as in jest).
   if (!op || Object.prototype.toString.call(e) !== '[object Error]') throw e;
   throw new FusedDistillError(op, (e as Error).message.replace(/^fused-distill: [\w.]+: /, ''));
+}
+
+// Outputs larger than the machine's memory are refused before any is allocated: with overcommit the
+// allocation could succeed and only writing it end in the OOM killer. An allocation that fails anyway
+// (V8's RangeError) is reported the same way, as a FusedDistillError naming the op and the bytes.
+function allocateOutputs<T>(op: string, outputShapes: number[][], allocate: (shape: number[]) => T): T[] {
+  const bytes = outputShapes.reduce((sum, shape) => sum + 4 * size(shape), 0);
+  const noMemory = () =>
+    new FusedDistillError(op || 'fused kernel', `out of memory: needs ${bytes} bytes for its outputs`);
+  if (bytes > os.totalmem()) throw noMemory();
+  try {
+    return outputShapes.map(allocate);
+  } catch (e) {
+    if ((e as Error)?.name === 'RangeError') throw noMemory();
+    throw e;
+  }
 }
 
 // Uninitialised memory for outputs the kernel overwrites entirely: `new Float32Array(n)` would
@@ -64,7 +82,7 @@ export function runOnBackend(
 ): TensorInfo[] {
   if (backendName === 'cpu' || backendName === 'native') {
     const cpu = backend as CpuBackend;
-    const outs = outputShapes.map((shape) =>
+    const outs = allocateOutputs(op, outputShapes, (shape) =>
       cpu.allocate ? cpu.allocate('float32', size(shape)) : uninitialized(size(shape)),
     );
     const ins = inputs.map((t) => (t ? cpuFloats(cpu, t) : null));
@@ -160,7 +178,7 @@ export function runOnCopies(
     const values = b.readSync(t.dataId);
     return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   });
-  const outs = outputShapes.map((shape) => new Float32Array(size(shape)));
+  const outs = allocateOutputs(op, outputShapes, (shape) => new Float32Array(size(shape)));
   try {
     kernel(ins, outs);
   } catch (e) {

@@ -48,8 +48,18 @@ export function required<T>(op: string, name: string, x: T | null | undefined, w
   return x;
 }
 
-export function checkNumber(op: string, name: string, v: unknown, positive = false): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || (positive && !(v > 0)))
-    throw new FusedDistillError(op, `${name} must be a finite number${positive ? ' > 0' : ''}, got ${String(v)}`);
+/** A finite number; `bound` 'positive' asks for > 0, 'nonNegative' for >= 0. */
+export function checkNumber(
+  op: string,
+  name: string,
+  v: unknown,
+  bound: 'any' | 'positive' | 'nonNegative' = 'any',
+): number {
+  const inDomain =
+    bound === 'positive' ? (x: number) => x > 0 : bound === 'nonNegative' ? (x: number) => x >= 0 : () => true;
+  if (typeof v !== 'number' || !Number.isFinite(v) || !inDomain(v)) {
+    const what = bound === 'positive' ? ' > 0' : bound === 'nonNegative' ? ' >= 0' : '';
+    throw new FusedDistillError(op, `${name} must be a finite number${what}, got ${String(v)}`);
+  }
   return v;
 }
