@@ -1,7 +1,7 @@
 // Soft-label (teacher score) distillation losses: KL with temperature, Margin-MSE, score MSE.
 import * as tf from '@tensorflow/tfjs';
 
-import { ScoreLossOptions, runScoreLoss, totalOf } from './score_kernel';
+import { ScoreLossOptions, runTerm } from './score_kernel';
 import { MaskOptions } from './pointwise';
 import { maskedLogSoftmax, maskedMean, validOf } from './reference_util';
 
@@ -12,47 +12,17 @@ export type KLOptions = Pick<ScoreLossOptions, 'mask' | 'temperature'>;
  * [B, heads, L, L] attention rows), over valid entries; mean over rows with a valid entry.
  */
 export function distillKL(s: tf.Tensor, t: tf.Tensor, options: KLOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'distillKL',
-    s,
-    t,
-    null,
-    [0, 0, 0, 0, 1, 0, 0],
-    options,
-    true,
-    false,
-    totalOf(() => distillKLReference(s, t, options)),
-  ).total;
+  return runTerm('distillKL', s, t, null, options, () => distillKLReference(s, t, options));
 }
 
 /** ((s_b0 − s_bj) − (t_b0 − t_bj))² for each valid j ≥ 1 (entry 0 is the positive); s, t: [B, G]. */
 export function marginMSE(s: tf.Tensor, t: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'marginMSE',
-    s,
-    t,
-    null,
-    [0, 0, 0, 0, 0, 1, 0],
-    options,
-    false,
-    false,
-    totalOf(() => marginMSEReference(s, t, options)),
-  ).total;
+  return runTerm('marginMSE', s, t, null, options, () => marginMSEReference(s, t, options));
 }
 
 /** (s − t)² over valid entries; s, t: [B, G]. */
 export function scoreMSE(s: tf.Tensor, t: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'scoreMSE',
-    s,
-    t,
-    null,
-    [0, 0, 0, 0, 0, 0, 1],
-    options,
-    false,
-    false,
-    totalOf(() => scoreMSEReference(s, t, options)),
-  ).total;
+  return runTerm('scoreMSE', s, t, null, options, () => scoreMSEReference(s, t, options));
 }
 
 export function distillKLReference(s: tf.Tensor, t: tf.Tensor, options: KLOptions = {}): tf.Scalar {

@@ -1,23 +1,13 @@
 // Listwise hard-label loss: softmax cross-entropy against each row's label distribution.
 import * as tf from '@tensorflow/tfjs';
 
-import { runScoreLoss, totalOf } from './score_kernel';
+import { runTerm } from './score_kernel';
 import { MaskOptions } from './pointwise';
 import { maskedLogSoftmax, maskedMean, validOf } from './reference_util';
 
 /** Per row with Σy > 0: −Σ_i (y_i/Σy)·log_softmax(s)_i over valid entries; mean over such rows. */
 export function listwiseSoftmaxCE(s: tf.Tensor, y: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'listwiseSoftmaxCE',
-    s,
-    null,
-    y,
-    [0, 0, 0, 1, 0, 0, 0],
-    options,
-    false,
-    false,
-    totalOf(() => listwiseSoftmaxCEReference(s, y, options)),
-  ).total;
+  return runTerm('listwiseSoftmaxCE', s, null, y, options, () => listwiseSoftmaxCEReference(s, y, options));
 }
 
 export function listwiseSoftmaxCEReference(s: tf.Tensor, y: tf.Tensor, options: MaskOptions = {}): tf.Scalar {

@@ -1,7 +1,7 @@
 // Pairwise hard-label losses over P = {(b, i, j): y_bi > y_bj, both valid}: RankNet and hinge.
 import * as tf from '@tensorflow/tfjs';
 
-import { ScoreLossOptions, runScoreLoss, totalOf } from './score_kernel';
+import { ScoreLossOptions, runTerm } from './score_kernel';
 import { maskedMean, pairSet, pairs, validOf } from './reference_util';
 
 export type RankNetOptions = Pick<ScoreLossOptions, 'mask' | 'sigma'>;
@@ -9,32 +9,12 @@ export type HingeOptions = Pick<ScoreLossOptions, 'mask' | 'margin'>;
 
 /** softplus(−sigma·(s_bi − s_bj)) over P, mean over P (0 if P is empty); s, y: [B, G]. */
 export function pairwiseRankNet(s: tf.Tensor, y: tf.Tensor, options: RankNetOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'pairwiseRankNet',
-    s,
-    null,
-    y,
-    [0, 1, 0, 0, 0, 0, 0],
-    options,
-    false,
-    false,
-    totalOf(() => pairwiseRankNetReference(s, y, options)),
-  ).total;
+  return runTerm('pairwiseRankNet', s, null, y, options, () => pairwiseRankNetReference(s, y, options));
 }
 
 /** max(0, margin − (s_bi − s_bj)) over P, mean over P; s, y: [B, G]. */
 export function pairwiseHinge(s: tf.Tensor, y: tf.Tensor, options: HingeOptions = {}): tf.Scalar {
-  return runScoreLoss(
-    'pairwiseHinge',
-    s,
-    null,
-    y,
-    [0, 0, 1, 0, 0, 0, 0],
-    options,
-    false,
-    false,
-    totalOf(() => pairwiseHingeReference(s, y, options)),
-  ).total;
+  return runTerm('pairwiseHinge', s, null, y, options, () => pairwiseHingeReference(s, y, options));
 }
 
 export function pairwiseRankNetReference(s: tf.Tensor, y: tf.Tensor, options: RankNetOptions = {}): tf.Scalar {

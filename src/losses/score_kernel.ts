@@ -78,6 +78,23 @@ export function totalOf(reference: () => Scalar): () => { total: Scalar; parts: 
   return () => ({ total: reference(), parts: null });
 }
 
+/**
+ * One prediction-layer term as its own op (pointwise.ts, pairwise.ts, listwise.ts, distill.ts): the
+ * fused kernel with that term's weight 1 and every other term off, or `reference` (the term's
+ * composite) where the addon cannot be loaded. Only distillKL takes s of any rank (rows: last axis).
+ */
+export function runTerm(
+  term: TermName,
+  s: unknown,
+  t: unknown,
+  y: unknown,
+  options: ScoreLossOptions,
+  reference: () => Scalar,
+): Scalar {
+  const weights = TERM_NAMES.map((name) => (name === term ? 1 : 0));
+  return runScoreLoss(term, s, t, y, weights, options, term === 'distillKL', false, totalOf(reference)).total;
+}
+
 /** Validates a weights object (each weight finite and >= 0; 0 = term off) and turns it into the
  *  kernel's vector (TERM_NAMES order). */
 export function weightVector(op: string, weights: unknown): number[] {
