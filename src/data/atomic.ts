@@ -95,18 +95,41 @@ function removeStaleTemps(dir: string, base: string): void {
   for (const name of fs.readdirSync(dir)) {
     if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
     const pid = Number(name.slice(prefix.length).split('.')[0]);
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
     fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process pid exists (on this host): kill(pid, 0) fails with ESRCH only when it does not. */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Moves a complete directory `temp` into place at `target`, replacing what was there. rename(2)
+ * cannot replace a non-empty directory: the old one moves aside to `<target>.old-<pid>` first, so a
+ * kill between the two renames leaves no `target` but the complete old copy beside it.
+ */
+export function renameDirInto(temp: string, target: string): void {
+  const old = `${target}.old-${process.pid}`;
+  if (fs.existsSync(target)) fs.renameSync(target, old);
+  fs.renameSync(temp, target);
+  fs.rmSync(old, { recursive: true, force: true });
+  fsyncDir(path.dirname(target));
 }
 
 /** Runs fill(writer) and commits; any error aborts (no partial file) and is rethrown. */

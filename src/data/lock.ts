@@ -7,6 +7,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { processAlive } from './atomic';
+
 export interface LockInfo {
   pid: number;
   host: string;
@@ -64,19 +66,11 @@ function readInfo(file: string): LockInfo | null {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
 
 // A lock is stale when its process is gone. An unreadable one (a writer killed between creating and
 // filling it) is stale once it is a few seconds old.
 function stale(file: string, info: LockInfo | null): boolean {
-  if (info) return info.host === os.hostname() && info.pid !== process.pid && !alive(info.pid);
+  if (info) return info.host === os.hostname() && info.pid !== process.pid && !processAlive(info.pid);
   try {
     return Date.now() - fs.statSync(file).mtimeMs > 5000;
   } catch {

@@ -13,6 +13,7 @@
 // vocab.txt with do_lower_case / strip_accents: the library's BertNormalizer takes both, so a cased
 // vocab.txt needs no tokenizer of our own).
 import { createHash } from 'crypto';
+import { canonical } from './canonical';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Tokenizer } = require('@huggingface/tokenizers') as {
@@ -58,17 +59,6 @@ export interface PairEncoding {
   passageTokens: number;
 }
 
-// Keys sorted at every level: the same definition, however its file orders them, has one signature.
-const canonical = (x: unknown): unknown =>
-  Array.isArray(x)
-    ? x.map(canonical)
-    : x && typeof x === 'object'
-      ? Object.fromEntries(
-          Object.keys(x)
-            .sort()
-            .map((k) => [k, canonical((x as Record<string, unknown>)[k])]),
-        )
-      : x;
 
 /** The special tokens a family's pairs are assembled with: [CLS] q [SEP] p [SEP] for BERT, padded with [PAD]. */
 export interface PairSpecialTokens {

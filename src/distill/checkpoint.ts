@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
-import { writeAtomic } from '../data/atomic';
+import { processAlive, renameDirInto, writeAtomic } from '../data/atomic';
 import { decodeWeightsFile, loadCrossEncoder, readJsonFile, saveCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { AdamW } from './optimizer';
@@ -41,26 +41,6 @@ export function loadVariables(dir: string, name: string, vars: Map<string, tf.Va
   } finally {
     tf.dispose(Object.values(tensors));
   }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Moves a complete directory into place at `target`, replacing what was there. */
-export function renameDirInto(temp: string, target: string): void {
-  // rename(2) cannot replace a non-empty directory: move the old one aside first. A kill between the
-  // two renames leaves no `target` but the complete old copy beside it.
-  const old = `${target}.old-${process.pid}`;
-  if (fs.existsSync(target)) fs.renameSync(target, old);
-  fs.renameSync(temp, target);
-  fs.rmSync(old, { recursive: true, force: true });
-  fsyncDir(path.dirname(target));
 }
 
 export interface CheckpointParts<S> {
@@ -209,16 +189,7 @@ export function readCheckpoint<S>(
 function removeStaleTemps(root: string): void {
   for (const n of fs.readdirSync(root)) {
     const m = TEMP_DIR.exec(n);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
     fs.rmSync(path.join(root, n), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

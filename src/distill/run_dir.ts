@@ -7,14 +7,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
-import { writeAtomic } from '../data/atomic';
+import { renameDirInto, writeAtomic } from '../data/atomic';
 import { saveCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { SamplerState } from './batches';
-import { latestCheckpoint, readCheckpoint, renameDirInto, writeCheckpoint } from './checkpoint';
+import { latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint';
 import type { StudentRunConfig, TeacherRunConfig } from './config';
 import type { AdamW } from './optimizer';
 import type { EvalMetrics } from './scoring';
+import { canonical } from '../data/canonical';
 
 export type RunKind = 'teacher' | 'student';
 
@@ -67,17 +68,6 @@ export interface RunState {
 
 const STATE_FORMAT = 'fused-distill-train-state';
 
-// Keys sorted: the same config hashes the same however it was written or re-parsed.
-const canonical = (x: unknown): unknown =>
-  Array.isArray(x)
-    ? x.map(canonical)
-    : x && typeof x === 'object'
-      ? Object.fromEntries(
-          Object.keys(x)
-            .sort()
-            .map((k) => [k, canonical((x as Record<string, unknown>)[k])]),
-        )
-      : x;
 export const hashConfig = (config: object) =>
   createHash('sha256')
     .update(JSON.stringify(canonical(config)))

@@ -15,7 +15,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { writeAtomic } from '../data/atomic';
+import { processAlive, renameDirInto, writeAtomic } from '../data/atomic';
 import { bertBaseUncasedVocab } from '../data/tokenizer';
 import type { CrossEncoder, CrossEncoderConfig } from './cross_encoder';
 
@@ -284,13 +284,7 @@ export async function writeDirAtomic(dir: string, files: Record<string, Buffer |
   try {
     for (const [name, content] of Object.entries(files))
       await writeAtomic(path.join(temp, name), (w) => w.write(content));
-    if (fs.existsSync(target)) {
-      // The old export steps aside, the new one takes its name, then the old one is removed.
-      const old = `${temp}.old`;
-      fs.renameSync(target, old);
-      fs.renameSync(temp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else fs.renameSync(temp, target);
+    renameDirInto(temp, target);
   } catch (e) {
     fs.rmSync(temp, { recursive: true, force: true });
     throw e;
@@ -302,23 +296,18 @@ function isReplaceable(dir: string): boolean {
   return fs.readdirSync(dir).length === 0 || fs.existsSync(path.join(dir, 'config.json'));
 }
 
-// An export killed before its rename leaves its temporary dir; the next export beside it removes
-// those whose process is gone.
+// An export killed before its rename leaves its temporary dir (.<base>.<pid>.<time>.tmp), or between
+// renameDirInto's two renames the previous export as <base>.old-<pid>; the next export beside it
+// removes those whose process is gone.
 function removeStaleDirs(parent: string, base: string): void {
-  const prefix = `.${base}.`;
   for (const name of fs.readdirSync(parent)) {
-    if (!name.startsWith(prefix) || !(name.endsWith('.tmp') || name.endsWith('.tmp.old'))) continue;
-    const pid = Number(name.slice(prefix.length).split('.')[0]);
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    const pid =
+      name.startsWith(`.${base}.`) && name.endsWith('.tmp')
+        ? Number(name.slice(base.length + 2).split('.')[0])
+        : name.startsWith(`${base}.old-`)
+          ? Number(name.slice(base.length + 5))
+          : NaN;
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
     fs.rmSync(path.join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
