@@ -4,6 +4,10 @@
 // BertForSequenceClassification (Linear weights stored [out, in] as there), so checkpoints map one to
 // one. forward() can also return every layer's hidden states and attention scores (pre-softmax), the
 // inputs of intermediate-layer distillation. No dropout yet.
+//
+// Two options cover ELECTRA's ElectraForSequenceClassification: embeddings narrower than the encoder
+// (embeddingSize, projected to hidden by bert.embeddings_project) and ELECTRA's head (head: 'electra',
+// gelu(classifier.dense([CLS])) through classifier.out_proj, no pooler). Absent, the model is BERT's.
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
@@ -34,7 +38,20 @@ export interface CrossEncoderConfig {
    * match as 1.
    */
   termMatchLevels?: number;
+  /**
+   * Width of the embedding tables and their LayerNorm (default hidden). When it differs from hidden,
+   * bert.embeddings_project ([hidden, embeddingSize] + bias) maps the LayerNorm's output to hidden,
+   * as ELECTRA's embeddings_project; hidden states [0] are that projection's output.
+   */
+  embeddingSize?: number;
+  /**
+   * The score head on the [CLS] state: 'pooler' (default; BERT's classifier(tanh(bert.pooler.dense)))
+   * or 'electra' (ElectraClassificationHead: classifier.out_proj(gelu(classifier.dense)), erf GELU).
+   */
+  head?: CrossEncoderHead;
 }
+
+export type CrossEncoderHead = 'pooler' | 'electra';
 
 export const BERT_MINI: CrossEncoderConfig = {
   vocabSize: 30522,
@@ -130,22 +147,29 @@ export class CrossEncoder {
       value.dispose(); // the variable holds its own reference to the data
     };
     const { hidden: H, intermediate: I } = config;
+    const E = config.embeddingSize ?? H;
+    if (!Number.isInteger(E) || E < 1)
+      throw new Error(`CrossEncoder: embeddingSize must be a positive integer, got ${config.embeddingSize}`);
+    const head = config.head ?? 'pooler';
+    if (head !== 'pooler' && head !== 'electra')
+      throw new Error(`CrossEncoder: head must be 'pooler' or 'electra', got ${JSON.stringify(config.head)}`);
     const linear = (name: string, out: number, inp: number) => {
       add(`${name}.weight`, normal([out, inp]));
       add(`${name}.bias`, tf.zeros([out]));
     };
-    const layerNorm = (name: string) => {
-      add(`${name}.weight`, tf.ones([H]));
-      add(`${name}.bias`, tf.zeros([H]));
+    const layerNorm = (name: string, width = H) => {
+      add(`${name}.weight`, tf.ones([width]));
+      add(`${name}.bias`, tf.zeros([width]));
     };
-    add('bert.embeddings.word_embeddings.weight', normal([config.vocabSize, H]));
-    add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, H]));
-    add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, H]));
+    add('bert.embeddings.word_embeddings.weight', normal([config.vocabSize, E]));
+    add('bert.embeddings.position_embeddings.weight', normal([config.maxPosition, E]));
+    add('bert.embeddings.token_type_embeddings.weight', normal([config.typeVocab, E]));
     const levels = config.termMatchLevels ?? 1;
     if (!Number.isInteger(levels) || levels < 1)
       throw new Error(`CrossEncoder: termMatchLevels must be an integer >= 1, got ${levels}`);
-    if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([levels + 1, H]));
-    layerNorm('bert.embeddings.LayerNorm');
+    if (config.termMatch) add('bert.embeddings.match_embeddings.weight', normal([levels + 1, E]));
+    layerNorm('bert.embeddings.LayerNorm', E);
+    if (E !== H) linear('bert.embeddings_project', H, E);
     for (let l = 0; l < config.layers; l++) {
       const p = `bert.encoder.layer.${l}`;
       linear(`${p}.attention.self.query`, H, H);
@@ -157,8 +181,13 @@ export class CrossEncoder {
       linear(`${p}.output.dense`, H, I);
       layerNorm(`${p}.output.LayerNorm`);
     }
-    linear('bert.pooler.dense', H, H);
-    linear('classifier', 1, H);
+    if (head === 'electra') {
+      linear('classifier.dense', H, H);
+      linear('classifier.out_proj', 1, H);
+    } else {
+      linear('bert.pooler.dense', H, H);
+      linear('classifier', 1, H);
+    }
   }
 
   private p(name: string): tf.Variable {
@@ -215,6 +244,11 @@ export class CrossEncoder {
       );
     }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
+    if (this.params.has('bert.embeddings_project.weight'))
+      x = tf.reshape(
+        this.dense(tf.reshape(x, [B * L, x.shape[2]!]), 'bert.embeddings_project'),
+        [B, L, H],
+      );
     // Padding keys get -10000 added to their logits, as in BERT.
     const keyBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000), [B, 1, 1, L]);
     const hidden: tf.Tensor3D[] = want.hidden ? [x as tf.Tensor3D] : [];
@@ -240,14 +274,17 @@ export class CrossEncoder {
       if (want.hidden) hidden.push(x as tf.Tensor3D);
     }
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, H]), [B, H]);
-    const pooled = tf.tanh(this.dense(cls, 'bert.pooler.dense'));
-    const scores = tf.reshape(this.dense(pooled, 'classifier'), [B]) as tf.Tensor1D;
+    const scores = (
+      this.config.head === 'electra'
+        ? tf.reshape(this.dense(gelu(this.dense(cls, 'classifier.dense')), 'classifier.out_proj'), [B])
+        : tf.reshape(this.dense(tf.tanh(this.dense(cls, 'bert.pooler.dense')), 'classifier'), [B])
+    ) as tf.Tensor1D;
     return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
   }
 
   /**
    * A student that starts from this model's every k-th layer (layers k-1, 2k-1, ...), with the same
-   * embeddings, pooler and classifier: the usual way to initialise a smaller student from a teacher.
+   * embeddings and score head: the usual way to initialise a smaller student from a teacher.
    */
   studentFromLayers(k: number): CrossEncoder {
     if (!Number.isInteger(k) || k < 1 || this.config.layers % k !== 0)

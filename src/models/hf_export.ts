@@ -210,7 +210,8 @@ export function floatToHalf(v: number): number {
  * Writes `model` to `dir` as a Hugging Face BertForSequenceClassification: config.json,
  * model.safetensors and the tokenizer's files. The directory appears complete or not at all; an
  * existing directory is replaced only when it holds a previous export (its config.json), and left
- * alone otherwise. A term-match model is refused: transformers' BERT has no input for it.
+ * alone otherwise. A term-match model is refused: transformers' BERT has no input for it; so is an
+ * ELECTRA-shaped model (head 'electra' or an embeddingSize other than hidden).
  */
 export async function saveHuggingFace(
   model: CrossEncoder,
@@ -225,6 +226,11 @@ export async function saveHuggingFace(
     throw new Error(
       'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +
         "transformers' BertForSequenceClassification has no place for; export a student trained without termMatch",
+    );
+  if ((config.head ?? 'pooler') !== 'pooler' || (config.embeddingSize ?? config.hidden) !== config.hidden)
+    throw new Error(
+      "saveHuggingFace: the model has ELECTRA's head or embedding projection (head, embeddingSize); " +
+        'it is written as a BertForSequenceClassification only: export a BERT student',
     );
   const tokenizerFiles = (options.tokenizer ?? defaultTokenizer(config)).files();
   for (const name of Object.keys(tokenizerFiles))

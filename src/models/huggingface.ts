@@ -5,7 +5,7 @@
 // An architecture family is one FamilyAdapter: its model_type and accepted architectures, how its
 // config.json becomes a CrossEncoderConfig (refusing what the CrossEncoder cannot compute), how its
 // tensor names map onto the CrossEncoder's (BertForSequenceClassification names), and its pair
-// special tokens. BERT is the one family so far.
+// special tokens. BERT and ELECTRA are the families so far.
 //
 // Every input problem is one error naming the file and the field; nothing is assigned until every
 // tensor has been found and checked, so a load never yields a partly random model.
@@ -38,10 +38,21 @@ export interface FamilyAdapter {
   /** the config.json field a parameter's shape comes from (named when a tensor's shape disagrees) */
   shapeField(param: string): string;
   specialTokens: PairSpecialTokens;
+  /** the score head's parameters: a file without them (a bare encoder) loads only with strict: false */
+  headParams: readonly string[];
+  /** the head's last Linear, one row per label (two labels fold into one: logit 1 - logit 0) */
+  labelParams: readonly string[];
 }
 
-/** The score head: a file without it (a BertModel) loads only with strict: false. */
+/** BERT's score head: a file without it (a BertModel) loads only with strict: false. */
 export const HEAD_PARAMS: readonly string[] = ['classifier.weight', 'classifier.bias'];
+/** ELECTRA's score head (ElectraClassificationHead). */
+export const ELECTRA_HEAD_PARAMS: readonly string[] = [
+  'classifier.dense.weight',
+  'classifier.dense.bias',
+  'classifier.out_proj.weight',
+  'classifier.out_proj.bias',
+];
 
 interface FieldCheck {
   ok: (v: unknown) => boolean;
@@ -83,12 +94,7 @@ export const BERT_FAMILY: FamilyAdapter = {
   modelType: 'bert',
   architectures: { BertForSequenceClassification: true, BertModel: false },
   config(json, file) {
-    const act = json.hidden_act ?? 'gelu';
-    if (act !== 'gelu')
-      throw new Error(`${file}: hidden_act is ${JSON.stringify(act)}; the cross-encoder computes 'gelu' (erf) only`);
-    const positions = json.position_embedding_type ?? 'absolute';
-    if (positions !== 'absolute')
-      throw new Error(`${file}: position_embedding_type is ${JSON.stringify(positions)}; only 'absolute' is computed`);
+    checkEncoderKind(json, file);
     const config: CrossEncoderConfig = {
       vocabSize: field(json, file, 'vocab_size', positiveInteger),
       hidden: field(json, file, 'hidden_size', positiveInteger),
@@ -100,8 +106,7 @@ export const BERT_FAMILY: FamilyAdapter = {
       layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
       initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
     };
-    if (config.hidden % config.heads !== 0)
-      throw new Error(`${file}: hidden_size ${config.hidden} is not a multiple of num_attention_heads ${config.heads}`);
+    checkHeads(config, file);
     return config;
   },
   paramName(name) {
@@ -123,10 +128,78 @@ export const BERT_FAMILY: FamilyAdapter = {
     return 'hidden_size';
   },
   specialTokens: BERT_PAIR_TOKENS,
+  headParams: HEAD_PARAMS,
+  labelParams: HEAD_PARAMS,
 };
 
-/** The families by config.json's model_type. ELECTRA and XLM-RoBERTa would be entries here. */
-export const FAMILIES: Record<string, FamilyAdapter> = { bert: BERT_FAMILY };
+/** The encoder both families share: erf GELU and absolute positions, else an error naming the field. */
+function checkEncoderKind(json: Record<string, unknown>, file: string): void {
+  const act = json.hidden_act ?? 'gelu';
+  if (act !== 'gelu')
+    throw new Error(`${file}: hidden_act is ${JSON.stringify(act)}; the cross-encoder computes 'gelu' (erf) only`);
+  const positions = json.position_embedding_type ?? 'absolute';
+  if (positions !== 'absolute')
+    throw new Error(`${file}: position_embedding_type is ${JSON.stringify(positions)}; only 'absolute' is computed`);
+}
+
+function checkHeads(config: CrossEncoderConfig, file: string): void {
+  if (config.hidden % config.heads !== 0)
+    throw new Error(`${file}: hidden_size ${config.hidden} is not a multiple of num_attention_heads ${config.heads}`);
+}
+
+/**
+ * ELECTRA (transformers' ElectraConfig and modeling_electra.py): BERT's encoder under `electra.`,
+ * embeddings of width embedding_size (LayerNorm included) projected to hidden_size by
+ * embeddings_project when the two differ, no pooler; ElectraForSequenceClassification scores with
+ * classifier.out_proj(gelu(classifier.dense([CLS]))), gelu whatever hidden_act is. Absent fields take
+ * ElectraConfig's defaults (ELECTRA-small's shape), as transformers does.
+ */
+export const ELECTRA_FAMILY: FamilyAdapter = {
+  modelType: 'electra',
+  architectures: { ElectraForSequenceClassification: true, ElectraModel: false },
+  config(json, file) {
+    checkEncoderKind(json, file);
+    const config: CrossEncoderConfig = {
+      vocabSize: field(json, file, 'vocab_size', positiveInteger, 30522),
+      hidden: field(json, file, 'hidden_size', positiveInteger, 256),
+      layers: field(json, file, 'num_hidden_layers', positiveInteger, 12),
+      heads: field(json, file, 'num_attention_heads', positiveInteger, 4),
+      intermediate: field(json, file, 'intermediate_size', positiveInteger, 1024),
+      maxPosition: field(json, file, 'max_position_embeddings', positiveInteger, 512),
+      typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
+      layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
+      initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
+      embeddingSize: field(json, file, 'embedding_size', positiveInteger, 128),
+      head: 'electra',
+    };
+    checkHeads(config, file);
+    return config;
+  },
+  paramName(name) {
+    const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+    if (/^classifier\.(dense|out_proj)\.(weight|bias)$/.test(n)) return n;
+    if (/^electra\.(embeddings|embeddings_project|encoder)\./.test(n)) return n.replace(/^electra\./, 'bert.');
+    if (/^(embeddings|embeddings_project|encoder)\./.test(n)) return `bert.${n}`; // an ElectraModel's names
+    return null;
+  },
+  buffers: /^(electra\.)?embeddings\.(position_ids|token_type_ids)$/,
+  shapeField(param) {
+    if (param.includes('word_embeddings')) return 'vocab_size';
+    if (param.includes('position_embeddings')) return 'max_position_embeddings';
+    if (param.includes('token_type_embeddings')) return 'type_vocab_size';
+    if (param.startsWith('bert.embeddings.LayerNorm')) return 'embedding_size';
+    if (param.startsWith('bert.embeddings_project')) return 'embedding_size and hidden_size';
+    if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
+    if (param.startsWith('classifier.out_proj')) return 'num_labels';
+    return 'hidden_size';
+  },
+  specialTokens: BERT_PAIR_TOKENS,
+  headParams: ELECTRA_HEAD_PARAMS,
+  labelParams: ['classifier.out_proj.weight', 'classifier.out_proj.bias'],
+};
+
+/** The families by config.json's model_type. XLM-RoBERTa would be an entry here. */
+export const FAMILIES: Record<string, FamilyAdapter> = { bert: BERT_FAMILY, electra: ELECTRA_FAMILY };
 
 export interface HuggingFaceReport {
   dir: string;
@@ -406,8 +479,8 @@ export function loadHuggingFace(
   try {
     const missing = [...model.params.keys()].filter((p) => !byParam.has(p));
     for (const p of byParam.keys()) if (!model.params.has(p)) unexpected.push(byParam.get(p)!.name);
-    const headMissing = missing.filter((p) => HEAD_PARAMS.includes(p));
-    const bodyMissing = missing.filter((p) => !HEAD_PARAMS.includes(p));
+    const headMissing = missing.filter((p) => family.headParams.includes(p));
+    const bodyMissing = missing.filter((p) => !family.headParams.includes(p));
     const tolerated = !strict && bodyMissing.length === 0 && unexpected.length === 0;
     if (missing.length + unexpected.length > 0 && !tolerated)
       throw new Error(
@@ -425,7 +498,7 @@ export function loadHuggingFace(
         const want = model.params.get(param)!.shape;
         let shape = entry.shape;
         let data = decodeFloat(entry);
-        if (param.startsWith('classifier.') && labels === 2 && shape[0] === 2) {
+        if (family.labelParams.includes(param) && labels === 2 && shape[0] === 2) {
           // Two labels (relevant / not): the score is logit 1 - logit 0, the log-odds that ranks as softmax's p(1).
           const row = data.length / 2;
           data = data.slice(row).map((v, i) => v - data[i]);

@@ -1,5 +1,5 @@
 export { CrossEncoder, BERT_MINI } from './cross_encoder';
-export type { CrossEncoderConfig, EncoderInputs, EncoderOutputs } from './cross_encoder';
+export type { CrossEncoderConfig, CrossEncoderHead, EncoderInputs, EncoderOutputs } from './cross_encoder';
 export { PairEncoder, TERM_MATCH_LEVELS } from './pair_encoder';
 export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors } from './checkpoint';
 export {
@@ -15,7 +15,9 @@ export {
   loadHuggingFaceTokenizer,
   isHuggingFaceDir,
   BERT_FAMILY,
+  ELECTRA_FAMILY,
   FAMILIES,
   HEAD_PARAMS,
+  ELECTRA_HEAD_PARAMS,
 } from './huggingface';
 export type { FamilyAdapter, HuggingFaceReport, LoadHuggingFaceOptions } from './huggingface';
