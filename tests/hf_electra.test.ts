@@ -35,8 +35,7 @@ const newDir = () => {
 
 const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'a', 'cafe', 'hello', 'world', 'un', '##aff'];
 
-// ELECTRA-small's shape in miniature: embeddings narrower than the encoder.
-const narrow: CrossEncoderConfig = {
+const bertTiny: CrossEncoderConfig = {
   vocabSize: VOCAB.length,
   hidden: 8,
   layers: 2,
@@ -46,9 +45,9 @@ const narrow: CrossEncoderConfig = {
   typeVocab: 2,
   layerNormEps: 1e-12,
   initStd: 0.5,
-  embeddingSize: 4,
-  head: 'electra',
 };
+// ELECTRA-small's shape in miniature: embeddings narrower than the encoder.
+const narrow: CrossEncoderConfig = { ...bertTiny, embeddingSize: 4, head: 'electra' };
 // ELECTRA-base's: embedding_size = hidden_size, no embeddings_project.
 const square: CrossEncoderConfig = { ...narrow, embeddingSize: 8 };
 
@@ -174,11 +173,8 @@ beforeAll(async () => {
 
 describe('CrossEncoder: ELECTRA options', () => {
   it("a BERT config builds BERT's parameters, in the same order with the same seeded values", () => {
-    const bert: CrossEncoderConfig = { ...narrow, embeddingSize: undefined, head: undefined };
-    delete bert.embeddingSize;
-    delete bert.head;
-    const a = new CrossEncoder(bert, 3);
-    const b = new CrossEncoder({ ...bert, head: 'pooler', embeddingSize: bert.hidden }, 3);
+    const a = new CrossEncoder(bertTiny, 3);
+    const b = new CrossEncoder({ ...bertTiny, head: 'pooler', embeddingSize: bertTiny.hidden }, 3);
     expect([...a.params.keys()]).toEqual([...b.params.keys()]);
     expect([...a.params.keys()].slice(-4)).toEqual([
       'bert.pooler.dense.weight',
@@ -224,6 +220,16 @@ describe('CrossEncoder: ELECTRA options', () => {
     m.dispose();
   });
 
+  it("studentFromLayers keeps the teacher's embeddings, projection and head", () => {
+    const t = new CrossEncoder({ ...narrow, layers: 4 }, 2);
+    const s = t.studentFromLayers(2);
+    expect(s.config).toEqual({ ...narrow, layers: 2 });
+    for (const name of ['bert.embeddings_project.weight', 'classifier.dense.weight', 'classifier.out_proj.bias'])
+      expect(Array.from(s.params.get(name)!.dataSync())).toEqual(Array.from(t.params.get(name)!.dataSync()));
+    s.dispose();
+    t.dispose();
+  });
+
   it('saveCrossEncoder / loadCrossEncoder round-trip an ELECTRA model', async () => {
     const m = new CrossEncoder(narrow, 4);
     const dir = path.join(tmp, 'own');
@@ -237,7 +243,9 @@ describe('CrossEncoder: ELECTRA options', () => {
 
   it('saveHuggingFace refuses an ELECTRA-shaped model (it writes BERT)', async () => {
     const m = new CrossEncoder(narrow, 4);
-    await expect(saveHuggingFace(m, path.join(tmp, 'export'))).rejects.toThrow(/ELECTRA's head or embedding projection/);
+    await expect(saveHuggingFace(m, path.join(tmp, 'export'))).rejects.toThrow(
+      /ELECTRA's head or embedding projection/,
+    );
     m.dispose();
   });
 });
@@ -357,7 +365,10 @@ describe('loadHuggingFace: ELECTRA', () => {
       expect(() => loadHuggingFace(hubDir(source, { tensors }))).toThrow(
         /classifier.out_proj.bias has shape \[3\], config.json's num_labels implies \[1\]/,
       );
-      const extra = [...hubTensors(source), f32('discriminator_predictions.dense.weight', new Float32Array(64), [8, 8])];
+      const extra = [
+        ...hubTensors(source),
+        f32('discriminator_predictions.dense.weight', new Float32Array(64), [8, 8]),
+      ];
       expect(() => loadHuggingFace(hubDir(source, { tensors: extra }))).toThrow(
         /unexpected \(1\): discriminator_predictions.dense.weight/,
       );

@@ -245,10 +245,7 @@ export class CrossEncoder {
     }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
     if (this.params.has('bert.embeddings_project.weight'))
-      x = tf.reshape(
-        this.dense(tf.reshape(x, [B * L, x.shape[2]!]), 'bert.embeddings_project'),
-        [B, L, H],
-      );
+      x = tf.reshape(this.dense(tf.reshape(x, [B * L, x.shape[2]!]), 'bert.embeddings_project'), [B, L, H]);
     // Padding keys get -10000 added to their logits, as in BERT.
     const keyBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000), [B, 1, 1, L]);
     const hidden: tf.Tensor3D[] = want.hidden ? [x as tf.Tensor3D] : [];

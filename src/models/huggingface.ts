@@ -4,8 +4,9 @@
 //
 // An architecture family is one FamilyAdapter: its model_type and accepted architectures, how its
 // config.json becomes a CrossEncoderConfig (refusing what the CrossEncoder cannot compute), how its
-// tensor names map onto the CrossEncoder's (BertForSequenceClassification names), and its pair
-// special tokens. BERT and ELECTRA are the families so far.
+// tensor names map onto the CrossEncoder's (BertForSequenceClassification names; ELECTRA's encoder
+// maps onto them, its projection and head keep their own), its score head, and its pair special
+// tokens. BERT and ELECTRA are the families so far.
 //
 // Every input problem is one error naming the file and the field; nothing is assigned until every
 // tensor has been found and checked, so a load never yields a partly random model.
