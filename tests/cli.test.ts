@@ -565,7 +565,13 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     expect(report.rows[2].parameters).toBeLessThan(report.rows[1].parameters!);
     expect(report.evaluation).toMatchObject({ split: 'test', candidates: 10, baseline: 'teacher' });
     // --run-out: each model's ranking as a TREC run, which eval --run scores as the table did.
-    const trec = cliSync(['eval', '--run', path.join(out, 'student.trec'), '--qrels', path.join(coll, 'qrels.test.txt')]);
+    const trec = cliSync([
+      'eval',
+      '--run',
+      path.join(out, 'student.trec'),
+      '--qrels',
+      path.join(coll, 'qrels.test.txt'),
+    ]);
     expect(trec.code).toBe(0);
     const rr10 = Number(/^recip_rank@10 \(-M 10\) +([\d.]+)$/m.exec(trec.stdout)![1]);
     expect(rr10).toBeCloseTo(report.rows[2].mrr10, 3);

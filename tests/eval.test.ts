@@ -1,7 +1,15 @@
 // Re-ranking metrics and the paired t-test against hand-computed values (trec_eval conventions).
 import * as path from 'path';
 
-import { evaluateQuery, evaluateRun, evaluateTrec, pairedTTest, rankDocs, readTrecQrels, readTrecRun } from '../src/eval';
+import {
+  evaluateQuery,
+  evaluateRun,
+  evaluateTrec,
+  pairedTTest,
+  rankDocs,
+  readTrecQrels,
+  readTrecRun,
+} from '../src/eval';
 
 const m = (o: Record<string, number>) => new Map(Object.entries(o));
 
@@ -77,7 +85,13 @@ describe('evaluateRun and evaluateTrec', () => {
     expect([...ours.perQuery.keys()].sort()).toEqual(['q1', 'q2', 'q4', 'q5', 'q6']); // q3: no relevant document
     for (const [qid, m] of ours.perQuery) {
       const t = trec.perQuery.get(qid)!;
-      expect([m.rr10, m.ndcg10, m.ap, m.recall[10], m.recall[100]]).toEqual([t.recipRank10, t.ndcg10, t.map, t.recall10, t.recall100]);
+      expect([m.rr10, m.ndcg10, m.ap, m.recall[10], m.recall[100]]).toEqual([
+        t.recipRank10,
+        t.ndcg10,
+        t.map,
+        t.recall10,
+        t.recall100,
+      ]);
     }
     expect(trec.queries).toBe(6);
     expect(ours.mean.ap * 5).toBeCloseTo(trec.mean.map * 6, 12); // q3 adds 0 to trec_eval's sum

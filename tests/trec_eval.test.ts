@@ -66,7 +66,9 @@ describe('evaluateTrec matches trec_eval', () => {
   }
 
   it('a duplicate docno in a query of the run is an error naming file and line (trec_eval: "duplicate docs")', async () => {
-    await expect(readTrecRun(fixture('run_duplicate.txt'))).rejects.toThrow(/run_duplicate\.txt:3: query q1 retrieves docno d1 twice/);
+    await expect(readTrecRun(fixture('run_duplicate.txt'))).rejects.toThrow(
+      /run_duplicate\.txt:3: query q1 retrieves docno d1 twice/,
+    );
   });
 });
 
@@ -100,7 +102,8 @@ describe('TREC files', () => {
   afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('reads .gz qrels and runs', async () => {
-    for (const name of ['qrels.txt', 'run.txt']) fs.writeFileSync(path.join(tmp, `${name}.gz`), zlib.gzipSync(fs.readFileSync(fixture(name))));
+    for (const name of ['qrels.txt', 'run.txt'])
+      fs.writeFileSync(path.join(tmp, `${name}.gz`), zlib.gzipSync(fs.readFileSync(fixture(name))));
     expect(await readTrecQrels(path.join(tmp, 'qrels.txt.gz'))).toEqual(await readTrecQrels(fixture('qrels.txt')));
     expect(await readTrecRun(path.join(tmp, 'run.txt.gz'))).toEqual(await readTrecRun(fixture('run.txt')));
   });
@@ -121,13 +124,22 @@ describe('TREC files', () => {
 
   it('writes a run that reads back to the same measures', async () => {
     const run = new Map([
-      ['q1', new Map([['d1', 0.5], ['d3', 0.5], ['d2', 2]])],
+      [
+        'q1',
+        new Map([
+          ['d1', 0.5],
+          ['d3', 0.5],
+          ['d2', 2],
+        ]),
+      ],
       ['q2', new Map([['t1', -1]])],
     ]);
     const f = path.join(tmp, 'out', 'run.txt');
     fs.mkdirSync(path.dirname(f));
     await writeTrecRun(f, run, 'model');
-    expect(fs.readFileSync(f, 'utf8')).toBe('q1 Q0 d2 1 2 model\nq1 Q0 d3 2 0.5 model\nq1 Q0 d1 3 0.5 model\nq2 Q0 t1 1 -1 model\n');
+    expect(fs.readFileSync(f, 'utf8')).toBe(
+      'q1 Q0 d2 1 2 model\nq1 Q0 d3 2 0.5 model\nq1 Q0 d1 3 0.5 model\nq2 Q0 t1 1 -1 model\n',
+    );
     const qrels = await readTrecQrels(fixture('qrels.txt'));
     expect(evaluateTrec(await readTrecRun(f), qrels)).toEqual(evaluateTrec(rankedRun(run), qrels));
     await expect(writeTrecRun(f, run, 'two words')).rejects.toThrow(/tag 'two words'/);

@@ -88,7 +88,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     .option('--run-out <file>', "write each model's ranking as a TREC run ({name} in the path: the model's name)")
     .option('--run <file>', 'evaluate this run file (TREC or MS MARCO columns, .gz too) instead of models')
     .option('--qrels <file>', "the run's judgments (TREC qrels: qid iteration docno grade)")
-    .option('--relevance-level <n>', 'with --run: relevant when grade >= n (trec_eval -l; 2 for TREC DL)', nonNegativeInt)
+    .option(
+      '--relevance-level <n>',
+      'with --run: relevant when grade >= n (trec_eval -l; 2 for TREC DL)',
+      nonNegativeInt,
+    )
     .option('--complete', 'with --run: average over every qrels query, missing ones as 0 (trec_eval -c; the default)')
     .option('--no-complete', 'with --run: average over the queries in both run and qrels (trec_eval without -c)')
     .action(async (specs: string[], o: EvalOptions) => {
@@ -96,7 +100,8 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         if (specs.length > 0) throw new UsageError('give either models or --run/--qrels, not both');
         return evaluateRunFile(o);
       }
-      if (specs.length === 0) throw new UsageError("missing required argument 'models' (or --run <file> --qrels <file>)");
+      if (specs.length === 0)
+        throw new UsageError("missing required argument 'models' (or --run <file> --qrels <file>)");
       if (o.relevanceLevel !== undefined || o.complete !== undefined)
         throw new UsageError('--relevance-level and --complete go with --run');
       const t0 = Date.now();

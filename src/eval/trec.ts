@@ -171,7 +171,8 @@ export async function writeTrecRun(file: string, run: Run, tag: string): Promise
   plain(tag, 'tag');
   await writeAtomic(file, async (w) => {
     for (const [qid, entries] of rankedRun(run))
-      for (const e of entries) await w.write(`${plain(qid, 'qid')} Q0 ${plain(e.docno, 'docno')} ${e.rank} ${e.score} ${tag}\n`);
+      for (const e of entries)
+        await w.write(`${plain(qid, 'qid')} Q0 ${plain(e.docno, 'docno')} ${e.rank} ${e.score} ${tag}\n`);
   });
 }
 
