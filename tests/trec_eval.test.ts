@@ -1,8 +1,9 @@
 // evaluateTrec against numbers NIST's trec_eval (10.0 with -c, 9.0.8 without, as 10.0 exits there) and
 // MS MARCO's ms_marco_eval.py printed for the files of tests/fixtures/trec; expected.json records the
-// exact command lines and versions. The fixtures cover ties, a qrels query missing from the run, a
-// qrels query with no relevant document, graded relevance with -l 2, a run query absent from the
-// qrels, rank gaps in an MS MARCO run and a duplicate docno. No trec_eval binary is needed here.
+// exact command lines and versions (see the folder's README.md). The fixtures cover ties, a qrels query
+// missing from the run, a qrels query with no relevant document, graded relevance with -l 2, a run
+// query absent from the qrels, rank gaps in an MS MARCO run, a duplicate docno, and 30 seeded random
+// queries (rounded scores: many ties). No trec_eval binary is needed here.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
