@@ -121,6 +121,8 @@ describe('TREC files', () => {
     await expect(readTrecQrels(f)).rejects.toThrow(/bad\.txt:1: expected 4 fields/);
     fs.writeFileSync(f, 'q1 0 d1 1\nq1 0 d1 0\n');
     await expect(readTrecQrels(f)).rejects.toThrow(/bad\.txt:2: query q1 judges docno d1 twice/);
+    fs.writeFileSync(f, 'q1 0 d1 1.5\n');
+    await expect(readTrecQrels(f)).rejects.toThrow(/bad\.txt:1: grade must be an integer, got '1\.5'/);
   });
 
   it('writes a run that reads back to the same measures', async () => {

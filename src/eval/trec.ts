@@ -5,10 +5,12 @@
 // trec_eval's semantics, from its source (form_res_rels.c, meas_avg.c, trec_eval.c, m_*.c):
 // - a query's documents are ranked by score descending, ties by docno in DESCENDING strcmp order; the
 //   rank column of the run is ignored. A docno twice in one query of the run (or of the qrels) is an error.
-// - a document is relevant when its grade >= the relevance level (-l, default 1); unjudged = grade 0.
+// - a document is relevant when its grade >= the relevance level (-l, default 1); an unjudged document
+//   (or a negative grade) never is, not even at -l 0. Grades are integers (trec_eval reads them with atol).
 //   nDCG's gains are the grades themselves (every grade > 0, whatever the level); the level only
 //   changes which documents count as relevant for RR, AP and recall.
-// - measures of a query with no relevant document are 0; such a query is averaged like any other.
+// - RR, AP and recall of a query with no relevant document are 0 (nDCG too unless a grade is > 0);
+//   such a query is averaged like any other.
 // - means: with -c over every query of the qrels (one missing from the run scores 0); without -c over
 //   the queries in both the run and the qrels (trec_eval 9; 10.0 exits instead). Run queries that
 //   are not in the qrels are never evaluated.
@@ -16,7 +18,9 @@
 //
 // MS MARCO's ms_marco_eval.py computes MRR@10 differently: positions are the run's rank column as
 // given (a gap in the ranks is an empty position, equal scores keep their given ranks), and the sum
-// is divided by the number of queries of the qrels, whether the run has them or not.
+// is divided by the number of queries of the qrels, whether the run has them or not. The script takes
+// every qrels line as relevant; msmarcoMRR10 applies the relevance level instead (the same on MS
+// MARCO's qrels, where every grade is 1) and compares ids as strings (the script as integers).
 import { writeAtomic } from '../data/atomic';
 import { DataFormatError, readLines } from '../data/lines';
 import { rankDocs, type Qrels, type Run } from './metrics';
@@ -111,7 +115,10 @@ export async function readTrecQrels(file: string): Promise<Qrels> {
     let judged = qrels.get(qid);
     if (!judged) qrels.set(qid, (judged = new Map()));
     if (judged.has(docno)) throw new DataFormatError(file, line, `query ${qid} judges docno ${docno} twice`);
-    judged.set(docno, number(file, line, grade, 'grade'));
+    // trec_eval reads grades with atol (1.5 would silently be 1): only integers are taken.
+    const g = number(file, line, grade, 'grade');
+    if (!Number.isInteger(g)) throw new DataFormatError(file, line, `grade must be an integer, got '${grade}'`);
+    judged.set(docno, g);
   }
   return qrels;
 }
@@ -180,8 +187,10 @@ export async function writeTrecRun(file: string, run: Run, tag: string): Promise
 export function trecQueryMeasures(entries: readonly RunEntry[], judged: Map<string, number>, level = 1): TrecMeasures {
   const scores = new Map(entries.map((e) => [e.docno, e.score]));
   const ranking = rankDocs(scores);
-  const grade = (d: string) => judged.get(d) ?? 0;
-  const numRel = [...judged.values()].filter((g) => g >= level).length;
+  // Unjudged documents, and judged ones with a negative grade, are never relevant (even at level 0).
+  const grade = (d: string) => judged.get(d) ?? -1;
+  const relevant = (g: number) => g >= 0 && g >= level;
+  const numRel = [...judged.values()].filter(relevant).length;
   let recipRank = 0;
   let hits = 0;
   let precisionSum = 0;
@@ -191,7 +200,7 @@ export function trecQueryMeasures(entries: readonly RunEntry[], judged: Map<stri
   ranking.forEach((doc, i) => {
     const g = grade(doc);
     const rank = i + 1;
-    if (g >= level) {
+    if (relevant(g)) {
       hits += 1;
       precisionSum += hits / rank;
       if (recipRank === 0) recipRank = 1 / rank;
@@ -211,7 +220,7 @@ export function trecQueryMeasures(entries: readonly RunEntry[], judged: Map<stri
   let msmarcoMRR10 = 0;
   for (let r = 1; r <= 10 && msmarcoMRR10 === 0; r++) {
     const doc = atRank.get(r);
-    if (doc !== undefined && grade(doc) >= level) msmarcoMRR10 = 1 / r;
+    if (doc !== undefined && relevant(grade(doc))) msmarcoMRR10 = 1 / r;
   }
   return {
     recipRank10: recipRank >= 1 / 10 ? recipRank : 0,
@@ -233,7 +242,7 @@ const zeros = (): TrecMeasures => Object.fromEntries(MEASURES.map((m) => [m, 0])
 export function evaluateTrec(run: RankedRun, qrels: Qrels, options: TrecOptions = {}): TrecEvaluation {
   const level = options.relevanceLevel ?? 1;
   const complete = options.complete ?? true;
-  if (!Number.isFinite(level)) throw new Error(`relevance level ${level}: must be a number`);
+  if (!Number.isInteger(level) || level < 0) throw new Error(`relevance level ${level}: must be an integer >= 0`);
   const perQuery = new Map<string, TrecMeasures>();
   for (const [qid, judged] of qrels) {
     const entries = run.get(qid);
