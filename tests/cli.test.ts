@@ -84,10 +84,37 @@ describe('arguments', () => {
     r = cliSync(['eval', 'no-such-model']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/model not found: no-such-model/);
+    r = cliSync(['eval']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing required argument 'models' \(or --run <file> --qrels <file>\)/);
+    r = cliSync(['eval', '--run', 'run.txt']);
+    expect(r.stderr).toMatch(/--run and --qrels go together/);
+    r = cliSync(['eval', '--run', 'nope.txt', '--qrels', 'nope.txt']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/run file not found: nope\.txt/);
     r = cliSync(['--threads', '0', 'data', 'build']);
     expect(r.stderr).toMatch(/--threads <n>' argument '0' is invalid\. expected a positive integer/);
     r = cliSync(['bogus']);
     expect(r.stderr).toMatch(/unknown command 'bogus'/);
+  });
+
+  it('eval --run --qrels prints the measures of trec_eval (-c by default, -l as --relevance-level)', () => {
+    // The numbers are trec_eval's on these files (tests/fixtures/trec/expected.json).
+    const fixture = (name: string) => path.join(__dirname, 'fixtures', 'trec', name);
+    const args = ['eval', '--run', fixture('run.txt'), '--qrels', fixture('qrels.txt')];
+    let r = cliSync([...args, '--relevance-level', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^num_q +6$/m);
+    expect(r.stdout).toMatch(/^map +0\.0639$/m);
+    expect(r.stdout).toMatch(/^ndcg_cut_10 +0\.3059$/m);
+    r = cliSync([...args, '--no-complete']);
+    expect(r.stdout).toMatch(/^num_q +5$/m);
+    expect(r.stdout).toMatch(/^recip_rank@10 \(-M 10\) +0\.3000$/m);
+    r = cliSync(['eval', '--run', fixture('run.msmarco.tsv'), '--qrels', fixture('qrels.msmarco.tsv')]);
+    expect(r.stdout).toMatch(/^MS MARCO MRR@10 +0\.3500$/m);
+    r = cliSync(['eval', '--run', fixture('qrels.txt'), '--qrels', fixture('qrels.txt')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/qrels\.txt:1: expected a TREC run .* got 4 fields/);
   });
 
   it('reports every bad field of a config, without a stack trace', () => {
@@ -515,6 +542,8 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
       'teacher',
       '--out',
       out,
+      '--run-out',
+      path.join(out, '{name}.trec'),
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -535,6 +564,18 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     expect(report.rows.map((x) => x.name)).toEqual(['BM25 (first stage)', 'teacher', 'student']);
     expect(report.rows[2].parameters).toBeLessThan(report.rows[1].parameters!);
     expect(report.evaluation).toMatchObject({ split: 'test', candidates: 10, baseline: 'teacher' });
+    // --run-out: each model's ranking as a TREC run, which eval --run scores as the table did.
+    const trec = cliSync([
+      'eval',
+      '--run',
+      path.join(out, 'student.trec'),
+      '--qrels',
+      path.join(coll, 'qrels.test.txt'),
+    ]);
+    expect(trec.code).toBe(0);
+    const rr10 = Number(/^recip_rank@10 \(-M 10\) +([\d.]+)$/m.exec(trec.stdout)![1]);
+    expect(rr10).toBeCloseTo(report.rows[2].mrr10, 3);
+    expect(fs.readFileSync(path.join(out, 'teacher.trec'), 'utf8')).toMatch(/^\S+ Q0 \S+ 1 \S+ teacher$/m);
   });
 
   it('main on a tiny suite: teacher, students, table; a second run reuses the cached teacher and the finished students', async () => {

@@ -1,5 +1,15 @@
 // Re-ranking metrics and the paired t-test against hand-computed values (trec_eval conventions).
-import { evaluateQuery, evaluateRun, pairedTTest, rankDocs } from '../src/eval';
+import * as path from 'path';
+
+import {
+  evaluateQuery,
+  evaluateRun,
+  evaluateTrec,
+  pairedTTest,
+  rankDocs,
+  readTrecQrels,
+  readTrecRun,
+} from '../src/eval';
 
 const m = (o: Record<string, number>) => new Map(Object.entries(o));
 
@@ -61,6 +71,30 @@ describe('evaluateRun', () => {
     expect(r.mean.ap).toBeCloseTo((1 / 2 + 0) / 2, 12);
     expect(r.mean.ndcg10).toBeCloseTo(1 / Math.log2(3) / 2, 12);
     expect(r.mean.recall[1]).toBe(0);
+  });
+});
+
+describe('evaluateRun and evaluateTrec', () => {
+  it("agree per query; evaluateRun's means leave out the qrels queries with no relevant document", async () => {
+    const dir = path.join(__dirname, 'fixtures', 'trec');
+    const qrels = await readTrecQrels(path.join(dir, 'qrels.txt'));
+    const ranked = await readTrecRun(path.join(dir, 'run.txt'));
+    const run = new Map([...ranked].map(([q, es]) => [q, new Map(es.map((e) => [e.docno, e.score]))]));
+    const ours = evaluateRun(run, qrels, [10, 100]);
+    const trec = evaluateTrec(ranked, qrels);
+    expect([...ours.perQuery.keys()].sort()).toEqual(['q1', 'q2', 'q4', 'q5', 'q6']); // q3: no relevant document
+    for (const [qid, m] of ours.perQuery) {
+      const t = trec.perQuery.get(qid)!;
+      expect([m.rr10, m.ndcg10, m.ap, m.recall[10], m.recall[100]]).toEqual([
+        t.recipRank10,
+        t.ndcg10,
+        t.map,
+        t.recall10,
+        t.recall100,
+      ]);
+    }
+    expect(trec.queries).toBe(6);
+    expect(ours.mean.ap * 5).toBeCloseTo(trec.mean.map * 6, 12); // q3 adds 0 to trec_eval's sum
   });
 });
 

@@ -1,6 +1,8 @@
 // `fused-distill eval <model...>`: models re-rank the same queries' BM25 candidates; one table of
 // MRR@10, nDCG@10, the paired t-test against a baseline model, parameters and ms/query (plus BM25's
-// own ranking), and with --out a report (JSON, Markdown, HTML).
+// own ranking), with --out a report (JSON, Markdown, HTML) and with --run-out each model's ranking
+// as a TREC run. `fused-distill eval --run <file> --qrels <file>` evaluates any run file as trec_eval
+// does (src/eval/trec.ts).
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Option, type Command } from 'commander';
@@ -10,12 +12,21 @@ import { withDirLock } from '../data/lock';
 import { loadRankingCollection } from '../data/ranking_collection';
 import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
+import { evaluateTrec, readTrecQrels, readTrecRun, trecTable, writeTrecRun } from '../eval/trec';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { loadHuggingFace, loadHuggingFaceTokenizer } from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
-import { UsageError, parseModelSpec, positiveInt, progressFor, type GlobalOptions } from './common';
+import {
+  UsageError,
+  existingFile,
+  nonNegativeInt,
+  parseModelSpec,
+  positiveInt,
+  progressFor,
+  type GlobalOptions,
+} from './common';
 
 interface EvalOptions {
   collection?: string;
@@ -27,6 +38,30 @@ interface EvalOptions {
   out?: string;
   bm25: boolean;
   tokenizer?: string;
+  runOut?: string;
+  run?: string;
+  qrels?: string;
+  relevanceLevel?: number;
+  complete?: boolean;
+}
+
+/**
+ * `--run <file> --qrels <file>`: trec_eval's measures of a run file. Averages as trec_eval -c unless
+ * --no-complete: a run that leaves out its hard queries must not score higher for it.
+ */
+async function evaluateRunFile(o: EvalOptions): Promise<void> {
+  if (!o.run || !o.qrels) throw new UsageError('--run and --qrels go together: give both files');
+  const run = await readTrecRun(existingFile(o.run, 'run file'));
+  const qrels = await readTrecQrels(existingFile(o.qrels, 'qrels file'));
+  const e = evaluateTrec(run, qrels, { relevanceLevel: o.relevanceLevel ?? 1, complete: o.complete ?? true });
+  process.stdout.write(`${trecTable(e)}\n`);
+}
+
+/** --run-out's file for a model: `{name}` in the path is the model's name (needed for several models). */
+function runOutFile(pattern: string, name: string, models: number): string {
+  if (models > 1 && !pattern.includes('{name}'))
+    throw new UsageError(`--run-out ${pattern}: with several models put {name} in the path, e.g. runs/{name}.trec`);
+  return path.resolve(pattern.split('{name}').join(name));
 }
 
 export function registerEval(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
@@ -35,7 +70,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     .description(
       're-rank BM25 candidates with each model: MRR@10, nDCG@10, paired t-test vs a baseline, parameters, ms/query',
     )
-    .argument('<models...>', 'model dirs or run dirs, optionally named: name=path')
+    .argument('[models...]', 'model dirs or run dirs, optionally named: name=path')
     .option('--collection <dir>', 'collection dir (default: the bundled Brown collection)')
     .addOption(
       new Option('--split <split>', 'queries to evaluate on').choices(['train', 'dev', 'test']).default('test'),
@@ -50,7 +85,25 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       "the tokenizer of the fused-distill model dirs: a Hugging Face dir's (a student distilled from its teacher); default bert-base-uncased",
     )
     .option('--out <dir>', 'write report.json, report.md and report.html there')
+    .option('--run-out <file>', "write each model's ranking as a TREC run ({name} in the path: the model's name)")
+    .option('--run <file>', 'evaluate this run file (TREC or MS MARCO columns, .gz too) instead of models')
+    .option('--qrels <file>', "the run's judgments (TREC qrels: qid iteration docno grade)")
+    .option(
+      '--relevance-level <n>',
+      'with --run: relevant when grade >= n (trec_eval -l; 2 for TREC DL)',
+      nonNegativeInt,
+    )
+    .option('--complete', 'with --run: average over every qrels query, missing ones as 0 (trec_eval -c; the default)')
+    .option('--no-complete', 'with --run: average over the queries in both run and qrels (trec_eval without -c)')
     .action(async (specs: string[], o: EvalOptions) => {
+      if (o.run || o.qrels) {
+        if (specs.length > 0) throw new UsageError('give either models or --run/--qrels, not both');
+        return evaluateRunFile(o);
+      }
+      if (specs.length === 0)
+        throw new UsageError("missing required argument 'models' (or --run <file> --qrels <file>)");
+      if (o.relevanceLevel !== undefined || o.complete !== undefined)
+        throw new UsageError('--relevance-level and --complete go with --run');
       const t0 = Date.now();
       const models = specs.map(parseModelSpec);
       const names = models.map((m) => m.name);
@@ -73,6 +126,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         let runTokenizer: PairTokenizer | null = null;
         const target = { split: o.split, queries: o.queries, candidates: o.candidates };
         const evals: ModelEvaluation[] = o.bm25 ? [evaluateBm25(coll, target)] : [];
+        const runOuts = o.runOut ? models.map((m) => runOutFile(o.runOut!, m.name, models.length)) : [];
         for (const m of models) {
           let model: CrossEncoder;
           let encoder: PairEncoder;
@@ -119,6 +173,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
           notes: [`collection: ${coll.dir}`, ...models.map((m) => `${m.name}: ${m.dir}`), `backend ${tf.getBackend()}`],
         };
         process.stdout.write(`${resultsTable(report)}\n`);
+        for (const [i, file] of runOuts.entries()) {
+          const e = evals.find((x) => x.name === models[i].name)!;
+          await writeTrecRun(file, e.run, models[i].name.replace(/\s+/g, '_'));
+          process.stdout.write(`run: ${file}\n`);
+        }
         if (o.out) {
           const out = path.resolve(o.out);
           const files = await withDirLock(out, () => writeReport(out, report));

@@ -1,13 +1,18 @@
-// Re-ranking metrics by the trec_eval definitions: RR@10 (MS MARCO's MRR@10), nDCG@10 (ndcg_cut_10,
+// Re-ranking metrics by the trec_eval definitions: RR@10 (recip_rank with -M 10), nDCG@10 (ndcg_cut_10,
 // linear gains), AP (map), Recall@k (recall_k). Written here rather than taken from a package: the
 // npm ones differ from trec_eval on ties, cut-offs or graded gains, and these few lines are checked
-// against hand-computed cases in tests/eval.test.ts.
+// against hand-computed cases in tests/eval.test.ts and, per query, against trec_eval's own numbers
+// in tests/trec_eval.test.ts.
 //
 // Conventions (trec_eval's): a document is relevant when its grade is >= 1 (relevance_level 1);
 // ranking is by score descending, ties broken by docid in DESCENDING string order (trec_eval's
-// comp_sim_docno); unjudged documents count as non-relevant. Means are over the queries of the qrels
-// that have at least one relevant document; such a query missing from the run scores 0 on everything
-// (trec_eval -c).
+// comp_sim_docno); unjudged documents count as non-relevant.
+//
+// The means are NOT trec_eval's: they are over the queries of the qrels that have at least one
+// relevant document (a query missing from the run scores 0), while trec_eval -c also counts the
+// qrels queries with no relevant document, as 0. The training and model-comparison tables keep this
+// mean (a query nothing can be found for says nothing about a re-ranker); trec.ts's evaluateTrec
+// gives trec_eval's means (-c or not), relevance levels and MS MARCO's MRR@10.
 
 /** qid -> docid -> graded relevance. */
 export type Qrels = Map<string, Map<string, number>>;
@@ -93,8 +98,9 @@ export interface RunMetrics {
 }
 
 /**
- * Per-query metrics and their means over the qrels' queries that have a relevant document. A NaN
- * score is an error naming the query, the passage and `source` (what produced the run).
+ * Per-query metrics and their means over the qrels' queries that have a relevant document (unlike
+ * trec_eval -c, which counts the others as 0: see evaluateTrec). A NaN score is an error naming the
+ * query, the passage and `source` (what produced the run).
  */
 export function evaluateRun(
   run: Run,

@@ -54,6 +54,8 @@ export interface ModelEvaluation {
   msPerQuery: number | null;
   mean: { mrr10: number; ndcg10: number };
   perQuery: Map<string, QueryMetrics>;
+  /** the ranking evaluated: qid -> passage -> score (written with trec.ts's writeTrecRun) */
+  run: Run;
 }
 
 /** The split's evaluation queries (first n) and their top-k candidates, in file order. */
@@ -136,6 +138,7 @@ export function evaluateCrossEncoder(
     msPerQuery,
     mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 },
     perQuery,
+    run,
   };
 }
 
@@ -164,6 +167,7 @@ export function evaluateBm25(coll: RankingCollection, target: EvalTarget): Model
     msPerQuery: null,
     mean: { mrr10: mean.rr10, ndcg10: mean.ndcg10 },
     perQuery,
+    run,
   };
 }
 
