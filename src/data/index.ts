@@ -18,7 +18,9 @@ export { featureMedians, featureRankerMrr10, median, randomMrr10 } from './artif
 export type { FeatureMedians, JudgedCandidates } from './artifacts';
 export { rng, Mulberry32 } from './random';
 export type { BuiltCollection, CollectionOptions, Split } from './collection';
-export { loadRankingCollection } from './ranking_collection';
+export { loadRankingCollection, requireSplit } from './ranking_collection';
+export { loadMsMarco, MSMARCO_FILES } from './msmarco';
+export type { MsMarcoFiles, MsMarcoSplitFiles } from './msmarco';
 export type { RankingCollection } from './ranking_collection';
 export { ensureDefaultCollection, isDefaultCollection, DEFAULT_COLLECTION_DIR } from './build_collection';
 export { brownDocumentIds, readBrownDocument, parseBrownSentence } from './brown';

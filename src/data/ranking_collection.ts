@@ -18,6 +18,8 @@ export interface RankingCollection {
   qrels: Record<Split, Qrels>;
   /** qid -> BM25 candidates, best first */
   candidates: Record<Split, Map<string, string[]>>;
+  /** the splits the collection has (an MS MARCO dir may lack one); absent: all three */
+  splits?: Split[];
   /** sha256 of every file read: what cached teacher scores depend on */
   fingerprint: string;
 }
@@ -54,4 +56,10 @@ export async function loadRankingCollection(dir?: string): Promise<RankingCollec
   }
   coll.fingerprint = hash.digest('hex');
   return coll;
+}
+
+/** Throws, naming the split and what needs it, when the collection has no such split. */
+export function requireSplit(coll: RankingCollection, split: Split, neededBy: string): void {
+  if (coll.splits && !coll.splits.includes(split))
+    throw new Error(`${coll.dir}: has no ${split} split (its queries file is absent), which ${neededBy} needs`);
 }

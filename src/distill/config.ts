@@ -51,6 +51,12 @@ const DataSchema = z
   .object({
     /** collection directory (data.writeCollection's layout); default: the bundled Brown collection */
     collection: z.string().min(1).optional(),
+    /**
+     * or MS MARCO's published files: a directory with the official names (collection.tsv,
+     * queries.train.tsv, qrels.dev.small.tsv, top1000.dev, qidpidtriples.train.full.2.tsv, ...) or a
+     * JSON descriptor naming them (data.loadMsMarco)
+     */
+    msmarco: z.string().min(1).optional(),
     /** BM25 negatives per group: a group is 1 positive + this many */
     negatives: posInt.default(7),
     maxLength: z.number().int().min(8).max(512).default(128),
@@ -62,7 +68,11 @@ const DataSchema = z
     evalQueries: nonNegInt.optional(),
     evalSplit: z.enum(['dev', 'test']).default('dev'),
   })
-  .strict();
+  .strict()
+  .refine((d) => d.collection == null || d.msmarco == null, {
+    message: 'give collection or msmarco, not both',
+    path: ['msmarco'],
+  });
 
 const TrainSchema = z
   .object({
@@ -195,10 +205,16 @@ export const StudentRunSchema = z
         strict: z.boolean().optional(),
         /** where teacher scores are cached; default: the teacher's model dir */
         cacheDir: z.string().min(1).optional(),
+        /**
+         * or the teacher's published scores instead of a model: Hofstätter et al.'s
+         * `pos_score neg_score qid pid_pos pid_neg` (the student then trains on groups drawn from each
+         * query's triples) or `qid pid score` (groups drawn as without it); tab-separated, .gz allowed
+         */
+        scores: z.string().min(1).optional(),
       })
       .strict()
-      .refine((t) => (t.checkpoint == null) !== (t.huggingface == null), {
-        message: 'give checkpoint or huggingface, one of them',
+      .refine((t) => [t.checkpoint, t.huggingface, t.scores].filter((x) => x != null).length === 1, {
+        message: 'give checkpoint or huggingface (or scores), one of them',
         path: ['checkpoint'],
       }),
     student: z
@@ -226,7 +242,16 @@ export const StudentRunSchema = z
     train: TrainSchema.default({}),
     loss: StudentLossSchema.default({ ranknet: 1, kl: 1 }),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.teacher.scores == null) return;
+    // Scores from a file bring no teacher model: nothing that reads its layers can run.
+    for (const term of FEATURE_TERMS)
+      if (c.loss[term] > 0)
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['loss', term], message: 'needs a teacher model; teacher.scores gives scores only' });
+    if (c.student.init === 'teacherLayers')
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['student', 'init'], message: 'teacherLayers needs a teacher model; teacher.scores gives scores only' });
+  });
 
 export type TeacherRunConfig = z.output<typeof TeacherRunSchema>;
 export type StudentRunConfig = z.output<typeof StudentRunSchema>;
@@ -263,9 +288,12 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 // Paths in a config file are relative to the file's directory.
-function resolvePaths<T extends { output: string; data: { collection?: string } }>(c: T, base: string): T {
+function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(c: T, base: string): T {
   const r = (p: string | undefined) => (p == null ? p : path.resolve(base, p));
-  const out = { ...c, output: r(c.output)!, data: { ...c.data, collection: r(c.data.collection) } } as T;
+  const data = { ...c.data, collection: r(c.data.collection) };
+  // Set only when given: a config without it hashes as before.
+  if (c.data.msmarco != null) data.msmarco = r(c.data.msmarco);
+  const out = { ...c, output: r(c.output)!, data } as T;
   const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
   if (any.init)
     any.init = {
@@ -280,6 +308,7 @@ function resolvePaths<T extends { output: string; data: { collection?: string } 
       huggingface: r(any.teacher.huggingface as string),
       cacheDir: r(any.teacher.cacheDir as string),
     };
+  if (any.teacher?.scores != null) any.teacher.scores = r(any.teacher.scores as string);
   if (any.student) any.student = { ...any.student, path: r(any.student.path as string) };
   return out;
 }

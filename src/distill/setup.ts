@@ -7,7 +7,8 @@ import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { importSafetensors, loadCrossEncoder } from '../models/checkpoint';
 import { CrossEncoder, type CrossEncoderConfig } from '../models/cross_encoder';
 import { loadHuggingFace } from '../models/huggingface';
-import { loadRankingCollection, type RankingCollection } from '../data/ranking_collection';
+import { loadMsMarco } from '../data/msmarco';
+import { loadRankingCollection, requireSplit, type RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
 
@@ -31,7 +32,12 @@ export async function openData(
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
-  const coll = await loadRankingCollection(config.data.collection);
+  const coll = config.data.msmarco
+    ? await loadMsMarco(config.data.msmarco)
+    : await loadRankingCollection(config.data.collection);
+  // A split the collection lacks is an error only where the run uses it.
+  requireSplit(coll, 'train', 'training');
+  if (config.data.evalQueries !== 0) requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
   const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
   return { coll, encoder };
 }
@@ -46,7 +52,9 @@ export function checkFits(model: CrossEncoder, maxLength: number, what: string, 
 
 /** The teacher's dir: its checkpoint or its Hugging Face dir (what the score cache is keyed and locked on). */
 export function teacherDir(config: StudentRunConfig): string {
-  return (config.teacher.checkpoint ?? config.teacher.huggingface)!;
+  const dir = config.teacher.checkpoint ?? config.teacher.huggingface;
+  if (dir == null) throw new Error(`teacher.scores: ${config.teacher.scores} gives scores, not a teacher model`);
+  return dir;
 }
 
 /**
@@ -92,7 +100,7 @@ export function initTeacher(config: TeacherRunConfig): CrossEncoder {
  */
 export function initStudent(
   config: StudentRunConfig,
-  teacher: CrossEncoder,
+  teacher: CrossEncoder | null,
   runTokenizer: PairTokenizer = defaultTokenizer(),
 ): CrossEncoder {
   const s = config.student;
@@ -100,6 +108,7 @@ export function initStudent(
     case 'random':
       return new CrossEncoder(modelConfig(s.model), config.train.seed);
     case 'teacherLayers': {
+      if (teacher == null) throw new Error('student.init: teacherLayers needs a teacher model (teacher.scores gives scores only)');
       const k = teacher.config.layers / s.model.layers;
       if (!Number.isInteger(k))
         throw new Error(

@@ -9,6 +9,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { writeAtomic } from '../data/atomic';
+import { DataFormatError } from '../data/lines';
+import { readTeacherScoreFile } from '../data/msmarco';
 import type { RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
@@ -167,4 +169,82 @@ export async function teacherScores(
   const header: Header = { format: FORMAT, key, pairs: scores.size, sha256: bodyHash(lines) };
   await writeAtomic(file, (w) => w.write([JSON.stringify(header), ...lines].map((l) => `${l}\n`).join('')));
   return { scores, file, computed: true };
+}
+
+export interface FileScores {
+  scores: ScoreTable;
+  /** the collection the student trains on: for a triples file, each training query's pool is its triples' passages */
+  coll: RankingCollection;
+  format: 'triples' | 'pairs';
+}
+
+// Scores of one pair given twice (a positive repeats across a query's triples) must agree up to
+// what printing a float loses.
+const agree = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(a), Math.abs(b));
+
+/**
+ * A teacher's scores from a published file (teacher.scores), served where the cache serves a
+ * teacher model's. Hofstätter et al.'s `pos_score neg_score qid pid_pos pid_neg` rows also give the
+ * training groups: each query's positives are its triples' positives and its negatives their
+ * negatives (so every pair a group can hold has a score); with `qid pid score` rows the groups are
+ * drawn from the collection as without the file, and every pair must be scored (requireScores).
+ * Rows naming a pid not in the collection or a query not among the training queries, a mix of the
+ * two formats, or a pair scored twice with different scores are errors naming the file and line.
+ */
+export async function scoresFromFile(file: string, coll: RankingCollection): Promise<FileScores> {
+  const scores: ScoreTable = new Map();
+  const lineOf = new Map<string, number>();
+  let format: 'triples' | 'pairs' | null = null;
+  const pools = new Map<string, { judged: Map<string, number>; negatives: Set<string> }>();
+  const put = (qid: string, pid: string, score: number, line: number) => {
+    if (!coll.passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
+    if (!Number.isFinite(Math.fround(score)))
+      throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
+    const k = pairKey(qid, pid);
+    const before = scores.get(k);
+    if (before !== undefined && !agree(before, score))
+      throw new DataFormatError(file, line, `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(k)} ${before}`);
+    if (before === undefined) lineOf.set(k, line);
+    scores.set(k, score);
+  };
+  for await (const row of readTeacherScoreFile(file)) {
+    const rowFormat = row.pos ? 'triples' : 'pairs';
+    format ??= rowFormat;
+    if (rowFormat !== format)
+      throw new DataFormatError(file, row.line, `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`);
+    if (!coll.queries.train.has(row.qid))
+      throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
+    if (row.pos && row.neg) {
+      put(row.qid, row.pos.pid, row.pos.score, row.line);
+      put(row.qid, row.neg.pid, row.neg.score, row.line);
+      const pool = pools.get(row.qid) ?? { judged: new Map(), negatives: new Set() };
+      const grades = coll.qrels.train.get(row.qid);
+      pool.judged.set(row.pos.pid, Math.max(1, grades?.get(row.pos.pid) ?? 0));
+      if (grades?.has(row.neg.pid)) pool.judged.set(row.neg.pid, grades.get(row.neg.pid)!);
+      pool.negatives.add(row.neg.pid);
+      pools.set(row.qid, pool);
+    } else put(row.qid, row.pid!, row.score!, row.line);
+  }
+  if (format == null) throw new Error(`${file}: holds no scores`);
+  if (format === 'pairs') return { scores, coll, format };
+  const train = {
+    qrels: new Map([...pools].map(([qid, p]) => [qid, p.judged])),
+    candidates: new Map([...pools].map(([qid, p]) => [qid, [...p.negatives]])),
+  };
+  return {
+    scores,
+    coll: {
+      ...coll,
+      qrels: { ...coll.qrels, train: train.qrels },
+      candidates: { ...coll.candidates, train: train.candidates },
+    },
+    format,
+  };
+}
+
+/** Throws, naming the file and the pair, when a pair the student can train on has no score. */
+export function requireScores(scores: ScoreTable, pairs: ReadonlyArray<readonly [string, string]>, file: string): void {
+  for (const [qid, pid] of pairs)
+    if (!scores.has(pairKey(qid, pid)))
+      throw new Error(`${file}: has no score for query ${qid}, passage ${pid}, a pair the student trains on`);
 }

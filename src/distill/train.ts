@@ -33,9 +33,18 @@ import {
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
 import { evaluateModel } from './scoring';
-import { checkFits, initStudent, initTeacher, loadTeacher, openData, resolveLayerMap, teacherDir } from './setup';
+import {
+  checkFits,
+  defaultTokenizer,
+  initStudent,
+  initTeacher,
+  loadTeacher,
+  openData,
+  resolveLayerMap,
+  teacherDir,
+} from './setup';
 import { runOptimizer, trainStep, type MicroBatch } from './step';
-import { teacherScores, type ScoreTable } from './teacher_cache';
+import { requireScores, scoresFromFile, teacherScores, type ScoreTable } from './teacher_cache';
 
 /** A step's log line; skipped: the step's loss or gradient was not finite and made no update (train.nonFinite 'skip'). */
 type SkippableStep = StepLog & { skipped?: boolean };
@@ -110,6 +119,10 @@ export async function prepareTeacherScores(
   options: RunOptions = {},
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
+  if (config.teacher.scores != null) {
+    const { coll } = opened ?? (await openData(config));
+    return readScoreFile(config, options, coll);
+  }
   const o = opened ?? (await openWithTeacher(config, options));
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
@@ -137,6 +150,40 @@ export async function prepareTeacherScores(
   }
 }
 
+// teacher.scores: the file's scores, checked to cover every pair the student can train on, and the
+// collection the student trains on (a triples file's queries and passages: scoresFromFile).
+async function readScoreFile(
+  config: StudentRunConfig,
+  options: RunOptions,
+  coll: RankingCollection,
+): Promise<{ scores: ScoreTable; file: string; computed: boolean; coll: RankingCollection }> {
+  const file = config.teacher.scores!;
+  const read = await scoresFromFile(file, coll);
+  requireScores(read.scores, trainingPairs(read.coll, config.data.trainQueries), file);
+  options.onProgress?.({ type: 'teacherScoresReady', file, computed: false, pairs: read.scores.size });
+  return { scores: read.scores, file, computed: false, coll: read.coll };
+}
+
+// A distillation from teacher.scores: no teacher model; the run tokenizes with bert-base-uncased's tokenizer.
+async function distillFromScores(config: StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
+  const tokenizer = defaultTokenizer();
+  const student = initStudent(config, null, tokenizer);
+  let opened: { coll: RankingCollection; encoder: PairEncoder };
+  let scores: ScoreTable;
+  try {
+    checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
+    const data = await openData(config, tokenizer);
+    const read = await readScoreFile(config, options, data.coll);
+    opened = { coll: read.coll, encoder: data.encoder };
+    scores = read.scores;
+  } catch (e) {
+    student.dispose();
+    throw e;
+  }
+  const objective = new StudentObjective(student, null, config.loss, scores, [], config.train.seed);
+  return runJob({ kind: 'student', config, ...opened, model: student, objective }, config, options, out);
+}
+
 // The teacher and the data encoded with the run's tokenizer (the teacher's, when from a Hugging Face dir).
 async function openWithTeacher(
   config: StudentRunConfig,
@@ -159,6 +206,7 @@ export async function distill(config: StudentRunConfig, options: RunOptions = {}
 async function distillLocked(config: StudentRunConfig, options: RunOptions): Promise<RunResult> {
   const out = outputState(config, options.resume ?? false);
   if (out.kind === 'done') return out.result;
+  if (config.teacher.scores != null) return distillFromScores(config, options, out);
   const loss = config.loss;
   const { model: teacher, tokenizer } = loadTeacher(config, (message) => notify(options, message));
   const wantScores = loss.kl > 0 || loss.marginMSE > 0 || loss.scoreMSE > 0;

@@ -1,0 +1,267 @@
+// MS MARCO passage ranking's published files, read as they are (each may also be gzipped, `.gz`):
+// - collection and queries: `id<TAB>text`;
+// - qrels: TREC's 4 columns `qid 0 pid grade`, tab or space separated;
+// - candidates, recognised by their columns: `qid<TAB>pid<TAB>rank` (the run files), top1000's
+//   `qid<TAB>pid<TAB>query<TAB>passage`, or a TREC run `qid Q0 pid rank score tag`;
+// - training triples `qid<TAB>pid_pos<TAB>pid_neg` (qidpidtriples);
+// - teacher scores, recognised by their columns: Hofstätter et al.'s `pos_score<TAB>neg_score<TAB>qid<TAB>pid_pos<TAB>pid_neg`
+//   or `qid<TAB>pid<TAB>score`.
+// A row that fits none of its file's formats, a non-numeric score, a pid missing from the collection
+// or a query without text is a DataFormatError naming the file and line.
+//
+// loadMsMarco builds the pipeline's RankingCollection from a directory with the official file names
+// (MSMARCO_FILES) or from a JSON descriptor naming the files. A split whose files are absent is
+// simply absent (coll.splits); the training split's candidates are the triples' passages.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { Split } from './collection';
+import { DataFormatError, readLines } from './lines';
+import type { RankingCollection } from './ranking_collection';
+
+export interface MsMarcoSplitFiles {
+  queries?: string;
+  qrels?: string;
+  candidates?: string;
+  /** qidpidtriples (train): `qid pid_pos pid_neg` */
+  triples?: string;
+}
+
+/** What a JSON descriptor holds (paths relative to the descriptor's dir). */
+export interface MsMarcoFiles {
+  collection: string;
+  train?: MsMarcoSplitFiles;
+  dev?: MsMarcoSplitFiles;
+  test?: MsMarcoSplitFiles;
+}
+
+/** The official MS MARCO passage file names a `data.msmarco` directory is read by (each also as `.gz`). */
+export const MSMARCO_FILES: MsMarcoFiles = {
+  collection: 'collection.tsv',
+  train: { queries: 'queries.train.tsv', qrels: 'qrels.train.tsv', triples: 'qidpidtriples.train.full.2.tsv' },
+  dev: { queries: 'queries.dev.small.tsv', qrels: 'qrels.dev.small.tsv', candidates: 'top1000.dev' },
+};
+
+const SPLIT_NAMES: Split[] = ['train', 'dev', 'test'];
+
+function split(file: string, line: number, text: string, sep: RegExp | string, counts: number[], what: string): string[] {
+  const f = text.split(sep);
+  if (!counts.includes(f.length)) throw new DataFormatError(file, line, `expected ${what}, got ${f.length} fields`);
+  return f;
+}
+
+function score(file: string, line: number, value: string, name: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isFinite(v))
+    throw new DataFormatError(file, line, `${name} must be a finite number, got '${value}'`);
+  return v;
+}
+
+/** `id<TAB>text` (collection, queries); an empty text or id, or an id given twice, is an error. */
+export async function* readMsMarcoText(file: string): AsyncGenerator<{ id: string; text: string; line: number }> {
+  const seen = new Map<string, number>();
+  for await (const { text, line } of readLines(file)) {
+    const [id, body] = split(file, line, text, '\t', [2], '2 tab-separated fields (id, text)');
+    if (id.trim() === '') throw new DataFormatError(file, line, 'empty id');
+    if (body.trim() === '') throw new DataFormatError(file, line, `id ${id} has no text`);
+    const first = seen.get(id);
+    if (first !== undefined) throw new DataFormatError(file, line, `duplicate id '${id}' (first on line ${first})`);
+    seen.set(id, line);
+    yield { id, text: body, line };
+  }
+}
+
+/** TREC qrels `qid 0 pid grade`, tab or space separated. */
+export async function* readMsMarcoQrels(file: string): AsyncGenerator<{ qid: string; pid: string; grade: number; line: number }> {
+  for await (const { text, line } of readLines(file)) {
+    const [qid, , pid, grade] = split(file, line, text.trim(), /\s+/, [4], '4 fields (qid 0 pid grade)');
+    const g = score(file, line, grade, 'grade');
+    if (!Number.isInteger(g)) throw new DataFormatError(file, line, `grade must be an integer, got '${grade}'`);
+    yield { qid, pid, grade: g, line };
+  }
+}
+
+export interface MsMarcoCandidate {
+  qid: string;
+  pid: string;
+  line: number;
+  /** top1000's texts */
+  query?: string;
+  passage?: string;
+}
+
+/** Candidates in any of MS MARCO's run formats, recognised by the columns of each row. */
+export async function* readMsMarcoCandidates(file: string): AsyncGenerator<MsMarcoCandidate> {
+  const what = '3 tab-separated fields (qid pid rank), 4 (qid pid query passage) or a 6-field TREC run (qid Q0 pid rank score tag)';
+  for await (const { text, line } of readLines(file)) {
+    const tabs = text.split('\t');
+    if (tabs.length === 4) {
+      yield { qid: tabs[0], pid: tabs[1], query: tabs[2], passage: tabs[3], line };
+      continue;
+    }
+    const f = tabs.length === 3 ? tabs : text.trim().split(/\s+/);
+    if (f.length === 3) {
+      score(file, line, f[2], 'rank');
+      yield { qid: f[0], pid: f[1], line };
+    } else if (f.length === 6) {
+      score(file, line, f[3], 'rank');
+      score(file, line, f[4], 'score');
+      yield { qid: f[0], pid: f[2], line };
+    } else throw new DataFormatError(file, line, `expected ${what}, got ${tabs.length} fields`);
+  }
+}
+
+/** qidpidtriples: `qid<TAB>pid_pos<TAB>pid_neg`. */
+export async function* readQidPidTriples(file: string): AsyncGenerator<{ qid: string; pos: string; neg: string; line: number }> {
+  for await (const { text, line } of readLines(file)) {
+    const [qid, pos, neg] = split(file, line, text, '\t', [3], '3 tab-separated fields (qid pid_pos pid_neg)');
+    yield { qid, pos, neg, line };
+  }
+}
+
+export interface TeacherScoreRow {
+  qid: string;
+  line: number;
+  /** Hofstätter's 5-column rows: a triple and its two scores */
+  pos?: { pid: string; score: number };
+  neg?: { pid: string; score: number };
+  /** `qid pid score` rows */
+  pid?: string;
+  score?: number;
+}
+
+/** Teacher scores: Hofstätter et al.'s `pos_score neg_score qid pid_pos pid_neg`, or `qid pid score` (tab-separated). */
+export async function* readTeacherScoreFile(file: string): AsyncGenerator<TeacherScoreRow> {
+  for await (const { text, line } of readLines(file)) {
+    const f = split(
+      file,
+      line,
+      text,
+      '\t',
+      [3, 5],
+      "5 tab-separated fields (pos_score neg_score qid pid_pos pid_neg) or 3 (qid pid score)",
+    );
+    if (f.length === 5)
+      yield {
+        qid: f[2],
+        line,
+        pos: { pid: f[3], score: score(file, line, f[0], 'pos_score') },
+        neg: { pid: f[4], score: score(file, line, f[1], 'neg_score') },
+      };
+    else yield { qid: f[0], pid: f[1], score: score(file, line, f[2], 'score'), line };
+  }
+}
+
+// The file itself, or its gzipped form; null when neither exists.
+function existing(file: string): string | null {
+  if (fs.existsSync(file)) return file;
+  if (fs.existsSync(`${file}.gz`)) return `${file}.gz`;
+  return null;
+}
+
+/** The files of an MS MARCO directory (official names) or of a JSON descriptor, resolved and present. */
+export function msMarcoFiles(source: string): MsMarcoFiles {
+  let base = source;
+  let named: MsMarcoFiles = MSMARCO_FILES;
+  const isDescriptor = fs.existsSync(source) && fs.statSync(source).isFile();
+  if (isDescriptor) {
+    base = path.dirname(source);
+    try {
+      named = JSON.parse(fs.readFileSync(source, 'utf8')) as MsMarcoFiles;
+    } catch (e) {
+      throw new Error(`${source}: not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof named?.collection !== 'string') throw new Error(`${source}: names no collection file ("collection": "<file>")`);
+  } else if (!fs.existsSync(source)) throw new Error(`data.msmarco: ${source} does not exist`);
+  const resolve = (name: string, where: string) => {
+    const f = existing(path.resolve(base, name));
+    // A descriptor's files must exist; a directory's official files may be absent (that split is).
+    if (f == null && isDescriptor) throw new Error(`${source}: ${where} ${name} does not exist`);
+    return f ?? undefined;
+  };
+  const collection = resolve(named.collection, 'collection');
+  if (collection == null) throw new Error(`${source}: no ${named.collection} (MS MARCO's collection, pid<TAB>passage)`);
+  const out: MsMarcoFiles = { collection };
+  for (const s of SPLIT_NAMES) {
+    const files = named[s];
+    if (files == null) continue;
+    const got: MsMarcoSplitFiles = {};
+    for (const k of ['queries', 'qrels', 'candidates', 'triples'] as const)
+      if (typeof files[k] === 'string') got[k] = resolve(files[k]!, `${s}.${k}`);
+    if (got.queries) out[s] = got;
+  }
+  return out;
+}
+
+/**
+ * A RankingCollection from MS MARCO's files (a directory with the official names, or a JSON
+ * descriptor). A split is present when its queries file is; its candidates are its candidates file's
+ * and its triples' passages (train: the triples' negatives, as the sampler draws negatives from them).
+ */
+export async function loadMsMarco(source: string): Promise<RankingCollection> {
+  const files = msMarcoFiles(source);
+  const hash = createHash('sha256');
+  const read = (f: string) => {
+    hash.update(`${path.basename(f)}\0`).update(fs.readFileSync(f));
+    return f;
+  };
+  const passages = new Map<string, string>();
+  for await (const r of readMsMarcoText(read(files.collection))) passages.set(r.id, r.text);
+  const coll: RankingCollection = {
+    dir: source,
+    passages,
+    queries: { train: new Map(), dev: new Map(), test: new Map() },
+    qrels: { train: new Map(), dev: new Map(), test: new Map() },
+    candidates: { train: new Map(), dev: new Map(), test: new Map() },
+    splits: [],
+    fingerprint: '',
+  };
+  const needPassage = (file: string, line: number, pid: string) => {
+    if (!passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in ${path.basename(files.collection)}`);
+  };
+  for (const s of SPLIT_NAMES) {
+    const f = files[s];
+    if (!f?.queries) continue;
+    coll.splits!.push(s);
+    const queries = coll.queries[s];
+    for await (const r of readMsMarcoText(read(f.queries))) queries.set(r.id, r.text);
+    const needQuery = (file: string, line: number, qid: string) => {
+      if (!queries.has(qid))
+        throw new DataFormatError(file, line, `query ${qid} has no text in ${path.basename(f.queries!)}`);
+    };
+    if (f.qrels)
+      for await (const r of readMsMarcoQrels(read(f.qrels))) {
+        const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
+        judged.set(r.pid, r.grade);
+        coll.qrels[s].set(r.qid, judged);
+      }
+    const candidates = new Map<string, Set<string>>();
+    const add = (qid: string, pid: string) => {
+      const list = candidates.get(qid) ?? new Set<string>();
+      list.add(pid);
+      candidates.set(qid, list);
+    };
+    if (f.candidates)
+      for await (const r of readMsMarcoCandidates(read(f.candidates))) {
+        if (r.query != null && r.query.trim() === '') throw new DataFormatError(f.candidates, r.line, `query ${r.qid} has no text`);
+        if (!queries.has(r.qid) && r.query == null) needQuery(f.candidates, r.line, r.qid);
+        needPassage(f.candidates, r.line, r.pid);
+        add(r.qid, r.pid);
+      }
+    if (f.triples)
+      for await (const r of readQidPidTriples(read(f.triples))) {
+        needQuery(f.triples, r.line, r.qid);
+        needPassage(f.triples, r.line, r.pos);
+        needPassage(f.triples, r.line, r.neg);
+        // The positive is judged relevant by the triples even where the qrels file is absent.
+        const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
+        if ((judged.get(r.pos) ?? 0) < 1) judged.set(r.pos, 1);
+        coll.qrels[s].set(r.qid, judged);
+        add(r.qid, r.neg);
+      }
+    for (const [qid, pids] of candidates) coll.candidates[s].set(qid, [...pids]);
+  }
+  coll.fingerprint = hash.digest('hex');
+  return coll;
+}
