@@ -31,10 +31,20 @@ beforeAll(async () => {
   ({ coll: brown } = await tinyCollection(path.join(tmp, 'brown')));
   fs.mkdirSync(dir);
   [...brown.passages.keys()].forEach((p, i) => pidOf.set(p, String(7000 + i)));
-  for (const s of ['train', 'dev'] as const) [...brown.queries[s].keys()].forEach((q) => qidOf.set(q, String(100 + qidOf.size)));
-  write('collection.tsv.gz', [...brown.passages].map(([p, text]) => `${pidOf.get(p)}\t${text}`));
-  write('queries.train.tsv', [...brown.queries.train].map(([q, text]) => `${qidOf.get(q)}\t${text}`));
-  write('queries.dev.small.tsv', [...brown.queries.dev].map(([q, text]) => `${qidOf.get(q)}\t${text}`));
+  for (const s of ['train', 'dev'] as const)
+    [...brown.queries[s].keys()].forEach((q) => qidOf.set(q, String(100 + qidOf.size)));
+  write(
+    'collection.tsv.gz',
+    [...brown.passages].map(([p, text]) => `${pidOf.get(p)}\t${text}`),
+  );
+  write(
+    'queries.train.tsv',
+    [...brown.queries.train].map(([q, text]) => `${qidOf.get(q)}\t${text}`),
+  );
+  write(
+    'queries.dev.small.tsv',
+    [...brown.queries.dev].map(([q, text]) => `${qidOf.get(q)}\t${text}`),
+  );
   // qrels: train tab-separated, dev space-separated (both as MS MARCO publishes TREC qrels).
   const qrels = (s: 'train' | 'dev', sep: string) =>
     [...brown.qrels[s]].flatMap(([q, judged]) =>
@@ -58,7 +68,9 @@ beforeAll(async () => {
         if ((judged.get(neg) ?? 0) >= 1) continue;
         triples.push(`${qidOf.get(q)}\t${pidOf.get(pos)}\t${pidOf.get(neg)}`);
         const negScore = (-Number(pidOf.get(neg)) % 7) / 3;
-        scores.push(`${(4.5 + g).toFixed(4)}\t${negScore.toFixed(4)}\t${qidOf.get(q)}\t${pidOf.get(pos)}\t${pidOf.get(neg)}`);
+        scores.push(
+          `${(4.5 + g).toFixed(4)}\t${negScore.toFixed(4)}\t${qidOf.get(q)}\t${pidOf.get(pos)}\t${pidOf.get(neg)}`,
+        );
       }
     }
   write('qidpidtriples.train.full.2.tsv.gz', triples);
@@ -89,12 +101,41 @@ describe('MS MARCO files', () => {
       desc,
       JSON.stringify({
         collection: 'msmarco/collection.tsv.gz',
-        dev: { queries: 'msmarco/queries.dev.small.tsv', qrels: 'msmarco/qrels.dev.small.tsv', candidates: 'msmarco/top1000.dev' },
+        dev: {
+          queries: 'msmarco/queries.dev.small.tsv',
+          qrels: 'msmarco/qrels.dev.small.tsv',
+          candidates: 'msmarco/top1000.dev',
+        },
       }),
     );
     const coll = await loadMsMarco(desc);
     expect(coll.splits).toEqual(['dev']);
     expect(coll.queries.dev.size).toBe(brown.queries.dev.size);
+  });
+
+  it('reads the text triples (triples.train.small.tsv) by looking their texts up', async () => {
+    const textDir = path.join(tmp, 'text-triples');
+    fs.cpSync(dir, textDir, { recursive: true });
+    fs.rmSync(path.join(textDir, 'qidpidtriples.train.full.2.tsv.gz'));
+    const ids = await loadMsMarco(dir);
+    const text = (q: string, pos: string, neg: string) =>
+      `${ids.queries.train.get(q)}\t${ids.passages.get(pos)}\t${ids.passages.get(neg)}`;
+    const rows: string[] = [];
+    for (const [q, negs] of ids.candidates.train) {
+      const pos = [...ids.qrels.train.get(q)!].find(([, g]) => g >= 1)![0];
+      for (const neg of negs) rows.push(text(q, pos, neg));
+    }
+    write('triples.train.small.tsv', rows, textDir);
+    const coll = await loadMsMarco(textDir);
+    expect(coll.candidates.train).toEqual(ids.candidates.train);
+    write(
+      'triples.train.small.tsv',
+      [...rows.slice(0, 2), `${rows[0].split('\t')[0]}\tno such passage\t${rows[0].split('\t')[2]}`],
+      textDir,
+    );
+    await expect(loadMsMarco(textDir)).rejects.toThrow(
+      `triples.train.small.tsv:3: the positive passage's text is not in collection.tsv.gz`,
+    );
   });
 
   it('recognises every candidate format by its columns', async () => {
@@ -127,13 +168,27 @@ describe('MS MARCO files', () => {
   };
 
   it('names the file and line of a malformed row', async () => {
-    const e1 = await broken('qrels.dev.small.tsv', ['101 0 7000 1', '101 0 7001'], /:2: expected 4 fields \(qid 0 pid grade\), got 3/);
-    expect(e1.line).toBe(2);
-    await broken('qrels.train.tsv', ['100\t0\t7000\tone'], /:1: grade must be a finite number, got 'one'/);
     const q = qidOf.get([...brown.queries.dev.keys()][0]);
-    await broken('top1000.dev', [`${q}\t7000\tquery\tpassage`, `${q}\t99999\tquery\tpassage`], /:2: passage 99999 is not in collection.tsv.gz/);
+    const e1 = await broken(
+      'qrels.dev.small.tsv',
+      [`${q} 0 7000 1`, `${q} 0 7001`],
+      /:2: expected 4 fields \(qid 0 pid grade\), got 3/,
+    );
+    expect(e1.line).toBe(2);
+    await broken('qrels.dev.small.tsv', ['424242 0 7000 1'], /:1: query 424242 has no text in queries.dev.small.tsv/);
+    await broken('qrels.train.tsv', ['100\t0\t7000\tone'], /:1: grade must be a finite number, got 'one'/);
+    await broken('qrels.train.tsv', ['100\t0\t99999\t1'], /:1: passage 99999 is not in collection.tsv.gz/);
+    await broken(
+      'top1000.dev',
+      [`${q}\t7000\tquery\tpassage`, `${q}\t99999\tquery\tpassage`],
+      /:2: passage 99999 is not in collection.tsv.gz/,
+    );
     await broken('queries.dev.small.tsv', [`${q}\tsome query`, '555\t '], /:2: id 555 has no text/);
-    await broken('qidpidtriples.train.full.2.tsv.gz', ['424242\t7000\t7001'], /:1: query 424242 has no text in queries.train.tsv/);
+    await broken(
+      'qidpidtriples.train.full.2.tsv.gz',
+      ['424242\t7000\t7001'],
+      /:1: query 424242 has no text in queries.train.tsv/,
+    );
     await broken('top1000.dev', [`${q}\t7000`], /:1: expected 3 tab-separated fields .*got 2 fields/);
   });
 
@@ -172,9 +227,12 @@ describe('distillation from data.msmarco and teacher.scores', () => {
 
   it('trains on the triples of Hofstätter-format scores with Margin-MSE and KL, evaluating on dev', async () => {
     const events: string[] = [];
-    const result = await distill(config('student', path.join(tmp, 'bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv')), {
-      onProgress: (e) => events.push(e.type),
-    });
+    const result = await distill(
+      config('student', path.join(tmp, 'bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv')),
+      {
+        onProgress: (e) => events.push(e.type),
+      },
+    );
     expect(result.steps).toBe(3);
     expect(result.log.steps.every((s) => Number.isFinite(s.loss))).toBe(true);
     expect(result.final?.split).toBe('dev');
@@ -184,7 +242,11 @@ describe('distillation from data.msmarco and teacher.scores', () => {
   it('trains on groups drawn from the collection with a qid/pid/score file covering them', async () => {
     const coll = await loadMsMarco(dir);
     const pairs = trainingPairs(coll, 4);
-    const file = write('pair-scores.tsv.gz', pairs.map(([q, p], i) => `${q}\t${p}\t${(i % 5) - 2}`), tmp);
+    const file = write(
+      'pair-scores.tsv.gz',
+      pairs.map(([q, p], i) => `${q}\t${p}\t${(i % 5) - 2}`),
+      tmp,
+    );
     const result = await distill(config('pairs', file, { loss: { ranknet: 1, scoreMSE: 0.5 } }));
     expect(result.log.steps.every((s) => Number.isFinite(s.loss) && s.parts.scoreMSE >= 0)).toBe(true);
   });
@@ -194,7 +256,9 @@ describe('distillation from data.msmarco and teacher.scores', () => {
     const coll = await loadMsMarco(dir);
     const q = [...coll.queries.train.keys()].find((id) => (coll.candidates.train.get(id) ?? []).length > 0)!;
     const err = await distill(config('partial', partial, {})).catch((e) => e);
-    expect(err.message).toMatch(new RegExp(`${partial}: has no score for query ${q}, passage \\d+, a pair the student trains on`));
+    expect(err.message).toMatch(
+      new RegExp(`${partial}: has no score for query ${q}, passage \\d+, a pair the student trains on`),
+    );
   });
 
   it('evaluating on a split the dataset lacks is an error naming it', async () => {

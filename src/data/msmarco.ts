@@ -3,7 +3,8 @@
 // - qrels: TREC's 4 columns `qid 0 pid grade`, tab or space separated;
 // - candidates, recognised by their columns: `qid<TAB>pid<TAB>rank` (the run files), top1000's
 //   `qid<TAB>pid<TAB>query<TAB>passage`, or a TREC run `qid Q0 pid rank score tag`;
-// - training triples `qid<TAB>pid_pos<TAB>pid_neg` (qidpidtriples);
+// - training triples: qidpidtriples' `qid<TAB>pid_pos<TAB>pid_neg`, or the text triples
+//   (triples.train.small.tsv) `query<TAB>positive<TAB>negative`, whose texts are looked up;
 // - teacher scores, recognised by their columns: Hofstätter et al.'s `pos_score<TAB>neg_score<TAB>qid<TAB>pid_pos<TAB>pid_neg`
 //   or `qid<TAB>pid<TAB>score`.
 // A row that fits none of its file's formats, a non-numeric score, a pid missing from the collection
@@ -42,6 +43,9 @@ export const MSMARCO_FILES: MsMarcoFiles = {
   train: { queries: 'queries.train.tsv', qrels: 'qrels.train.tsv', triples: 'qidpidtriples.train.full.2.tsv' },
   dev: { queries: 'queries.dev.small.tsv', qrels: 'qrels.dev.small.tsv', candidates: 'top1000.dev' },
 };
+
+/** A directory without qidpidtriples may hold the text triples instead. */
+export const MSMARCO_TEXT_TRIPLES = 'triples.train.small.tsv';
 
 const SPLIT_NAMES: Split[] = ['train', 'dev', 'test'];
 
@@ -112,11 +116,29 @@ export async function* readMsMarcoCandidates(file: string): AsyncGenerator<MsMar
   }
 }
 
-/** qidpidtriples: `qid<TAB>pid_pos<TAB>pid_neg`. */
-export async function* readQidPidTriples(file: string): AsyncGenerator<{ qid: string; pos: string; neg: string; line: number }> {
+export interface TrainingTriple {
+  line: number;
+  /** qidpidtriples rows: ids */
+  ids?: { qid: string; pos: string; neg: string };
+  /** triples.train.small rows: texts */
+  texts?: { query: string; pos: string; neg: string };
+}
+
+const isId = (field: string) => /^\d+$/.test(field);
+
+/**
+ * Training triples: qidpidtriples' `qid<TAB>pid_pos<TAB>pid_neg` (three integer ids) or the text
+ * triples' `query<TAB>positive passage<TAB>negative passage`.
+ */
+export async function* readTrainingTriples(file: string): AsyncGenerator<TrainingTriple> {
   for await (const { text, line } of readLines(file)) {
-    const [qid, pos, neg] = split(file, line, text, '\t', [3], '3 tab-separated fields (qid pid_pos pid_neg)');
-    yield { qid, pos, neg, line };
+    const [a, b, c] = split(file, line, text, '\t', [3], '3 tab-separated fields (qid pid_pos pid_neg, or query positive negative texts)');
+    if (isId(a) && isId(b) && isId(c)) yield { line, ids: { qid: a, pos: b, neg: c } };
+    else {
+      for (const [field, name] of [[a, 'query'], [b, 'positive passage'], [c, 'negative passage']])
+        if (field.trim() === '') throw new DataFormatError(file, line, `the ${name} has no text`);
+      yield { line, texts: { query: a, pos: b, neg: c } };
+    }
   }
 }
 
@@ -189,6 +211,7 @@ export function msMarcoFiles(source: string): MsMarcoFiles {
     const got: MsMarcoSplitFiles = {};
     for (const k of ['queries', 'qrels', 'candidates', 'triples'] as const)
       if (typeof files[k] === 'string') got[k] = resolve(files[k]!, `${s}.${k}`);
+    if (s === 'train' && !isDescriptor && got.triples == null) got.triples = resolve(MSMARCO_TEXT_TRIPLES, 'train.triples');
     if (got.queries) out[s] = got;
   }
   return out;
@@ -232,6 +255,8 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
     };
     if (f.qrels)
       for await (const r of readMsMarcoQrels(read(f.qrels))) {
+        needQuery(f.qrels, r.line, r.qid);
+        needPassage(f.qrels, r.line, r.pid);
         const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
         judged.set(r.pid, r.grade);
         coll.qrels[s].set(r.qid, judged);
@@ -249,17 +274,37 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
         needPassage(f.candidates, r.line, r.pid);
         add(r.qid, r.pid);
       }
-    if (f.triples)
-      for await (const r of readQidPidTriples(read(f.triples))) {
-        needQuery(f.triples, r.line, r.qid);
-        needPassage(f.triples, r.line, r.pos);
-        needPassage(f.triples, r.line, r.neg);
+    if (f.triples) {
+      // Text triples name their query and passages by text: ids by text, built on first need.
+      let byText: { queries: Map<string, string>; passages: Map<string, string> } | null = null;
+      const idOf = (map: Map<string, string>, text: string, what: string, line: number) => {
+        const id = map.get(text);
+        if (id == null) throw new DataFormatError(f.triples!, line, `the ${what}'s text is not in ${what === 'query' ? path.basename(f.queries!) : path.basename(files.collection)}`);
+        return id;
+      };
+      for await (const r of readTrainingTriples(read(f.triples))) {
+        let t = r.ids;
+        if (t == null) {
+          byText ??= {
+            queries: new Map([...queries].map(([id, text]) => [text, id])),
+            passages: new Map([...passages].map(([id, text]) => [text, id])),
+          };
+          t = {
+            qid: idOf(byText.queries, r.texts!.query, 'query', r.line),
+            pos: idOf(byText.passages, r.texts!.pos, 'positive passage', r.line),
+            neg: idOf(byText.passages, r.texts!.neg, 'negative passage', r.line),
+          };
+        }
+        needQuery(f.triples, r.line, t.qid);
+        needPassage(f.triples, r.line, t.pos);
+        needPassage(f.triples, r.line, t.neg);
         // The positive is judged relevant by the triples even where the qrels file is absent.
-        const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
-        if ((judged.get(r.pos) ?? 0) < 1) judged.set(r.pos, 1);
-        coll.qrels[s].set(r.qid, judged);
-        add(r.qid, r.neg);
+        const judged = coll.qrels[s].get(t.qid) ?? new Map<string, number>();
+        if ((judged.get(t.pos) ?? 0) < 1) judged.set(t.pos, 1);
+        coll.qrels[s].set(t.qid, judged);
+        add(t.qid, t.neg);
       }
+    }
     for (const [qid, pids] of candidates) coll.candidates[s].set(qid, [...pids]);
   }
   coll.fingerprint = hash.digest('hex');

@@ -248,9 +248,17 @@ export const StudentRunSchema = z
     // Scores from a file bring no teacher model: nothing that reads its layers can run.
     for (const term of FEATURE_TERMS)
       if (c.loss[term] > 0)
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['loss', term], message: 'needs a teacher model; teacher.scores gives scores only' });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['loss', term],
+          message: 'needs a teacher model; teacher.scores gives scores only',
+        });
     if (c.student.init === 'teacherLayers')
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['student', 'init'], message: 'teacherLayers needs a teacher model; teacher.scores gives scores only' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['student', 'init'],
+        message: 'teacherLayers needs a teacher model; teacher.scores gives scores only',
+      });
   });
 
 export type TeacherRunConfig = z.output<typeof TeacherRunSchema>;
@@ -288,7 +296,10 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 // Paths in a config file are relative to the file's directory.
-function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(c: T, base: string): T {
+function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(
+  c: T,
+  base: string,
+): T {
   const r = (p: string | undefined) => (p == null ? p : path.resolve(base, p));
   const data = { ...c.data, collection: r(c.data.collection) };
   // Set only when given: a config without it hashes as before.

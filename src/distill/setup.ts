@@ -37,7 +37,8 @@ export async function openData(
     : await loadRankingCollection(config.data.collection);
   // A split the collection lacks is an error only where the run uses it.
   requireSplit(coll, 'train', 'training');
-  if (config.data.evalQueries !== 0) requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
+  if (config.data.evalQueries !== 0)
+    requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
   const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
   return { coll, encoder };
 }
@@ -108,7 +109,8 @@ export function initStudent(
     case 'random':
       return new CrossEncoder(modelConfig(s.model), config.train.seed);
     case 'teacherLayers': {
-      if (teacher == null) throw new Error('student.init: teacherLayers needs a teacher model (teacher.scores gives scores only)');
+      if (teacher == null)
+        throw new Error('student.init: teacherLayers needs a teacher model (teacher.scores gives scores only)');
       const k = teacher.config.layers / s.model.layers;
       if (!Number.isInteger(k))
         throw new Error(

@@ -203,7 +203,11 @@ export async function scoresFromFile(file: string, coll: RankingCollection): Pro
     const k = pairKey(qid, pid);
     const before = scores.get(k);
     if (before !== undefined && !agree(before, score))
-      throw new DataFormatError(file, line, `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(k)} ${before}`);
+      throw new DataFormatError(
+        file,
+        line,
+        `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(k)} ${before}`,
+      );
     if (before === undefined) lineOf.set(k, line);
     scores.set(k, score);
   };
@@ -211,7 +215,11 @@ export async function scoresFromFile(file: string, coll: RankingCollection): Pro
     const rowFormat = row.pos ? 'triples' : 'pairs';
     format ??= rowFormat;
     if (rowFormat !== format)
-      throw new DataFormatError(file, row.line, `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`);
+      throw new DataFormatError(
+        file,
+        row.line,
+        `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`,
+      );
     if (!coll.queries.train.has(row.qid))
       throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
     if (row.pos && row.neg) {
