@@ -225,8 +225,10 @@ export function msMarcoFiles(source: string): MsMarcoFiles {
 export async function loadMsMarco(source: string): Promise<RankingCollection> {
   const files = msMarcoFiles(source);
   const hash = createHash('sha256');
+  // Streamed (MS MARCO's collection is 3 GB, over what one Buffer holds).
+  const hashed: string[] = [];
   const read = (f: string) => {
-    hash.update(`${path.basename(f)}\0`).update(fs.readFileSync(f));
+    hashed.push(f);
     return f;
   };
   const passages = new Map<string, string>();
@@ -306,6 +308,10 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
       }
     }
     for (const [qid, pids] of candidates) coll.candidates[s].set(qid, [...pids]);
+  }
+  for (const f of hashed) {
+    hash.update(`${path.basename(f)}\0`);
+    for await (const chunk of fs.createReadStream(f)) hash.update(chunk as Buffer);
   }
   coll.fingerprint = hash.digest('hex');
   return coll;
