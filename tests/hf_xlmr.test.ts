@@ -13,6 +13,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { BertTokenizer, HfTokenizer, ROBERTA_PAIR_TOKENS, type PairEncoding } from '../src/data';
+import { distill, parseStudentConfig } from '../src/distill';
 import {
   CrossEncoder,
   loadHuggingFace,
@@ -20,6 +21,7 @@ import {
   XLM_ROBERTA_FAMILY,
   type CrossEncoderConfig,
 } from '../src/models';
+import { tinyCollection } from './helpers/tiny_collection';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Tokenizer } = require('@huggingface/tokenizers') as {
@@ -473,5 +475,62 @@ describe('PyTorch float64 reference (tests/reference/xlmr_reference.py)', () => 
     const dir = hubDir(source, { tensors });
     source.dispose();
     expect(() => reference(dir, pairs)).toThrow(/missing \['classifier.dense.bias', 'classifier.dense.weight'\]/);
+  });
+});
+
+describe('pipeline: an XLM-RoBERTa teacher distils into a student sharing its tokenizer', () => {
+  // the collection's words become pieces of the tiny vocabulary (single letters, or <unk>)
+  const config: CrossEncoderConfig = { ...tiny, maxPosition: 50, initStd: 0.02 };
+  const data = (collDir: string) => ({ collection: collDir, negatives: 3, maxLength: 48, trainQueries: 4, evalQueries: 2 });
+  const train = { batch: 2, steps: 2, lr: 3e-3, warmup: 1, seed: 3, evalEvery: 0, checkpointEvery: 0 };
+
+  it('a random BERT-shaped student: scores and intermediate features', async () => {
+    const collDir = path.join(tmp, 'coll');
+    await tinyCollection(collDir);
+    const teacher = new CrossEncoder(config, 17);
+    const teacherDir = hubDir(teacher, { tensors: [positionIds(50), ...hubTensors(teacher)] });
+    teacher.dispose();
+    const result = await distill(
+      parseStudentConfig({
+        output: path.join(tmp, 'student'),
+        teacher: { huggingface: teacherDir, cacheDir: path.join(tmp, 'scores') },
+        student: { model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 } },
+        data: data(collDir),
+        train,
+        loss: { ranknet: 1, kl: 1, hiddenMSE: 1, attentionMSE: 1 },
+      }),
+    );
+    expect(result.log.steps).toHaveLength(2);
+    for (const s of result.log.steps) {
+      expect(Number.isFinite(s.loss)).toBe(true);
+      expect(Object.keys(s.parts)).toEqual(expect.arrayContaining(['hiddenMSE', 'attentionMSE']));
+    }
+  });
+
+  it('an XLM-RoBERTa student (init huggingface) with the same tokenizer.json', async () => {
+    const collDir = path.join(tmp, 'coll2');
+    await tinyCollection(collDir);
+    const teacher = new CrossEncoder({ ...config, layers: 2 }, 18);
+    const student = new CrossEncoder({ ...config, layers: 1 }, 19);
+    const teacherDir = hubDir(teacher, { tensors: [positionIds(50), ...hubTensors(teacher)] });
+    const studentDir = hubDir(student, { tensors: [positionIds(50), ...hubTensors(student)] });
+    teacher.dispose();
+    student.dispose();
+    const result = await distill(
+      parseStudentConfig({
+        output: path.join(tmp, 'student2'),
+        teacher: { huggingface: teacherDir, cacheDir: path.join(tmp, 'scores2') },
+        student: {
+          init: 'huggingface',
+          path: studentDir,
+          model: { layers: 1, hidden: 8, heads: 2, intermediate: 16, maxPosition: 50 },
+        },
+        data: data(collDir),
+        train,
+        loss: { ranknet: 1, kl: 1 },
+      }),
+    );
+    expect(result.log.steps).toHaveLength(2);
+    for (const s of result.log.steps) expect(Number.isFinite(s.loss)).toBe(true);
   });
 });

@@ -89,7 +89,7 @@ export interface PairTokenizer {
   readonly padId: number;
   /** the pair template (absent: BERT's) */
   readonly layout?: PairLayout;
-  /** sha256 of the tokenizer's definition (normalizer, pre-tokenizer, vocabulary): equal means same ids */
+  /** sha256 of the tokenizer's definition (normalizer, pre-tokenizer, vocabulary; a pair layout other than BERT's): equal means same ids */
   readonly signature: string;
   ids(text: string): number[];
   tokens(text: string): string[];
@@ -143,9 +143,9 @@ export class HfTokenizer implements PairTokenizer {
 
   get signature(): string {
     const d = this.definition as Record<string, unknown>;
-    this.sig ??= createHash('sha256')
-      .update(JSON.stringify(canonical([d.normalizer, d.pre_tokenizer, d.model])))
-      .digest('hex');
+    // RoBERTa's pair template is part of what the ids mean; BERT's signature stays what it always was.
+    const parts = [d.normalizer, d.pre_tokenizer, d.model, ...(this.layout === 'bert' ? [] : [this.layout])];
+    this.sig ??= createHash('sha256').update(JSON.stringify(canonical(parts))).digest('hex');
     return this.sig;
   }
 
