@@ -94,7 +94,13 @@ const unigramJson = () => ({
   version: '1.0',
   truncation: null,
   padding: null,
-  added_tokens: [special('<s>', 0), special('<pad>', 1), special('</s>', 2), special('<unk>', 3), special('<mask>', 28)],
+  added_tokens: [
+    special('<s>', 0),
+    special('<pad>', 1),
+    special('</s>', 2),
+    special('<unk>', 3),
+    special('<mask>', 28),
+  ],
   normalizer: { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
   pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
   post_processor: {
@@ -305,11 +311,14 @@ describe("CrossEncoder: RoBERTa's positions and head", () => {
       a[i].forEach((v, k) => expect(v).toBeCloseTo(expected(id, pos)[k], 4));
     });
     expect(() =>
-      tf.tidy(() => m.forward(inputsOf({ input_ids: [new Array(19).fill(5)], attention_mask: [new Array(19).fill(1)] })).scores),
-    ).toThrow(
-      /sequence length 19 > 18 \(maxPosition 20 less positionPaddingIdx 1 \+ 1\)/,
+      tf.tidy(
+        () =>
+          m.forward(inputsOf({ input_ids: [new Array(19).fill(5)], attention_mask: [new Array(19).fill(1)] })).scores,
+      ),
+    ).toThrow(/sequence length 19 > 18 \(maxPosition 20 less positionPaddingIdx 1 \+ 1\)/);
+    expect(() => new CrossEncoder({ ...tiny, positionPaddingIdx: 19 })).toThrow(
+      /positionPaddingIdx must be an integer/,
     );
-    expect(() => new CrossEncoder({ ...tiny, positionPaddingIdx: 19 })).toThrow(/positionPaddingIdx must be an integer/);
     m.dispose();
   });
 
@@ -326,8 +335,14 @@ describe("CrossEncoder: RoBERTa's positions and head", () => {
       const out = m.forward(inputsOf(b), { hidden: true });
       const cls = tf.slice(out.hidden![out.hidden!.length - 1], [0, 0, 0], [1, 1, 8]).reshape([1, 8]);
       const dense = (x: tf.Tensor, n: string) =>
-        tf.add(tf.matMul(x as tf.Tensor2D, m.params.get(`${n}.weight`)! as tf.Tensor2D, false, true), m.params.get(`${n}.bias`)!);
-      return [out.scores.dataSync()[0], dense(tf.tanh(dense(cls, 'classifier.dense')), 'classifier.out_proj').dataSync()[0]];
+        tf.add(
+          tf.matMul(x as tf.Tensor2D, m.params.get(`${n}.weight`)! as tf.Tensor2D, false, true),
+          m.params.get(`${n}.bias`)!,
+        );
+      return [
+        out.scores.dataSync()[0],
+        dense(tf.tanh(dense(cls, 'classifier.dense')), 'classifier.out_proj').dataSync()[0],
+      ];
     });
     expect(score).toBeCloseTo(want, 6);
     m.dispose();
@@ -349,7 +364,10 @@ describe('loadHuggingFace: XLM-RoBERTa and RoBERTa', () => {
     ['roberta', 'RobertaForSequenceClassification'],
   ])('reads %s (%s) with the position_ids buffer; a pooler in the file is skipped', (modelType, arch) => {
     const source = new CrossEncoder(tiny, 5);
-    const pooler = [f32('roberta.pooler.dense.weight', new Float32Array(64), [8, 8]), f32('roberta.pooler.dense.bias', new Float32Array(8), [8])];
+    const pooler = [
+      f32('roberta.pooler.dense.weight', new Float32Array(64), [8, 8]),
+      f32('roberta.pooler.dense.bias', new Float32Array(8), [8]),
+    ];
     const dir = hubDir(source, {
       extraConfig: { model_type: modelType, architectures: [arch] },
       tensors: [positionIds(20), ...hubTensors(source), ...pooler],
@@ -365,7 +383,9 @@ describe('loadHuggingFace: XLM-RoBERTa and RoBERTa', () => {
     });
     expect(report.config).toEqual({ ...tiny, initStd: 0.02 });
     expect(tokenizer.layout).toBe('roberta');
-    expect(tokenizer.encodePair('hello world', 'a cat', MAX).inputIds).toEqual(tok.encodePair('hello world', 'a cat', MAX).inputIds);
+    expect(tokenizer.encodePair('hello world', 'a cat', MAX).inputIds).toEqual(
+      tok.encodePair('hello world', 'a cat', MAX).inputIds,
+    );
     expect(scoresOf(model, pairs)).toEqual(scoresOf(source, pairs));
     model.dispose();
     source.dispose();
@@ -373,12 +393,21 @@ describe('loadHuggingFace: XLM-RoBERTa and RoBERTa', () => {
 
   it('absent fields take the config class defaults: pad_token_id 1, two token types', () => {
     const c = XLM_ROBERTA_FAMILY.config(
-      { vocab_size: 10, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 4, max_position_embeddings: 514 },
+      {
+        vocab_size: 10,
+        hidden_size: 8,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 4,
+        max_position_embeddings: 514,
+      },
       'config.json',
     );
     expect(c).toMatchObject({ positionPaddingIdx: 1, typeVocab: 2, layerNormEps: 1e-12, head: 'roberta' });
     expect(XLM_ROBERTA_FAMILY.paramName('roberta.embeddings.LayerNorm.gamma')).toBe('bert.embeddings.LayerNorm.weight');
-    expect(XLM_ROBERTA_FAMILY.paramName('encoder.layer.0.output.dense.bias')).toBe('bert.encoder.layer.0.output.dense.bias');
+    expect(XLM_ROBERTA_FAMILY.paramName('encoder.layer.0.output.dense.bias')).toBe(
+      'bert.encoder.layer.0.output.dense.bias',
+    );
     expect(XLM_ROBERTA_FAMILY.paramName('lm_head.dense.weight')).toBeNull();
   });
 
@@ -413,7 +442,10 @@ describe('loadHuggingFace: XLM-RoBERTa and RoBERTa', () => {
       [{ vocab_size: 20 }, /vocab_size 20 does not cover the tokenizer's 29 ids \(tokenizer.json\)/],
       [{ architectures: ['XLMRobertaForMaskedLM'] }, /architectures \["XLMRobertaForMaskedLM"\] is not read/],
       [{ num_labels: 3 }, /num_labels is 3; a ranking score head has 1 label/],
-      [{ type_vocab_size: 2 }, /token_type_embeddings.weight has shape \[1,8\], config.json's type_vocab_size implies \[2,8\]/],
+      [
+        { type_vocab_size: 2 },
+        /token_type_embeddings.weight has shape \[1,8\], config.json's type_vocab_size implies \[2,8\]/,
+      ],
     ])('config %j', (extra, message) => {
       const dir = hubDir(source, { extraConfig: extra });
       const where = message.source.includes('has shape') ? path.join(dir, 'model.safetensors') : config(dir);
@@ -442,14 +474,21 @@ describe('PyTorch float64 reference (tests/reference/xlmr_reference.py)', () => 
 
   check.each([
     ['xlm-roberta, one label', {}],
-    ['roberta, two labels', { model_type: 'roberta', architectures: ['RobertaForSequenceClassification'], num_labels: 2 }],
+    [
+      'roberta, two labels',
+      { model_type: 'roberta', architectures: ['RobertaForSequenceClassification'], num_labels: 2 },
+    ],
   ] as const)(`scores as loaded within 1e-4 on padded pairs: %s${why}`, (name, extra) => {
     const source = new CrossEncoder(tiny, 11);
     let tensors = [positionIds(20), ...hubTensors(source)];
     if ('num_labels' in extra)
       tensors = tensors.map((t) =>
         t.name === 'classifier.out_proj.weight'
-          ? f32(t.name, Array.from({ length: 16 }, (_, i) => Math.cos(3 * i)), [2, 8])
+          ? f32(
+              t.name,
+              Array.from({ length: 16 }, (_, i) => Math.cos(3 * i)),
+              [2, 8],
+            )
           : t.name === 'classifier.out_proj.bias'
             ? f32(t.name, [0.3, -0.2], [2])
             : t,
@@ -481,7 +520,13 @@ describe('PyTorch float64 reference (tests/reference/xlmr_reference.py)', () => 
 describe('pipeline: an XLM-RoBERTa teacher distils into a student sharing its tokenizer', () => {
   // the collection's words become pieces of the tiny vocabulary (single letters, or <unk>)
   const config: CrossEncoderConfig = { ...tiny, maxPosition: 50, initStd: 0.02 };
-  const data = (collDir: string) => ({ collection: collDir, negatives: 3, maxLength: 48, trainQueries: 4, evalQueries: 2 });
+  const data = (collDir: string) => ({
+    collection: collDir,
+    negatives: 3,
+    maxLength: 48,
+    trainQueries: 4,
+    evalQueries: 2,
+  });
   const train = { batch: 2, steps: 2, lr: 3e-3, warmup: 1, seed: 3, evalEvery: 0, checkpointEvery: 0 };
 
   it('a random BERT-shaped student: scores and intermediate features', async () => {

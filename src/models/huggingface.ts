@@ -63,7 +63,10 @@ interface FieldCheck {
   what: string;
 }
 const positiveInteger: FieldCheck = { ok: (v) => Number.isInteger(v) && (v as number) > 0, what: 'a positive integer' };
-const nonNegativeInteger: FieldCheck = { ok: (v) => Number.isInteger(v) && (v as number) >= 0, what: 'an integer >= 0' };
+const nonNegativeInteger: FieldCheck = {
+  ok: (v) => Number.isInteger(v) && (v as number) >= 0,
+  what: 'an integer >= 0',
+};
 const positiveNumber: FieldCheck = {
   ok: (v) => typeof v === 'number' && v > 0 && Number.isFinite(v),
   what: 'a positive number',
@@ -240,7 +243,9 @@ function robertaFamily(modelType: string, prefix: string): FamilyAdapter {
       return config;
     },
     paramName(name) {
-      const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+      const n = name
+        .replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight')
+        .replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
       if (/^classifier\.(dense|out_proj)\.(weight|bias)$/.test(n)) return n;
       if (/^roberta\.(embeddings|encoder)\./.test(n)) return n.replace(/^roberta\./, 'bert.');
       if (/^(embeddings|encoder)\./.test(n)) return `bert.${n}`; // a RobertaModel's names
