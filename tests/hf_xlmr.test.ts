@@ -265,6 +265,64 @@ describe('HfTokenizer: a SentencePiece Unigram tokenizer.json with RoBERTa pairs
     expect(Array.from(e.inputIds.subarray(n))).toEqual(new Array(64 - n).fill(1));
   });
 
+  it("a byte-level BPE tokenizer.json as RoBERTa's (RobertaProcessing) pairs the same way", () => {
+    const vocab = [
+      '<s>',
+      '<pad>',
+      '</s>',
+      '<unk>',
+      'h',
+      'e',
+      'l',
+      'o',
+      'w',
+      'r',
+      'd',
+      'Ġ',
+      'he',
+      'll',
+      'hell',
+      'hello',
+    ];
+    vocab.push('Ġw', 'or', 'Ġwor', 'Ġworl', 'Ġworld', '<mask>');
+    const bpe = {
+      version: '1.0',
+      added_tokens: [
+        special('<s>', 0),
+        special('<pad>', 1),
+        special('</s>', 2),
+        special('<unk>', 3),
+        special('<mask>', 21),
+      ],
+      normalizer: null,
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: {
+        type: 'RobertaProcessing',
+        sep: ['</s>', 2],
+        cls: ['<s>', 0],
+        trim_offsets: true,
+        add_prefix_space: false,
+      },
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: '',
+        end_of_word_suffix: '',
+        fuse_unk: false,
+        vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
+        merges: ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'Ġwor l', 'Ġworl d'],
+      },
+    };
+    const ours = new HfTokenizer(bpe, ROBERTA_PAIR_TOKENS);
+    expect(ours.tokens('hello world')).toEqual(['hello', 'Ġworld']);
+    const e = ours.encodePair('hello world', 'world hello', 16);
+    const want = new Tokenizer(bpe, {}).encode('hello world', { text_pair: 'world hello', add_special_tokens: true });
+    expect(Array.from(e.inputIds.subarray(0, want.ids.length))).toEqual(want.ids);
+    expect(want.ids).toEqual([0, 15, 20, 2, 2, 8, 17, 6, 10, 11, 15, 2]);
+  });
+
   it('truncates longest first within maxLength - 4; term matches sit after </s></s>', () => {
     const e = ours.encodeIdsPair([7, 8], [5, 7, 8, 8, 8, 8, 8], 8);
     expect([e.queryTokens, e.passageTokens]).toEqual([2, 2]);
