@@ -216,7 +216,9 @@ describe('CrossEncoder: ELECTRA options', () => {
     expect(sq.params.has('bert.embeddings_project.weight')).toBe(false);
     sq.dispose();
     expect(() => new CrossEncoder({ ...narrow, embeddingSize: 0 })).toThrow(/embeddingSize must be a positive integer/);
-    expect(() => new CrossEncoder({ ...narrow, head: 'tanh' as never })).toThrow(/head must be 'pooler' or 'electra'/);
+    expect(() => new CrossEncoder({ ...narrow, head: 'tanh' as never })).toThrow(
+      /head must be 'pooler', 'electra' or 'roberta'/,
+    );
     m.dispose();
   });
 

@@ -397,8 +397,8 @@ describe('loadHuggingFace', () => {
       ],
       [
         'an unknown model_type',
-        (d) => patchConfig(d, { model_type: 'roberta' }),
-        (d) => new RegExp(`${d}/config.json: model_type "roberta" is not read`),
+        (d) => patchConfig(d, { model_type: 'deberta-v2' }),
+        (d) => new RegExp(`${d}/config.json: model_type "deberta-v2" is not read`),
       ],
       [
         'an unknown architecture',

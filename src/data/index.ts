@@ -6,12 +6,14 @@ export {
   BertTokenizer,
   HfTokenizer,
   BERT_PAIR_TOKENS,
+  ROBERTA_PAIR_TOKENS,
+  pairSpecialCount,
   bertBaseUncasedVocab,
   parseVocabTxt,
   wordPieceTokenizerJson,
   SPECIAL_TOKENS,
 } from './tokenizer';
-export type { PairEncoding, PairTokenizer, PairSpecialTokens, WordPieceOptions } from './tokenizer';
+export type { PairEncoding, PairLayout, PairTokenizer, PairSpecialTokens, WordPieceOptions } from './tokenizer';
 export { Bm25Index, analyze } from './bm25';
 export { buildCollection, writeCollection, cutPassages, COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, SPLITS } from './collection';
 export { featureMedians, featureRankerMrr10, median, randomMrr10 } from './artifacts';

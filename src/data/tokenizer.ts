@@ -59,15 +59,26 @@ export interface PairEncoding {
   passageTokens: number;
 }
 
-
-/** The special tokens a family's pairs are assembled with: [CLS] q [SEP] p [SEP] for BERT, padded with [PAD]. */
+/**
+ * The special tokens a family's pairs are assembled with, and the pair template: BERT's (layout
+ * absent or 'bert') is [CLS] q [SEP] p [SEP] with token types 0 then 1; RoBERTa's ('roberta', also
+ * XLM-RoBERTa's) is <s> q </s></s> p </s>, token types all 0. Padded with `pad`.
+ */
 export interface PairSpecialTokens {
   cls: string;
   sep: string;
   pad: string;
+  layout?: PairLayout;
 }
 
+export type PairLayout = 'bert' | 'roberta';
+
 export const BERT_PAIR_TOKENS: PairSpecialTokens = { cls: '[CLS]', sep: '[SEP]', pad: '[PAD]' };
+/** RoBERTa's and XLM-RoBERTa's (tokenizer.json's RobertaProcessing template). */
+export const ROBERTA_PAIR_TOKENS: PairSpecialTokens = { cls: '<s>', sep: '</s>', pad: '<pad>', layout: 'roberta' };
+
+/** The special tokens a pair adds: 3 for BERT's template, 4 for RoBERTa's. */
+export const pairSpecialCount = (layout: PairLayout = 'bert'): number => (layout === 'roberta' ? 4 : 3);
 
 /** What the pipeline needs of a tokenizer: ids of a text, and pairs of id sequences assembled for the model. */
 export interface PairTokenizer {
@@ -76,7 +87,9 @@ export interface PairTokenizer {
   readonly clsId: number;
   readonly sepId: number;
   readonly padId: number;
-  /** sha256 of the tokenizer's definition (normalizer, pre-tokenizer, vocabulary): equal means same ids */
+  /** the pair template (absent: BERT's) */
+  readonly layout?: PairLayout;
+  /** sha256 of the tokenizer's definition (normalizer, pre-tokenizer, vocabulary; a pair layout other than BERT's): equal means same ids */
   readonly signature: string;
   ids(text: string): number[];
   tokens(text: string): string[];
@@ -101,6 +114,7 @@ export class HfTokenizer implements PairTokenizer {
   readonly clsId: number;
   readonly sepId: number;
   readonly padId: number;
+  readonly layout: PairLayout;
   private readonly tokenizer: InstanceType<typeof Tokenizer>;
   private readonly definition: object;
   private sig: string | null = null;
@@ -113,7 +127,7 @@ export class HfTokenizer implements PairTokenizer {
       throw new Error(`${source}: not a tokenizer the tokenizers library reads: ${(e as Error).message}`);
     }
     const vocab = this.tokenizer.get_vocab(true);
-    const id = (field: keyof PairSpecialTokens) => {
+    const id = (field: 'cls' | 'sep' | 'pad') => {
       const i = vocab.get(special[field]);
       if (i == null) throw new Error(`${source}: model.vocab lacks the special token ${special[field]} (${field})`);
       return i;
@@ -121,14 +135,17 @@ export class HfTokenizer implements PairTokenizer {
     this.clsId = id('cls');
     this.sepId = id('sep');
     this.padId = id('pad');
+    this.layout = special.layout ?? 'bert';
+    if (this.layout !== 'bert' && this.layout !== 'roberta')
+      throw new Error(`${source}: pair layout must be 'bert' or 'roberta', got ${JSON.stringify(special.layout)}`);
     this.vocabSize = Math.max(...vocab.values()) + 1;
   }
 
   get signature(): string {
     const d = this.definition as Record<string, unknown>;
-    this.sig ??= createHash('sha256')
-      .update(JSON.stringify(canonical([d.normalizer, d.pre_tokenizer, d.model])))
-      .digest('hex');
+    // RoBERTa's pair template is part of what the ids mean; BERT's signature stays what it always was.
+    const parts = [d.normalizer, d.pre_tokenizer, d.model, ...(this.layout === 'bert' ? [] : [this.layout])];
+    this.sig ??= createHash('sha256').update(JSON.stringify(canonical(parts))).digest('hex');
     return this.sig;
   }
 
@@ -146,7 +163,8 @@ export class HfTokenizer implements PairTokenizer {
   }
 
   /**
-   * [CLS] query [SEP] passage [SEP], padded to maxLength. When too long, tokens are dropped from the
+   * [CLS] query [SEP] passage [SEP] (RoBERTa's layout: <s> query </s></s> passage </s>), padded to
+   * maxLength. When too long, tokens are dropped from the
    * end of the longer segment first, one at a time (BERT's "longest first").
    */
   encodePair(query: string, passage: string, maxLength: number): PairEncoding {
@@ -163,25 +181,29 @@ export class HfTokenizer implements PairTokenizer {
     maxLength: number,
     matchLevel?: (id: number) => number,
   ): PairEncoding {
-    if (!Number.isInteger(maxLength) || maxLength < 3)
-      throw new Error(`encodePair: maxLength must be an integer >= 3, got ${maxLength}`);
+    const special = pairSpecialCount(this.layout);
+    if (!Number.isInteger(maxLength) || maxLength < special)
+      throw new Error(`encodePair: maxLength must be an integer >= ${special}, got ${maxLength}`);
     let nq = q.length;
     let np = p.length;
-    while (nq + np > maxLength - 3) {
+    while (nq + np > maxLength - special) {
       if (nq > np) nq -= 1;
       else np -= 1;
     }
     const inputIds = new Int32Array(maxLength).fill(this.padId);
     const tokenTypeIds = new Int32Array(maxLength);
     const attentionMask = new Int32Array(maxLength);
-    const seq = [this.clsId, ...q.slice(0, nq), this.sepId, ...p.slice(0, np), this.sepId];
+    const roberta = this.layout === 'roberta';
+    const between = roberta ? [this.sepId, this.sepId] : [this.sepId];
+    const seq = [this.clsId, ...q.slice(0, nq), ...between, ...p.slice(0, np), this.sepId];
+    const passageStart = 1 + nq + between.length;
     inputIds.set(seq);
     attentionMask.fill(1, 0, seq.length);
-    tokenTypeIds.fill(1, nq + 2, seq.length);
+    if (!roberta) tokenTypeIds.fill(1, passageStart, seq.length); // RoBERTa has one token type
     const termMatchIds = new Int32Array(maxLength);
     const queryIds = new Set(q.slice(0, nq));
     for (let k = 0; k < np; k++)
-      if (queryIds.has(p[k])) termMatchIds[nq + 2 + k] = matchLevel ? matchLevel(p[k]) : 1;
+      if (queryIds.has(p[k])) termMatchIds[passageStart + k] = matchLevel ? matchLevel(p[k]) : 1;
     return { inputIds, tokenTypeIds, attentionMask, termMatchIds, queryTokens: nq, passageTokens: np };
   }
 }

@@ -7,7 +7,9 @@
 //
 // Two options cover ELECTRA's ElectraForSequenceClassification: embeddings narrower than the encoder
 // (embeddingSize, projected to hidden by bert.embeddings_project) and ELECTRA's head (head: 'electra',
-// gelu(classifier.dense([CLS])) through classifier.out_proj, no pooler). Absent, the model is BERT's.
+// gelu(classifier.dense([CLS])) through classifier.out_proj, no pooler). Two more cover RoBERTa's and
+// XLM-RoBERTa's: positions counted from the padding id (positionPaddingIdx) and their head (head:
+// 'roberta', tanh instead of gelu). Absent, the model is BERT's.
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
@@ -46,12 +48,20 @@ export interface CrossEncoderConfig {
   embeddingSize?: number;
   /**
    * The score head on the [CLS] state: 'pooler' (default; BERT's classifier(tanh(bert.pooler.dense)))
-   * or 'electra' (ElectraClassificationHead: classifier.out_proj(gelu(classifier.dense)), erf GELU).
+   * 'electra' (ElectraClassificationHead: classifier.out_proj(gelu(classifier.dense)), erf GELU) or
+   * 'roberta' (RobertaClassificationHead: classifier.out_proj(tanh(classifier.dense))).
    */
   head?: CrossEncoderHead;
+  /**
+   * RoBERTa's positions (create_position_ids_from_input_ids): absent, token i has position i (BERT);
+   * set to the padding id (pad_token_id), a token that is not padding has position paddingIdx + its
+   * 1-based count among the row's non-padding tokens, and padding has position paddingIdx.
+   */
+  positionPaddingIdx?: number;
 }
 
-export type CrossEncoderHead = 'pooler' | 'electra';
+export type CrossEncoderHead = 'pooler' | 'electra' | 'roberta';
+const HEADS: readonly CrossEncoderHead[] = ['pooler', 'electra', 'roberta'];
 
 export const BERT_MINI: CrossEncoderConfig = {
   vocabSize: 30522,
@@ -151,8 +161,15 @@ export class CrossEncoder {
     if (!Number.isInteger(E) || E < 1)
       throw new Error(`CrossEncoder: embeddingSize must be a positive integer, got ${config.embeddingSize}`);
     const head = config.head ?? 'pooler';
-    if (head !== 'pooler' && head !== 'electra')
-      throw new Error(`CrossEncoder: head must be 'pooler' or 'electra', got ${JSON.stringify(config.head)}`);
+    if (!HEADS.includes(head))
+      throw new Error(
+        `CrossEncoder: head must be 'pooler', 'electra' or 'roberta', got ${JSON.stringify(config.head)}`,
+      );
+    const padIdx = config.positionPaddingIdx;
+    if (padIdx !== undefined && (!Number.isInteger(padIdx) || padIdx < 0 || padIdx + 2 > config.maxPosition))
+      throw new Error(
+        `CrossEncoder: positionPaddingIdx must be an integer >= 0 below maxPosition - 1, got ${JSON.stringify(padIdx)}`,
+      );
     const linear = (name: string, out: number, inp: number) => {
       add(`${name}.weight`, normal([out, inp]));
       add(`${name}.bias`, tf.zeros([out]));
@@ -181,7 +198,7 @@ export class CrossEncoder {
       linear(`${p}.output.dense`, H, I);
       layerNorm(`${p}.output.LayerNorm`);
     }
-    if (head === 'electra') {
+    if (head === 'electra' || head === 'roberta') {
       linear('classifier.dense', H, H);
       linear('classifier.out_proj', 1, H);
     } else {
@@ -218,10 +235,20 @@ export class CrossEncoder {
   private forwardTensors(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean }): EncoderOutputs {
     const { hidden: H, heads: A } = this.config;
     const [B, L] = inputs.inputIds.shape;
-    if (L > this.config.maxPosition)
-      throw new Error(`CrossEncoder: sequence length ${L} > maxPosition ${this.config.maxPosition}`);
+    const padIdx = this.config.positionPaddingIdx;
+    // RoBERTa's positions start after the padding id: a row of L tokens needs L + padIdx + 1 of them.
+    const longest = padIdx === undefined ? this.config.maxPosition : this.config.maxPosition - padIdx - 1;
+    if (L > longest)
+      throw new Error(
+        `CrossEncoder: sequence length ${L} > ${longest} (maxPosition ${this.config.maxPosition}` +
+          `${padIdx === undefined ? '' : ` less positionPaddingIdx ${padIdx} + 1`})`,
+      );
     const dh = H / A;
-    const positions = tf.range(0, L, 1, 'int32');
+    let positions: tf.Tensor = tf.range(0, L, 1, 'int32');
+    if (padIdx !== undefined) {
+      const real = tf.cast(tf.notEqual(inputs.inputIds, tf.scalar(padIdx, 'int32')), 'int32');
+      positions = tf.add(tf.mul(tf.cumsum(real, 1), real), tf.scalar(padIdx, 'int32'));
+    }
     let x = tf.add(
       tf.add(
         embeddingLookup(this.p('bert.embeddings.word_embeddings.weight'), inputs.inputIds),
@@ -271,10 +298,17 @@ export class CrossEncoder {
       if (want.hidden) hidden.push(x as tf.Tensor3D);
     }
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, H]), [B, H]);
+    const head = this.config.head ?? 'pooler';
     const scores = (
-      this.config.head === 'electra'
-        ? tf.reshape(this.dense(gelu(this.dense(cls, 'classifier.dense')), 'classifier.out_proj'), [B])
-        : tf.reshape(this.dense(tf.tanh(this.dense(cls, 'bert.pooler.dense')), 'classifier'), [B])
+      head === 'pooler'
+        ? tf.reshape(this.dense(tf.tanh(this.dense(cls, 'bert.pooler.dense')), 'classifier'), [B])
+        : tf.reshape(
+            this.dense(
+              (head === 'electra' ? gelu : tf.tanh)(this.dense(cls, 'classifier.dense')),
+              'classifier.out_proj',
+            ),
+            [B],
+          )
     ) as tf.Tensor1D;
     return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
   }

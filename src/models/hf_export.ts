@@ -211,7 +211,8 @@ export function floatToHalf(v: number): number {
  * model.safetensors and the tokenizer's files. The directory appears complete or not at all; an
  * existing directory is replaced only when it holds a previous export (its config.json), and left
  * alone otherwise. A term-match model is refused: transformers' BERT has no input for it; so is an
- * ELECTRA-shaped model (head 'electra' or an embeddingSize other than hidden).
+ * ELECTRA- or RoBERTa-shaped model (head 'electra' or 'roberta', an embeddingSize other than hidden,
+ * RoBERTa's positions).
  */
 export async function saveHuggingFace(
   model: CrossEncoder,
@@ -226,6 +227,11 @@ export async function saveHuggingFace(
     throw new Error(
       'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +
         "transformers' BertForSequenceClassification has no place for; export a student trained without termMatch",
+    );
+  if ((config.head ?? 'pooler') === 'roberta' || config.positionPaddingIdx !== undefined)
+    throw new Error(
+      "saveHuggingFace: the model has RoBERTa's head or positions (head, positionPaddingIdx); " +
+        'it is written as a BertForSequenceClassification only: export a BERT student',
     );
   if ((config.head ?? 'pooler') !== 'pooler' || (config.embeddingSize ?? config.hidden) !== config.hidden)
     throw new Error(

@@ -6,7 +6,7 @@
 // config.json becomes a CrossEncoderConfig (refusing what the CrossEncoder cannot compute), how its
 // tensor names map onto the CrossEncoder's (BertForSequenceClassification names; ELECTRA's encoder
 // maps onto them, its projection and head keep their own), its score head, and its pair special
-// tokens. BERT and ELECTRA are the families so far.
+// tokens. BERT, ELECTRA, RoBERTa and XLM-RoBERTa are the families so far.
 //
 // Every input problem is one error naming the file and the field; nothing is assigned until every
 // tensor has been found and checked, so a load never yields a partly random model.
@@ -19,6 +19,7 @@ import {
   BertTokenizer,
   HfTokenizer,
   parseVocabTxt,
+  ROBERTA_PAIR_TOKENS,
   type PairSpecialTokens,
   type PairTokenizer,
 } from '../data/tokenizer';
@@ -36,6 +37,8 @@ export interface FamilyAdapter {
   paramName(name: string): string | null;
   /** tensors that are buffers, not parameters, whatever their dtype (skipped and reported, as integer tensors) */
   buffers: RegExp;
+  /** float tensors the architecture does not use and transformers drops on load (skipped and reported) */
+  ignored?: RegExp;
   /** the config.json field a parameter's shape comes from (named when a tensor's shape disagrees) */
   shapeField(param: string): string;
   specialTokens: PairSpecialTokens;
@@ -60,6 +63,10 @@ interface FieldCheck {
   what: string;
 }
 const positiveInteger: FieldCheck = { ok: (v) => Number.isInteger(v) && (v as number) > 0, what: 'a positive integer' };
+const nonNegativeInteger: FieldCheck = {
+  ok: (v) => Number.isInteger(v) && (v as number) >= 0,
+  what: 'an integer >= 0',
+};
 const positiveNumber: FieldCheck = {
   ok: (v) => typeof v === 'number' && v > 0 && Number.isFinite(v),
   what: 'a positive number',
@@ -199,8 +206,77 @@ export const ELECTRA_FAMILY: FamilyAdapter = {
   labelParams: ['classifier.out_proj.weight', 'classifier.out_proj.bias'],
 };
 
-/** The families by config.json's model_type. XLM-RoBERTa would be an entry here. */
-export const FAMILIES: Record<string, FamilyAdapter> = { bert: BERT_FAMILY, electra: ELECTRA_FAMILY };
+/**
+ * RoBERTa and XLM-RoBERTa (transformers' RobertaConfig / XLMRobertaConfig and modeling_roberta.py;
+ * XLM-RoBERTa is the same computation): BERT's encoder under `roberta.`, one token type, positions
+ * counted from pad_token_id (padding_idx: real tokens take padding_idx + 1, 2, ...; padding takes
+ * padding_idx), so max_position_embeddings is 514 for 512 tokens; no pooler
+ * (add_pooling_layer=False: a file's roberta.pooler.* is skipped and reported, as transformers leaves
+ * it unused); RobertaClassificationHead scores with classifier.out_proj(tanh(classifier.dense(<s>))).
+ * Pairs are <s> q </s></s> p </s>, read from tokenizer.json (Unigram for XLM-R, BPE for RoBERTa).
+ */
+function robertaFamily(modelType: string, prefix: string): FamilyAdapter {
+  const heads = { [`${prefix}ForSequenceClassification`]: true, [`${prefix}Model`]: false };
+  return {
+    modelType,
+    architectures: heads,
+    config(json, file) {
+      checkEncoderKind(json, file);
+      const config: CrossEncoderConfig = {
+        vocabSize: field(json, file, 'vocab_size', positiveInteger),
+        hidden: field(json, file, 'hidden_size', positiveInteger),
+        layers: field(json, file, 'num_hidden_layers', positiveInteger),
+        heads: field(json, file, 'num_attention_heads', positiveInteger),
+        intermediate: field(json, file, 'intermediate_size', positiveInteger),
+        maxPosition: field(json, file, 'max_position_embeddings', positiveInteger),
+        typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
+        layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
+        initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
+        head: 'roberta',
+        positionPaddingIdx: field(json, file, 'pad_token_id', nonNegativeInteger, 1),
+      };
+      checkHeads(config, file);
+      if (config.positionPaddingIdx! + 2 > config.maxPosition)
+        throw new Error(
+          `${file}: max_position_embeddings ${config.maxPosition} leaves no position after pad_token_id ${config.positionPaddingIdx}`,
+        );
+      return config;
+    },
+    paramName(name) {
+      const n = name
+        .replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight')
+        .replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+      if (/^classifier\.(dense|out_proj)\.(weight|bias)$/.test(n)) return n;
+      if (/^roberta\.(embeddings|encoder)\./.test(n)) return n.replace(/^roberta\./, 'bert.');
+      if (/^(embeddings|encoder)\./.test(n)) return `bert.${n}`; // a RobertaModel's names
+      return null;
+    },
+    buffers: /^(roberta\.)?embeddings\.(position_ids|token_type_ids)$/,
+    ignored: /^(roberta\.)?pooler\.dense\.(weight|bias)$/,
+    shapeField(param) {
+      if (param.includes('word_embeddings')) return 'vocab_size';
+      if (param.includes('position_embeddings')) return 'max_position_embeddings';
+      if (param.includes('token_type_embeddings')) return 'type_vocab_size';
+      if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
+      if (param.startsWith('classifier.out_proj')) return 'num_labels';
+      return 'hidden_size';
+    },
+    specialTokens: ROBERTA_PAIR_TOKENS,
+    headParams: ELECTRA_HEAD_PARAMS, // RobertaClassificationHead has the same two Linears
+    labelParams: ['classifier.out_proj.weight', 'classifier.out_proj.bias'],
+  };
+}
+
+export const ROBERTA_FAMILY: FamilyAdapter = robertaFamily('roberta', 'Roberta');
+export const XLM_ROBERTA_FAMILY: FamilyAdapter = robertaFamily('xlm-roberta', 'XLMRoberta');
+
+/** The families by config.json's model_type. */
+export const FAMILIES: Record<string, FamilyAdapter> = {
+  bert: BERT_FAMILY,
+  electra: ELECTRA_FAMILY,
+  roberta: ROBERTA_FAMILY,
+  'xlm-roberta': XLM_ROBERTA_FAMILY,
+};
 
 export interface HuggingFaceReport {
   dir: string;
@@ -209,7 +285,7 @@ export interface HuggingFaceReport {
   config: CrossEncoderConfig;
   /** the weight files read */
   weightFiles: string[];
-  /** integer buffers in the files that the model does not use (position_ids, token_type_ids) */
+  /** integer buffers in the files that the model does not use (position_ids, token_type_ids), and tensors transformers leaves unused (RoBERTa's pooler) */
   skipped: string[];
   /** parameters the files lack that kept their seeded init (only with strict: false) */
   missing: string[];
@@ -391,6 +467,11 @@ export function loadHuggingFaceTokenizer(
   const json = path.join(dir, 'tokenizer.json');
   if (fs.existsSync(json))
     return { tokenizer: new HfTokenizer(readJsonFile(json) as object, special, json), source: 'tokenizer.json' };
+  if ((special.layout ?? 'bert') !== 'bert')
+    throw new Error(
+      `${dir}: no tokenizer.json (a RoBERTa / XLM-RoBERTa tokenizer is read from tokenizer.json only; ` +
+        'save it with a fast tokenizer: AutoTokenizer.from_pretrained(dir).save_pretrained(dir))',
+    );
   const vocabFile = path.join(dir, 'vocab.txt');
   if (!fs.existsSync(vocabFile)) throw new Error(`${dir}: no tokenizer.json or vocab.txt`);
   const configFile = path.join(dir, 'tokenizer_config.json');
@@ -459,6 +540,11 @@ export function loadHuggingFace(
     throw new Error(
       `${file}: vocab_size ${config.vocabSize} does not cover the tokenizer's ${tokenizer.vocabSize} ids (${source})`,
     );
+  // RoBERTa's positions are counted from the padding id: the model's and the tokenizer's must agree.
+  if (config.positionPaddingIdx !== undefined && config.positionPaddingIdx !== tokenizer.padId)
+    throw new Error(
+      `${file}: pad_token_id is ${config.positionPaddingIdx}, the tokenizer's ${family.specialTokens.pad} is id ${tokenizer.padId} (${source})`,
+    );
   const { files, tensors } = weightFiles(dir);
 
   // Match names first: nothing is decoded or assigned until the whole mapping is known to be complete.
@@ -466,7 +552,7 @@ export function loadHuggingFace(
   const unexpected: string[] = [];
   const byParam = new Map<string, { name: string; entry: TensorEntry }>();
   for (const [name, entry] of tensors) {
-    if (!(entry.dtype in FLOAT_SIZES) || family.buffers.test(name)) {
+    if (!(entry.dtype in FLOAT_SIZES) || family.buffers.test(name) || family.ignored?.test(name)) {
       skipped.push(name);
       continue;
     }

@@ -4,14 +4,15 @@ import * as tf from '@tensorflow/tfjs';
 
 import { SPLITS } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
-import type { PairTokenizer } from '../data/tokenizer';
+import { pairSpecialCount, type PairTokenizer } from '../data/tokenizer';
 import type { EncoderInputs } from './cross_encoder';
 
 /** Rarity levels of a term match (PairEncoder.matchLevels): 1 (most common) .. 4 (rarest). */
 export const TERM_MATCH_LEVELS = 4;
 
 /**
- * Tokenizes each query and passage once and assembles [CLS] q [SEP] p [SEP] pairs from the ids.
+ * Tokenizes each query and passage once and assembles pairs from the ids in the tokenizer's layout
+ * ([CLS] q [SEP] p [SEP], or RoBERTa's <s> q </s></s> p </s>).
  * Term matches are graded by the WordPiece's rarity in the collection's passages: BM25's idf,
  * ln(1 + (N - df + 0.5) / (df + 0.5)), in TERM_MATCH_LEVELS equal bins up to the idf of df = 1
  * (with ~10k passages: df above ~1000, 110-1000, 13-110, below 13). A model with fewer levels
@@ -22,12 +23,15 @@ export class PairEncoder {
   private readonly passageIds = new Map<string, number[]>();
   private readonly queryText = new Map<string, string>();
   private levels: Uint8Array | null = null;
+  /** the special tokens of a pair (3, or RoBERTa's 4) */
+  private readonly special: number;
 
   constructor(
     readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
   ) {
+    this.special = pairSpecialCount(tokenizer.layout);
     for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
   }
 
@@ -78,7 +82,7 @@ export class PairEncoder {
   /** Tokens of the pair's sequence after truncation (special tokens included). */
   pairLength(qid: string, pid: string): number {
     const e = this.encodeOne(qid, pid);
-    return 3 + e.queryTokens + e.passageTokens;
+    return this.special + e.queryTokens + e.passageTokens;
   }
 
   /**
@@ -94,7 +98,11 @@ export class PairEncoder {
     const encoded = pairs.map((p) => (p == null ? null : this.encodeOne(p[0], p[1])));
     const len = Math.min(
       this.maxLength,
-      Math.max(3, padTo, ...encoded.map((e) => (e ? 3 + e.queryTokens + e.passageTokens : 3))),
+      Math.max(
+        this.special,
+        padTo,
+        ...encoded.map((e) => (e ? this.special + e.queryTokens + e.passageTokens : this.special)),
+      ),
     );
     const n = pairs.length;
     const ids = new Int32Array(n * len).fill(this.tokenizer.padId);
@@ -104,8 +112,9 @@ export class PairEncoder {
     const tokenMask = new Float32Array(n * len);
     encoded.forEach((e, i) => {
       if (e == null) {
-        ids.set([this.tokenizer.clsId, this.tokenizer.sepId, this.tokenizer.sepId], i * len);
-        attention.fill(1, i * len, i * len + 3);
+        const empty = [this.tokenizer.clsId, ...new Array<number>(this.special - 1).fill(this.tokenizer.sepId)];
+        ids.set(empty, i * len);
+        attention.fill(1, i * len, i * len + this.special);
         return;
       }
       ids.set(e.inputIds.subarray(0, len), i * len);
