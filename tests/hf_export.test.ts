@@ -10,7 +10,14 @@ import * as tf from '@tensorflow/tfjs';
 
 import { run } from '../src/cli';
 import { BertTokenizer } from '../src/data/tokenizer';
-import { CrossEncoder, CrossEncoderConfig, importSafetensors, readSafetensors, saveHuggingFace } from '../src/models';
+import {
+  CrossEncoder,
+  CrossEncoderConfig,
+  importSafetensors,
+  loadHuggingFace,
+  readSafetensors,
+  saveHuggingFace,
+} from '../src/models';
 import { saveCrossEncoder } from '../src/models/checkpoint';
 import {
   bertBaseUncasedTokenizerFiles,
@@ -175,6 +182,24 @@ describe('saveHuggingFace', () => {
       expect(missing).toEqual([]);
       expect(Array.from(scores(back))).toEqual(Array.from(scores(model)));
       for (const [name, v] of model.params) expect(back.params.get(name)!.dataSync()).toEqual(v.dataSync());
+    } finally {
+      back.dispose();
+    }
+  });
+
+  it('round-trips through loadHuggingFace (config.json, weights and tokenizer read back): the same scores, bit for bit', () => {
+    const { model: back, report } = loadHuggingFace(dir);
+    try {
+      expect(report).toMatchObject({
+        modelType: 'bert',
+        architecture: 'BertForSequenceClassification',
+        head: 'classifier',
+        missing: [],
+      });
+      const { initStd: _initStd, ...sizes } = tiny; // the init scale is ours, not a transformers field
+      expect(report.config).toMatchObject(sizes);
+      for (const [name, v] of model.params) expect(back.params.get(name)!.dataSync()).toEqual(v.dataSync());
+      expect(Array.from(scores(back))).toEqual(Array.from(scores(model)));
     } finally {
       back.dispose();
     }
