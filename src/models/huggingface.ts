@@ -101,40 +101,11 @@ export function numLabels(json: Record<string, unknown>, file: string): number {
 export const BERT_FAMILY: FamilyAdapter = {
   modelType: 'bert',
   architectures: { BertForSequenceClassification: true, BertModel: false },
-  config(json, file) {
-    checkEncoderKind(json, file);
-    const config: CrossEncoderConfig = {
-      vocabSize: field(json, file, 'vocab_size', positiveInteger),
-      hidden: field(json, file, 'hidden_size', positiveInteger),
-      layers: field(json, file, 'num_hidden_layers', positiveInteger),
-      heads: field(json, file, 'num_attention_heads', positiveInteger),
-      intermediate: field(json, file, 'intermediate_size', positiveInteger),
-      maxPosition: field(json, file, 'max_position_embeddings', positiveInteger),
-      typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
-      layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
-      initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
-    };
-    checkHeads(config, file);
-    return config;
-  },
-  paramName(name) {
-    // TF-converted checkpoints name LayerNorm's scale and shift gamma and beta
-    const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
-    if (n.startsWith('classifier.')) return n;
-    if (/^bert\.(embeddings|encoder|pooler)\./.test(n)) return n;
-    if (/^(embeddings|encoder|pooler)\./.test(n)) return `bert.${n}`; // a BertModel's names
-    return null;
-  },
+  config: (json, file) => encoderConfig(json, file),
+  paramName: (name) => encoderParamName(name, 'bert', 'embeddings|encoder|pooler', /^classifier\./),
   // BertEmbeddings' registered buffers (int64 in checkpoints converted from pytorch_model.bin)
   buffers: /^(bert\.)?embeddings\.(position_ids|token_type_ids)$/,
-  shapeField(param) {
-    if (param.includes('word_embeddings')) return 'vocab_size';
-    if (param.includes('position_embeddings')) return 'max_position_embeddings';
-    if (param.includes('token_type_embeddings')) return 'type_vocab_size';
-    if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
-    if (param.startsWith('classifier')) return 'num_labels';
-    return 'hidden_size';
-  },
+  shapeField: (param) => encoderShapeField(param, 'classifier'),
   specialTokens: BERT_PAIR_TOKENS,
   headParams: HEAD_PARAMS,
   labelParams: HEAD_PARAMS,
@@ -150,9 +121,61 @@ function checkEncoderKind(json: Record<string, unknown>, file: string): void {
     throw new Error(`${file}: position_embedding_type is ${JSON.stringify(positions)}; only 'absolute' is computed`);
 }
 
-function checkHeads(config: CrossEncoderConfig, file: string): void {
+/** The encoder's sizes from config.json; `defaults` for the fields a family's config may leave out. */
+function encoderConfig(
+  json: Record<string, unknown>,
+  file: string,
+  defaults: Partial<
+    Record<
+      | 'vocab_size'
+      | 'hidden_size'
+      | 'num_hidden_layers'
+      | 'num_attention_heads'
+      | 'intermediate_size'
+      | 'max_position_embeddings',
+      number
+    >
+  > = {},
+): CrossEncoderConfig {
+  checkEncoderKind(json, file);
+  const size = (name: keyof typeof defaults) => field(json, file, name, positiveInteger, defaults[name]);
+  const config: CrossEncoderConfig = {
+    vocabSize: size('vocab_size'),
+    hidden: size('hidden_size'),
+    layers: size('num_hidden_layers'),
+    heads: size('num_attention_heads'),
+    intermediate: size('intermediate_size'),
+    maxPosition: size('max_position_embeddings'),
+    typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
+    layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
+    initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
+  };
   if (config.hidden % config.heads !== 0)
     throw new Error(`${file}: hidden_size ${config.hidden} is not a multiple of num_attention_heads ${config.heads}`);
+  return config;
+}
+
+/**
+ * A file's tensor name as the cross-encoder's parameter (under `bert.`), or null: the family's
+ * `prefix` (or none, in a bare encoder's file) before one of `modules`, or a head tensor matching
+ * `head`. TF-converted checkpoints name LayerNorm's scale and shift gamma and beta.
+ */
+function encoderParamName(name: string, prefix: string, modules: string, head: RegExp): string | null {
+  const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+  if (head.test(n)) return n;
+  const m = new RegExp(`^(?:${prefix}\\.)?((?:${modules})\\..*)$`).exec(n);
+  return m ? `bert.${m[1]}` : null;
+}
+
+/** The config.json field a parameter's shape comes from, for shape errors; `labels`: the head layer
+ *  whose rows are the labels. */
+function encoderShapeField(param: string, labels: string): string {
+  if (param.includes('word_embeddings')) return 'vocab_size';
+  if (param.includes('position_embeddings')) return 'max_position_embeddings';
+  if (param.includes('token_type_embeddings')) return 'type_vocab_size';
+  if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
+  if (param.startsWith(labels)) return 'num_labels';
+  return 'hidden_size';
 }
 
 /**
@@ -162,44 +185,32 @@ function checkHeads(config: CrossEncoderConfig, file: string): void {
  * classifier.out_proj(gelu(classifier.dense([CLS]))), gelu whatever hidden_act is. Absent fields take
  * ElectraConfig's defaults (ELECTRA-small's shape), as transformers does.
  */
+// ElectraConfig's defaults (ELECTRA-small's shape) for the fields a config.json leaves out.
+const ELECTRA_DEFAULTS = {
+  vocab_size: 30522,
+  hidden_size: 256,
+  num_hidden_layers: 12,
+  num_attention_heads: 4,
+  intermediate_size: 1024,
+  max_position_embeddings: 512,
+};
+// ElectraClassificationHead's and RobertaClassificationHead's two Linears.
+const CLASSIFIER_HEAD = /^classifier\.(dense|out_proj)\.(weight|bias)$/;
+
 export const ELECTRA_FAMILY: FamilyAdapter = {
   modelType: 'electra',
   architectures: { ElectraForSequenceClassification: true, ElectraModel: false },
-  config(json, file) {
-    checkEncoderKind(json, file);
-    const config: CrossEncoderConfig = {
-      vocabSize: field(json, file, 'vocab_size', positiveInteger, 30522),
-      hidden: field(json, file, 'hidden_size', positiveInteger, 256),
-      layers: field(json, file, 'num_hidden_layers', positiveInteger, 12),
-      heads: field(json, file, 'num_attention_heads', positiveInteger, 4),
-      intermediate: field(json, file, 'intermediate_size', positiveInteger, 1024),
-      maxPosition: field(json, file, 'max_position_embeddings', positiveInteger, 512),
-      typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
-      layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
-      initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
-      embeddingSize: field(json, file, 'embedding_size', positiveInteger, 128),
-      head: 'electra',
-    };
-    checkHeads(config, file);
-    return config;
-  },
-  paramName(name) {
-    const n = name.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
-    if (/^classifier\.(dense|out_proj)\.(weight|bias)$/.test(n)) return n;
-    if (/^electra\.(embeddings|embeddings_project|encoder)\./.test(n)) return n.replace(/^electra\./, 'bert.');
-    if (/^(embeddings|embeddings_project|encoder)\./.test(n)) return `bert.${n}`; // an ElectraModel's names
-    return null;
-  },
+  config: (json, file) => ({
+    ...encoderConfig(json, file, ELECTRA_DEFAULTS),
+    embeddingSize: field(json, file, 'embedding_size', positiveInteger, 128),
+    head: 'electra',
+  }),
+  paramName: (name) => encoderParamName(name, 'electra', 'embeddings|embeddings_project|encoder', CLASSIFIER_HEAD),
   buffers: /^(electra\.)?embeddings\.(position_ids|token_type_ids)$/,
   shapeField(param) {
-    if (param.includes('word_embeddings')) return 'vocab_size';
-    if (param.includes('position_embeddings')) return 'max_position_embeddings';
-    if (param.includes('token_type_embeddings')) return 'type_vocab_size';
     if (param.startsWith('bert.embeddings.LayerNorm')) return 'embedding_size';
     if (param.startsWith('bert.embeddings_project')) return 'embedding_size and hidden_size';
-    if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
-    if (param.startsWith('classifier.out_proj')) return 'num_labels';
-    return 'hidden_size';
+    return encoderShapeField(param, 'classifier.out_proj');
   },
   specialTokens: BERT_PAIR_TOKENS,
   headParams: ELECTRA_HEAD_PARAMS,
@@ -221,46 +232,21 @@ function robertaFamily(modelType: string, prefix: string): FamilyAdapter {
     modelType,
     architectures: heads,
     config(json, file) {
-      checkEncoderKind(json, file);
       const config: CrossEncoderConfig = {
-        vocabSize: field(json, file, 'vocab_size', positiveInteger),
-        hidden: field(json, file, 'hidden_size', positiveInteger),
-        layers: field(json, file, 'num_hidden_layers', positiveInteger),
-        heads: field(json, file, 'num_attention_heads', positiveInteger),
-        intermediate: field(json, file, 'intermediate_size', positiveInteger),
-        maxPosition: field(json, file, 'max_position_embeddings', positiveInteger),
-        typeVocab: field(json, file, 'type_vocab_size', positiveInteger, 2),
-        layerNormEps: field(json, file, 'layer_norm_eps', positiveNumber, 1e-12),
-        initStd: field(json, file, 'initializer_range', positiveNumber, 0.02),
+        ...encoderConfig(json, file),
         head: 'roberta',
         positionPaddingIdx: field(json, file, 'pad_token_id', nonNegativeInteger, 1),
       };
-      checkHeads(config, file);
       if (config.positionPaddingIdx! + 2 > config.maxPosition)
         throw new Error(
           `${file}: max_position_embeddings ${config.maxPosition} leaves no position after pad_token_id ${config.positionPaddingIdx}`,
         );
       return config;
     },
-    paramName(name) {
-      const n = name
-        .replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight')
-        .replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
-      if (/^classifier\.(dense|out_proj)\.(weight|bias)$/.test(n)) return n;
-      if (/^roberta\.(embeddings|encoder)\./.test(n)) return n.replace(/^roberta\./, 'bert.');
-      if (/^(embeddings|encoder)\./.test(n)) return `bert.${n}`; // a RobertaModel's names
-      return null;
-    },
+    paramName: (name) => encoderParamName(name, 'roberta', 'embeddings|encoder', CLASSIFIER_HEAD),
     buffers: /^(roberta\.)?embeddings\.(position_ids|token_type_ids)$/,
     ignored: /^(roberta\.)?pooler\.dense\.(weight|bias)$/,
-    shapeField(param) {
-      if (param.includes('word_embeddings')) return 'vocab_size';
-      if (param.includes('position_embeddings')) return 'max_position_embeddings';
-      if (param.includes('token_type_embeddings')) return 'type_vocab_size';
-      if (param.includes('intermediate.dense') || /\.output\.dense\.weight$/.test(param)) return 'intermediate_size';
-      if (param.startsWith('classifier.out_proj')) return 'num_labels';
-      return 'hidden_size';
-    },
+    shapeField: (param) => encoderShapeField(param, 'classifier.out_proj'),
     specialTokens: ROBERTA_PAIR_TOKENS,
     headParams: ELECTRA_HEAD_PARAMS, // RobertaClassificationHead has the same two Linears
     labelParams: ['classifier.out_proj.weight', 'classifier.out_proj.bias'],
