@@ -26,6 +26,7 @@ import {
   floatToHalf,
   type HuggingFaceTokenizerFiles,
 } from '../src/models/hf_export';
+import { HAS_TORCH, TORCH_PYTHON } from './helpers/hub_files';
 
 const tiny: CrossEncoderConfig = {
   vocabSize: 50,
@@ -387,8 +388,8 @@ describe('fused-distill export', () => {
 });
 
 // The independent reference: PyTorch in float64, run when /usr/bin/python3 has torch.
-const TORCH = '/usr/bin/python3';
-const hasTorch = fs.existsSync(TORCH) && spawnSync(TORCH, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+const TORCH = TORCH_PYTHON;
+const hasTorch = HAS_TORCH;
 const REFERENCE = path.join(__dirname, 'reference', 'bert_reference.py');
 
 function reference(dir: string): number[] {

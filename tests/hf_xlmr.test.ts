@@ -22,6 +22,15 @@ import {
   type CrossEncoderConfig,
 } from '../src/models';
 import { tinyCollection } from './helpers/tiny_collection';
+import {
+  HAS_TORCH,
+  HubTensor,
+  TORCH_PYTHON,
+  f32Tensor,
+  maxDiff,
+  positionIdsTensor,
+  safetensorsBytes,
+} from './helpers/hub_files';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Tokenizer } = require('@huggingface/tokenizers') as {
@@ -158,33 +167,11 @@ const hubConfig = (c: CrossEncoderConfig, extra: Record<string, unknown> = {}) =
   ...extra,
 });
 
-type Tensor = { name: string; dtype: string; shape: number[]; data: Buffer };
+type Tensor = HubTensor;
 
-function safetensorsBytes(tensors: Tensor[]): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json, ...tensors.map((t) => t.data)]);
-}
+const f32 = f32Tensor;
 
-const f32 = (name: string, values: ArrayLike<number>, shape: number[]): Tensor => ({
-  name,
-  dtype: 'F32',
-  shape,
-  data: Buffer.from(new Float32Array(values).buffer),
-});
-
-function positionIds(n: number): Tensor {
-  const data = Buffer.alloc(8 * n);
-  for (let i = 0; i < n; i++) data.writeBigInt64LE(BigInt(i), 8 * i);
-  return { name: 'roberta.embeddings.position_ids', dtype: 'I64', shape: [1, n], data };
-}
+const positionIds = (n: number) => positionIdsTensor('roberta', n);
 
 /** The model's tensors as XLMRobertaForSequenceClassification names them (XLMRobertaModel's without the head). */
 function hubTensors(model: CrossEncoder, opts: { bare?: boolean } = {}): Tensor[] {
@@ -230,15 +217,14 @@ const inputsOf = (b: { input_ids: number[][]; attention_mask: number[][] }) => (
 const scoresOf = (m: CrossEncoder, b: ReturnType<typeof batch>) =>
   tf.tidy(() => Array.from(m.forward(inputsOf(b)).scores.dataSync()));
 
-const TORCH = '/usr/bin/python3';
-const hasTorch = fs.existsSync(TORCH) && spawnSync(TORCH, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+const TORCH = TORCH_PYTHON;
+const hasTorch = HAS_TORCH;
 const REFERENCE = path.join(__dirname, 'reference', 'xlmr_reference.py');
 function reference(dir: string, b: ReturnType<typeof batch>): number[] {
   const r = spawnSync(TORCH, [REFERENCE, dir], { input: JSON.stringify(b), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`xlmr_reference.py failed: ${r.stderr}`);
   return JSON.parse(r.stdout).scores;
 }
-const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

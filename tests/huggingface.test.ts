@@ -23,6 +23,7 @@ import {
   type CrossEncoderConfig,
 } from '../src/models';
 import { tinyCollection } from './helpers/tiny_collection';
+import { HubTensor, f32Tensor, positionIdsTensor, safetensorsBytes } from './helpers/hub_files';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-hf-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -105,33 +106,11 @@ const hubConfig = (c: CrossEncoderConfig, extra: Record<string, unknown> = {}) =
   ...extra,
 });
 
-type Tensor = { name: string; dtype: string; shape: number[]; data: Buffer };
+type Tensor = HubTensor;
 
-function safetensorsBytes(tensors: Tensor[]): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json, ...tensors.map((t) => t.data)]);
-}
+const f32 = (name: string, v: tf.Tensor): Tensor => f32Tensor(name, v.dataSync(), v.shape);
 
-const f32 = (name: string, v: tf.Tensor): Tensor => ({
-  name,
-  dtype: 'F32',
-  shape: v.shape,
-  data: Buffer.from(new Float32Array(v.dataSync()).buffer),
-});
-
-function positionIds(n: number): Tensor {
-  const data = Buffer.alloc(8 * n);
-  for (let i = 0; i < n; i++) data.writeBigInt64LE(BigInt(i), 8 * i);
-  return { name: 'bert.embeddings.position_ids', dtype: 'I64', shape: [1, n], data };
-}
+const positionIds = (n: number) => positionIdsTensor('bert', n);
 
 /** The model's tensors as a hub file names them: BertForSequenceClassification, or BertModel's names without the head. */
 function hubTensors(model: CrossEncoder, opts: { bertModel?: boolean; gammaBeta?: boolean } = {}): Tensor[] {
