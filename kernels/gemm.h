@@ -8,6 +8,10 @@
 
 namespace fd {
 
+// How the products are formed: kFp32 multiplies in float32; kBf16 rounds op(A) and op(B) to bfloat16
+// (round to nearest even) and accumulates in float32. C is float32 either way.
+enum class GemmPrecision : int { kFp32 = 0, kBf16 = 1 };
+
 struct GemmArgs {
   bool trans_a = false, trans_b = false;  // op(A) is m x k, op(B) is k x n; all storage row-major
   int64_t m = 0, n = 0, k = 0, batch = 1;
@@ -22,6 +26,7 @@ struct GemmArgs {
   // Optional per-batch element offsets of A and B (general broadcasting); they override stride_a/_b.
   const int64_t* a_offsets = nullptr;
   const int64_t* b_offsets = nullptr;
+  GemmPrecision precision = GemmPrecision::kFp32;
 };
 
 // C = op(A) op(B), overwriting C (k == 0 gives zeros). kBadShape for a negative size or a leading
