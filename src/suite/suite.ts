@@ -371,7 +371,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   ];
   const queries = evals[0].perQuery.size;
   progress.info(
-    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} with a relevant passage), BM25 top-${suite.eval.candidates ?? 'all'}`,
+    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} judged, averaged as trec_eval -c), BM25 top-${suite.eval.candidates ?? 'all'}`,
   );
   for (const m of models) {
     const model = loadCrossEncoder(m.dir);
