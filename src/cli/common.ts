@@ -134,6 +134,12 @@ export function withSkipBadRows<C extends { data: { skipBadRows?: boolean } }>(c
   return flag ? { ...config, data: { ...config.data, skipBadRows: true } } : config;
 }
 
+/** Prints the rows --skip-bad-rows skipped, per file (whatever the progress mode: never dropped silently). */
+export function printBadRows(badRows: Record<string, number> | undefined): void {
+  for (const [file, n] of Object.entries(badRows ?? {}))
+    process.stdout.write(`skipped ${n} bad row${n === 1 ? '' : 's'} of ${file} (--skip-bad-rows)\n`);
+}
+
 /** commander argParser: a non-negative integer. */
 export function nonNegativeInt(value: string): number {
   if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a non-negative integer.');

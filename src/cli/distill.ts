@@ -12,6 +12,7 @@ import {
   reportRun,
   withRunProgress,
   withSkipBadRows,
+  printBadRows,
   type GlobalOptions,
 } from './common';
 
@@ -48,6 +49,7 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
         );
         const f = r.result.final;
         process.stdout.write(`student model: ${r.result.modelDir}\n`);
+        printBadRows(r.result.badRows);
         if (f)
           process.stdout.write(
             `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,

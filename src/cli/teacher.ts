@@ -19,6 +19,7 @@ import {
   reportRun,
   withRunProgress,
   withSkipBadRows,
+  printBadRows,
   type GlobalOptions,
 } from './common';
 
@@ -47,6 +48,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
         const html = await reportRun('teacher', 'teacher', objectiveText(config.loss), abs, backend, r);
         const f = r.result.final;
         process.stdout.write(`teacher model: ${r.result.modelDir}\n`);
+        printBadRows(r.result.badRows);
         if (f)
           process.stdout.write(
             `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
@@ -85,6 +87,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
           process.stdout.write(
             `teacher scores: ${r.pairs} pairs ${r.computed ? (r.resumedAt > 0 ? `(${r.resumedAt} from before) written to` : 'written to') : 'already in'} ${r.file} (manifest ${r.manifest})\n`,
           );
+          printBadRows(r.badRows);
           return;
         }
         const r = await prepareTeacherScores(config, { onProgress: progress.onProgress });

@@ -166,11 +166,11 @@ export async function streamRunTeacherScores(
   config: StudentRunConfig,
   out: string,
   options: RunOptions & { steps?: number } = {},
-): Promise<StreamResult> {
+): Promise<StreamResult & { badRows?: Record<string, number> }> {
   const o = await openWithTeacher(config, options);
   try {
     for (const message of o.badRows.describe()) notify(options, message);
-    return await withDirLock(
+    const r = await withDirLock(
       path.dirname(path.resolve(out)),
       () =>
         streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
@@ -179,6 +179,7 @@ export async function streamRunTeacherScores(
           onNotice: (message) => notify(options, message),
         }),
     );
+    return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
   } finally {
     o.teacher.dispose();
   }
