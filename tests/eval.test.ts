@@ -97,7 +97,7 @@ describe('evaluateRun and evaluateTrec', () => {
   // (qrels.txt's q3; four in qrels.random.txt) and qrels queries missing from the run.
   const cases = expected.cases.filter((c) => c.relevanceLevel === 1 && c.complete);
 
-  it.each(cases.map((c) => [c.qrels, c]))('%s: means equal trec_eval -c\'s printed ones', async (_, c) => {
+  it.each(cases.map((c) => [c.qrels, c]))("%s: means equal trec_eval -c's printed ones", async (_, c) => {
     const qrels = await readTrecQrels(path.join(dir, c.qrels));
     const ranked = await readTrecRun(path.join(dir, c.run));
     const run = new Map([...ranked].map(([q, es]) => [q, new Map(es.map((e) => [e.docno, e.score]))]));

@@ -36,7 +36,8 @@ const write = (name: string, lines: string[]) => {
 const strict = () => new BadRows(false);
 const relevant = (coll: RankingCollection, qid: string, pid: string) => (coll.qrels.train.get(qid)?.get(pid) ?? 0) >= 1;
 const parse = (negatives: unknown) =>
-  parseStudentConfig({ output: 'o', teacher: { checkpoint: 'c' }, data: { negatives } }, 'cfg.json', tmp).data.negatives;
+  parseStudentConfig({ output: 'o', teacher: { checkpoint: 'c' }, data: { negatives } }, 'cfg.json', tmp).data
+    .negatives;
 
 describe('data.negatives config', () => {
   it('takes a count as before (same value, no keys added) or a source object with defaults', () => {
@@ -62,9 +63,13 @@ describe('data.negatives config', () => {
     expect(err({ from: 'candidates', depth: [50, 10] })).toMatch(
       /data\.negatives\.depth: the window's first rank \(50\) must not exceed its last \(10\)/,
     );
-    expect(err({ from: 'candidates', depth: [0, 10] })).toMatch(/data\.negatives\.depth\.0: Number must be greater than 0/);
+    expect(err({ from: 'candidates', depth: [0, 10] })).toMatch(
+      /data\.negatives\.depth\.0: Number must be greater than 0/,
+    );
     expect(err({ from: 'file' })).toMatch(/data\.negatives\.path: is required by from 'file'/);
-    expect(err({ from: 'triples', path: 'x' })).toMatch(/data\.negatives\.path: is required by from 'file', and only by it/);
+    expect(err({ from: 'triples', path: 'x' })).toMatch(
+      /data\.negatives\.path: is required by from 'file', and only by it/,
+    );
     expect(err({ from: 'bm25' })).toMatch(/data\.negatives\.from: Invalid enum value/);
     expect(err({ from: 'triples', window: 3 })).toMatch(/data\.negatives\.window: unknown field/);
     expect(err(0)).toMatch(/data\.negatives: Number must be greater than 0/);
@@ -96,7 +101,9 @@ describe('negatives from the candidates within a rank window', () => {
     expect([...none.candidates.train.values()].every((l) => l.length === 0)).toBe(true);
     const report = negativesReport(none, 3);
     expect(report.none).toBe(report.queries);
-    expect(() => trainingPools(none)).toThrow(/no training query has both a relevant passage and a non-relevant candidate/);
+    expect(() => trainingPools(none)).toThrow(
+      /no training query has both a relevant passage and a non-relevant candidate/,
+    );
   });
 
   it('counts the queries with fewer negatives than a group takes and those with none', async () => {
@@ -150,7 +157,11 @@ describe('negatives from a hard-negatives file', () => {
     const sysFile = write('hard-sys.jsonl', [
       JSON.stringify({ qid: Number.isNaN(Number(q3)) ? q3 : Number(q3), neg: { bm25: [p[5]], ce: [p[7], p[8]] } }),
     ]);
-    const sys = await applyNegatives(brown, parse({ from: 'file', path: sysFile, systems: ['ce'], depth: [2, 9] }), strict());
+    const sys = await applyNegatives(
+      brown,
+      parse({ from: 'file', path: sysFile, systems: ['ce'], depth: [2, 9] }),
+      strict(),
+    );
     expect(sys.candidates.train.get(q3)).toEqual([p[8]].filter((x) => !relevant(brown, q3, x)));
   });
 
@@ -158,7 +169,10 @@ describe('negatives from a hard-negatives file', () => {
     const [q1, q2] = train();
     const p = pids();
     const cases: Array<[string, RegExp]> = [
-      [`${q1}\t${p[0]}\textra`, /:2: expected 2 tab-separated fields \(qid, comma-separated pids\) or a JSON object, got 3/],
+      [
+        `${q1}\t${p[0]}\textra`,
+        /:2: expected 2 tab-separated fields \(qid, comma-separated pids\) or a JSON object, got 3/,
+      ],
       ['{"qid": 1, "neg": [', /:2: not valid JSON/],
       [JSON.stringify({ qid: q1, neg: 'p1' }), /:2: neg must be a list of ids or an object of lists by system/],
       [JSON.stringify({ qid: q1, neg: [1.5] }), /:2: neg\[0\] must be an id/],
@@ -195,7 +209,8 @@ describe('MS MARCO: triples, a ranked candidates file, and --skip-bad-rows', () 
   const dir = path.join(tmp, 'msmarco');
   beforeAll(() => {
     fs.mkdirSync(dir);
-    const lines = (name: string, l: string[]) => fs.writeFileSync(path.join(dir, name), l.map((x) => `${x}\n`).join(''));
+    const lines = (name: string, l: string[]) =>
+      fs.writeFileSync(path.join(dir, name), l.map((x) => `${x}\n`).join(''));
     lines('collection.tsv', ['10\tten', '11\televen', '12\ttwelve', '13\tthirteen', '14\tfourteen', '15\tfifteen']);
     lines('queries.train.tsv', ['1\tquery one', '2\tquery two']);
     lines('qrels.train.tsv', ['1\t0\t10\t1', '2\t0\t11\t1', '1\t0\t13\t2']);
@@ -206,7 +221,12 @@ describe('MS MARCO: triples, a ranked candidates file, and --skip-bad-rows', () 
       path.join(dir, 'desc.json'),
       JSON.stringify({
         collection: 'collection.tsv',
-        train: { queries: 'queries.train.tsv', qrels: 'qrels.train.tsv', triples: 'triples.tsv', candidates: 'run.train.tsv' },
+        train: {
+          queries: 'queries.train.tsv',
+          qrels: 'qrels.train.tsv',
+          triples: 'triples.tsv',
+          candidates: 'run.train.tsv',
+        },
       }),
     );
   });

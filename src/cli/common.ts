@@ -130,7 +130,10 @@ export function checkConfigPaths(
 }
 
 /** The config with data.skipBadRows set when --skip-bad-rows was given (left as the file has it otherwise). */
-export function withSkipBadRows<C extends { data: { skipBadRows?: boolean } }>(config: C, flag: boolean | undefined): C {
+export function withSkipBadRows<C extends { data: { skipBadRows?: boolean } }>(
+  config: C,
+  flag: boolean | undefined,
+): C {
   return flag ? { ...config, data: { ...config.data, skipBadRows: true } } : config;
 }
 

@@ -67,7 +67,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
     .argument('<student-config>', 'student run config (JSON); its teacher.checkpoint is the teacher')
     .option(
       '--out <file>',
-      "stream the scores of the pairs the run draws to <file> (qid<TAB>pid<TAB>score; resumes after a kill); the run reads it as teacher.scores",
+      'stream the scores of the pairs the run draws to <file> (qid<TAB>pid<TAB>score; resumes after a kill); the run reads it as teacher.scores',
     )
     .option('--steps <n>', "with --out: the pairs of the run's first n steps (default: train.steps)", positiveInt)
     .option('--skip-bad-rows', 'skip malformed data rows, counted per file and printed')

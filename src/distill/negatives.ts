@@ -29,7 +29,8 @@ async function sourceLists(
       throw new Error(
         `data.negatives: from 'triples' needs MS MARCO's training triples (data.msmarco); ${coll.dir} is a collection dir: use from 'candidates'`,
       );
-    if (msmarco.triples.size === 0) throw new Error(`data.negatives: from 'triples': ${coll.dir} has no training triples`);
+    if (msmarco.triples.size === 0)
+      throw new Error(`data.negatives: from 'triples': ${coll.dir} has no training triples`);
     return { lists: msmarco.triples, positives };
   }
   if (source.from === 'candidates') {
@@ -48,9 +49,11 @@ async function sourceLists(
       if (!coll.queries.train.has(row.qid))
         throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
       const first = lineOf.get(row.qid);
-      if (first !== undefined) throw new DataFormatError(file, row.line, `query ${row.qid} is listed twice (first on line ${first})`);
+      if (first !== undefined)
+        throw new DataFormatError(file, row.line, `query ${row.qid} is listed twice (first on line ${first})`);
       for (const pid of [...row.pos, ...row.neg])
-        if (!coll.passages.has(pid)) throw new DataFormatError(file, row.line, `passage ${pid} is not in the collection`);
+        if (!coll.passages.has(pid))
+          throw new DataFormatError(file, row.line, `passage ${pid} is not in the collection`);
       return true;
     });
     if (!ok) continue;

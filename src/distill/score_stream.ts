@@ -68,7 +68,9 @@ function checkManifest(file: string, ours: StreamManifest): void {
   try {
     theirs = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message}); remove it and the scores beside it to start over`);
+    throw new Error(
+      `${file}: not valid JSON (${(e as Error).message}); remove it and the scores beside it to start over`,
+    );
   }
   for (const [k, v] of Object.entries(ours))
     if (JSON.stringify(theirs[k]) !== JSON.stringify(v))
@@ -82,7 +84,12 @@ function checkManifest(file: string, ours: StreamManifest): void {
  * a torn last line or chunk is dropped, and the file truncated there). A line that names another
  * pair than expected, or a score that is not a finite number, is an error naming the file and line.
  */
-function keptLines(file: string, pairs: ReadonlyArray<readonly [string, string]>, chunk: number, notice: (m: string) => void): number {
+function keptLines(
+  file: string,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  chunk: number,
+  notice: (m: string) => void,
+): number {
   const buf = fs.readFileSync(file);
   const starts = [0];
   for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) starts.push(i + 1);

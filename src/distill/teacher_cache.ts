@@ -223,7 +223,11 @@ export async function scoresFromFile(
       throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
     const before = scores.get(pairKey(qid, pid));
     if (before !== undefined && !agree(before, score))
-      throw new DataFormatError(file, line, `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(pairKey(qid, pid))} ${before}`);
+      throw new DataFormatError(
+        file,
+        line,
+        `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(pairKey(qid, pid))} ${before}`,
+      );
   };
   for await (const row of readTeacherScoreFile(file, bad)) {
     const rowFormat = row.pos ? 'triples' : 'pairs';

@@ -170,14 +170,12 @@ export async function streamRunTeacherScores(
   const o = await openWithTeacher(config, options);
   try {
     for (const message of o.badRows.describe()) notify(options, message);
-    const r = await withDirLock(
-      path.dirname(path.resolve(out)),
-      () =>
-        streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
-          steps: options.steps,
-          onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
-          onNotice: (message) => notify(options, message),
-        }),
+    const r = await withDirLock(path.dirname(path.resolve(out)), () =>
+      streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
+        steps: options.steps,
+        onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+        onNotice: (message) => notify(options, message),
+      }),
     );
     return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
   } finally {
@@ -200,9 +198,12 @@ async function readScoreFile(
   let needed = trainingPairs(read.coll, config.data.trainQueries);
   if (read.format === 'pairs') {
     const drawn = new Set(
-      drawnPairs(read.coll, { ...config.data, negatives: negativeCount(config.data.negatives) }, config.train, config.train.steps).map(
-        ([q, p]) => `${q}\t${p}`,
-      ),
+      drawnPairs(
+        read.coll,
+        { ...config.data, negatives: negativeCount(config.data.negatives) },
+        config.train,
+        config.train.steps,
+      ).map(([q, p]) => `${q}\t${p}`),
     );
     needed = needed.filter(([q, p]) => drawn.has(`${q}\t${p}`));
   }

@@ -22,13 +22,23 @@ beforeAll(async () => {
   const brown = await loadRankingCollection(brownDir);
   const pid = new Map([...brown.passages.keys()].map((p, i) => [p, String(7000 + i)]));
   const qid = new Map<string, string>();
-  for (const s of ['train', 'dev'] as const) for (const q of brown.queries[s].keys()) qid.set(q, String(100 + qid.size));
+  for (const s of ['train', 'dev'] as const)
+    for (const q of brown.queries[s].keys()) qid.set(q, String(100 + qid.size));
   fs.mkdirSync(msmarco);
   const write = (name: string, lines: string[]) =>
     fs.writeFileSync(path.join(msmarco, name), lines.map((l) => `${l}\n`).join(''));
-  write('collection.tsv', [...brown.passages].map(([p, t]) => `${pid.get(p)}\t${t}`));
-  write('queries.train.tsv', [...brown.queries.train].map(([q, t]) => `${qid.get(q)}\t${t}`));
-  write('queries.dev.small.tsv', [...brown.queries.dev].map(([q, t]) => `${qid.get(q)}\t${t}`));
+  write(
+    'collection.tsv',
+    [...brown.passages].map(([p, t]) => `${pid.get(p)}\t${t}`),
+  );
+  write(
+    'queries.train.tsv',
+    [...brown.queries.train].map(([q, t]) => `${qid.get(q)}\t${t}`),
+  );
+  write(
+    'queries.dev.small.tsv',
+    [...brown.queries.dev].map(([q, t]) => `${qid.get(q)}\t${t}`),
+  );
   for (const [s, name] of [
     ['train', 'qrels.train.tsv'],
     ['dev', 'qrels.dev.small.tsv'],
@@ -69,7 +79,12 @@ describe('MS MARCO in suites and eval', () => {
       output: 'out',
       teacherCache: 'teachers',
       msmarco: 'msmarco',
-      teacher: { model: base.model, data: { negatives: { from: 'triples', count: 2 }, maxLength: 48, evalQueries: 0 }, train: base.train, loss: base.loss },
+      teacher: {
+        model: base.model,
+        data: { negatives: { from: 'triples', count: 2 }, maxLength: 48, evalQueries: 0 },
+        train: base.train,
+        loss: base.loss,
+      },
       studentDefaults: {
         student: { model: sizes },
         data: { negatives: 2, maxLength: 48, trainQueries: 6, evalQueries: 0 },
@@ -103,7 +118,18 @@ describe('MS MARCO in suites and eval', () => {
       .readdirSync(path.join(work, 'teachers'))
       .map((d) => path.join(work, 'teachers', d, 'model'))
       .find((d) => fs.existsSync(path.join(d, 'model.json')))!;
-    const r = await cli(['eval', `teacher=${model}`, '--msmarco', msmarco, '--split', 'dev', '--queries', '5', '--max-length', '48']);
+    const r = await cli([
+      'eval',
+      `teacher=${model}`,
+      '--msmarco',
+      msmarco,
+      '--split',
+      'dev',
+      '--queries',
+      '5',
+      '--max-length',
+      '48',
+    ]);
     expectOk(r, 'eval --msmarco');
     expect(r.stdout).toMatch(/teacher/);
     expect(r.stdout).toMatch(/BM25/);

@@ -6,7 +6,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { buildTinyCollection, cli, leftovers, studentConfig, teacherConfig, tempDir, writeJson, type Result } from './helpers';
+import {
+  buildTinyCollection,
+  cli,
+  leftovers,
+  studentConfig,
+  teacherConfig,
+  tempDir,
+  writeJson,
+  type Result,
+} from './helpers';
 
 const work = tempDir('fd-stream-');
 const coll = path.join(work, 'coll');
@@ -140,7 +149,9 @@ describe('teacher score --out', () => {
     });
     let r = await cli(['distill', noScores]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`fused-distill: error: ${noScores}: teacher.scores: file not found: ${path.join(dir, 'nowhere.tsv')}\n`);
+    expect(r.stderr).toBe(
+      `fused-distill: error: ${noScores}: teacher.scores: file not found: ${path.join(dir, 'nowhere.tsv')}\n`,
+    );
     const { collection: _c, ...data } = base.data;
     const noMsmarco = writeJson(path.join(dir, 'b.json'), { ...base, data: { ...data, msmarco: '../no-msmarco' } });
     r = await cli(['teacher', 'score', noMsmarco]);
