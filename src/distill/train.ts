@@ -130,7 +130,14 @@ export async function prepareTeacherScores(
     const badRows = 'badRows' in o ? (o.badRows as BadRows) : new BadRows(config.data.skipBadRows ?? false);
     return readScoreFile(config, options, o.coll, badRows);
   }
-  const o = opened ?? (await openWithTeacher(config, options));
+  let o: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder };
+  if (opened) o = opened;
+  else {
+    const own = await openWithTeacher(config, options);
+    // A run passing `opened` reports its skipped rows itself.
+    for (const message of own.badRows.describe()) notify(options, message);
+    o = own;
+  }
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.

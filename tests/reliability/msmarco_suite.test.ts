@@ -113,6 +113,28 @@ describe('MS MARCO in suites and eval', () => {
     expect(fs.existsSync(path.join(work, 'out-test'))).toBe(false);
   }, 180000);
 
+  it('--skip-bad-rows: a bad row is skipped, counted, printed and written into result.json; without it, an error naming file and line', async () => {
+    const bad = path.join(work, 'msmarco-bad');
+    fs.cpSync(msmarco, bad, { recursive: true });
+    const qrels = path.join(bad, 'qrels.train.tsv');
+    const n = fs.readFileSync(qrels, 'utf8').split('\n').filter(Boolean).length;
+    fs.appendFileSync(qrels, '100\t0\t99999\t1\n');
+    const base = teacherConfig('unused', path.join(work, 'bad-run'), { steps: 2, evalEvery: 0, checkpointEvery: 0 });
+    const { collection: _c, ...data } = base.data;
+    const config = writeJson(path.join(work, 'bad-teacher.json'), {
+      ...base,
+      data: { ...data, msmarco: bad, evalSplit: 'dev', evalQueries: 2 },
+    });
+    const strict = await cli(['teacher', 'train', config]);
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toContain(`${qrels}:${n + 1}: passage 99999 is not in collection.tsv`);
+    const r = await cli(['teacher', 'train', '--skip-bad-rows', config]);
+    expectOk(r, 'teacher train --skip-bad-rows');
+    expect(r.stdout).toContain(`skipped 1 bad row of ${qrels} (--skip-bad-rows)`);
+    const result = JSON.parse(fs.readFileSync(path.join(work, 'bad-run', 'result.json'), 'utf8'));
+    expect(result.badRows).toEqual({ [qrels]: 1 });
+  }, 120000);
+
   it('eval --msmarco re-ranks the dev top1000; --collection and --msmarco together are refused', async () => {
     const model = fs
       .readdirSync(path.join(work, 'teachers'))

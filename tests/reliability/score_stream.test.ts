@@ -157,5 +157,9 @@ describe('teacher score --out', () => {
     r = await cli(['teacher', 'score', noMsmarco]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/b\.json: data\.msmarco: file not found: .*no-msmarco/);
+    const noCollection = writeJson(path.join(dir, 'c.json'), { ...base, data: { ...data, collection: 'no-coll' } });
+    r = await cli(['distill', noCollection]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/c\.json: data\.collection: no collection at .*no-coll/);
   });
 });
