@@ -84,15 +84,17 @@ export function existingFile(file: string, what = 'config file'): string {
 }
 
 /**
- * Checks that the models a run config names exist before anything runs: a missing one is a usage
- * error naming the config field (exit 2), not a raw ENOENT from deep inside the run.
+ * Checks that the models and data a run config names exist before anything runs (paths already
+ * resolved against the config file's dir): a missing one is a usage error naming the config field
+ * (exit 2), not a raw ENOENT from deep inside the run.
  */
 export function checkConfigPaths(
   file: string,
   config: {
-    teacher?: { checkpoint?: string; huggingface?: string };
+    teacher?: { checkpoint?: string; huggingface?: string; scores?: string };
     student?: { init: string; path?: string };
     init?: { checkpoint?: string; safetensors?: string };
+    data?: { collection?: string; msmarco?: string; negatives?: unknown };
   },
 ): void {
   const model = (field: string, dir: string | undefined) => {
@@ -117,6 +119,28 @@ export function checkConfigPaths(
   if (config.student?.init === 'safetensors') exists('student.path', config.student.path);
   model('init.checkpoint', config.init?.checkpoint);
   exists('init.safetensors', config.init?.safetensors);
+  exists('teacher.scores', config.teacher?.scores);
+  exists('data.msmarco', config.data?.msmarco);
+  if (config.data?.collection != null && !fs.existsSync(path.join(config.data.collection, 'collection.tsv')))
+    throw new UsageError(
+      `${file}: data.collection: no collection at ${config.data.collection} (a collection dir holds collection.tsv; see \`fused-distill data build\`)`,
+    );
+  const negatives = config.data?.negatives as { from?: string; path?: string } | undefined;
+  if (negatives?.from === 'file') exists('data.negatives.path', negatives.path);
+}
+
+/** The config with data.skipBadRows set when --skip-bad-rows was given (left as the file has it otherwise). */
+export function withSkipBadRows<C extends { data: { skipBadRows?: boolean } }>(
+  config: C,
+  flag: boolean | undefined,
+): C {
+  return flag ? { ...config, data: { ...config.data, skipBadRows: true } } : config;
+}
+
+/** Prints the rows --skip-bad-rows skipped, per file (whatever the progress mode: never dropped silently). */
+export function printBadRows(badRows: Record<string, number> | undefined): void {
+  for (const [file, n] of Object.entries(badRows ?? {}))
+    process.stdout.write(`skipped ${n} bad row${n === 1 ? '' : 's'} of ${file} (--skip-bad-rows)\n`);
 }
 
 /** commander argParser: a non-negative integer. */

@@ -7,10 +7,12 @@ import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { importSafetensors, loadCrossEncoder } from '../models/checkpoint';
 import { CrossEncoder, type CrossEncoderConfig } from '../models/cross_encoder';
 import { loadHuggingFace } from '../models/huggingface';
+import { BadRows } from '../data/bad_rows';
 import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit, type RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
+import { applyNegatives } from './negatives';
 
 function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
@@ -25,22 +27,28 @@ export function defaultTokenizer(): BertTokenizer {
   return tokenizer;
 }
 
-/** The run's collection and the encoder of its (query, passage) pairs (default: bert-base-uncased's tokenizer). */
+/**
+ * The run's collection (its training candidates: data.negatives' lists), the encoder of its
+ * (query, passage) pairs (default: bert-base-uncased's tokenizer), and the rows skipped as malformed
+ * (data.skipBadRows; the run's later readers, teacher.scores, count theirs there too).
+ */
 export async function openData(
   config: {
     data: TeacherRunConfig['data'];
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
-): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
-  const coll = config.data.msmarco
-    ? await loadMsMarco(config.data.msmarco)
+): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
+  const badRows = new BadRows(config.data.skipBadRows ?? false);
+  let coll = config.data.msmarco
+    ? await loadMsMarco(config.data.msmarco, { badRows })
     : await loadRankingCollection(config.data.collection);
   // A split the collection lacks is an error only where the run uses it.
   requireSplit(coll, 'train', 'training');
   if (config.data.evalQueries !== 0)
     requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
+  coll = await applyNegatives(coll, config.data.negatives, badRows);
   const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
-  return { coll, encoder };
+  return { coll, encoder, badRows };
 }
 
 /** Throws when `model` cannot take inputs of maxLength tokens from a vocabulary of vocabSize ids. */

@@ -11,7 +11,9 @@ import { withDirLock } from '../data/lock';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
-import { GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs } from './batches';
+import { GroupSampler, disposeBatch, drawnPairs, labelFunction, makeBatch, runSampler, trainingPairs } from './batches';
+import { BadRows } from '../data/bad_rows';
+import { negativeCount, negativesNotice, negativesReport } from './negatives';
 import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
@@ -32,6 +34,7 @@ import {
 } from './run_dir';
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
+import { streamTeacherScores, type StreamResult } from './score_stream';
 import { evaluateModel } from './scoring';
 import {
   checkFits,
@@ -89,6 +92,8 @@ interface Job {
   model: CrossEncoder;
   /** the loss, with its own trained variables (disposed by the loop) */
   objective: Objective;
+  /** malformed rows skipped (data.skipBadRows), reported and written into result.json */
+  badRows: BadRows;
 }
 
 /** Trains a teacher cross-encoder on hard labels (config.loss: bce, ranknet, hinge, listwiseCE). */
@@ -96,13 +101,14 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
-    const { coll, encoder } = await openData(config);
+    const { coll, encoder, badRows } = await openData(config);
     const model = initTeacher(config);
     const job: Job = {
       kind: 'teacher',
       config,
       coll,
       encoder,
+      badRows,
       model,
       objective: new TeacherObjective(model, config.loss),
     };
@@ -120,10 +126,18 @@ export async function prepareTeacherScores(
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
   if (config.teacher.scores != null) {
-    const { coll } = opened ?? (await openData(config));
-    return readScoreFile(config, options, coll);
+    const o = opened ?? (await openData(config));
+    const badRows = 'badRows' in o ? (o.badRows as BadRows) : new BadRows(config.data.skipBadRows ?? false);
+    return readScoreFile(config, options, o.coll, badRows);
   }
-  const o = opened ?? (await openWithTeacher(config, options));
+  let o: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder };
+  if (opened) o = opened;
+  else {
+    const own = await openWithTeacher(config, options);
+    // A run passing `opened` reports its skipped rows itself.
+    for (const message of own.badRows.describe()) notify(options, message);
+    o = own;
+  }
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
@@ -150,16 +164,57 @@ export async function prepareTeacherScores(
   }
 }
 
-// teacher.scores: the file's scores, checked to cover every pair the student can train on, and the
-// collection the student trains on (a triples file's queries and passages: scoresFromFile).
+/**
+ * `teacher score --out`: the teacher's scores of the pairs the run draws in its train.steps steps
+ * (or `steps`), streamed to `out` in `qid pid score` rows and resumable after a kill
+ * (score_stream.ts); a run with teacher.scores: `out` and the same data and train settings reads them.
+ */
+export async function streamRunTeacherScores(
+  config: StudentRunConfig,
+  out: string,
+  options: RunOptions & { steps?: number } = {},
+): Promise<StreamResult & { badRows?: Record<string, number> }> {
+  const o = await openWithTeacher(config, options);
+  try {
+    for (const message of o.badRows.describe()) notify(options, message);
+    const r = await withDirLock(path.dirname(path.resolve(out)), () =>
+      streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
+        steps: options.steps,
+        onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+        onNotice: (message) => notify(options, message),
+      }),
+    );
+    return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
+  } finally {
+    o.teacher.dispose();
+  }
+}
+
+// teacher.scores: the file's scores, checked to cover every pair the student trains on, and the
+// collection the student trains on (a triples file's queries and passages: scoresFromFile). A
+// `qid pid score` file must score the pairs the run's sampler draws in its train.steps steps (what
+// `teacher score --out` writes); a triples file scores every pair of its groups by construction.
 async function readScoreFile(
   config: StudentRunConfig,
   options: RunOptions,
   coll: RankingCollection,
+  badRows: BadRows,
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean; coll: RankingCollection }> {
   const file = config.teacher.scores!;
-  const read = await scoresFromFile(file, coll);
-  requireScores(read.scores, trainingPairs(read.coll, config.data.trainQueries), file);
+  const read = await scoresFromFile(file, coll, badRows);
+  let needed = trainingPairs(read.coll, config.data.trainQueries);
+  if (read.format === 'pairs') {
+    const drawn = new Set(
+      drawnPairs(
+        read.coll,
+        { ...config.data, negatives: negativeCount(config.data.negatives) },
+        config.train,
+        config.train.steps,
+      ).map(([q, p]) => `${q}\t${p}`),
+    );
+    needed = needed.filter(([q, p]) => drawn.has(`${q}\t${p}`));
+  }
+  requireScores(read.scores, needed, file);
   options.onProgress?.({ type: 'teacherScoresReady', file, computed: false, pairs: read.scores.size });
   return { scores: read.scores, file, computed: false, coll: read.coll };
 }
@@ -168,13 +223,13 @@ async function readScoreFile(
 async function distillFromScores(config: StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
   const tokenizer = defaultTokenizer();
   const student = initStudent(config, null, tokenizer);
-  let opened: { coll: RankingCollection; encoder: PairEncoder };
+  let opened: { coll: RankingCollection; encoder: PairEncoder; badRows: BadRows };
   let scores: ScoreTable;
   try {
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
     const data = await openData(config, tokenizer);
-    const read = await readScoreFile(config, options, data.coll);
-    opened = { coll: read.coll, encoder: data.encoder };
+    const read = await readScoreFile(config, options, data.coll, data.badRows);
+    opened = { coll: read.coll, encoder: data.encoder, badRows: data.badRows };
     scores = read.scores;
   } catch (e) {
     student.dispose();
@@ -188,7 +243,7 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
 async function openWithTeacher(
   config: StudentRunConfig,
   options: RunOptions,
-): Promise<{ coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder }> {
+): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows; teacher: CrossEncoder }> {
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
     return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
@@ -309,13 +364,9 @@ async function runJob(
   const trained = { model, extra: objective.extra, optimizer };
   try {
     const previous = out.kind === 'resume' ? out.checkpoint : null;
-    const G = 1 + data.negatives;
-    const sampler = new GroupSampler(job.coll, {
-      negatives: data.negatives,
-      batch: train.batch,
-      seed: train.seed + 1,
-      trainQueries: data.trainQueries,
-    });
+    const negatives = negativeCount(data.negatives);
+    const G = 1 + negatives;
+    const sampler = runSampler(job.coll, { negatives, trainQueries: data.trainQueries }, train);
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
@@ -327,6 +378,9 @@ async function runJob(
       resumedFrom = restored.dir;
     }
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
+    for (const message of job.badRows.describe()) notify(options, message);
+    const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries), negatives);
+    if (short) notify(options, short);
     await writeRunConfig(output, fullConfig);
     emit({
       type: 'start',
@@ -414,7 +468,12 @@ async function runJob(
       }
     }
 
-    const result = await finishRun(output, model, log, { steps: train.steps, configHash, run: job.kind });
+    const result = await finishRun(output, model, log, {
+      steps: train.steps,
+      configHash,
+      run: job.kind,
+      badRows: job.badRows.total > 0 ? job.badRows.summary() : undefined,
+    });
     emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;
   } finally {

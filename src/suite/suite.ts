@@ -7,6 +7,7 @@
 //     "output": "../../runs/main",            students/<name>/, report.{json,md,html}
 //     "teacherCache": "../../data/teachers",  teacher runs, one dir per teacher config (hash)
 //     "collection": "...",                    optional; default: the bundled Brown collection
+//     "msmarco": "...",                       or MS MARCO's files (a dir or a descriptor: data.msmarco)
 //     "teacher": { model, data, train, loss },            a teacher run config without "output"
 //     "studentDefaults": { student, data, train, loss },  merged under each student
 //     "students": [ { "name": "hard pairwise", "loss": { "ranknet": 1 } }, ... ],
@@ -26,7 +27,9 @@ import { z } from 'zod';
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
 import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
-import { loadRankingCollection } from '../data/ranking_collection';
+import { BadRows } from '../data/bad_rows';
+import { loadMsMarco, msMarcoFiles } from '../data/msmarco';
+import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
 import {
   ConfigError,
@@ -57,6 +60,7 @@ export const SuiteSchema = z
     output: z.string().min(1),
     teacherCache: z.string().min(1).optional(),
     collection: z.string().min(1).optional(),
+    msmarco: z.string().min(1).optional(),
     teacher: record.default({}),
     studentDefaults: record.default({}),
     students: z
@@ -80,6 +84,10 @@ export const SuiteSchema = z
   .refine((s) => s.eval.baseline == null || s.students.some((x) => x.name === s.eval.baseline), {
     message: 'must name one of the students',
     path: ['eval', 'baseline'],
+  })
+  .refine((s) => s.collection == null || s.msmarco == null, {
+    message: 'give collection or msmarco, not both',
+    path: ['msmarco'],
   });
 
 export type SuiteInput = z.input<typeof SuiteSchema>;
@@ -139,9 +147,13 @@ async function collectionKey(dir: string | undefined): Promise<string> {
 /** The teacher's run dir: <cache>/teacher-<hash of its config (without output) and the collection>. */
 export async function teacherRunDir(cache: string, teacher: TeacherRunConfig): Promise<string> {
   const { output: _output, ...rest } = teacher;
+  // MS MARCO's files by their content, as a run fingerprints them (read once more: no manifest there).
+  const data = teacher.data.msmarco
+    ? `msmarco ${(await loadMsMarco(teacher.data.msmarco, { badRows: new BadRows(teacher.data.skipBadRows ?? false) })).fingerprint}`
+    : `collection ${await collectionKey(teacher.data.collection)}`;
   const key = createHash('sha256')
     .update(JSON.stringify(canonical(rest)))
-    .update(`\0collection ${await collectionKey(teacher.data.collection)}`)
+    .update(`\0${data}`)
     .digest('hex');
   return path.join(cache, `teacher-${key.slice(0, 16)}`);
 }
@@ -168,7 +180,9 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     ? path.resolve(base, s.teacherCache)
     : path.join(DEFAULT_COLLECTION_DIR, '..', 'teachers');
   const collection = s.collection ? path.resolve(base, s.collection) : undefined;
-  const withCollection = (c: Record<string, unknown>) => (collection ? deepMerge({ data: { collection } }, c) : c);
+  const msmarco = s.msmarco ? path.resolve(base, s.msmarco) : undefined;
+  const withCollection = (c: Record<string, unknown>) =>
+    collection ? deepMerge({ data: { collection } }, c) : msmarco ? deepMerge({ data: { msmarco } }, c) : c;
 
   const teacherInput = withCollection(s.teacher);
   if ('output' in teacherInput)
@@ -189,6 +203,11 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
   } catch (e) {
     throw prefix('teacher')(e);
   }
+  // A split MS MARCO lacks (it has no test split) fails here, before a teacher trains.
+  if (msmarco && msMarcoFiles(msmarco)[s.eval.split] == null)
+    throw new ConfigError(file, [
+      `eval.split: ${msmarco} has no ${s.eval.split} split (its queries file is absent); MS MARCO evaluates on dev`,
+    ]);
   teacher = { ...teacher, output: await teacherRunDir(teacherCache, teacher) };
 
   const students = s.students.map(({ name, ...rest }, i) => {
@@ -279,7 +298,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   const runs: ReportRun[] = [];
 
   // 1. The collection.
-  if (!suite.teacher.data.collection) {
+  if (!suite.teacher.data.collection && !suite.teacher.data.msmarco) {
     progress.info(
       `collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use)'} ${DEFAULT_COLLECTION_DIR}`,
     );
@@ -351,7 +370,11 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   // passes reuse blocks of their own sizes.
   const backend = tf.backend() as unknown as { emptyCache?: () => void };
   backend.emptyCache?.();
-  const coll = await loadRankingCollection(suite.teacher.data.collection);
+  const { msmarco, collection, skipBadRows } = suite.teacher.data;
+  const coll = msmarco
+    ? await loadMsMarco(msmarco, { badRows: new BadRows(skipBadRows ?? false) })
+    : await loadRankingCollection(collection);
+  requireSplit(coll, suite.eval.split, "the suite's evaluation (eval.split)");
   const encoder = new PairEncoder(new BertTokenizer(), coll, suite.eval.maxLength);
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
   const evals: ModelEvaluation[] = [evaluateBm25(coll, target)];
@@ -371,7 +394,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   ];
   const queries = evals[0].perQuery.size;
   progress.info(
-    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} with a relevant passage), BM25 top-${suite.eval.candidates ?? 'all'}`,
+    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} judged, averaged as trec_eval -c), BM25 top-${suite.eval.candidates ?? 'all'}`,
   );
   for (const m of models) {
     const model = loadCrossEncoder(m.dir);
