@@ -48,6 +48,7 @@ import {
   type TaskEvent,
 } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
 import { PairEncoder } from '../models/pair_encoder';
 import {
   environment,
@@ -401,7 +402,14 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   const backend = tf.backend() as unknown as { emptyCache?: () => void };
   backend.emptyCache?.();
   const coll = await loadRankingCollection(suite.teacher.data.collection);
-  const encoder = new PairEncoder(new BertTokenizer(), coll, suite.eval.maxLength);
+  const tokenizer = new BertTokenizer();
+  const encoders = new Map<boolean, PairEncoder>(); // by bm25Text: models that read the BM25 score as text get it
+  const encoderFor = (model: CrossEncoder) => {
+    const bm25Text = !!model.config.bm25Text;
+    let e = encoders.get(bm25Text);
+    if (!e) encoders.set(bm25Text, (e = new PairEncoder(tokenizer, coll, suite.eval.maxLength, { bm25Text })));
+    return e;
+  };
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
   const evals: ModelEvaluation[] = [evaluateBm25(coll, target)];
   const models = [
@@ -429,7 +437,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
       const label = m.runs.length > 1 ? `${m.name} · seed ${r.seed}` : m.name;
       const model = loadCrossEncoder(r.dir);
       try {
-        const e = evaluateCrossEncoder(model, encoder, coll, target, { ...m, name: label }, onProgress);
+        const e = evaluateCrossEncoder(model, encoderFor(model), coll, target, { ...m, name: label }, onProgress);
         perSeed.push({ seed: r.seed, evaluation: { ...e, name: m.name } });
         progress.info(
           `[${label}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`,
