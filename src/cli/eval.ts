@@ -135,11 +135,13 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
           : await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
         requireSplit(coll, o.split, `--split ${o.split}`);
         printBadRows(badRows.total > 0 ? badRows.summary() : undefined);
-        // One encoder per tokenizer: our models share bert-base-uncased's, a Hugging Face dir brings its own.
+        // One encoder per tokenizer (our models share bert-base-uncased's, a Hugging Face dir brings its
+        // own) and input form (a bm25Text model reads the BM25 score as text).
         const encoders = new Map<string, PairEncoder>();
-        const encoderFor = (tokenizer: PairTokenizer) => {
-          let e = encoders.get(tokenizer.signature);
-          if (!e) encoders.set(tokenizer.signature, (e = new PairEncoder(tokenizer, coll, o.maxLength)));
+        const encoderFor = (tokenizer: PairTokenizer, bm25Text = false) => {
+          const key = `${tokenizer.signature}\0${bm25Text}`;
+          let e = encoders.get(key);
+          if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, o.maxLength, { bm25Text })));
           return e;
         };
         let runTokenizer: PairTokenizer | null = null;
@@ -158,7 +160,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             runTokenizer ??= o.tokenizer
               ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
               : new BertTokenizer();
-            encoder = encoderFor(runTokenizer);
+            encoder = encoderFor(runTokenizer, !!model.config.bm25Text);
           }
           try {
             evals.push(

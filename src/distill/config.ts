@@ -40,6 +40,8 @@ const modelSizes = (d: { layers: number; hidden: number; heads: number; intermed
       termMatch: z.boolean().optional(),
       /** term-match rarity levels (CrossEncoderConfig.termMatchLevels): 1 = binary (default), up to 4 */
       termMatchLevels: z.number().int().min(1).max(TERM_MATCH_LEVELS).optional(),
+      /** the pair's BM25 score as text at the start of the query (CrossEncoderConfig.bm25Text); absent = off */
+      bm25Text: z.boolean().optional(),
     })
     .strict()
     .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });

@@ -37,6 +37,8 @@ export async function openData(
     data: TeacherRunConfig['data'];
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
+  /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text) */
+  inputs: { bm25Text?: boolean } = {},
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
   const badRows = new BadRows(config.data.skipBadRows ?? false);
   let coll = config.data.msmarco
@@ -47,8 +49,17 @@ export async function openData(
   if (config.data.evalQueries !== 0)
     requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
   coll = await applyNegatives(coll, config.data.negatives, badRows);
-  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
+  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength, { bm25Text: inputs.bm25Text });
   return { coll, encoder, badRows };
+}
+
+/** Throws when `model` was built for other inputs than the run's encoder makes (the BM25 text). */
+export function checkInputs(model: CrossEncoder, encoder: PairEncoder, what: string): void {
+  if (!!model.config.bm25Text !== encoder.bm25Text)
+    throw new Error(
+      `${what}: model.bm25Text is ${!!model.config.bm25Text} but the run's pairs are encoded ${encoder.bm25Text ? 'with' : 'without'} the BM25 score as text` +
+        " (teacher and student read the same inputs: set the student's model.bm25Text as the teacher's)",
+    );
 }
 
 /** Throws when `model` cannot take inputs of maxLength tokens from a vocabulary of vocabSize ids. */

@@ -43,6 +43,7 @@ import {
   initTeacher,
   loadTeacher,
   openData,
+  checkInputs,
   resolveLayerMap,
   teacherDir,
 } from './setup';
@@ -101,8 +102,14 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
-    const { coll, encoder, badRows } = await openData(config);
+    const { coll, encoder, badRows } = await openData(config, undefined, { bm25Text: config.model.bm25Text });
     const model = initTeacher(config);
+    try {
+      checkInputs(model, encoder, 'model');
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     const job: Job = {
       kind: 'teacher',
       config,
@@ -227,7 +234,7 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
   let scores: ScoreTable;
   try {
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
-    const data = await openData(config, tokenizer);
+    const data = await openData(config, tokenizer, { bm25Text: student.config.bm25Text });
     const read = await readScoreFile(config, options, data.coll, data.badRows);
     opened = { coll: read.coll, encoder: data.encoder, badRows: data.badRows };
     scores = read.scores;
@@ -246,7 +253,8 @@ async function openWithTeacher(
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows; teacher: CrossEncoder }> {
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
-    return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
+    const data = await openData(config, loaded.tokenizer, { bm25Text: loaded.model.config.bm25Text });
+    return { ...data, teacher: loaded.model };
   } catch (e) {
     loaded.model.dispose();
     throw e;
@@ -282,7 +290,8 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config, tokenizer);
+    opened = await openData(config, tokenizer, { bm25Text: teacher.config.bm25Text });
+    checkInputs(student, opened.encoder, 'student');
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
     teacher.dispose();

@@ -41,6 +41,13 @@ export interface CrossEncoderConfig {
    */
   termMatchLevels?: number;
   /**
+   * The model reads each pair's BM25 score as text: the query segment starts with the score rounded
+   * to an integer ("17 what is ..."), as Askari et al. (ECIR 2023) inject it into cross-encoders, so a
+   * re-ranker starts from the first stage's evidence instead of relearning it. PairEncoder adds the
+   * text (bm25Text option); the weights are a plain BERT's, the flag says how inputs were built.
+   */
+  bm25Text?: boolean;
+  /**
    * Width of the embedding tables and their LayerNorm (default hidden). When it differs from hidden,
    * bert.embeddings_project ([hidden, embeddingSize] + bias) maps the LayerNorm's output to hidden,
    * as ELECTRA's embeddings_project; hidden states [0] are that projection's output.

@@ -2,6 +2,7 @@
 // once, pairs assembled from the ids, term matches graded by rarity.
 import * as tf from '@tensorflow/tfjs';
 
+import { Bm25Index } from '../data/bm25';
 import { SPLITS } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
 import { pairSpecialCount, type PairTokenizer } from '../data/tokenizer';
@@ -25,12 +26,19 @@ export class PairEncoder {
   private levels: Uint8Array | null = null;
   /** the special tokens of a pair (3, or RoBERTa's 4) */
   private readonly special: number;
+  /** bm25Text: the collection's BM25 index (built on first use) and the ids of each score's text */
+  private bm25: Bm25Index | null = null;
+  private readonly scoreIds = new Map<number, number[]>();
+  /** the query segment starts with the pair's BM25 score as text (CrossEncoderConfig.bm25Text) */
+  readonly bm25Text: boolean;
 
   constructor(
     readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
+    options: { bm25Text?: boolean } = {},
   ) {
+    this.bm25Text = options.bm25Text ?? false;
     this.special = pairSpecialCount(tokenizer.layout);
     for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
   }
@@ -45,10 +53,28 @@ export class PairEncoder {
     return ids;
   }
 
+  /**
+   * The pair's BM25 score (the first stage's: bm25.ts's defaults over the collection's passages, as
+   * the candidates were ranked), rounded to an integer, as WordPiece ids: "17" is one token.
+   */
+  bm25Ids(qid: string, pid: string): number[] {
+    if (!this.bm25) {
+      this.bm25 = new Bm25Index();
+      for (const [id, text] of this.coll.passages) this.bm25.add(id, text);
+    }
+    const query = this.queryText.get(qid);
+    if (query == null) throw new Error(`${this.coll.dir}: unknown query ${qid}`);
+    const score = Math.round(this.bm25.score(query, pid));
+    let ids = this.scoreIds.get(score);
+    if (!ids) this.scoreIds.set(score, (ids = this.tokenizer.ids(String(score))));
+    return ids;
+  }
+
   private encodeOne(qid: string, pid: string) {
     const levels = this.matchLevels();
+    const queryIds = this.ids(this.queryIds, qid, this.queryText.get(qid), 'query');
     return this.tokenizer.encodeIdsPair(
-      this.ids(this.queryIds, qid, this.queryText.get(qid), 'query'),
+      this.bm25Text ? [...this.bm25Ids(qid, pid), ...queryIds] : queryIds,
       this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage'),
       this.maxLength,
       (id) => levels[id],
