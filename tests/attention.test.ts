@@ -191,6 +191,20 @@ describe('addon.attention / attentionGrad against float64', () => {
     expectSameBits(out2, full.out, 'out with probs null');
   });
 
+  test('precision 1 (bf16 products, fp32 sums) runs within bfloat16 rounding of float64', () => {
+    // Until sgemm_cpu implements kBf16 this is the fp32 result; either way within bf16's 2^-8.
+    const c = { B: 2, L: 16, H: 32, A: 2 },
+      scale = 0.25;
+    const x = inputs(rng, c);
+    const dout = normals(rng, c.B * c.L * c.H);
+    const got = addonAttention(x, c, scale, dout, 1);
+    const want = attention64(x.q, x.k, x.v, x.bias, c.B, c.L, c.H, c.A, scale);
+    expectGradClose(got.out, want.out, 3e-2, 'out (bf16)', 1);
+    const g = attentionGrad64(dout, x.q, x.k, x.v, x.bias, c.B, c.L, c.H, c.A, scale);
+    expectGradClose(got.dq, g.dq, 3e-2, 'dq (bf16)', 1);
+    expectGradClose(got.dv, g.dv, 3e-2, 'dv (bf16)', 1);
+  });
+
   test('results do not depend on the thread count (bit for bit)', () => {
     const c = { B: 3, L: 40, H: 24, A: 3 }; // 9 (batch, head) pairs
     const x = inputs(rng, c);
