@@ -59,7 +59,7 @@ Status attention_cpu(const AttentionArgs& args);
 Status attention_grad_cpu(const AttentionGradArgs& args);
 
 // ---- CUDA (kernels/cuda/attention.cu; kernels/cuda/no_cuda.cpp in CPU builds) ----
-// Device pointers, the same semantics: batched sgemm_cuda (cuBLAS) per batch entry over the heads, and
+// Device pointers, the same semantics: per head a strided batched sgemm_cuda (cuBLAS) over the batch, and
 // a warp-per-row softmax kernel between; queued on fd::device::stream(), no synchronisation.
 Status attention_cuda(const AttentionArgs& args);
 Status attention_grad_cuda(const AttentionGradArgs& args);

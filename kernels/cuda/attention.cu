@@ -1,8 +1,9 @@
 // fd::attention_cuda, fd::attention_grad_cuda (contract: kernels/attention.h).
 //
-// The products are cuBLAS strided batched sgemms (sgemm_cuda), one call per batch entry over its
-// heads: head h of a [batch, len, hidden] operand starts dh floats after head h - 1 with row stride
-// hidden, which is exactly a strided batch (stride dh, ld hidden), so no transposes. Between them
+// The products are cuBLAS strided batched sgemms (sgemm_cuda), one call per head over the batch:
+// head h of batch entry b of a [batch, len, hidden] operand starts at b * len * hidden + h * dh with
+// row stride hidden, a strided batch over b (stride len * hidden, ld hidden), so no transposes, and
+// `heads` calls per product, not `batch` (the small students are launch-bound on a GPU). Between them
 // one warp per score row: forward scales, adds the key bias and takes the softmax in place (the max
 // NaN-propagating and the exps fd_math's fast_exp_nonpositive, as kernels/cpu/softmax.cpp);
 // backward forms G = P * (dP - rowsum(dP * P)) in place, then one thread per (b, key) sums G's
@@ -96,8 +97,8 @@ int grid_for(int64_t units, int per_block) {
   return static_cast<int>(std::min<int64_t>((units + per_block - 1) / per_block, kMaxGrid));
 }
 
-// One batch entry's heads as a strided batch: C_h = op(A_h) op(B_h) for h < heads.
-Status heads_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t heads, const float* a, int64_t lda,
+// One head's products over the batch as a strided batch: C_b = op(A_b) op(B_b) for b < batch.
+Status batch_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch, const float* a, int64_t lda,
                   int64_t sa, const float* b, int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc,
                   GemmPrecision precision) {
   GemmArgs g;
@@ -106,7 +107,7 @@ Status heads_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t hea
   g.m = m;
   g.n = n;
   g.k = k;
-  g.batch = heads;
+  g.batch = batch;
   g.a = a;
   g.lda = lda;
   g.stride_a = sa;
@@ -139,22 +140,20 @@ Status attention_cuda(const AttentionArgs& a) {
     FD_TRY(device::scratch(g_scores, size_t(a.batch * A * LL) * sizeof(float), &ptr));
     s = static_cast<float*>(ptr);
   }
-  for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t off = b * L * H;
-    FD_TRY(
-        heads_gemm(false, true, L, L, dh, A, a.q + off, H, dh, a.k + off, H, dh, s + b * A * LL, L, LL, a.precision));
-  }
+  // Head h: the operands at h * dh (batch stride L * H), its scores at h * LL (batch stride A * LL).
+  const int64_t sx = L * H, sp = A * LL;
+  for (int64_t h = 0; h < A; ++h)
+    FD_TRY(batch_gemm(false, true, L, L, dh, a.batch, a.q + h * dh, H, sx, a.k + h * dh, H, sx, s + h * LL, L, sp,
+                      a.precision));
   int64_t rows = a.batch * A * L, len = L, rows_per_batch = A * L;
   float scale = a.scale;
   const float* bias = a.key_bias;
   void* args[] = {&s, const_cast<float**>(&bias), &rows, &len, &rows_per_batch, &scale};
   FD_TRY(device::launch(reinterpret_cast<const void*>(&scores_softmax_kernel), grid_for(rows, kWarps), kThreads, 0,
                         args, false));
-  for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t off = b * L * H;
-    FD_TRY(heads_gemm(false, false, L, dh, L, A, s + b * A * LL, L, LL, a.v + off, H, dh, a.out + off, H, dh,
+  for (int64_t h = 0; h < A; ++h)
+    FD_TRY(batch_gemm(false, false, L, dh, L, a.batch, s + h * LL, L, sp, a.v + h * dh, H, sx, a.out + h * dh, H, sx,
                       a.precision));
-  }
   return kOk;
 }
 
@@ -166,13 +165,14 @@ Status attention_grad_cuda(const AttentionGradArgs& a) {
   void* ptr = nullptr;
   FD_TRY(device::scratch(g_dp, size_t(a.batch * A * LL) * sizeof(float), &ptr));
   float* w = static_cast<float*>(ptr);
-  for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t off = b * L * H;
-    const float* p = a.probs + b * A * LL;
+  const int64_t sx = L * H, sp = A * LL;
+  for (int64_t h = 0; h < A; ++h) {
+    const int64_t x = h * dh;
     // dV = P^T dO, dP = dO V^T
-    FD_TRY(heads_gemm(true, false, L, dh, L, A, p, L, LL, a.dout + off, H, dh, a.dv + off, H, dh, a.precision));
-    FD_TRY(heads_gemm(false, true, L, L, dh, A, a.dout + off, H, dh, a.v + off, H, dh, w + b * A * LL, L, LL,
+    FD_TRY(batch_gemm(true, false, L, dh, L, a.batch, a.probs + h * LL, L, sp, a.dout + x, H, sx, a.dv + x, H, sx,
                       a.precision));
+    FD_TRY(
+        batch_gemm(false, true, L, L, dh, a.batch, a.dout + x, H, sx, a.v + x, H, sx, w + h * LL, L, sp, a.precision));
   }
   int64_t rows = a.batch * A * L, len = L;
   float scale = a.scale;
@@ -188,12 +188,12 @@ Status attention_grad_cuda(const AttentionGradArgs& a) {
     FD_TRY(device::launch(reinterpret_cast<const void*>(&key_bias_grad_kernel), grid_for(batch * L, kThreads), kThreads,
                           0, bargs, false));
   }
-  for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t off = b * L * H;
-    const float* ds = w + b * A * LL;
+  for (int64_t h = 0; h < A; ++h) {
+    const int64_t x = h * dh;
     // dQ = dS K, dK = dS^T Q
-    FD_TRY(heads_gemm(false, false, L, dh, L, A, ds, L, LL, a.k + off, H, dh, a.dq + off, H, dh, a.precision));
-    FD_TRY(heads_gemm(true, false, L, dh, L, A, ds, L, LL, a.q + off, H, dh, a.dk + off, H, dh, a.precision));
+    FD_TRY(
+        batch_gemm(false, false, L, dh, L, a.batch, w + h * LL, L, sp, a.k + x, H, sx, a.dq + x, H, sx, a.precision));
+    FD_TRY(batch_gemm(true, false, L, dh, L, a.batch, w + h * LL, L, sp, a.q + x, H, sx, a.dk + x, H, sx, a.precision));
   }
   return kOk;
 }
