@@ -89,6 +89,8 @@ export type RegisteredOpName =
   | 'layerNormGrad'
   | 'gelu'
   | 'geluGrad'
+  | 'attention'
+  | 'attentionGrad'
   | 'binaryOp'
   | 'unaryOp'
   | 'cast'
@@ -330,6 +332,44 @@ export interface Addon {
   gelu(x: F32, y: F32): void;
   /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
   geluGrad(dy: F32, x: F32, dx: F32): void;
+  /**
+   * Multi-head self-attention (kernels/attention.h) on [batch, len, hidden] q, k, v (head h: columns
+   * h*dh .. (h+1)*dh - 1): per (b, h), P = softmax(scale * Q K^T + keyBias[b]) and out's head columns
+   * = P V. keyBias [batch, len]; precision 0 (fp32) or 1 (bf16 products). probs [batch, heads, len,
+   * len] receives P (null: not kept). Outputs must not overlap the inputs or each other.
+   */
+  attention(
+    q: F32,
+    k: F32,
+    v: F32,
+    keyBias: F32,
+    batch: number,
+    len: number,
+    hidden: number,
+    heads: number,
+    scale: number,
+    precision: number,
+    out: F32,
+    probs?: F32 | null,
+  ): void;
+  /** dq, dk, dv [batch, len, hidden] and (unless null) dkeyBias [batch, len] from attention's P. */
+  attentionGrad(
+    dout: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    batch: number,
+    len: number,
+    hidden: number,
+    heads: number,
+    scale: number,
+    precision: number,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    dkeyBias?: F32 | null,
+  ): void;
 }
 
 // The addon, or why it could not be loaded: the package still imports without it (the fused ops

@@ -14,6 +14,7 @@ import { cudaProfile } from '../src/backend/cuda/profile';
 import { RANDOM_NORMAL, RANDOM_UNIFORM } from '../src/backend/cuda/kernels';
 import { NATIVE_BACKEND, registerNativeBackend } from '../src/backend/native/register';
 import * as losses from '../src/losses';
+import * as nn from '../src/nn';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models/cross_encoder';
 import { AdamW } from '../src/distill/optimizer';
 import { matmulRelativeError, mulberry32 } from './helpers/reference64';
@@ -584,6 +585,28 @@ if (deviceTestsHere(__filename)) {
       );
     });
 
+    test('fused attention: value, probabilities kept for backward, and all four gradients (odd shape, masked keys)', () => {
+      same(
+        'attention',
+        () => {
+          seeded(14);
+          const q = floats([3, 7, 10]); // 2 heads of dh 5
+          const k = floats([3, 7, 10]);
+          const v = floats([3, 7, 10]);
+          const w = floats([3, 7, 10]);
+          // batch entry 2: every key masked (the composite's -10000 behaviour)
+          const bias = tf.tensor2d(
+            [0, 0, 0, 0, 0, -10000, -10000, 0, 0, 0, 0, 0, 0, 0.5, ...Array(7).fill(-10000)],
+            [3, 7],
+          );
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+            tf.sum(tf.mul(nn.attention(a, b, c, d, { heads: 2 }), w));
+          return [nn.attention(q, k, v, bias, { heads: 2 }), ...tf.grads(f)([q, k, v, bias])];
+        },
+        1e-5,
+      );
+    });
+
     test('a mask that is not 0/1 is a clear error on cuda too', () => {
       tf.setBackend(CUDA_BACKEND);
       tf.tidy(() => {
@@ -688,7 +711,8 @@ if (deviceTestsHere(__filename)) {
           'BatchMatMul',
           'GatherV2',
           'ScatterNd',
-          'Softmax',
+          'FusedDistillAttention',
+          'FusedDistillAttentionGrad',
           'FusedDistillRankingObjective',
           'FusedDistillAdamW',
         ]),

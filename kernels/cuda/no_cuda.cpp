@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attention.h"
 #include "device.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -246,6 +247,16 @@ Status random_uniform_cuda(float* out, int64_t n, float lo, float hi, uint64_t s
 }
 Status random_normal_cuda(float* out, int64_t n, float mean, float stddev, uint64_t seed) {
   FD_EMULATE(random_normal_cpu(out, n, mean, stddev, seed));
+}
+
+// Fused attention (kernels/attention.h).
+Status attention_cuda(const AttentionArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return attention_cpu(args);
+}
+Status attention_grad_cuda(const AttentionGradArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return attention_grad_cpu(args);
 }
 
 // The fused LayerNorm / GELU (kernels/nn.h).

@@ -37,6 +37,8 @@ export type FusedOps = Pick<
   | 'layerNormGrad'
   | 'gelu'
   | 'geluGrad'
+  | 'attention'
+  | 'attentionGrad'
   | 'adamwUpdate'
   | 'sumSquares'
 >;
