@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { registerNativeBackend } from '../src/backend/native/register';
+import { UsageError, useBackend } from '../src/cli/common';
 import { MATMUL_PRECISION_FLAG, bf16PathNote, matmulPrecision, setMatmulPrecision } from '../src/backend/precision';
 import { addon } from './helpers/addon';
 import { expectError } from './helpers/errors';
@@ -393,6 +394,15 @@ describe('the FUSED_DISTILL_MATMUL_PRECISION flag on the native backend', () => 
     );
     expectError(() => setMatmulPrecision('tf32', 'native'), /precision must be 'fp32' or 'bf16' on the native backend/);
     expectError(() => setMatmulPrecision('bf16', 'cpu'), /only this package's native and cuda backends/);
+  });
+
+  test('the CLI sets the flag (--precision), refusing what the backend lacks', async () => {
+    await useBackend('native', undefined, 'bf16');
+    expect(matmulPrecision()).toBe('bf16');
+    const e = await useBackend('native', undefined, 'tf32').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(UsageError);
+    expect((e as Error).message).toMatch(/--precision: precision must be 'fp32' or 'bf16' on the native backend/);
+    expect(matmulPrecision()).toBe('bf16');
   });
 
   test('bf16 without AVX512-BF16 names the path that runs instead', () => {
