@@ -133,8 +133,9 @@ AttentionShape read_attention_shape(const Args& a, size_t first) {
   s.probs_len = checked_product(a, {s.batch, s.heads, s.len, s.len}, "probs");
   s.scale = static_cast<float>(a.number(first + 4, "scale"));
   const double p = a.number(first + 5, "precision");
-  if (p != 0 && p != 1) a.range_error("precision must be 0 (fp32) or 1 (bf16), got " + std::to_string(p));
-  s.precision = p == 1 ? fd::GemmPrecision::kBf16 : fd::GemmPrecision::kFp32;
+  if (p != 0 && p != 1 && p != 2)
+    a.range_error("precision must be 0 (fp32), 1 (bf16) or 2 (tf32), got " + std::to_string(p));
+  s.precision = static_cast<fd::GemmPrecision>(static_cast<int>(p));
   return s;
 }
 

@@ -215,9 +215,14 @@ export interface Addon {
     transB: boolean,
     aOffsets: Float64Array | null,
     bOffsets: Float64Array | null,
+    /** 'fp32' (default) or 'bf16' (operands rounded to bfloat16, fp32 accumulation); 'tf32' on the device only */
+    precision?: 'fp32' | 'bf16' | 'tf32',
   ): void;
-  /** The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA. */
-  gemmIsa(): 'avx512' | 'avx2' | 'scalar';
+  /**
+   * The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA.
+   * bf16 products run their vdpbf16ps kernels on 'avx512bf16' only, the portable bf16 path elsewhere.
+   */
+  gemmIsa(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Opcodes for binaryOp / unaryOp by tfjs kernel name (Add, Exp, ...). */
   mathOps: MathOpTables;
   /**

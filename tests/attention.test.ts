@@ -238,7 +238,7 @@ describe('addon argument errors name the argument', () => {
     ['heads not dividing hidden', fwd({ 7: 3 }), /attention: hidden \(4\) must be a multiple of heads \(3\)/],
     ['len 0', fwd({ 5: 0 }), /attention: len must be an integer/],
     ['scale NaN', fwd({ 8: NaN }), /attention: scale must be finite/],
-    ['precision 2', fwd({ 9: 2 }), /attention: precision must be 0 \(fp32\) or 1 \(bf16\)/],
+    ['precision 3', fwd({ 9: 3 }), /attention: precision must be 0 \(fp32\), 1 \(bf16\) or 2 \(tf32\)/],
     ['probs length', fwd({ 11: f(35) }), /attention: probs must be a Float32Array of length 36/],
     ['out is q', fwd({ 0: shared.subarray(0, 24), 10: shared.subarray(12, 36) }), /attention: out must not overlap/],
     ['too few', () => (addon.attention as unknown as (...a: unknown[]) => void)(f(24)), /attention: expected 11/],

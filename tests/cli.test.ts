@@ -96,6 +96,8 @@ describe('arguments', () => {
     expect(r.stderr).toMatch(/--threads <n>' argument '0' is invalid\. expected a positive integer/);
     r = cliSync(['bogus']);
     expect(r.stderr).toMatch(/unknown command 'bogus'/);
+    r = cliSync(['--precision', 'fp16', 'data', 'build']);
+    expect(r.stderr).toMatch(/--precision <p>' argument 'fp16' is invalid\. Allowed choices are fp32, bf16, tf32/);
   });
 
   it('eval --run --qrels prints the measures of trec_eval (-c by default, -l as --relevance-level)', () => {

@@ -54,7 +54,8 @@ Status gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, i
   g.ldb = ldb;
   g.c = c;
   g.ldc = ldc;
-  g.precision = precision;
+  // The host has no TF32 (as in kernels/cuda/no_cuda.cpp): a 'cuda' run emulated on the host gets fp32.
+  g.precision = precision == GemmPrecision::kTf32 ? GemmPrecision::kFp32 : precision;
   return sgemm_cpu(g);
 }
 

@@ -230,9 +230,13 @@ Status unsorted_segment_sum_cuda(const float* x, int64_t rows, int64_t cols, con
   FD_EMULATE(unsorted_segment_sum_cpu(x, rows, cols, ids, segments, out));
 }
 
+// bf16 runs the host's bf16 GEMM; the host has no TF32, so kTf32 (like the TF32 math mode) is fp32.
 Status sgemm_cuda(const GemmArgs& args) {
   if (!emulating()) return kNoCuda;
-  return sgemm_cpu(args);
+  if (args.precision != GemmPrecision::kTf32) return sgemm_cpu(args);
+  GemmArgs fp32 = args;
+  fp32.precision = GemmPrecision::kFp32;
+  return sgemm_cpu(fp32);
 }
 // The host has no TF32: sgemm is fp32 either way; the mode is kept so that it reads back.
 static bool g_tf32 = false;

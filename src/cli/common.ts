@@ -24,6 +24,7 @@ export const GRID_SUITE = path.join(PACKAGE_ROOT, 'configs', 'grid', 'grid.json'
 export interface GlobalOptions {
   backend: BackendName;
   threads?: number;
+  precision?: string;
   progress?: ProgressMode;
 }
 
@@ -35,8 +36,12 @@ export class UsageError extends Error {
   }
 }
 
-/** Makes `name` tfjs's current backend ('native', 'cuda': this package's addon; 'wasm', 'cpu': tfjs's own). */
-export async function useBackend(name: BackendName, threads?: number): Promise<void> {
+/**
+ * Makes `name` tfjs's current backend ('native', 'cuda': this package's addon; 'wasm', 'cpu': tfjs's
+ * own), with matrix products in `precision` when given (fp32, bf16; tf32 on cuda). A bf16 request on
+ * a CPU without AVX512-BF16 prints one line saying which path runs instead.
+ */
+export async function useBackend(name: BackendName, threads?: number, precision?: string): Promise<void> {
   if (threads != null) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { addon } = require('../native') as typeof import('../native');
@@ -69,6 +74,17 @@ export async function useBackend(name: BackendName, threads?: number): Promise<v
   await tf.ready();
   if (!ok || tf.getBackend() !== name)
     throw new Error(`backend '${name}' could not be initialised (tfjs is on '${tf.getBackend()}')`);
+  if (precision != null) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { setMatmulPrecision } = require('../backend/precision') as typeof import('../backend/precision');
+    let note: string | null;
+    try {
+      note = setMatmulPrecision(precision, name);
+    } catch (e) {
+      throw new UsageError(`--precision: ${(e as Error).message}`);
+    }
+    if (note) process.stderr.write(`fused-distill: ${note}\n`);
+  }
 }
 
 export function progressFor(opts: GlobalOptions): Progress {

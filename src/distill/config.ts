@@ -161,6 +161,12 @@ const TrainSchema = z
      * checkpoints to it, stays what it was before this field existed)
      */
     nonFinite: z.enum(['stop', 'skip']).optional(),
+    /**
+     * matrix products: 'fp32', 'bf16' (operands rounded to bfloat16, fp32 accumulation; 'native' and
+     * 'cuda') or 'tf32' ('cuda' only). Absent: the FUSED_DISTILL_MATMUL_PRECISION flag as it is (the
+     * CLI's --precision, fp32 by default); no default written, so a config's hash stays as it was
+     */
+    precision: z.enum(['fp32', 'bf16', 'tf32']).optional(),
   })
   .strict()
   .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))

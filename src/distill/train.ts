@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { withDirLock } from '../data/lock';
+import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
@@ -371,7 +372,13 @@ async function runJob(
   const params = new Map<string, tf.Variable>([...model.params, ...objective.extra]);
   const optimizer = runOptimizer(params, train);
   const trained = { model, extra: objective.extra, optimizer };
+  // train.precision: the run's matrix products in that precision, the flag's value restored after.
+  const savedPrecision = tf.env().get(MATMUL_PRECISION_FLAG);
   try {
+    if (train.precision) {
+      const note = setMatmulPrecision(train.precision, tf.getBackend());
+      if (note) emit({ type: 'notice', message: note });
+    }
     const previous = out.kind === 'resume' ? out.checkpoint : null;
     const negatives = negativeCount(data.negatives);
     const G = 1 + negatives;
@@ -486,6 +493,7 @@ async function runJob(
     emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;
   } finally {
+    tf.env().set(MATMUL_PRECISION_FLAG, savedPrecision);
     optimizer.dispose();
     objective.dispose();
     model.dispose();

@@ -12,31 +12,27 @@ import { TensorInfo } from '@tensorflow/tfjs';
 import { defineFusedKernel, fusedKernelsReady, runFusedKernel, runKernel } from '../ops/dispatch';
 import { withFusedGrad } from '../ops/fused_op';
 import { FusedDistillError, checkLike, checkNumber, checkTensor, required } from '../ops/validate';
+import { matmulPrecision } from '../backend/precision';
 
 export const ATTENTION = 'FusedDistillAttention';
 export const ATTENTION_GRAD = 'FusedDistillAttentionGrad';
 
 /** The tfjs flag the matrix products' precision is read from, where the backend registers it. */
-export const MATMUL_PRECISION_FLAG = 'FUSED_DISTILL_MATMUL_PRECISION';
 
 interface AttentionAttrs {
   heads: number;
   scale: number;
-  precision: number; // 0 fp32, 1 bf16 products (GemmPrecision)
+  precision: number; // 0 fp32, 1 bf16, 2 tf32 products (GemmPrecision)
   withProbs: boolean; // also output P [B, A, L, L] (for backward)
   op: string;
 }
 
-/** 1 (bf16 products, fp32 accumulation) when the matmul precision flag is registered and set to
- *  'bf16', else 0 (fp32). */
-function matmulPrecision(): number {
-  let value: unknown;
-  try {
-    value = tf.env().get(MATMUL_PRECISION_FLAG);
-  } catch {
-    return 0; // not registered: fp32
-  }
-  return value === 'bf16' ? 1 : 0;
+/** The products' precision as the kernels take it (GemmPrecision: 0 fp32, 1 bf16, 2 tf32), from the one
+ *  flag every matrix product follows (src/backend/precision.ts); backends other than 'cuda' take
+ *  'native''s values (they run the host kernel on copies). */
+function precisionCode(): number {
+  const p = matmulPrecision(tf.getBackend() === 'cuda' ? 'cuda' : 'native');
+  return p === 'bf16' ? 1 : p === 'tf32' ? 2 : 0;
 }
 
 // Outputs: [out, probs] with withProbs, else [out].
@@ -140,7 +136,7 @@ export function attention(
   const args = checkInputs(op, q, k, v, keyBias, options);
   if (!fusedKernelsReady([ATTENTION, ATTENTION_GRAD]))
     return attentionReference(args.q, args.k, args.v, args.keyBias, { heads: args.heads, scale: args.scale });
-  const attrs = { heads: args.heads, scale: args.scale, precision: matmulPrecision(), op };
+  const attrs = { heads: args.heads, scale: args.scale, precision: precisionCode(), op };
   // P is written (and kept for backward) only while a tape records.
   return withFusedGrad(
     [args.q, args.k, args.v, args.keyBias],
