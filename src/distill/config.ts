@@ -57,6 +57,11 @@ const DataSchema = z
      * JSON descriptor naming them (data.loadMsMarco)
      */
     msmarco: z.string().min(1).optional(),
+    /**
+     * the pre-tokenized passage store of data.msmarco (built on first use; `fused-distill data
+     * index` builds it ahead); default <dataset dir>/.fused-distill-store/<tokenizer signature>
+     */
+    store: z.string().min(1).optional(),
     /** BM25 negatives per group: a group is 1 positive + this many */
     negatives: posInt.default(7),
     maxLength: z.number().int().min(8).max(512).default(128),
@@ -72,6 +77,10 @@ const DataSchema = z
   .refine((d) => d.collection == null || d.msmarco == null, {
     message: 'give collection or msmarco, not both',
     path: ['msmarco'],
+  })
+  .refine((d) => d.store == null || d.msmarco != null, {
+    message: 'a passage store is for data.msmarco',
+    path: ['store'],
   });
 
 const TrainSchema = z
@@ -296,7 +305,7 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 // Paths in a config file are relative to the file's directory.
-function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(
+function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string; store?: string } }>(
   c: T,
   base: string,
 ): T {
@@ -304,6 +313,7 @@ function resolvePaths<T extends { output: string; data: { collection?: string; m
   const data = { ...c.data, collection: r(c.data.collection) };
   // Set only when given: a config without it hashes as before.
   if (c.data.msmarco != null) data.msmarco = r(c.data.msmarco);
+  if (c.data.store != null) data.store = r(c.data.store);
   const out = { ...c, output: r(c.output)!, data } as T;
   const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
   if (any.init)

@@ -11,6 +11,7 @@ import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit, type RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
+import type { ProgressEvent } from './train';
 
 function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
@@ -31,9 +32,19 @@ export async function openData(
     data: TeacherRunConfig['data'];
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
+  onProgress?: (e: ProgressEvent) => void,
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
+  // MS MARCO's passages come from the pre-tokenized store (built on first use, with progress).
   const coll = config.data.msmarco
-    ? await loadMsMarco(config.data.msmarco)
+    ? await loadMsMarco(config.data.msmarco, {
+        store: {
+          tokenizer: runTokenizer,
+          dir: config.data.store,
+          onProgress,
+          notice: (message) =>
+            onProgress ? onProgress({ type: 'notice', message }) : console.warn(`fused-distill: ${message}`),
+        },
+      })
     : await loadRankingCollection(config.data.collection);
   // A split the collection lacks is an error only where the run uses it.
   requireSplit(coll, 'train', 'training');

@@ -11,6 +11,7 @@ import { withDirLock } from '../data/lock';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
+import type { TaskEvent } from '../eval/rerank';
 import { GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs } from './batches';
 import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
@@ -70,7 +71,9 @@ export type ProgressEvent =
   | { type: 'checkpoint'; run: RunKind; step: number; dir: string }
   /** something the run worked around: a corrupt checkpoint skipped, a teacher-score cache recomputed, a step skipped */
   | { type: 'notice'; message: string }
-  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number };
+  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number }
+  /** a phase before training: building the passage store */
+  | TaskEvent;
 
 export interface RunOptions {
   /** continue from the output dir's latest checkpoint (a fresh start if there is none) */
@@ -96,7 +99,7 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
-    const { coll, encoder } = await openData(config);
+    const { coll, encoder } = await openData(config, undefined, options.onProgress);
     const model = initTeacher(config);
     const job: Job = {
       kind: 'teacher',
@@ -120,7 +123,7 @@ export async function prepareTeacherScores(
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
   if (config.teacher.scores != null) {
-    const { coll } = opened ?? (await openData(config));
+    const { coll } = opened ?? (await openData(config, undefined, options.onProgress));
     return readScoreFile(config, options, coll);
   }
   const o = opened ?? (await openWithTeacher(config, options));
@@ -172,7 +175,7 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
   let scores: ScoreTable;
   try {
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
-    const data = await openData(config, tokenizer);
+    const data = await openData(config, tokenizer, options.onProgress);
     const read = await readScoreFile(config, options, data.coll);
     opened = { coll: read.coll, encoder: data.encoder };
     scores = read.scores;
@@ -191,7 +194,7 @@ async function openWithTeacher(
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder }> {
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
-    return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
+    return { ...(await openData(config, loaded.tokenizer, options.onProgress)), teacher: loaded.model };
   } catch (e) {
     loaded.model.dispose();
     throw e;
@@ -227,7 +230,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config, tokenizer);
+    opened = await openData(config, tokenizer, options.onProgress);
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
     teacher.dispose();
