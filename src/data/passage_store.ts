@@ -202,18 +202,28 @@ function workerPool(tokenizer: HfTokenizer, n: number, countDf: boolean): Tokeni
   // Each worker answers its messages in order: a queue of waiting callers per worker.
   const workers = Array.from({ length: n }, () => {
     const w = new Worker(WORKER_CODE, { eval: true, workerData });
-    const waiting: Array<{ resolve: (v: never) => void; reject: (e: Error) => void }> = [];
-    w.on('message', (m) => waiting.shift()?.resolve(m as never));
-    w.on('error', (e) => {
-      for (const p of waiting.splice(0)) p.reject(new Error(`tokenizer worker failed: ${e.message}`));
-    });
-    return { w, waiting };
+    const state = {
+      w,
+      waiting: [] as Array<{ resolve: (v: never) => void; reject: (e: Error) => void }>,
+      failed: null as Error | null,
+    };
+    // A worker that fails (or exits) fails what it was asked and everything asked of it later.
+    const fail = (e: Error) => {
+      state.failed ??= e;
+      for (const p of state.waiting.splice(0)) p.reject(state.failed);
+    };
+    w.on('message', (m) => state.waiting.shift()?.resolve(m as never));
+    w.on('error', (e) => fail(new Error(`tokenizer worker failed: ${e.message}`)));
+    w.on('exit', (code) => fail(new Error(`tokenizer worker exited (code ${code})`)));
+    return state;
   });
   let next = 0;
   const ask = <T>(k: number, message: unknown): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      workers[k].waiting.push({ resolve: resolve as (v: never) => void, reject });
-      workers[k].w.postMessage(message);
+      const worker = workers[k];
+      if (worker.failed) return reject(worker.failed);
+      worker.waiting.push({ resolve: resolve as (v: never) => void, reject });
+      worker.w.postMessage(message);
     });
   const terminate = async () => {
     await Promise.all(workers.map(({ w }) => w.terminate()));
