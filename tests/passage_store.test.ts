@@ -3,7 +3,7 @@
 // every id table; a changed source is rebuilt or refused naming it; a build killed at any write
 // leaves no table that reads as complete; and pairs encoded from the store are the text path's,
 // on the bundled collection and on MS MARCO-laid-out files, for BERT's and RoBERTa's pair templates.
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -257,6 +257,42 @@ describe('a store', () => {
       (await openPassageStore({ collection: src }, { tokenizer, ...quiet })).dir,
     );
     await expect(open({ tokenizer: roberta, stale: 'error' })).rejects.toThrow(/built with another tokenizer/);
+  });
+
+  it('concurrent opens build once: in one process they take turns, across processes the lock waits', async () => {
+    const collection = path.join(brown.dir, 'collection.tsv');
+    const notices: string[] = [];
+    const dir = path.join(tmp, 'concurrent', 'same-process');
+    const [a, b] = await Promise.all(
+      [0, 1].map(() => openPassageStore({ collection }, { tokenizer, dir, notice: (m) => notices.push(m) })),
+    );
+    expect(notices.filter((m) => m.includes('building'))).toHaveLength(1);
+    expect(a.passages.tokens([...brown.passages.keys()][3])).toEqual(b.passages.tokens([...brown.passages.keys()][3]));
+
+    const shared = path.join(tmp, 'concurrent', 'processes');
+    const start = () =>
+      new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const p = spawn(
+          process.execPath,
+          [
+            '-r',
+            path.join(ROOT, 'tests/helpers/ts_register.js'),
+            path.join(ROOT, 'tests/helpers/store_child.ts'),
+            collection,
+            shared,
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let stdout = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.on('close', (code) => resolve({ code, stdout }));
+      });
+    const both = await Promise.all([start(), start()]);
+    for (const r of both) expect(r).toEqual({ code: 0, stdout: `${brown.passages.size}\n` });
+    expect(fs.readFileSync(path.join(shared, 'collection', 'tokens.bin'))).toEqual(
+      fs.readFileSync(path.join(dir, 'collection', 'tokens.bin')),
+    );
+    expect(fs.readdirSync(shared)).toEqual(['collection']);
   });
 
   it('a build killed at any write leaves no table that reads as complete; the next open builds it', () => {

@@ -701,6 +701,9 @@ export interface OpenStoreOptions {
   wholeLimit?: number;
 }
 
+// Store dirs being opened by this process: the last open's turn.
+const building = new Map<string, Promise<void>>();
+
 /** `<dataset>/.fused-distill-store/<first 16 hex digits of the tokenizer's signature>` */
 export function defaultStoreDir(dataset: string, tokenizer: PairTokenizer): string {
   return path.join(dataset, STORE_DIR_NAME, tokenizer.signature.slice(0, 16));
@@ -732,7 +735,17 @@ export async function openPassageStore(sources: StoreSources, options: OpenStore
     if (file) tables.push({ name: `queries.${split}`, source: file, what: 'query', df: false });
   const todo = () =>
     tables.filter((t) => options.force || staleness(path.join(dir, t.name), t.source, options.tokenizer) != null);
-  if (todo().length > 0 || options.force)
+  // The dir lock keeps other processes out; opens within this process take turns (the lock lets
+  // its own holder through, and two builds would share one temporary dir).
+  const turn = (building.get(dir) ?? Promise.resolve()).then(async () => {
+    if (todo().length > 0 || options.force) await buildLocked();
+  });
+  building.set(
+    dir,
+    turn.catch(() => undefined),
+  );
+  await turn;
+  async function buildLocked(): Promise<void> {
     await withDirLock(
       dir,
       async () => {
@@ -757,6 +770,7 @@ export async function openPassageStore(sources: StoreSources, options: OpenStore
       },
       { wait: true, notice, command: 'passage store build' },
     );
+  }
   const open = (t: (typeof tables)[number]) => TokenTable.open(path.join(dir, t.name), t.what, options.wholeLimit);
   const passages = open(tables[0]);
   const queries: Partial<Record<Split, TokenTable>> = {};
