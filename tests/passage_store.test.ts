@@ -31,7 +31,7 @@ import type { RankingCollection } from '../src/data/ranking_collection';
 import { distill, parseStudentConfig } from '../src/distill';
 import { PairEncoder } from '../src/models/pair_encoder';
 import { tinyCollection } from './helpers/tiny_collection';
-import { cli } from './reliability/helpers';
+import { cli, mountTmpfs, unmount } from './reliability/helpers';
 
 const ROOT = path.join(__dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-store-'));
@@ -293,6 +293,43 @@ describe('a store', () => {
       fs.readFileSync(path.join(dir, 'collection', 'tokens.bin')),
     );
     expect(fs.readdirSync(shared)).toEqual(['collection']);
+  });
+
+  it('on a read-only dataset mount, says where else the store can go; on a full disk, leaves nothing', async () => {
+    const mnt = path.join(tmp, 'mnt');
+    const notMounted = mountTmpfs(mnt, '1m');
+    if (notMounted) {
+      console.warn(`skipped: ${notMounted}`);
+      return;
+    }
+    try {
+      const collection = path.join(mnt, 'collection.tsv');
+      fs.copyFileSync(path.join(brown.dir, 'collection.tsv'), collection);
+      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+      await expect(openPassageStore({ collection }, { tokenizer, ...quiet })).rejects.toThrow(
+        new RegExp(
+          `^cannot write the passage store in ${mnt}/\\.fused-distill-store/[0-9a-f]{16} \\(.*(EROFS|ENOENT).*\\); give it another dir \\(data.store`,
+        ),
+      );
+      expect(spawnSync('mount', ['-o', 'remount,rw', mnt]).status).toBe(0);
+      // Full: a collection of ~1 MB of ids does not fit beside itself.
+      fs.rmSync(collection);
+      const big = writeLines(
+        path.join(tmp, 'big.tsv'),
+        Array.from({ length: 6000 }, (_, i) => `${i}\t${'the cat sat on the mat and looked around '.repeat(12)}`),
+      );
+      const err = await openPassageStore(
+        { collection: big },
+        { tokenizer, dir: path.join(mnt, 'store'), ...quiet },
+      ).catch((e) => e);
+      expect(err).toMatchObject({
+        code: 'ENOSPC',
+        message: expect.stringContaining(`cannot write ${path.join(mnt, 'store', 'collection')}: ENOSPC`),
+      });
+      expect(fs.readdirSync(mnt)).toEqual([]);
+    } finally {
+      unmount(mnt);
+    }
   });
 
   it('a build killed at any write leaves no table that reads as complete; the next open builds it', () => {

@@ -30,7 +30,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 
 import type { TaskEvent } from '../eval/rerank';
-import { crashPoint, processAlive, renameDirInto } from './atomic';
+import { crashPoint, processAlive, renameDirInto, WriteError } from './atomic';
 import type { Split } from './collection';
 import { DataFormatError, readLines } from './lines';
 import { withDirLock } from './lock';
@@ -494,6 +494,9 @@ export async function buildTokenTable(
         // closed already
       }
     fs.rmSync(temp, { recursive: true, force: true });
+    // System errors (no space, I/O) name the table; the reader's own errors pass as they are.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && !(e instanceof WriteError)) throw new WriteError(target, e as Error);
     throw e;
   }
 }
@@ -746,6 +749,21 @@ export async function openPassageStore(sources: StoreSources, options: OpenStore
   );
   await turn;
   async function buildLocked(): Promise<void> {
+    try {
+      await lockedBuild();
+    } catch (e) {
+      // A dataset on a read-only or shared mount: say where else the store can go.
+      // (mkdir -p on a read-only file system fails with ENOENT.)
+      const { code, syscall } = e as NodeJS.ErrnoException;
+      if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || (code === 'ENOENT' && syscall === 'mkdir'))
+        throw new Error(
+          `cannot write the passage store in ${dir} (${(e as Error).message}); give it another dir (data.store in a run config, --store for data index)`,
+          { cause: e },
+        );
+      throw e;
+    }
+  }
+  async function lockedBuild(): Promise<void> {
     await withDirLock(
       dir,
       async () => {
