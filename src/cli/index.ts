@@ -51,7 +51,7 @@ export function buildProgram(): Command {
     await useBackend(g.backend, g.threads, g.precision);
     return g.backend;
   };
-  registerData(program);
+  registerData(program, globals);
   registerTeacher(program, globals, setup);
   registerDistill(program, globals, setup);
   registerEval(program, globals, setup);

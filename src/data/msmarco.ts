@@ -20,7 +20,8 @@ import * as path from 'path';
 import { BadRows } from './bad_rows';
 import type { Split } from './collection';
 import { DataFormatError, readLines } from './lines';
-import type { RankingCollection } from './ranking_collection';
+import { openPassageStore, sourceFingerprint, type OpenStoreOptions, type PassageStore } from './passage_store';
+import { hasPassage, type RankingCollection } from './ranking_collection';
 
 export interface MsMarcoSplitFiles {
   queries?: string;
@@ -255,9 +256,10 @@ export interface MsMarcoCollection extends RankingCollection {
  * and its triples' passages (train: the triples' negatives, as the sampler draws negatives from them).
  * `badRows` (--skip-bad-rows) skips and counts malformed rows instead of throwing at the first.
  */
-export async function loadMsMarco(source: string, options: { badRows?: BadRows } = {}): Promise<MsMarcoCollection> {
+export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = {}): Promise<MsMarcoCollection> {
   const bad = options.badRows ?? new BadRows(false);
   const files = msMarcoFiles(source);
+  const store = options.store ? await openMsMarcoStore(source, files, options.store) : null;
   const hash = createHash('sha256');
   // Streamed (MS MARCO's collection is 3 GB, over what one Buffer holds).
   const hashed: string[] = [];
@@ -266,7 +268,8 @@ export async function loadMsMarco(source: string, options: { badRows?: BadRows }
     return f;
   };
   const passages = new Map<string, string>();
-  for await (const r of readMsMarcoText(read(files.collection), bad)) passages.set(r.id, r.text);
+  if (store) hashed.push(files.collection);
+  else for await (const r of readMsMarcoText(read(files.collection), bad)) passages.set(r.id, r.text);
   const coll: MsMarcoCollection = {
     dir: source,
     passages,
@@ -276,9 +279,10 @@ export async function loadMsMarco(source: string, options: { badRows?: BadRows }
     splits: [],
     fingerprint: '',
     msmarcoTrain: { triples: new Map(), candidates: new Map() },
+    ...(store ? { store } : {}),
   };
   const needPassage = (file: string, line: number, pid: string) => {
-    if (!passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in ${path.basename(files.collection)}`);
+    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in ${path.basename(files.collection)}`);
   };
   for (const s of SPLIT_NAMES) {
     const f = files[s];
@@ -336,17 +340,20 @@ export async function loadMsMarco(source: string, options: { badRows?: BadRows }
         return id;
       };
       for await (const r of readTrainingTriples(read(f.triples), bad)) {
+        if (r.ids == null)
+          byText ??= {
+            queries: new Map([...queries].map(([id, text]) => [text, id])),
+            passages: store
+              ? await passageIdsByText(files.collection)
+              : new Map([...passages].map(([id, text]) => [text, id])),
+          };
         const t = bad.guard(() => {
           let ids = r.ids;
           if (ids == null) {
-            byText ??= {
-              queries: new Map([...queries].map(([id, text]) => [text, id])),
-              passages: new Map([...passages].map(([id, text]) => [text, id])),
-            };
             ids = {
-              qid: idOf(byText.queries, r.texts!.query, 'query', r.line),
-              pos: idOf(byText.passages, r.texts!.pos, 'positive passage', r.line),
-              neg: idOf(byText.passages, r.texts!.neg, 'negative passage', r.line),
+              qid: idOf(byText!.queries, r.texts!.query, 'query', r.line),
+              pos: idOf(byText!.passages, r.texts!.pos, 'positive passage', r.line),
+              neg: idOf(byText!.passages, r.texts!.neg, 'negative passage', r.line),
             };
           }
           needQuery(f.triples!, r.line, ids.qid);
@@ -369,10 +376,48 @@ export async function loadMsMarco(source: string, options: { badRows?: BadRows }
     for (const [qid, pids] of candidates) coll.candidates[s].set(qid, [...pids]);
     for (const [qid, pids] of tripleNegs) coll.msmarcoTrain.triples.set(qid, [...pids]);
   }
-  for (const f of hashed) {
-    hash.update(`${path.basename(f)}\0`);
-    for await (const chunk of fs.createReadStream(f)) hash.update(chunk as Buffer);
-  }
+  if (store) {
+    // With a store, every file is fingerprinted as the store's sources are (size, mtime, first and
+    // last MB): hashing MS MARCO's gigabytes whole at every start is what the store is there to avoid.
+    hash.update(`store ${store.fingerprint}\0`);
+    for (const f of hashed) hash.update(`${JSON.stringify(sourceFingerprint(f))}\0`);
+  } else
+    for (const f of hashed) {
+      hash.update(`${path.basename(f)}\0`);
+      for await (const chunk of fs.createReadStream(f)) hash.update(chunk as Buffer);
+    }
   coll.fingerprint = hash.digest('hex');
   return coll;
+}
+
+export interface MsMarcoLoadOptions {
+  /**
+   * Passages (and queries) from the pre-tokenized store (passage_store.ts), built on first use:
+   * the collection's texts are then not read. Default store dir: under the dataset's dir.
+   */
+  store?: OpenStoreOptions;
+  /** malformed rows: errors (default), or skipped and counted (--skip-bad-rows) */
+  badRows?: BadRows;
+}
+
+/** The dir a `data.msmarco` source's store goes under by default: the dir, or the descriptor's dir. */
+export function msMarcoDatasetDir(source: string): string {
+  return fs.existsSync(source) && fs.statSync(source).isFile() ? path.dirname(source) : source;
+}
+
+/** The store of an MS MARCO dataset's collection and queries files (built or rebuilt as needed). */
+export async function openMsMarcoStore(source: string, files: MsMarcoFiles, options: OpenStoreOptions): Promise<PassageStore> {
+  const queries: Partial<Record<Split, string>> = {};
+  for (const s of SPLIT_NAMES) if (files[s]?.queries) queries[s] = files[s]!.queries;
+  return openPassageStore(
+    { collection: files.collection, queries },
+    { ...options, dataset: options.dataset ?? msMarcoDatasetDir(source) },
+  );
+}
+
+// Text triples with a store: passage ids by text, read from the collection file on this need only.
+async function passageIdsByText(collection: string): Promise<Map<string, string>> {
+  const byText = new Map<string, string>();
+  for await (const r of readMsMarcoText(collection)) byText.set(r.text, r.id);
+  return byText;
 }

@@ -110,6 +110,11 @@ const DataSchema = z
      * counted per file, printed and written into result.json, instead of stopping at the first
      */
     skipBadRows: z.boolean().optional(),
+    /**
+     * the pre-tokenized passage store of data.msmarco (built on first use; `fused-distill data
+     * index` builds it ahead); default <dataset dir>/.fused-distill-store/<tokenizer signature>
+     */
+    store: z.string().min(1).optional(),
     maxLength: z.number().int().min(8).max(512).default(128),
     /** graded: y = grade / max grade; binary: y = 1 for grade >= 1 */
     labels: z.enum(['graded', 'binary']).default('graded'),
@@ -123,6 +128,10 @@ const DataSchema = z
   .refine((d) => d.collection == null || d.msmarco == null, {
     message: 'give collection or msmarco, not both',
     path: ['msmarco'],
+  })
+  .refine((d) => d.store == null || d.msmarco != null, {
+    message: 'a passage store is for data.msmarco',
+    path: ['store'],
   });
 
 const TrainSchema = z
@@ -354,7 +363,7 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 // Paths in a config file are relative to the file's directory.
-function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(
+function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string; store?: string } }>(
   c: T,
   base: string,
 ): T {
@@ -365,6 +374,7 @@ function resolvePaths<T extends { output: string; data: { collection?: string; m
   const negatives = (c.data as { negatives?: unknown }).negatives;
   if (negatives != null && typeof negatives === 'object' && (negatives as { path?: string }).path != null)
     (data as Record<string, unknown>).negatives = { ...negatives, path: r((negatives as { path: string }).path) };
+  if (c.data.store != null) data.store = r(c.data.store);
   const out = { ...c, output: r(c.output)!, data } as T;
   const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
   if (any.init)

@@ -13,6 +13,7 @@ import { loadRankingCollection, requireSplit, type RankingCollection } from '../
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
 import { applyNegatives } from './negatives';
+import type { ProgressEvent } from './train';
 
 function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
@@ -37,12 +38,24 @@ export async function openData(
     data: TeacherRunConfig['data'];
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
-  /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text) */
-  inputs: { bm25Text?: boolean } = {},
+  /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text);
+   *  onProgress: hears the passage store's build (MS MARCO) */
+  inputs: { bm25Text?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
   const badRows = new BadRows(config.data.skipBadRows ?? false);
+  const { onProgress } = inputs;
+  // MS MARCO's passages come from the pre-tokenized store (built on first use, with progress).
   let coll = config.data.msmarco
-    ? await loadMsMarco(config.data.msmarco, { badRows })
+    ? await loadMsMarco(config.data.msmarco, {
+        badRows,
+        store: {
+          tokenizer: runTokenizer,
+          dir: config.data.store,
+          onProgress,
+          notice: (message) =>
+            onProgress ? onProgress({ type: 'notice', message }) : console.warn(`fused-distill: ${message}`),
+        },
+      })
     : await loadRankingCollection(config.data.collection);
   // A split the collection lacks is an error only where the run uses it.
   requireSplit(coll, 'train', 'training');

@@ -12,7 +12,7 @@ import { writeAtomic } from '../data/atomic';
 import { DataFormatError } from '../data/lines';
 import { readTeacherScoreFile } from '../data/msmarco';
 import { BadRows } from '../data/bad_rows';
-import type { RankingCollection } from '../data/ranking_collection';
+import { hasPassage, type RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
 import type { PairEncoder } from '../models/pair_encoder';
@@ -202,7 +202,7 @@ export async function scoresFromFile(
   let format: 'triples' | 'pairs' | null = null;
   const pools = new Map<string, { judged: Map<string, number>; negatives: Set<string> }>();
   const put = (qid: string, pid: string, score: number, line: number) => {
-    if (!coll.passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
+    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
     if (!Number.isFinite(Math.fround(score)))
       throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
     const k = pairKey(qid, pid);

@@ -12,6 +12,7 @@ import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision'
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
+import type { TaskEvent } from '../eval/rerank';
 import { GroupSampler, disposeBatch, drawnPairs, labelFunction, makeBatch, runSampler, trainingPairs } from './batches';
 import { BadRows } from '../data/bad_rows';
 import { negativeCount, negativesNotice, negativesReport } from './negatives';
@@ -75,7 +76,9 @@ export type ProgressEvent =
   | { type: 'checkpoint'; run: RunKind; step: number; dir: string }
   /** something the run worked around: a corrupt checkpoint skipped, a teacher-score cache recomputed, a step skipped */
   | { type: 'notice'; message: string }
-  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number };
+  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number }
+  /** a phase before training: building the passage store */
+  | TaskEvent;
 
 export interface RunOptions {
   /** continue from the output dir's latest checkpoint (a fresh start if there is none) */
@@ -103,7 +106,10 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
-    const { coll, encoder, badRows } = await openData(config, undefined, { bm25Text: config.model.bm25Text });
+    const { coll, encoder, badRows } = await openData(config, undefined, {
+      bm25Text: config.model.bm25Text,
+      onProgress: options.onProgress,
+    });
     const model = initTeacher(config);
     try {
       checkInputs(model, encoder, 'model');
@@ -134,7 +140,7 @@ export async function prepareTeacherScores(
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
   if (config.teacher.scores != null) {
-    const o = opened ?? (await openData(config));
+    const o = opened ?? (await openData(config, undefined, { onProgress: options.onProgress }));
     const badRows = 'badRows' in o ? (o.badRows as BadRows) : new BadRows(config.data.skipBadRows ?? false);
     return readScoreFile(config, options, o.coll, badRows);
   }
@@ -235,7 +241,10 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
   let scores: ScoreTable;
   try {
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
-    const data = await openData(config, tokenizer, { bm25Text: student.config.bm25Text });
+    const data = await openData(config, tokenizer, {
+      bm25Text: student.config.bm25Text,
+      onProgress: options.onProgress,
+    });
     const read = await readScoreFile(config, options, data.coll, data.badRows);
     opened = { coll: read.coll, encoder: data.encoder, badRows: data.badRows };
     scores = read.scores;
@@ -254,7 +263,10 @@ async function openWithTeacher(
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows; teacher: CrossEncoder }> {
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
-    const data = await openData(config, loaded.tokenizer, { bm25Text: loaded.model.config.bm25Text });
+    const data = await openData(config, loaded.tokenizer, {
+      bm25Text: loaded.model.config.bm25Text,
+      onProgress: options.onProgress,
+    });
     return { ...data, teacher: loaded.model };
   } catch (e) {
     loaded.model.dispose();
@@ -291,7 +303,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config, tokenizer, { bm25Text: teacher.config.bm25Text });
+    opened = await openData(config, tokenizer, { bm25Text: teacher.config.bm25Text, onProgress: options.onProgress });
     checkInputs(student, opened.encoder, 'student');
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {

@@ -59,6 +59,10 @@ export class PairEncoder {
    */
   bm25Ids(qid: string, pid: string): number[] {
     if (!this.bm25) {
+      if (this.coll.store)
+        throw new Error(
+          `${this.coll.dir}: bm25Text needs the passages' texts, which a store-backed collection does not keep`,
+        );
       this.bm25 = new Bm25Index();
       for (const [id, text] of this.coll.passages) this.bm25.add(id, text);
     }
@@ -70,12 +74,25 @@ export class PairEncoder {
     return ids;
   }
 
+  // A store's ids are read per use (not cached: over MS MARCO's 8.8M passages a cache would grow
+  // to gigabytes); a query its tables lack (top1000's texts) is tokenized from its text.
+  private queryTokens(qid: string): number[] {
+    const store = this.coll.store;
+    if (store) for (const t of Object.values(store.queries)) if (t.has(qid)) return t.tokens(qid);
+    return this.ids(this.queryIds, qid, this.queryText.get(qid), 'query');
+  }
+
+  private passageTokens(pid: string): number[] {
+    if (this.coll.store) return this.coll.store.passages.tokens(pid);
+    return this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage');
+  }
+
   private encodeOne(qid: string, pid: string) {
     const levels = this.matchLevels();
-    const queryIds = this.ids(this.queryIds, qid, this.queryText.get(qid), 'query');
+    const queryIds = this.queryTokens(qid);
     return this.tokenizer.encodeIdsPair(
       this.bm25Text ? [...this.bm25Ids(qid, pid), ...queryIds] : queryIds,
-      this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage'),
+      this.passageTokens(pid),
       this.maxLength,
       (id) => levels[id],
     );
@@ -83,16 +100,27 @@ export class PairEncoder {
 
   /**
    * The match level of every WordPiece id, from its document frequency over the collection's
-   * passages (tokenized once here; the ids are kept for encoding). Ids in no passage get the top level.
+   * passages (tokenized once here and the ids kept for encoding; a store counted them when built).
+   * Ids in no passage get the top level.
    */
   matchLevels(): Uint8Array {
     if (this.levels) return this.levels;
-    const df = new Int32Array(this.tokenizer.vocabSize);
+    let df: Int32Array = new Int32Array(this.tokenizer.vocabSize);
     let n = 0;
-    for (const [pid, text] of this.coll.passages) {
-      n++;
-      for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
-    }
+    const store = this.coll.store;
+    if (store) {
+      // Counted when the store was built (the same counts: each id once per passage).
+      df = store.passages.df() ?? df;
+      n = store.passages.size;
+      if (df.length !== this.tokenizer.vocabSize)
+        throw new Error(
+          `${store.dir}: document frequencies of ${df.length} ids, the tokenizer has ${this.tokenizer.vocabSize}`,
+        );
+    } else
+      for (const [pid, text] of this.coll.passages) {
+        n++;
+        for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
+      }
     const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
     const top = idf(1);
     const levels = new Uint8Array(df.length);
