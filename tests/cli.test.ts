@@ -164,6 +164,23 @@ describe('suite files', () => {
       [3, 3, 'seed-3'],
       [1, 1, 'seed-1'],
     ]);
+    // precision: every run's train.precision unless the run sets its own; 'auto' = bf16 where this CPU has AVX512-BF16
+    const { addon } = await import('../src/native');
+    const auto = await loadSuite(
+      json(path.join(tmp, 's10.json'), {
+        ...base,
+        precision: 'auto',
+        students: [{ name: 'a' }, { name: 'b', train: { precision: 'fp32' } }],
+      }),
+    );
+    const want = addon.gemmIsa() === 'avx512bf16' ? 'bf16' : 'fp32';
+    expect(auto.precision).toBe(want);
+    expect(auto.teacher.train.precision).toBe(want);
+    expect(auto.students.map((x) => x.config.train.precision)).toEqual([want, 'fp32']);
+    expect((await loadSuite(json(path.join(tmp, 's11.json'), base))).teacher.train.precision).toBeUndefined();
+    await expect(loadSuite(json(path.join(tmp, 's12.json'), { ...base, precision: 'fp16' }))).rejects.toThrow(
+      /precision: Invalid enum value. Expected 'fp32' \| 'bf16' \| 'auto'/,
+    );
     await expect(loadSuite(json(path.join(tmp, 's8.json'), { ...base, seeds: [1, 1] }))).rejects.toThrow(
       /seeds: seeds must be unique/,
     );

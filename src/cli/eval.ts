@@ -21,6 +21,7 @@ import type { CrossEncoder } from '../models/cross_encoder';
 import { loadHuggingFace, loadHuggingFaceTokenizer } from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
+import { MATMUL_PRECISION_FLAG } from '../backend/precision';
 import {
   UsageError,
   existingFile,
@@ -176,7 +177,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         const report: RunReport = {
           title: 'fused-distill eval',
           created: new Date().toISOString(),
-          environment: environment(backend),
+          environment: environment(backend, String(tf.env().get(MATMUL_PRECISION_FLAG))),
           wallSeconds: (Date.now() - t0) / 1000,
           evaluation: {
             split: o.split,

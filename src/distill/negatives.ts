@@ -8,7 +8,7 @@ import type { BadRows } from '../data/bad_rows';
 import { readHardNegatives } from '../data/hard_negatives';
 import { DataFormatError } from '../data/lines';
 import type { MsMarcoCollection } from '../data/msmarco';
-import type { RankingCollection } from '../data/ranking_collection';
+import { hasPassage, type RankingCollection } from '../data/ranking_collection';
 import type { DataConfig, NegativeSource } from './config';
 
 /** Negatives per group, whichever form data.negatives has. */
@@ -52,7 +52,7 @@ async function sourceLists(
       if (first !== undefined)
         throw new DataFormatError(file, row.line, `query ${row.qid} is listed twice (first on line ${first})`);
       for (const pid of [...row.pos, ...row.neg])
-        if (!coll.passages.has(pid))
+        if (!hasPassage(coll, pid))
           throw new DataFormatError(file, row.line, `passage ${pid} is not in the collection`);
       return true;
     });

@@ -218,7 +218,7 @@ export async function scoresFromFile(
   };
   // A row is checked whole before any of it is taken (so --skip-bad-rows drops rows, never half of one).
   const check = (qid: string, pid: string, score: number, line: number) => {
-    if (!coll.passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
+    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
     if (!Number.isFinite(Math.fround(score)))
       throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
     const before = scores.get(pairKey(qid, pid));

@@ -28,7 +28,16 @@ export interface RunReport {
   title: string;
   /** ISO time the report was written */
   created: string;
-  environment: { cpu: string; cpus: number; memoryGiB: number; node: string; platform: string; backend: string };
+  environment: {
+    cpu: string;
+    cpus: number;
+    memoryGiB: number;
+    node: string;
+    platform: string;
+    backend: string;
+    /** the matrix products' precision (FUSED_DISTILL_MATMUL_PRECISION) of the runs and the evaluation */
+    precision?: string;
+  };
   /** wall time of the whole command */
   wallSeconds: number | null;
   evaluation: {
@@ -45,9 +54,10 @@ export interface RunReport {
   notes: string[];
 }
 
-export function environment(backend: string): RunReport['environment'] {
+export function environment(backend: string, precision?: string): RunReport['environment'] {
   const cpus = os.cpus();
   return {
+    ...(precision ? { precision } : {}),
     cpu: cpus[0]?.model?.trim() ?? 'unknown',
     cpus: cpus.length,
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
@@ -144,6 +154,7 @@ export function renderMarkdown(report: RunReport): string {
   const out = [`# ${report.title}`, ''];
   out.push(
     `${report.created} · ${e.cpu} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${e.node} · backend \`${e.backend}\`` +
+      (e.precision ? ` · matrix products ${e.precision}` : '') +
       (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : ''),
   );
   out.push('');
@@ -402,6 +413,7 @@ export function renderHtml(report: RunReport): string {
   h.push(`<h1>${escapeHtml(report.title)}</h1>`);
   h.push(
     `<p class="meta">${escapeHtml(report.created)} · ${escapeHtml(e.cpu)} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${escapeHtml(e.node)} · backend <code>${escapeHtml(e.backend)}</code>` +
+      (e.precision ? ` · matrix products ${escapeHtml(e.precision)}` : '') +
       (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : '') +
       '</p>',
   );

@@ -29,6 +29,8 @@ import { z } from 'zod';
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
 import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
+import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision';
+import { addon } from '../native';
 import { BadRows } from '../data/bad_rows';
 import { loadMsMarco, msMarcoFiles } from '../data/msmarco';
 import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
@@ -77,6 +79,11 @@ export const SuiteSchema = z
       .array(z.object({ name: z.string().min(1) }).passthrough())
       .min(1)
       .refine((s) => new Set(s.map((x) => x.name)).size === s.length, { message: 'student names must be unique' }),
+    /**
+     * every run's matrix products (train.precision, unless a run config sets its own) and the
+     * evaluation's: 'auto' = bf16 where the CPU has AVX512-BF16, else fp32; absent: as --precision
+     */
+    precision: z.enum(['fp32', 'bf16', 'auto']).optional(),
     /** each student is trained once per seed (its train.seed); absent: once, with its own train.seed */
     seeds: z
       .array(z.number().int().nonnegative())
@@ -123,6 +130,8 @@ export interface Suite {
   students: Array<{ name: string; slug: string; config: StudentRunConfig; runs: StudentSeedRun[] }>;
   /** the suite's seeds (null: each student once, with its own train.seed) */
   seeds: number[] | null;
+  /** the suite's matrix-product precision ('auto' resolved on this machine; null: as --precision) */
+  precision: 'fp32' | 'bf16' | null;
   eval: { split: Split; queries?: number; candidates?: number; baseline: string | null; maxLength: number };
 }
 
@@ -168,6 +177,15 @@ async function collectionKey(dir: string | undefined): Promise<string> {
   return (await loadRankingCollection(dir)).fingerprint;
 }
 
+/** 'bf16' where this CPU runs the AVX512-BF16 kernels (the addon's GEMM path), else 'fp32'. */
+export function autoPrecision(): 'fp32' | 'bf16' {
+  try {
+    return addon.gemmIsa() === 'avx512bf16' ? 'bf16' : 'fp32';
+  } catch {
+    return 'fp32'; // no addon: the composites run, in fp32
+  }
+}
+
 /** The teacher's run dir: <cache>/teacher-<hash of its config (without output) and the collection>. */
 export async function teacherRunDir(cache: string, teacher: TeacherRunConfig): Promise<string> {
   const { output: _output, ...rest } = teacher;
@@ -205,8 +223,11 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     : path.join(DEFAULT_COLLECTION_DIR, '..', 'teachers');
   const collection = s.collection ? path.resolve(base, s.collection) : undefined;
   const msmarco = s.msmarco ? path.resolve(base, s.msmarco) : undefined;
-  const withCollection = (c: Record<string, unknown>) =>
-    collection ? deepMerge({ data: { collection } }, c) : msmarco ? deepMerge({ data: { msmarco } }, c) : c;
+  const precision = s.precision === 'auto' ? autoPrecision() : s.precision;
+  const withCollection = (c: Record<string, unknown>) => {
+    const data = collection ? { collection } : msmarco ? { msmarco } : {};
+    return deepMerge({ data, ...(precision ? { train: { precision } } : {}) }, c);
+  };
 
   const teacherInput = withCollection(s.teacher);
   if ('output' in teacherInput)
@@ -273,6 +294,7 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     teacher,
     students,
     seeds: s.seeds ?? null,
+    precision: precision ?? null,
     eval: {
       split: s.eval.split,
       queries: s.eval.queries,
@@ -326,6 +348,21 @@ export async function runSuite(suite: Suite, options: SuiteOptions): Promise<Sui
 }
 
 async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<SuiteResult> {
+  // The suite's precision for everything it runs (teacher scores and the evaluation included); the
+  // flag's value is restored after.
+  const savedPrecision = tf.env().get(MATMUL_PRECISION_FLAG);
+  try {
+    if (suite.precision) {
+      const note = setMatmulPrecision(suite.precision, tf.getBackend());
+      options.progress.info(`matrix products in ${suite.precision}${note ? ` (${note})` : ''}`);
+    }
+    return await runSuiteSteps(suite, options);
+  } finally {
+    tf.env().set(MATMUL_PRECISION_FLAG, savedPrecision);
+  }
+}
+
+async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<SuiteResult> {
   const { progress } = options;
   const onProgress = (e: ProgressEvent | TaskEvent) => progress.onProgress(e);
   const startedAt = options.startedAt ?? Date.now();
@@ -476,7 +513,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   const report: RunReport = {
     title: suite.title,
     created: new Date().toISOString(),
-    environment: environment(tf.getBackend()),
+    environment: environment(tf.getBackend(), String(tf.env().get(MATMUL_PRECISION_FLAG))),
     wallSeconds: (Date.now() - startedAt) / 1000,
     evaluation: {
       split: suite.eval.split,
