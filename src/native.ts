@@ -252,6 +252,11 @@ export interface Addon {
   transpose(x: HostArray, shape: number[], perm: number[], out: HostArray): void;
   /** out (size) = x (shape) from begin on every axis. */
   slice(x: HostArray, shape: number[], begin: number[], size: number[], out: HostArray): void;
+  /**
+   * out = x (shape) with before[i] / after[i] elements of value[0] added on each side of axis i;
+   * value: a typed array of x's type, length 1. Host arrays only.
+   */
+  pad(x: HostArray, shape: number[], before: number[], after: number[], value: HostArray, out: HostArray): void;
   /** inputs (shapes, one element type) joined along axis into out. */
   concat(inputs: HostArray[], shapes: number[][], axis: number, out: HostArray): void;
   /** out (shape[i] * reps[i]) = x (shape) repeated along each axis. */
