@@ -1,4 +1,5 @@
-// The fused network layers on host memory or device buffers (kernels/nn.h): LayerNorm and GELU, forward and backward.
+// The fused network layers on host memory or device buffers (kernels/nn.h): LayerNorm (optionally of
+// x + bias + residual) and GELU (optionally of x + bias), forward and backward.
 // Argument checks only; each op's arguments are read by one function (read_*) for both places.
 #include <string>
 
@@ -24,7 +25,8 @@ void check_same_or_apart(const Args& a, const char* out_name, const float* out, 
     a.range_error(std::string(out_name) + " must be " + in_name + " itself or not overlap it");
 }
 
-// layerNorm(x, gamma, beta, rows, cols, eps, y, mean|null, rstd|null)
+// layerNorm(x, gamma, beta, rows, cols, eps, y, mean|null, rstd|null, residual?, bias?): the row
+// normalised is (x + bias) + residual where those are given.
 fd::LayerNormArgs read_layer_norm(const Args& a) {
   a.expect_count(7);
   fd::LayerNormArgs o;
@@ -40,14 +42,20 @@ fd::LayerNormArgs read_layer_norm(const Args& a) {
   o.y = a.floats(6, "y", n);
   o.mean = a.floats(7, "mean", o.rows, true);
   o.rstd = a.floats(8, "rstd", o.rows, true);
-  check_no_overlap(a, "y", o.y, n, 4,
-                   {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}});
-  check_no_overlap(a, "mean", o.mean, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.rstd, o.rows}});
-  check_no_overlap(a, "rstd", o.rstd, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}});
+  o.residual = a.floats(9, "residual", n, true);
+  o.bias = a.floats(10, "bias", o.cols, true);
+  const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
+      {o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.residual, n}, {o.bias, o.cols}};
+  check_no_overlap(a, "y", o.y, n, 4, inputs);
+  check_no_overlap(a, "y", o.y, n, 4, {{o.mean, o.rows}, {o.rstd, o.rows}});
+  check_no_overlap(a, "mean", o.mean, o.rows, 4, inputs);
+  check_no_overlap(a, "mean", o.mean, o.rows, 4, {{o.rstd, o.rows}});
+  check_no_overlap(a, "rstd", o.rstd, o.rows, 4, inputs);
   return o;
 }
 
-// layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta)
+// layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta, residual?, bias?, dbias?):
+// residual and bias as forward had them; dbias receives the sum of dx over the rows.
 fd::LayerNormGradArgs read_layer_norm_grad(const Args& a) {
   a.expect_count(10);
   fd::LayerNormGradArgs o;
@@ -62,13 +70,18 @@ fd::LayerNormGradArgs read_layer_norm_grad(const Args& a) {
   o.dx = a.floats(7, "dx", n);
   o.dgamma = a.floats(8, "dgamma", o.cols);
   o.dbeta = a.floats(9, "dbeta", o.cols);
+  o.residual = a.floats(10, "residual", n, true);
+  o.bias = a.floats(11, "bias", o.cols, true);
+  o.dbias = a.floats(12, "dbias", o.cols, true);
   const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
-      {o.dy, n}, {o.x, n}, {o.gamma, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}};
+      {o.dy, n}, {o.x, n}, {o.gamma, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}, {o.residual, n}, {o.bias, o.cols}};
   check_no_overlap(a, "dx", o.dx, n, 4, inputs);
   check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, inputs);
   check_no_overlap(a, "dbeta", o.dbeta, o.cols, 4, inputs);
-  check_no_overlap(a, "dx", o.dx, n, 4, {{o.dgamma, o.cols}, {o.dbeta, o.cols}});
-  check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, {{o.dbeta, o.cols}});
+  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, inputs);
+  check_no_overlap(a, "dx", o.dx, n, 4, {{o.dgamma, o.cols}, {o.dbeta, o.cols}, {o.dbias, o.cols}});
+  check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, {{o.dbeta, o.cols}, {o.dbias, o.cols}});
+  check_no_overlap(a, "dbeta", o.dbeta, o.cols, 4, {{o.dbias, o.cols}});
   return o;
 }
 
@@ -109,6 +122,57 @@ GeluGradArgs read_gelu_grad(const Args& a) {
   return o;
 }
 
+struct BiasGeluArgs {
+  const float* x;
+  const float* bias;
+  float* y;  // y or, for the gradient, dx
+  const float* dy = nullptr;
+  float* dbias = nullptr;
+  int64_t rows, cols;
+};
+
+// The rows of x [rows, cols] for a bias of `cols` elements: x's length must be a multiple of it.
+void bias_shape(const Args& a, int64_t n, int64_t cols, const char* x_name, BiasGeluArgs* o) {
+  if (n % cols != 0)
+    a.range_error(std::string(x_name) + " has length " + std::to_string(n) + ", not a multiple of bias's " +
+                  std::to_string(cols));
+  o->cols = cols;
+  o->rows = n / cols;
+}
+
+// biasGelu(x, bias, y): y = gelu(x + bias), x [rows, cols] with cols = bias's length; y may be x.
+BiasGeluArgs read_bias_gelu(const Args& a) {
+  a.expect_count(3);
+  BiasGeluArgs o;
+  const int64_t n = float_length(a, 0, "x");
+  bias_shape(a, n, float_length(a, 1, "bias"), "x", &o);
+  o.x = a.floats(0, "x", n);
+  o.bias = a.floats(1, "bias", o.cols);
+  o.y = a.floats(2, "y", n);
+  check_same_or_apart(a, "y", o.y, o.x, n, "x");
+  check_no_overlap(a, "y", o.y, n, 4, {{o.bias, o.cols}});
+  return o;
+}
+
+// biasGeluGrad(dy, x, bias, dx, dbias): dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the
+// sum of dx over the rows.
+BiasGeluArgs read_bias_gelu_grad(const Args& a) {
+  a.expect_count(5);
+  BiasGeluArgs o;
+  const int64_t n = float_length(a, 0, "dy");
+  bias_shape(a, n, float_length(a, 2, "bias"), "dy", &o);
+  o.dy = a.floats(0, "dy", n);
+  o.x = a.floats(1, "x", n);
+  o.bias = a.floats(2, "bias", o.cols);
+  o.y = a.floats(3, "dx", n);
+  o.dbias = a.floats(4, "dbias", o.cols);
+  check_same_or_apart(a, "dx", o.y, o.dy, n, "dy");
+  check_same_or_apart(a, "dx", o.y, o.x, n, "x");
+  check_no_overlap(a, "dx", o.y, n, 4, {{o.bias, o.cols}, {o.dbias, o.cols}});
+  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, {{o.dy, n}, {o.x, n}, {o.bias, o.cols}});
+  return o;
+}
+
 // Each op serves exports.X (host arrays) and exports.cuda.X (device buffers): register_op.
 Napi::Value LayerNorm(const Args& a) {
   const fd::LayerNormArgs o = read_layer_norm(a);
@@ -140,6 +204,22 @@ Napi::Value GeluGrad(const Args& a) {
   return a.info.Env().Undefined();
 }
 
+Napi::Value BiasGelu(const Args& a) {
+  const BiasGeluArgs o = read_bias_gelu(a);
+  if (a.place == Place::kHost)
+    fd::bias_gelu_cpu(o.x, o.bias, o.rows, o.cols, o.y);
+  else
+    throw_status(a, fd::bias_gelu_cuda(o.x, o.bias, o.rows, o.cols, o.y));
+  return a.info.Env().Undefined();
+}
+
+Napi::Value BiasGeluGrad(const Args& a) {
+  const BiasGeluArgs o = read_bias_gelu_grad(a);
+  throw_status(a, a.place == Place::kHost ? fd::bias_gelu_grad_cpu(o.dy, o.x, o.bias, o.rows, o.cols, o.y, o.dbias)
+                                          : fd::bias_gelu_grad_cuda(o.dy, o.x, o.bias, o.rows, o.cols, o.y, o.dbias));
+  return a.info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_nn_ops(Napi::Env env, Napi::Object exports) {
@@ -147,6 +227,8 @@ void register_nn_ops(Napi::Env env, Napi::Object exports) {
   register_op(env, exports, "layerNormGrad", LayerNormGrad);
   register_op(env, exports, "gelu", Gelu);
   register_op(env, exports, "geluGrad", GeluGrad);
+  register_op(env, exports, "biasGelu", BiasGelu);
+  register_op(env, exports, "biasGeluGrad", BiasGeluGrad);
 }
 
 }  // namespace fd_native

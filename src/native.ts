@@ -89,6 +89,8 @@ export type RegisteredOpName =
   | 'layerNormGrad'
   | 'gelu'
   | 'geluGrad'
+  | 'biasGelu'
+  | 'biasGeluGrad'
   | 'binaryOp'
   | 'unaryOp'
   | 'cast'
@@ -305,7 +307,8 @@ export interface Addon {
   /**
    * LayerNorm over the rows of x [rows, cols] (kernels/nn.h): y = (x - mean) * rstd * gamma + beta,
    * rstd = 1 / sqrt(var + eps), var the biased variance. mean and rstd [rows] receive the row
-   * statistics layerNormGrad needs (null: not wanted). y must not overlap an input.
+   * statistics layerNormGrad needs (null: not wanted). y must not overlap an input. With residual
+   * [rows, cols] and/or bias [cols], the rows normalised are (x + bias) + residual.
    */
   layerNorm(
     x: F32,
@@ -317,8 +320,13 @@ export interface Addon {
     y: F32,
     mean?: F32 | null,
     rstd?: F32 | null,
+    residual?: F32 | null,
+    bias?: F32 | null,
   ): void;
-  /** dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass. */
+  /**
+   * dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass;
+   * residual and bias as forward had them, dbias [cols] (null: not wanted) = the sum of dx over rows.
+   */
   layerNormGrad(
     dy: F32,
     x: F32,
@@ -330,11 +338,18 @@ export interface Addon {
     dx: F32,
     dgamma: F32,
     dbeta: F32,
+    residual?: F32 | null,
+    bias?: F32 | null,
+    dbias?: F32 | null,
   ): void;
   /** y = 0.5 x (1 + erf(x / sqrt 2)); y may be x. */
   gelu(x: F32, y: F32): void;
   /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
   geluGrad(dy: F32, x: F32, dx: F32): void;
+  /** y = gelu(x + bias) over x [rows, cols], bias [cols] (cols = bias.length); y may be x. */
+  biasGelu(x: F32, bias: F32, y: F32): void;
+  /** dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the sum of dx over the rows. */
+  biasGeluGrad(dy: F32, x: F32, bias: F32, dx: F32, dbias: F32): void;
 }
 
 // The addon, or why it could not be loaded: the package still imports without it (the fused ops

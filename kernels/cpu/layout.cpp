@@ -335,7 +335,7 @@ void tile_typed(const T* x, const int64_t* shape, int rank, const int64_t* reps,
 template <class T>
 void pad_typed(const T* x, const int64_t* shape, int rank, const int64_t* before, const int64_t* after, T value,
                T* out) {
-  int64_t oshape[kMaxShapeRank];
+  int64_t oshape[kMaxShapeRank] = {};
   int64_t total = 1;
   for (int j = 0; j < rank; ++j) {
     oshape[j] = shape[j] + before[j] + after[j];

@@ -248,7 +248,7 @@ Status random_normal_cuda(float* out, int64_t n, float mean, float stddev, uint6
   FD_EMULATE(random_normal_cpu(out, n, mean, stddev, seed));
 }
 
-// The fused LayerNorm / GELU (kernels/nn.h).
+// The fused LayerNorm / GELU, with or without bias and residual (kernels/nn.h).
 Status layer_norm_cuda(const LayerNormArgs& args) {
   if (!emulating()) return kNoCuda;
   return layer_norm_cpu(args);
@@ -260,6 +260,14 @@ Status layer_norm_grad_cuda(const LayerNormGradArgs& args) {
 Status gelu_cuda(const float* x, float* y, int64_t n) { FD_EMULATE(gelu_cpu(x, y, n)); }
 Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) {
   FD_EMULATE(gelu_grad_cpu(dy, x, dx, n));
+}
+Status bias_gelu_cuda(const float* x, const float* bias, int64_t rows, int64_t cols, float* y) {
+  FD_EMULATE(bias_gelu_cpu(x, bias, rows, cols, y));
+}
+Status bias_gelu_grad_cuda(const float* dy, const float* x, const float* bias, int64_t rows, int64_t cols, float* dx,
+                           float* dbias) {
+  if (!emulating()) return kNoCuda;
+  return bias_gelu_grad_cpu(dy, x, bias, rows, cols, dx, dbias);
 }
 
 }  // namespace fd

@@ -1,10 +1,15 @@
 // Fused network layers: each op is a tfjs op with its gradient, one native kernel pass each way on
 // every backend (src/ops/dispatch.ts); `reference` holds the plain-tfjs composites.
-import { gelu, geluReference } from './gelu';
-import { layerNorm, layerNormReference } from './layer_norm';
+import { biasGelu, biasGeluReference, gelu, geluReference } from './gelu';
+import { addLayerNorm, addLayerNormReference, layerNorm, layerNormReference } from './layer_norm';
 
-export const reference = { layerNorm: layerNormReference, gelu: geluReference };
+export const reference = {
+  layerNorm: layerNormReference,
+  gelu: geluReference,
+  addLayerNorm: addLayerNormReference,
+  biasGelu: biasGeluReference,
+};
 
-export { gelu, layerNorm };
-export { GELU, GELU_GRAD } from './gelu';
-export { LAYER_NORM, LAYER_NORM_GRAD } from './layer_norm';
+export { addLayerNorm, biasGelu, gelu, layerNorm };
+export { BIAS_GELU, BIAS_GELU_GRAD, GELU, GELU_GRAD } from './gelu';
+export { ADD_LAYER_NORM, ADD_LAYER_NORM_GRAD, LAYER_NORM, LAYER_NORM_GRAD } from './layer_norm';
