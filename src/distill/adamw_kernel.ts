@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
 import { NativeBackend } from '../backend/native/backend';
+import { nativeProfile } from '../backend/native/profile';
 import { addon, addonLoadError } from '../native';
 import { FusedDistillError } from '../ops/validate';
 import { defineFusedKernel, fusedKernelsReady, runFusedKernel, runKernel } from '../ops/dispatch';
@@ -93,11 +94,14 @@ export function adamwUpdateInPlace(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: 
   const vv = backend.exclusiveFloats(v);
   if (!pv || !mv || !vv) return false;
   const gv = backend.floats(g);
+  // Not a tfjs kernel call: recorded in the native profile under its own name.
+  const t0 = nativeProfile.enabled ? performance.now() : 0;
   try {
     addon.adamwUpdate(pv, gv, mv, vv, pv, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2, a.scale);
   } catch (e) {
     throw new FusedDistillError('adamwUpdate', (e as Error).message.replace(/^fused-distill: [\w.]+: /, ''));
   }
+  if (nativeProfile.enabled) nativeProfile.record(`${ADAMW} (in place)`, 'native', performance.now() - t0);
   return true;
 }
 

@@ -213,11 +213,14 @@ export class CrossEncoder {
     return v;
   }
 
+  // x W^T + b as one _FusedMatMul (the 'native' backend adds the bias in place on the product).
   private dense(x: tf.Tensor, name: string): tf.Tensor {
-    return tf.add(
-      tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true),
-      this.p(`${name}.bias`),
-    );
+    return tf.fused.matMul({
+      a: x as tf.Tensor2D,
+      b: this.p(`${name}.weight`) as tf.Tensor2D,
+      transposeB: true,
+      bias: this.p(`${name}.bias`),
+    });
   }
 
   // A dense layer's product without its bias (x W^T): the bias is added by the fused op that follows.
