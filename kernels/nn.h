@@ -63,13 +63,30 @@ void gelu_cpu(const float* x, float* y, int64_t n);
 // dx may be dy.
 void gelu_grad_cpu(const float* dy, const float* x, float* dx, int64_t n);
 // y = gelu(x + bias) over x [rows, cols], bias [cols] (x + bias rounded to float: the bits of the
-// composite gelu(add(x, bias))). y may be x.
-void bias_gelu_cpu(const float* x, const float* bias, int64_t rows, int64_t cols, float* y);
+// composite gelu(add(x, bias))). y may be x. erf_out (null: not wanted) receives erf((x + bias) /
+// sqrt2), the part of the gradient forward already computes (it must not overlap x or y).
+struct BiasGeluArgs {
+  const float* x = nullptr;
+  const float* bias = nullptr;  // [cols]
+  int64_t rows = 0, cols = 0;
+  float* y = nullptr;
+  float* erf_out = nullptr;  // [rows, cols] or null
+};
+void bias_gelu_cpu(const BiasGeluArgs& args);
 // dx = gelu_grad(dy, x + bias), dbias = sum over rows of dx (per block of rows in double, blocks
-// added in block order: the same bits for any thread count). dx may be dy. kNoMemory when the
-// partials cannot be allocated.
-Status bias_gelu_grad_cpu(const float* dy, const float* x, const float* bias, int64_t rows, int64_t cols, float* dx,
-                          float* dbias);
+// added in block order: the same bits for any thread count). dx may be dy. With erf (forward's
+// erf_out) backward computes no erf of its own: the same bits, about 40% less work.
+// kNoMemory when the partials cannot be allocated.
+struct BiasGeluGradArgs {
+  const float* dy = nullptr;
+  const float* x = nullptr;
+  const float* bias = nullptr;  // [cols]
+  const float* erf = nullptr;   // [rows, cols] or null
+  int64_t rows = 0, cols = 0;
+  float* dx = nullptr;
+  float* dbias = nullptr;  // [cols]
+};
+Status bias_gelu_grad_cpu(const BiasGeluGradArgs& args);
 
 // ---- CUDA (kernels/cuda/layer_norm.cu, gelu.cu; kNoCuda stubs in CPU builds) ----
 // Device pointers, the same semantics; queued on fd::device::stream(), no synchronisation.
@@ -78,8 +95,7 @@ Status layer_norm_grad_cuda(const LayerNormGradArgs& args);
 Status gelu_cuda(const float* x, float* y, int64_t n);
 Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n);
 // dbias: one thread per column adds the rows in order in double (deterministic; not the CPU's bits).
-Status bias_gelu_cuda(const float* x, const float* bias, int64_t rows, int64_t cols, float* y);
-Status bias_gelu_grad_cuda(const float* dy, const float* x, const float* bias, int64_t rows, int64_t cols, float* dx,
-                           float* dbias);
+Status bias_gelu_cuda(const BiasGeluArgs& args);
+Status bias_gelu_grad_cuda(const BiasGeluGradArgs& args);
 
 }  // namespace fd

@@ -122,54 +122,50 @@ GeluGradArgs read_gelu_grad(const Args& a) {
   return o;
 }
 
-struct BiasGeluArgs {
-  const float* x;
-  const float* bias;
-  float* y;  // y or, for the gradient, dx
-  const float* dy = nullptr;
-  float* dbias = nullptr;
-  int64_t rows, cols;
-};
-
 // The rows of x [rows, cols] for a bias of `cols` elements: x's length must be a multiple of it.
-void bias_shape(const Args& a, int64_t n, int64_t cols, const char* x_name, BiasGeluArgs* o) {
+void bias_shape(const Args& a, int64_t n, int64_t cols, const char* x_name, int64_t* rows) {
   if (n % cols != 0)
     a.range_error(std::string(x_name) + " has length " + std::to_string(n) + ", not a multiple of bias's " +
                   std::to_string(cols));
-  o->cols = cols;
-  o->rows = n / cols;
+  *rows = n / cols;
 }
 
-// biasGelu(x, bias, y): y = gelu(x + bias), x [rows, cols] with cols = bias's length; y may be x.
-BiasGeluArgs read_bias_gelu(const Args& a) {
+// biasGelu(x, bias, y, erfOut?): y = gelu(x + bias), x [rows, cols] with cols = bias's length; y may
+// be x; erfOut (null/absent: not wanted) receives erf((x + bias) / sqrt2) for biasGeluGrad.
+fd::BiasGeluArgs read_bias_gelu(const Args& a) {
   a.expect_count(3);
-  BiasGeluArgs o;
+  fd::BiasGeluArgs o;
   const int64_t n = float_length(a, 0, "x");
-  bias_shape(a, n, float_length(a, 1, "bias"), "x", &o);
+  o.cols = float_length(a, 1, "bias");
+  bias_shape(a, n, o.cols, "x", &o.rows);
   o.x = a.floats(0, "x", n);
   o.bias = a.floats(1, "bias", o.cols);
   o.y = a.floats(2, "y", n);
+  o.erf_out = a.floats(3, "erfOut", n, true);
   check_same_or_apart(a, "y", o.y, o.x, n, "x");
   check_no_overlap(a, "y", o.y, n, 4, {{o.bias, o.cols}});
+  check_no_overlap(a, "erfOut", o.erf_out, n, 4, {{o.x, n}, {o.bias, o.cols}, {o.y, n}});
   return o;
 }
 
-// biasGeluGrad(dy, x, bias, dx, dbias): dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the
-// sum of dx over the rows.
-BiasGeluArgs read_bias_gelu_grad(const Args& a) {
+// biasGeluGrad(dy, x, bias, dx, dbias, erf?): dx = dy * gelu'(x + bias) (dx may be dy or x), dbias =
+// the sum of dx over the rows; erf: biasGelu's erfOut for these x and bias (null/absent: computed).
+fd::BiasGeluGradArgs read_bias_gelu_grad(const Args& a) {
   a.expect_count(5);
-  BiasGeluArgs o;
+  fd::BiasGeluGradArgs o;
   const int64_t n = float_length(a, 0, "dy");
-  bias_shape(a, n, float_length(a, 2, "bias"), "dy", &o);
+  o.cols = float_length(a, 2, "bias");
+  bias_shape(a, n, o.cols, "dy", &o.rows);
   o.dy = a.floats(0, "dy", n);
   o.x = a.floats(1, "x", n);
   o.bias = a.floats(2, "bias", o.cols);
-  o.y = a.floats(3, "dx", n);
+  o.dx = a.floats(3, "dx", n);
   o.dbias = a.floats(4, "dbias", o.cols);
-  check_same_or_apart(a, "dx", o.y, o.dy, n, "dy");
-  check_same_or_apart(a, "dx", o.y, o.x, n, "x");
-  check_no_overlap(a, "dx", o.y, n, 4, {{o.bias, o.cols}, {o.dbias, o.cols}});
-  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, {{o.dy, n}, {o.x, n}, {o.bias, o.cols}});
+  o.erf = a.floats(5, "erf", n, true);
+  check_same_or_apart(a, "dx", o.dx, o.dy, n, "dy");
+  check_same_or_apart(a, "dx", o.dx, o.x, n, "x");
+  check_no_overlap(a, "dx", o.dx, n, 4, {{o.bias, o.cols}, {o.dbias, o.cols}, {o.erf, n}});
+  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, {{o.dy, n}, {o.x, n}, {o.bias, o.cols}, {o.erf, n}});
   return o;
 }
 
@@ -205,18 +201,17 @@ Napi::Value GeluGrad(const Args& a) {
 }
 
 Napi::Value BiasGelu(const Args& a) {
-  const BiasGeluArgs o = read_bias_gelu(a);
+  const fd::BiasGeluArgs o = read_bias_gelu(a);
   if (a.place == Place::kHost)
-    fd::bias_gelu_cpu(o.x, o.bias, o.rows, o.cols, o.y);
+    fd::bias_gelu_cpu(o);
   else
-    throw_status(a, fd::bias_gelu_cuda(o.x, o.bias, o.rows, o.cols, o.y));
+    throw_status(a, fd::bias_gelu_cuda(o));
   return a.info.Env().Undefined();
 }
 
 Napi::Value BiasGeluGrad(const Args& a) {
-  const BiasGeluArgs o = read_bias_gelu_grad(a);
-  throw_status(a, a.place == Place::kHost ? fd::bias_gelu_grad_cpu(o.dy, o.x, o.bias, o.rows, o.cols, o.y, o.dbias)
-                                          : fd::bias_gelu_grad_cuda(o.dy, o.x, o.bias, o.rows, o.cols, o.y, o.dbias));
+  const fd::BiasGeluGradArgs o = read_bias_gelu_grad(a);
+  throw_status(a, a.place == Place::kHost ? fd::bias_gelu_grad_cpu(o) : fd::bias_gelu_grad_cuda(o));
   return a.info.Env().Undefined();
 }
 

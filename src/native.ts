@@ -346,10 +346,16 @@ export interface Addon {
   gelu(x: F32, y: F32): void;
   /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
   geluGrad(dy: F32, x: F32, dx: F32): void;
-  /** y = gelu(x + bias) over x [rows, cols], bias [cols] (cols = bias.length); y may be x. */
-  biasGelu(x: F32, bias: F32, y: F32): void;
-  /** dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the sum of dx over the rows. */
-  biasGeluGrad(dy: F32, x: F32, bias: F32, dx: F32, dbias: F32): void;
+  /**
+   * y = gelu(x + bias) over x [rows, cols], bias [cols] (cols = bias.length); y may be x. erfOut
+   * (null: not wanted) receives erf((x + bias) / sqrt 2) for biasGeluGrad.
+   */
+  biasGelu(x: F32, bias: F32, y: F32, erfOut?: F32 | null): void;
+  /**
+   * dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the sum of dx over the rows; erf:
+   * biasGelu's erfOut for the same x and bias (the same bits, no erf computed), or null.
+   */
+  biasGeluGrad(dy: F32, x: F32, bias: F32, dx: F32, dbias: F32, erf?: F32 | null): void;
 }
 
 // The addon, or why it could not be loaded: the package still imports without it (the fused ops

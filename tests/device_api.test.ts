@@ -403,7 +403,9 @@ if (deviceTestsHere(__filename)) {
           1e-4,
         );
         same('biasGelu', [f32(n, 12), f32(cols), zeros(n)], 4e-6);
+        same('biasGelu', [f32(n, 12), f32(cols), zeros(n), zeros(n)], 4e-6);
         same('biasGeluGrad', [f32(n), f32(n, 12), f32(cols), zeros(n), zeros(cols)], 1e-4);
+        same('biasGeluGrad', [f32(n), f32(n, 12), f32(cols), zeros(n), zeros(cols), f32(n)], 1e-4);
       }
     });
 

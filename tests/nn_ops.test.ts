@@ -22,6 +22,7 @@ import {
 } from '../src/nn';
 import { expectError } from './helpers/errors';
 import {
+  erf64,
   expectGradClose,
   finiteDiff,
   gaussian,
@@ -390,6 +391,23 @@ describe('addon.biasGelu / biasGeluGrad', () => {
     addon.biasGeluGrad(dy, x, bias, dx, dbias);
     expectSameBits(y, want, 'y');
     expectSameBits(dx, wantDx, 'dx');
+    // Forward's erf kept for backward: the same y, dx and dbias bits.
+    const y2 = new Float32Array(n),
+      erf = new Float32Array(n),
+      dx2 = new Float32Array(n),
+      dbias2 = new Float32Array(cols);
+    addon.biasGelu(x, bias, y2, erf);
+    addon.biasGeluGrad(dy, x, bias, dx2, dbias2, erf);
+    expectSameBits(y2, y, 'y (erf kept)');
+    expectSameBits(dx2, dx, 'dx (from the kept erf)');
+    expectSameBits(dbias2, dbias, 'dbias (from the kept erf)');
+    expectGradClose(
+      erf,
+      Float64Array.from(s, (v) => erf64(v / Math.SQRT2)),
+      1e-6,
+      'erf vs float64',
+      1,
+    );
     const ref = Float64Array.from(s, (v, i) => dy[i] * geluGrad64(v));
     expectGradClose(dx, ref, 1e-6, 'dx vs float64', 1e-3);
     expectGradClose(dbias, columnSum64(ref, rows, cols), 1e-5, 'dbias vs float64', 1e-3);
@@ -406,9 +424,16 @@ describe('addon.biasGelu / biasGeluGrad', () => {
     const run = () => {
       const y = new Float32Array(n),
         dx = new Float32Array(n),
-        dbias = new Float32Array(cols);
+        dbias = new Float32Array(cols),
+        erf = new Float32Array(n),
+        dxKept = new Float32Array(n),
+        dbiasKept = new Float32Array(cols);
       addon.biasGelu(x, bias, y);
       addon.biasGeluGrad(dy, x, bias, dx, dbias);
+      addon.biasGelu(x, bias, new Float32Array(n), erf);
+      addon.biasGeluGrad(dy, x, bias, dxKept, dbiasKept, erf);
+      expectSameBits(dxKept, dx, 'dx from the kept erf');
+      expectSameBits(dbiasKept, dbias, 'dbias from the kept erf');
       return { y, dx, dbias };
     };
     const one = withThreads(1, run);
@@ -556,6 +581,19 @@ describe('addon argument errors name the argument', () => {
         addon.biasGelu(f(6), b.subarray(0, 3), b);
       },
       /biasGelu: y must not overlap/,
+    ],
+    [
+      'biasGelu erfOut is y',
+      () => {
+        const y = f(6);
+        addon.biasGelu(f(6), f(3), y, y);
+      },
+      /biasGelu: erfOut must not overlap/,
+    ],
+    [
+      'biasGeluGrad erf length',
+      () => addon.biasGeluGrad(f(6), f(6), f(3), f(6), f(3), f(5)),
+      /biasGeluGrad: erf must be a Float32Array of length 6/,
     ],
     [
       'biasGeluGrad dbias length',

@@ -15,7 +15,9 @@ namespace fd {
 namespace {
 
 constexpr int64_t kBlock = 1 << 14;
-// At most this many row blocks in bias_gelu_grad_cpu: the dbias partials stay <= 256 x cols doubles.
+// bias_gelu_grad_cpu's row blocks: ~64K elements each (BERT-mini's [2048, 1024]: 32 blocks of dbias
+// partials, 256 KB), at most 256 of them.
+constexpr int64_t kGradBlock = 1 << 16;
 constexpr int64_t kMaxGradBlocks = 256;
 
 struct CpuMath {
@@ -44,24 +46,37 @@ void gelu_grad_cpu(const float* dy, const float* x, float* dx, int64_t n) {
 }
 
 // y may be x: each element is read before it is written.
-void bias_gelu_cpu(const float* x, const float* bias, int64_t rows, int64_t cols, float* y) {
+void bias_gelu_cpu(const BiasGeluArgs& a) {
+  const int64_t rows = a.rows, cols = a.cols;
   if (rows <= 0 || cols <= 0) return;
   for_each_block(rows, block_rows(cols, kBlock), rows * cols * 8, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * cols;
-      float* yr = y + r * cols;
+      const float* xr = a.x + r * cols;
+      const float* __restrict bias = a.bias;
+      float* yr = a.y + r * cols;
+      if (a.erf_out) {
+        float* __restrict er = a.erf_out + r * cols;
 #pragma omp simd
-      for (int64_t i = 0; i < cols; ++i) yr[i] = nn::gelu<CpuMath>(xr[i] + bias[i]);
+        for (int64_t i = 0; i < cols; ++i) {
+          const float s = xr[i] + bias[i];
+          const float e = nn::gelu_erf<CpuMath>(s);
+          er[i] = e;
+          yr[i] = nn::gelu_from_erf(s, e);
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < cols; ++i) yr[i] = nn::gelu<CpuMath>(xr[i] + bias[i]);
+      }
     }
   });
 }
 
 // dx may be dy. Rows in fixed blocks (boundaries from rows and cols only); each block adds its dx
 // into its own dbias partial in double, and the partials are added in block order.
-Status bias_gelu_grad_cpu(const float* dy, const float* x, const float* bias, int64_t rows, int64_t cols, float* dx,
-                          float* dbias) {
+Status bias_gelu_grad_cpu(const BiasGeluGradArgs& a) {
+  const int64_t rows = a.rows, cols = a.cols;
   if (rows <= 0 || cols <= 0) return kOk;
-  const int64_t block = std::max(block_rows(cols, kBlock), (rows + kMaxGradBlocks - 1) / kMaxGradBlocks);
+  const int64_t block = std::max(block_rows(cols, kGradBlock), (rows + kMaxGradBlocks - 1) / kMaxGradBlocks);
   const int64_t blocks = (rows + block - 1) / block;
   std::vector<double> partial;
   try {
@@ -71,15 +86,26 @@ Status bias_gelu_grad_cpu(const float* dy, const float* x, const float* bias, in
   }
   for_each_block(rows, block, rows * cols * 12, [&](int64_t b, int64_t begin, int64_t end) {
     double* __restrict pb = partial.data() + b * cols;
+    const float* __restrict bias = a.bias;
     for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * cols;
-      const float* dyr = dy + r * cols;
-      float* dxr = dx + r * cols;
+      const float* xr = a.x + r * cols;
+      const float* dyr = a.dy + r * cols;
+      float* dxr = a.dx + r * cols;
+      if (a.erf) {
+        const float* __restrict er = a.erf + r * cols;
 #pragma omp simd
-      for (int64_t i = 0; i < cols; ++i) {
-        const float d = nn::gelu_grad<CpuMath>(dyr[i], xr[i] + bias[i]);
-        dxr[i] = d;
-        pb[i] += d;
+        for (int64_t i = 0; i < cols; ++i) {
+          const float d = nn::gelu_grad_from_erf<CpuMath>(dyr[i], xr[i] + bias[i], er[i]);
+          dxr[i] = d;
+          pb[i] += d;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < cols; ++i) {
+          const float d = nn::gelu_grad<CpuMath>(dyr[i], xr[i] + bias[i]);
+          dxr[i] = d;
+          pb[i] += d;
+        }
       }
     }
   });
@@ -89,7 +115,7 @@ Status bias_gelu_grad_cpu(const float* dy, const float* x, const float* bias, in
 #pragma omp simd
     for (int64_t i = 0; i < cols; ++i) sum[i] += p[i];
   }
-  for (int64_t i = 0; i < cols; ++i) dbias[i] = static_cast<float>(sum[i]);
+  for (int64_t i = 0; i < cols; ++i) a.dbias[i] = static_cast<float>(sum[i]);
   return kOk;
 }
 

@@ -261,13 +261,10 @@ Status gelu_cuda(const float* x, float* y, int64_t n) { FD_EMULATE(gelu_cpu(x, y
 Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) {
   FD_EMULATE(gelu_grad_cpu(dy, x, dx, n));
 }
-Status bias_gelu_cuda(const float* x, const float* bias, int64_t rows, int64_t cols, float* y) {
-  FD_EMULATE(bias_gelu_cpu(x, bias, rows, cols, y));
-}
-Status bias_gelu_grad_cuda(const float* dy, const float* x, const float* bias, int64_t rows, int64_t cols, float* dx,
-                           float* dbias) {
+Status bias_gelu_cuda(const BiasGeluArgs& args) { FD_EMULATE(bias_gelu_cpu(args)); }
+Status bias_gelu_grad_cuda(const BiasGeluGradArgs& args) {
   if (!emulating()) return kNoCuda;
-  return bias_gelu_grad_cpu(dy, x, bias, rows, cols, dx, dbias);
+  return bias_gelu_grad_cpu(args);
 }
 
 }  // namespace fd

@@ -213,14 +213,10 @@ export class CrossEncoder {
     return v;
   }
 
-  // x W^T + b as one _FusedMatMul (the 'native' backend adds the bias in place on the product).
+  // x W^T + b. Not tf.fused.matMul: wasm's _FusedMatMul (XNNPACK) rounds a row differently with the
+  // batch it is in, so micro-batched and re-scored results would no longer equal the whole batch's.
   private dense(x: tf.Tensor, name: string): tf.Tensor {
-    return tf.fused.matMul({
-      a: x as tf.Tensor2D,
-      b: this.p(`${name}.weight`) as tf.Tensor2D,
-      transposeB: true,
-      bias: this.p(`${name}.bias`),
-    });
+    return tf.add(this.product(x, name), this.p(`${name}.bias`));
   }
 
   // A dense layer's product without its bias (x W^T): the bias is added by the fused op that follows.

@@ -39,26 +39,28 @@ defineFusedKernel(GELU_GRAD, (backendName) => ({ inputs, backend, attrs }) => {
   )[0];
 });
 
+// Outputs: [y] or, with withErf (while a tape records), [y, erf((x + bias) / sqrt2)] for backward.
 defineFusedKernel(BIAS_GELU, (backendName) => ({ inputs, backend, attrs }) => {
   const { x, bias } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as { op: string; withErf: boolean };
   return runFusedKernel(
     backend,
     backendName,
     [x, bias],
-    [x.shape],
-    (ops, [xv, bv], [y]) => ops.biasGelu(xv!, bv!, y),
-    (attrs as unknown as { op: string }).op,
-  )[0];
+    a.withErf ? [x.shape, x.shape] : [x.shape],
+    (ops, [xv, bv], [y, e]) => ops.biasGelu(xv!, bv!, y, e ?? null),
+    a.op,
+  );
 });
-// Outputs: [dx, dbias].
+// Outputs: [dx, dbias]; erf (forward's) is optional.
 defineFusedKernel(BIAS_GELU_GRAD, (backendName) => ({ inputs, backend, attrs }) => {
-  const { dy, x, bias } = inputs as Record<string, TensorInfo>;
+  const { dy, x, bias, erf } = inputs as Record<string, TensorInfo | undefined>;
   return runFusedKernel(
     backend,
     backendName,
-    [dy, x, bias],
-    [x.shape, bias.shape],
-    (ops, [d, xv, bv], [dx, db]) => ops.biasGeluGrad(d!, xv!, bv!, dx, db),
+    [dy, x, bias, erf],
+    [x!.shape, bias!.shape],
+    (ops, [d, xv, bv, ev], [dx, db]) => ops.biasGeluGrad(d!, xv!, bv!, dx, db, ev),
     (attrs as unknown as { op: string }).op,
   );
 });
@@ -96,10 +98,15 @@ export function biasGelu(x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
     '(the bias, [C])',
   );
   if (!fusedKernelsReady([BIAS_GELU, BIAS_GELU_GRAD])) return biasGeluReference(xt, b);
+  // While a tape records, forward also keeps erf((x + bias) / sqrt2): backward then computes no erf
+  // (the same bits; the erf is most of GELU's work).
   return withFusedGrad(
     [xt, b],
-    ([input, bv]) => ({ value: runKernel(BIAS_GELU, { x: input, bias: bv }, { op })[0], saved: [input, bv] }),
-    (dy, [sx, sb]) => runKernel(BIAS_GELU_GRAD, { dy, x: sx, bias: sb }, { op }),
+    ([input, bv], recording) => {
+      const [y, erf] = runKernel(BIAS_GELU, { x: input, bias: bv }, { op, withErf: recording });
+      return { value: y, saved: recording ? [input, bv, erf] : [] };
+    },
+    (dy, [sx, sb, se]) => runKernel(BIAS_GELU_GRAD, { dy, x: sx, bias: sb, erf: se }, { op }),
   );
 }
 
