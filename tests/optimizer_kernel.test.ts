@@ -198,6 +198,7 @@ describe('AdamW in place on native', () => {
     const pBefore = p.dataSync()[0];
     expect(adamwUpdateInPlace(p, g, m, v, attrs)).toBe(true);
     expect(p.dataSync()[0]).not.toBe(pBefore);
+    expect(adamwUpdateInPlace(p, p, m, v, attrs)).toBe(false); // the parameter as its own gradient
     const tiny = [0, 1, 2, 3].map(() => tf.fill([5], 0.5)); // JS arrays: views unknown, never in place
     expect(adamwUpdateInPlace(tiny[0], tiny[1], tiny[2], tiny[3], attrs)).toBe(false);
     await tf.setBackend('cpu');

@@ -94,6 +94,8 @@ export function adamwUpdateInPlace(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: 
   const vv = backend.exclusiveFloats(v);
   if (!pv || !mv || !vv) return false;
   const gv = backend.floats(g);
+  // A gradient on the memory of p, m or v (the parameter passed as its own gradient): out of place.
+  if ([pv, mv, vv].some((x) => x.buffer === gv.buffer)) return false;
   // Not a tfjs kernel call: recorded in the native profile under its own name.
   const t0 = nativeProfile.enabled ? performance.now() : 0;
   try {

@@ -14,7 +14,7 @@ function padV2(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const plan = padPlan(x, args.attrs);
   if (plan === null || tf.util.sizeFromShape(plan.outShape) === 0) return cpuKernel(tf.PadV2, args);
   const xs = hostData(backend, x);
-  // The constant converted as a typed array of x's type converts it (what tfjs's CPU kernel's fill does).
+  // The constant as a one-element array of x's type: converted as tfjs's CPU kernel's fill converts it.
   const value =
     x.dtype === 'float32'
       ? Float32Array.of(plan.value)
