@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // SGEMM benchmark: addon.sgemm beside PyTorch CPU in the same run, GFLOP/s for 1024^3 and
 // the matrix products of a BERT-mini training step (16 x 128 tokens, hidden 256, FFN 1024, 4 heads
-// of 64): forward, backward (dX = dY W^T, dW = X^T dY) and batched attention, on 1 and 2 threads.
+// of 64): forward, backward (dX = dY W^T, dW = X^T dY) and batched attention, on 1 and 2 threads;
+// in fp32 and in bf16 (ours: precision 'bf16', bf16 operands with fp32 accumulation; PyTorch:
+// torch.mm under torch.autocast('cpu', dtype=torch.bfloat16)).
 //
 //   node bench/sgemm.js [--threads=1,2] [--time=0.4] [--only=substring] [--no-torch] [--tries=3]
+//                       [--no-bf16]
 //
 // Needs the built addon (npm run build:native). PyTorch: FD_TORCH_PYTHON, else the first of python3
 // and /usr/bin/python3 that imports torch (bench/sgemm_torch.py, a server asked shape by shape, so
@@ -32,6 +35,7 @@ const THREADS = opt('threads', '1,2').split(',').map(Number);
 const TIME = Number(opt('time', '0.4'));
 const ONLY = opt('only', '');
 const TRIES = Number(opt('tries', '3'));
+const BF16 = !flag('no-bf16');
 // A figure counts as taken under load when other processes used more than the cores it leaves idle
 // plus 0.3: a 1-thread figure on 2 cores tolerates a neighbour on the other core.
 const CORES = os.cpus().length;
@@ -107,12 +111,12 @@ function randomArray(n, seed) {
   }
   return x;
 }
-function timeOurs(sh, threads) {
+function timeOurs(sh, threads, precision = 'fp32') {
   const a = randomArray(sh.batch * sh.m * sh.k, 1);
   const b = randomArray(sh.batch * sh.k * sh.n, 2);
   const c = new Float32Array(sh.batch * sh.m * sh.n);
   addon.setNumThreads(threads);
-  const call = () => addon.sgemm(a, b, c, sh.batch, sh.m, sh.n, sh.k, sh.transA, sh.transB, null, null);
+  const call = () => addon.sgemm(a, b, c, sh.batch, sh.m, sh.n, sh.k, sh.transA, sh.transB, null, null, precision);
   for (let i = 0; i < 3; ++i) call();
   const times = [];
   const start = process.hrtime.bigint();
@@ -183,13 +187,18 @@ async function main() {
     for (const sh of SHAPES) {
       if (ONLY && !sh.name.includes(ONLY)) continue;
       const ours = await leastLoaded(async () => timeOurs(sh, threads), 0, threads);
+      const ours16 = BF16 ? await leastLoaded(async () => timeOurs(sh, threads, 'bf16'), 0, threads) : null;
       let peer = null;
       if (torch) peer = await leastLoaded(() => torch.ask({ ...sh, threads, time: TIME }), torch.pid, threads);
-      const row = { sh, threads, ours, peer };
+      const row = { sh, threads, ours, ours16, peer };
       rows.push(row);
       process.stderr.write(
         `${sh.name} ${threads}thr: ours ${fig(ours.r, ours.loaded)}` +
-          (peer ? `, torch.mm ${fig(peer.r.mm, peer.loaded)}, oneDNN ${fig(peer.r.onednn, peer.loaded)}` : '') +
+          (ours16 ? `, ours bf16 ${fig(ours16.r, ours16.loaded)}` : '') +
+          (peer
+            ? `, torch.mm ${fig(peer.r.mm, peer.loaded)}, oneDNN ${fig(peer.r.onednn, peer.loaded)}` +
+              `, torch bf16 autocast ${fig(peer.r.bf16, peer.loaded)}`
+            : '') +
           '\n',
       );
     }
@@ -208,6 +217,21 @@ async function main() {
       `| ${sh.name} | ${dims(sh)} | ${threads} | ${fig(ours.r, ours.loaded)} | ` +
         `${fig(p.mm, pl)} | ${fig(p.onednn, pl)} | ${ratio(ours.r, p.mm)} | ${ratio(ours.r, p.onednn)} |`,
     );
+  }
+  if (BF16) {
+    out.push(
+      '',
+      '| product | op(A) · op(B) | threads | ours fp32 | ours bf16 | ours bf16 / fp32 | torch.mm fp32 | torch bf16 (autocast) | ours bf16 / torch bf16 |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const { sh, threads, ours, ours16, peer } of rows) {
+      const p = peer ? peer.r : {};
+      const pl = peer ? peer.loaded : false;
+      out.push(
+        `| ${sh.name} | ${dims(sh)} | ${threads} | ${fig(ours.r, ours.loaded)} | ${fig(ours16.r, ours16.loaded)} | ` +
+          `${ratio(ours16.r, ours.r)} | ${fig(p.mm, pl)} | ${fig(p.bf16, pl)} | ${ratio(ours16.r, p.bf16)} |`,
+      );
+    }
   }
   out.push(
     '',

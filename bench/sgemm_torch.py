@@ -5,7 +5,9 @@ GFLOP/s (median and best of the timed runs) of
 
 - torch.mm / torch.bmm (out=, transposed operands as views, so BLAS sees the transpose flags), and
 - oneDNN through torch._C._nn.mkldnn_linear (x @ w.T on contiguous, pre-transposed operands; 2-D
-  only), an optimized peer for builds whose torch.mm goes to a slow BLAS.
+  only), an optimized peer for builds whose torch.mm goes to a slow BLAS, and
+- the same torch.mm / torch.bmm under torch.autocast('cpu', dtype=torch.bfloat16) ("bf16"): fp32
+  operands cast to bf16 at every call (as our bf16 GEMM rounds them while packing), a bf16 result.
 
 The first line written is {"torch": version, "blas": ...} once torch is imported."""
 import json
@@ -60,6 +62,15 @@ def main():
             out = torch.empty(b, m, n)
             med, best = timed(lambda: torch.bmm(A, B, out=out), c["time"])
         res["mm"] = [flops / med / 1e9, flops / best / 1e9]
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                if b == 1:
+                    med, best = timed(lambda: torch.mm(A2, B2), c["time"])
+                else:
+                    med, best = timed(lambda: torch.bmm(A, B), c["time"])
+            res["bf16"] = [flops / med / 1e9, flops / best / 1e9]
+        except Exception as e:  # noqa: BLE001
+            res["bf16_error"] = str(e)
         if b == 1:
             try:
                 x = A[0].contiguous().to_mkldnn()

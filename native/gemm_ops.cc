@@ -67,11 +67,27 @@ Operand read_operand(const Args& a, size_t index, const char* name, size_t offse
   return op;
 }
 
-// sgemm(a, b, c, batch, m, n, k, transA, transB, aOffsets|null, bOffsets|null): for every batch entry,
+// The optional precision argument: 'fp32' (also when absent), 'bf16', and on the device 'tf32'.
+fd::GemmPrecision precision_arg(const Args& a, size_t i) {
+  if (i >= a.info.Length() || a.is_null(i)) return fd::GemmPrecision::kFp32;
+  const bool device = a.place == Place::kDevice;
+  const char* allowed = device ? "'fp32', 'bf16' or 'tf32'" : "'fp32' or 'bf16'";
+  if (!a.info[i].IsString()) a.type_error(std::string("precision must be ") + allowed);
+  const std::string v = a.info[i].As<Napi::String>().Utf8Value();
+  if (v == "fp32") return fd::GemmPrecision::kFp32;
+  if (v == "bf16") return fd::GemmPrecision::kBf16;
+  if (v == "tf32" && device) return fd::GemmPrecision::kTf32;
+  a.range_error(std::string("precision must be ") + allowed + ", got '" + v + "'" +
+                (v == "tf32" ? " (TF32 exists on the device only)" : ""));
+}
+
+// sgemm(a, b, c, batch, m, n, k, transA, transB, aOffsets|null, bOffsets|null[, precision]): for every batch entry,
 // c[i] = op(a[i]) op(b[i]), all dense row-major. a[i] is m x k (k x m when transA), b[i] is k x n
 // (n x k when transB), c is batch x m x n and is overwritten. a holds batch*m*k elements, or m*k to
 // broadcast one matrix over the batch; aOffsets (a Float64Array of batch integers) instead gives
 // where each entry starts, for general broadcasting. The same for b. c must not overlap a or b.
+// precision: 'fp32' (default) or 'bf16' (inputs rounded to bfloat16, fp32 accumulation); on the
+// device also 'tf32'.
 Napi::Value Sgemm(const Args& a) {
   a.expect_count(11);
   fd::GemmArgs g;
@@ -81,6 +97,7 @@ Napi::Value Sgemm(const Args& a) {
   g.k = count_arg(a, 6, "k");
   g.trans_a = bool_arg(a, 7, "transA");
   g.trans_b = bool_arg(a, 8, "transB");
+  g.precision = precision_arg(a, 11);
   const int64_t mk = checked_product(a, {g.m, g.k}, "a");
   const int64_t kn = checked_product(a, {g.k, g.n}, "b");
   const int64_t mn = checked_product(a, {g.m, g.n}, "c");

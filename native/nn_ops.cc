@@ -1,9 +1,11 @@
-// The fused network layers on host memory or device buffers (kernels/nn.h): LayerNorm (optionally of
-// x + bias + residual) and GELU (optionally of x + bias), forward and backward.
+// The fused network layers on host memory or device buffers (kernels/nn.h, kernels/attention.h):
+// LayerNorm (optionally of x + bias + residual), GELU (optionally of x + bias) and multi-head
+// attention, forward and backward.
 // Argument checks only; each op's arguments are read by one function (read_*) for both places.
 #include <string>
 
 #include "args.h"
+#include "attention.h"
 #include "nn.h"
 #include "ops.h"
 
@@ -169,6 +171,94 @@ fd::BiasGeluGradArgs read_bias_gelu_grad(const Args& a) {
   return o;
 }
 
+// The attention shape (batch, len, hidden, heads at `first`..first+3; hidden a multiple of heads),
+// scale and precision (first+4, first+5): the fields both attention ops share.
+struct AttentionShape {
+  int64_t batch, len, hidden, heads, dh, x_len, probs_len;
+  float scale;
+  fd::GemmPrecision precision;
+};
+
+AttentionShape read_attention_shape(const Args& a, size_t first) {
+  AttentionShape s;
+  s.batch = a.size(first, "batch");
+  s.len = a.size(first + 1, "len");
+  s.hidden = a.size(first + 2, "hidden");
+  s.heads = a.size(first + 3, "heads");
+  if (s.hidden % s.heads != 0)
+    a.range_error("hidden (" + std::to_string(s.hidden) + ") must be a multiple of heads (" + std::to_string(s.heads) +
+                  ")");
+  s.dh = s.hidden / s.heads;
+  s.x_len = checked_product(a, {s.batch, s.len, s.hidden}, "q");
+  s.probs_len = checked_product(a, {s.batch, s.heads, s.len, s.len}, "probs");
+  s.scale = static_cast<float>(a.number(first + 4, "scale"));
+  const double p = a.number(first + 5, "precision");
+  if (p != 0 && p != 1 && p != 2)
+    a.range_error("precision must be 0 (fp32), 1 (bf16) or 2 (tf32), got " + std::to_string(p));
+  s.precision = static_cast<fd::GemmPrecision>(static_cast<int>(p));
+  return s;
+}
+
+// attention(q, k, v, keyBias, batch, len, hidden, heads, scale, precision, out, probs|null)
+fd::AttentionArgs read_attention(const Args& a) {
+  a.expect_count(11);
+  const AttentionShape s = read_attention_shape(a, 4);
+  fd::AttentionArgs o;
+  o.batch = s.batch;
+  o.len = s.len;
+  o.hidden = s.hidden;
+  o.heads = s.heads;
+  o.scale = s.scale;
+  o.precision = s.precision;
+  const int64_t n = s.x_len, nb = s.batch * s.len;
+  o.q = a.floats(0, "q", n);
+  o.k = a.floats(1, "k", n);
+  o.v = a.floats(2, "v", n);
+  o.key_bias = a.floats(3, "keyBias", nb);
+  o.out = a.floats(10, "out", n);
+  o.probs = a.floats(11, "probs", s.probs_len, true);
+  const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
+      {o.q, n}, {o.k, n}, {o.v, n}, {o.key_bias, nb}};
+  check_no_overlap(a, "out", o.out, n, 4, inputs);
+  check_no_overlap(a, "probs", o.probs, s.probs_len, 4, inputs);
+  check_no_overlap(a, "probs", o.probs, s.probs_len, 4, {{o.out, n}});
+  return o;
+}
+
+// attentionGrad(dout, q, k, v, probs, batch, len, hidden, heads, scale, precision, dq, dk, dv,
+// dkeyBias|null)
+fd::AttentionGradArgs read_attention_grad(const Args& a) {
+  a.expect_count(14);
+  const AttentionShape s = read_attention_shape(a, 5);
+  fd::AttentionGradArgs o;
+  o.batch = s.batch;
+  o.len = s.len;
+  o.hidden = s.hidden;
+  o.heads = s.heads;
+  o.scale = s.scale;
+  o.precision = s.precision;
+  const int64_t n = s.x_len, nb = s.batch * s.len, np = s.probs_len;
+  o.dout = a.floats(0, "dout", n);
+  o.q = a.floats(1, "q", n);
+  o.k = a.floats(2, "k", n);
+  o.v = a.floats(3, "v", n);
+  o.probs = a.floats(4, "probs", np);
+  o.dq = a.floats(11, "dq", n);
+  o.dk = a.floats(12, "dk", n);
+  o.dv = a.floats(13, "dv", n);
+  o.dkey_bias = a.floats(14, "dkeyBias", nb, true);
+  const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
+      {o.dout, n}, {o.q, n}, {o.k, n}, {o.v, n}, {o.probs, np}};
+  check_no_overlap(a, "dq", o.dq, n, 4, inputs);
+  check_no_overlap(a, "dk", o.dk, n, 4, inputs);
+  check_no_overlap(a, "dv", o.dv, n, 4, inputs);
+  check_no_overlap(a, "dkeyBias", o.dkey_bias, nb, 4, inputs);
+  check_no_overlap(a, "dq", o.dq, n, 4, {{o.dk, n}, {o.dv, n}, {o.dkey_bias, nb}});
+  check_no_overlap(a, "dk", o.dk, n, 4, {{o.dv, n}, {o.dkey_bias, nb}});
+  check_no_overlap(a, "dv", o.dv, n, 4, {{o.dkey_bias, nb}});
+  return o;
+}
+
 // Each op serves exports.X (host arrays) and exports.cuda.X (device buffers): register_op.
 Napi::Value LayerNorm(const Args& a) {
   const fd::LayerNormArgs o = read_layer_norm(a);
@@ -215,6 +305,18 @@ Napi::Value BiasGeluGrad(const Args& a) {
   return a.info.Env().Undefined();
 }
 
+Napi::Value Attention(const Args& a) {
+  const fd::AttentionArgs o = read_attention(a);
+  throw_status(a, a.place == Place::kHost ? fd::attention_cpu(o) : fd::attention_cuda(o));
+  return a.info.Env().Undefined();
+}
+
+Napi::Value AttentionGrad(const Args& a) {
+  const fd::AttentionGradArgs o = read_attention_grad(a);
+  throw_status(a, a.place == Place::kHost ? fd::attention_grad_cpu(o) : fd::attention_grad_cuda(o));
+  return a.info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_nn_ops(Napi::Env env, Napi::Object exports) {
@@ -224,6 +326,8 @@ void register_nn_ops(Napi::Env env, Napi::Object exports) {
   register_op(env, exports, "geluGrad", GeluGrad);
   register_op(env, exports, "biasGelu", BiasGelu);
   register_op(env, exports, "biasGeluGrad", BiasGeluGrad);
+  register_op(env, exports, "attention", Attention);
+  register_op(env, exports, "attentionGrad", AttentionGrad);
 }
 
 }  // namespace fd_native

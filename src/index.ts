@@ -14,6 +14,15 @@ export { CudaBackend } from './backend/cuda/backend';
 export { CUDA_BACKEND, registerCudaBackend, cudaKernelNames, cudaAvailable } from './backend/cuda/register';
 export { cudaProfile } from './backend/cuda/profile';
 export type { KernelStat, KernelImpl, KernelProfile } from './backend/profile';
+export {
+  MATMUL_PRECISION_FLAG,
+  MATMUL_PRECISIONS,
+  BACKEND_PRECISIONS,
+  matmulPrecision,
+  setMatmulPrecision,
+  bf16PathNote,
+} from './backend/precision';
+export type { MatmulPrecision } from './backend/precision';
 export * as distill from './distill';
 export * as suite from './suite';
 export * as report from './report';

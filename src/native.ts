@@ -91,6 +91,8 @@ export type RegisteredOpName =
   | 'geluGrad'
   | 'biasGelu'
   | 'biasGeluGrad'
+  | 'attention'
+  | 'attentionGrad'
   | 'binaryOp'
   | 'unaryOp'
   | 'cast'
@@ -215,9 +217,14 @@ export interface Addon {
     transB: boolean,
     aOffsets: Float64Array | null,
     bOffsets: Float64Array | null,
+    /** 'fp32' (default) or 'bf16' (operands rounded to bfloat16, fp32 accumulation); 'tf32' on the device only */
+    precision?: 'fp32' | 'bf16' | 'tf32',
   ): void;
-  /** The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA. */
-  gemmIsa(): 'avx512' | 'avx2' | 'scalar';
+  /**
+   * The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA.
+   * bf16 products run their vdpbf16ps kernels on 'avx512bf16' only, the portable bf16 path elsewhere.
+   */
+  gemmIsa(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Opcodes for binaryOp / unaryOp by tfjs kernel name (Add, Exp, ...). */
   mathOps: MathOpTables;
   /**
@@ -356,6 +363,44 @@ export interface Addon {
    * biasGelu's erfOut for the same x and bias (the same bits, no erf computed), or null.
    */
   biasGeluGrad(dy: F32, x: F32, bias: F32, dx: F32, dbias: F32, erf?: F32 | null): void;
+  /**
+   * Multi-head self-attention (kernels/attention.h) on [batch, len, hidden] q, k, v (head h: columns
+   * h*dh .. (h+1)*dh - 1): per (b, h), P = softmax(scale * Q K^T + keyBias[b]) and out's head columns
+   * = P V. keyBias [batch, len]; precision 0 (fp32) or 1 (bf16 products). probs [batch, heads, len,
+   * len] receives P (null: not kept). Outputs must not overlap the inputs or each other.
+   */
+  attention(
+    q: F32,
+    k: F32,
+    v: F32,
+    keyBias: F32,
+    batch: number,
+    len: number,
+    hidden: number,
+    heads: number,
+    scale: number,
+    precision: number,
+    out: F32,
+    probs?: F32 | null,
+  ): void;
+  /** dq, dk, dv [batch, len, hidden] and (unless null) dkeyBias [batch, len] from attention's P. */
+  attentionGrad(
+    dout: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    batch: number,
+    len: number,
+    hidden: number,
+    heads: number,
+    scale: number,
+    precision: number,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    dkeyBias?: F32 | null,
+  ): void;
 }
 
 // The addon, or why it could not be loaded: the package still imports without it (the fused ops

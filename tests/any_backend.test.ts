@@ -77,6 +77,12 @@ const cases: Case[] = [
   ],
   ['nn.layerNorm', [B, H], X, (x) => nn.layerNorm(x, tf.tensor(GAMMA), tf.tensor(BETA), 1e-5)],
   ['nn.gelu', [B, H], X, (x) => nn.gelu(x)],
+  [
+    'nn.attention',
+    [B, L, H],
+    HS.subarray(0, B * L * H),
+    (x) => nn.attention(x, tf.tanh(x), tf.sin(x), tf.tensor(TOKENS, [B, L]).sub(1).mul(10000), { heads: A }),
+  ],
 ];
 
 /** The op's value and its gradient, for dy = 1 (the loss itself) and dy = 3 (scaled upstream). */

@@ -96,6 +96,8 @@ describe('arguments', () => {
     expect(r.stderr).toMatch(/--threads <n>' argument '0' is invalid\. expected a positive integer/);
     r = cliSync(['bogus']);
     expect(r.stderr).toMatch(/unknown command 'bogus'/);
+    r = cliSync(['--precision', 'fp16', 'data', 'build']);
+    expect(r.stderr).toMatch(/--precision <p>' argument 'fp16' is invalid\. Allowed choices are fp32, bf16, tf32/);
   });
 
   it('eval --run --qrels prints the measures of trec_eval (-c by default, -l as --relevance-level)', () => {
@@ -154,6 +156,20 @@ describe('suite files', () => {
     expect(s.students[0].config.output).toBe(path.join(tmp, 'out', 'students', 'a-b'));
     expect(s.students[0].config.teacher.checkpoint).toBe(path.join(s.teacher.output, 'model'));
     expect(path.basename(s.teacher.output)).toMatch(/^teacher-[0-9a-f]{16}$/);
+    expect(s.seeds).toBeNull();
+    expect(s.students[0].runs).toEqual([{ seed: s.students[0].config.train.seed, config: s.students[0].config }]);
+    // seeds: one run per seed, in its own dir, with that train.seed
+    const seeded = await loadSuite(json(path.join(tmp, 's7.json'), { ...base, seeds: [3, 1] }));
+    expect(seeded.students[0].runs.map((r) => [r.seed, r.config.train.seed, path.basename(r.config.output)])).toEqual([
+      [3, 3, 'seed-3'],
+      [1, 1, 'seed-1'],
+    ]);
+    await expect(loadSuite(json(path.join(tmp, 's8.json'), { ...base, seeds: [1, 1] }))).rejects.toThrow(
+      /seeds: seeds must be unique/,
+    );
+    await expect(loadSuite(json(path.join(tmp, 's9.json'), { ...base, seeds: [] }))).rejects.toThrow(
+      /seeds: Array must contain at least 1/,
+    );
     // the teacher's run dir (and so its checkpoint and the score cache keyed by it) follows the model config
     const tm = await loadSuite(json(path.join(tmp, 's6.json'), { ...base, teacher: { model: { termMatch: true } } }));
     expect(tm.teacher.model.termMatch).toBe(true);
@@ -341,13 +357,14 @@ describe('report writers', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     for (const external of [/<script/i, /\ssrc=/i, /\shref=/i, /<link/i, /@import/i, /url\(/i, /<img/i, /<iframe/i])
       expect(html).not.toMatch(external);
-    expect((html.match(/<svg /g) ?? []).length).toBe(4); // all students' totals, b, a, b's evals during training
+    expect((html.match(/<svg /g) ?? []).length).toBe(5); // all students' totals, b, a, b's evals (MRR@10, nDCG@10)
     expect(html).toMatch(/<polyline [^>]*points="[\d.,\s]+"/);
     expect(html).toContain('test &lt;report&gt; &amp; &quot;quotes&quot;');
     expect(html).toContain('a|&lt;x&gt;');
     expect(html).not.toContain('<b>markup</b>');
     expect(html).toContain('<tr class="baseline">');
-    for (const part of ['total loss', 'ranknet', 'kl']) expect(html).toContain(`>${part}</text>`);
+    for (const part of ['total loss', 'ranknet', 'kl']) expect(html).toContain(`>${part} (smoothed)</text>`);
+    expect(html).toContain('stroke-opacity="0.3"'); // the raw values, faint behind the smoothed curves
     // at most 300 points a curve
     const longest = Math.max(...[...html.matchAll(/points="([^"]+)"/g)].map((m) => m[1].split(' ').length));
     expect(longest).toBeLessThanOrEqual(300);
@@ -628,5 +645,32 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, 'suite', 'runs', 'report.json'), 'utf8')) as RunReport;
     expect(report.runs.map((x) => x.trained)).toEqual([false, false, false, false]);
     expect(report.runs[0].steps).toHaveLength(6); // the cached teacher's log is in the report
+    expect(Object.keys(report.rows[1].perQuery!).length).toBe(report.evaluation!.queries);
+
+    // The same students over two seeds: one dir per seed (the single-run dirs are replaced), the
+    // table's means ± sd over the seeds, per-query metrics averaged over them in report.json.
+    const seeded = JSON.parse(fs.readFileSync(suite, 'utf8'));
+    json(suite, { ...seeded, seeds: [5, 6] });
+    r = await cli(['--progress', 'lines', 'main', suite]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\[hard pairwise · seed 6\] MRR@10/);
+    const students = path.join(tmp, 'suite', 'runs', 'students');
+    expect(fs.readdirSync(path.join(students, 'hard-pairwise')).sort()).toEqual(['seed-5', 'seed-6']);
+    expect(
+      JSON.parse(fs.readFileSync(path.join(students, 'hard-pairwise', 'seed-6', 'config.json'), 'utf8')).train.seed,
+    ).toBe(6);
+    const seededReport = JSON.parse(
+      fs.readFileSync(path.join(tmp, 'suite', 'runs', 'report.json'), 'utf8'),
+    ) as RunReport;
+    const row = seededReport.rows.find((x) => x.name === 'hard pairwise')!;
+    expect(row.seeds!.map((x) => x.seed)).toEqual([5, 6]);
+    expect(row.mrr10).toBeCloseTo((row.seeds![0].mrr10 + row.seeds![1].mrr10) / 2, 12);
+    expect(row.sd!.mrr10).toBeCloseTo(Math.abs(row.seeds![0].mrr10 - row.seeds![1].mrr10) / Math.SQRT2, 12);
+    const perQuery = Object.values(row.perQuery!);
+    expect(perQuery.reduce((a, q) => a + q.mrr10, 0) / perQuery.length).toBeCloseTo(row.mrr10, 12);
+    expect(seededReport.rows.find((x) => x.name === 'teacher')!.sd).toBeUndefined();
+    expect(seededReport.runs.filter((x) => x.group === 'hard pairwise').map((x) => x.seed)).toEqual([5, 6]);
+    expect(r.stdout).toMatch(/\| hard pairwise +\| +\d\.\d{4} ± \d\.\d{4} \|/);
+    expect(seededReport.evaluation!.significance).toMatch(/mean ± sample sd over 2 seeds/);
   });
 });

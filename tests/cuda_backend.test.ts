@@ -10,10 +10,12 @@ import { EMULATED, deviceTestsHere } from './helpers/device';
 import { addon } from '../src/native';
 import { CUDA_BACKEND, cudaKernelNames, registerCudaBackend } from '../src/backend/cuda/register';
 import { CudaBackend, TF32_FLAG } from '../src/backend/cuda/backend';
+import { MATMUL_PRECISION_FLAG, matmulPrecision } from '../src/backend/precision';
 import { cudaProfile } from '../src/backend/cuda/profile';
 import { RANDOM_NORMAL, RANDOM_UNIFORM } from '../src/backend/cuda/kernels';
 import { NATIVE_BACKEND, registerNativeBackend } from '../src/backend/native/register';
 import * as losses from '../src/losses';
+import * as nn from '../src/nn';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models/cross_encoder';
 import { AdamW } from '../src/distill/optimizer';
 import { matmulRelativeError, mulberry32 } from './helpers/reference64';
@@ -480,6 +482,52 @@ if (deviceTestsHere(__filename)) {
       }
     });
 
+    test("the precision flag on cuda: bf16 and tf32 products; FUSED_DISTILL_CUDA_TF32 is 'tf32'", () => {
+      const K = 64;
+      seeded(37);
+      const a = Float32Array.from({ length: K * K }, () => 4 * rand() - 2);
+      const b = Float32Array.from({ length: K * K }, () => 4 * rand() - 2);
+      const product = () =>
+        tf.tidy(() => tf.matMul(tf.tensor2d(a, [K, K]), tf.tensor2d(b, [K, K])).dataSync() as Float32Array);
+      const error = (c: Float32Array) => matmulRelativeError(a, b, c, K);
+      const host = (precision: 'fp32' | 'bf16') => {
+        const c = new Float32Array(K * K);
+        addon.sgemm(a, b, c, 1, K, K, K, false, false, null, null, precision);
+        return c;
+      };
+      try {
+        expect(matmulPrecision('cuda')).toBe('fp32');
+        tf.env().set(TF32_FLAG, true);
+        expect(matmulPrecision('cuda')).toBe('tf32'); // the older flag is an alias
+        tf.env().set(TF32_FLAG, false);
+        tf.env().set(MATMUL_PRECISION_FLAG, 'bf16');
+        const bf16 = product();
+        tf.env().set(MATMUL_PRECISION_FLAG, 'tf32');
+        expect(matmulPrecision('cuda')).toBe('tf32');
+        const tf32 = product();
+        // bf16 keeps 8 significant bits: each product within 2 * 2^-8 relative, plus fp32 sums
+        expect(error(bf16)).toBeLessThanOrEqual(2 * 2 ** -8 + 2 ** -16 + K * 2 ** -24);
+        if (EMULATED) {
+          expect(Array.from(bf16)).toEqual(Array.from(host('bf16'))); // the host's bf16 GEMM
+          expect(Array.from(tf32)).toEqual(Array.from(host('fp32'))); // the host has no TF32
+        } else {
+          expect(error(bf16)).toBeGreaterThan(K * 2 ** -24);
+          expect(error(tf32)).toBeLessThanOrEqual(2 ** -9 + K * 2 ** -24);
+        }
+        expect(() => tf.env().set(MATMUL_PRECISION_FLAG, 'fp16')).toThrow(/must be 'fp32', 'bf16' or 'tf32'/);
+        const z = addon.cuda.alloc(4, 'float32');
+        const out = addon.cuda.alloc(4, 'float32');
+        expect(() => addon.cuda.sgemm(z, z, out, 1, 2, 2, 2, false, false, null, null, 'fp16' as 'bf16')).toThrow(
+          /precision must be 'fp32', 'bf16' or 'tf32', got 'fp16'/,
+        );
+        addon.cuda.free(z);
+        addon.cuda.free(out);
+      } finally {
+        tf.env().set(TF32_FLAG, false);
+        tf.env().set(MATMUL_PRECISION_FLAG, 'fp32');
+      }
+    });
+
     test('device random kernels: in range, seeded, the right moments', () => {
       const u = run(RANDOM_UNIFORM, {}, { shape: [1000], a: -1, b: 3, seed: 5 });
       const u2 = run(RANDOM_UNIFORM, {}, { shape: [1000], a: -1, b: 3, seed: 5 });
@@ -579,6 +627,28 @@ if (deviceTestsHere(__filename)) {
           const gh = tf.grad((x: tf.Tensor) => losses.hiddenMSE(x, ht, { tokenMask }))(hs);
           const ga = tf.grad((x: tf.Tensor) => losses.attentionMSE(x, at, { tokenMask }))(as);
           return [losses.hiddenMSE(hs, ht, { tokenMask }), gh, losses.attentionMSE(as, at), ga];
+        },
+        1e-5,
+      );
+    });
+
+    test('fused attention: value, probabilities kept for backward, and all four gradients (odd shape, masked keys)', () => {
+      same(
+        'attention',
+        () => {
+          seeded(14);
+          const q = floats([3, 7, 10]); // 2 heads of dh 5
+          const k = floats([3, 7, 10]);
+          const v = floats([3, 7, 10]);
+          const w = floats([3, 7, 10]);
+          // batch entry 2: every key masked (the composite's -10000 behaviour)
+          const bias = tf.tensor2d(
+            [0, 0, 0, 0, 0, -10000, -10000, 0, 0, 0, 0, 0, 0, 0.5, ...Array(7).fill(-10000)],
+            [3, 7],
+          );
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+            tf.sum(tf.mul(nn.attention(a, b, c, d, { heads: 2 }), w));
+          return [nn.attention(q, k, v, bias, { heads: 2 }), ...tf.grads(f)([q, k, v, bias])];
         },
         1e-5,
       );
@@ -688,7 +758,8 @@ if (deviceTestsHere(__filename)) {
           'BatchMatMul',
           'GatherV2',
           'ScatterNd',
-          'Softmax',
+          'FusedDistillAttention',
+          'FusedDistillAttentionGrad',
           'FusedDistillRankingObjective',
           'FusedDistillAdamW',
         ]),

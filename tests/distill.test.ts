@@ -37,6 +37,8 @@ import {
 import * as objective from '../src/losses/objective';
 import { CrossEncoder, loadCrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
 import { TEST_BACKEND, tinyCollection } from './helpers/tiny_collection';
+import { registerNativeBackend } from '../src/backend/native/register';
+import { MATMUL_PRECISION_FLAG } from '../src/backend/precision';
 
 const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-distill-'));
@@ -115,6 +117,9 @@ describe('config', () => {
       /train\.warmup: must not exceed train\.steps/,
     );
     expect(() => parseTeacherConfig({})).toThrow(/output: Required/);
+    expect(() => parseTeacherConfig({ output: 'o', train: { precision: 'fp16' } })).toThrow(
+      /train\.precision: Invalid enum value\. Expected 'fp32' \| 'bf16' \| 'tf32'/,
+    );
   });
 
   it('reads a JSON file, with paths relative to it', () => {
@@ -445,6 +450,37 @@ describe('training', () => {
     await expect(trainTeacher(config)).rejects.toThrow(/holds a finished run/);
     const again = await trainTeacher(config, { resume: true });
     expect(again.log).toEqual(teacher.log);
+  });
+
+  it("train.precision: the run's matrix products in bf16 on native (the flag restored after); refused on wasm", async () => {
+    const run = (name: string, precision?: 'fp32' | 'bf16') =>
+      trainTeacher(
+        parseTeacherConfig({
+          output: path.join(tmp, name),
+          model: teacherSizes,
+          data: { ...tinyData, evalQueries: 0 },
+          train: { batch: 2, steps: 3, lr: 3e-3, warmup: 1, seed: 5, checkpointEvery: 0, precision },
+          loss: { ranknet: 1 },
+        }),
+      );
+    const saved = tf.getBackend();
+    registerNativeBackend();
+    await tf.setBackend('native');
+    try {
+      const fp32 = (await run('prec-fp32')).log.steps.map((s) => s.loss);
+      const bf16 = (await run('prec-bf16', 'bf16')).log.steps.map((s) => s.loss);
+      expect(tf.env().get(MATMUL_PRECISION_FLAG)).toBe('fp32');
+      // bf16 operands change the losses by about their rounding (2^-8), not more
+      expect(bf16).not.toEqual(fp32);
+      bf16.forEach((l, i) => expect(Math.abs(l - fp32[i])).toBeLessThan(0.05 * Math.abs(fp32[i])));
+      await tf.setBackend('wasm');
+      await expect(run('prec-wasm', 'bf16')).rejects.toThrow(
+        /precision must be 'fp32' on the wasm backend, got "bf16" \(only this package's native and cuda backends/,
+      );
+      expect(tf.env().get(MATMUL_PRECISION_FLAG)).toBe('fp32');
+    } finally {
+      await tf.setBackend(saved);
+    }
   });
 
   const studentConfig = (name: string, extra: Partial<StudentRunInput> = {}): StudentRunInput => ({

@@ -1,4 +1,5 @@
 // Re-ranking metrics and the paired t-test against hand-computed values (trec_eval conventions).
+import * as fs from 'fs';
 import * as path from 'path';
 
 import {
@@ -55,7 +56,7 @@ describe('evaluateRun', () => {
   const qrels = new Map([
     ['q1', m({ a: 1 })],
     ['q2', m({ x: 2, y: 0 })],
-    ['q3', m({ z: 0 })], // no relevant document: left out of the means
+    ['q3', m({ z: 0 })], // no relevant document: scores 0 and counts in the means (trec_eval -c)
   ]);
   const run = new Map([
     ['q1', m({ a: 0.1, b: 0.9 })], // a at rank 2
@@ -64,28 +65,57 @@ describe('evaluateRun', () => {
   ]);
   const r = evaluateRun(run, qrels, [1]);
 
-  it('averages over the qrels queries with a relevant document; missing ones score 0', () => {
-    expect(r.queries).toBe(2);
+  it('averages over every qrels query as trec_eval -c: missing ones and ones with nothing relevant score 0', () => {
+    expect(r.queries).toBe(3);
     expect(r.perQuery.get('q2')).toEqual({ rr10: 0, ndcg10: 0, ap: 0, recall: { 1: 0 } });
-    expect(r.mean.rr10).toBeCloseTo((1 / 2 + 0) / 2, 12);
-    expect(r.mean.ap).toBeCloseTo((1 / 2 + 0) / 2, 12);
-    expect(r.mean.ndcg10).toBeCloseTo(1 / Math.log2(3) / 2, 12);
+    expect(r.perQuery.get('q3')).toEqual({ rr10: 0, ndcg10: 0, ap: 0, recall: { 1: 0 } });
+    // by hand: q1 RR 1/2, AP 1/2, nDCG 1/log2(3); q2 and q3 0
+    expect(r.mean.rr10).toBeCloseTo(1 / 2 / 3, 12);
+    expect(r.mean.ap).toBeCloseTo(1 / 2 / 3, 12);
+    expect(r.mean.ndcg10).toBeCloseTo(1 / Math.log2(3) / 3, 12);
     expect(r.mean.recall[1]).toBe(0);
+  });
+
+  it('a run of only queries with nothing relevant averages to 0, not NaN', () => {
+    const e = evaluateRun(new Map([['q3', m({ z: 1 })]]), new Map([['q3', m({ z: 0 })]]), [10]);
+    expect(e).toMatchObject({ queries: 1, mean: { rr10: 0, ndcg10: 0, ap: 0, recall: { 10: 0 } } });
   });
 });
 
 describe('evaluateRun and evaluateTrec', () => {
-  it("agree per query; evaluateRun's means leave out the qrels queries with no relevant document", async () => {
-    const dir = path.join(__dirname, 'fixtures', 'trec');
-    const qrels = await readTrecQrels(path.join(dir, 'qrels.txt'));
-    const ranked = await readTrecRun(path.join(dir, 'run.txt'));
+  const dir = path.join(__dirname, 'fixtures', 'trec');
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as {
+    cases: Array<{
+      qrels: string;
+      run: string;
+      relevanceLevel: number;
+      complete: boolean;
+      values: Record<string, Record<string, number>>;
+    }>;
+  };
+  // trec_eval -c at relevance level 1 (evaluateRun's level), with queries that have nothing relevant
+  // (qrels.txt's q3; four in qrels.random.txt) and qrels queries missing from the run.
+  const cases = expected.cases.filter((c) => c.relevanceLevel === 1 && c.complete);
+
+  it.each(cases.map((c) => [c.qrels, c]))("%s: means equal trec_eval -c's printed ones", async (_, c) => {
+    const qrels = await readTrecQrels(path.join(dir, c.qrels));
+    const ranked = await readTrecRun(path.join(dir, c.run));
     const run = new Map([...ranked].map(([q, es]) => [q, new Map(es.map((e) => [e.docno, e.score]))]));
     const ours = evaluateRun(run, qrels, [10, 100]);
+    const all = c.values.all;
+    expect(ours.queries).toBe(all.num_q);
+    // trec_eval prints 4 decimals
+    expect(ours.mean.rr10).toBeCloseTo(all.recip_rank_10, 4);
+    expect(ours.mean.ap).toBeCloseTo(all.map, 4);
+    expect(ours.mean.ndcg10).toBeCloseTo(all.ndcg_cut_10, 4);
+    expect(ours.mean.recall[10]).toBeCloseTo(all.recall_10, 4);
+    expect(ours.mean.recall[100]).toBeCloseTo(all.recall_100, 4);
     const trec = evaluateTrec(ranked, qrels);
-    expect([...ours.perQuery.keys()].sort()).toEqual(['q1', 'q2', 'q4', 'q5', 'q6']); // q3: no relevant document
-    for (const [qid, m] of ours.perQuery) {
+    expect(ours.mean.ap).toBeCloseTo(trec.mean.map, 12);
+    expect(ours.mean.ndcg10).toBeCloseTo(trec.mean.ndcg10, 12);
+    for (const [qid, mq] of ours.perQuery) {
       const t = trec.perQuery.get(qid)!;
-      expect([m.rr10, m.ndcg10, m.ap, m.recall[10], m.recall[100]]).toEqual([
+      expect([mq.rr10, mq.ndcg10, mq.ap, mq.recall[10], mq.recall[100]]).toEqual([
         t.recipRank10,
         t.ndcg10,
         t.map,
@@ -93,8 +123,6 @@ describe('evaluateRun and evaluateTrec', () => {
         t.recall100,
       ]);
     }
-    expect(trec.queries).toBe(6);
-    expect(ours.mean.ap * 5).toBeCloseTo(trec.mean.map * 6, 12); // q3 adds 0 to trec_eval's sum
   });
 });
 

@@ -43,6 +43,20 @@ describe('without the native addon', () => {
     expect(Array.from(g)).toEqual(Array.from(c));
   });
 
+  test('attention is the composite exactly, gradients too', () => {
+    const x = tf.tensor3d(data(2 * 3 * 4), [2, 3, 4]),
+      bias = tf.tensor2d([0, 0, -10000, 0, 0, 0], [2, 3]);
+    const f = (impl: typeof nn.attention) => (a: tf.Tensor) => impl(a, tf.sin(a), tf.cos(a), bias, { heads: 2 });
+    expect(Array.from(f(nn.attention)(x).dataSync())).toEqual(Array.from(f(nn.reference.attention)(x).dataSync()));
+    const g = tf
+      .grad((a: tf.Tensor) => tf.sum(f(nn.attention)(a)))(x)
+      .dataSync();
+    const c = tf
+      .grad((a: tf.Tensor) => tf.sum(f(nn.reference.attention)(a)))(x)
+      .dataSync();
+    expect(Array.from(g)).toEqual(Array.from(c));
+  });
+
   test('the losses are the composites exactly, gradients too', () => {
     const s = tf.tensor2d(data(12), [3, 4]),
       t = tf.tensor2d(data(12), [3, 4]);

@@ -240,14 +240,14 @@ describe(`default path (${addon.gemmIsa()})`, () => {
   });
 
   test('gemmIsa names a path', () => {
-    expect(['avx512', 'avx2', 'scalar']).toContain(addon.gemmIsa());
+    expect(['avx512bf16', 'avx512', 'avx2', 'scalar']).toContain(addon.gemmIsa());
   });
 });
 
 // FUSED_DISTILL_GEMM_ISA is read from the real environment, which jest's process.env does not reach:
 // each path runs the same cases in a child process and the results are checked here. A path this CPU
 // lacks would fall back silently to a lower one: its tests are skipped, saying so.
-const GEMM_RANK: Record<string, number> = { scalar: 0, avx2: 1, avx512: 2 };
+const GEMM_RANK: Record<string, number> = { scalar: 0, avx2: 1, avx512: 2, avx512bf16: 3 };
 /** The best path this CPU has: what the addon takes with FUSED_DISTILL_GEMM_ISA unset. */
 function bestGemmIsa(): string {
   const env = { ...process.env };
@@ -261,7 +261,7 @@ function bestGemmIsa(): string {
   return (JSON.parse(child.stdout) as { isa: string }).isa;
 }
 const BEST_GEMM_ISA = bestGemmIsa();
-const ISA_CASES = ['avx512', 'avx2', 'scalar'].map((isa) =>
+const ISA_CASES = ['avx512bf16', 'avx512', 'avx2', 'scalar'].map((isa) =>
   GEMM_RANK[isa] > GEMM_RANK[BEST_GEMM_ISA]
     ? [isa, `: not exercised, this CPU's best path is ${BEST_GEMM_ISA}`]
     : [isa, ''],

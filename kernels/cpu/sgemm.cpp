@@ -4,10 +4,21 @@
 // per block of MC rows, its rows of op(A) into MR-row panels (thread-local buffers reused across
 // calls), and runs the register-blocked micro-kernel: B panels outer (one stays in L1), A panels
 // inner (the packed A block stays in L2).
+//
+// GemmPrecision::kBf16 rounds op(A) and op(B) to bfloat16 while packing them and accumulates in fp32.
+// With AVX512-BF16 the panels hold k-pairs of bf16 (one 32-bit word per row or column and pair) and
+// the micro-kernel is vdpbf16ps. That instruction is, per fp32 lane, two FMAs rounded to nearest even
+// with denormal inputs read as zero and denormal results flushed to zero: first the odd bf16 of the
+// pair, then the even one. The packers put k = 2q in the odd slot, so each C element is still one
+// FMA chain over k in order. Without AVX512-BF16 (or with FUSED_DISTILL_GEMM_ISA below avx512bf16) the
+// portable path rounds the fp32 panels to bf16 in place and runs the fp32 kernels with MXCSR's
+// FTZ/DAZ bits set: the same chain of the same FMAs, so the same bits (a product of two bf16 is exact
+// in fp32, and the hardware's flush-to-zero is MXCSR's; checked against vdpbf16ps on Zen 4).
 #include "../gemm.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -23,20 +34,21 @@
 // Per-function targets: the build may use a generic -march, the path is picked at run time.
 #define FD_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define FD_AVX2 __attribute__((target("avx2,fma")))
+#define FD_AVX512BF16 __attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #endif
 #define FD_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace fd {
 namespace {
 
-enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 
 Isa detect_isa() {
 #ifdef FD_GEMM_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
-    return Isa::kAvx512;
+    return __builtin_cpu_supports("avx512bf16") ? Isa::kAvx512Bf16 : Isa::kAvx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
 #endif
   return Isa::kScalar;
@@ -50,6 +62,8 @@ Isa active_isa() {
       isa = Isa::kScalar;
     else if (std::strcmp(want, "avx2") == 0)
       isa = std::min(isa, Isa::kAvx2);
+    else if (std::strcmp(want, "avx512") == 0)
+      isa = std::min(isa, Isa::kAvx512);
   }
   return isa;
 }
@@ -72,6 +86,29 @@ struct PackBuffer {
   }
 };
 thread_local PackBuffer tl_pack_a, tl_pack_b;
+
+// ---------------------------------------------------------------- bfloat16 rounding
+// Bit for bit what vcvtne2ps2bf16 does (checked on Zen 4): a denormal reads as a zero of its sign,
+// NaN stays NaN (quietened), the rest rounds to nearest even (overflowing to infinity).
+FD_ALWAYS_INLINE uint32_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  const uint32_t zero = (u >> 16) & 0x8000u;
+  return (u & 0x7F800000u) == 0 ? zero : (u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded;
+}
+FD_ALWAYS_INLINE float bf16_round(float x) {
+  const uint32_t u = bf16_bits(x) << 16;
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+// One k-pair word: x0 (k = 2q) in the high half, the slot vdpbf16ps multiplies first.
+FD_ALWAYS_INLINE uint32_t bf16_pair(float x0, float x1) { return (bf16_bits(x0) << 16) | bf16_bits(x1); }
+// An odd k is padded with the pair (-0 in A) x (0 in B): its product -0 leaves every sum unchanged
+// (even a -0 one), so the pad changes no bit against the portable path, which has no pad.
+constexpr float kPadA = -0.0f;
 
 // One call's blocking. A unit (the parallel work item) is a unit_m x unit_n rectangle of one batch
 // entry's C: per k slice it packs its columns of op(B) once, then its rows of op(A) in blocks of mc.
@@ -108,8 +145,10 @@ Unit unit_at(const GemmArgs& g, const Plan& pl, int64_t u) {
 }
 
 // Micro-kernel: C[rows x cols] (+)= Apanel (kc x rows, packed k-major) * Bpanel (kc x NR, k-major).
-// acc = false overwrites C (the first k slice), so each C element is one FMA chain over k.
-using Kernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc);
+// acc = false overwrites C (the first k slice), so each C element is one FMA chain over k. E is the
+// packed element: a float, or a k-pair of bf16 (kc then counts pairs).
+template <class E>
+using Kernel = void (*)(int64_t kc, const E* a, const E* b, float* c, int64_t ldc, bool acc);
 
 // ---------------------------------------------------------------- packing
 // A block: op(A) rows [i0, i0+mb) x k [p0, p0+kb) as MR-row panels, each k-major (MR floats per k);
@@ -169,9 +208,9 @@ FD_ALWAYS_INLINE void pack_b_generic(const float* b, int64_t ldb, bool trans, in
 
 // ---------------------------------------------------------------- one unit (tile) of work
 
-template <int MR, int NR>
+template <int MR, int NR, class E = float>
 struct KernelTable {
-  Kernel k[MR][2];  // [rows - 1][0: cols <= NR/2 (half width), 1: full width]
+  Kernel<E> k[MR][2];  // [rows - 1][0: cols <= NR/2 (half width), 1: full width]
 };
 
 // Asks for the next C micro-tile while the current one computes: it is usually in L3 or memory, and
@@ -185,12 +224,16 @@ FD_ALWAYS_INLINE void prefetch_rows(const float* c, int64_t ldc, int64_t rows, i
 // lanes are overwritten by the next store (or land in the slack).
 constexpr int64_t kPackSlack = 32;
 
-// I: the ISA's policy (MR, NR, pack_a, pack_b, table()). Its packers are real calls, not inlined:
-// GCC will not inline a target("avx2") function into this untargeted template under a generic -march.
+// I: the ISA's policy (MR, NR, Elem, kPerElem, pack_a, pack_b, table()). Its packers are real calls,
+// not inlined: GCC will not inline a target("avx2") function into this untargeted template under a
+// generic -march. A packed row or column of kb k values takes ceil(kb / kPerElem) elements.
 template <class I>
-FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) {
+FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa_floats, float* pb_floats) {
   constexpr int MR = I::MR, NR = I::NR;
-  const KernelTable<MR, NR>& kt = I::table();
+  using E = typename I::Elem;
+  const KernelTable<MR, NR, E>& kt = I::table();
+  E* pa = reinterpret_cast<E*>(pa_floats);
+  E* pb = reinterpret_cast<E*>(pb_floats);
   const GemmArgs& g = *job.g;
   const Plan& pl = job.plan;
   const Unit un = unit_at(g, pl, u);
@@ -201,6 +244,7 @@ FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) 
   alignas(64) float edge[MR * NR];
   for (int64_t p0 = 0; p0 < g.k; p0 += pl.kc) {
     const int64_t kb = std::min(pl.kc, g.k - p0);
+    const int64_t kw = (kb + I::kPerElem - 1) / I::kPerElem;  // packed elements per row or column
     const bool acc = p0 > 0;
     I::pack_b(b, g.ldb, g.trans_b, p0, kb, j0, nu, pb);
     for (int64_t ib = i0; ib < i0 + mu; ib += pl.mc) {
@@ -209,19 +253,19 @@ FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) 
       for (int64_t jr = 0; jr < nu; jr += NR) {
         const int64_t w = std::min<int64_t>(NR, nu - jr);
         const int half = w <= NR / 2 ? 0 : 1;
-        const float* bp = pb + jr * kb;
+        const E* bp = pb + jr * kw;
         for (int64_t ir = 0; ir < mb; ir += MR) {
           const int64_t r = std::min<int64_t>(MR, mb - ir);
-          const float* ap = pa + ir * kb;
+          const E* ap = pa + ir * kw;
           float* cp = c + (ib + ir) * g.ldc + j0 + jr;
           if (ir + MR < mb) prefetch_rows(cp + MR * g.ldc, g.ldc, std::min<int64_t>(MR, mb - ir - MR), w);
-          Kernel kern = kt.k[r - 1][half];
+          Kernel<E> kern = kt.k[r - 1][half];
           if (w == NR) {
-            kern(kb, ap, bp, cp, g.ldc, acc);
+            kern(kw, ap, bp, cp, g.ldc, acc);
           } else {  // a partial column panel goes through a scratch tile
             if (acc)
               for (int64_t i = 0; i < r; ++i) std::memcpy(edge + i * NR, cp + i * g.ldc, w * sizeof(float));
-            kern(kb, ap, bp, edge, NR, acc);
+            kern(kw, ap, bp, edge, NR, acc);
             for (int64_t i = 0; i < r; ++i) std::memcpy(cp + i * g.ldc, edge + i * NR, w * sizeof(float));
           }
         }
@@ -231,28 +275,60 @@ FD_ALWAYS_INLINE void run_unit(const Job& job, int64_t u, float* pa, float* pb) 
 }
 
 // Instantiates every rows x {half, full} kernel of one family.
-template <int MR, int NR, template <int, int> class K, int R = MR>
+template <int MR, int NR, class E, template <int, int> class K, int R = MR>
 struct FillTable {
-  static void fill(KernelTable<MR, NR>& t) {
+  static void fill(KernelTable<MR, NR, E>& t) {
     t.k[R - 1][0] = &K<R, NR / 2>::run;
     t.k[R - 1][1] = &K<R, NR>::run;
-    FillTable<MR, NR, K, R - 1>::fill(t);
+    FillTable<MR, NR, E, K, R - 1>::fill(t);
   }
 };
-template <int MR, int NR, template <int, int> class K>
-struct FillTable<MR, NR, K, 0> {
-  static void fill(KernelTable<MR, NR>&) {}
+template <int MR, int NR, class E, template <int, int> class K>
+struct FillTable<MR, NR, E, K, 0> {
+  static void fill(KernelTable<MR, NR, E>&) {}
 };
-template <int MR, int NR, template <int, int> class K>
-KernelTable<MR, NR> make_table() {
-  KernelTable<MR, NR> t{};
-  FillTable<MR, NR, K>::fill(t);
+template <int MR, int NR, template <int, int> class K, class E = float>
+KernelTable<MR, NR, E> make_table() {
+  KernelTable<MR, NR, E> t{};
+  FillTable<MR, NR, E, K>::fill(t);
   return t;
 }
 
+// The portable bf16 path on an fp32 ISA policy I: its packers, then the packed values rounded to
+// bf16 in place (padding zeros stay zeros); run under FlushDenormals.
+template <class I>
+struct Bf16Rounded : I {
+  static FD_ALWAYS_INLINE void round_all(float* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) p[i] = bf16_round(p[i]);
+  }
+  static FD_ALWAYS_INLINE void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0,
+                                      int64_t kb, float* dst) {
+    I::pack_a(a, lda, trans, i0, mb, p0, kb, dst);
+    round_all(dst, mb * kb);
+  }
+  static FD_ALWAYS_INLINE void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0,
+                                      int64_t nb, float* dst) {
+    I::pack_b(b, ldb, trans, p0, kb, j0, nb, dst);
+    round_all(dst, (nb + I::NR - 1) / I::NR * I::NR * kb);
+  }
+};
+
+// vdpbf16ps reads denormals as zero and flushes denormal results to zero; on x86 the portable path
+// gets the same from MXCSR (FTZ and DAZ) for the unit's duration. Elsewhere it keeps gradual
+// underflow, which can differ from AVX512-BF16 only where a partial sum falls below 2^-126.
+struct FlushDenormals {
+#ifdef FD_GEMM_X86
+  unsigned saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
 // ---------------------------------------------------------------- portable: 4 x 16, plain C++
 
-template <int M, int W>  // W columns computed; the B panel stride is 16
+// W columns computed; the B panel stride is 16. Fused: std::fma, so that every step is one rounding
+// even where the compiler would not contract (the bf16 path needs the FMA chain exactly).
+template <int M, int W, bool Fused = false>
 struct ScalarKernel {
   static void run(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
     float r[M][W];
@@ -261,7 +337,7 @@ struct ScalarKernel {
     for (int64_t p = 0; p < kc; ++p) {
       for (int i = 0; i < M; ++i) {
         const float ai = a[i];
-        for (int j = 0; j < W; ++j) r[i][j] += ai * b[j];
+        for (int j = 0; j < W; ++j) r[i][j] = Fused ? std::fma(ai, b[j], r[i][j]) : r[i][j] + ai * b[j];
       }
       a += M;
       b += 16;
@@ -272,7 +348,8 @@ struct ScalarKernel {
 };
 
 struct ScalarIsa {
-  static constexpr int MR = 4, NR = 16;
+  static constexpr int MR = 4, NR = 16, kPerElem = 1;
+  using Elem = float;
   static const KernelTable<MR, NR>& table() {
     static const KernelTable<MR, NR> t = make_table<MR, NR, ScalarKernel>();
     return t;
@@ -288,6 +365,18 @@ struct ScalarIsa {
 };
 
 void unit_scalar(const Job& job, int64_t u, float* pa, float* pb) { run_unit<ScalarIsa>(job, u, pa, pb); }
+template <int M, int W>
+struct ScalarFmaKernel : ScalarKernel<M, W, true> {};
+struct ScalarFmaIsa : ScalarIsa {
+  static const KernelTable<MR, NR>& table() {
+    static const KernelTable<MR, NR> t = make_table<MR, NR, ScalarFmaKernel>();
+    return t;
+  }
+};
+void unit_scalar_bf16(const Job& job, int64_t u, float* pa, float* pb) {
+  FlushDenormals ftz;
+  run_unit<Bf16Rounded<ScalarFmaIsa>>(job, u, pa, pb);
+}
 
 #ifdef FD_GEMM_X86
 // ---------------------------------------------------------------- AVX2: 6 x 16 (12 ymm accumulators)
@@ -341,7 +430,8 @@ FD_AVX2 FD_ALWAYS_INLINE void transpose8(__m256 r[8]) {
 }
 
 struct Avx2Isa {
-  static constexpr int MR = 6, NR = 16;
+  static constexpr int MR = 6, NR = 16, kPerElem = 1;
+  using Elem = float;
   static const KernelTable<MR, NR>& table() {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx2Kernel>();
     return t;
@@ -390,6 +480,10 @@ struct Avx2Isa {
 };
 
 FD_AVX2 void unit_avx2(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx2Isa>(job, u, pa, pb); }
+FD_AVX2 void unit_avx2_bf16(const Job& job, int64_t u, float* pa, float* pb) {
+  FlushDenormals ftz;
+  run_unit<Bf16Rounded<Avx2Isa>>(job, u, pa, pb);
+}
 
 // ---------------------------------------------------------------- AVX-512: 8 x 32 (16 zmm accumulators)
 
@@ -459,7 +553,8 @@ FD_AVX512 FD_ALWAYS_INLINE void transpose16(__m512 r[16]) {
 // 14 x 32 all run at ~99% of peak. 8 rows divide every BERT shape (no edge panel at m = 128, where
 // 14 rows leave a 2-row one) and make A panels 32-byte aligned rows of 8 floats.
 struct Avx512Isa {
-  static constexpr int MR = 8, NR = 32;
+  static constexpr int MR = 8, NR = 32, kPerElem = 1;
+  using Elem = float;
   static const KernelTable<MR, NR>& table() {
     static const KernelTable<MR, NR> t = make_table<MR, NR, Avx512Kernel>();
     return t;
@@ -541,23 +636,210 @@ struct Avx512Isa {
 };
 
 FD_AVX512 void unit_avx512(const Job& job, int64_t u, float* pa, float* pb) { run_unit<Avx512Isa>(job, u, pa, pb); }
+FD_AVX512 void unit_avx512_bf16(const Job& job, int64_t u, float* pa, float* pb) {
+  FlushDenormals ftz;
+  run_unit<Bf16Rounded<Avx512Isa>>(job, u, pa, pb);
+}
+
+// ---------------------------------------------------------------- AVX512-BF16: 8 x 32 k-pairs
+// Panels of 32-bit words, each the bf16 pair (k = 2q, k = 2q + 1) of one row (A) or column (B),
+// k = 2q in the high half. The portable packers (also the edge panels of the vector ones):
+
+// A block: per MR-row panel, per pair q, one word per row (the last panel compact, as for floats).
+template <int MR>
+FD_ALWAYS_INLINE void pack_a_pairs_generic(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0,
+                                           int64_t kb, uint32_t* dst) {
+  const int64_t kw = (kb + 1) / 2;
+  for (int64_t ir = 0; ir < mb; ir += MR) {
+    const int64_t r = std::min<int64_t>(MR, mb - ir);
+    uint32_t* d = dst + ir * kw;
+    for (int64_t i = 0; i < r; ++i) {
+      const int64_t row = i0 + ir + i;
+      for (int64_t q = 0; q < kw; ++q) {
+        const int64_t p = p0 + 2 * q;
+        const float x0 = trans ? a[p * lda + row] : a[row * lda + p];
+        const float x1 = 2 * q + 1 < kb ? (trans ? a[(p + 1) * lda + row] : a[row * lda + p + 1]) : kPadA;
+        d[q * r + i] = bf16_pair(x0, x1);
+      }
+    }
+  }
+}
+
+// B block: per NR-column panel, per pair q, NR words (columns past nb are zero).
+template <int NR>
+FD_ALWAYS_INLINE void pack_b_pairs_generic(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0,
+                                           int64_t nb, uint32_t* dst) {
+  const int64_t kw = (kb + 1) / 2;
+  for (int64_t jr = 0; jr < nb; jr += NR) {
+    const int64_t w = std::min<int64_t>(NR, nb - jr);
+    uint32_t* d = dst + jr * kw;
+    for (int64_t q = 0; q < kw; ++q) {
+      const int64_t p = p0 + 2 * q;
+      for (int64_t j = 0; j < NR; ++j) {
+        const int64_t col = j0 + jr + j;
+        if (j >= w) {
+          d[q * NR + j] = 0;
+          continue;
+        }
+        const float x0 = trans ? b[col * ldb + p] : b[p * ldb + col];
+        const float x1 = 2 * q + 1 < kb ? (trans ? b[col * ldb + p + 1] : b[(p + 1) * ldb + col]) : 0.0f;
+        d[q * NR + j] = bf16_pair(x0, x1);
+      }
+    }
+  }
+}
+
+// 16 words from two rows: word j = (x0[j], x1[j]). cvtne2ps2bf16(x0, x1) gives bf16(x1[0..15]) then
+// bf16(x0[0..15]); the permutation interleaves them.
+FD_AVX512BF16 FD_ALWAYS_INLINE __m512i pairs_of_rows(__m512 x0, __m512 x1) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                       5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(x0, x1));
+}
+// 16 words from a run of 32 k (lo: k 0..15, hi: k 16..31): word q = (x[2q], x[2q + 1]). In memory
+// order each pair has x[2q] low: a 16-bit rotation puts it high.
+FD_AVX512BF16 FD_ALWAYS_INLINE __m512i pairs_of_run(__m512 lo, __m512 hi) {
+  return _mm512_rol_epi32((__m512i)_mm512_cvtne2ps_pbh(hi, lo), 16);
+}
+
+template <int M, int W>
+struct Bf16Kernel {
+  static constexpr int NV = W / 16;
+  FD_AVX512BF16 static void run(int64_t kw, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, bool acc) {
+    __m512 r[M][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) r[i][v] = acc ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int64_t q = 0; q < kw; ++q) {
+      __m512bh bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_load_si512(b + 16 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < M; ++i) {
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i]));
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) r[i][v] = _mm512_dpbf16_ps(r[i][v], ai, bv[v]);
+      }
+      a += M;
+      b += 32;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, r[i][v]);
+  }
+};
+
+// 8 x 32 as for fp32: one vdpbf16ps does twice an FMA's work at the same rate on Zen 4, so the same
+// 16 accumulators keep it busy. k slices can be twice as long (panels are half the bytes).
+struct Avx512Bf16Isa {
+  static constexpr int MR = 8, NR = 32, kPerElem = 2;
+  using Elem = uint32_t;
+  static const KernelTable<MR, NR, uint32_t>& table() {
+    static const KernelTable<MR, NR, uint32_t> t = make_table<MR, NR, Bf16Kernel, uint32_t>();
+    return t;
+  }
+  FD_AVX512BF16 static void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0,
+                                   int64_t kb, uint32_t* dst) {
+    const int64_t full = mb / MR * MR, kw = (kb + 1) / 2;
+    if (trans) {  // rows 2q and 2q + 1 of the source give 16 rows' words: two panels at a time
+      const __m512 pad = _mm512_set1_ps(kPadA);
+      for (int64_t q = 0; q < kw; ++q) {
+        const float* s0 = a + (p0 + 2 * q) * lda + i0;
+        const float* s1 = s0 + lda;
+        const bool has1 = 2 * q + 1 < kb;
+        for (int64_t ir = 0; ir < full; ir += 2 * MR) {
+          const __mmask16 rows = lanes(full - ir);
+          const __m512i w = pairs_of_rows(_mm512_maskz_loadu_ps(rows, s0 + ir),
+                                          has1 ? _mm512_maskz_loadu_ps(rows, s1 + ir) : pad);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(dst + ir * kw + q * MR), _mm512_castsi512_si256(w));
+          if (ir + MR < full)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (ir + MR) * kw + q * MR),
+                               _mm512_extracti64x4_epi64(w, 1));
+        }
+      }
+    } else {  // 8 rows x 32 k -> 8 x 16 words, transposed to 16 pairs x 8 rows
+      const __m512 pad = _mm512_set1_ps(kPadA);
+      for (int64_t ir = 0; ir < full; ir += MR) {
+        const float* src = a + (i0 + ir) * lda + p0;
+        uint32_t* d = dst + ir * kw;
+        for (int64_t p = 0; p < kb; p += 32) {
+          const int64_t ahead = p + 32;  // rows are short runs at a large stride: fetch ahead (see fp32)
+          const float* next = ahead < kb ? src + ahead : src + MR * lda + (ahead - kb);
+          for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + i * lda), _MM_HINT_T0);
+          const __mmask16 k0 = lanes(kb - p), k1 = lanes(kb - p - 16);
+          __m512 r[16];
+          for (int i = 0; i < MR; ++i) {  // masked-off k read as the pad (only the first is kept)
+            const __m512 lo = _mm512_mask_loadu_ps(pad, k0, src + i * lda + p);
+            const __m512 hi = _mm512_mask_loadu_ps(pad, k1, src + i * lda + p + 16);
+            r[i] = _mm512_castsi512_ps(pairs_of_run(lo, hi));
+          }
+          for (int i = MR; i < 16; ++i) r[i] = _mm512_setzero_ps();
+          transpose16(r);
+          const int64_t n = std::min<int64_t>(16, kw - p / 2);
+          for (int64_t q = 0; q < n; ++q)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(d + (p / 2 + q) * MR),
+                               _mm512_castsi512_si256(_mm512_castps_si512(r[q])));
+        }
+      }
+    }
+    if (full < mb) pack_a_pairs_generic<MR>(a, lda, trans, i0 + full, mb - full, p0, kb, dst + full * kw);
+  }
+  FD_AVX512BF16 static void pack_b(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0,
+                                   int64_t nb, uint32_t* dst) {
+    const int64_t kw = (kb + 1) / 2;
+    if (!trans) {  // rows 2q and 2q + 1: 8 source rows at a time, spread over the panels
+      for (int64_t q4 = 0; q4 < kw; q4 += 4) {
+        const int64_t qe = std::min<int64_t>(kw, q4 + 4);
+        for (int64_t jr = 0; jr < nb; jr += NR) {
+          const int64_t w = nb - jr;
+          const __mmask16 m0 = lanes(w), m1 = lanes(w - 16);
+          const float* src = b + p0 * ldb + j0 + jr;
+          uint32_t* d = dst + jr * kw;
+          for (int64_t q = q4; q < qe; ++q) {
+            const float* s0 = src + 2 * q * ldb;
+            const bool has1 = 2 * q + 1 < kb;
+            const __m512 z = _mm512_setzero_ps();
+            _mm512_store_si512(d + q * NR, pairs_of_rows(_mm512_maskz_loadu_ps(m0, s0),
+                                                         has1 ? _mm512_maskz_loadu_ps(m0, s0 + ldb) : z));
+            _mm512_store_si512(d + q * NR + 16, pairs_of_rows(_mm512_maskz_loadu_ps(m1, s0 + 16),
+                                                              has1 ? _mm512_maskz_loadu_ps(m1, s0 + ldb + 16) : z));
+          }
+        }
+      }
+      return;
+    }
+    for (int64_t jr = 0; jr < nb; jr += NR) {  // 16 columns x 32 k -> 16 x 16 words, transposed
+      uint32_t* d = dst + jr * kw;
+      for (int h = 0; h < 2; ++h) {
+        const int64_t cols = std::max<int64_t>(0, std::min<int64_t>(16, nb - jr - 16 * h));
+        const float* src = b + (j0 + jr + 16 * h) * ldb + p0;
+        for (int64_t p = 0; p < kb; p += 32) {
+          const __mmask16 k0 = lanes(kb - p), k1 = lanes(kb - p - 16);
+          const float* next = p + 32 < kb ? src + p + 32 : src + 16 * ldb;  // one block ahead
+          for (int j = 0; j < 16; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + j * ldb), _MM_HINT_T0);
+          __m512 r[16];
+          for (int j = 0; j < 16; ++j)
+            r[j] = j < cols ? _mm512_castsi512_ps(pairs_of_run(_mm512_maskz_loadu_ps(k0, src + j * ldb + p),
+                                                               _mm512_maskz_loadu_ps(k1, src + j * ldb + p + 16)))
+                            : _mm512_setzero_ps();
+          transpose16(r);
+          const int64_t n = std::min<int64_t>(16, kw - p / 2);
+          for (int64_t q = 0; q < n; ++q)
+            _mm512_store_ps(reinterpret_cast<float*>(d + (p / 2 + q) * NR + 16 * h), r[q]);
+        }
+      }
+    }
+  }
+};
+
+FD_AVX512BF16 void unit_avx512bf16(const Job& job, int64_t u, float* pa, float* pb) {
+  run_unit<Avx512Bf16Isa>(job, u, pa, pb);
+}
 #endif
 
 // ---------------------------------------------------------------- driver
-
-struct IsaImpl {
-  int mr, nr;
-  void (*unit)(const Job&, int64_t, float*, float*);
-};
-
-IsaImpl impl_for(Isa isa) {
-#ifdef FD_GEMM_X86
-  if (isa == Isa::kAvx512) return {Avx512Isa::MR, Avx512Isa::NR, unit_avx512};
-  if (isa == Isa::kAvx2) return {Avx2Isa::MR, Avx2Isa::NR, unit_avx2};
-#endif
-  (void)isa;
-  return {ScalarIsa::MR, ScalarIsa::NR, unit_scalar};
-}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -569,7 +851,7 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 #ifndef FD_GEMM_MC
 #define FD_GEMM_MC 256
 #endif
-constexpr int64_t kMaxKc = FD_GEMM_KC;  // k slice: a 256 x 32 B panel is 32 KB (L1)
+constexpr int64_t kMaxKc = FD_GEMM_KC;  // k slice: a 256 x 32 B panel is 32 KB (L1), twice that in bf16
 constexpr int64_t kMaxMc = FD_GEMM_MC;  // packed A block mc x kc <= 256 KB, well inside the 1 MB L2
 // At least this many flops per thread: measured here, 2 threads win from about 2 MFLOP (112^3: 1.5x,
 // 128 x 64 x 128: 1.4x) and lose below (the fork/join costs more than the split saves).
@@ -578,14 +860,34 @@ constexpr int64_t kMaxMc = FD_GEMM_MC;  // packed A block mc x kc <= 256 KB, wel
 #endif
 constexpr int64_t kMaxUnitN = 2048;  // packed B slice kc x unit_n <= 2 MB per thread (L3)
 
+struct IsaImpl {
+  int mr, nr;
+  int k_per_elem;  // k values per packed element (2: bf16 pairs)
+  int64_t max_kc;
+  void (*unit)(const Job&, int64_t, float*, float*);
+};
+
+IsaImpl impl_for(Isa isa, GemmPrecision precision) {
+  const bool bf16 = precision == GemmPrecision::kBf16;
+#ifdef FD_GEMM_X86
+  if (isa == Isa::kAvx512Bf16 && bf16) return {Avx512Bf16Isa::MR, Avx512Bf16Isa::NR, 2, 2 * kMaxKc, unit_avx512bf16};
+  if (isa >= Isa::kAvx512) return {Avx512Isa::MR, Avx512Isa::NR, 1, kMaxKc, bf16 ? unit_avx512_bf16 : unit_avx512};
+  if (isa == Isa::kAvx2) return {Avx2Isa::MR, Avx2Isa::NR, 1, kMaxKc, bf16 ? unit_avx2_bf16 : unit_avx2};
+#endif
+  (void)isa;
+  return {ScalarIsa::MR, ScalarIsa::NR, 1, kMaxKc, bf16 ? unit_scalar_bf16 : unit_scalar};
+}
+
 // The unit grid minimises the slowest thread's time: ceil(units / threads) units, each costing its
 // multiply-adds (16 per cycle) plus its packing (about half a cycle per float; packing is a gather
 // from L3). With several threads at least 2 units per thread, so a descheduled thread (a shared
 // machine) leaves work to the others. Tiles never change results (each C element is one FMA chain
 // over k), so they may depend on the thread count.
-Plan make_plan(const GemmArgs& g, int mr, int nr, int threads) {
+// With k pairs, kc is even: only the last slice may end in a padded pair.
+Plan make_plan(const GemmArgs& g, const IsaImpl& impl, int threads) {
+  const int mr = impl.mr, nr = impl.nr;
   Plan pl;
-  pl.kc = std::max<int64_t>(1, ceil_div(g.k, ceil_div(g.k, kMaxKc)));
+  pl.kc = round_up(std::max<int64_t>(1, ceil_div(g.k, ceil_div(g.k, impl.max_kc))), impl.k_per_elem);
   const int64_t max_gm = ceil_div(g.m, mr), max_gn = ceil_div(g.n, nr);
   const int64_t min_gn = ceil_div(g.n, kMaxUnitN);
   const int64_t want = threads > 1 ? 2 * int64_t{threads} : 1;
@@ -625,6 +927,7 @@ Plan make_plan(const GemmArgs& g, int mr, int nr, int threads) {
 }
 
 bool valid(const GemmArgs& g) {
+  if (g.precision != GemmPrecision::kFp32 && g.precision != GemmPrecision::kBf16) return false;
   if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 0) return false;
   if (g.m == 0 || g.n == 0 || g.batch == 0) return true;
   if (!g.c || g.ldc < g.n || g.stride_c < 0) return false;
@@ -639,6 +942,7 @@ bool valid(const GemmArgs& g) {
 
 const char* sgemm_isa() {
   switch (active_isa()) {
+    case Isa::kAvx512Bf16: return "avx512bf16";
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
     default: return "scalar";
@@ -653,14 +957,15 @@ Status sgemm_cpu(const GemmArgs& g) {
       for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + bi * g.stride_c + i * g.ldc, 0, g.n * sizeof(float));
     return kOk;
   }
-  const IsaImpl impl = impl_for(active_isa());
+  const IsaImpl impl = impl_for(active_isa(), g.precision);
   const double flops = 2.0 * g.m * g.n * g.k * g.batch;
   const int max_threads = static_cast<int>(
       std::max(1.0, std::min<double>(num_threads(), flops / FD_GEMM_FLOPS_PER_THREAD)));
-  Job job{&g, make_plan(g, impl.mr, impl.nr, max_threads)};
+  Job job{&g, make_plan(g, impl, max_threads)};
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, job.plan.units));
-  const size_t a_floats = static_cast<size_t>(job.plan.mc * job.plan.kc + kPackSlack);
-  const size_t b_floats = static_cast<size_t>(job.plan.unit_n * job.plan.kc + kPackSlack);
+  const int64_t kw = ceil_div(job.plan.kc, impl.k_per_elem);  // 4-byte elements per packed row/column
+  const size_t a_floats = static_cast<size_t>(job.plan.mc * kw + kPackSlack);
+  const size_t b_floats = static_cast<size_t>(job.plan.unit_n * kw + kPackSlack);
   if (threads == 1) {  // no OpenMP region: even an if(false) one costs libgomp futex calls (~1 us)
     float* pa = tl_pack_a.get(a_floats);
     float* pb = tl_pack_b.get(b_floats);

@@ -23,6 +23,9 @@ constexpr int kCublasSuccess = 0;                         // CUBLAS_STATUS_SUCCE
 constexpr int kOpN = 0, kOpT = 1;                         // cublasOperation_t: CUBLAS_OP_N, CUBLAS_OP_T
 constexpr int kDefaultMath = 0;                           // cublasMath_t: CUBLAS_DEFAULT_MATH (fp32 SGEMM, no TF32)
 constexpr int kTf32TensorOpMath = 3;                      // cublasMath_t: CUBLAS_TF32_TENSOR_OP_MATH
+constexpr int kR32F = 0;                                  // cudaDataType: CUDA_R_32F
+constexpr int kCompute32FFast16BF = 75;                   // cublasComputeType_t: CUBLAS_COMPUTE_32F_FAST_16BF
+constexpr int kGemmDefault = -1;                          // cublasGemmAlgo_t: CUBLAS_GEMM_DEFAULT
 using CreateFn = int (*)(CublasHandle*);                  // cublasCreate_v2
 using DestroyFn = int (*)(CublasHandle);                  // cublasDestroy_v2
 using SetStreamFn = int (*)(CublasHandle, cudaStream_t);  // cublasSetStream_v2
@@ -32,6 +35,12 @@ using SgemmStridedFn = int (*)(CublasHandle, int, int, int, int, int, const floa
                                const float*, int, long long, const float*, float*, int, long long, int);
 using SgemmBatchedFn = int (*)(CublasHandle, int, int, int, int, int, const float*, const float* const*, int,
                                const float* const*, int, const float*, float* const*, int, int);
+// cublasGemmStridedBatchedEx / cublasGemmBatchedEx: the typed products (bf16 compute on fp32 data).
+using GemmStridedExFn = int (*)(CublasHandle, int, int, int, int, int, const void*, const void*, int, int, long long,
+                                const void*, int, int, long long, const void*, void*, int, int, long long, int, int,
+                                int);
+using GemmBatchedExFn = int (*)(CublasHandle, int, int, int, int, int, const void*, const void* const*, int, int,
+                                const void* const*, int, int, const void*, void* const*, int, int, int, int, int);
 
 struct Cublas {
   std::mutex mu;  // guards everything here; one sgemm at a time sets up and queues its call
@@ -42,8 +51,11 @@ struct Cublas {
   StatusStringFn status_string = nullptr;
   SgemmStridedFn sgemm_strided = nullptr;
   SgemmBatchedFn sgemm_batched = nullptr;
+  GemmStridedExFn gemm_strided_ex = nullptr;
+  GemmBatchedExFn gemm_batched_ex = nullptr;
   CublasHandle handle = nullptr;
-  bool tf32 = false;
+  bool tf32 = false;         // the math mode of kFp32 products (set_tf32_cuda)
+  bool tf32_now = false;     // the handle's math mode now (kTf32 products set TF32 for their call)
   device::Scratch pointers;  // the device pointer arrays of cublasSgemmBatched
 };
 Cublas g_blas;
@@ -80,8 +92,10 @@ Status load_locked() {
   g_blas.status_string = reinterpret_cast<StatusStringFn>(sym("cublasGetStatusString"));
   g_blas.sgemm_strided = reinterpret_cast<SgemmStridedFn>(sym("cublasSgemmStridedBatched"));
   g_blas.sgemm_batched = reinterpret_cast<SgemmBatchedFn>(sym("cublasSgemmBatched"));
+  g_blas.gemm_strided_ex = reinterpret_cast<GemmStridedExFn>(sym("cublasGemmStridedBatchedEx"));
+  g_blas.gemm_batched_ex = reinterpret_cast<GemmBatchedExFn>(sym("cublasGemmBatchedEx"));
   if (!create || !set_stream || !g_blas.destroy || !g_blas.set_math_mode || !g_blas.sgemm_strided ||
-      !g_blas.sgemm_batched) {
+      !g_blas.sgemm_batched || !g_blas.gemm_strided_ex || !g_blas.gemm_batched_ex) {
     g_blas.missing = "cuBLAS not found: the loaded libcublas lacks a needed entry point";
     return device::fail_with(kCudaError, g_blas.missing.c_str());
   }
@@ -99,6 +113,16 @@ Status load_locked() {
     return blas_fail("cublasSetStream_v2/cublasSetMathMode", st);
   }
   g_blas.handle = h;
+  g_blas.tf32_now = g_blas.tf32;
+  return kOk;
+}
+
+// Puts the handle in TF32 or default math (g_blas.mu held, handle loaded), if it is not already.
+Status math_mode_locked(bool tf32) {
+  if (g_blas.tf32_now == tf32) return kOk;
+  const int st = g_blas.set_math_mode(g_blas.handle, tf32 ? kTf32TensorOpMath : kDefaultMath);
+  if (st != kCublasSuccess) return blas_fail("cublasSetMathMode", st);
+  g_blas.tf32_now = tf32;
   return kOk;
 }
 
@@ -125,8 +149,7 @@ Status set_tf32_cuda(bool on) {
   std::lock_guard<std::mutex> lock(g_blas.mu);
   g_blas.tf32 = on;  // applied now when cuBLAS is loaded, else when it is
   if (!g_blas.handle) return kOk;
-  const int st = g_blas.set_math_mode(g_blas.handle, on ? kTf32TensorOpMath : kDefaultMath);
-  return st == kCublasSuccess ? kOk : blas_fail("cublasSetMathMode", st);
+  return math_mode_locked(on);
 }
 
 Status tf32_cuda(bool* on) {
@@ -152,6 +175,9 @@ Status sgemm_cuda(const GemmArgs& g) {
     return device::fail_with(kBadShape, "sgemm_cuda: a leading dimension is too small");
   if (!fits_int({g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.batch}))
     return device::fail_with(kBadShape, "sgemm_cuda: a size or leading dimension exceeds cuBLAS's int range");
+  if (g.precision != GemmPrecision::kFp32 && g.precision != GemmPrecision::kBf16 && g.precision != GemmPrecision::kTf32)
+    return device::fail_with(kBadShape, "sgemm_cuda: unknown precision");
+  const bool bf16 = g.precision == GemmPrecision::kBf16;
 
   int64_t a0 = 0, sa = g.stride_a, b0 = 0, sb = g.stride_b;
   bool strided = true;
@@ -160,9 +186,17 @@ Status sgemm_cuda(const GemmArgs& g) {
 
   std::lock_guard<std::mutex> lock(g_blas.mu);
   FD_TRY(load_locked());
+  // bf16 goes through the Ex calls, whose compute type overrides the math mode.
+  if (!bf16) FD_TRY(math_mode_locked(g.precision == GemmPrecision::kTf32 || g_blas.tf32));
   const float one = 1.0f, zero = 0.0f;
   const int op_a = g.trans_a ? kOpT : kOpN, op_b = g.trans_b ? kOpT : kOpN;
   const int m = int(g.m), n = int(g.n), k = int(g.k), batch = int(g.batch);
+  if (strided && bf16) {
+    const int st = g_blas.gemm_strided_ex(g_blas.handle, op_b, op_a, n, m, k, &one, g.b + b0, kR32F, int(g.ldb), sb,
+                                          g.a + a0, kR32F, int(g.lda), sa, &zero, g.c, kR32F, int(g.ldc), g.stride_c,
+                                          batch, kCompute32FFast16BF, kGemmDefault);
+    return st == kCublasSuccess ? kOk : blas_fail("cublasGemmStridedBatchedEx", st);
+  }
   if (strided) {
     const int st = g_blas.sgemm_strided(g_blas.handle, op_b, op_a, n, m, k, &one, g.b + b0, int(g.ldb), sb, g.a + a0,
                                         int(g.lda), sa, &zero, g.c, int(g.ldc), g.stride_c, batch);
@@ -180,9 +214,18 @@ Status sgemm_cuda(const GemmArgs& g) {
   FD_CUDA_TRY(
       cudaMemcpyAsync(dev, ptrs.data(), ptrs.size() * sizeof(float*), cudaMemcpyHostToDevice, device::stream()));
   const auto* const* d = static_cast<const float* const*>(dev);
-  const int st = g_blas.sgemm_batched(g_blas.handle, op_b, op_a, n, m, k, &one, d, int(g.ldb), d + g.batch, int(g.lda),
-                                      &zero, const_cast<float* const*>(d + 2 * g.batch), int(g.ldc), batch);
-  if (st != kCublasSuccess) return blas_fail("cublasSgemmBatched", st);
+  if (bf16) {
+    const void* const* dv = static_cast<const void* const*>(dev);
+    const int st = g_blas.gemm_batched_ex(g_blas.handle, op_b, op_a, n, m, k, &one, dv, kR32F, int(g.ldb), dv + g.batch,
+                                          kR32F, int(g.lda), &zero, const_cast<void* const*>(dv + 2 * g.batch), kR32F,
+                                          int(g.ldc), batch, kCompute32FFast16BF, kGemmDefault);
+    if (st != kCublasSuccess) return blas_fail("cublasGemmBatchedEx", st);
+  } else {
+    const int st = g_blas.sgemm_batched(g_blas.handle, op_b, op_a, n, m, k, &one, d, int(g.ldb), d + g.batch,
+                                        int(g.lda), &zero, const_cast<float* const*>(d + 2 * g.batch), int(g.ldc),
+                                        batch);
+    if (st != kCublasSuccess) return blas_fail("cublasSgemmBatched", st);
+  }
   // The host vector is gone when this returns: make sure the copy has read it (pageable memory is
   // staged before cudaMemcpyAsync returns, but that is not a documented promise for every driver).
   FD_CUDA_TRY(cudaStreamSynchronize(device::stream()));

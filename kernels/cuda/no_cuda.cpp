@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attention.h"
 #include "device.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -229,9 +230,13 @@ Status unsorted_segment_sum_cuda(const float* x, int64_t rows, int64_t cols, con
   FD_EMULATE(unsorted_segment_sum_cpu(x, rows, cols, ids, segments, out));
 }
 
+// bf16 runs the host's bf16 GEMM; the host has no TF32, so kTf32 (like the TF32 math mode) is fp32.
 Status sgemm_cuda(const GemmArgs& args) {
   if (!emulating()) return kNoCuda;
-  return sgemm_cpu(args);
+  if (args.precision != GemmPrecision::kTf32) return sgemm_cpu(args);
+  GemmArgs fp32 = args;
+  fp32.precision = GemmPrecision::kFp32;
+  return sgemm_cpu(fp32);
 }
 // The host has no TF32: sgemm is fp32 either way; the mode is kept so that it reads back.
 static bool g_tf32 = false;
@@ -246,6 +251,16 @@ Status random_uniform_cuda(float* out, int64_t n, float lo, float hi, uint64_t s
 }
 Status random_normal_cuda(float* out, int64_t n, float mean, float stddev, uint64_t seed) {
   FD_EMULATE(random_normal_cpu(out, n, mean, stddev, seed));
+}
+
+// Fused attention (kernels/attention.h).
+Status attention_cuda(const AttentionArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return attention_cpu(args);
+}
+Status attention_grad_cuda(const AttentionGradArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return attention_grad_cpu(args);
 }
 
 // The fused LayerNorm / GELU, with or without bias and residual (kernels/nn.h).

@@ -17,3 +17,12 @@ export { CudaBackend } from './cuda/backend';
 export { CUDA_BACKEND, registerCudaBackend, cudaKernelNames, cudaAvailable } from './cuda/register';
 export { cudaProfile } from './cuda/profile';
 export type { KernelStat, KernelImpl, KernelProfile } from './profile';
+export {
+  MATMUL_PRECISION_FLAG,
+  MATMUL_PRECISIONS,
+  BACKEND_PRECISIONS,
+  matmulPrecision,
+  setMatmulPrecision,
+  bf16PathNote,
+} from './precision';
+export type { MatmulPrecision } from './precision';

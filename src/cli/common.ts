@@ -24,6 +24,7 @@ export const GRID_SUITE = path.join(PACKAGE_ROOT, 'configs', 'grid', 'grid.json'
 export interface GlobalOptions {
   backend: BackendName;
   threads?: number;
+  precision?: string;
   progress?: ProgressMode;
 }
 
@@ -35,8 +36,12 @@ export class UsageError extends Error {
   }
 }
 
-/** Makes `name` tfjs's current backend ('native', 'cuda': this package's addon; 'wasm', 'cpu': tfjs's own). */
-export async function useBackend(name: BackendName, threads?: number): Promise<void> {
+/**
+ * Makes `name` tfjs's current backend ('native', 'cuda': this package's addon; 'wasm', 'cpu': tfjs's
+ * own), with matrix products in `precision` when given (fp32, bf16; tf32 on cuda). A bf16 request on
+ * a CPU without AVX512-BF16 prints one line saying which path runs instead.
+ */
+export async function useBackend(name: BackendName, threads?: number, precision?: string): Promise<void> {
   if (threads != null) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { addon } = require('../native') as typeof import('../native');
@@ -69,6 +74,17 @@ export async function useBackend(name: BackendName, threads?: number): Promise<v
   await tf.ready();
   if (!ok || tf.getBackend() !== name)
     throw new Error(`backend '${name}' could not be initialised (tfjs is on '${tf.getBackend()}')`);
+  if (precision != null) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { setMatmulPrecision } = require('../backend/precision') as typeof import('../backend/precision');
+    let note: string | null;
+    try {
+      note = setMatmulPrecision(precision, name);
+    } catch (e) {
+      throw new UsageError(`--precision: ${(e as Error).message}`);
+    }
+    if (note) process.stderr.write(`fused-distill: ${note}\n`);
+  }
 }
 
 export function progressFor(opts: GlobalOptions): Progress {
@@ -84,15 +100,17 @@ export function existingFile(file: string, what = 'config file'): string {
 }
 
 /**
- * Checks that the models a run config names exist before anything runs: a missing one is a usage
- * error naming the config field (exit 2), not a raw ENOENT from deep inside the run.
+ * Checks that the models and data a run config names exist before anything runs (paths already
+ * resolved against the config file's dir): a missing one is a usage error naming the config field
+ * (exit 2), not a raw ENOENT from deep inside the run.
  */
 export function checkConfigPaths(
   file: string,
   config: {
-    teacher?: { checkpoint?: string; huggingface?: string };
+    teacher?: { checkpoint?: string; huggingface?: string; scores?: string };
     student?: { init: string; path?: string };
     init?: { checkpoint?: string; safetensors?: string };
+    data?: { collection?: string; msmarco?: string; negatives?: unknown };
   },
 ): void {
   const model = (field: string, dir: string | undefined) => {
@@ -117,6 +135,28 @@ export function checkConfigPaths(
   if (config.student?.init === 'safetensors') exists('student.path', config.student.path);
   model('init.checkpoint', config.init?.checkpoint);
   exists('init.safetensors', config.init?.safetensors);
+  exists('teacher.scores', config.teacher?.scores);
+  exists('data.msmarco', config.data?.msmarco);
+  if (config.data?.collection != null && !fs.existsSync(path.join(config.data.collection, 'collection.tsv')))
+    throw new UsageError(
+      `${file}: data.collection: no collection at ${config.data.collection} (a collection dir holds collection.tsv; see \`fused-distill data build\`)`,
+    );
+  const negatives = config.data?.negatives as { from?: string; path?: string } | undefined;
+  if (negatives?.from === 'file') exists('data.negatives.path', negatives.path);
+}
+
+/** The config with data.skipBadRows set when --skip-bad-rows was given (left as the file has it otherwise). */
+export function withSkipBadRows<C extends { data: { skipBadRows?: boolean } }>(
+  config: C,
+  flag: boolean | undefined,
+): C {
+  return flag ? { ...config, data: { ...config.data, skipBadRows: true } } : config;
+}
+
+/** Prints the rows --skip-bad-rows skipped, per file (whatever the progress mode: never dropped silently). */
+export function printBadRows(badRows: Record<string, number> | undefined): void {
+  for (const [file, n] of Object.entries(badRows ?? {}))
+    process.stdout.write(`skipped ${n} bad row${n === 1 ? '' : 's'} of ${file} (--skip-bad-rows)\n`);
 }
 
 /** commander argParser: a non-negative integer. */

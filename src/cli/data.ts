@@ -1,12 +1,20 @@
 // `fused-distill data build [dir]`: the bundled Brown collection (default: data/brown), or one of
 // another shape (--queries, --documents, ... : small ones for tests and quick trials).
+// `fused-distill data index <dataset>`: builds the pre-tokenized passage store of an MS MARCO
+// dataset (what a run with data.msmarco would build on first use), for the run's tokenizer.
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_collection';
 import { DEFAULT_COLLECTION, buildCollection, writeCollection, type CollectionOptions } from '../data/collection';
-import { nonNegativeInt, positiveInt } from './common';
+import { msMarcoFiles, openMsMarcoStore } from '../data/msmarco';
+import type { PassageStore } from '../data/passage_store';
+import { HfTokenizer, type PairTokenizer } from '../data/tokenizer';
+import { defaultTokenizer } from '../distill/setup';
+import { huggingFaceDirTokenizer } from '../models/huggingface';
+import { nonNegativeInt, positiveInt, progressFor, UsageError, type GlobalOptions } from './common';
+import { Progress } from './progress';
 
 interface BuildOptions {
   seed?: number;
@@ -38,7 +46,53 @@ export async function dataBuild(
   return { dir: target, manifest: JSON.parse(fs.readFileSync(path.join(target, 'manifest.json'), 'utf8')) };
 }
 
-export function registerData(program: Command): void {
+interface IndexOptions {
+  store?: string;
+  huggingface?: string;
+  tokenizer?: string;
+  workers?: number;
+  force?: boolean;
+  check?: boolean;
+}
+
+/** The tokenizer a run would use: a Hugging Face dir's, a tokenizer.json, or bert-base-uncased's. */
+function indexTokenizer(o: IndexOptions): PairTokenizer {
+  if (o.huggingface && o.tokenizer) throw new UsageError('give --huggingface or --tokenizer, not both');
+  if (o.huggingface) return huggingFaceDirTokenizer(o.huggingface);
+  if (o.tokenizer) {
+    let json: object;
+    try {
+      json = JSON.parse(fs.readFileSync(o.tokenizer, 'utf8')) as object;
+    } catch (e) {
+      throw new UsageError(`--tokenizer: cannot read ${o.tokenizer} as JSON: ${(e as Error).message}`);
+    }
+    return new HfTokenizer(json, undefined, o.tokenizer);
+  }
+  return defaultTokenizer();
+}
+
+export async function dataIndex(
+  dataset: string,
+  o: IndexOptions,
+  progress: Progress = new Progress('none'),
+): Promise<PassageStore> {
+  try {
+    const source = path.resolve(dataset);
+    return await openMsMarcoStore(source, msMarcoFiles(source), {
+      tokenizer: indexTokenizer(o),
+      dir: o.store && path.resolve(o.store),
+      workers: o.workers,
+      force: o.force,
+      stale: o.check ? 'error' : 'rebuild',
+      onProgress: progress.onProgress,
+      notice: (m) => progress.info(m),
+    });
+  } finally {
+    progress.close();
+  }
+}
+
+export function registerData(program: Command, globals: () => GlobalOptions): void {
   const data = program.command('data').description('the ranking collection');
   data
     .command('build')
@@ -58,6 +112,28 @@ export function registerData(program: Command): void {
       const q = manifest.queries as Record<string, number>;
       process.stdout.write(
         `collection ready in ${out} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${manifest.passages} passages, queries train ${q.train} / dev ${q.dev} / test ${q.test}\n`,
+      );
+    });
+  data
+    .command('index')
+    .description(
+      "build the pre-tokenized passage store of an MS MARCO dataset (a dir with the official names, or a JSON descriptor) for a run's tokenizer; a fresh store is kept",
+    )
+    .argument('<dataset>', 'the data.msmarco of a run: MS MARCO dir or JSON descriptor')
+    .option('--store <dir>', 'store dir (default <dataset dir>/.fused-distill-store/<tokenizer signature>)')
+    .option('--huggingface <dir>', "the tokenizer of a Hugging Face model dir (a Hugging Face teacher's run)")
+    .option('--tokenizer <file>', "a tokenizer.json (BERT's pair template)")
+    .option('--workers <n>', 'tokenizer threads (default: one per core, up to 8; 0: the main thread)', nonNegativeInt)
+    .option('--force', 'rebuild even when the store is fresh')
+    .option('--check', 'fail, naming the file, when a source changed since the store was built (instead of rebuilding)')
+    .action(async (dataset: string, o: IndexOptions) => {
+      const t0 = Date.now();
+      const store = await dataIndex(dataset, o, progressFor(globals()));
+      const tables = [store.passages, ...Object.values(store.queries)];
+      process.stdout.write(
+        `passage store ready in ${store.dir} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${tables
+          .map((t) => `${t.manifest.name} ${t.size} rows, ${t.manifest.tokens} tokens`)
+          .join('; ')}\n`,
       );
     });
 }

@@ -5,7 +5,16 @@ import type { Command } from 'commander';
 import { loadStudentConfig } from '../distill/config';
 import { distill } from '../distill/train';
 import { objectiveText } from '../report/report';
-import { checkConfigPaths, existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
+import {
+  checkConfigPaths,
+  existingFile,
+  progressFor,
+  reportRun,
+  withRunProgress,
+  withSkipBadRows,
+  printBadRows,
+  type GlobalOptions,
+} from './common';
 
 export function registerDistill(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   program
@@ -17,9 +26,10 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
       "continue from the output dir's latest checkpoint (a finished run with the same config is returned as is)",
     )
     .option('--name <name>', "the run's name in progress and report (default: the output dir's name)")
-    .action(async (file: string, o: { resume?: boolean; name?: string }) => {
+    .option('--skip-bad-rows', 'skip malformed data rows, counted per file and written into result.json')
+    .action(async (file: string, o: { resume?: boolean; name?: string; skipBadRows?: boolean }) => {
       const abs = existingFile(file);
-      const config = loadStudentConfig(abs);
+      const config = withSkipBadRows(loadStudentConfig(abs), o.skipBadRows);
       checkConfigPaths(file, config);
       const backend = await setup();
       const progress = progressFor(globals());
@@ -39,6 +49,7 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
         );
         const f = r.result.final;
         process.stdout.write(`student model: ${r.result.modelDir}\n`);
+        printBadRows(r.result.badRows);
         if (f)
           process.stdout.write(
             `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,

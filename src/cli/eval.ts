@@ -3,13 +3,16 @@
 // own ranking), with --out a report (JSON, Markdown, HTML) and with --run-out each model's ranking
 // as a TREC run. `fused-distill eval --run <file> --qrels <file>` evaluates any run file as trec_eval
 // does (src/eval/trec.ts).
+import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Option, type Command } from 'commander';
 
 import type { Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
-import { loadRankingCollection } from '../data/ranking_collection';
+import { BadRows } from '../data/bad_rows';
+import { loadMsMarco } from '../data/msmarco';
+import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
 import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { evaluateTrec, readTrecQrels, readTrecRun, trecTable, writeTrecRun } from '../eval/trec';
@@ -24,12 +27,15 @@ import {
   nonNegativeInt,
   parseModelSpec,
   positiveInt,
+  printBadRows,
   progressFor,
   type GlobalOptions,
 } from './common';
 
 interface EvalOptions {
   collection?: string;
+  msmarco?: string;
+  skipBadRows?: boolean;
   split: Split;
   queries?: number;
   candidates?: number;
@@ -72,6 +78,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     )
     .argument('[models...]', 'model dirs or run dirs, optionally named: name=path')
     .option('--collection <dir>', 'collection dir (default: the bundled Brown collection)')
+    .option(
+      '--msmarco <dir>',
+      "or MS MARCO's files: a dir with the official names or a JSON descriptor (as data.msmarco; evaluate with --split dev)",
+    )
+    .option('--skip-bad-rows', "with --msmarco: skip malformed rows of MS MARCO's files, counted per file and printed")
     .addOption(
       new Option('--split <split>', 'queries to evaluate on').choices(['train', 'dev', 'test']).default('test'),
     )
@@ -104,6 +115,9 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         throw new UsageError("missing required argument 'models' (or --run <file> --qrels <file>)");
       if (o.relevanceLevel !== undefined || o.complete !== undefined)
         throw new UsageError('--relevance-level and --complete go with --run');
+      if (o.collection && o.msmarco) throw new UsageError('give --collection or --msmarco, not both');
+      if (o.skipBadRows && !o.msmarco) throw new UsageError('--skip-bad-rows goes with --msmarco');
+      if (o.msmarco && !fs.existsSync(o.msmarco)) throw new UsageError(`--msmarco: not found: ${o.msmarco}`);
       const t0 = Date.now();
       const models = specs.map(parseModelSpec);
       const names = models.map((m) => m.name);
@@ -115,12 +129,19 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       const backend = await setup();
       const progress = progressFor(globals());
       try {
-        const coll = await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
-        // One encoder per tokenizer: our models share bert-base-uncased's, a Hugging Face dir brings its own.
+        const badRows = new BadRows(o.skipBadRows ?? false);
+        const coll = o.msmarco
+          ? await loadMsMarco(path.resolve(o.msmarco), { badRows })
+          : await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
+        requireSplit(coll, o.split, `--split ${o.split}`);
+        printBadRows(badRows.total > 0 ? badRows.summary() : undefined);
+        // One encoder per tokenizer (our models share bert-base-uncased's, a Hugging Face dir brings its
+        // own) and input form (a bm25Text model reads the BM25 score as text).
         const encoders = new Map<string, PairEncoder>();
-        const encoderFor = (tokenizer: PairTokenizer) => {
-          let e = encoders.get(tokenizer.signature);
-          if (!e) encoders.set(tokenizer.signature, (e = new PairEncoder(tokenizer, coll, o.maxLength)));
+        const encoderFor = (tokenizer: PairTokenizer, bm25Text = false) => {
+          const key = `${tokenizer.signature}\0${bm25Text}`;
+          let e = encoders.get(key);
+          if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, o.maxLength, { bm25Text })));
           return e;
         };
         let runTokenizer: PairTokenizer | null = null;
@@ -139,7 +160,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             runTokenizer ??= o.tokenizer
               ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
               : new BertTokenizer();
-            encoder = encoderFor(runTokenizer);
+            encoder = encoderFor(runTokenizer, !!model.config.bm25Text);
           }
           try {
             evals.push(

@@ -33,6 +33,12 @@ export function buildProgram(): Command {
       positiveInt,
     )
     .addOption(
+      new Option(
+        '--precision <p>',
+        'matrix products: fp32 (default), bf16 (bf16 inputs, fp32 accumulation; native, cuda) or tf32 (cuda)',
+      ).choices(['fp32', 'bf16', 'tf32']),
+    )
+    .addOption(
       new Option('--progress <mode>', 'progress display (default: bars on a terminal, lines otherwise)').choices(
         PROGRESS_MODES,
       ),
@@ -42,10 +48,10 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>();
   const setup = async () => {
     const g = globals();
-    await useBackend(g.backend, g.threads);
+    await useBackend(g.backend, g.threads, g.precision);
     return g.backend;
   };
-  registerData(program);
+  registerData(program, globals);
   registerTeacher(program, globals, setup);
   registerDistill(program, globals, setup);
   registerEval(program, globals, setup);

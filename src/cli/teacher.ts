@@ -1,13 +1,27 @@
 // `fused-distill teacher train <config>`: trains a teacher on hard labels (src/distill trainTeacher),
 // with progress and a run report (report.json / .md / .html in the run's output dir).
 // `fused-distill teacher score <student-config>`: fills the teacher-score cache a student run reads
-// (every training pair the student can draw), so the scoring is a step of its own.
+// (every training pair the student can draw), so the scoring is a step of its own; with `--out
+// <file>`, streams the scores of exactly the pairs the run draws to a `qid pid score` file (resumable
+// after a kill) that a run reads back as teacher.scores.
+// --skip-bad-rows (both commands; config data.skipBadRows): malformed data rows are skipped and counted.
 import type { Command } from 'commander';
 
 import { loadStudentConfig, loadTeacherConfig } from '../distill/config';
-import { prepareTeacherScores, trainTeacher } from '../distill/train';
+import { prepareTeacherScores, streamRunTeacherScores, trainTeacher } from '../distill/train';
 import { objectiveText } from '../report/report';
-import { checkConfigPaths, existingFile, progressFor, reportRun, withRunProgress, type GlobalOptions } from './common';
+import {
+  UsageError,
+  checkConfigPaths,
+  existingFile,
+  positiveInt,
+  progressFor,
+  reportRun,
+  withRunProgress,
+  withSkipBadRows,
+  printBadRows,
+  type GlobalOptions,
+} from './common';
 
 export function registerTeacher(program: Command, globals: () => GlobalOptions, setup: () => Promise<string>): void {
   const teacher = program.command('teacher').description('teacher cross-encoders');
@@ -19,9 +33,10 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
       '--resume',
       "continue from the output dir's latest checkpoint (a finished run with the same config is returned as is)",
     )
-    .action(async (file: string, o: { resume?: boolean }) => {
+    .option('--skip-bad-rows', 'skip malformed data rows, counted per file and written into result.json')
+    .action(async (file: string, o: { resume?: boolean; skipBadRows?: boolean }) => {
       const abs = existingFile(file);
-      const config = loadTeacherConfig(abs);
+      const config = withSkipBadRows(loadTeacherConfig(abs), o.skipBadRows);
       checkConfigPaths(file, config);
       const backend = await setup();
       const progress = progressFor(globals());
@@ -33,6 +48,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
         const html = await reportRun('teacher', 'teacher', objectiveText(config.loss), abs, backend, r);
         const f = r.result.final;
         process.stdout.write(`teacher model: ${r.result.modelDir}\n`);
+        printBadRows(r.result.badRows);
         if (f)
           process.stdout.write(
             `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
@@ -49,13 +65,31 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
       'fill the teacher-score cache for a student run config (scores every training pair the student can draw)',
     )
     .argument('<student-config>', 'student run config (JSON); its teacher.checkpoint is the teacher')
-    .action(async (file: string) => {
-      const config = loadStudentConfig(existingFile(file));
+    .option(
+      '--out <file>',
+      'stream the scores of the pairs the run draws to <file> (qid<TAB>pid<TAB>score; resumes after a kill); the run reads it as teacher.scores',
+    )
+    .option('--steps <n>', "with --out: the pairs of the run's first n steps (default: train.steps)", positiveInt)
+    .option('--skip-bad-rows', 'skip malformed data rows, counted per file and printed')
+    .action(async (file: string, o: { out?: string; steps?: number; skipBadRows?: boolean }) => {
+      const config = withSkipBadRows(loadStudentConfig(existingFile(file)), o.skipBadRows);
       checkConfigPaths(file, config);
+      if (o.steps != null && o.out == null) throw new UsageError('--steps goes with --out');
+      if (o.out != null && config.teacher.scores != null)
+        throw new UsageError(`${file}: teacher.scores gives scores already; teacher score --out needs a teacher model`);
       await setup();
       const progress = progressFor(globals());
       try {
         progress.setLabel('teacher scores');
+        if (o.out != null) {
+          const r = await streamRunTeacherScores(config, o.out, { steps: o.steps, onProgress: progress.onProgress });
+          progress.close();
+          process.stdout.write(
+            `teacher scores: ${r.pairs} pairs ${r.computed ? (r.resumedAt > 0 ? `(${r.resumedAt} from before) written to` : 'written to') : 'already in'} ${r.file} (manifest ${r.manifest})\n`,
+          );
+          printBadRows(r.badRows);
+          return;
+        }
         const r = await prepareTeacherScores(config, { onProgress: progress.onProgress });
         progress.close();
         process.stdout.write(

@@ -58,13 +58,12 @@ export function featureRankerMrr10(c: JudgedCandidates, feature: (text: string) 
 /**
  * Expected MRR@10 of a uniformly random order of each query's candidates, exactly: with n
  * candidates of which r are relevant, P(first relevant at rank k) = prod_{i<k-1} (n-r-i)/(n-i) * r/(n-k+1).
- * Averaged over the qrels' queries with a relevant passage, as evaluateRun averages.
+ * Averaged over every qrels query (one with no relevant passage scores 0), as evaluateRun averages.
  */
 export function randomMrr10(c: JudgedCandidates): number {
   let sum = 0;
   let queries = 0;
   for (const [qid, judged] of c.qrels) {
-    if (![...judged.values()].some((g) => g >= 1)) continue;
     queries += 1;
     const pids = c.candidates.get(qid) ?? [];
     const n = pids.length;

@@ -23,10 +23,12 @@ export class Bm25Index {
   private readonly lengths: number[] = [];
   readonly ids: string[] = [];
   private totalLength = 0;
+  private docIndex: Map<string, number> | null = null;
 
   constructor(readonly params: Bm25Params = { k1: 0.9, b: 0.4 }) {}
 
   add(id: string, text: string): void {
+    this.docIndex = null;
     const doc = this.ids.length;
     this.ids.push(id);
     const terms = analyze(text);
@@ -45,6 +47,35 @@ export class Bm25Index {
     const df = this.postings.get(term)?.length ?? 0;
     const n = this.ids.length;
     return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+  }
+
+  /** BM25 of one document for the query (0 when it shares no term), the score search() gives it. */
+  score(query: string, id: string): number {
+    this.docIndex ??= new Map(this.ids.map((x, i) => [x, i]));
+    const doc = this.docIndex.get(id);
+    if (doc == null) throw new Error(`Bm25Index: unknown document ${id}`);
+    const { k1, b } = this.params;
+    const avgdl = this.totalLength / Math.max(1, this.ids.length);
+    const norm = k1 * (1 - b + (b * this.lengths[doc]) / avgdl);
+    let score = 0;
+    for (const term of analyze(query)) {
+      const list = this.postings.get(term);
+      if (!list) continue;
+      // Postings are in document order: binary search for this one.
+      let lo = 0;
+      let hi = list.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (list[mid][0] === doc) {
+          const tf = list[mid][1];
+          score += (this.idf(term) * tf * (k1 + 1)) / (tf + norm);
+          break;
+        }
+        if (list[mid][0] < doc) lo = mid + 1;
+        else hi = mid - 1;
+      }
+    }
+    return score;
   }
 
   /** The k best documents for the query: [id, score], score descending, ties by id descending. */

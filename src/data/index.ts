@@ -20,9 +20,19 @@ export { featureMedians, featureRankerMrr10, median, randomMrr10 } from './artif
 export type { FeatureMedians, JudgedCandidates } from './artifacts';
 export { rng, Mulberry32 } from './random';
 export type { BuiltCollection, CollectionOptions, Split } from './collection';
-export { loadRankingCollection, requireSplit } from './ranking_collection';
-export { loadMsMarco, MSMARCO_FILES } from './msmarco';
-export type { MsMarcoFiles, MsMarcoSplitFiles } from './msmarco';
+export { loadRankingCollection, requireSplit, hasPassage, passageCount } from './ranking_collection';
+export { loadMsMarco, openMsMarcoStore, MSMARCO_FILES } from './msmarco';
+export type { MsMarcoFiles, MsMarcoLoadOptions, MsMarcoSplitFiles } from './msmarco';
+export {
+  buildTokenTable,
+  defaultStoreDir,
+  openPassageStore,
+  sourceFingerprint,
+  NotInStoreError,
+  TokenTable,
+  STORE_DIR_NAME,
+} from './passage_store';
+export type { OpenStoreOptions, PassageStore, SourceFingerprint, StoreSources, TableManifest } from './passage_store';
 export type { RankingCollection } from './ranking_collection';
 export { ensureDefaultCollection, isDefaultCollection, DEFAULT_COLLECTION_DIR } from './build_collection';
 export { brownDocumentIds, readBrownDocument, parseBrownSentence } from './brown';

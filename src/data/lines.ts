@@ -25,10 +25,12 @@ export interface NumberedLine {
 /**
  * The non-empty lines of a file, in order. Bytes that are not UTF-8 are an error naming the file and
  * line (a decoder that replaced them would change ids and texts silently); so is a file that cannot
- * be read or a .gz stream that ends early.
+ * be read or a .gz stream that ends early. `onRead` hears each chunk's size in the file's own
+ * bytes (compressed for .gz): progress against the file's size.
  */
-export async function* readLines(file: string): AsyncGenerator<NumberedLine> {
-  const raw = fs.createReadStream(file);
+export async function* readLines(file: string, onRead?: (bytes: number) => void): AsyncGenerator<NumberedLine> {
+  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  if (onRead) raw.on('data', (chunk) => onRead(chunk.length));
   // pipeline (unlike pipe) passes the file's errors (ENOENT, EIO) on to the gunzip stream read below.
   const input: Readable = file.endsWith('.gz') ? pipeline(raw, zlib.createGunzip(), () => undefined) : raw;
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

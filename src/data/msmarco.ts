@@ -17,9 +17,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { BadRows } from './bad_rows';
 import type { Split } from './collection';
 import { DataFormatError, readLines } from './lines';
-import type { RankingCollection } from './ranking_collection';
+import { openPassageStore, sourceFingerprint, type OpenStoreOptions, type PassageStore } from './passage_store';
+import { hasPassage, type RankingCollection } from './ranking_collection';
 
 export interface MsMarcoSplitFiles {
   queries?: string;
@@ -62,27 +64,41 @@ function score(file: string, line: number, value: string, name: string): number 
   return v;
 }
 
+// Every reader takes `bad` (--skip-bad-rows): a malformed row is thrown, or skipped and counted there.
+
 /** `id<TAB>text` (collection, queries); an empty text or id, or an id given twice, is an error. */
-export async function* readMsMarcoText(file: string): AsyncGenerator<{ id: string; text: string; line: number }> {
+export async function* readMsMarcoText(
+  file: string,
+  bad = new BadRows(false),
+): AsyncGenerator<{ id: string; text: string; line: number }> {
   const seen = new Map<string, number>();
   for await (const { text, line } of readLines(file)) {
-    const [id, body] = split(file, line, text, '\t', [2], '2 tab-separated fields (id, text)');
-    if (id.trim() === '') throw new DataFormatError(file, line, 'empty id');
-    if (body.trim() === '') throw new DataFormatError(file, line, `id ${id} has no text`);
-    const first = seen.get(id);
-    if (first !== undefined) throw new DataFormatError(file, line, `duplicate id '${id}' (first on line ${first})`);
-    seen.set(id, line);
-    yield { id, text: body, line };
+    const row = bad.guard(() => {
+      const [id, body] = split(file, line, text, '\t', [2], '2 tab-separated fields (id, text)');
+      if (id.trim() === '') throw new DataFormatError(file, line, 'empty id');
+      if (body.trim() === '') throw new DataFormatError(file, line, `id ${id} has no text`);
+      const first = seen.get(id);
+      if (first !== undefined) throw new DataFormatError(file, line, `duplicate id '${id}' (first on line ${first})`);
+      seen.set(id, line);
+      return { id, text: body, line };
+    });
+    if (row) yield row;
   }
 }
 
 /** TREC qrels `qid 0 pid grade`, tab or space separated. */
-export async function* readMsMarcoQrels(file: string): AsyncGenerator<{ qid: string; pid: string; grade: number; line: number }> {
+export async function* readMsMarcoQrels(
+  file: string,
+  bad = new BadRows(false),
+): AsyncGenerator<{ qid: string; pid: string; grade: number; line: number }> {
   for await (const { text, line } of readLines(file)) {
-    const [qid, , pid, grade] = split(file, line, text.trim(), /\s+/, [4], '4 fields (qid 0 pid grade)');
-    const g = score(file, line, grade, 'grade');
-    if (!Number.isInteger(g)) throw new DataFormatError(file, line, `grade must be an integer, got '${grade}'`);
-    yield { qid, pid, grade: g, line };
+    const row = bad.guard(() => {
+      const [qid, , pid, grade] = split(file, line, text.trim(), /\s+/, [4], '4 fields (qid 0 pid grade)');
+      const g = score(file, line, grade, 'grade');
+      if (!Number.isInteger(g)) throw new DataFormatError(file, line, `grade must be an integer, got '${grade}'`);
+      return { qid, pid, grade: g, line };
+    });
+    if (row) yield row;
   }
 }
 
@@ -93,26 +109,26 @@ export interface MsMarcoCandidate {
   /** top1000's texts */
   query?: string;
   passage?: string;
+  /** the rank column (the run formats; top1000 has none) */
+  rank?: number;
 }
 
 /** Candidates in any of MS MARCO's run formats, recognised by the columns of each row. */
-export async function* readMsMarcoCandidates(file: string): AsyncGenerator<MsMarcoCandidate> {
+export async function* readMsMarcoCandidates(file: string, bad = new BadRows(false)): AsyncGenerator<MsMarcoCandidate> {
   const what = '3 tab-separated fields (qid pid rank), 4 (qid pid query passage) or a 6-field TREC run (qid Q0 pid rank score tag)';
   for await (const { text, line } of readLines(file)) {
-    const tabs = text.split('\t');
-    if (tabs.length === 4) {
-      yield { qid: tabs[0], pid: tabs[1], query: tabs[2], passage: tabs[3], line };
-      continue;
-    }
-    const f = tabs.length === 3 ? tabs : text.trim().split(/\s+/);
-    if (f.length === 3) {
-      score(file, line, f[2], 'rank');
-      yield { qid: f[0], pid: f[1], line };
-    } else if (f.length === 6) {
-      score(file, line, f[3], 'rank');
-      score(file, line, f[4], 'score');
-      yield { qid: f[0], pid: f[2], line };
-    } else throw new DataFormatError(file, line, `expected ${what}, got ${tabs.length} fields`);
+    const row = bad.guard((): MsMarcoCandidate => {
+      const tabs = text.split('\t');
+      if (tabs.length === 4) return { qid: tabs[0], pid: tabs[1], query: tabs[2], passage: tabs[3], line };
+      const f = tabs.length === 3 ? tabs : text.trim().split(/\s+/);
+      if (f.length === 3) return { qid: f[0], pid: f[1], line, rank: score(file, line, f[2], 'rank') };
+      if (f.length === 6) {
+        score(file, line, f[4], 'score');
+        return { qid: f[0], pid: f[2], line, rank: score(file, line, f[3], 'rank') };
+      }
+      throw new DataFormatError(file, line, `expected ${what}, got ${tabs.length} fields`);
+    });
+    if (row) yield row;
   }
 }
 
@@ -130,15 +146,16 @@ const isId = (field: string) => /^\d+$/.test(field);
  * Training triples: qidpidtriples' `qid<TAB>pid_pos<TAB>pid_neg` (three integer ids) or the text
  * triples' `query<TAB>positive passage<TAB>negative passage`.
  */
-export async function* readTrainingTriples(file: string): AsyncGenerator<TrainingTriple> {
+export async function* readTrainingTriples(file: string, bad = new BadRows(false)): AsyncGenerator<TrainingTriple> {
   for await (const { text, line } of readLines(file)) {
-    const [a, b, c] = split(file, line, text, '\t', [3], '3 tab-separated fields (qid pid_pos pid_neg, or query positive negative texts)');
-    if (isId(a) && isId(b) && isId(c)) yield { line, ids: { qid: a, pos: b, neg: c } };
-    else {
+    const row = bad.guard((): TrainingTriple => {
+      const [a, b, c] = split(file, line, text, '\t', [3], '3 tab-separated fields (qid pid_pos pid_neg, or query positive negative texts)');
+      if (isId(a) && isId(b) && isId(c)) return { line, ids: { qid: a, pos: b, neg: c } };
       for (const [field, name] of [[a, 'query'], [b, 'positive passage'], [c, 'negative passage']])
         if (field.trim() === '') throw new DataFormatError(file, line, `the ${name} has no text`);
-      yield { line, texts: { query: a, pos: b, neg: c } };
-    }
+      return { line, texts: { query: a, pos: b, neg: c } };
+    });
+    if (row) yield row;
   }
 }
 
@@ -154,24 +171,27 @@ export interface TeacherScoreRow {
 }
 
 /** Teacher scores: Hofstätter et al.'s `pos_score neg_score qid pid_pos pid_neg`, or `qid pid score` (tab-separated). */
-export async function* readTeacherScoreFile(file: string): AsyncGenerator<TeacherScoreRow> {
+export async function* readTeacherScoreFile(file: string, bad = new BadRows(false)): AsyncGenerator<TeacherScoreRow> {
   for await (const { text, line } of readLines(file)) {
-    const f = split(
-      file,
-      line,
-      text,
-      '\t',
-      [3, 5],
-      "5 tab-separated fields (pos_score neg_score qid pid_pos pid_neg) or 3 (qid pid score)",
-    );
-    if (f.length === 5)
-      yield {
-        qid: f[2],
+    const row = bad.guard((): TeacherScoreRow => {
+      const f = split(
+        file,
         line,
-        pos: { pid: f[3], score: score(file, line, f[0], 'pos_score') },
-        neg: { pid: f[4], score: score(file, line, f[1], 'neg_score') },
-      };
-    else yield { qid: f[0], pid: f[1], score: score(file, line, f[2], 'score'), line };
+        text,
+        '\t',
+        [3, 5],
+        "5 tab-separated fields (pos_score neg_score qid pid_pos pid_neg) or 3 (qid pid score)",
+      );
+      if (f.length === 5)
+        return {
+          qid: f[2],
+          line,
+          pos: { pid: f[3], score: score(file, line, f[0], 'pos_score') },
+          neg: { pid: f[4], score: score(file, line, f[1], 'neg_score') },
+        };
+      return { qid: f[0], pid: f[1], score: score(file, line, f[2], 'score'), line };
+    });
+    if (row) yield row;
   }
 }
 
@@ -217,13 +237,29 @@ export function msMarcoFiles(source: string): MsMarcoFiles {
   return out;
 }
 
+/** The training split's negative lists apart (data.negatives.from 'triples' or 'candidates'). */
+export interface MsMarcoTrainLists {
+  /** qid -> the triples' negatives, in file order */
+  triples: Map<string, string[]>;
+  /** qid -> the training candidates file's passages, by its rank column (file order where it has none) */
+  candidates: Map<string, string[]>;
+}
+
+/** What loadMsMarco returns: a RankingCollection that also keeps the training lists apart. */
+export interface MsMarcoCollection extends RankingCollection {
+  msmarcoTrain: MsMarcoTrainLists;
+}
+
 /**
  * A RankingCollection from MS MARCO's files (a directory with the official names, or a JSON
  * descriptor). A split is present when its queries file is; its candidates are its candidates file's
  * and its triples' passages (train: the triples' negatives, as the sampler draws negatives from them).
+ * `badRows` (--skip-bad-rows) skips and counts malformed rows instead of throwing at the first.
  */
-export async function loadMsMarco(source: string): Promise<RankingCollection> {
+export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = {}): Promise<MsMarcoCollection> {
+  const bad = options.badRows ?? new BadRows(false);
   const files = msMarcoFiles(source);
+  const store = options.store ? await openMsMarcoStore(source, files, options.store) : null;
   const hash = createHash('sha256');
   // Streamed (MS MARCO's collection is 3 GB, over what one Buffer holds).
   const hashed: string[] = [];
@@ -232,8 +268,9 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
     return f;
   };
   const passages = new Map<string, string>();
-  for await (const r of readMsMarcoText(read(files.collection))) passages.set(r.id, r.text);
-  const coll: RankingCollection = {
+  if (store) hashed.push(files.collection);
+  else for await (const r of readMsMarcoText(read(files.collection), bad)) passages.set(r.id, r.text);
+  const coll: MsMarcoCollection = {
     dir: source,
     passages,
     queries: { train: new Map(), dev: new Map(), test: new Map() },
@@ -241,24 +278,25 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
     candidates: { train: new Map(), dev: new Map(), test: new Map() },
     splits: [],
     fingerprint: '',
+    msmarcoTrain: { triples: new Map(), candidates: new Map() },
+    ...(store ? { store } : {}),
   };
   const needPassage = (file: string, line: number, pid: string) => {
-    if (!passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in ${path.basename(files.collection)}`);
+    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in ${path.basename(files.collection)}`);
   };
   for (const s of SPLIT_NAMES) {
     const f = files[s];
     if (!f?.queries) continue;
     coll.splits!.push(s);
     const queries = coll.queries[s];
-    for await (const r of readMsMarcoText(read(f.queries))) queries.set(r.id, r.text);
+    for await (const r of readMsMarcoText(read(f.queries), bad)) queries.set(r.id, r.text);
     const needQuery = (file: string, line: number, qid: string) => {
       if (!queries.has(qid))
         throw new DataFormatError(file, line, `query ${qid} has no text in ${path.basename(f.queries!)}`);
     };
     if (f.qrels)
-      for await (const r of readMsMarcoQrels(read(f.qrels))) {
-        needQuery(f.qrels, r.line, r.qid);
-        needPassage(f.qrels, r.line, r.pid);
+      for await (const r of readMsMarcoQrels(read(f.qrels), bad)) {
+        if (!bad.guard(() => (needQuery(f.qrels!, r.line, r.qid), needPassage(f.qrels!, r.line, r.pid), true))) continue;
         const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
         judged.set(r.pid, r.grade);
         coll.qrels[s].set(r.qid, judged);
@@ -269,13 +307,30 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
       list.add(pid);
       candidates.set(qid, list);
     };
+    // The training candidates by rank, for data.negatives.from 'candidates' (a stable sort: file order within a rank).
+    const ranked = new Map<string, Array<{ pid: string; rank: number }>>();
     if (f.candidates)
-      for await (const r of readMsMarcoCandidates(read(f.candidates))) {
-        if (r.query != null && r.query.trim() === '') throw new DataFormatError(f.candidates, r.line, `query ${r.qid} has no text`);
-        if (!queries.has(r.qid) && r.query == null) needQuery(f.candidates, r.line, r.qid);
-        needPassage(f.candidates, r.line, r.pid);
+      for await (const r of readMsMarcoCandidates(read(f.candidates), bad)) {
+        const ok = bad.guard(() => {
+          if (r.query != null && r.query.trim() === '') throw new DataFormatError(f.candidates!, r.line, `query ${r.qid} has no text`);
+          if (!queries.has(r.qid) && r.query == null) needQuery(f.candidates!, r.line, r.qid);
+          needPassage(f.candidates!, r.line, r.pid);
+          return true;
+        });
+        if (!ok) continue;
         add(r.qid, r.pid);
+        if (s === 'train') {
+          const list = ranked.get(r.qid) ?? [];
+          list.push({ pid: r.pid, rank: r.rank ?? list.length + 1 });
+          ranked.set(r.qid, list);
+        }
       }
+    for (const [qid, list] of ranked)
+      coll.msmarcoTrain.candidates.set(
+        qid,
+        [...new Set(list.sort((a, b) => a.rank - b.rank).map((c) => c.pid))],
+      );
+    const tripleNegs = new Map<string, Set<string>>();
     if (f.triples) {
       // Text triples name their query and passages by text: ids by text, built on first need.
       let byText: { queries: Map<string, string>; passages: Map<string, string> } | null = null;
@@ -284,35 +339,85 @@ export async function loadMsMarco(source: string): Promise<RankingCollection> {
         if (id == null) throw new DataFormatError(f.triples!, line, `the ${what}'s text is not in ${what === 'query' ? path.basename(f.queries!) : path.basename(files.collection)}`);
         return id;
       };
-      for await (const r of readTrainingTriples(read(f.triples))) {
-        let t = r.ids;
-        if (t == null) {
+      for await (const r of readTrainingTriples(read(f.triples), bad)) {
+        if (r.ids == null)
           byText ??= {
             queries: new Map([...queries].map(([id, text]) => [text, id])),
-            passages: new Map([...passages].map(([id, text]) => [text, id])),
+            passages: store
+              ? await passageIdsByText(files.collection)
+              : new Map([...passages].map(([id, text]) => [text, id])),
           };
-          t = {
-            qid: idOf(byText.queries, r.texts!.query, 'query', r.line),
-            pos: idOf(byText.passages, r.texts!.pos, 'positive passage', r.line),
-            neg: idOf(byText.passages, r.texts!.neg, 'negative passage', r.line),
-          };
-        }
-        needQuery(f.triples, r.line, t.qid);
-        needPassage(f.triples, r.line, t.pos);
-        needPassage(f.triples, r.line, t.neg);
+        const t = bad.guard(() => {
+          let ids = r.ids;
+          if (ids == null) {
+            ids = {
+              qid: idOf(byText!.queries, r.texts!.query, 'query', r.line),
+              pos: idOf(byText!.passages, r.texts!.pos, 'positive passage', r.line),
+              neg: idOf(byText!.passages, r.texts!.neg, 'negative passage', r.line),
+            };
+          }
+          needQuery(f.triples!, r.line, ids.qid);
+          needPassage(f.triples!, r.line, ids.pos);
+          needPassage(f.triples!, r.line, ids.neg);
+          return ids;
+        });
+        if (t == null) continue;
         // The positive is judged relevant by the triples even where the qrels file is absent.
         const judged = coll.qrels[s].get(t.qid) ?? new Map<string, number>();
         if ((judged.get(t.pos) ?? 0) < 1) judged.set(t.pos, 1);
         coll.qrels[s].set(t.qid, judged);
         add(t.qid, t.neg);
+        if (s === 'train') {
+          const negs = tripleNegs.get(t.qid) ?? new Set<string>();
+          tripleNegs.set(t.qid, negs.add(t.neg));
+        }
       }
     }
     for (const [qid, pids] of candidates) coll.candidates[s].set(qid, [...pids]);
+    for (const [qid, pids] of tripleNegs) coll.msmarcoTrain.triples.set(qid, [...pids]);
   }
-  for (const f of hashed) {
-    hash.update(`${path.basename(f)}\0`);
-    for await (const chunk of fs.createReadStream(f)) hash.update(chunk as Buffer);
-  }
+  if (store) {
+    // With a store, every file is fingerprinted as the store's sources are (size, mtime, first and
+    // last MB): hashing MS MARCO's gigabytes whole at every start is what the store is there to avoid.
+    hash.update(`store ${store.fingerprint}\0`);
+    for (const f of hashed) hash.update(`${JSON.stringify(sourceFingerprint(f))}\0`);
+  } else
+    for (const f of hashed) {
+      hash.update(`${path.basename(f)}\0`);
+      for await (const chunk of fs.createReadStream(f)) hash.update(chunk as Buffer);
+    }
   coll.fingerprint = hash.digest('hex');
   return coll;
+}
+
+export interface MsMarcoLoadOptions {
+  /**
+   * Passages (and queries) from the pre-tokenized store (passage_store.ts), built on first use:
+   * the collection's texts are then not read. Default store dir: under the dataset's dir.
+   */
+  store?: OpenStoreOptions;
+  /** malformed rows: errors (default), or skipped and counted (--skip-bad-rows) */
+  badRows?: BadRows;
+}
+
+/** The dir a `data.msmarco` source's store goes under by default: the dir, or the descriptor's dir. */
+export function msMarcoDatasetDir(source: string): string {
+  return fs.existsSync(source) && fs.statSync(source).isFile() ? path.dirname(source) : source;
+}
+
+/** The store of an MS MARCO dataset's collection and queries files (built or rebuilt as needed). */
+export async function openMsMarcoStore(source: string, files: MsMarcoFiles, options: OpenStoreOptions): Promise<PassageStore> {
+  const queries: Partial<Record<Split, string>> = {};
+  for (const s of SPLIT_NAMES) if (files[s]?.queries) queries[s] = files[s]!.queries;
+  return openPassageStore(
+    { collection: files.collection, queries },
+    { ...options, dataset: options.dataset ?? msMarcoDatasetDir(source) },
+  );
+}
+
+// Text triples with a store: passage ids by text, read from the collection file on this need only.
+async function passageIdsByText(collection: string): Promise<Map<string, string>> {
+  const byText = new Map<string, string>();
+  for await (const r of readMsMarcoText(collection)) byText.set(r.text, r.id);
+  return byText;
 }

@@ -8,10 +8,11 @@ import type { Qrels } from '../eval/metrics';
 import { ensureDefaultCollection } from './build_collection';
 import { SPLITS, type Split } from './collection';
 import { loadQrels, readCandidates, readTextTsv } from './formats';
+import type { PassageStore } from './passage_store';
 
 export interface RankingCollection {
   dir: string;
-  /** pid -> text */
+  /** pid -> text; empty when the passages are in `store` (hasPassage / passageCount answer for both) */
   passages: Map<string, string>;
   /** qid -> text per split, in file order */
   queries: Record<Split, Map<string, string>>;
@@ -22,6 +23,21 @@ export interface RankingCollection {
   splits?: Split[];
   /** sha256 of every file read: what cached teacher scores depend on */
   fingerprint: string;
+  /**
+   * The pre-tokenized passages (and queries) of a large collection (data.msmarco): passages are
+   * then read from it by id, and `passages` holds no texts.
+   */
+  store?: PassageStore;
+}
+
+/** Whether the collection holds passage `pid` (in `passages` or in its store). */
+export function hasPassage(coll: RankingCollection, pid: string): boolean {
+  return coll.store ? coll.store.passages.has(pid) : coll.passages.has(pid);
+}
+
+/** How many passages the collection holds. */
+export function passageCount(coll: RankingCollection): number {
+  return coll.store ? coll.store.passages.size : coll.passages.size;
 }
 
 /** Reads a collection directory (writeCollection's layout); none given: the bundled Brown collection. */

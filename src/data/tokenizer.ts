@@ -116,7 +116,8 @@ export class HfTokenizer implements PairTokenizer {
   readonly padId: number;
   readonly layout: PairLayout;
   private readonly tokenizer: InstanceType<typeof Tokenizer>;
-  private readonly definition: object;
+  /** the tokenizer.json it runs (worker threads rebuild the tokenizer from it) */
+  readonly definition: object;
   private sig: string | null = null;
 
   constructor(json: object, special: PairSpecialTokens = BERT_PAIR_TOKENS, source = 'tokenizer.json') {

@@ -185,3 +185,42 @@ export function disposeBatch(b: TrainBatch): void {
   disposeEncoderInputs(b.inputs);
   tf.dispose([b.tokenMask, b.labels, b.mask]);
 }
+
+/**
+ * The sampler of a run: data.negatives per group, train.batch groups a step, seeded by train.seed + 1
+ * (the model's init takes train.seed). `teacher score --out` and a run reading its file enumerate the
+ * same draws.
+ */
+export function runSampler(
+  coll: RankingCollection,
+  data: { negatives: number; trainQueries?: number },
+  train: { batch: number; seed: number },
+): GroupSampler {
+  return new GroupSampler(coll, {
+    negatives: data.negatives,
+    batch: train.batch,
+    seed: train.seed + 1,
+    trainQueries: data.trainQueries,
+  });
+}
+
+/** Every (qid, pid) the run's sampler puts in a group over `steps` steps, in the order first drawn. */
+export function drawnPairs(
+  coll: RankingCollection,
+  data: { negatives: number; trainQueries?: number },
+  train: { batch: number; seed: number },
+  steps: number,
+): Array<[string, string]> {
+  const sampler = runSampler(coll, data, train);
+  const seen = new Set<string>();
+  const pairs: Array<[string, string]> = [];
+  for (let step = 0; step < steps; step++)
+    for (const g of sampler.next())
+      for (const pid of g.pids) {
+        const key = `${g.qid}\t${pid}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        pairs.push([g.qid, pid]);
+      }
+  return pairs;
+}

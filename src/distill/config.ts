@@ -40,12 +40,58 @@ const modelSizes = (d: { layers: number; hidden: number; heads: number; intermed
       termMatch: z.boolean().optional(),
       /** term-match rarity levels (CrossEncoderConfig.termMatchLevels): 1 = binary (default), up to 4 */
       termMatchLevels: z.number().int().min(1).max(TERM_MATCH_LEVELS).optional(),
+      /** the pair's BM25 score as text at the start of the query (CrossEncoderConfig.bm25Text); absent = off */
+      bm25Text: z.boolean().optional(),
     })
     .strict()
     .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });
 
 export const TEACHER_SIZES = { layers: 4, hidden: 256, heads: 4, intermediate: 1024 };
 export const STUDENT_SIZES = { layers: 2, hidden: 128, heads: 2, intermediate: 512 };
+
+/**
+ * Where a group's negatives come from (data.negatives as an object; a number is the count alone,
+ * drawn from the collection's training candidates as loaded):
+ * - triples: MS MARCO's training triples' negatives (data.msmarco);
+ * - candidates: the training candidates (BM25's for a collection dir, a candidates/run file's for
+ *   data.msmarco), by rank;
+ * - file: a hard-negatives file (`qid<TAB>pid,pid,...` or JSON Lines; data/hard_negatives.ts).
+ * depth [lo, hi] keeps ranks lo..hi (1-based, inclusive) of each query's list, as Tevatron's and
+ * sentence-transformers' hard-negative mining take a rank window; passages judged relevant (grade >= 1)
+ * and a file's positives are never drawn.
+ */
+export const NegativeSourceSchema = z
+  .object({
+    from: z.enum(['triples', 'candidates', 'file']),
+    /** negatives per group: a group is 1 positive + this many */
+    count: posInt.default(7),
+    depth: z.tuple([posInt, posInt]).optional(),
+    /** from file: the hard-negatives file */
+    path: z.string().min(1).optional(),
+    /** from file: the mining systems of a by-system `neg` to draw from (default: all) */
+    systems: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict()
+  .superRefine((n, ctx) => {
+    const issue = (p: string, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [p], message });
+    if (n.depth && n.depth[0] > n.depth[1])
+      issue('depth', `the window's first rank (${n.depth[0]}) must not exceed its last (${n.depth[1]}): [lo, hi]`);
+    if ((n.from === 'file') !== (n.path != null)) issue('path', "is required by from 'file', and only by it");
+    if (n.systems && n.from !== 'file') issue('systems', "goes with from 'file'");
+  });
+
+// A count (as before: configs that give one parse and hash as they did) or a source object; each
+// form's own errors are reported with their field (a zod union would say only "Invalid input").
+const negativesField = z
+  .unknown()
+  .optional()
+  .transform((v, ctx): number | z.output<typeof NegativeSourceSchema> => {
+    if (v === undefined) return 7;
+    const r = (typeof v === 'number' ? posInt : NegativeSourceSchema).safeParse(v);
+    if (r.success) return r.data;
+    for (const i of r.error.issues) ctx.addIssue(i as z.IssueData);
+    return z.NEVER;
+  });
 
 const DataSchema = z
   .object({
@@ -57,8 +103,18 @@ const DataSchema = z
      * JSON descriptor naming them (data.loadMsMarco)
      */
     msmarco: z.string().min(1).optional(),
-    /** BM25 negatives per group: a group is 1 positive + this many */
-    negatives: posInt.default(7),
+    /** negatives per group (a group is 1 positive + this many), or where they come from: NegativeSourceSchema */
+    negatives: negativesField,
+    /**
+     * skip malformed rows of the data files (data.msmarco's, a hard-negatives file, teacher.scores),
+     * counted per file, printed and written into result.json, instead of stopping at the first
+     */
+    skipBadRows: z.boolean().optional(),
+    /**
+     * the pre-tokenized passage store of data.msmarco (built on first use; `fused-distill data
+     * index` builds it ahead); default <dataset dir>/.fused-distill-store/<tokenizer signature>
+     */
+    store: z.string().min(1).optional(),
     maxLength: z.number().int().min(8).max(512).default(128),
     /** graded: y = grade / max grade; binary: y = 1 for grade >= 1 */
     labels: z.enum(['graded', 'binary']).default('graded'),
@@ -72,6 +128,10 @@ const DataSchema = z
   .refine((d) => d.collection == null || d.msmarco == null, {
     message: 'give collection or msmarco, not both',
     path: ['msmarco'],
+  })
+  .refine((d) => d.store == null || d.msmarco != null, {
+    message: 'a passage store is for data.msmarco',
+    path: ['store'],
   });
 
 const TrainSchema = z
@@ -110,6 +170,12 @@ const TrainSchema = z
      * checkpoints to it, stays what it was before this field existed)
      */
     nonFinite: z.enum(['stop', 'skip']).optional(),
+    /**
+     * matrix products: 'fp32', 'bf16' (operands rounded to bfloat16, fp32 accumulation; 'native' and
+     * 'cuda') or 'tf32' ('cuda' only). Absent: the FUSED_DISTILL_MATMUL_PRECISION flag as it is (the
+     * CLI's --precision, fp32 by default); no default written, so a config's hash stays as it was
+     */
+    precision: z.enum(['fp32', 'bf16', 'tf32']).optional(),
   })
   .strict()
   .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))
@@ -264,6 +330,7 @@ export const StudentRunSchema = z
 export type TeacherRunConfig = z.output<typeof TeacherRunSchema>;
 export type StudentRunConfig = z.output<typeof StudentRunSchema>;
 export type DataConfig = TeacherRunConfig['data'];
+export type NegativeSource = z.output<typeof NegativeSourceSchema>;
 export type TrainConfig = TeacherRunConfig['train'];
 export type ModelSizes = TeacherRunConfig['model'];
 export type TeacherLoss = TeacherRunConfig['loss'];
@@ -296,7 +363,7 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 // Paths in a config file are relative to the file's directory.
-function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string } }>(
+function resolvePaths<T extends { output: string; data: { collection?: string; msmarco?: string; store?: string } }>(
   c: T,
   base: string,
 ): T {
@@ -304,6 +371,10 @@ function resolvePaths<T extends { output: string; data: { collection?: string; m
   const data = { ...c.data, collection: r(c.data.collection) };
   // Set only when given: a config without it hashes as before.
   if (c.data.msmarco != null) data.msmarco = r(c.data.msmarco);
+  const negatives = (c.data as { negatives?: unknown }).negatives;
+  if (negatives != null && typeof negatives === 'object' && (negatives as { path?: string }).path != null)
+    (data as Record<string, unknown>).negatives = { ...negatives, path: r((negatives as { path: string }).path) };
+  if (c.data.store != null) data.store = r(c.data.store);
   const out = { ...c, output: r(c.output)!, data } as T;
   const any = out as unknown as Record<string, Record<string, unknown> | undefined>;
   if (any.init)

@@ -14,6 +14,7 @@ export {
   ConfigError,
   TEACHER_SIZES,
   STUDENT_SIZES,
+  NegativeSourceSchema,
 } from './config';
 export type {
   TeacherRunConfig,
@@ -25,8 +26,22 @@ export type {
   ModelSizes,
   TeacherLoss,
   StudentLoss,
+  NegativeSource,
 } from './config';
-export { GroupSampler, makeBatch, disposeBatch, labelFunction, trainingPairs, trainingPools } from './batches';
+export {
+  GroupSampler,
+  makeBatch,
+  disposeBatch,
+  labelFunction,
+  trainingPairs,
+  trainingPools,
+  runSampler,
+  drawnPairs,
+} from './batches';
+export { applyNegatives, negativeCount, negativesReport } from './negatives';
+export type { NegativesReport } from './negatives';
+export { streamTeacherScores, manifestFile, partialFile } from './score_stream';
+export type { StreamManifest, StreamResult } from './score_stream';
 export type { Group, SamplerOptions, SamplerState, TrainBatch } from './batches';
 // The collection and pair encoding every run reads (src/data, src/models), exported here too.
 export { loadRankingCollection } from '../data/ranking_collection';
@@ -46,7 +61,7 @@ export {
   saveVariables,
   loadVariables,
 } from './checkpoint';
-export { trainTeacher, distill, prepareTeacherScores } from './train';
+export { trainTeacher, distill, prepareTeacherScores, streamRunTeacherScores } from './train';
 export type { RunOptions, ProgressEvent } from './train';
 export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';
 export { resolveLayerMap } from './setup';

@@ -47,6 +47,8 @@ export interface RunResult {
   log: RunLog;
   /** the last evaluation (null when evaluation is off) */
   final: EvalLog | null;
+  /** file -> malformed rows skipped (data.skipBadRows); absent when none were */
+  badRows?: Record<string, number>;
 }
 
 type RunConfig = TeacherRunConfig | StudentRunConfig;
@@ -162,7 +164,7 @@ export async function finishRun(
   output: string,
   model: CrossEncoder,
   log: RunLog,
-  summary: { steps: number; configHash: string; run: RunKind },
+  summary: { steps: number; configHash: string; run: RunKind; badRows?: Record<string, number> },
 ): Promise<RunResult> {
   const modelDir = path.join(output, 'model');
   const temp = path.join(output, `.tmp-model-${process.pid}`);
@@ -175,6 +177,8 @@ export async function finishRun(
   }
   await writeLog(path.join(output, 'log.jsonl'), log);
   const result: RunResult = { output, modelDir, steps: summary.steps, log, final: log.evals.at(-1) ?? null };
+  // Written only when rows were skipped: a run without result.json's field stays byte-identical.
+  if (summary.badRows) result.badRows = summary.badRows;
   const { log: _log, ...written } = result;
   const { configHash, run } = summary;
   await writeAtomic(path.join(output, 'result.json'), (w) =>

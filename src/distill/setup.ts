@@ -7,10 +7,13 @@ import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { importSafetensors, loadCrossEncoder } from '../models/checkpoint';
 import { CrossEncoder, type CrossEncoderConfig } from '../models/cross_encoder';
 import { loadHuggingFace } from '../models/huggingface';
+import { BadRows } from '../data/bad_rows';
 import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit, type RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
+import { applyNegatives } from './negatives';
+import type { ProgressEvent } from './train';
 
 function modelConfig(sizes: ModelSizes): CrossEncoderConfig {
   return { ...sizes };
@@ -25,22 +28,51 @@ export function defaultTokenizer(): BertTokenizer {
   return tokenizer;
 }
 
-/** The run's collection and the encoder of its (query, passage) pairs (default: bert-base-uncased's tokenizer). */
+/**
+ * The run's collection (its training candidates: data.negatives' lists), the encoder of its
+ * (query, passage) pairs (default: bert-base-uncased's tokenizer), and the rows skipped as malformed
+ * (data.skipBadRows; the run's later readers, teacher.scores, count theirs there too).
+ */
 export async function openData(
   config: {
     data: TeacherRunConfig['data'];
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
-): Promise<{ coll: RankingCollection; encoder: PairEncoder }> {
-  const coll = config.data.msmarco
-    ? await loadMsMarco(config.data.msmarco)
+  /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text);
+   *  onProgress: hears the passage store's build (MS MARCO) */
+  inputs: { bm25Text?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
+): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
+  const badRows = new BadRows(config.data.skipBadRows ?? false);
+  const { onProgress } = inputs;
+  // MS MARCO's passages come from the pre-tokenized store (built on first use, with progress).
+  let coll = config.data.msmarco
+    ? await loadMsMarco(config.data.msmarco, {
+        badRows,
+        store: {
+          tokenizer: runTokenizer,
+          dir: config.data.store,
+          onProgress,
+          notice: (message) =>
+            onProgress ? onProgress({ type: 'notice', message }) : console.warn(`fused-distill: ${message}`),
+        },
+      })
     : await loadRankingCollection(config.data.collection);
   // A split the collection lacks is an error only where the run uses it.
   requireSplit(coll, 'train', 'training');
   if (config.data.evalQueries !== 0)
     requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
-  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength);
-  return { coll, encoder };
+  coll = await applyNegatives(coll, config.data.negatives, badRows);
+  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength, { bm25Text: inputs.bm25Text });
+  return { coll, encoder, badRows };
+}
+
+/** Throws when `model` was built for other inputs than the run's encoder makes (the BM25 text). */
+export function checkInputs(model: CrossEncoder, encoder: PairEncoder, what: string): void {
+  if (!!model.config.bm25Text !== encoder.bm25Text)
+    throw new Error(
+      `${what}: model.bm25Text is ${!!model.config.bm25Text} but the run's pairs are encoded ${encoder.bm25Text ? 'with' : 'without'} the BM25 score as text` +
+        " (teacher and student read the same inputs: set the student's model.bm25Text as the teacher's)",
+    );
 }
 
 /** Throws when `model` cannot take inputs of maxLength tokens from a vocabulary of vocabSize ids. */

@@ -11,7 +11,8 @@ import * as path from 'path';
 import { writeAtomic } from '../data/atomic';
 import { DataFormatError } from '../data/lines';
 import { readTeacherScoreFile } from '../data/msmarco';
-import type { RankingCollection } from '../data/ranking_collection';
+import { BadRows } from '../data/bad_rows';
+import { hasPassage, type RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
 import type { PairEncoder } from '../models/pair_encoder';
@@ -191,13 +192,17 @@ const agree = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Ma
  * Rows naming a pid not in the collection or a query not among the training queries, a mix of the
  * two formats, or a pair scored twice with different scores are errors naming the file and line.
  */
-export async function scoresFromFile(file: string, coll: RankingCollection): Promise<FileScores> {
+export async function scoresFromFile(
+  file: string,
+  coll: RankingCollection,
+  bad = new BadRows(false),
+): Promise<FileScores> {
   const scores: ScoreTable = new Map();
   const lineOf = new Map<string, number>();
   let format: 'triples' | 'pairs' | null = null;
   const pools = new Map<string, { judged: Map<string, number>; negatives: Set<string> }>();
   const put = (qid: string, pid: string, score: number, line: number) => {
-    if (!coll.passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
+    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
     if (!Number.isFinite(Math.fround(score)))
       throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
     const k = pairKey(qid, pid);
@@ -211,17 +216,38 @@ export async function scoresFromFile(file: string, coll: RankingCollection): Pro
     if (before === undefined) lineOf.set(k, line);
     scores.set(k, score);
   };
-  for await (const row of readTeacherScoreFile(file)) {
-    const rowFormat = row.pos ? 'triples' : 'pairs';
-    format ??= rowFormat;
-    if (rowFormat !== format)
+  // A row is checked whole before any of it is taken (so --skip-bad-rows drops rows, never half of one).
+  const check = (qid: string, pid: string, score: number, line: number) => {
+    if (!coll.passages.has(pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
+    if (!Number.isFinite(Math.fround(score)))
+      throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
+    const before = scores.get(pairKey(qid, pid));
+    if (before !== undefined && !agree(before, score))
       throw new DataFormatError(
         file,
-        row.line,
-        `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`,
+        line,
+        `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(pairKey(qid, pid))} ${before}`,
       );
-    if (!coll.queries.train.has(row.qid))
-      throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
+  };
+  for await (const row of readTeacherScoreFile(file, bad)) {
+    const rowFormat = row.pos ? 'triples' : 'pairs';
+    const ok = bad.guard(() => {
+      if (format != null && rowFormat !== format)
+        throw new DataFormatError(
+          file,
+          row.line,
+          `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`,
+        );
+      if (!coll.queries.train.has(row.qid))
+        throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
+      if (row.pos && row.neg) {
+        check(row.qid, row.pos.pid, row.pos.score, row.line);
+        check(row.qid, row.neg.pid, row.neg.score, row.line);
+      } else check(row.qid, row.pid!, row.score!, row.line);
+      return true;
+    });
+    if (!ok) continue;
+    format ??= rowFormat;
     if (row.pos && row.neg) {
       put(row.qid, row.pos.pid, row.pos.score, row.line);
       put(row.qid, row.neg.pid, row.neg.score, row.line);

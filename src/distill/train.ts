@@ -8,10 +8,14 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { withDirLock } from '../data/lock';
+import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
-import { GroupSampler, disposeBatch, labelFunction, makeBatch, trainingPairs } from './batches';
+import type { TaskEvent } from '../eval/rerank';
+import { GroupSampler, disposeBatch, drawnPairs, labelFunction, makeBatch, runSampler, trainingPairs } from './batches';
+import { BadRows } from '../data/bad_rows';
+import { negativeCount, negativesNotice, negativesReport } from './negatives';
 import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
@@ -32,6 +36,7 @@ import {
 } from './run_dir';
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
+import { streamTeacherScores, type StreamResult } from './score_stream';
 import { evaluateModel } from './scoring';
 import {
   checkFits,
@@ -40,6 +45,7 @@ import {
   initTeacher,
   loadTeacher,
   openData,
+  checkInputs,
   resolveLayerMap,
   teacherDir,
 } from './setup';
@@ -70,7 +76,9 @@ export type ProgressEvent =
   | { type: 'checkpoint'; run: RunKind; step: number; dir: string }
   /** something the run worked around: a corrupt checkpoint skipped, a teacher-score cache recomputed, a step skipped */
   | { type: 'notice'; message: string }
-  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number };
+  | { type: 'done'; run: RunKind; step: number; modelDir: string; skippedSteps: number }
+  /** a phase before training: building the passage store */
+  | TaskEvent;
 
 export interface RunOptions {
   /** continue from the output dir's latest checkpoint (a fresh start if there is none) */
@@ -89,6 +97,8 @@ interface Job {
   model: CrossEncoder;
   /** the loss, with its own trained variables (disposed by the loop) */
   objective: Objective;
+  /** malformed rows skipped (data.skipBadRows), reported and written into result.json */
+  badRows: BadRows;
 }
 
 /** Trains a teacher cross-encoder on hard labels (config.loss: bce, ranknet, hinge, listwiseCE). */
@@ -96,13 +106,23 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
-    const { coll, encoder } = await openData(config);
+    const { coll, encoder, badRows } = await openData(config, undefined, {
+      bm25Text: config.model.bm25Text,
+      onProgress: options.onProgress,
+    });
     const model = initTeacher(config);
+    try {
+      checkInputs(model, encoder, 'model');
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     const job: Job = {
       kind: 'teacher',
       config,
       coll,
       encoder,
+      badRows,
       model,
       objective: new TeacherObjective(model, config.loss),
     };
@@ -120,10 +140,18 @@ export async function prepareTeacherScores(
   opened?: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder },
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean }> {
   if (config.teacher.scores != null) {
-    const { coll } = opened ?? (await openData(config));
-    return readScoreFile(config, options, coll);
+    const o = opened ?? (await openData(config, undefined, { onProgress: options.onProgress }));
+    const badRows = 'badRows' in o ? (o.badRows as BadRows) : new BadRows(config.data.skipBadRows ?? false);
+    return readScoreFile(config, options, o.coll, badRows);
   }
-  const o = opened ?? (await openWithTeacher(config, options));
+  let o: { coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder };
+  if (opened) o = opened;
+  else {
+    const own = await openWithTeacher(config, options);
+    // A run passing `opened` reports its skipped rows itself.
+    for (const message of own.badRows.describe()) notify(options, message);
+    o = own;
+  }
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
     // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
@@ -150,16 +178,57 @@ export async function prepareTeacherScores(
   }
 }
 
-// teacher.scores: the file's scores, checked to cover every pair the student can train on, and the
-// collection the student trains on (a triples file's queries and passages: scoresFromFile).
+/**
+ * `teacher score --out`: the teacher's scores of the pairs the run draws in its train.steps steps
+ * (or `steps`), streamed to `out` in `qid pid score` rows and resumable after a kill
+ * (score_stream.ts); a run with teacher.scores: `out` and the same data and train settings reads them.
+ */
+export async function streamRunTeacherScores(
+  config: StudentRunConfig,
+  out: string,
+  options: RunOptions & { steps?: number } = {},
+): Promise<StreamResult & { badRows?: Record<string, number> }> {
+  const o = await openWithTeacher(config, options);
+  try {
+    for (const message of o.badRows.describe()) notify(options, message);
+    const r = await withDirLock(path.dirname(path.resolve(out)), () =>
+      streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
+        steps: options.steps,
+        onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
+        onNotice: (message) => notify(options, message),
+      }),
+    );
+    return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
+  } finally {
+    o.teacher.dispose();
+  }
+}
+
+// teacher.scores: the file's scores, checked to cover every pair the student trains on, and the
+// collection the student trains on (a triples file's queries and passages: scoresFromFile). A
+// `qid pid score` file must score the pairs the run's sampler draws in its train.steps steps (what
+// `teacher score --out` writes); a triples file scores every pair of its groups by construction.
 async function readScoreFile(
   config: StudentRunConfig,
   options: RunOptions,
   coll: RankingCollection,
+  badRows: BadRows,
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean; coll: RankingCollection }> {
   const file = config.teacher.scores!;
-  const read = await scoresFromFile(file, coll);
-  requireScores(read.scores, trainingPairs(read.coll, config.data.trainQueries), file);
+  const read = await scoresFromFile(file, coll, badRows);
+  let needed = trainingPairs(read.coll, config.data.trainQueries);
+  if (read.format === 'pairs') {
+    const drawn = new Set(
+      drawnPairs(
+        read.coll,
+        { ...config.data, negatives: negativeCount(config.data.negatives) },
+        config.train,
+        config.train.steps,
+      ).map(([q, p]) => `${q}\t${p}`),
+    );
+    needed = needed.filter(([q, p]) => drawn.has(`${q}\t${p}`));
+  }
+  requireScores(read.scores, needed, file);
   options.onProgress?.({ type: 'teacherScoresReady', file, computed: false, pairs: read.scores.size });
   return { scores: read.scores, file, computed: false, coll: read.coll };
 }
@@ -168,13 +237,16 @@ async function readScoreFile(
 async function distillFromScores(config: StudentRunConfig, options: RunOptions, out: OutputState): Promise<RunResult> {
   const tokenizer = defaultTokenizer();
   const student = initStudent(config, null, tokenizer);
-  let opened: { coll: RankingCollection; encoder: PairEncoder };
+  let opened: { coll: RankingCollection; encoder: PairEncoder; badRows: BadRows };
   let scores: ScoreTable;
   try {
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
-    const data = await openData(config, tokenizer);
-    const read = await readScoreFile(config, options, data.coll);
-    opened = { coll: read.coll, encoder: data.encoder };
+    const data = await openData(config, tokenizer, {
+      bm25Text: student.config.bm25Text,
+      onProgress: options.onProgress,
+    });
+    const read = await readScoreFile(config, options, data.coll, data.badRows);
+    opened = { coll: read.coll, encoder: data.encoder, badRows: data.badRows };
     scores = read.scores;
   } catch (e) {
     student.dispose();
@@ -188,10 +260,14 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
 async function openWithTeacher(
   config: StudentRunConfig,
   options: RunOptions,
-): Promise<{ coll: RankingCollection; encoder: PairEncoder; teacher: CrossEncoder }> {
+): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows; teacher: CrossEncoder }> {
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
-    return { ...(await openData(config, loaded.tokenizer)), teacher: loaded.model };
+    const data = await openData(config, loaded.tokenizer, {
+      bm25Text: loaded.model.config.bm25Text,
+      onProgress: options.onProgress,
+    });
+    return { ...data, teacher: loaded.model };
   } catch (e) {
     loaded.model.dispose();
     throw e;
@@ -227,7 +303,8 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config, tokenizer);
+    opened = await openData(config, tokenizer, { bm25Text: teacher.config.bm25Text, onProgress: options.onProgress });
+    checkInputs(student, opened.encoder, 'student');
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {
     teacher.dispose();
@@ -307,15 +384,17 @@ async function runJob(
   const params = new Map<string, tf.Variable>([...model.params, ...objective.extra]);
   const optimizer = runOptimizer(params, train);
   const trained = { model, extra: objective.extra, optimizer };
+  // train.precision: the run's matrix products in that precision, the flag's value restored after.
+  const savedPrecision = tf.env().get(MATMUL_PRECISION_FLAG);
   try {
+    if (train.precision) {
+      const note = setMatmulPrecision(train.precision, tf.getBackend());
+      if (note) emit({ type: 'notice', message: note });
+    }
     const previous = out.kind === 'resume' ? out.checkpoint : null;
-    const G = 1 + data.negatives;
-    const sampler = new GroupSampler(job.coll, {
-      negatives: data.negatives,
-      batch: train.batch,
-      seed: train.seed + 1,
-      trainQueries: data.trainQueries,
-    });
+    const negatives = negativeCount(data.negatives);
+    const G = 1 + negatives;
+    const sampler = runSampler(job.coll, { negatives, trainQueries: data.trainQueries }, train);
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
@@ -327,6 +406,9 @@ async function runJob(
       resumedFrom = restored.dir;
     }
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
+    for (const message of job.badRows.describe()) notify(options, message);
+    const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries), negatives);
+    if (short) notify(options, short);
     await writeRunConfig(output, fullConfig);
     emit({
       type: 'start',
@@ -414,10 +496,16 @@ async function runJob(
       }
     }
 
-    const result = await finishRun(output, model, log, { steps: train.steps, configHash, run: job.kind });
+    const result = await finishRun(output, model, log, {
+      steps: train.steps,
+      configHash,
+      run: job.kind,
+      badRows: job.badRows.total > 0 ? job.badRows.summary() : undefined,
+    });
     emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;
   } finally {
+    tf.env().set(MATMUL_PRECISION_FLAG, savedPrecision);
     optimizer.dispose();
     objective.dispose();
     model.dispose();

@@ -8,11 +8,10 @@
 // ranking is by score descending, ties broken by docid in DESCENDING string order (trec_eval's
 // comp_sim_docno); unjudged documents count as non-relevant.
 //
-// The means are NOT trec_eval's: they are over the queries of the qrels that have at least one
-// relevant document (a query missing from the run scores 0), while trec_eval -c also counts the
-// qrels queries with no relevant document, as 0. The training and model-comparison tables keep this
-// mean (a query nothing can be found for says nothing about a re-ranker); trec.ts's evaluateTrec
-// gives trec_eval's means (-c or not), relevance levels and MS MARCO's MRR@10.
+// The means are trec_eval -c's: over every query of the qrels, a query missing from the run and a
+// query with no relevant document scoring 0 (so the training, suite and eval tables agree with
+// trec_eval -c on the same run and qrels); trec.ts's evaluateTrec adds trec_eval's means without -c,
+// relevance levels and MS MARCO's MRR@10.
 
 /** qid -> docid -> graded relevance. */
 export type Qrels = Map<string, Map<string, number>>;
@@ -93,13 +92,13 @@ export function evaluateQuery(
 export interface RunMetrics {
   perQuery: Map<string, QueryMetrics>;
   mean: QueryMetrics;
-  /** queries averaged over (qrels queries with a relevant document) */
+  /** queries averaged over (every qrels query, as trec_eval -c) */
   queries: number;
 }
 
 /**
- * Per-query metrics and their means over the qrels' queries that have a relevant document (unlike
- * trec_eval -c, which counts the others as 0: see evaluateTrec). A NaN score is an error naming the
+ * Per-query metrics and their means over every query of the qrels, as trec_eval -c averages: one
+ * missing from the run or with no relevant document scores 0. A NaN score is an error naming the
  * query, the passage and `source` (what produced the run).
  */
 export function evaluateRun(
@@ -111,7 +110,6 @@ export function evaluateRun(
   checkCutoffs(recallAt);
   const perQuery = new Map<string, QueryMetrics>();
   for (const [qid, judged] of qrels) {
-    if (![...judged.values()].some((g) => g >= 1)) continue;
     const scores = run.get(qid);
     perQuery.set(qid, evaluateQuery(scores ? rankDocs(scores, `${source}: query ${qid}`) : [], judged, recallAt));
   }

@@ -25,6 +25,19 @@ export interface ResultRow {
   parameters: number | null;
   /** mean wall time to score one query's candidates (one forward pass per query) */
   msPerQuery: number | null;
+  /** a model trained over several seeds: the sample standard deviation of the seeds' means */
+  sd?: { mrr10: number; ndcg10: number };
+  /** each seed's means (a model trained over several seeds) */
+  seeds?: SeedMeans[];
+  /** qid -> the query's metrics (averaged over the seeds), for anyone's own tests; absent in a
+   * training run's report, whose row is its last in-training evaluation */
+  perQuery?: Record<string, { mrr10: number; ndcg10: number }>;
+}
+
+export interface SeedMeans {
+  seed: number;
+  mrr10: number;
+  ndcg10: number;
 }
 
 /** A phase that is not a training run: scoring pairs, evaluating, ... */
@@ -54,8 +67,54 @@ export interface ModelEvaluation {
   msPerQuery: number | null;
   mean: { mrr10: number; ndcg10: number };
   perQuery: Map<string, QueryMetrics>;
-  /** the ranking evaluated: qid -> passage -> score (written with trec.ts's writeTrecRun) */
+  /** the ranking evaluated: qid -> passage -> score (written with trec.ts's writeTrecRun); a model
+   * trained over several seeds: the first seed's */
   run: Run;
+  /** a model trained over several seeds (combineSeeds): each seed's means */
+  seeds?: SeedMeans[];
+}
+
+/**
+ * One row for a model trained over several seeds: per query, each metric averaged over the seeds
+ * (so the t-test against the baseline compares per-query means over seeds, the way the seed-averaged
+ * score of a query is the quantity of interest), the means over queries of those, and each seed's
+ * own means for the spread. Every seed must have evaluated the same queries.
+ */
+export function combineSeeds(evals: Array<{ seed: number; evaluation: ModelEvaluation }>): ModelEvaluation {
+  if (evals.length === 0) throw new Error('combineSeeds: no evaluations');
+  const first = evals[0].evaluation;
+  const qids = [...first.perQuery.keys()];
+  for (const { seed, evaluation } of evals)
+    if (evaluation.perQuery.size !== qids.length || qids.some((q) => !evaluation.perQuery.has(q)))
+      throw new Error(
+        `combineSeeds: ${first.name} seed ${seed} was evaluated on other queries than seed ${evals[0].seed}`,
+      );
+  const n = evals.length;
+  const perQuery = new Map<string, QueryMetrics>();
+  for (const q of qids) {
+    const ms = evals.map((e) => e.evaluation.perQuery.get(q)!);
+    const avg = (f: (m: QueryMetrics) => number) => ms.reduce((acc, m) => acc + f(m), 0) / n;
+    const recall: Record<number, number> = {};
+    for (const k of Object.keys(ms[0].recall)) recall[Number(k)] = avg((m) => m.recall[Number(k)]);
+    perQuery.set(q, { rr10: avg((m) => m.rr10), ndcg10: avg((m) => m.ndcg10), ap: avg((m) => m.ap), recall });
+  }
+  const mean = (f: (m: QueryMetrics) => number) =>
+    qids.length ? qids.reduce((acc, q) => acc + f(perQuery.get(q)!), 0) / qids.length : 0;
+  const timed = evals.map((e) => e.evaluation.msPerQuery).filter((x): x is number => x != null);
+  return {
+    ...first,
+    msPerQuery: timed.length ? timed.reduce((a, b) => a + b, 0) / timed.length : null,
+    mean: { mrr10: mean((m) => m.rr10), ndcg10: mean((m) => m.ndcg10) },
+    perQuery,
+    seeds: evals.map(({ seed, evaluation }) => ({ seed, ...evaluation.mean })),
+  };
+}
+
+/** Sample standard deviation (n - 1); 0 for one value. */
+export function sampleSd(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
 /** The split's evaluation queries (first n) and their top-k candidates, in file order. */
@@ -194,5 +253,12 @@ export function tableRows(evals: ModelEvaluation[], baseline: string | null): Re
     pNdcg10: pOf(e, 'ndcg10'),
     parameters: e.parameters,
     msPerQuery: e.msPerQuery,
+    ...(e.seeds && e.seeds.length > 1
+      ? {
+          sd: { mrr10: sampleSd(e.seeds.map((x) => x.mrr10)), ndcg10: sampleSd(e.seeds.map((x) => x.ndcg10)) },
+          seeds: e.seeds,
+        }
+      : {}),
+    perQuery: Object.fromEntries([...e.perQuery].map(([q, m]) => [q, { mrr10: m.rr10, ndcg10: m.ndcg10 }])),
   }));
 }

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
-import { addLayerNorm, biasGelu, gelu, layerNorm } from '../nn';
+import { addLayerNorm, attention as fusedAttention, biasGelu, gelu, layerNorm } from '../nn';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -40,6 +40,13 @@ export interface CrossEncoderConfig {
    * match as 1.
    */
   termMatchLevels?: number;
+  /**
+   * The model reads each pair's BM25 score as text: the query segment starts with the score rounded
+   * to an integer ("17 what is ..."), as Askari et al. (ECIR 2023) inject it into cross-encoders, so a
+   * re-ranker starts from the first stage's evidence instead of relearning it. PairEncoder adds the
+   * text (bm25Text option); the weights are a plain BERT's, the flag says how inputs were built.
+   */
+  bm25Text?: boolean;
   /**
    * Width of the embedding tables and their LayerNorm (default hidden). When it differs from hidden,
    * bert.embeddings_project ([hidden, embeddingSize] + bias) maps the LayerNorm's output to hidden,
@@ -291,20 +298,29 @@ export class CrossEncoder {
     if (this.params.has('bert.embeddings_project.weight'))
       x = tf.reshape(this.dense(tf.reshape(x, [B * L, x.shape[2]!]), 'bert.embeddings_project'), [B, L, H]);
     // Padding keys get -10000 added to their logits, as in BERT.
-    const keyBias = tf.reshape(tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000), [B, 1, 1, L]);
+    const keyBias = tf.mul(tf.sub(1, tf.cast(inputs.attentionMask, 'float32')), -10000) as tf.Tensor2D;
+    const keyBias4 = tf.reshape(keyBias, [B, 1, 1, L]);
     const hidden: tf.Tensor3D[] = want.hidden ? [x as tf.Tensor3D] : [];
     const attention: tf.Tensor4D[] = [];
     const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, L, A, dh]), [0, 2, 1, 3]);
     for (let l = 0; l < this.config.layers; l++) {
       const p = `bert.encoder.layer.${l}`;
       const flat = tf.reshape(x, [B * L, H]);
-      const q = heads(this.dense(flat, `${p}.attention.self.query`));
-      const k = heads(this.dense(flat, `${p}.attention.self.key`));
-      const v = heads(this.dense(flat, `${p}.attention.self.value`));
-      const logits = tf.div(tf.matMul(q, k, false, true), Math.sqrt(dh)) as tf.Tensor4D;
-      if (want.attention) attention.push(logits);
-      const probs = tf.softmax(tf.add(logits, keyBias));
-      const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * L, H]);
+      const qf = this.dense(flat, `${p}.attention.self.query`);
+      const kf = this.dense(flat, `${p}.attention.self.key`);
+      const vf = this.dense(flat, `${p}.attention.self.value`);
+      let context: tf.Tensor;
+      if (!want.attention) {
+        // One fused kernel each way on the [B, L, H] projections (src/nn/attention.ts).
+        const bl = (t: tf.Tensor) => tf.reshape(t, [B, L, H]);
+        context = tf.reshape(fusedAttention(bl(qf), bl(kf), bl(vf), keyBias, { heads: A }), [B * L, H]);
+      } else {
+        // Attention losses need the pre-softmax logits: the composite keeps them.
+        const logits = tf.div(tf.matMul(heads(qf), heads(kf), false, true), Math.sqrt(dh)) as tf.Tensor4D;
+        attention.push(logits);
+        const probs = tf.softmax(tf.add(logits, keyBias4));
+        context = tf.reshape(tf.transpose(tf.matMul(probs, heads(vf)), [0, 2, 1, 3]), [B * L, H]);
+      }
       const attn = this.denseAddLayerNorm(
         context,
         `${p}.attention.output.dense`,

@@ -223,6 +223,11 @@ export async function saveHuggingFace(
   const dtype = options.dtype ?? 'F32';
   if (!HUGGING_FACE_DTYPES.includes(dtype))
     throw new Error(`saveHuggingFace: dtype must be one of ${HUGGING_FACE_DTYPES.join(', ')}, got ${dtype}`);
+  if (config.bm25Text)
+    throw new Error(
+      'saveHuggingFace: the model reads the BM25 score as text (bm25Text); a transformers pipeline would not ' +
+        'add it: export a model trained without bm25Text',
+    );
   if (config.termMatch)
     throw new Error(
       'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +

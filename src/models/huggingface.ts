@@ -484,6 +484,11 @@ export function loadHuggingFaceTokenizer(
   return { tokenizer, source: fs.existsSync(configFile) ? 'vocab.txt + tokenizer_config.json' : 'vocab.txt' };
 }
 
+/** The tokenizer of a hub directory with its family's pair template (config.json's model_type), without the weights. */
+export function huggingFaceDirTokenizer(dir: string): PairTokenizer {
+  return loadHuggingFaceTokenizer(dir, readConfig(dir).family.specialTokens).tokenizer;
+}
+
 /** Whether `dir` looks like a hub model directory (config.json, no fused-distill model.json). */
 export function isHuggingFaceDir(dir: string): boolean {
   return fs.existsSync(path.join(dir, 'config.json')) && !fs.existsSync(path.join(dir, 'model.json'));

@@ -2,6 +2,7 @@
 // once, pairs assembled from the ids, term matches graded by rarity.
 import * as tf from '@tensorflow/tfjs';
 
+import { Bm25Index } from '../data/bm25';
 import { SPLITS } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
 import { pairSpecialCount, type PairTokenizer } from '../data/tokenizer';
@@ -25,12 +26,19 @@ export class PairEncoder {
   private levels: Uint8Array | null = null;
   /** the special tokens of a pair (3, or RoBERTa's 4) */
   private readonly special: number;
+  /** bm25Text: the collection's BM25 index (built on first use) and the ids of each score's text */
+  private bm25: Bm25Index | null = null;
+  private readonly scoreIds = new Map<number, number[]>();
+  /** the query segment starts with the pair's BM25 score as text (CrossEncoderConfig.bm25Text) */
+  readonly bm25Text: boolean;
 
   constructor(
     readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
+    options: { bm25Text?: boolean } = {},
   ) {
+    this.bm25Text = options.bm25Text ?? false;
     this.special = pairSpecialCount(tokenizer.layout);
     for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
   }
@@ -45,11 +53,46 @@ export class PairEncoder {
     return ids;
   }
 
+  /**
+   * The pair's BM25 score (the first stage's: bm25.ts's defaults over the collection's passages, as
+   * the candidates were ranked), rounded to an integer, as WordPiece ids: "17" is one token.
+   */
+  bm25Ids(qid: string, pid: string): number[] {
+    if (!this.bm25) {
+      if (this.coll.store)
+        throw new Error(
+          `${this.coll.dir}: bm25Text needs the passages' texts, which a store-backed collection does not keep`,
+        );
+      this.bm25 = new Bm25Index();
+      for (const [id, text] of this.coll.passages) this.bm25.add(id, text);
+    }
+    const query = this.queryText.get(qid);
+    if (query == null) throw new Error(`${this.coll.dir}: unknown query ${qid}`);
+    const score = Math.round(this.bm25.score(query, pid));
+    let ids = this.scoreIds.get(score);
+    if (!ids) this.scoreIds.set(score, (ids = this.tokenizer.ids(String(score))));
+    return ids;
+  }
+
+  // A store's ids are read per use (not cached: over MS MARCO's 8.8M passages a cache would grow
+  // to gigabytes); a query its tables lack (top1000's texts) is tokenized from its text.
+  private queryTokens(qid: string): number[] {
+    const store = this.coll.store;
+    if (store) for (const t of Object.values(store.queries)) if (t.has(qid)) return t.tokens(qid);
+    return this.ids(this.queryIds, qid, this.queryText.get(qid), 'query');
+  }
+
+  private passageTokens(pid: string): number[] {
+    if (this.coll.store) return this.coll.store.passages.tokens(pid);
+    return this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage');
+  }
+
   private encodeOne(qid: string, pid: string) {
     const levels = this.matchLevels();
+    const queryIds = this.queryTokens(qid);
     return this.tokenizer.encodeIdsPair(
-      this.ids(this.queryIds, qid, this.queryText.get(qid), 'query'),
-      this.ids(this.passageIds, pid, this.coll.passages.get(pid), 'passage'),
+      this.bm25Text ? [...this.bm25Ids(qid, pid), ...queryIds] : queryIds,
+      this.passageTokens(pid),
       this.maxLength,
       (id) => levels[id],
     );
@@ -57,16 +100,27 @@ export class PairEncoder {
 
   /**
    * The match level of every WordPiece id, from its document frequency over the collection's
-   * passages (tokenized once here; the ids are kept for encoding). Ids in no passage get the top level.
+   * passages (tokenized once here and the ids kept for encoding; a store counted them when built).
+   * Ids in no passage get the top level.
    */
   matchLevels(): Uint8Array {
     if (this.levels) return this.levels;
-    const df = new Int32Array(this.tokenizer.vocabSize);
+    let df: Int32Array = new Int32Array(this.tokenizer.vocabSize);
     let n = 0;
-    for (const [pid, text] of this.coll.passages) {
-      n++;
-      for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
-    }
+    const store = this.coll.store;
+    if (store) {
+      // Counted when the store was built (the same counts: each id once per passage).
+      df = store.passages.df() ?? df;
+      n = store.passages.size;
+      if (df.length !== this.tokenizer.vocabSize)
+        throw new Error(
+          `${store.dir}: document frequencies of ${df.length} ids, the tokenizer has ${this.tokenizer.vocabSize}`,
+        );
+    } else
+      for (const [pid, text] of this.coll.passages) {
+        n++;
+        for (const id of new Set(this.ids(this.passageIds, pid, text, 'passage'))) df[id]++;
+      }
     const idf = (d: number) => Math.log(1 + (n - d + 0.5) / (d + 0.5));
     const top = idf(1);
     const levels = new Uint8Array(df.length);

@@ -39,6 +39,8 @@ export type FusedOps = Pick<
   | 'geluGrad'
   | 'biasGelu'
   | 'biasGeluGrad'
+  | 'attention'
+  | 'attentionGrad'
   | 'adamwUpdate'
   | 'sumSquares'
 >;

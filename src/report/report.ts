@@ -19,6 +19,9 @@ export interface ReportRun {
   seconds: number | null;
   steps: StepLog[];
   evals: EvalLog[];
+  /** a student trained over several seeds: the student's name (its table row), and this run's seed */
+  group?: string;
+  seed?: number;
 }
 
 export interface RunReport {
@@ -84,11 +87,15 @@ export const fmtMs = (ms: number | null) => (ms == null ? '—' : ms >= 100 ? ms
 
 export const TABLE_HEADER = ['model', 'MRR@10', 'nDCG@10', 'p (MRR@10)', 'p (nDCG@10)', 'parameters', 'ms/query'];
 
+/** "0.2012" or, over seeds, "0.2012 ± 0.0043" (sample sd of the seeds' means). */
+export const fmtMean = (mean: number, sd: number | undefined) =>
+  sd == null ? fmtMetric(mean) : `${fmtMetric(mean)} ± ${fmtMetric(sd)}`;
+
 export function tableCells(rows: ResultRow[], baseline: string | null): string[][] {
   return rows.map((r) => [
     r.name === baseline ? `${r.name} (baseline)` : r.name,
-    fmtMetric(r.mrr10),
-    fmtMetric(r.ndcg10),
+    fmtMean(r.mrr10, r.sd?.mrr10),
+    fmtMean(r.ndcg10, r.sd?.ndcg10),
     fmtP(r.pMrr10),
     fmtP(r.pNdcg10),
     fmtParams(r.parameters),
@@ -175,6 +182,43 @@ const PALETTE = [
 export interface Series {
   name: string;
   points: Array<[number, number]>;
+  /** the series' colour (default: the palette's, by position) */
+  color?: string;
+  /** drawn thin and pale, without a legend entry: the raw values behind a smoothed curve */
+  faint?: boolean;
+  /** a shaded band (x, low, high) drawn under the line: the spread over seeds */
+  band?: Array<[number, number, number]>;
+}
+
+/**
+ * TensorBoard's smoothing: an exponential moving average, debiased at the start (so the first points
+ * are not pulled toward 0), with the weight set so that about `points.length / 25` steps count.
+ */
+export function smooth(points: Array<[number, number]>, weight?: number): Array<[number, number]> {
+  const w = weight ?? Math.max(0, 1 - 25 / Math.max(25, points.length));
+  let ema = 0;
+  return points.map(([x, y], i) => {
+    ema = ema * w + (1 - w) * y;
+    const debias = 1 - w ** (i + 1);
+    return [x, w === 0 ? y : ema / debias];
+  });
+}
+
+/** Per x present in every series: the mean, min and max over the series (seeds of one model). */
+export function spread(series: Array<Array<[number, number]>>): {
+  mean: Array<[number, number]>;
+  band: Array<[number, number, number]>;
+} {
+  const maps = series.map((pts) => new Map(pts));
+  const xs = series.length ? series[0].map(([x]) => x).filter((x) => maps.every((m) => m.has(x))) : [];
+  const mean: Array<[number, number]> = [];
+  const band: Array<[number, number, number]> = [];
+  for (const x of xs) {
+    const ys = maps.map((m) => m.get(x)!);
+    mean.push([x, ys.reduce((a, b) => a + b, 0) / ys.length]);
+    band.push([x, Math.min(...ys), Math.max(...ys)]);
+  }
+  return { mean, band };
 }
 
 /** At most `max` points: bucket means (keeps a noisy curve's trend), always the last point. */
@@ -211,10 +255,18 @@ export function svgLineChart(
   const W = opts.width ?? 640;
   const H = opts.height ?? 300;
   const m = { l: 58, r: 12, t: 28, b: 40 };
-  const legendRows = Math.ceil(series.length / 3);
+  const legendRows = Math.ceil(series.filter((s) => !s.faint).length / 3);
   const plotH = H - m.t - m.b - legendRows * 16;
   const plotW = W - m.l - m.r;
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const all = series
+    .flatMap((s) => [
+      ...s.points,
+      ...(s.band ?? []).flatMap(([x, lo, hi]): Array<[number, number]> => [
+        [x, lo],
+        [x, hi],
+      ]),
+    ])
+    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const parts: string[] = [];
   parts.push(
     `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(opts.title)}">`,
@@ -252,17 +304,30 @@ export function svgLineChart(
   parts.push(
     `<text x="14" y="${m.t + plotH / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + plotH / 2})" class="axis">${escapeHtml(opts.yLabel)}</text>`,
   );
+  let legendIndex = 0;
   series.forEach((s, i) => {
-    const color = PALETTE[i % PALETTE.length];
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    const band = (s.band ?? []).filter(([x, lo, hi]) => [x, lo, hi].every(Number.isFinite));
+    if (band.length > 1) {
+      const outline = [...band.map(([x, , hi]) => [x, hi]), ...[...band].reverse().map(([x, lo]) => [x, lo])];
+      parts.push(
+        `<polygon fill="${color}" fill-opacity="0.15" stroke="none" points="${outline.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
+      );
+    }
     const pts = downsample(s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
+    const stroke = s.faint
+      ? `stroke="${color}" stroke-opacity="0.3" stroke-width="1"`
+      : `stroke="${color}" stroke-width="1.75"`;
     if (pts.length === 1)
       parts.push(`<circle cx="${f(sx(pts[0][0]))}" cy="${f(sy(pts[0][1]))}" r="3" fill="${color}"/>`);
     else if (pts.length > 1)
       parts.push(
-        `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
+        `<polyline fill="none" ${stroke} points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`,
       );
-    const lx = m.l + (i % 3) * (plotW / 3);
-    const ly = m.t + plotH + 46 + Math.floor(i / 3) * 16;
+    if (s.faint) return;
+    const li = legendIndex++;
+    const lx = m.l + (li % 3) * (plotW / 3);
+    const ly = m.t + plotH + 46 + Math.floor(li / 3) * 16;
     parts.push(`<rect x="${f(lx)}" y="${ly - 9}" width="14" height="3" fill="${color}"/>`);
     parts.push(`<text x="${f(lx + 18)}" y="${ly - 4}" class="legend">${escapeHtml(s.name)}</text>`);
   });
@@ -270,13 +335,51 @@ export function svgLineChart(
   return parts.join('');
 }
 
+/** A run's total loss and (with several terms) each weighted term: raw values faint, smoothed bold. */
 export function runSeries(run: ReportRun): Series[] {
-  const series: Series[] = [{ name: 'total loss', points: run.steps.map((s) => [s.step, s.loss]) }];
+  const curves: Series[] = [{ name: 'total loss', points: run.steps.map((s) => [s.step, s.loss]) }];
   const names = [...new Set(run.steps.flatMap((s) => Object.keys(s.parts)))];
   if (names.length > 1)
     for (const n of names)
-      series.push({ name: n, points: run.steps.filter((s) => n in s.parts).map((s) => [s.step, s.parts[n]]) });
-  return series;
+      curves.push({ name: n, points: run.steps.filter((s) => n in s.parts).map((s) => [s.step, s.parts[n]]) });
+  return curves.flatMap((c, i) => withRaw(c, PALETTE[i % PALETTE.length]));
+}
+
+/** The smoothed curve and, faint behind it, the raw one (when smoothing changes anything). */
+function withRaw(c: Series, color: string): Series[] {
+  const smoothed = smooth(c.points);
+  if (smoothed.every(([, y], i) => y === c.points[i][1])) return [{ ...c, color }];
+  return [
+    { ...c, color, faint: true },
+    { ...c, name: `${c.name} (smoothed)`, points: smoothed, color },
+  ];
+}
+
+/** Runs by model: a student trained over several seeds is one group; any other run is its own. */
+export function runGroups(runs: ReportRun[]): Array<{ name: string; runs: ReportRun[] }> {
+  const groups = new Map<string, ReportRun[]>();
+  for (const r of runs) {
+    const key = r.group ?? r.name;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups].map(([name, rs]) => ({ name, runs: rs }));
+}
+
+/** One curve per group: its runs' mean (of each run's smoothed values when `smoothed`) and their min-max band. */
+export function groupSeries(
+  groups: Array<{ name: string; runs: ReportRun[] }>,
+  points: (r: ReportRun) => Array<[number, number]>,
+  smoothed: boolean,
+): Series[] {
+  return groups.flatMap((g, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    if (g.runs.length === 1)
+      return smoothed
+        ? withRaw({ name: g.name, points: points(g.runs[0]) }, color)
+        : [{ name: g.name, points: points(g.runs[0]), color }];
+    const { mean, band } = spread(g.runs.map((r) => (smoothed ? smooth(points(r)) : points(r))));
+    return [{ name: `${g.name} (${g.runs.length} seeds)`, points: mean, band, color }];
+  });
 }
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1360px;padding:0 1em;color:#222}
@@ -325,12 +428,20 @@ export function renderHtml(report: RunReport): string {
   const trainedRuns = report.runs.filter((r) => r.steps.length > 0);
   if (trainedRuns.length) {
     h.push('<h2>Loss curves</h2>');
-    const students = trainedRuns.filter((r) => r.kind === 'student');
+    const studentGroups = runGroups(trainedRuns.filter((r) => r.kind === 'student'));
+    const seeded = studentGroups.some((g) => g.runs.length > 1);
+    h.push(
+      '<p class="meta">Smoothed curves (an exponential moving average, as TensorBoard draws them) with the raw values faint behind them' +
+        (seeded
+          ? "; a model trained over several seeds: the mean of its seeds' smoothed curves, the band spanning their min to max."
+          : '.') +
+        '</p>',
+    );
     h.push('<div class="charts">');
-    if (students.length > 1)
+    if (studentGroups.length > 1 || seeded)
       h.push(
         svgLineChart(
-          students.map((r) => ({ name: r.name, points: r.steps.map((s) => [s.step, s.loss]) })),
+          groupSeries(studentGroups, (r) => r.steps.map((s) => [s.step, s.loss]), true),
           { title: 'students: total loss', xLabel: 'step', yLabel: 'loss' },
         ),
       );
@@ -343,15 +454,20 @@ export function renderHtml(report: RunReport): string {
         }),
       );
     h.push('</div>');
-    const withEvals = trainedRuns.filter((r) => r.evals.length > 1);
+    const withEvals = runGroups(trainedRuns.filter((r) => r.evals.length > 1));
     if (withEvals.length) {
-      h.push('<h2>Evaluations during training</h2><div class="charts">');
-      h.push(
-        svgLineChart(
-          withEvals.map((r) => ({ name: r.name, points: r.evals.map((v) => [v.step, v.mrr10]) })),
-          { title: 'MRR@10 during training', xLabel: 'step', yLabel: 'MRR@10' },
-        ),
-      );
+      const split = withEvals[0].runs[0].evals[0].split;
+      h.push(`<h2>Evaluations during training (${escapeHtml(split)} queries)</h2><div class="charts">`);
+      for (const [key, label] of [
+        ['mrr10', 'MRR@10'],
+        ['ndcg10', 'nDCG@10'],
+      ] as const)
+        h.push(
+          svgLineChart(
+            groupSeries(withEvals, (r) => r.evals.map((v) => [v.step, v[key]]), false),
+            { title: `${label} during training`, xLabel: 'step', yLabel: label },
+          ),
+        );
       h.push('</div>');
     }
   }

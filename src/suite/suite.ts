@@ -7,15 +7,18 @@
 //     "output": "../../runs/main",            students/<name>/, report.{json,md,html}
 //     "teacherCache": "../../data/teachers",  teacher runs, one dir per teacher config (hash)
 //     "collection": "...",                    optional; default: the bundled Brown collection
+//     "msmarco": "...",                       or MS MARCO's files (a dir or a descriptor: data.msmarco)
 //     "teacher": { model, data, train, loss },            a teacher run config without "output"
 //     "studentDefaults": { student, data, train, loss },  merged under each student
 //     "students": [ { "name": "hard pairwise", "loss": { "ranknet": 1 } }, ... ],
+//     "seeds": [7, 8, 9],                      optional: each student trained once per seed
 //     "eval": { "split": "test", "queries": 200, "candidates": 30, "baseline": "hard pairwise + soft KL" }
 //   }
 //
 // The teacher is trained once per config: its run dir is <teacherCache>/teacher-<hash of the
 // validated config and the collection>, and a finished one is reused (an interrupted one resumes).
-// Student runs live in <output>/students/<slug>; a finished run with the same config is reused, one
+// Student runs live in <output>/students/<slug> (with seeds: <output>/students/<slug>/seed-<n>, the
+// table then shows each student's mean ± sd over its seeds); a finished run with the same config is reused, one
 // with another config is replaced, and `fresh` retrains them all.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -26,7 +29,9 @@ import { z } from 'zod';
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection, isDefaultCollection } from '../data/build_collection';
 import { COLLECTION_CONSTRUCTION, DEFAULT_COLLECTION, type Split } from '../data/collection';
 import { withDirLock } from '../data/lock';
-import { loadRankingCollection } from '../data/ranking_collection';
+import { BadRows } from '../data/bad_rows';
+import { loadMsMarco, msMarcoFiles } from '../data/msmarco';
+import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
 import { BertTokenizer } from '../data/tokenizer';
 import {
   ConfigError,
@@ -37,8 +42,16 @@ import {
   trainTeacher,
 } from '../distill';
 import type { ProgressEvent, RunLog, StudentRunConfig, TeacherRunConfig } from '../distill';
-import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation, type TaskEvent } from '../eval/rerank';
+import {
+  combineSeeds,
+  evaluateBm25,
+  evaluateCrossEncoder,
+  tableRows,
+  type ModelEvaluation,
+  type TaskEvent,
+} from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
+import type { CrossEncoder } from '../models/cross_encoder';
 import { PairEncoder } from '../models/pair_encoder';
 import {
   environment,
@@ -57,12 +70,19 @@ export const SuiteSchema = z
     output: z.string().min(1),
     teacherCache: z.string().min(1).optional(),
     collection: z.string().min(1).optional(),
+    msmarco: z.string().min(1).optional(),
     teacher: record.default({}),
     studentDefaults: record.default({}),
     students: z
       .array(z.object({ name: z.string().min(1) }).passthrough())
       .min(1)
       .refine((s) => new Set(s.map((x) => x.name)).size === s.length, { message: 'student names must be unique' }),
+    /** each student is trained once per seed (its train.seed); absent: once, with its own train.seed */
+    seeds: z
+      .array(z.number().int().nonnegative())
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, { message: 'seeds must be unique' })
+      .optional(),
     eval: z
       .object({
         split: z.enum(['train', 'dev', 'test']).default('test'),
@@ -80,9 +100,18 @@ export const SuiteSchema = z
   .refine((s) => s.eval.baseline == null || s.students.some((x) => x.name === s.eval.baseline), {
     message: 'must name one of the students',
     path: ['eval', 'baseline'],
+  })
+  .refine((s) => s.collection == null || s.msmarco == null, {
+    message: 'give collection or msmarco, not both',
+    path: ['msmarco'],
   });
 
 export type SuiteInput = z.input<typeof SuiteSchema>;
+
+export interface StudentSeedRun {
+  seed: number;
+  config: StudentRunConfig;
+}
 
 export interface Suite {
   file: string;
@@ -90,7 +119,10 @@ export interface Suite {
   output: string;
   teacherCache: string;
   teacher: TeacherRunConfig;
-  students: Array<{ name: string; slug: string; config: StudentRunConfig }>;
+  /** per student: its runs, one per seed (one when the suite names no seeds); config = runs[0].config */
+  students: Array<{ name: string; slug: string; config: StudentRunConfig; runs: StudentSeedRun[] }>;
+  /** the suite's seeds (null: each student once, with its own train.seed) */
+  seeds: number[] | null;
   eval: { split: Split; queries?: number; candidates?: number; baseline: string | null; maxLength: number };
 }
 
@@ -139,9 +171,13 @@ async function collectionKey(dir: string | undefined): Promise<string> {
 /** The teacher's run dir: <cache>/teacher-<hash of its config (without output) and the collection>. */
 export async function teacherRunDir(cache: string, teacher: TeacherRunConfig): Promise<string> {
   const { output: _output, ...rest } = teacher;
+  // MS MARCO's files by their content, as a run fingerprints them (read once more: no manifest there).
+  const data = teacher.data.msmarco
+    ? `msmarco ${(await loadMsMarco(teacher.data.msmarco, { badRows: new BadRows(teacher.data.skipBadRows ?? false) })).fingerprint}`
+    : `collection ${await collectionKey(teacher.data.collection)}`;
   const key = createHash('sha256')
     .update(JSON.stringify(canonical(rest)))
-    .update(`\0collection ${await collectionKey(teacher.data.collection)}`)
+    .update(`\0${data}`)
     .digest('hex');
   return path.join(cache, `teacher-${key.slice(0, 16)}`);
 }
@@ -168,7 +204,9 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     ? path.resolve(base, s.teacherCache)
     : path.join(DEFAULT_COLLECTION_DIR, '..', 'teachers');
   const collection = s.collection ? path.resolve(base, s.collection) : undefined;
-  const withCollection = (c: Record<string, unknown>) => (collection ? deepMerge({ data: { collection } }, c) : c);
+  const msmarco = s.msmarco ? path.resolve(base, s.msmarco) : undefined;
+  const withCollection = (c: Record<string, unknown>) =>
+    collection ? deepMerge({ data: { collection } }, c) : msmarco ? deepMerge({ data: { msmarco } }, c) : c;
 
   const teacherInput = withCollection(s.teacher);
   if ('output' in teacherInput)
@@ -189,6 +227,11 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
   } catch (e) {
     throw prefix('teacher')(e);
   }
+  // A split MS MARCO lacks (it has no test split) fails here, before a teacher trains.
+  if (msmarco && msMarcoFiles(msmarco)[s.eval.split] == null)
+    throw new ConfigError(file, [
+      `eval.split: ${msmarco} has no ${s.eval.split} split (its queries file is absent); MS MARCO evaluates on dev`,
+    ]);
   teacher = { ...teacher, output: await teacherRunDir(teacherCache, teacher) };
 
   const students = s.students.map(({ name, ...rest }, i) => {
@@ -199,16 +242,25 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
           `students[${i}] (${name}).${k}: set by the suite (students/<name>, the suite's teacher)`,
         ]);
     const dir = path.join(output, 'students', slug(name));
-    try {
-      const config = parseStudentConfig(
-        { ...input, output: dir, teacher: { checkpoint: path.join(teacher.output, 'model') } },
-        file,
-        base,
-      );
-      return { name, slug: slug(name), config };
-    } catch (e) {
-      throw prefix(`students[${i}] (${name})`)(e);
-    }
+    const parse = (seed: number | null): StudentSeedRun => {
+      const withSeed = seed == null ? input : deepMerge(input, { train: { seed } });
+      try {
+        const config = parseStudentConfig(
+          {
+            ...withSeed,
+            output: seed == null ? dir : path.join(dir, `seed-${seed}`),
+            teacher: { checkpoint: path.join(teacher.output, 'model') },
+          },
+          file,
+          base,
+        );
+        return { seed: config.train.seed, config };
+      } catch (e) {
+        throw prefix(`students[${i}] (${name})`)(e);
+      }
+    };
+    const runs = s.seeds ? s.seeds.map(parse) : [parse(null)];
+    return { name, slug: slug(name), config: runs[0].config, runs };
   });
   const slugs = students.map((x) => x.slug);
   if (new Set(slugs).size !== slugs.length)
@@ -220,6 +272,7 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
     teacherCache,
     teacher,
     students,
+    seeds: s.seeds ?? null,
     eval: {
       split: s.eval.split,
       queries: s.eval.queries,
@@ -279,7 +332,7 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   const runs: ReportRun[] = [];
 
   // 1. The collection.
-  if (!suite.teacher.data.collection) {
+  if (!suite.teacher.data.collection && !suite.teacher.data.msmarco) {
     progress.info(
       `collection: ${isDefaultCollection(DEFAULT_COLLECTION_DIR) ? 'reading' : 'building (first use)'} ${DEFAULT_COLLECTION_DIR}`,
     );
@@ -312,37 +365,53 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
     evals: teacherLog.evals,
   });
 
-  // 3. Students.
-  if (options.fresh) for (const s of suite.students) fs.rmSync(s.config.output, { recursive: true, force: true });
-  const scored = new Set<string>();
+  // 3. Students, each once per seed.
+  const studentRuns = suite.students.flatMap((s) =>
+    s.runs.map((r) => ({
+      student: s,
+      seed: r.seed,
+      config: r.config,
+      label: s.runs.length > 1 ? `${s.name} · seed ${r.seed}` : s.name,
+    })),
+  );
   for (const s of suite.students) {
-    const dir = s.config.output;
+    // A student dir of the other layout (one run <-> one per seed) is replaced, not mixed into.
+    const dir = path.join(suite.output, 'students', s.slug);
+    const seeded = fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith('seed-'));
+    const single = fs.existsSync(path.join(dir, 'config.json'));
+    if (options.fresh || (suite.seeds ? single : seeded)) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const scored = new Set<string>();
+  for (const { student, seed, config, label } of studentRuns) {
+    const dir = config.output;
     const configFile = path.join(dir, 'config.json');
-    if (fs.existsSync(configFile) && fs.readFileSync(configFile, 'utf8') !== `${JSON.stringify(s.config, null, 2)}\n`) {
-      progress.info(`[${s.name}] the config changed since ${dir} was trained: training again`);
+    if (fs.existsSync(configFile) && fs.readFileSync(configFile, 'utf8') !== `${JSON.stringify(config, null, 2)}\n`) {
+      progress.info(`[${label}] the config changed since ${dir} was trained: training again`);
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const reused = finished(dir);
-    const soft = s.config.loss.kl > 0 || s.config.loss.marginMSE > 0 || s.config.loss.scoreMSE > 0;
-    const scoreKey = JSON.stringify([s.config.data, s.config.teacher]);
+    const soft = config.loss.kl > 0 || config.loss.marginMSE > 0 || config.loss.scoreMSE > 0;
+    const scoreKey = JSON.stringify([config.data, config.teacher]);
     if (!reused && soft && !scored.has(scoreKey)) {
       progress.setLabel('teacher scores');
-      await prepareTeacherScores(s.config, { onProgress });
+      await prepareTeacherScores(config, { onProgress });
       scored.add(scoreKey);
     }
-    progress.setLabel(s.name);
-    if (reused) progress.info(`[${s.name}] reusing the finished run in ${dir}`);
+    progress.setLabel(label);
+    if (reused) progress.info(`[${label}] reusing the finished run in ${dir}`);
     const t0 = Date.now();
-    const result = await distill(s.config, { resume: true, onProgress });
+    const result = await distill(config, { resume: true, onProgress });
     runs.push({
-      name: s.name,
+      name: label,
       kind: 'student',
       output: dir,
-      objective: `${objectiveText(s.config.loss)}; init ${s.config.student.init}`,
+      objective: `${objectiveText(config.loss)}; init ${config.student.init}`,
       trained: !reused,
       seconds: reused ? null : (Date.now() - t0) / 1000,
       steps: result.log.steps,
       evals: result.log.evals,
+      group: student.name,
+      seed,
     });
   }
 
@@ -351,39 +420,56 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
   // passes reuse blocks of their own sizes.
   const backend = tf.backend() as unknown as { emptyCache?: () => void };
   backend.emptyCache?.();
-  const coll = await loadRankingCollection(suite.teacher.data.collection);
-  const encoder = new PairEncoder(new BertTokenizer(), coll, suite.eval.maxLength);
+  const { msmarco, collection, skipBadRows } = suite.teacher.data;
+  const coll = msmarco
+    ? await loadMsMarco(msmarco, { badRows: new BadRows(skipBadRows ?? false) })
+    : await loadRankingCollection(collection);
+  requireSplit(coll, suite.eval.split, "the suite's evaluation (eval.split)");
+  const tokenizer = new BertTokenizer();
+  const encoders = new Map<boolean, PairEncoder>(); // by bm25Text: models that read the BM25 score as text get it
+  const encoderFor = (model: CrossEncoder) => {
+    const bm25Text = !!model.config.bm25Text;
+    let e = encoders.get(bm25Text);
+    if (!e) encoders.set(bm25Text, (e = new PairEncoder(tokenizer, coll, suite.eval.maxLength, { bm25Text })));
+    return e;
+  };
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
   const evals: ModelEvaluation[] = [evaluateBm25(coll, target)];
   const models = [
     {
       name: 'teacher',
       kind: 'teacher' as const,
-      dir: path.join(teacherDir, 'model'),
       objective: objectiveText(suite.teacher.loss),
+      runs: [{ seed: suite.teacher.train.seed, dir: path.join(teacherDir, 'model') }],
     },
-    ...suite.students.map((s, i) => ({
+    ...suite.students.map((s) => ({
       name: s.name,
       kind: 'student' as const,
-      dir: path.join(s.config.output, 'model'),
-      objective: runs[i + 1].objective,
+      objective: runs.find((r) => r.group === s.name)!.objective,
+      runs: s.runs.map((r) => ({ seed: r.seed, dir: path.join(r.config.output, 'model') })),
     })),
   ];
   const queries = evals[0].perQuery.size;
+  const seedsText = suite.seeds ? `, students over seeds ${suite.seeds.join(', ')}` : '';
   progress.info(
-    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} with a relevant passage), BM25 top-${suite.eval.candidates ?? 'all'}`,
+    `evaluating ${models.length} models on ${suite.eval.split} queries (${queries} judged, averaged as trec_eval -c), BM25 top-${suite.eval.candidates ?? 'all'}${seedsText}`,
   );
   for (const m of models) {
-    const model = loadCrossEncoder(m.dir);
-    try {
-      const e = evaluateCrossEncoder(model, encoder, coll, target, m, onProgress);
-      evals.push(e);
-      progress.info(
-        `[${m.name}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`,
-      );
-    } finally {
-      model.dispose();
+    const perSeed: Array<{ seed: number; evaluation: ModelEvaluation }> = [];
+    for (const r of m.runs) {
+      const label = m.runs.length > 1 ? `${m.name} · seed ${r.seed}` : m.name;
+      const model = loadCrossEncoder(r.dir);
+      try {
+        const e = evaluateCrossEncoder(model, encoderFor(model), coll, target, { ...m, name: label }, onProgress);
+        perSeed.push({ seed: r.seed, evaluation: { ...e, name: m.name } });
+        progress.info(
+          `[${label}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`,
+        );
+      } finally {
+        model.dispose();
+      }
     }
+    evals.push(perSeed.length > 1 ? combineSeeds(perSeed) : perSeed[0].evaluation);
   }
 
   const candidates = Math.max(0, ...[...coll.candidates[suite.eval.split].values()].map((c) => c.length));
@@ -397,9 +483,13 @@ async function runSuiteLocked(suite: Suite, options: SuiteOptions): Promise<Suit
       queries,
       candidates: Math.min(candidates, suite.eval.candidates ?? candidates),
       baseline: suite.eval.baseline,
-      significance: suite.eval.baseline
-        ? `p: two-sided paired t-test against "${suite.eval.baseline}" over the per-query MRR@10 and nDCG@10 (${queries} queries).`
-        : 'No baseline: no significance test.',
+      significance:
+        (suite.seeds
+          ? `Students: mean ± sample sd over ${suite.seeds.length} seeds (${suite.seeds.join(', ')}) of each seed's mean; the teacher and BM25 once. `
+          : '') +
+        (suite.eval.baseline
+          ? `p: two-sided paired t-test against "${suite.eval.baseline}" over the per-query MRR@10 and nDCG@10 (${queries} queries${suite.seeds ? ", each query's value averaged over the seeds" : ''}).`
+          : 'No baseline: no significance test.'),
       timing:
         "ms/query: mean wall time of one forward pass over a query's candidates, padded to maxLength (token ids to tensors, forward, scores read back; texts tokenized beforehand), after one warm-up query.",
     },

@@ -505,6 +505,99 @@ export function layerNormGrad64(dy: Arr, x: Arr, gamma: Arr, rows: number, cols:
 // ---------------------------------------------------------------- finite differences and comparisons
 
 /** Central differences of f at x (float64), at the given indices (default all). */
+/**
+ * Multi-head self-attention in float64 (src/nn/attention.ts): q, k, v [B, L, H], head h the columns
+ * h*dh .. (h+1)*dh - 1; per (b, h) P = softmax(scale * Q K^T + bias[b]) (bias [B, L]), out = P V.
+ * Returns out [B, L, H] and P [B, A, L, L].
+ */
+export function attention64(
+  q: Arr,
+  k: Arr,
+  v: Arr,
+  bias: Arr,
+  B: number,
+  L: number,
+  H: number,
+  A: number,
+  scale: number,
+) {
+  const dh = H / A;
+  const out = new Float64Array(B * L * H);
+  const probs = new Float64Array(B * A * L * L);
+  const s = new Float64Array(L);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < A; h++) {
+      const at = (x: Arr, i: number, d: number) => x[(b * L + i) * H + h * dh + d];
+      for (let i = 0; i < L; i++) {
+        let m = -INF;
+        for (let j = 0; j < L; j++) {
+          let dot = 0;
+          for (let d = 0; d < dh; d++) dot += at(q, i, d) * at(k, j, d);
+          s[j] = scale * dot + bias[b * L + j];
+          m = max(m, s[j]);
+        }
+        let z = 0;
+        for (let j = 0; j < L; j++) z += exp(s[j] - m);
+        const prow = ((b * A + h) * L + i) * L;
+        for (let j = 0; j < L; j++) probs[prow + j] = exp(s[j] - m) / z;
+        for (let d = 0; d < dh; d++) {
+          let acc = 0;
+          for (let j = 0; j < L; j++) acc += probs[prow + j] * at(v, j, d);
+          out[(b * L + i) * H + h * dh + d] = acc;
+        }
+      }
+    }
+  return { out, probs };
+}
+
+/** The gradients of sum(dout * attention64(...).out) w.r.t. q, k, v and bias, in float64. */
+export function attentionGrad64(
+  dout: Arr,
+  q: Arr,
+  k: Arr,
+  v: Arr,
+  bias: Arr,
+  B: number,
+  L: number,
+  H: number,
+  A: number,
+  scale: number,
+) {
+  const dh = H / A;
+  const { probs } = attention64(q, k, v, bias, B, L, H, A, scale);
+  const dq = new Float64Array(B * L * H),
+    dk = new Float64Array(B * L * H),
+    dv = new Float64Array(B * L * H),
+    dbias = new Float64Array(B * L);
+  const g = new Float64Array(L);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < A; h++) {
+      const ix = (i: number, d: number) => (b * L + i) * H + h * dh + d;
+      for (let i = 0; i < L; i++) {
+        const prow = ((b * A + h) * L + i) * L;
+        // dP[i, j] = dO[i] . V[j]; G = P * (dP - sum_j dP P)
+        let r = 0;
+        for (let j = 0; j < L; j++) {
+          let dp = 0;
+          for (let d = 0; d < dh; d++) dp += dout[ix(i, d)] * v[ix(j, d)];
+          g[j] = dp;
+          r += dp * probs[prow + j];
+        }
+        for (let j = 0; j < L; j++) {
+          const p = probs[prow + j];
+          g[j] = p * (g[j] - r);
+          dbias[b * L + j] += g[j];
+          for (let d = 0; d < dh; d++) {
+            dv[ix(j, d)] += p * dout[ix(i, d)];
+            dq[ix(i, d)] += scale * g[j] * k[ix(j, d)];
+            dk[ix(j, d)] += scale * g[j] * q[ix(i, d)];
+          }
+        }
+      }
+    }
+  return { dq, dk, dv, dbias };
+}
+
 export function finiteDiff(f: (x: Float64Array) => number, x: Arr, h = 1e-6, idx?: number[]): Float64Array {
   const base = Float64Array.from(x);
   const g = new Float64Array(base.length);

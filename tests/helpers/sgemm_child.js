@@ -1,7 +1,8 @@
 // Runs the sgemm cases of a directory written by tests/sgemm.test.ts in a fresh process, so that
 // FUSED_DISTILL_GEMM_ISA (read by the addon from the real environment, which jest's sandboxed
-// process.env does not reach) picks the path. Reads DIR/cases.json and DIR/<i>.a.f32, <i>.b.f32;
-// writes DIR/<i>.c.f32; prints {"isa": ...}. No math here: the test checks the results.
+// process.env does not reach) picks the path. Reads DIR/cases.json (a case may name a precision,
+// 'bf16') and DIR/<i>.a.f32, <i>.b.f32; writes DIR/<i>.c.f32; prints {"isa": ...}. No math here:
+// the test checks the results.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -29,6 +30,7 @@ cases.forEach((c, i) => {
     c.transB,
     c.aOffsets ? Float64Array.from(c.aOffsets) : null,
     c.bOffsets ? Float64Array.from(c.bOffsets) : null,
+    c.precision, // absent: fp32
   );
   fs.writeFileSync(path.join(dir, `${i}.c.f32`), Buffer.from(out.buffer));
 });

@@ -11,10 +11,14 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { cudaDevice, DeviceBuffer, NumericArray } from '../../native';
 import { isNumericDType, NumericDType } from '../plans/elementwise';
+import { CUDA_TF32_FLAG } from '../precision';
 import { cudaProfile } from './profile';
 
-/** tfjs env flag: sgemm on TF32 tensor cores (faster, ~10 bits of mantissa) instead of fp32. */
-export const TF32_FLAG = 'FUSED_DISTILL_CUDA_TF32';
+/**
+ * tfjs env flag: sgemm on TF32 tensor cores (faster, ~10 bits of mantissa) instead of fp32. An alias
+ * of FUSED_DISTILL_MATMUL_PRECISION = 'tf32' (src/backend/precision.ts), which also offers 'bf16'.
+ */
+export const TF32_FLAG = CUDA_TF32_FLAG;
 
 interface DeviceData {
   dtype: tf.DataType;

@@ -1,15 +1,17 @@
-// BatchMatMul and _FusedMatMul on cuda.sgemm (cuBLAS; fp32, or TF32 under the FUSED_DISTILL_CUDA_TF32
-// flag), with the shape rules of src/backend/plans/matmul.ts (transposes read in place, tfjs's batch
+// BatchMatMul and _FusedMatMul on cuda.sgemm (cuBLAS) in the precision of src/backend/precision.ts:
+// fp32, bf16 or tf32 (FUSED_DISTILL_MATMUL_PRECISION; FUSED_DISTILL_CUDA_TF32 = true is 'tf32'), with the shape rules of src/backend/plans/matmul.ts (transposes read in place, tfjs's batch
 // broadcasting). _FusedMatMul adds the bias and applies the activation with the 'cuda' kernels.
 import * as tf from '@tensorflow/tfjs';
 
 import { cudaDevice } from '../../../native';
 import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul';
+import { matmulPrecision } from '../../precision';
 import type { CudaBackend } from '../backend';
 import { CudaKernelConfig, fallback, runCudaKernel } from './util';
 
 function batchMatMul(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs, backend: CudaBackend): tf.TensorInfo {
   const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
+  const precision = matmulPrecision('cuda');
   if (batch * m * n > 0 && k === 0) return backend.output(outShape, 'float32', (out) => cudaDevice().fill(out, 0));
   return backend.output(outShape, 'float32', (out) =>
     cudaDevice().sgemm(
@@ -24,6 +26,7 @@ function batchMatMul(a: tf.TensorInfo, b: tf.TensorInfo, attrs: MatMulAttrs, bac
       attrs.transposeB,
       aOffsets,
       bOffsets,
+      precision,
     ),
   );
 }

@@ -1,4 +1,5 @@
-// BatchMatMul and _FusedMatMul on the addon's SGEMM (kernels/cpu/sgemm.cpp); the shape rules
+// BatchMatMul and _FusedMatMul on the addon's SGEMM (kernels/cpu/sgemm.cpp), in the precision the
+// FUSED_DISTILL_MATMUL_PRECISION flag names (src/backend/precision.ts: fp32 or bf16); the shape rules
 // (src/backend/plans/matmul.ts: transposes read in place, batch broadcasting as tfjs's CPU kernel)
 // are shared with 'cuda'. _FusedMatMul adds a bias that broadcasts to the product in place, in one
 // native pass over the product just written (the Add kernel's bits, no second output); other biases
@@ -8,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { addon } from '../../../native';
 import { binaryPlan } from '../../plans/elementwise';
 import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul';
+import { matmulPrecision } from '../../precision';
 import type { NativeBackend } from '../backend';
 import { NativeKernelConfig, cpuFallback, floatValues, runNativeKernel } from './util';
 
@@ -20,11 +22,12 @@ function batchMatMulImpl(
   backend: NativeBackend,
 ): tf.TensorInfo {
   const { batch, m, n, k, outShape, aOffsets, bOffsets } = matMulPlan(a, b, attrs);
+  const precision = matmulPrecision('native'); // checked even where nothing is multiplied
   const size = batch * m * n;
   if (size === 0 || k === 0)
     return backend.makeTensorInfo(outShape, 'float32', backend.allocate('float32', size, true));
   const c = backend.allocate('float32', size) as Float32Array;
-  addon.sgemm(av, bv, c, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets);
+  addon.sgemm(av, bv, c, batch, m, n, k, attrs.transposeA, attrs.transposeB, aOffsets, bOffsets, precision);
   return backend.makeTensorInfo(outShape, 'float32', c);
 }
 
