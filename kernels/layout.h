@@ -19,6 +19,11 @@ void transpose_cpu(const void* x, const int64_t* shape, int rank, const int* per
 // out[i...] = x[begin + i...] for i < size (begin + size <= shape per axis).
 void slice_cpu(const void* x, const int64_t* shape, int rank, const int64_t* begin, const int64_t* size, void* out,
                int64_t elem);
+// out (shape[i] + before[i] + after[i] per axis) = value (elem bytes, copied as they are) everywhere
+// except the block at offset `before`, which is x: tfjs's PadV2 with a constant (the gradient of
+// Slice). Any dimension of x may be 0. CPU only: the 'cuda' backend composes fill and concat.
+void pad_cpu(const void* x, const int64_t* shape, int rank, const int64_t* before, const int64_t* after,
+             const void* value, void* out, int64_t elem);
 // Inputs viewed as [outer, inner[k]] and written side by side into out [outer, sum inner].
 void concat_cpu(const void* const* inputs, const int64_t* inner, int n, int64_t outer, void* out, int64_t elem);
 // out (shape[i] * reps[i]) = x repeated reps[i] times along each axis.

@@ -1,5 +1,6 @@
 // The kernel contract of the fused network layers the cross-encoder uses: LayerNorm over the last
-// axis and GELU (erf form), each forward and backward in one pass. kernels/cpu/ and kernels/cuda/
+// axis (optionally of x + bias + residual: a dense layer's bias and the residual branch folded in)
+// and GELU (erf form, optionally of x + bias), each forward and backward in one pass. kernels/cpu/ and kernels/cuda/
 // implement the same functions; the per-element math they share is kernels/nn_math.h. No N-API, no JS.
 #pragma once
 #include <cstdint>
@@ -14,8 +15,12 @@ namespace fd {
 // ([rows] each) receive the row statistics backward needs; either may be null when not wanted.
 // y must not overlap any input. mean is stored (and used) as a float, as PyTorch does: where a row's
 // mean is large against its spread, y is accurate to about one ulp of x times rstd.
+// With bias ([cols]) and/or residual ([rows, cols]), the row normalised is s = (x + bias) + residual,
+// each add rounded to float: the bits of the composite LayerNorm(add(add(x, bias), residual)).
 struct LayerNormArgs {
   const float* x = nullptr;
+  const float* bias = nullptr;      // [cols] or null
+  const float* residual = nullptr;  // [rows, cols] or null
   const float* gamma = nullptr;
   const float* beta = nullptr;
   int64_t rows = 0, cols = 0;
@@ -30,9 +35,13 @@ struct LayerNormArgs {
 //   dgamma = sum over rows of dy * xhat,  dbeta = sum over rows of dy
 // dgamma and dbeta are summed per block of rows and the block partials added in block order (no
 // atomics): the same bits for any thread count. Outputs must not overlap the inputs or each other.
+// With bias / residual (as forward had them) xhat is of s = (x + bias) + residual, recomputed; the
+// gradient of s is dx, which is also residual's; dbias (when not null) = sum over rows of dx.
 struct LayerNormGradArgs {
   const float* dy = nullptr;
   const float* x = nullptr;
+  const float* bias = nullptr;      // [cols] or null
+  const float* residual = nullptr;  // [rows, cols] or null
   const float* gamma = nullptr;
   const float* mean = nullptr;
   const float* rstd = nullptr;
@@ -40,6 +49,7 @@ struct LayerNormGradArgs {
   float* dx = nullptr;
   float* dgamma = nullptr;  // [cols]
   float* dbeta = nullptr;   // [cols]
+  float* dbias = nullptr;   // [cols] or null
 };
 
 // ---- CPU (kernels/cpu/layer_norm.cpp, gelu.cpp) ----
@@ -52,6 +62,31 @@ void gelu_cpu(const float* x, float* y, int64_t n);
 // dx = dy * (Phi(x) + x phi(x)), Phi/phi the standard normal cdf/pdf (gelu'(+-inf) = 1 / 0).
 // dx may be dy.
 void gelu_grad_cpu(const float* dy, const float* x, float* dx, int64_t n);
+// y = gelu(x + bias) over x [rows, cols], bias [cols] (x + bias rounded to float: the bits of the
+// composite gelu(add(x, bias))). y may be x. erf_out (null: not wanted) receives erf((x + bias) /
+// sqrt2), the part of the gradient forward already computes (it must not overlap x or y).
+struct BiasGeluArgs {
+  const float* x = nullptr;
+  const float* bias = nullptr;  // [cols]
+  int64_t rows = 0, cols = 0;
+  float* y = nullptr;
+  float* erf_out = nullptr;  // [rows, cols] or null
+};
+void bias_gelu_cpu(const BiasGeluArgs& args);
+// dx = gelu_grad(dy, x + bias), dbias = sum over rows of dx (per block of rows in double, blocks
+// added in block order: the same bits for any thread count). dx may be dy. With erf (forward's
+// erf_out) backward computes no erf of its own: the same bits, about 40% less work.
+// kNoMemory when the partials cannot be allocated.
+struct BiasGeluGradArgs {
+  const float* dy = nullptr;
+  const float* x = nullptr;
+  const float* bias = nullptr;  // [cols]
+  const float* erf = nullptr;   // [rows, cols] or null
+  int64_t rows = 0, cols = 0;
+  float* dx = nullptr;
+  float* dbias = nullptr;  // [cols]
+};
+Status bias_gelu_grad_cpu(const BiasGeluGradArgs& args);
 
 // ---- CUDA (kernels/cuda/layer_norm.cu, gelu.cu; kNoCuda stubs in CPU builds) ----
 // Device pointers, the same semantics; queued on fd::device::stream(), no synchronisation.
@@ -59,5 +94,8 @@ Status layer_norm_cuda(const LayerNormArgs& args);
 Status layer_norm_grad_cuda(const LayerNormGradArgs& args);
 Status gelu_cuda(const float* x, float* y, int64_t n);
 Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n);
+// dbias: one thread per column adds the rows in order in double (deterministic; not the CPU's bits).
+Status bias_gelu_cuda(const BiasGeluArgs& args);
+Status bias_gelu_grad_cuda(const BiasGeluGradArgs& args);
 
 }  // namespace fd

@@ -23,12 +23,26 @@ FD_HD float gelu(float x) {
 // d gelu / dx * dy = dy * (Phi(x) + x phi(x)). phi(x) underflows to 0 beyond |x| = 15 (e^-112.5 is
 // below the smallest float); the select also keeps +-inf * 0 out, so gelu'(+inf) = 1, gelu'(-inf) = 0.
 // A NaN x gives a NaN Phi, so NaN still propagates.
+// e = erf(x / sqrt2), computed here or kept from forward (gelu_erf): the same value either way, so
+// the same bits.
 template <class M>
-FD_HD float gelu_grad(float dy, float x) {
-  const float cdf = 0.5f * (1.0f + M::erf(x / kSqrt2));
+FD_HD float gelu_grad_from_erf(float dy, float x, float e) {
+  const float cdf = 0.5f * (1.0f + e);
   const float ax = x < 0.0f ? -x : x;
   const float xpdf = ax < 15.0f ? x * (M::exp(-0.5f * (x * x)) * kInvSqrt2Pi) : 0.0f;
   return dy * (cdf + xpdf);
+}
+
+template <class M>
+FD_HD float gelu_grad(float dy, float x) {
+  return gelu_grad_from_erf<M>(dy, x, M::erf(x / kSqrt2));
+}
+
+// gelu from erf(x / sqrt2) (e): forward keeps e for backward.
+FD_HD float gelu_from_erf(float x, float e) { return (x * 0.5f) * (1.0f + e); }
+template <class M>
+FD_HD float gelu_erf(float x) {
+  return M::erf(x / kSqrt2);
 }
 
 // 1 / sqrt(var + eps) from the row's double variance, rounded once to float.

@@ -1,5 +1,6 @@
 // The fused network layers on host memory or device buffers (kernels/nn.h, kernels/attention.h):
-// LayerNorm, GELU and multi-head attention, forward and backward.
+// LayerNorm (optionally of x + bias + residual), GELU (optionally of x + bias) and multi-head
+// attention, forward and backward.
 // Argument checks only; each op's arguments are read by one function (read_*) for both places.
 #include <string>
 
@@ -26,7 +27,8 @@ void check_same_or_apart(const Args& a, const char* out_name, const float* out, 
     a.range_error(std::string(out_name) + " must be " + in_name + " itself or not overlap it");
 }
 
-// layerNorm(x, gamma, beta, rows, cols, eps, y, mean|null, rstd|null)
+// layerNorm(x, gamma, beta, rows, cols, eps, y, mean|null, rstd|null, residual?, bias?): the row
+// normalised is (x + bias) + residual where those are given.
 fd::LayerNormArgs read_layer_norm(const Args& a) {
   a.expect_count(7);
   fd::LayerNormArgs o;
@@ -42,14 +44,20 @@ fd::LayerNormArgs read_layer_norm(const Args& a) {
   o.y = a.floats(6, "y", n);
   o.mean = a.floats(7, "mean", o.rows, true);
   o.rstd = a.floats(8, "rstd", o.rows, true);
-  check_no_overlap(a, "y", o.y, n, 4,
-                   {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}});
-  check_no_overlap(a, "mean", o.mean, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.rstd, o.rows}});
-  check_no_overlap(a, "rstd", o.rstd, o.rows, 4, {{o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}});
+  o.residual = a.floats(9, "residual", n, true);
+  o.bias = a.floats(10, "bias", o.cols, true);
+  const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
+      {o.x, n}, {o.gamma, o.cols}, {o.beta, o.cols}, {o.residual, n}, {o.bias, o.cols}};
+  check_no_overlap(a, "y", o.y, n, 4, inputs);
+  check_no_overlap(a, "y", o.y, n, 4, {{o.mean, o.rows}, {o.rstd, o.rows}});
+  check_no_overlap(a, "mean", o.mean, o.rows, 4, inputs);
+  check_no_overlap(a, "mean", o.mean, o.rows, 4, {{o.rstd, o.rows}});
+  check_no_overlap(a, "rstd", o.rstd, o.rows, 4, inputs);
   return o;
 }
 
-// layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta)
+// layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta, residual?, bias?, dbias?):
+// residual and bias as forward had them; dbias receives the sum of dx over the rows.
 fd::LayerNormGradArgs read_layer_norm_grad(const Args& a) {
   a.expect_count(10);
   fd::LayerNormGradArgs o;
@@ -64,13 +72,18 @@ fd::LayerNormGradArgs read_layer_norm_grad(const Args& a) {
   o.dx = a.floats(7, "dx", n);
   o.dgamma = a.floats(8, "dgamma", o.cols);
   o.dbeta = a.floats(9, "dbeta", o.cols);
+  o.residual = a.floats(10, "residual", n, true);
+  o.bias = a.floats(11, "bias", o.cols, true);
+  o.dbias = a.floats(12, "dbias", o.cols, true);
   const std::initializer_list<std::pair<const float*, int64_t>> inputs = {
-      {o.dy, n}, {o.x, n}, {o.gamma, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}};
+      {o.dy, n}, {o.x, n}, {o.gamma, o.cols}, {o.mean, o.rows}, {o.rstd, o.rows}, {o.residual, n}, {o.bias, o.cols}};
   check_no_overlap(a, "dx", o.dx, n, 4, inputs);
   check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, inputs);
   check_no_overlap(a, "dbeta", o.dbeta, o.cols, 4, inputs);
-  check_no_overlap(a, "dx", o.dx, n, 4, {{o.dgamma, o.cols}, {o.dbeta, o.cols}});
-  check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, {{o.dbeta, o.cols}});
+  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, inputs);
+  check_no_overlap(a, "dx", o.dx, n, 4, {{o.dgamma, o.cols}, {o.dbeta, o.cols}, {o.dbias, o.cols}});
+  check_no_overlap(a, "dgamma", o.dgamma, o.cols, 4, {{o.dbeta, o.cols}, {o.dbias, o.cols}});
+  check_no_overlap(a, "dbeta", o.dbeta, o.cols, 4, {{o.dbias, o.cols}});
   return o;
 }
 
@@ -108,6 +121,53 @@ GeluGradArgs read_gelu_grad(const Args& a) {
   o.dx = a.floats(2, "dx", o.n);
   check_same_or_apart(a, "dx", o.dx, o.dy, o.n, "dy");
   check_same_or_apart(a, "dx", o.dx, o.x, o.n, "x");
+  return o;
+}
+
+// The rows of x [rows, cols] for a bias of `cols` elements: x's length must be a multiple of it.
+void bias_shape(const Args& a, int64_t n, int64_t cols, const char* x_name, int64_t* rows) {
+  if (n % cols != 0)
+    a.range_error(std::string(x_name) + " has length " + std::to_string(n) + ", not a multiple of bias's " +
+                  std::to_string(cols));
+  *rows = n / cols;
+}
+
+// biasGelu(x, bias, y, erfOut?): y = gelu(x + bias), x [rows, cols] with cols = bias's length; y may
+// be x; erfOut (null/absent: not wanted) receives erf((x + bias) / sqrt2) for biasGeluGrad.
+fd::BiasGeluArgs read_bias_gelu(const Args& a) {
+  a.expect_count(3);
+  fd::BiasGeluArgs o;
+  const int64_t n = float_length(a, 0, "x");
+  o.cols = float_length(a, 1, "bias");
+  bias_shape(a, n, o.cols, "x", &o.rows);
+  o.x = a.floats(0, "x", n);
+  o.bias = a.floats(1, "bias", o.cols);
+  o.y = a.floats(2, "y", n);
+  o.erf_out = a.floats(3, "erfOut", n, true);
+  check_same_or_apart(a, "y", o.y, o.x, n, "x");
+  check_no_overlap(a, "y", o.y, n, 4, {{o.bias, o.cols}});
+  check_no_overlap(a, "erfOut", o.erf_out, n, 4, {{o.x, n}, {o.bias, o.cols}, {o.y, n}});
+  return o;
+}
+
+// biasGeluGrad(dy, x, bias, dx, dbias, erf?): dx = dy * gelu'(x + bias) (dx may be dy or x), dbias =
+// the sum of dx over the rows; erf: biasGelu's erfOut for these x and bias (null/absent: computed).
+fd::BiasGeluGradArgs read_bias_gelu_grad(const Args& a) {
+  a.expect_count(5);
+  fd::BiasGeluGradArgs o;
+  const int64_t n = float_length(a, 0, "dy");
+  o.cols = float_length(a, 2, "bias");
+  bias_shape(a, n, o.cols, "dy", &o.rows);
+  o.dy = a.floats(0, "dy", n);
+  o.x = a.floats(1, "x", n);
+  o.bias = a.floats(2, "bias", o.cols);
+  o.dx = a.floats(3, "dx", n);
+  o.dbias = a.floats(4, "dbias", o.cols);
+  o.erf = a.floats(5, "erf", n, true);
+  check_same_or_apart(a, "dx", o.dx, o.dy, n, "dy");
+  check_same_or_apart(a, "dx", o.dx, o.x, n, "x");
+  check_no_overlap(a, "dx", o.dx, n, 4, {{o.bias, o.cols}, {o.dbias, o.cols}, {o.erf, n}});
+  check_no_overlap(a, "dbias", o.dbias, o.cols, 4, {{o.dy, n}, {o.x, n}, {o.bias, o.cols}, {o.erf, n}});
   return o;
 }
 
@@ -230,6 +290,21 @@ Napi::Value GeluGrad(const Args& a) {
   return a.info.Env().Undefined();
 }
 
+Napi::Value BiasGelu(const Args& a) {
+  const fd::BiasGeluArgs o = read_bias_gelu(a);
+  if (a.place == Place::kHost)
+    fd::bias_gelu_cpu(o);
+  else
+    throw_status(a, fd::bias_gelu_cuda(o));
+  return a.info.Env().Undefined();
+}
+
+Napi::Value BiasGeluGrad(const Args& a) {
+  const fd::BiasGeluGradArgs o = read_bias_gelu_grad(a);
+  throw_status(a, a.place == Place::kHost ? fd::bias_gelu_grad_cpu(o) : fd::bias_gelu_grad_cuda(o));
+  return a.info.Env().Undefined();
+}
+
 Napi::Value Attention(const Args& a) {
   const fd::AttentionArgs o = read_attention(a);
   throw_status(a, a.place == Place::kHost ? fd::attention_cpu(o) : fd::attention_cuda(o));
@@ -249,6 +324,8 @@ void register_nn_ops(Napi::Env env, Napi::Object exports) {
   register_op(env, exports, "layerNormGrad", LayerNormGrad);
   register_op(env, exports, "gelu", Gelu);
   register_op(env, exports, "geluGrad", GeluGrad);
+  register_op(env, exports, "biasGelu", BiasGelu);
+  register_op(env, exports, "biasGeluGrad", BiasGeluGrad);
   register_op(env, exports, "attention", Attention);
   register_op(env, exports, "attentionGrad", AttentionGrad);
 }

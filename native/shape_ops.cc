@@ -347,6 +347,33 @@ Napi::Value Tile(const Args& a) {
   return info.Env().Undefined();
 }
 
+// pad(x, shape, before, after, value, out): out = x with before[i] / after[i] elements of value added
+// on each side of axis i; value is a typed array of x's element type and length 1 (its conversion
+// from a JS number is the typed array's own). Host arrays only (the 'cuda' backend pads with fill and
+// concat).
+Napi::Value Pad(const Args& a) {
+  const Napi::CallbackInfo& info = a.info;
+  a.expect_count(6);
+  if (a.place != Place::kHost)
+    a.type_error("pad runs on host arrays only (the 'cuda' backend pads with cuda.fill and cuda.concat)");
+  const std::vector<int64_t> shape = shape_arg(a, 1, "shape");
+  const int rank = static_cast<int>(shape.size());
+  const std::vector<int64_t> before = int_array(a, info[2], "before", 0, kMaxElements, rank);
+  const std::vector<int64_t> after = int_array(a, info[3], "after", 0, kMaxElements, rank);
+  const Tensor x = tensor(a, 0, "x");
+  check_length(a, x, "x", elements(a, shape, "shape"), "shape");
+  const Tensor value = tensor_of(a, 4, "value", x.type, 1);
+  std::vector<int64_t> out_shape(static_cast<size_t>(rank));
+  for (int i = 0; i < rank; ++i) {
+    if (before[i] > kMaxElements - shape[i] - after[i]) a.range_error("the output has more than 2^40 elements");
+    out_shape[i] = shape[i] + before[i] + after[i];
+  }
+  const Tensor out = tensor_of(a, 5, "out", x.type, elements(a, out_shape, "the output"));
+  check_apart(a, "out", out, x);
+  fd::pad_cpu(x.data, shape.data(), rank, before.data(), after.data(), value.data, out.data, x.bytes());
+  return info.Env().Undefined();
+}
+
 // gather(x, dims, indices, out): tfjs's GatherV2 with x viewed as dims = [batch, outer, dim, slice]
 // and indices as [batch, n]: out[b, o, i, :] = x[b, o, indices[b, i], :].
 Napi::Value Gather(const Args& a) {
@@ -414,6 +441,7 @@ void register_shape_ops(Napi::Env env, Napi::Object exports) {
   register_op(env, exports, "softmax", Softmax);
   register_op(env, exports, "transpose", Transpose);
   register_op(env, exports, "slice", Slice);
+  register_op(env, exports, "pad", Pad);
   register_op(env, exports, "concat", Concat);
   register_op(env, exports, "tile", Tile);
   register_op(env, exports, "gather", Gather);

@@ -89,6 +89,8 @@ export type RegisteredOpName =
   | 'layerNormGrad'
   | 'gelu'
   | 'geluGrad'
+  | 'biasGelu'
+  | 'biasGeluGrad'
   | 'attention'
   | 'attentionGrad'
   | 'binaryOp'
@@ -259,6 +261,11 @@ export interface Addon {
   transpose(x: HostArray, shape: number[], perm: number[], out: HostArray): void;
   /** out (size) = x (shape) from begin on every axis. */
   slice(x: HostArray, shape: number[], begin: number[], size: number[], out: HostArray): void;
+  /**
+   * out = x (shape) with before[i] / after[i] elements of value[0] added on each side of axis i;
+   * value: a typed array of x's type, length 1. Host arrays only.
+   */
+  pad(x: HostArray, shape: number[], before: number[], after: number[], value: HostArray, out: HostArray): void;
   /** inputs (shapes, one element type) joined along axis into out. */
   concat(inputs: HostArray[], shapes: number[][], axis: number, out: HostArray): void;
   /** out (shape[i] * reps[i]) = x (shape) repeated along each axis. */
@@ -307,7 +314,8 @@ export interface Addon {
   /**
    * LayerNorm over the rows of x [rows, cols] (kernels/nn.h): y = (x - mean) * rstd * gamma + beta,
    * rstd = 1 / sqrt(var + eps), var the biased variance. mean and rstd [rows] receive the row
-   * statistics layerNormGrad needs (null: not wanted). y must not overlap an input.
+   * statistics layerNormGrad needs (null: not wanted). y must not overlap an input. With residual
+   * [rows, cols] and/or bias [cols], the rows normalised are (x + bias) + residual.
    */
   layerNorm(
     x: F32,
@@ -319,8 +327,13 @@ export interface Addon {
     y: F32,
     mean?: F32 | null,
     rstd?: F32 | null,
+    residual?: F32 | null,
+    bias?: F32 | null,
   ): void;
-  /** dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass. */
+  /**
+   * dx [rows, cols], dgamma and dbeta [cols] from layerNorm's saved mean and rstd, in one pass;
+   * residual and bias as forward had them, dbias [cols] (null: not wanted) = the sum of dx over rows.
+   */
   layerNormGrad(
     dy: F32,
     x: F32,
@@ -332,11 +345,24 @@ export interface Addon {
     dx: F32,
     dgamma: F32,
     dbeta: F32,
+    residual?: F32 | null,
+    bias?: F32 | null,
+    dbias?: F32 | null,
   ): void;
   /** y = 0.5 x (1 + erf(x / sqrt 2)); y may be x. */
   gelu(x: F32, y: F32): void;
   /** dx = dy * (Phi(x) + x phi(x)); dx may be dy or x. */
   geluGrad(dy: F32, x: F32, dx: F32): void;
+  /**
+   * y = gelu(x + bias) over x [rows, cols], bias [cols] (cols = bias.length); y may be x. erfOut
+   * (null: not wanted) receives erf((x + bias) / sqrt 2) for biasGeluGrad.
+   */
+  biasGelu(x: F32, bias: F32, y: F32, erfOut?: F32 | null): void;
+  /**
+   * dx = dy * gelu'(x + bias) (dx may be dy or x), dbias = the sum of dx over the rows; erf:
+   * biasGelu's erfOut for the same x and bias (the same bits, no erf computed), or null.
+   */
+  biasGeluGrad(dy: F32, x: F32, bias: F32, dx: F32, dbias: F32, erf?: F32 | null): void;
   /**
    * Multi-head self-attention (kernels/attention.h) on [batch, len, hidden] q, k, v (head h: columns
    * h*dh .. (h+1)*dh - 1): per (b, h), P = softmax(scale * Q K^T + keyBias[b]) and out's head columns

@@ -368,7 +368,7 @@ if (deviceTestsHere(__filename)) {
         }
     });
 
-    test('layerNorm, layerNormGrad, gelu, geluGrad (the fused layers, kernels/nn.h)', () => {
+    test('layerNorm, layerNormGrad, gelu, geluGrad, biasGelu, biasGeluGrad (the fused layers, kernels/nn.h)', () => {
       for (const [rows, cols] of [
         [1, 1],
         [7, 33],
@@ -387,6 +387,25 @@ if (deviceTestsHere(__filename)) {
         );
         same('gelu', [f32(n, 12), zeros(n)], 4e-6);
         same('geluGrad', [f32(n), f32(n, 12), zeros(n)], 4e-6);
+        // The bias / residual variants (addLayerNorm, biasGelu).
+        same(
+          'layerNorm',
+          [f32(n), f32(cols), f32(cols), rows, cols, 1e-5, zeros(n), zeros(rows), zeros(rows), f32(n), f32(cols)],
+          2e-5,
+        );
+        same('layerNorm', [f32(n), f32(cols), f32(cols), rows, cols, 1e-5, zeros(n), null, null, f32(n), null], 2e-5);
+        same(
+          'layerNormGrad',
+          [
+            ...[f32(n), f32(n), f32(cols), f32(rows), rstd, rows, cols, zeros(n), zeros(cols), zeros(cols)],
+            ...[f32(n), f32(cols), zeros(cols)],
+          ],
+          1e-4,
+        );
+        same('biasGelu', [f32(n, 12), f32(cols), zeros(n)], 4e-6);
+        same('biasGelu', [f32(n, 12), f32(cols), zeros(n), zeros(n)], 4e-6);
+        same('biasGeluGrad', [f32(n), f32(n, 12), f32(cols), zeros(n), zeros(cols)], 1e-4);
+        same('biasGeluGrad', [f32(n), f32(n, 12), f32(cols), zeros(n), zeros(cols), f32(n)], 1e-4);
       }
     });
 

@@ -246,6 +246,52 @@ describe('profile mode', () => {
   });
 });
 
+describe('_FusedMatMul', () => {
+  // Deterministic values with no global lookups.
+  const values = (n: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => ((i * 7919 + seed * 104729) % 2003) / 1001 - 1);
+  const bits = (t: tf.Tensor) => Buffer.from((t.dataSync() as Float32Array).buffer);
+
+  test('adds the bias in place: the bits of matMul + add, gradients too, for every bias shape tfjs allows', () => {
+    const [m, n, k] = [33, 19, 7];
+    const a = tf.tensor2d(values(m * k, 1), [m, k]);
+    const w = tf.tensor2d(values(n * k, 2), [n, k]);
+    for (const biasShape of [[n], [1], [1, n], [m, n], [m, 1]]) {
+      const bias = tf.tensor(
+        values(
+          biasShape.reduce((x, y) => x * y, 1),
+          3,
+        ),
+        biasShape,
+      );
+      const fused = (x: tf.Tensor, ww: tf.Tensor, b: tf.Tensor) =>
+        tf.fused.matMul({ a: x as tf.Tensor2D, b: ww as tf.Tensor2D, transposeB: true, bias: b });
+      const plain = (x: tf.Tensor, ww: tf.Tensor, b: tf.Tensor) => tf.add(tf.matMul(x, ww, false, true), b);
+      const [y1, y2] = [fused(a, w, bias), plain(a, w, bias)];
+      expect(bits(y1).equals(bits(y2))).toBe(true);
+      const dy = tf.tensor2d(values(m * n, 4), [m, n]);
+      const g1 = tf.grads((x: tf.Tensor, ww: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(fused(x, ww, b), dy)))([
+        a,
+        w,
+        bias,
+      ]);
+      const g2 = tf.grads((x: tf.Tensor, ww: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(plain(x, ww, b), dy)))([
+        a,
+        w,
+        bias,
+      ]);
+      g1.forEach((g, i) => expect(bits(g).equals(bits(g2[i]))).toBe(true));
+      tf.dispose([bias, y1, y2, dy, ...g1, ...g2]);
+    }
+    // With an activation: the bias in place, then the activation kernel.
+    const bias = tf.tensor1d(values(n, 5));
+    const y = tf.fused.matMul({ a, b: w, transposeB: true, bias, activation: 'relu' });
+    const want = tf.relu(tf.add(tf.matMul(a, w, false, true), bias));
+    expect(bits(y).equals(bits(want))).toBe(true);
+    tf.dispose([a, w, bias, y, want]);
+  });
+});
+
 describe('fused losses on native', () => {
   test('rankingObjective equals the cpu backend, and its gradient lives in native memory', async () => {
     // 64 x 32: a gradient large enough (8 KB) for native memory.

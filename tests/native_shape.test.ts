@@ -173,6 +173,7 @@ describe('registration', () => {
       'Softmax',
       'Transpose',
       'Slice',
+      'PadV2',
       'Concat',
       'Tile',
       'GatherV2',
@@ -522,6 +523,95 @@ describe('layout', () => {
       for (let c = 0; c < 256; ++c)
         if (s1[r * 256 + c] !== big[(r + 3) * 600 + c + 100]) throw new Error(`slice ${r} ${c}`);
     expectBoth(() => tf.slice(tf.tensor2d(big.slice(0, 20), [4, 5]), [1, 1], [0, 2]), 'slice empty');
+  });
+
+  test('pad: random shapes (rank 1..5), paddings, constants, dtypes; the [CLS] gradient; empty', () => {
+    const constants = [0, 1.5, -2, 0.1, 300, -0.5, Infinity, NaN];
+    for (let trial = 0; trial < 80; ++trial) {
+      let shape = randomShape(5, 5);
+      if (shape.length === 0) shape = [3];
+      if (trial % 10 === 0) shape[randInt(shape.length)] = 0; // an empty x: the output is all constant
+      const paddings = shape.map(() => [randInt(3), randInt(3)] as [number, number]);
+      const dtype = DT[trial % 3];
+      const value = constants[trial % constants.length];
+      const values = randomValues(dtype, size(shape));
+      expectBoth(
+        () => tf.pad(tf.tensor(values, shape, dtype), paddings, value),
+        `pad ${dtype}[${shape}] ${JSON.stringify(paddings)} ${value}`,
+      );
+    }
+    // The gradient of a cross-encoder's [CLS] slice: [16, 1, 256] -> [16, 128, 256], checked in full.
+    const cls = bigFloats(16 * 256);
+    const [padded] = run('native', () =>
+      tf.pad(tf.tensor3d(cls, [16, 1, 256]), [
+        [0, 0],
+        [0, 127],
+        [0, 0],
+      ]),
+    );
+    expect(padded.shape).toEqual([16, 128, 256]);
+    for (let b = 0; b < 16; ++b)
+      for (let l = 0; l < 128; ++l)
+        for (let h = 0; h < 256; ++h) {
+          const want = l === 0 ? cls[b * 256 + h] : 0;
+          if (!Object.is(padded.values[(b * 128 + l) * 256 + h], want)) throw new Error(`pad cls ${b} ${l} ${h}`);
+        }
+    // Width not a multiple of 16, padding on the last axis only, across threads' blocks.
+    const wide = bigFloats(3001 * 17);
+    expectBoth(
+      () =>
+        tf.pad(
+          tf.tensor2d(wide, [3001, 17]),
+          [
+            [0, 0],
+            [5, 2],
+          ],
+          -1,
+        ),
+      'pad last axis',
+    );
+    expectBoth(
+      () =>
+        tf.pad(tf.tensor2d(wide.slice(0, 6), [2, 3]), [
+          [0, 0],
+          [0, 0],
+        ]),
+      'pad nothing',
+    );
+    expectBoth(
+      () =>
+        tf.pad(tf.tensor2d([], [0, 3]), [
+          [0, 0],
+          [1, 1],
+        ]),
+      'pad to empty',
+    );
+    const grad = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.slice(x, [0, 1], [2, 2]), 3)));
+    expectBoth(() => grad(tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [2, 4])), 'slice gradient');
+  });
+
+  test('pad: the same bits with 1 and 2 threads', () => {
+    const x = bigFloats(64 * 3 * 129);
+    const saved = addon.getNumThreads();
+    const outs = [1, 2].map((t) => {
+      addon.setNumThreads(t);
+      try {
+        return run('native', () =>
+          tf.pad(
+            tf.tensor3d(x, [64, 3, 129]),
+            [
+              [1, 2],
+              [0, 125],
+              [3, 0],
+            ],
+            0.25,
+          ),
+        )[0].values;
+      } finally {
+        addon.setNumThreads(saved);
+      }
+    });
+    expect(Buffer.from(outs[0].buffer).equals(Buffer.from(outs[1].buffer))).toBe(true);
   });
 
   test('concat: n inputs, any axis (negative too), empty inputs, dtypes', () => {
@@ -897,6 +987,31 @@ describe('addon argument checks', () => {
     expectError(
       () => addon.slice(x, [2, 3, 4], [1, 2, 0], [1, 2, 4], new Float32Array(8)),
       /begin\[1\] \+ size\[1\] = 4 exceeds shape\[1\] = 3/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.pad(x, [2, 3, 4], [0, 1, 0], [0, 0], Float32Array.of(0), new Float32Array(32)),
+      /after must have 3 entries, got 2/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.pad(x, [2, 3, 4], [0, 1, 0], [0, 0, -1], Float32Array.of(0), new Float32Array(32)),
+      /after\[2\] must be an integer/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.pad(x, [2, 3, 4], [0, 1, 0], [0, 0, 0], Int32Array.of(0), new Float32Array(32)),
+      /value must be a Float32Array of length 1/,
+      'TypeError',
+    );
+    expectError(
+      () => addon.pad(x, [2, 3, 4], [0, 1, 0], [0, 0, 0], Float32Array.of(0), new Float32Array(31)),
+      /out must be a Float32Array of length 32/,
+      'RangeError',
+    );
+    expectError(
+      () => addon.pad(x, [2, 3, 4], [0, 1, 0], [0, 0, 0], Float32Array.of(0), x),
+      /out must be a Float32Array of length 32/,
       'RangeError',
     );
     expectError(

@@ -2,15 +2,27 @@
 // GELU forward and backward against float64 references over odd shapes (cols 1, 7, 257, 1000) and
 // extreme values, tf.grad against finite differences, the fused ops against the plain-tfjs composites
 // they replace (GELU bit for bit on 'native'), results independent of the thread count, the
+// bias / residual variants (biasGelu, addLayerNorm) against the same kernels on the summed input and
+// float64, the
 // cross-encoder's numbers with and without the fused kernels, leaks, and clear errors for bad input.
 import * as tf from '@tensorflow/tfjs';
 
 import { nn } from '../src';
 import { CrossEncoder, CrossEncoderConfig } from '../src/models';
 import { addon } from '../src/native';
-import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD } from '../src/nn';
+import {
+  ADD_LAYER_NORM,
+  ADD_LAYER_NORM_GRAD,
+  BIAS_GELU,
+  BIAS_GELU_GRAD,
+  GELU,
+  GELU_GRAD,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+} from '../src/nn';
 import { expectError } from './helpers/errors';
 import {
+  erf64,
   expectGradClose,
   finiteDiff,
   gaussian,
@@ -258,6 +270,193 @@ describe('addon.gelu / geluGrad against float64', () => {
   });
 });
 
+// (x + bias) + residual rounded as float32 adds round: the input the bias / residual variants normalise.
+function summed(x: Float32Array, bias: Float32Array | null, res: Float32Array | null, cols: number): Float32Array {
+  const s = new Float32Array(x.length);
+  const f = Math.fround;
+  for (let i = 0; i < x.length; i++) {
+    let v = x[i];
+    if (bias) v = f(v + bias[i % cols]);
+    if (res) v = f(v + res[i]);
+    s[i] = v;
+  }
+  return s;
+}
+
+function columnSum64(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c] += x[r * cols + c];
+  return out;
+}
+
+describe('addon.layerNorm / layerNormGrad with a bias and a residual', () => {
+  const rng = mulberry32(31);
+  const variants: Array<[string, boolean, boolean]> = [
+    ['bias and residual', true, true],
+    ['residual only', false, true],
+    ['bias only', true, false],
+  ];
+  test.each(SHAPES)('rows %i x cols %i: the kernels on x + bias + residual, dbias against float64', (rows, cols) => {
+    for (const [label, withBias, withRes] of variants) {
+      const n = rows * cols;
+      const x = normals(rng, n, 2, 0.5),
+        bias = withBias ? normals(rng, cols, 0.5) : null,
+        res = withRes ? normals(rng, n, 3, -0.25) : null,
+        gamma = normals(rng, cols, 1, 1),
+        beta = normals(rng, cols),
+        dy = normals(rng, n);
+      const s = summed(x, bias, res, cols);
+      const want = addonLayerNorm(s, gamma, beta, rows, cols, 1e-5);
+      const y = new Float32Array(n),
+        mean = new Float32Array(rows),
+        rstd = new Float32Array(rows);
+      addon.layerNorm(x, gamma, beta, rows, cols, 1e-5, y, mean, rstd, res, bias);
+      // The sum is formed as the composite forms it: the fused op's bits are LayerNorm's on it.
+      expectSameBits(y, want.y, `${label}: y`);
+      expectSameBits(mean, want.mean, `${label}: mean`);
+      expectSameBits(rstd, want.rstd, `${label}: rstd`);
+      expectGradClose(y, layerNorm64(s, gamma, beta, rows, cols, 1e-5).y, 2e-6, `${label}: y vs float64`);
+      const g = addonLayerNormGrad(dy, s, gamma, mean, rstd, rows, cols);
+      const dx = new Float32Array(n),
+        dgamma = new Float32Array(cols),
+        dbeta = new Float32Array(cols),
+        dbias = withBias ? new Float32Array(cols) : null;
+      addon.layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta, res, bias, dbias);
+      expectSameBits(dx, g.dx, `${label}: dx`);
+      expectSameBits(dgamma, g.dgamma, `${label}: dgamma`);
+      expectSameBits(dbeta, g.dbeta, `${label}: dbeta`);
+      const ref = layerNormGrad64(dy, s, gamma, rows, cols, 1e-5);
+      if (dbias) expectGradClose(dbias, columnSum64(ref.dx, rows, cols), 2e-5, `${label}: dbias vs float64`, 1e-3);
+    }
+  });
+
+  test('extremes (an Inf row, a 1e4 offset) and the same bits for any thread count', () => {
+    const rows = 700,
+      cols = 257;
+    const n = rows * cols;
+    const x = normals(rng, n),
+      res = normals(rng, n, 1, 1e4), // offset >> spread
+      bias = normals(rng, cols, 1e-3),
+      gamma = normals(rng, cols),
+      beta = normals(rng, cols),
+      dy = normals(rng, n);
+    x.fill(Infinity, 5 * cols, 6 * cols); // an Inf row: NaN there, and only there
+    const run = () => {
+      const y = new Float32Array(n),
+        mean = new Float32Array(rows),
+        rstd = new Float32Array(rows);
+      addon.layerNorm(x, gamma, beta, rows, cols, 1e-12, y, mean, rstd, res, bias);
+      const dx = new Float32Array(n),
+        dgamma = new Float32Array(cols),
+        dbeta = new Float32Array(cols),
+        dbias = new Float32Array(cols);
+      addon.layerNormGrad(dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta, res, bias, dbias);
+      return { y, mean, rstd, dx, dgamma, dbeta, dbias };
+    };
+    const one = withThreads(1, run);
+    expect(one.y[5 * cols]).toBeNaN();
+    expect(Number.isFinite(one.y[4 * cols])).toBe(true);
+    for (const k of [2, 3]) {
+      const other = withThreads(k, run);
+      for (const key of ['y', 'mean', 'rstd', 'dx', 'dgamma', 'dbeta', 'dbias'] as const)
+        expectSameBits(other[key], one[key], `${key} with ${k} threads`);
+    }
+    // Without the Inf row the float64 reference holds at a 1e4 offset.
+    x.fill(0.5, 5 * cols, 6 * cols);
+    const r = run();
+    const s = summed(x, bias, res, cols);
+    // The mean is kept as a float (kernels/nn.h): y is accurate to about ulp(1e4) * rstd * |gamma|.
+    expectGradClose(r.y, layerNorm64(s, gamma, beta, rows, cols, 1e-12).y, 3e-4, 'y at offset 1e4');
+    const ref = layerNormGrad64(dy, s, gamma, rows, cols, 1e-12);
+    expectGradClose(r.dbias, columnSum64(ref.dx, rows, cols), 1e-4, 'dbias at offset 1e4', 1);
+  });
+});
+
+describe('addon.biasGelu / biasGeluGrad', () => {
+  const rng = mulberry32(37);
+  test.each(SHAPES)('rows %i x cols %i: gelu on x + bias bit for bit, dbias against float64', (rows, cols) => {
+    const n = rows * cols;
+    const x = normals(rng, n, 3),
+      bias = normals(rng, cols, 1),
+      dy = normals(rng, n);
+    const s = summed(x, bias, null, cols);
+    const want = new Float32Array(n),
+      wantDx = new Float32Array(n);
+    addon.gelu(s, want);
+    addon.geluGrad(dy, s, wantDx);
+    const y = new Float32Array(n),
+      dx = new Float32Array(n),
+      dbias = new Float32Array(cols);
+    addon.biasGelu(x, bias, y);
+    addon.biasGeluGrad(dy, x, bias, dx, dbias);
+    expectSameBits(y, want, 'y');
+    expectSameBits(dx, wantDx, 'dx');
+    // Forward's erf kept for backward: the same y, dx and dbias bits.
+    const y2 = new Float32Array(n),
+      erf = new Float32Array(n),
+      dx2 = new Float32Array(n),
+      dbias2 = new Float32Array(cols);
+    addon.biasGelu(x, bias, y2, erf);
+    addon.biasGeluGrad(dy, x, bias, dx2, dbias2, erf);
+    expectSameBits(y2, y, 'y (erf kept)');
+    expectSameBits(dx2, dx, 'dx (from the kept erf)');
+    expectSameBits(dbias2, dbias, 'dbias (from the kept erf)');
+    expectGradClose(
+      erf,
+      Float64Array.from(s, (v) => erf64(v / Math.SQRT2)),
+      1e-6,
+      'erf vs float64',
+      1,
+    );
+    const ref = Float64Array.from(s, (v, i) => dy[i] * geluGrad64(v));
+    expectGradClose(dx, ref, 1e-6, 'dx vs float64', 1e-3);
+    expectGradClose(dbias, columnSum64(ref, rows, cols), 1e-5, 'dbias vs float64', 1e-3);
+  });
+
+  test('extremes, in place, and the same bits for any thread count', () => {
+    const rows = 301,
+      cols = 1000; // several blocks of rows
+    const n = rows * cols;
+    const x = normals(rng, n, 4),
+      bias = normals(rng, cols),
+      dy = normals(rng, n);
+    x.set([Infinity, -Infinity, NaN, 1e30, -1e30, 20, -20], 0);
+    const run = () => {
+      const y = new Float32Array(n),
+        dx = new Float32Array(n),
+        dbias = new Float32Array(cols),
+        erf = new Float32Array(n),
+        dxKept = new Float32Array(n),
+        dbiasKept = new Float32Array(cols);
+      addon.biasGelu(x, bias, y);
+      addon.biasGeluGrad(dy, x, bias, dx, dbias);
+      addon.biasGelu(x, bias, new Float32Array(n), erf);
+      addon.biasGeluGrad(dy, x, bias, dxKept, dbiasKept, erf);
+      expectSameBits(dxKept, dx, 'dx from the kept erf');
+      expectSameBits(dbiasKept, dbias, 'dbias from the kept erf');
+      return { y, dx, dbias };
+    };
+    const one = withThreads(1, run);
+    expect(one.y[0]).toBe(Infinity);
+    expect(one.dx[0]).toBe(dy[0]); // gelu'(+inf) = 1
+    expect(one.dx[1]).toBe(0);
+    expect(one.dx[2]).toBeNaN();
+    expect(one.dbias[2]).toBeNaN(); // a NaN propagates into its column's sum only
+    expect(Number.isFinite(one.dbias[3])).toBe(true);
+    for (const k of [2, 3]) {
+      const other = withThreads(k, run);
+      for (const key of ['y', 'dx', 'dbias'] as const) expectSameBits(other[key], one[key], `${key}, ${k} threads`);
+    }
+    const inPlace = Float32Array.from(x);
+    addon.biasGelu(inPlace, bias, inPlace);
+    expectSameBits(inPlace, one.y, 'biasGelu in place');
+    const dyCopy = Float32Array.from(dy),
+      dbias = new Float32Array(cols);
+    addon.biasGeluGrad(dyCopy, x, bias, dyCopy, dbias);
+    expectSameBits(dyCopy, one.dx, 'biasGeluGrad in place');
+  });
+});
+
 describe('addon argument errors name the argument', () => {
   const f = (n: number) => new Float32Array(n);
   test.each([
@@ -337,6 +536,78 @@ describe('addon argument errors name the argument', () => {
       },
       /layerNormGrad: dgamma must not overlap/,
     ],
+    [
+      'residual length',
+      () => addon.layerNorm(f(6), f(3), f(3), 2, 3, 0, f(6), null, null, f(5)),
+      /layerNorm: residual must be a Float32Array of length 6/,
+    ],
+    [
+      'bias length',
+      () => addon.layerNorm(f(6), f(3), f(3), 2, 3, 0, f(6), null, null, null, f(2)),
+      /layerNorm: bias must be a Float32Array of length 3/,
+    ],
+    [
+      'y is the residual',
+      () => {
+        const r = f(6);
+        addon.layerNorm(f(6), f(3), f(3), 2, 3, 0, r, null, null, r);
+      },
+      /layerNorm: y must not overlap/,
+    ],
+    [
+      'grad dbias length',
+      () => addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), f(3), f(3), null, null, f(6)),
+      /layerNormGrad: dbias must be a Float32Array of length 3/,
+    ],
+    [
+      'grad dbias = dbeta',
+      () => {
+        const g = f(3);
+        addon.layerNormGrad(f(6), f(6), f(3), f(2), f(2), 2, 3, f(6), f(3), g, null, f(3), g);
+      },
+      /layerNormGrad: dbeta must not overlap/,
+    ],
+    [
+      'biasGelu x not rows of bias',
+      () => addon.biasGelu(f(7), f(3), f(7)),
+      /biasGelu: x has length 7, not a multiple of bias's 3/,
+    ],
+    ['biasGelu empty bias', () => addon.biasGelu(f(6), f(0), f(6)), /biasGelu: bias must not be empty/],
+    ['biasGelu y length', () => addon.biasGelu(f(6), f(3), f(5)), /biasGelu: y must be a Float32Array of length 6/],
+    [
+      'biasGelu y is the bias',
+      () => {
+        const b = f(6);
+        addon.biasGelu(f(6), b.subarray(0, 3), b);
+      },
+      /biasGelu: y must not overlap/,
+    ],
+    [
+      'biasGelu erfOut is y',
+      () => {
+        const y = f(6);
+        addon.biasGelu(f(6), f(3), y, y);
+      },
+      /biasGelu: erfOut must not overlap/,
+    ],
+    [
+      'biasGeluGrad erf length',
+      () => addon.biasGeluGrad(f(6), f(6), f(3), f(6), f(3), f(5)),
+      /biasGeluGrad: erf must be a Float32Array of length 6/,
+    ],
+    [
+      'biasGeluGrad dbias length',
+      () => addon.biasGeluGrad(f(6), f(6), f(3), f(6), f(2)),
+      /biasGeluGrad: dbias must be a Float32Array of length 3/,
+    ],
+    [
+      'biasGeluGrad dbias overlaps dy',
+      () => {
+        const d = f(6);
+        addon.biasGeluGrad(d, f(6), f(3), f(6), d.subarray(0, 3));
+      },
+      /biasGeluGrad: dbias must not overlap/,
+    ],
     ['gelu empty', () => addon.gelu(f(0), f(0)), /gelu: x must not be empty/],
     ['gelu y length', () => addon.gelu(f(4), f(3)), /gelu: y must be a Float32Array of length 4/],
     [
@@ -367,7 +638,17 @@ describe.each(BACKENDS)('tfjs ops on %s', (backend) => {
   const rng = mulberry32(23);
 
   test('the fused kernels are registered here', () => {
-    for (const k of [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD]) expect(tf.getKernel(k, backend)).toBeDefined();
+    for (const k of [
+      LAYER_NORM,
+      LAYER_NORM_GRAD,
+      GELU,
+      GELU_GRAD,
+      ADD_LAYER_NORM,
+      ADD_LAYER_NORM_GRAD,
+      BIAS_GELU,
+      BIAS_GELU_GRAD,
+    ])
+      expect(tf.getKernel(k, backend)).toBeDefined();
   });
 
   test('layerNorm: value against float64 and the composite, any rank', () => {
@@ -458,6 +739,131 @@ describe.each(BACKENDS)('tfjs ops on %s', (backend) => {
     tf.dispose([x, dy]);
   });
 
+  test('addLayerNorm: value as the composite (bits on native), grads against float64 and finite differences', () => {
+    const rows = 3,
+      cols = 7,
+      eps = 1e-5;
+    for (const withBias of [true, false]) {
+      const xv = normals(rng, rows * cols),
+        rv = normals(rng, rows * cols, 2),
+        biv = normals(rng, cols),
+        gv = normals(rng, cols, 0.5, 1),
+        bv = normals(rng, cols),
+        wv = normals(rng, rows * cols);
+      const x = tf.tensor2d(xv, [rows, cols]),
+        res = tf.tensor2d(rv, [rows, cols]),
+        bias = tf.tensor1d(biv),
+        gamma = tf.tensor1d(gv),
+        beta = tf.tensor1d(bv),
+        w = tf.tensor2d(wv, [rows, cols]);
+      const b = withBias ? bias : null;
+      const sv = summed(xv, withBias ? biv : null, rv, cols);
+      const y = nn.addLayerNorm(x, res, b, gamma, beta, eps);
+      const composite = nn.layerNorm(tf.add(b ? tf.add(x, b) : x, res), gamma, beta, eps);
+      if (backend === 'native') expectSameBits(y.dataSync() as Float32Array, composite.dataSync() as Float32Array, 'y');
+      expectGradClose(y.dataSync(), layerNorm64(sv, gv, bv, rows, cols, eps).y, 3e-6, 'y vs float64');
+      expectGradClose(
+        y.dataSync(),
+        nn.reference.addLayerNorm(x, res, b, gamma, beta, eps).dataSync(),
+        2e-5,
+        'y vs reference',
+      );
+      // Without a bias the op has four inputs (tf.grads refuses one that does not reach the loss).
+      const grads = withBias
+        ? tf.grads((a: tf.Tensor, r: tf.Tensor, bi: tf.Tensor, g: tf.Tensor, be: tf.Tensor) =>
+            tf.sum(tf.mul(nn.addLayerNorm(a, r, bi, g, be, eps), w)),
+          )([x, res, bias, gamma, beta])
+        : tf.grads((a: tf.Tensor, r: tf.Tensor, g: tf.Tensor, be: tf.Tensor) =>
+            tf.sum(tf.mul(nn.addLayerNorm(a, r, null, g, be, eps), w)),
+          )([x, res, gamma, beta]);
+      const [dx, dr, dbias, dg, db] = withBias ? grads : [grads[0], grads[1], null, grads[2], grads[3]];
+      const ref = layerNormGrad64(wv, sv, gv, rows, cols, eps);
+      expectGradClose(dx.dataSync(), ref.dx, 2e-5, 'dx');
+      expectGradClose(dr.dataSync(), ref.dx, 2e-5, 'dresidual');
+      expectGradClose(dg.dataSync(), ref.dgamma, 2e-5, 'dgamma');
+      expectGradClose(db.dataSync(), ref.dbeta, 2e-6, 'dbeta');
+      if (dbias) {
+        expectGradClose(dbias.dataSync(), columnSum64(ref.dx, rows, cols), 2e-5, 'dbias', 1e-3);
+        // dbias by central differences of the float64 forward.
+        const f64 = (bb: Float64Array) => {
+          const yy = layerNorm64(
+            Float64Array.from(xv, (v, i) => v + bb[i % cols] + rv[i]),
+            gv,
+            bv,
+            rows,
+            cols,
+            eps,
+          ).y;
+          return yy.reduce((acc, v, i) => acc + v * wv[i], 0);
+        };
+        expectGradClose(dbias.dataSync(), finiteDiff(f64, biv, 1e-5), 1e-4, 'dbias vs finite differences', 1e-3);
+      }
+      tf.dispose([x, res, bias, gamma, beta, w, y, composite, ...grads]);
+    }
+  });
+
+  test('biasGelu: value as the composite (bits on native), grads against float64 and finite differences', () => {
+    const rows = 5,
+      cols = 9;
+    const xv = normals(rng, rows * cols, 2),
+      biv = normals(rng, cols),
+      wv = normals(rng, rows * cols);
+    const x = tf.tensor3d(xv, [1, rows, cols]),
+      bias = tf.tensor1d(biv),
+      w = tf.tensor3d(wv, [1, rows, cols]);
+    const sv = summed(xv, biv, null, cols);
+    const y = nn.biasGelu(x, bias);
+    expect(y.shape).toEqual([1, rows, cols]);
+    const composite = nn.gelu(tf.add(x, bias));
+    if (backend === 'native') expectSameBits(y.dataSync() as Float32Array, composite.dataSync() as Float32Array, 'y');
+    expectGradClose(y.dataSync(), Float64Array.from(sv, gelu64), 1e-6, 'y vs float64', 1);
+    expectGradClose(y.dataSync(), nn.reference.biasGelu(x, bias).dataSync(), 2e-6, 'y vs reference', 1);
+    const [dx, dbias] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(nn.biasGelu(a, b), w)))([x, bias]);
+    const ref = Float64Array.from(sv, (v, i) => wv[i] * geluGrad64(v));
+    expectGradClose(dx.dataSync(), ref, 2e-6, 'dx', 1);
+    expectGradClose(dbias.dataSync(), columnSum64(ref, rows, cols), 2e-6, 'dbias', 1);
+    const f64 = (bb: Float64Array) => xv.reduce((acc, v, i) => acc + gelu64(v + bb[i % cols]) * wv[i], 0);
+    expectGradClose(dbias.dataSync(), finiteDiff(f64, biv, 1e-6), 1e-5, 'dbias vs finite differences', 1);
+    tf.dispose([x, bias, w, y, composite, dx, dbias]);
+  });
+
+  test('addLayerNorm, biasGelu: no leaks with or without a tape; bad input names the argument', () => {
+    const x = tf.tensor2d(normals(rng, 4 * 8), [4, 8]),
+      r = tf.tensor2d(normals(rng, 4 * 8), [4, 8]),
+      b = tf.tensor1d(normals(rng, 8)),
+      gamma = tf.ones([8]),
+      beta = tf.zeros([8]);
+    expectNoLeak(() => tf.dispose(nn.addLayerNorm(x, r, b, gamma, beta)), 'addLayerNorm');
+    expectNoLeak(() => tf.dispose(nn.biasGelu(x, b)), 'biasGelu');
+    expectNoLeak(
+      () =>
+        tf.dispose(
+          tf.grads((a: tf.Tensor, rr: tf.Tensor, bb: tf.Tensor, g: tf.Tensor, be: tf.Tensor) =>
+            tf.sum(nn.addLayerNorm(a, rr, bb, g, be)),
+          )([x, r, b, gamma, beta]),
+        ),
+      'addLayerNorm grad',
+    );
+    expectNoLeak(
+      () => tf.dispose(tf.grads((a: tf.Tensor, bb: tf.Tensor) => tf.sum(nn.biasGelu(a, bb)))([x, b])),
+      'biasGelu grad',
+    );
+    expectError(
+      () => nn.addLayerNorm(x, tf.zeros([4, 7]), b, gamma, beta),
+      /addLayerNorm: residual must have shape \[4, 8\]/,
+    );
+    expectError(
+      () => nn.addLayerNorm(x, null as unknown as tf.Tensor, b, gamma, beta),
+      /addLayerNorm: residual is required/,
+    );
+    expectError(() => nn.addLayerNorm(x, r, tf.zeros([7]), gamma, beta), /addLayerNorm: bias must have shape \[8\]/);
+    expectError(() => nn.addLayerNorm(x, r, b, gamma, beta, -1), /addLayerNorm: eps must be >= 0/);
+    expectError(() => nn.biasGelu(x, tf.zeros([4])), /biasGelu: bias must have shape \[8\]/);
+    expectError(() => nn.biasGelu(x, null as unknown as tf.Tensor), /biasGelu: bias is required/);
+    expectError(() => nn.biasGelu(tf.zeros([8], 'int32'), b), /biasGelu: x must be float32, got int32/);
+    tf.dispose([x, r, b, gamma, beta]);
+  });
+
   test('no tensors leak, with or without a gradient tape', () => {
     const x = tf.tensor2d(normals(rng, 4 * 8), [4, 8]),
       gamma = tf.ones([8]),
@@ -507,9 +913,21 @@ describe('where no fused kernel is registered, the ops register theirs on the fl
         tf
           .grad((a: tf.Tensor) => tf.sum(nn.gelu(nn.layerNorm(a, gamma, beta))))(x)
           .dataSync(),
+        tf
+          .grad((a: tf.Tensor) => tf.sum(nn.biasGelu(nn.addLayerNorm(a, x, beta, gamma, beta), gamma)))(x)
+          .dataSync(),
       ].map((v) => Array.from(v));
     const want = run();
-    const saved = [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD].map((k) => tf.getKernel(k, 'cpu')!);
+    const saved = [
+      LAYER_NORM,
+      LAYER_NORM_GRAD,
+      GELU,
+      GELU_GRAD,
+      ADD_LAYER_NORM,
+      ADD_LAYER_NORM_GRAD,
+      BIAS_GELU,
+      BIAS_GELU_GRAD,
+    ].map((k) => tf.getKernel(k, 'cpu')!);
     for (const k of saved) tf.unregisterKernel(k.kernelName, 'cpu');
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => {});
     try {
@@ -583,7 +1001,16 @@ describe('the cross-encoder with the fused layers', () => {
         return r;
       };
       const fused = run();
-      const saved = [LAYER_NORM, LAYER_NORM_GRAD, GELU, GELU_GRAD].map((k) => tf.getKernel(k, backend)!);
+      const saved = [
+        LAYER_NORM,
+        LAYER_NORM_GRAD,
+        GELU,
+        GELU_GRAD,
+        ADD_LAYER_NORM,
+        ADD_LAYER_NORM_GRAD,
+        BIAS_GELU,
+        BIAS_GELU_GRAD,
+      ].map((k) => tf.getKernel(k, backend)!);
       for (const k of saved) tf.unregisterKernel(k.kernelName, backend);
       let composite: ReturnType<typeof run>;
       try {

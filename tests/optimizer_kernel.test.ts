@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { registerNativeBackend } from '../src/backend/native/register';
-import { ADAMW, adamwUpdate, sumSquares } from '../src/distill/adamw_kernel';
+import { ADAMW, adamwUpdate, adamwUpdateInPlace, sumSquares } from '../src/distill/adamw_kernel';
+import { AdamW } from '../src/distill/optimizer';
 import { addon } from '../src/native';
 import { mulberry32 } from './helpers/reference64';
 
@@ -149,6 +150,62 @@ describe('FusedDistillAdamW and the sum of squares on tensors', () => {
       expect(tf.memory().numTensors).toBe(before);
     },
   );
+});
+
+describe('AdamW in place on native', () => {
+  registerNativeBackend();
+  // A native block (> 4 KB), a JS-array one (< 4 KB, out of place) and an odd length.
+  const shapes: Record<string, number[]> = { big: [301, 17], small: [7], odd: [1031] };
+
+  // Three AdamW steps (clipping and decay on) on `backend`; `hold` keeps a clone of each parameter
+  // (it shares the memory: the update must then not be made in place).
+  async function train(backend: string, hold: boolean) {
+    await tf.setBackend(backend);
+    const r = mulberry32(21);
+    const params = new Map(
+      Object.entries(shapes).map(([k, s]) => [k, tf.variable(tf.tensor(randomArray(r, s[0] * (s[1] ?? 1)), s))]),
+    );
+    const clones = hold ? [...params.values()].map((p) => tf.clone(p)) : [];
+    const before = clones.map((c) => c.dataSync().slice());
+    const opt = new AdamW(params, { lr: 1e-2, warmup: 1, totalSteps: 10, weightDecay: 0.1, clipNorm: 0.5 });
+    for (let step = 0; step < 3; step++) {
+      const grads = new Map([...params].map(([k, p]) => [k, tf.tensor(randomArray(r, p.size, 2), p.shape)]));
+      opt.apply(grads);
+      tf.dispose([...grads.values()]);
+    }
+    clones.forEach((c, i) => expect(Buffer.from(c.dataSync().buffer).equals(Buffer.from(before[i].buffer))).toBe(true));
+    const out = [...params].map(([k, p]) => [p.dataSync().slice(), opt.moments(k).m, opt.moments(k).v]);
+    opt.dispose();
+    tf.dispose([...params.values(), ...clones]);
+    return out.flat();
+  }
+
+  test("in place: the out-of-place kernel's bits ('cpu'), shared parameters left alone", async () => {
+    const want = await train('cpu', false);
+    for (const hold of [false, true]) {
+      const got = await train('native', hold);
+      got.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(want[i].buffer))).toBe(true));
+    }
+  });
+
+  test('only exclusive native blocks are updated in place', async () => {
+    await tf.setBackend('native');
+    const attrs = { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1, stepSize: 1e-3, sqrtBc2: 0.1, scale: 1 };
+    const [p, g, m, v] = [0, 1, 2, 3].map(() => tf.fill([2000], 0.5));
+    const alias = tf.reshape(p, [40, 50]); // shares p's data
+    expect(adamwUpdateInPlace(p, g, m, v, attrs)).toBe(false);
+    alias.dispose();
+    const pBefore = p.dataSync()[0];
+    expect(adamwUpdateInPlace(p, g, m, v, attrs)).toBe(true);
+    expect(p.dataSync()[0]).not.toBe(pBefore);
+    expect(adamwUpdateInPlace(p, p, m, v, attrs)).toBe(false); // the parameter as its own gradient
+    const tiny = [0, 1, 2, 3].map(() => tf.fill([5], 0.5)); // JS arrays: views unknown, never in place
+    expect(adamwUpdateInPlace(tiny[0], tiny[1], tiny[2], tiny[3], attrs)).toBe(false);
+    await tf.setBackend('cpu');
+    const onCpu = [0, 1, 2, 3].map(() => tf.fill([2000], 0.5));
+    expect(adamwUpdateInPlace(onCpu[0], onCpu[1], onCpu[2], onCpu[3], attrs)).toBe(false);
+    tf.dispose([p, g, m, v, ...tiny, ...onCpu]);
+  });
 });
 
 // The addon's summation tree (kernels/cpu/optimizer.cpp) written out in JS: blocks of 16384, each

@@ -328,6 +328,66 @@ void tile_typed(const T* x, const int64_t* shape, int rank, const int64_t* reps,
   });
 }
 
+// ---- pad ----
+
+// Every output row (the innermost axis) is written once: the constant where the row lies in the
+// padding of an outer axis, else the constant, x's row, the constant.
+template <class T>
+void pad_typed(const T* x, const int64_t* shape, int rank, const int64_t* before, const int64_t* after, T value,
+               T* out) {
+  int64_t oshape[kMaxShapeRank] = {};
+  int64_t total = 1;
+  for (int j = 0; j < rank; ++j) {
+    oshape[j] = shape[j] + before[j] + after[j];
+    total *= oshape[j];
+  }
+  if (total == 0) return;
+  if (rank == 0) {
+    out[0] = x[0];
+    return;
+  }
+  const int64_t width = oshape[rank - 1], len = shape[rank - 1], lead = before[rank - 1];
+  const int64_t rows = total / width;
+  int64_t xstride[kMaxShapeRank];  // x's row stride per leading axis, in rows
+  {
+    int64_t s = 1;
+    for (int j = rank - 2; j >= 0; --j) {
+      xstride[j] = s;
+      s *= shape[j];
+    }
+  }
+  const int64_t block = std::max<int64_t>(1, kCopyBlockBytes / static_cast<int64_t>(sizeof(T)) / width);
+  for_each_block(rows, block, copy_work<T>(total), [&](int64_t, int64_t b, int64_t e) {
+    int64_t idx[kMaxShapeRank];  // multi-index of row b over the output's leading axes
+    int64_t lin = b;
+    for (int j = rank - 2; j >= 0; --j) {
+      idx[j] = lin % oshape[j];
+      lin /= oshape[j];
+    }
+    for (int64_t r = b; r < e; ++r) {
+      T* dst = out + r * width;
+      int64_t xrow = 0;
+      bool inside = len > 0;
+      for (int j = 0; j < rank - 1 && inside; ++j) {
+        const int64_t i = idx[j] - before[j];
+        inside = i >= 0 && i < shape[j];
+        xrow += i * xstride[j];
+      }
+      if (inside) {
+        std::fill(dst, dst + lead, value);
+        copy_run(dst + lead, x + xrow * len, len);
+        std::fill(dst + lead + len, dst + width, value);
+      } else {
+        std::fill(dst, dst + width, value);
+      }
+      for (int j = rank - 2; j >= 0; --j) {
+        if (++idx[j] < oshape[j]) break;
+        idx[j] = 0;
+      }
+    }
+  });
+}
+
 // ---- gather ----
 
 template <class T>
@@ -368,6 +428,16 @@ void slice_cpu(const void* x, const int64_t* shape, int rank, const int64_t* beg
   by_size(elem, [&](auto t) {
     using T = decltype(t);
     slice_typed(static_cast<const T*>(x), shape, rank, begin, size, static_cast<T*>(out));
+  });
+}
+
+void pad_cpu(const void* x, const int64_t* shape, int rank, const int64_t* before, const int64_t* after,
+             const void* value, void* out, int64_t elem) {
+  by_size(elem, [&](auto t) {
+    using T = decltype(t);
+    T v;
+    std::memcpy(&v, value, sizeof(T));
+    pad_typed(static_cast<const T*>(x), shape, rank, before, after, v, static_cast<T*>(out));
   });
 }
 

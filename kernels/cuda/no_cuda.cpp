@@ -263,7 +263,7 @@ Status attention_grad_cuda(const AttentionGradArgs& args) {
   return attention_grad_cpu(args);
 }
 
-// The fused LayerNorm / GELU (kernels/nn.h).
+// The fused LayerNorm / GELU, with or without bias and residual (kernels/nn.h).
 Status layer_norm_cuda(const LayerNormArgs& args) {
   if (!emulating()) return kNoCuda;
   return layer_norm_cpu(args);
@@ -275,6 +275,11 @@ Status layer_norm_grad_cuda(const LayerNormGradArgs& args) {
 Status gelu_cuda(const float* x, float* y, int64_t n) { FD_EMULATE(gelu_cpu(x, y, n)); }
 Status gelu_grad_cuda(const float* dy, const float* x, float* dx, int64_t n) {
   FD_EMULATE(gelu_grad_cpu(dy, x, dx, n));
+}
+Status bias_gelu_cuda(const BiasGeluArgs& args) { FD_EMULATE(bias_gelu_cpu(args)); }
+Status bias_gelu_grad_cuda(const BiasGeluGradArgs& args) {
+  if (!emulating()) return kNoCuda;
+  return bias_gelu_grad_cpu(args);
 }
 
 }  // namespace fd

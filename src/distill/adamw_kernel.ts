@@ -6,7 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
-import { addonLoadError } from '../native';
+import { NativeBackend } from '../backend/native/backend';
+import { nativeProfile } from '../backend/native/profile';
+import { addon, addonLoadError } from '../native';
+import { FusedDistillError } from '../ops/validate';
 import { defineFusedKernel, fusedKernelsReady, runFusedKernel, runKernel } from '../ops/dispatch';
 
 export const ADAMW = 'FusedDistillAdamW';
@@ -72,6 +75,36 @@ export function adamwUpdate(
   // its load error.
   if (!fusedKernelsReady([ADAMW])) throw addonLoadError() as Error;
   return runKernel(ADAMW, { p, g, m, v }, attrs) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * The same update as adamwUpdate, written into p, m and v themselves, where that is safe: on the
+ * 'native' backend, with each of p, m and v a native block no other tensor can see
+ * (NativeBackend.exclusiveFloats: a clone, a reshape or a slice shares memory, and its values must
+ * not change). Returns false, touching nothing, where it does not apply; the caller then takes
+ * adamwUpdate's new tensors. In place, the update reads and writes each array once and allocates
+ * nothing: for BERT-mini's 11M parameters ~130 MB a step less memory written, and no cycling of
+ * three fresh blocks per parameter through the caches.
+ */
+export function adamwUpdateInPlace(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, a: AdamWAttrs): boolean {
+  const backend = tf.backend();
+  if (!(backend instanceof NativeBackend) || addonLoadError() || g.dtype !== 'float32') return false;
+  const pv = backend.exclusiveFloats(p);
+  const mv = backend.exclusiveFloats(m);
+  const vv = backend.exclusiveFloats(v);
+  if (!pv || !mv || !vv) return false;
+  const gv = backend.floats(g);
+  // A gradient on the memory of p, m or v (the parameter passed as its own gradient): out of place.
+  if ([pv, mv, vv].some((x) => x.buffer === gv.buffer)) return false;
+  // Not a tfjs kernel call: recorded in the native profile under its own name.
+  const t0 = nativeProfile.enabled ? performance.now() : 0;
+  try {
+    addon.adamwUpdate(pv, gv, mv, vv, pv, a.beta1, a.beta2, a.eps, a.decay, a.stepSize, a.sqrtBc2, a.scale);
+  } catch (e) {
+    throw new FusedDistillError('adamwUpdate', (e as Error).message.replace(/^fused-distill: [\w.]+: /, ''));
+  }
+  if (nativeProfile.enabled) nativeProfile.record(`${ADAMW} (in place)`, 'native', performance.now() - t0);
+  return true;
 }
 
 /**

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
 import { readJsonFile } from '../models/checkpoint';
-import { adamwUpdate, sumSquares } from './adamw_kernel';
+import { AdamWAttrs, adamwUpdate, adamwUpdateInPlace, sumSquares } from './adamw_kernel';
 
 export interface AdamWOptions {
   lr: number;
@@ -103,16 +103,12 @@ export class AdamW {
     for (const name of names) {
       const p = this.params.get(name)!;
       const decay = weightDecay > 0 && this.o.decays(name) ? 1 - lr * weightDecay : 1;
-      // The kernel is the formula above in float64, element by element (bit-identical to it in JS).
-      const [next, m, v] = adamwUpdate(p, g.get(name)!, this.m.get(name)!, this.v.get(name)!, {
-        beta1,
-        beta2,
-        eps,
-        decay,
-        stepSize,
-        sqrtBc2,
-        scale,
-      });
+      // The kernel is the formula above in float64, element by element (bit-identical to it in JS):
+      // in place where the backend's memory allows (the same bits), else into new tensors.
+      const attrs: AdamWAttrs = { beta1, beta2, eps, decay, stepSize, sqrtBc2, scale };
+      const grad = g.get(name)!;
+      if (adamwUpdateInPlace(p, grad, this.m.get(name)!, this.v.get(name)!, attrs)) continue;
+      const [next, m, v] = adamwUpdate(p, grad, this.m.get(name)!, this.v.get(name)!, attrs);
       p.assign(next);
       next.dispose();
       this.setMoments(name, m, v);

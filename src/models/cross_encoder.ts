@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
-import { attention as fusedAttention, gelu, layerNorm } from '../nn';
+import { addLayerNorm, attention as fusedAttention, biasGelu, gelu, layerNorm } from '../nn';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -220,16 +220,33 @@ export class CrossEncoder {
     return v;
   }
 
+  // x W^T + b. Not tf.fused.matMul: wasm's _FusedMatMul (XNNPACK) rounds a row differently with the
+  // batch it is in, so micro-batched and re-scored results would no longer equal the whole batch's.
   private dense(x: tf.Tensor, name: string): tf.Tensor {
-    return tf.add(
-      tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true),
-      this.p(`${name}.bias`),
-    );
+    return tf.add(this.product(x, name), this.p(`${name}.bias`));
+  }
+
+  // A dense layer's product without its bias (x W^T): the bias is added by the fused op that follows.
+  private product(x: tf.Tensor, name: string): tf.Tensor {
+    return tf.matMul(x as tf.Tensor2D, this.p(`${name}.weight`) as tf.Tensor2D, false, true);
   }
 
   // The fused op (one kernel each way) where the backend has it, the same composite elsewhere.
   private layerNorm(x: tf.Tensor, name: string): tf.Tensor {
     return layerNorm(x, this.p(`${name}.weight`), this.p(`${name}.bias`), this.config.layerNormEps);
+  }
+
+  // LayerNorm(dense(x) + residual) with the dense layer's bias and the residual add folded into the
+  // LayerNorm's kernels (the same bits forward as the three ops).
+  private denseAddLayerNorm(x: tf.Tensor, dense: string, residual: tf.Tensor, name: string): tf.Tensor {
+    return addLayerNorm(
+      this.product(x, dense),
+      residual,
+      this.p(`${dense}.bias`),
+      this.p(`${name}.weight`),
+      this.p(`${name}.bias`),
+      this.config.layerNormEps,
+    );
   }
 
   /** Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose. */
@@ -304,12 +321,14 @@ export class CrossEncoder {
         const probs = tf.softmax(tf.add(logits, keyBias4));
         context = tf.reshape(tf.transpose(tf.matMul(probs, heads(vf)), [0, 2, 1, 3]), [B * L, H]);
       }
-      const attn = this.layerNorm(
-        tf.add(this.dense(context, `${p}.attention.output.dense`), flat),
+      const attn = this.denseAddLayerNorm(
+        context,
+        `${p}.attention.output.dense`,
+        flat,
         `${p}.attention.output.LayerNorm`,
       );
-      const inter = this.dense(attn, `${p}.intermediate.dense`);
-      const out = this.layerNorm(tf.add(this.dense(gelu(inter), `${p}.output.dense`), attn), `${p}.output.LayerNorm`);
+      const inter = biasGelu(this.product(attn, `${p}.intermediate.dense`), this.p(`${p}.intermediate.dense.bias`));
+      const out = this.denseAddLayerNorm(inter, `${p}.output.dense`, attn, `${p}.output.LayerNorm`);
       x = tf.reshape(out, [B, L, H]);
       if (want.hidden) hidden.push(x as tf.Tensor3D);
     }

@@ -37,6 +37,8 @@ export type FusedOps = Pick<
   | 'layerNormGrad'
   | 'gelu'
   | 'geluGrad'
+  | 'biasGelu'
+  | 'biasGeluGrad'
   | 'attention'
   | 'attentionGrad'
   | 'adamwUpdate'

@@ -146,6 +146,22 @@ export class NativeBackend extends MathBackendCPU {
     return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   }
 
+  /**
+   * t's float32 values for a kernel to overwrite in place, where no other tensor can see them: a
+   * whole native block held by t's dataId alone, and that dataId by t alone (a clone, a reshape or a
+   * contiguous slice shares memory). Null otherwise (small outputs in JS arrays included: whether a
+   * view of them exists is unknown).
+   */
+  exclusiveFloats(t: tf.TensorInfo): Float32Array | null {
+    const entry = this.data.get(t.dataId) as (StoredData & { refCount: number }) | undefined;
+    const values = entry?.values;
+    if (!entry || entry.refCount !== 1 || !(values instanceof Float32Array)) return null;
+    const buffer = values.buffer as ArrayBuffer;
+    if (this.owners.get(buffer) !== 1 || values.byteOffset !== 0 || values.byteLength !== buffer.byteLength)
+      return null;
+    return values;
+  }
+
   /** The stored values of a numeric tensor, as stored (no copy). */
   values(t: tf.TensorInfo): NumericArray {
     const values = this.data.get(t.dataId).values;

@@ -69,6 +69,27 @@ export function slicePlan(
   return { begin: $begin, size: $size, contiguous: tf.slice_util.isSliceContinous(x.shape, $begin, $size) };
 }
 
+/**
+ * PadV2 with a constant: the per-axis padding before and after, the output shape and the value; null
+ * where the addon does not take it (other dtypes, rank 0 or above 16, paddings not one pair of
+ * non-negative integers per axis: tfjs's kernel then decides).
+ */
+export function padPlan(
+  x: tf.TensorInfo,
+  attrs: unknown,
+): { before: number[]; after: number[]; outShape: number[]; value: number } | null {
+  const { paddings, constantValue } = (attrs ?? {}) as { paddings?: unknown; constantValue?: unknown };
+  const rank = x.shape.length;
+  if (!isNumericDType(x.dtype) || rank === 0 || rank > shapeMaxRank() || typeof constantValue !== 'number') return null;
+  if (!Array.isArray(paddings) || paddings.length !== rank) return null;
+  const pairs = paddings as unknown[];
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 0;
+  if (!pairs.every((p) => Array.isArray(p) && p.length === 2 && ok(p[0]) && ok(p[1]))) return null;
+  const before = pairs.map((p) => (p as number[])[0]);
+  const after = pairs.map((p) => (p as number[])[1]);
+  return { before, after, outShape: x.shape.map((d, i) => d + before[i] + after[i]), value: constantValue };
+}
+
 /** Concat along `axis` of one numeric dtype: the output shape and the inputs with data (mixed dtypes stay tfjs's). */
 export function concatPlan(
   inputs: tf.TensorInfo[],

@@ -8,6 +8,7 @@ import { concatConfig } from './concat';
 import { fillConfig, onesLikeConfig, zerosLikeConfig } from './fill';
 import { gatherV2Config } from './gather';
 import { batchMatMulConfig, fusedMatMulConfig } from './matmul';
+import { padV2Config } from './pad';
 import { reduceConfigs } from './reduce';
 import { sliceConfig } from './slice';
 import { softmaxConfig } from './softmax';
@@ -32,6 +33,7 @@ export const nativeKernelConfigs: Array<Omit<KernelConfig, 'backendName'>> = [
   softmaxConfig,
   transposeConfig,
   sliceConfig,
+  padV2Config,
   concatConfig,
   tileConfig,
   gatherV2Config,

@@ -1,11 +1,13 @@
 // BatchMatMul and _FusedMatMul on the addon's SGEMM (kernels/cpu/sgemm.cpp), in the precision the
 // FUSED_DISTILL_MATMUL_PRECISION flag names (src/backend/precision.ts: fp32 or bf16); the shape rules
 // (src/backend/plans/matmul.ts: transposes read in place, batch broadcasting as tfjs's CPU kernel)
-// are shared with 'cuda'. _FusedMatMul adds the bias and applies the
-// activation with the native backend's own Add and activation kernels.
+// are shared with 'cuda'. _FusedMatMul adds a bias that broadcasts to the product in place, in one
+// native pass over the product just written (the Add kernel's bits, no second output); other biases
+// and the activation run the native backend's own Add and activation kernels.
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../../../native';
+import { binaryPlan } from '../../plans/elementwise';
 import { fusedMatMulEpilogue, MatMulAttrs, matMulPlan } from '../../plans/matmul';
 import { matmulPrecision } from '../../precision';
 import type { NativeBackend } from '../backend';
@@ -58,9 +60,21 @@ export const fusedMatMulConfig: NativeKernelConfig = {
     const bv = b.dtype === 'float32' ? floatValues(backend, b) : null;
     if (!av || !bv) return cpuFallback(tf._FusedMatMul, args);
     const product = batchMatMulImpl(a, av, b, bv, { transposeA, transposeB }, backend);
+    let pendingBias = bias;
+    if (bias && product.dtype === 'float32') {
+      // In place when the sum has the product's shape (the addon's binaryOp may write into an input
+      // of the result's shape); the product is this kernel's own new tensor.
+      const plan = binaryPlan('Add', product, bias);
+      const biasValues = bias.dtype === 'float32' ? floatValues(backend, bias) : null;
+      const pv = floatValues(backend, product);
+      if (plan && biasValues && pv && plan.shape.join() === product.shape.join()) {
+        if (pv.length > 0) addon.binaryOp(addon.mathOps.binary.Add, pv, product.shape, biasValues, bias.shape, pv);
+        pendingBias = undefined;
+      }
+    }
     return fusedMatMulEpilogue(
       product,
-      bias,
+      pendingBias,
       activation,
       preluActivationWeights,
       leakyreluAlpha,
