@@ -3,8 +3,10 @@
 // forward + MSE on the scores + backward + Adam. Uses the package's own CrossEncoder (dist/).
 //
 //   npm run build && node bench/bert_step.js [--backends=native,wasm,cpu] [--steps=10] [--cpu-steps=2]
-//       [--no-torch] [--threads=2] [--profile] [--write]
+//       [--no-torch] [--threads=2] [--precisions=fp32,bf16] [--profile] [--write]
 //
+// --precisions: the native rows' matrix products (FUSED_DISTILL_MATMUL_PRECISION), each beside PyTorch
+// in the same precision: fp32 eager, and bf16 as torch.autocast('cpu', dtype=torch.bfloat16).
 // --optimizers=tfjs,adamw picks the optimizers timed on native; --profile prints the native backend's
 // per-kernel table for one step; --write stores the table and
 // JSON in bench/results/bert_step.{md,json} (atomically).
@@ -32,6 +34,7 @@ const SHAPE = { batch: 16, len: 128 };
 // 'tfjs': tf.train.adam (a dozen tensor ops per variable); 'adamw': the pipeline's AdamW
 // (src/distill/optimizer.ts, one kernel pass per variable; weight decay 0 = Adam).
 const OPTIMIZERS = arg('optimizers', 'tfjs,adamw').split(',');
+const PRECISIONS = arg('precisions', 'fp32').split(',');
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -53,8 +56,9 @@ function inputs() {
   };
 }
 
-async function runBackend(name, steps, optimizerName) {
+async function runBackend(name, steps, optimizerName, precision = 'fp32') {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
+  fd.setMatmulPrecision(precision, name);
   const model = new CrossEncoder(BERT_MINI, 0);
   const x = inputs();
   const lossFn = () => tf.mean(tf.squaredDifference(model.forward(x).scores, x.target));
@@ -101,9 +105,11 @@ async function runBackend(name, steps, optimizerName) {
   model.dispose();
   if (optimizer.dispose) optimizer.dispose();
   for (const t of Object.values(x)) t.dispose();
+  fd.setMatmulPrecision('fp32', name);
   return {
     backend: name,
     optimizer: optimizerName,
+    precision,
     median_ms: median(times),
     min_ms: Math.min(...times),
     steps,
@@ -113,10 +119,15 @@ async function runBackend(name, steps, optimizerName) {
   };
 }
 
-function torchPeer() {
+function torchPeer(precision) {
   const out = execFileSync(
     '/usr/bin/python3',
-    [path.join(__dirname, 'torch_bert_step.py'), `--threads=${THREADS}`, `--steps=${STEPS}`],
+    [
+      path.join(__dirname, 'torch_bert_step.py'),
+      `--threads=${THREADS}`,
+      `--steps=${STEPS}`,
+      `--precision=${precision}`,
+    ],
     { encoding: 'utf8' },
   );
   return JSON.parse(out.trim().split('\n').pop());
@@ -126,24 +137,28 @@ async function main() {
   fd.setNumThreads(THREADS);
   const rows = [];
   for (const b of BACKENDS)
-    for (const o of b === 'native' ? OPTIMIZERS : ['tfjs']) {
-      const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o);
-      console.error(
-        `${b} (${o}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`,
-      );
-      rows.push(r);
+    for (const o of b === 'native' ? OPTIMIZERS : ['tfjs'])
+      for (const p of b === 'native' ? PRECISIONS : ['fp32']) {
+        const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o, p);
+        console.error(
+          `${b} (${o}, ${p}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`,
+        );
+        rows.push(r);
+      }
+  // PyTorch in each precision timed (fp32 eager is the reference column).
+  const torchRuns = {};
+  if (!flag('no-torch'))
+    for (const p of ['fp32', ...PRECISIONS.filter((x) => x !== 'fp32')]) {
+      try {
+        torchRuns[p] = torchPeer(p);
+        console.error(
+          `pytorch eager ${p}: median ${torchRuns[p].median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torchRuns[p].mm1024_gflops.toFixed(0)} GFLOP/s)`,
+        );
+      } catch (e) {
+        console.error(`PyTorch peer (${p}) skipped: ${e.message.split('\n')[0]}`);
+      }
     }
-  let torch = null;
-  if (!flag('no-torch')) {
-    try {
-      torch = torchPeer();
-      console.error(
-        `pytorch eager: median ${torch.median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torch.mm1024_gflops.toFixed(0)} GFLOP/s)`,
-      );
-    } catch (e) {
-      console.error(`PyTorch peer skipped: ${e.message.split('\n')[0]}`);
-    }
-  }
+  const torch = torchRuns.fp32 ?? null;
   const when = new Date().toISOString().replace(/\..*/, 'Z');
   const cpu = `${os.cpus()[0].model}, ${os.cpus().length} vCPU`;
   const L = [];
@@ -151,19 +166,24 @@ async function main() {
     `BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`,
   );
   L.push('');
-  L.push('| engine, optimizer | ms/step (median) | min | steps timed | vs PyTorch eager |');
-  L.push('|---|---:|---:|---:|---:|');
+  const vs = (ms, peer) => (peer ? `${(peer.median_ms / ms).toFixed(2)}x` : '-');
+  L.push(
+    '| engine, optimizer | matrix products | ms/step (median) | min | steps timed | vs PyTorch eager fp32 | vs PyTorch bf16 autocast |',
+  );
+  L.push('|---|---|---:|---:|---:|---:|---:|');
   for (const r of rows)
     L.push(
-      `| tfjs ${r.backend}, ${r.optimizer === 'adamw' ? 'AdamW (addon)' : 'tf.train.adam'} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${torch ? (torch.median_ms / r.median_ms).toFixed(2) + 'x' : '-'} |`,
+      `| tfjs ${r.backend}, ${r.optimizer === 'adamw' ? 'AdamW (addon)' : 'tf.train.adam'} | ${r.precision} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)} | ${r.steps} | ${vs(r.median_ms, torch)} | ${vs(r.median_ms, torchRuns.bf16)} |`,
     );
-  if (torch)
+  for (const [p, t] of Object.entries(torchRuns))
     L.push(
-      `| PyTorch ${torch.torch} eager, torch.optim.Adam (torch.mm 1024^3 ${torch.mm1024_gflops.toFixed(0)} GFLOP/s) | ${torch.median_ms.toFixed(0)} | ${torch.min_ms.toFixed(0)} | ${torch.steps} | 1.00x |`,
+      `| PyTorch ${t.torch} eager${p === 'bf16' ? ' + autocast(cpu, bfloat16)' : ''}, torch.optim.Adam (torch.mm 1024^3 ${t.mm1024_gflops.toFixed(0)} GFLOP/s) | ${p} | ${t.median_ms.toFixed(0)} | ${t.min_ms.toFixed(0)} | ${t.steps} | ${vs(t.median_ms, torch)} | ${vs(t.median_ms, torchRuns.bf16)} |`,
     );
   const table = L.join('\n');
   console.log(table);
-  for (const r of rows) if (r.profile) console.log(`\nnative backend, one step, per kernel:\n${r.profile}`);
+  for (const r of rows)
+    if (r.profile)
+      console.log(`\nnative backend (${r.optimizer}, ${r.precision}), one step, per kernel:\n${r.profile}`);
   if (flag('write')) {
     const dir = path.join(__dirname, 'results');
     const write = (file, text) => {
@@ -177,10 +197,10 @@ async function main() {
         '\n' +
         rows
           .filter((r) => r.profile)
-          .map((r) => `\nnative backend, one step, per kernel:\n\n${r.profile}\n`)
+          .map((r) => `\nnative backend (${r.optimizer}, ${r.precision}), one step, per kernel:\n\n${r.profile}\n`)
           .join(''),
     );
-    write('bert_step.json', JSON.stringify({ when, cpu, threads: THREADS, rows, torch }, null, 2) + '\n');
+    write('bert_step.json', JSON.stringify({ when, cpu, threads: THREADS, rows, torch: torchRuns }, null, 2) + '\n');
   }
 }
 
