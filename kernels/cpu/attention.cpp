@@ -88,14 +88,9 @@ Status attention_cpu(const AttentionArgs& a) {
         float* s = a.probs ? a.probs + pair * L * L : ws.of(block_thread());
         Status st = gemm(false, true, L, L, dh, a.q + off, H, a.k + off, H, s, L, a.precision);
         if (st == kOk) {
-          const float* __restrict bias = a.key_bias + b * L;
-          const float scale = a.scale;
-          for (int64_t i = 0; i < L; ++i) {
-            float* __restrict row = s + i * L;
-#pragma omp simd
-            for (int64_t j = 0; j < L; ++j) row[j] = row[j] * scale + bias[j];
-          }
-          softmax_cpu(s, L, L, s, false);  // in place; single-threaded inside this loop
+          const float* bias = a.key_bias + b * L;
+          // scale, bias and max in one pass (kernels/softmax.h)
+          for (int64_t i = 0; i < L; ++i) scaled_softmax_row(s + i * L, L, a.scale, bias);
           st = gemm(false, false, L, dh, L, s, L, a.v + off, H, a.out + off, H, a.precision);
         }
         err.per_pair[static_cast<size_t>(pair)] = st;
@@ -144,9 +139,11 @@ Status attention_grad_cpu(const AttentionGradArgs& a) {
             for (int64_t j = 0; j < L; ++j) dot += static_cast<double>(wr[j]) * pr[j];
             const float r = static_cast<float>(dot);
             if (col) {
+              double* __restrict c = col;
+#pragma omp simd
               for (int64_t j = 0; j < L; ++j) {
                 const float g = pr[j] * (wr[j] - r);
-                col[j] += g;
+                c[j] += g;
                 wr[j] = g * scale;
               }
             } else {

@@ -78,6 +78,39 @@ void log_softmax_row(const float* x, int64_t n, float* out) {
 
 }  // namespace
 
+void scaled_softmax_row(float* row, int64_t n, float scale, const float* __restrict bias) {
+  float m = -kInf;
+  int32_t any_nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : any_nan)
+  for (int64_t k = 0; k < n; ++k) {
+    const float x = row[k] * scale + bias[k];
+    row[k] = x;
+    m = x > m ? x : m;
+    any_nan |= x != x;
+  }
+  if (any_nan) m = bits_float(0x7fc00000);
+  // exp_and_sum's loop in place (its pointers are restrict): the same lanes, the same order.
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float e = fast_exp_nonpositive(row[i + j] - m);
+      row[i + j] = e;
+      lanes[j] += e;
+    }
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) lanes[j] += lanes[j + w];
+  float s = lanes[0];
+  for (; i < n; ++i) {
+    const float e = fast_exp_nonpositive(row[i] - m);
+    row[i] = e;
+    s += e;
+  }
+  const float inv = 1.0f / s;
+#pragma omp simd
+  for (int64_t k = 0; k < n; ++k) row[k] *= inv;
+}
+
 void softmax_cpu(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
   // ~10 flops per element for exp: blocks of ~4K elements keep the threads' shares balanced.
   const int64_t block = block_rows(cols, 4096);
