@@ -454,6 +454,9 @@ async function runJob(
           };
         }
       };
+      // One turn of the event loop a step: without it a run with no checkpoint or evaluation to await
+      // never lets a SIGINT / SIGTERM handler run (the process would go on to its last step).
+      await new Promise((resolve) => setImmediate(resolve));
       const { loss, parts, lr, gradNorm, applied } = trainStep(microBatches(), params, optimizer);
       const entry: SkippableStep = { step, lr, gradNorm, loss, parts };
       if (!applied) {

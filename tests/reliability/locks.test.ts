@@ -102,6 +102,32 @@ describe('the lock module', () => {
   });
 });
 
+describe('a training run and signals', () => {
+  it('stops at SIGTERM between steps, exit 143, its lock released', async () => {
+    const out = path.join(work, 'signal-run');
+    const config = writeJson(
+      path.join(work, 'signal-run.json'),
+      teacherConfig(coll, out, { steps: 100000, evalEvery: 0, checkpointEvery: 0 }),
+    );
+    const proc = startCli(['--progress', 'lines', 'teacher', 'train', config]);
+    try {
+      let stderr = '';
+      proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      // lines mode prints step 1, then about every 5% of the run: wait for it, then a second of steps.
+      while (!/step 1\//.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now();
+      proc.kill('SIGTERM');
+      expect(await exited(proc)).toEqual({ code: 143, signal: null });
+      expect(Date.now() - t0).toBeLessThan(10000);
+      expect(stderr).toContain('stopped by SIGTERM');
+    } finally {
+      proc.kill('SIGKILL');
+    }
+    expect(fs.existsSync(path.join(out, '.lock'))).toBe(false);
+  });
+});
+
 describe('commands on a locked output dir', () => {
   it('distill and teacher train: exit 1 naming the holder, nothing written', async () => {
     const out = path.join(work, 'locked-run');
