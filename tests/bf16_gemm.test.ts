@@ -14,74 +14,13 @@ import { UsageError, useBackend } from '../src/cli/common';
 import { MATMUL_PRECISION_FLAG, bf16PathNote, matmulPrecision, setMatmulPrecision } from '../src/backend/precision';
 import { addon } from './helpers/addon';
 import { expectError } from './helpers/errors';
-import { mulberry32 } from './helpers/reference64';
+import { makeGemmCase, runGemm, type GemmCase, type GemmSpec } from './helpers/gemm_cases';
 
-interface Case {
-  label: string;
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-  threads: number;
-  precision: 'bf16';
-  a: Float32Array;
-  b: Float32Array;
-  aOffsets: number[] | null;
-  bOffsets: number[] | null;
-}
-
-type Mode = 'batched' | 'broadcast' | 'offsets';
-interface Spec {
-  batch?: number;
-  m: number;
-  n: number;
-  k: number;
-  transA?: boolean;
-  transB?: boolean;
-  threads?: number;
-  aMode?: Mode;
-  bMode?: Mode;
-  /** operand magnitude: 1e-19 puts products (~1e-38) at the edge of fp32's normal range (flush to zero) */
-  scale?: number;
-}
-
+type Case = GemmCase;
+type Spec = GemmSpec;
 let seed = 101;
-function makeCase(s: Spec): Case {
-  const rng = mulberry32(seed++);
-  const batch = s.batch ?? 1;
-  const scale = s.scale ?? 1;
-  const operand = (per: number, mode: Mode) => {
-    const len = mode === 'batched' ? batch * per : mode === 'broadcast' ? per : 2 * per + 5;
-    const x = new Float32Array(len);
-    for (let i = 0; i < len; ++i) x[i] = (2 * rng() - 1) * scale;
-    const last = len - per;
-    const offsets = mode === 'offsets' ? Array.from({ length: batch }, () => Math.floor(rng() * (last + 1))) : null;
-    return { x, offsets };
-  };
-  const A = operand(s.m * s.k, s.aMode ?? 'batched');
-  const B = operand(s.k * s.n, s.bMode ?? 'batched');
-  const t = (x?: boolean) => (x ? 'T' : 'N');
-  return {
-    label: `${batch}x(${s.m}x${s.n}x${s.k}) ${t(s.transA)}${t(s.transB)} a:${s.aMode ?? 'batched'} b:${s.bMode ?? 'batched'} scale ${scale} ${s.threads ?? 2}thr`,
-    batch,
-    m: s.m,
-    n: s.n,
-    k: s.k,
-    transA: s.transA ?? false,
-    transB: s.transB ?? false,
-    threads: s.threads ?? 2,
-    precision: 'bf16',
-    a: A.x,
-    b: B.x,
-    aOffsets: A.offsets,
-    bOffsets: B.offsets,
-  };
-}
+const makeCase = (spec: Spec): Case => makeGemmCase(spec, seed++);
 
-// vcvtne2ps2bf16's rounding, written independently of the addon: a denormal reads as a zero of its
-// sign, NaN stays NaN, the rest rounds to nearest even.
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 function bf16(x: number): number {
@@ -131,25 +70,8 @@ function references(c: Case) {
   return r;
 }
 
-function run(c: Case, precision: 'fp32' | 'bf16' = 'bf16', threads = c.threads): Float32Array {
-  const out = new Float32Array(c.batch * c.m * c.n).fill(Number.NaN); // every element must be written
-  addon.setNumThreads(threads);
-  addon.sgemm(
-    c.a,
-    c.b,
-    out,
-    c.batch,
-    c.m,
-    c.n,
-    c.k,
-    c.transA,
-    c.transB,
-    c.aOffsets ? Float64Array.from(c.aOffsets) : null,
-    c.bOffsets ? Float64Array.from(c.bOffsets) : null,
-    precision,
-  );
-  return out;
-}
+const run = (c: Case, precision: 'fp32' | 'bf16' = 'bf16', threads = c.threads): Float32Array =>
+  runGemm(c, precision, threads);
 
 function expectSameBits(label: string, x: Float32Array, y: Float32Array): void {
   const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -325,7 +247,7 @@ describe("every ISA path gives the default path's bits (child processes)", () =>
       fs.writeFileSync(path.join(dir, `${i}.a.f32`), Buffer.from(c.a.buffer, c.a.byteOffset, c.a.byteLength));
       fs.writeFileSync(path.join(dir, `${i}.b.f32`), Buffer.from(c.b.buffer, c.b.byteOffset, c.b.byteLength));
       const { a: _a, b: _b, ...rest } = c;
-      return rest;
+      return { ...rest, precision: 'bf16' };
     });
     fs.writeFileSync(path.join(dir, 'cases.json'), JSON.stringify(meta));
     best = childRun(null, dir);

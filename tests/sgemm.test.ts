@@ -8,83 +8,12 @@ import * as path from 'path';
 
 import { addon } from './helpers/addon';
 import { expectError } from './helpers/errors';
-import { mulberry32 } from './helpers/reference64';
+import { makeGemmCase, runGemm, type GemmCase, type GemmSpec } from './helpers/gemm_cases';
 
-type Mode = 'batched' | 'broadcast' | 'offsets';
-
-interface Case {
-  label: string;
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-  threads: number;
-  a: Float32Array;
-  b: Float32Array;
-  aOffsets: number[] | null;
-  bOffsets: number[] | null;
-}
-
-interface Spec {
-  batch?: number;
-  m: number;
-  n: number;
-  k: number;
-  transA?: boolean;
-  transB?: boolean;
-  threads?: number;
-  aMode?: Mode;
-  bMode?: Mode;
-}
-
-function operand(
-  rng: () => number,
-  batch: number,
-  per: number,
-  mode: Mode,
-): { x: Float32Array; offsets: number[] | null } {
-  if (mode !== 'offsets') {
-    const x = new Float32Array(mode === 'batched' ? batch * per : per);
-    for (let i = 0; i < x.length; ++i) x[i] = 2 * rng() - 1;
-    return { x, offsets: null };
-  }
-  // A buffer with room for more entries than the batch: offsets repeat, overlap and are unaligned.
-  const x = new Float32Array(2 * per + 7);
-  for (let i = 0; i < x.length; ++i) x[i] = 2 * rng() - 1;
-  const last = x.length - per;
-  const offsets = Array.from({ length: batch }, (_, i) => (i === 1 ? 0 : Math.floor(rng() * (last + 1))));
-  return { x, offsets };
-}
-
+type Case = GemmCase;
+type Spec = GemmSpec;
 let seed = 1;
-function makeCase(spec: Spec): Case {
-  const { m, n, k } = spec;
-  const batch = spec.batch ?? 1;
-  const transA = spec.transA ?? false;
-  const transB = spec.transB ?? false;
-  const rng = mulberry32(seed++);
-  const A = operand(rng, batch, m * k, spec.aMode ?? 'batched');
-  const B = operand(rng, batch, k * n, spec.bMode ?? 'batched');
-  const t = (x: boolean) => (x ? 'T' : 'N');
-  return {
-    label:
-      `${batch}x(${m}x${n}x${k}) ${t(transA)}${t(transB)} a:${spec.aMode ?? 'batched'} ` +
-      `b:${spec.bMode ?? 'batched'} ${spec.threads ?? 2}thr`,
-    batch,
-    m,
-    n,
-    k,
-    transA,
-    transB,
-    threads: spec.threads ?? 2,
-    a: A.x,
-    b: B.x,
-    aOffsets: A.offsets,
-    bOffsets: B.offsets,
-  };
-}
+const makeCase = (spec: Spec): Case => makeGemmCase(spec, seed++);
 
 /** float64 op(a) op(b) per batch entry and the error scale sum_p |op(a)[i,p]| |op(b)[p,j]|. */
 function reference(c: Case): { ref: Float64Array; scale: Float64Array } {
@@ -155,24 +84,7 @@ function expectClose(c: Case, got: Float32Array): void {
   }
 }
 
-function run(c: Case): Float32Array {
-  const out = new Float32Array(c.batch * c.m * c.n).fill(Number.NaN); // every element must be written
-  addon.setNumThreads(c.threads);
-  addon.sgemm(
-    c.a,
-    c.b,
-    out,
-    c.batch,
-    c.m,
-    c.n,
-    c.k,
-    c.transA,
-    c.transB,
-    c.aOffsets ? Float64Array.from(c.aOffsets) : null,
-    c.bOffsets ? Float64Array.from(c.bOffsets) : null,
-  );
-  return out;
-}
+const run = (c: Case): Float32Array => runGemm(c);
 
 // m x n x k, chosen to hit edge tiles of every kernel (14 x 32, 6 x 16, 4 x 16), several k slices
 // (k > 256), a single element, and k = 0.
