@@ -137,12 +137,12 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         requireSplit(coll, o.split, `--split ${o.split}`);
         printBadRows(badRows.total > 0 ? badRows.summary() : undefined);
         // One encoder per tokenizer (our models share bert-base-uncased's, a Hugging Face dir brings its
-        // own) and input form (a bm25Text model reads the BM25 score as text).
+        // own) and input form (a bm25Text model reads the BM25 score as text, a bm25Score one adds it).
         const encoders = new Map<string, PairEncoder>();
-        const encoderFor = (tokenizer: PairTokenizer, bm25Text = false) => {
-          const key = `${tokenizer.signature}\0${bm25Text}`;
+        const encoderFor = (tokenizer: PairTokenizer, form: { bm25Text?: boolean; bm25Score?: boolean } = {}) => {
+          const key = `${tokenizer.signature}\0${!!form.bm25Text}\0${!!form.bm25Score}`;
           let e = encoders.get(key);
-          if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, o.maxLength, { bm25Text })));
+          if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, o.maxLength, form)));
           return e;
         };
         let runTokenizer: PairTokenizer | null = null;
@@ -161,7 +161,7 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             runTokenizer ??= o.tokenizer
               ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
               : new BertTokenizer();
-            encoder = encoderFor(runTokenizer, !!model.config.bm25Text);
+            encoder = encoderFor(runTokenizer, model.config);
           }
           try {
             evals.push(

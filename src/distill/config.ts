@@ -42,6 +42,8 @@ const modelSizes = (d: { layers: number; hidden: number; heads: number; intermed
       termMatchLevels: z.number().int().min(1).max(TERM_MATCH_LEVELS).optional(),
       /** the pair's BM25 score as text at the start of the query (CrossEncoderConfig.bm25Text); absent = off */
       bm25Text: z.boolean().optional(),
+      /** the score adds a learned weight times the pair's BM25 score (CrossEncoderConfig.bm25Score); absent = off */
+      bm25Score: z.boolean().optional(),
     })
     .strict()
     .refine((m) => m.hidden % m.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });
@@ -105,6 +107,13 @@ const DataSchema = z
     msmarco: z.string().min(1).optional(),
     /** negatives per group (a group is 1 positive + this many), or where they come from: NegativeSourceSchema */
     negatives: negativesField,
+    /**
+     * which judged passages a training group takes as its positive: 'judged' (absent: the default) every passage
+     * of grade >= 1; 'candidates' only those among the query's BM25 candidates (the re-ranking depth),
+     * so a re-ranker learns on the distribution it will re-rank (positives the first stage missed
+     * teach it to distrust term overlap); queries without one are not trained on
+     */
+    positives: z.enum(['judged', 'candidates']).optional(),
     /**
      * skip malformed rows of the data files (data.msmarco's, a hard-negatives file, teacher.scores),
      * counted per file, printed and written into result.json, instead of stopping at the first

@@ -64,7 +64,7 @@ export {
 export { trainTeacher, distill, prepareTeacherScores, streamRunTeacherScores } from './train';
 export type { RunOptions, ProgressEvent } from './train';
 export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';
-export { resolveLayerMap } from './setup';
+export { resolveLayerMap, positivesAmongCandidates } from './setup';
 export { PREDICTION_TERMS, predictionLoss, objectiveWeights, TeacherObjective, StudentObjective } from './objective';
 export type { Objective, LossParts, Signals } from './objective';
 export { trainStep, runOptimizer } from './step';

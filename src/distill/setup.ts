@@ -39,8 +39,9 @@ export async function openData(
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
   /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text);
+   *  bm25Score: a model of the run adds it to its score (CrossEncoderConfig.bm25Score);
    *  onProgress: hears the passage store's build (MS MARCO) */
-  inputs: { bm25Text?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
+  inputs: { bm25Text?: boolean; bm25Score?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
   const badRows = new BadRows(config.data.skipBadRows ?? false);
   const { onProgress } = inputs;
@@ -61,13 +62,33 @@ export async function openData(
   requireSplit(coll, 'train', 'training');
   if (config.data.evalQueries !== 0)
     requireSplit(coll, config.data.evalSplit, `evaluation (data.evalSplit '${config.data.evalSplit}')`);
+  if (config.data.positives === 'candidates') coll = positivesAmongCandidates(coll);
   coll = await applyNegatives(coll, config.data.negatives, badRows);
-  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength, { bm25Text: inputs.bm25Text });
+  const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength, {
+    bm25Text: inputs.bm25Text,
+    bm25Score: inputs.bm25Score,
+  });
   return { coll, encoder, badRows };
 }
 
-/** Throws when `model` was built for other inputs than the run's encoder makes (the BM25 text). */
+/**
+ * data.positives 'candidates': the training judgments of grade >= 1 kept only where the passage is
+ * among the query's training candidates (the first stage's top k); the others are dropped, so no
+ * group draws them as positives (nor as negatives: they are not candidates).
+ */
+export function positivesAmongCandidates(coll: RankingCollection): RankingCollection {
+  const train = new Map<string, Map<string, number>>();
+  for (const [qid, judged] of coll.qrels.train) {
+    const candidates = new Set(coll.candidates.train.get(qid) ?? []);
+    train.set(qid, new Map([...judged].filter(([pid, grade]) => grade < 1 || candidates.has(pid))));
+  }
+  return { ...coll, qrels: { ...coll.qrels, train } };
+}
+
+/** Throws when `model` was built for other inputs than the run's encoder makes (the BM25 text or score). */
 export function checkInputs(model: CrossEncoder, encoder: PairEncoder, what: string): void {
+  if (model.config.bm25Score && !encoder.bm25Score)
+    throw new Error(`${what}: model.bm25Score is set but the run's pairs are encoded without their BM25 scores`);
   if (!!model.config.bm25Text !== encoder.bm25Text)
     throw new Error(
       `${what}: model.bm25Text is ${!!model.config.bm25Text} but the run's pairs are encoded ${encoder.bm25Text ? 'with' : 'without'} the BM25 score as text` +

@@ -108,6 +108,7 @@ export async function trainTeacher(config: TeacherRunConfig, options: RunOptions
     if (out.kind === 'done') return out.result;
     const { coll, encoder, badRows } = await openData(config, undefined, {
       bm25Text: config.model.bm25Text,
+      bm25Score: config.model.bm25Score,
       onProgress: options.onProgress,
     });
     const model = initTeacher(config);
@@ -243,6 +244,7 @@ async function distillFromScores(config: StudentRunConfig, options: RunOptions, 
     checkFits(student, config.data.maxLength, 'student', tokenizer.vocabSize);
     const data = await openData(config, tokenizer, {
       bm25Text: student.config.bm25Text,
+      bm25Score: student.config.bm25Score,
       onProgress: options.onProgress,
     });
     const read = await readScoreFile(config, options, data.coll, data.badRows);
@@ -265,6 +267,7 @@ async function openWithTeacher(
   try {
     const data = await openData(config, loaded.tokenizer, {
       bm25Text: loaded.model.config.bm25Text,
+      bm25Score: loaded.model.config.bm25Score,
       onProgress: options.onProgress,
     });
     return { ...data, teacher: loaded.model };
@@ -303,7 +306,11 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
       throw new Error(
         `loss.attentionMSE: the student has ${student.config.heads} attention heads, the teacher ${teacher.config.heads}; attention scores compare head by head`,
       );
-    opened = await openData(config, tokenizer, { bm25Text: teacher.config.bm25Text, onProgress: options.onProgress });
+    opened = await openData(config, tokenizer, {
+      bm25Text: teacher.config.bm25Text,
+      bm25Score: teacher.config.bm25Score || student.config.bm25Score,
+      onProgress: options.onProgress,
+    });
     checkInputs(student, opened.encoder, 'student');
     if (wantScores) scores = (await prepareTeacherScores(config, options, { ...opened, teacher })).scores;
   } catch (e) {

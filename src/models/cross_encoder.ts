@@ -48,6 +48,14 @@ export interface CrossEncoderConfig {
    */
   bm25Text?: boolean;
   /**
+   * The score adds w * BM25(q, p), w a learned scalar (classifier.bm25_weight, initialised to 1): the
+   * network learns a residual over the first stage's score instead of relearning it (CLEAR, Gao et
+   * al., ECIR 2021; the interpolation of re-ranker and BM25 scores that Anserini/Pyserini hybrids
+   * tune by hand, here trained end to end). At initialisation the model ranks as BM25 does.
+   * PairEncoder supplies the scores (bm25Score option, inputs.bm25Scores).
+   */
+  bm25Score?: boolean;
+  /**
    * Width of the embedding tables and their LayerNorm (default hidden). When it differs from hidden,
    * bert.embeddings_project ([hidden, embeddingSize] + bias) maps the LayerNorm's output to hidden,
    * as ELECTRA's embeddings_project; hidden states [0] are that projection's output.
@@ -91,6 +99,8 @@ export interface EncoderInputs {
   attentionMask: tf.Tensor2D;
   /** [B, L] int32: 0, or the match level of a passage token that occurs in the query (PairEncoding.termMatchIds); read only by termMatch models */
   termMatchIds?: tf.Tensor2D;
+  /** [B] float32: each pair's BM25 score (PairEncoder's bm25Score option); read only by bm25Score models */
+  bm25Scores?: tf.Tensor1D;
 }
 
 /** Disposes every tensor of the inputs (termMatchIds too, when present). */
@@ -100,6 +110,7 @@ export function disposeEncoderInputs(inputs: EncoderInputs): void {
     inputs.tokenTypeIds,
     inputs.attentionMask,
     ...(inputs.termMatchIds ? [inputs.termMatchIds] : []),
+    ...(inputs.bm25Scores ? [inputs.bm25Scores] : []),
   ]);
 }
 
@@ -212,6 +223,7 @@ export class CrossEncoder {
       linear('bert.pooler.dense', H, H);
       linear('classifier', 1, H);
     }
+    if (config.bm25Score) add('classifier.bm25_weight', tf.ones([1]));
   }
 
   private p(name: string): tf.Variable {
@@ -334,7 +346,7 @@ export class CrossEncoder {
     }
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, H]), [B, H]);
     const head = this.config.head ?? 'pooler';
-    const scores = (
+    let scores = (
       head === 'pooler'
         ? tf.reshape(this.dense(tf.tanh(this.dense(cls, 'bert.pooler.dense')), 'classifier'), [B])
         : tf.reshape(
@@ -345,6 +357,16 @@ export class CrossEncoder {
             [B],
           )
     ) as tf.Tensor1D;
+    if (this.config.bm25Score) {
+      const s = inputs.bm25Scores;
+      if (!s)
+        throw new Error(
+          'CrossEncoder: the model has bm25Score; inputs.bm25Scores is required (PairEncoder with the bm25Score option builds it)',
+        );
+      if (s.shape.length !== 1 || s.shape[0] !== B)
+        throw new Error(`CrossEncoder: inputs.bm25Scores has shape [${s.shape}], expected [${B}]`);
+      scores = tf.add(scores, tf.mul(this.p('classifier.bm25_weight'), s)) as tf.Tensor1D;
+    }
     return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
   }
 

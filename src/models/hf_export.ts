@@ -228,6 +228,11 @@ export async function saveHuggingFace(
       'saveHuggingFace: the model reads the BM25 score as text (bm25Text); a transformers pipeline would not ' +
         'add it: export a model trained without bm25Text',
     );
+  if (config.bm25Score)
+    throw new Error(
+      "saveHuggingFace: the model's score adds a learned weight times the BM25 score (bm25Score), an input " +
+        "transformers' BertForSequenceClassification does not take: export a model trained without bm25Score",
+    );
   if (config.termMatch)
     throw new Error(
       'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +

@@ -26,19 +26,22 @@ export class PairEncoder {
   private levels: Uint8Array | null = null;
   /** the special tokens of a pair (3, or RoBERTa's 4) */
   private readonly special: number;
-  /** bm25Text: the collection's BM25 index (built on first use) and the ids of each score's text */
+  /** bm25Text, bm25Score: the collection's BM25 index (built on first use) and the ids of each score's text */
   private bm25: Bm25Index | null = null;
   private readonly scoreIds = new Map<number, number[]>();
   /** the query segment starts with the pair's BM25 score as text (CrossEncoderConfig.bm25Text) */
   readonly bm25Text: boolean;
+  /** encode() adds each pair's BM25 score as inputs.bm25Scores (CrossEncoderConfig.bm25Score) */
+  readonly bm25Score: boolean;
 
   constructor(
     readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
-    options: { bm25Text?: boolean } = {},
+    options: { bm25Text?: boolean; bm25Score?: boolean } = {},
   ) {
     this.bm25Text = options.bm25Text ?? false;
+    this.bm25Score = options.bm25Score ?? false;
     this.special = pairSpecialCount(tokenizer.layout);
     for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
   }
@@ -54,21 +57,26 @@ export class PairEncoder {
   }
 
   /**
-   * The pair's BM25 score (the first stage's: bm25.ts's defaults over the collection's passages, as
-   * the candidates were ranked), rounded to an integer, as WordPiece ids: "17" is one token.
+   * The pair's BM25 score: the first stage's (bm25.ts's defaults over the collection's passages, as
+   * the candidates were ranked). The index is built on first use.
    */
-  bm25Ids(qid: string, pid: string): number[] {
+  bm25ScoreOf(qid: string, pid: string): number {
     if (!this.bm25) {
       if (this.coll.store)
         throw new Error(
-          `${this.coll.dir}: bm25Text needs the passages' texts, which a store-backed collection does not keep`,
+          `${this.coll.dir}: the BM25 score input (bm25Text, bm25Score) needs the passages' texts, which a store-backed collection does not keep`,
         );
       this.bm25 = new Bm25Index();
       for (const [id, text] of this.coll.passages) this.bm25.add(id, text);
     }
     const query = this.queryText.get(qid);
     if (query == null) throw new Error(`${this.coll.dir}: unknown query ${qid}`);
-    const score = Math.round(this.bm25.score(query, pid));
+    return this.bm25.score(query, pid);
+  }
+
+  /** The pair's BM25 score rounded to an integer, as WordPiece ids: "17" is one token. */
+  bm25Ids(qid: string, pid: string): number[] {
+    const score = Math.round(this.bm25ScoreOf(qid, pid));
     let ids = this.scoreIds.get(score);
     if (!ids) this.scoreIds.set(score, (ids = this.tokenizer.ids(String(score))));
     return ids;
@@ -183,6 +191,10 @@ export class PairEncoder {
         tokenTypeIds: tf.tensor2d(types, [n, len], 'int32'),
         attentionMask: tf.tensor2d(attention, [n, len], 'int32'),
         termMatchIds: tf.tensor2d(match, [n, len], 'int32'),
+        // A padding slot's score is 0 (its score takes no part in any loss or ranking).
+        ...(this.bm25Score
+          ? { bm25Scores: tf.tensor1d(pairs.map((p) => (p == null ? 0 : this.bm25ScoreOf(p[0], p[1]))), 'float32') }
+          : {}),
       },
       tokenMask: tf.tensor2d(tokenMask, [n, len], 'float32'),
     };

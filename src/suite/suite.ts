@@ -463,11 +463,13 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
     : await loadRankingCollection(collection);
   requireSplit(coll, suite.eval.split, "the suite's evaluation (eval.split)");
   const tokenizer = new BertTokenizer();
-  const encoders = new Map<boolean, PairEncoder>(); // by bm25Text: models that read the BM25 score as text get it
+  // By input form: models that read the BM25 score as text or add it to their score get it.
+  const encoders = new Map<string, PairEncoder>();
   const encoderFor = (model: CrossEncoder) => {
-    const bm25Text = !!model.config.bm25Text;
-    let e = encoders.get(bm25Text);
-    if (!e) encoders.set(bm25Text, (e = new PairEncoder(tokenizer, coll, suite.eval.maxLength, { bm25Text })));
+    const form = { bm25Text: !!model.config.bm25Text, bm25Score: !!model.config.bm25Score };
+    const key = JSON.stringify(form);
+    let e = encoders.get(key);
+    if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, suite.eval.maxLength, form)));
     return e;
   };
   const target = { split: suite.eval.split, queries: suite.eval.queries, candidates: suite.eval.candidates };
