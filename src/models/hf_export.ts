@@ -1,10 +1,12 @@
-// A cross-encoder written as a Hugging Face BertForSequenceClassification directory, the layout
-// transformers' AutoModelForSequenceClassification and sentence-transformers' CrossEncoder load:
-// config.json, model.safetensors and the tokenizer's files.
+// A cross-encoder written as a Hugging Face directory, the layout transformers'
+// AutoModelForSequenceClassification and sentence-transformers' CrossEncoder load: config.json,
+// model.safetensors and the tokenizer's files, as BertForSequenceClassification,
+// ElectraForSequenceClassification or (XLM-)RobertaForSequenceClassification by the model's shape.
 // - Names: CrossEncoder's parameters already carry BertForSequenceClassification's state_dict names
 //   (bert.embeddings.word_embeddings.weight, ..., bert.pooler.dense.*, classifier.*; Linear weights
 //   [out, in]), the names importSafetensors reads, so both directions share that one naming and no
-//   table maps between them. transformers' non-persistent buffers (position_ids, token_type_ids)
+//   table maps between them. ELECTRA and RoBERTa name the same modules under electra. / roberta.
+//   (ELECTRA's embeddings_project too), and their heads' classifier.dense / out_proj as ours. transformers' non-persistent buffers (position_ids, token_type_ids)
 //   are not in its state_dict and not written.
 // - model.safetensors is written by hand: the format is an 8-byte little-endian header length, a
 //   JSON header (dtype, shape, data_offsets per tensor) and the raw little-endian tensors, and npm
@@ -16,8 +18,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { processAlive, renameDirInto, writeAtomic } from '../data/atomic';
-import { bertBaseUncasedVocab } from '../data/tokenizer';
+import {
+  BERT_PAIR_TOKENS,
+  bertBaseUncasedVocab,
+  HfTokenizer,
+  parseVocabTxt,
+  ROBERTA_PAIR_TOKENS,
+} from '../data/tokenizer';
 import type { CrossEncoder, CrossEncoderConfig } from './cross_encoder';
+import { huggingFaceSource } from './huggingface';
 
 export type HuggingFaceDtype = 'F32' | 'F16' | 'BF16';
 export const HUGGING_FACE_DTYPES: readonly HuggingFaceDtype[] = ['F32', 'F16', 'BF16'];
@@ -32,8 +41,11 @@ export interface HuggingFaceTokenizerFiles {
 }
 
 export interface SaveHuggingFaceOptions {
-  /** the tokenizer the model was trained with (default: bert-base-uncased's, the project's tokenizer) */
-  tokenizer?: HuggingFaceTokenizerFiles;
+  /**
+   * the tokenizer the model was trained with: its files, or a hub dir to copy them from (default:
+   * the hub dir the model was loaded from, else bert-base-uncased's for a BERT-shaped model)
+   */
+  tokenizer?: HuggingFaceTokenizerFiles | string;
   /** the weights' dtype in model.safetensors (default F32, which round-trips bit for bit) */
   dtype?: HuggingFaceDtype;
 }
@@ -111,6 +123,9 @@ const TOKENIZER_FILE_NAMES = [
   'tokenizer_config.json',
   'special_tokens_map.json',
   'added_tokens.json',
+  'sentencepiece.bpe.model', // XLM-R's slow tokenizer
+  'vocab.json', // RoBERTa's slow tokenizer
+  'merges.txt',
 ];
 
 /** The tokenizer files of a Hugging Face model directory (those of TOKENIZER_FILE_NAMES it has). */
@@ -206,19 +221,177 @@ export function floatToHalf(v: number): number {
   return sign | h;
 }
 
+/** The transformers class an export writes, from the model's shape (exportFamily). */
+export type ExportFamily = 'bert' | 'electra' | 'roberta';
+
 /**
- * Writes `model` to `dir` as a Hugging Face BertForSequenceClassification: config.json,
- * model.safetensors and the tokenizer's files. The directory appears complete or not at all; an
- * existing directory is replaced only when it holds a previous export (its config.json), and left
- * alone otherwise. A term-match model is refused: transformers' BERT has no input for it; so is an
- * ELECTRA- or RoBERTa-shaped model (head 'electra' or 'roberta', an embeddingSize other than hidden,
- * RoBERTa's positions).
+ * Which transformers class computes `config`: BERT's pooler head with absolute positions
+ * (BertForSequenceClassification), ELECTRA's head with or without the embedding projection
+ * (ElectraForSequenceClassification), or RoBERTa's head with positions counted from the padding id
+ * (XLMRobertaForSequenceClassification / RobertaForSequenceClassification). A mixture no class
+ * computes is refused, naming the fields.
+ */
+export function exportFamily(config: CrossEncoderConfig): ExportFamily {
+  const head = config.head ?? 'pooler';
+  const projected = (config.embeddingSize ?? config.hidden) !== config.hidden;
+  const robertaPositions = config.positionPaddingIdx !== undefined;
+  if (head === 'roberta' && robertaPositions && !projected) return 'roberta';
+  if (head === 'electra' && !robertaPositions) return 'electra';
+  if (head === 'pooler' && !robertaPositions && !projected) return 'bert';
+  throw new Error(
+    `saveHuggingFace: no transformers class computes head '${head}' with ` +
+      `${robertaPositions ? "RoBERTa's positions (positionPaddingIdx)" : 'absolute positions'} and ` +
+      `${projected ? `embeddingSize ${config.embeddingSize} != hidden ${config.hidden}` : 'embeddings as wide as hidden'}` +
+      " (BERT: head 'pooler'; ELECTRA: head 'electra', any embeddingSize; RoBERTa / XLM-R: head 'roberta' with positionPaddingIdx)",
+  );
+}
+
+/** The fields every encoder config shares (BertConfig, ElectraConfig and RobertaConfig name them alike). */
+function encoderConfigJson(config: CrossEncoderConfig, dtype: HuggingFaceDtype): Record<string, unknown> {
+  return {
+    vocab_size: config.vocabSize,
+    hidden_size: config.hidden,
+    num_hidden_layers: config.layers,
+    num_attention_heads: config.heads,
+    intermediate_size: config.intermediate,
+    hidden_act: 'gelu', // the erf form, as src/nn/gelu.ts
+    hidden_dropout_prob: 0.1,
+    attention_probs_dropout_prob: 0.1,
+    max_position_embeddings: config.maxPosition,
+    type_vocab_size: config.typeVocab,
+    initializer_range: config.initStd,
+    layer_norm_eps: config.layerNormEps,
+    position_embedding_type: 'absolute',
+    classifier_dropout: null,
+    // One output: transformers treats it as a regression head, CrossEncoder as a reranker score.
+    num_labels: 1,
+    id2label: { '0': 'LABEL_0' },
+    label2id: { LABEL_0: 0 },
+    torch_dtype: TORCH_DTYPES[dtype],
+    sentence_transformers: { activation_fn: CROSS_ENCODER_ACTIVATION },
+  };
+}
+
+/** transformers' ElectraConfig for a one-label ElectraForSequenceClassification of `config`. */
+export function electraConfigJson(config: CrossEncoderConfig, dtype: HuggingFaceDtype = 'F32', padTokenId = 0): object {
+  return {
+    architectures: ['ElectraForSequenceClassification'],
+    model_type: 'electra',
+    embedding_size: config.embeddingSize ?? config.hidden,
+    ...encoderConfigJson(config, dtype),
+    pad_token_id: padTokenId,
+    // ElectraConfig's sequence-summary fields (its defaults); ElectraClassificationHead applies gelu itself.
+    summary_type: 'first',
+    summary_use_proj: true,
+    summary_activation: 'gelu',
+    summary_last_dropout: 0.1,
+  };
+}
+
+/**
+ * transformers' XLMRobertaConfig / RobertaConfig for a one-label *ForSequenceClassification of
+ * `config`: pad_token_id is the positions' padding index (positionPaddingIdx), so
+ * max_position_embeddings counts the two positions before the first token.
+ */
+export function robertaConfigJson(
+  config: CrossEncoderConfig,
+  dtype: HuggingFaceDtype = 'F32',
+  modelType: 'roberta' | 'xlm-roberta' = 'xlm-roberta',
+  special: { bos: number; eos: number } = { bos: 0, eos: 2 },
+): object {
+  return {
+    architectures: [
+      modelType === 'roberta' ? 'RobertaForSequenceClassification' : 'XLMRobertaForSequenceClassification',
+    ],
+    model_type: modelType,
+    ...encoderConfigJson(config, dtype),
+    pad_token_id: config.positionPaddingIdx,
+    bos_token_id: special.bos,
+    eos_token_id: special.eos,
+  };
+}
+
+/** The tokenizer a set of tokenizer files defines, checked against the model it is exported with. */
+function checkTokenizerFiles(
+  files: Record<string, Buffer | string>,
+  family: ExportFamily,
+  config: CrossEncoderConfig,
+): { tokenizer: { padId: number; clsId: number; sepId: number; vocabSize: number }; unigram: boolean } {
+  const special = family === 'roberta' ? ROBERTA_PAIR_TOKENS : BERT_PAIR_TOKENS;
+  let tokenizer: { padId: number; clsId: number; sepId: number; vocabSize: number };
+  let unigram = false;
+  if (files['tokenizer.json'] !== undefined) {
+    let json: { model?: { type?: string } };
+    try {
+      json = JSON.parse(files['tokenizer.json'].toString());
+    } catch (e) {
+      throw new Error(`saveHuggingFace: the tokenizer's tokenizer.json is not JSON: ${(e as Error).message}`);
+    }
+    tokenizer = new HfTokenizer(json, special, "saveHuggingFace: the tokenizer's tokenizer.json");
+    unigram = json.model?.type === 'Unigram';
+  } else if (family === 'roberta')
+    throw new Error(
+      'saveHuggingFace: a RoBERTa / XLM-RoBERTa tokenizer is written and read back from tokenizer.json; the tokenizer has none (only vocab.txt?)',
+    );
+  else {
+    const vocabText = files['vocab.txt'];
+    if (vocabText === undefined)
+      throw new Error('saveHuggingFace: the tokenizer has neither vocab.txt nor tokenizer.json');
+    const vocab = parseVocabTxt(vocabText.toString(), "saveHuggingFace: the tokenizer's vocab.txt");
+    const id = (t: string) => {
+      const i = vocab.get(t);
+      if (i === undefined) throw new Error(`saveHuggingFace: the tokenizer's vocab.txt lacks the special token ${t}`);
+      return i;
+    };
+    tokenizer = {
+      padId: id('[PAD]'),
+      clsId: id('[CLS]'),
+      sepId: id('[SEP]'),
+      vocabSize: Math.max(...vocab.values()) + 1,
+    };
+  }
+  if (tokenizer.vocabSize > config.vocabSize)
+    throw new Error(
+      `saveHuggingFace: the tokenizer has ${tokenizer.vocabSize} ids, the model's vocabulary ${config.vocabSize} rows: ` +
+        'pass the tokenizer the model was trained with',
+    );
+  if (family === 'roberta' && tokenizer.padId !== config.positionPaddingIdx)
+    throw new Error(
+      `saveHuggingFace: the tokenizer's <pad> is id ${tokenizer.padId}, the model counts positions from ` +
+        `positionPaddingIdx ${config.positionPaddingIdx}: pass the tokenizer the model was trained with`,
+    );
+  return { tokenizer, unigram };
+}
+
+const FAMILY_NAMES: Record<ExportFamily, string> = {
+  bert: 'BERT',
+  electra: 'ELECTRA',
+  roberta: 'RoBERTa / XLM-RoBERTa',
+};
+
+/** What saveHuggingFace wrote. */
+export interface SavedHuggingFace {
+  modelType: string;
+  architecture: string;
+}
+
+/**
+ * Writes `model` to `dir` as a Hugging Face directory that transformers and sentence-transformers
+ * load: BertForSequenceClassification, ElectraForSequenceClassification, or
+ * XLMRobertaForSequenceClassification (a Unigram tokenizer.json, as XLM-R's) /
+ * RobertaForSequenceClassification (any other tokenizer.json), as exportFamily reads the model's
+ * shape. config.json, model.safetensors and the tokenizer's files: options.tokenizer (files or a
+ * hub dir), else the hub dir the model was loaded from (loadHuggingFace remembers it), else for
+ * BERT bert-base-uncased's; an ELECTRA- or RoBERTa-shaped model without a tokenizer is refused. The
+ * directory appears complete or not at all; an existing directory is replaced only when it holds a
+ * previous export (its config.json), and left alone otherwise. Models with inputs transformers does
+ * not take (termMatch, bm25Text, bm25Score) are refused.
  */
 export async function saveHuggingFace(
   model: CrossEncoder,
   dir: string,
   options: SaveHuggingFaceOptions = {},
-): Promise<void> {
+): Promise<SavedHuggingFace> {
   const { config } = model;
   const dtype = options.dtype ?? 'F32';
   if (!HUGGING_FACE_DTYPES.includes(dtype))
@@ -238,33 +411,49 @@ export async function saveHuggingFace(
       'saveHuggingFace: the model has a term-match embedding (termMatch), an extra input that ' +
         "transformers' BertForSequenceClassification has no place for; export a student trained without termMatch",
     );
-  if ((config.head ?? 'pooler') === 'roberta' || config.positionPaddingIdx !== undefined)
+  const family = exportFamily(config);
+  const source = typeof options.tokenizer === 'string' ? options.tokenizer : huggingFaceSource(model);
+  let tokenizerSource: HuggingFaceTokenizerFiles;
+  if (options.tokenizer !== undefined && typeof options.tokenizer !== 'string') tokenizerSource = options.tokenizer;
+  else if (source !== undefined) tokenizerSource = tokenizerFilesFromDir(source);
+  else if (family === 'bert') tokenizerSource = defaultTokenizer(config);
+  else
     throw new Error(
-      "saveHuggingFace: the model has RoBERTa's head or positions (head, positionPaddingIdx); " +
-        'it is written as a BertForSequenceClassification only: export a BERT student',
+      `saveHuggingFace: the model is ${FAMILY_NAMES[family]}-shaped and has no default tokenizer ` +
+        "(bert-base-uncased's is BERT's): pass the tokenizer it was trained with (options.tokenizer: the teacher's " +
+        'hub dir or its files; `fused-distill export --tokenizer <dir>`)',
     );
-  if ((config.head ?? 'pooler') !== 'pooler' || (config.embeddingSize ?? config.hidden) !== config.hidden)
-    throw new Error(
-      "saveHuggingFace: the model has ELECTRA's head or embedding projection (head, embeddingSize); " +
-        'it is written as a BertForSequenceClassification only: export a BERT student',
-    );
-  const tokenizerFiles = (options.tokenizer ?? defaultTokenizer(config)).files();
+  const tokenizerFiles = tokenizerSource.files();
   for (const name of Object.keys(tokenizerFiles))
     if (MODEL_FILES.includes(name) || name !== path.basename(name) || name.startsWith('.'))
       throw new Error(`saveHuggingFace: the tokenizer brings a file named '${name}'; only plain tokenizer file names`);
+  const { tokenizer, unigram } = checkTokenizerFiles(tokenizerFiles, family, config);
+  // transformers' names: the encoder under the family's prefix, the head's names as they are.
+  const prefix = family === 'roberta' ? 'roberta.' : family === 'electra' ? 'electra.' : 'bert.';
   const tensors: NamedTensor[] = [...model.params].map(([name, v]) => {
     const values = v.dataSync() as Float32Array;
     const bad = values.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new Error(`saveHuggingFace: ${name} value ${bad} is ${values[bad]}; weights must be finite`);
-    return { name, shape: v.shape, values };
+    return { name: name.replace(/^bert\./, prefix), shape: v.shape, values };
   });
   const safetensors = encodeSafetensors(tensors, dtype);
+  const configJson =
+    family === 'bert'
+      ? bertConfigJson(config, dtype, tokenizer.padId)
+      : family === 'electra'
+        ? electraConfigJson(config, dtype, tokenizer.padId)
+        : robertaConfigJson(config, dtype, unigram ? 'xlm-roberta' : 'roberta', {
+            bos: tokenizer.clsId,
+            eos: tokenizer.sepId,
+          });
   const files: Record<string, Buffer | string> = {
-    'config.json': json(bertConfigJson(config, dtype, padTokenId(tokenizerFiles))),
+    'config.json': json(configJson),
     'model.safetensors': safetensors,
     ...tokenizerFiles,
   };
   await writeDirAtomic(dir, files);
+  const written = configJson as { model_type: string; architectures: string[] };
+  return { modelType: written.model_type, architecture: written.architectures[0] };
 }
 
 function defaultTokenizer(config: CrossEncoderConfig): HuggingFaceTokenizerFiles {
@@ -275,14 +464,6 @@ function defaultTokenizer(config: CrossEncoderConfig): HuggingFaceTokenizerFiles
         'pass the tokenizer the model was trained with (options.tokenizer)',
     );
   return bertBaseUncasedTokenizerFiles(config.maxPosition);
-}
-
-/** [PAD]'s id in the tokenizer's vocab.txt (0 when it has none, BERT's default). */
-function padTokenId(files: Record<string, Buffer | string>): number {
-  const vocab = files['vocab.txt'];
-  if (vocab === undefined) return 0;
-  const id = vocab.toString().split('\n').indexOf('[PAD]');
-  return id >= 0 ? id : 0;
 }
 
 /**

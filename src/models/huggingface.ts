@@ -513,6 +513,15 @@ export function huggingFaceFiles(dir: string): string[] {
   return files;
 }
 
+// The hub dir each loaded model came from, so that saveHuggingFace can copy its tokenizer back out
+// (weak: a disposed model is forgotten with it).
+const SOURCES = new WeakMap<CrossEncoder, string>();
+
+/** The hub dir `model` was read from by loadHuggingFace (undefined for any other model). */
+export function huggingFaceSource(model: CrossEncoder): string | undefined {
+  return SOURCES.get(model);
+}
+
 /**
  * Reads a Hugging Face model directory: the model of config.json with the weights of
  * model.safetensors (or its shards), and the directory's tokenizer. Strict (the default): every
@@ -605,6 +614,7 @@ export function loadHuggingFace(
       head: headMissing.length > 0 ? 'missing' : labels === 2 ? 'two-label' : 'classifier',
       tokenizer: source,
     };
+    SOURCES.set(model, path.resolve(dir));
     return { model, tokenizer, report };
   } catch (e) {
     model.dispose();

@@ -5,15 +5,25 @@ export { saveCrossEncoder, loadCrossEncoder, importSafetensors, readSafetensors 
 export {
   saveHuggingFace,
   bertConfigJson,
+  electraConfigJson,
+  robertaConfigJson,
+  exportFamily,
   bertBaseUncasedTokenizerFiles,
   tokenizerFilesFromDir,
   encodeSafetensors,
 } from './hf_export';
-export type { HuggingFaceDtype, HuggingFaceTokenizerFiles, SaveHuggingFaceOptions } from './hf_export';
+export type {
+  ExportFamily,
+  HuggingFaceDtype,
+  HuggingFaceTokenizerFiles,
+  SaveHuggingFaceOptions,
+  SavedHuggingFace,
+} from './hf_export';
 export {
   loadHuggingFace,
   loadHuggingFaceTokenizer,
   isHuggingFaceDir,
+  huggingFaceSource,
   BERT_FAMILY,
   ELECTRA_FAMILY,
   ROBERTA_FAMILY,
