@@ -18,7 +18,12 @@ import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } f
 import { evaluateTrec, readTrecQrels, readTrecRun, trecTable, writeTrecRun } from '../eval/trec';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
-import { loadHuggingFace, loadHuggingFaceTokenizer } from '../models/huggingface';
+import {
+  huggingFaceDirTokenizer,
+  isHuggingFaceDir,
+  loadHuggingFace,
+  loadHuggingFaceTokenizer,
+} from '../models/huggingface';
 import { PairEncoder } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
 import { MATMUL_PRECISION_FLAG } from '../backend/precision';
@@ -158,8 +163,11 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
             encoder = encoderFor(loaded.tokenizer);
           } else {
             model = loadCrossEncoder(m.dir);
+            // a model dir (config.json) pairs as its family does (RoBERTa's <s> q </s></s> p </s>)
             runTokenizer ??= o.tokenizer
-              ? loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
+              ? isHuggingFaceDir(path.resolve(o.tokenizer))
+                ? huggingFaceDirTokenizer(path.resolve(o.tokenizer))
+                : loadHuggingFaceTokenizer(path.resolve(o.tokenizer)).tokenizer
               : new BertTokenizer();
             encoder = encoderFor(runTokenizer, model.config);
           }
