@@ -193,7 +193,12 @@ export class PairEncoder {
         termMatchIds: tf.tensor2d(match, [n, len], 'int32'),
         // A padding slot's score is 0 (its score takes no part in any loss or ranking).
         ...(this.bm25Score
-          ? { bm25Scores: tf.tensor1d(pairs.map((p) => (p == null ? 0 : this.bm25ScoreOf(p[0], p[1]))), 'float32') }
+          ? {
+              bm25Scores: tf.tensor1d(
+                pairs.map((p) => (p == null ? 0 : this.bm25ScoreOf(p[0], p[1]))),
+                'float32',
+              ),
+            }
           : {}),
       },
       tokenMask: tf.tensor2d(tokenMask, [n, len], 'float32'),
