@@ -352,7 +352,16 @@ describe('saveHuggingFace refusals', () => {
     ).rejects.toThrow(/the tokenizer's <pad> is id 1, the model counts positions from positionPaddingIdx 0/);
     shifted.dispose();
     xlmr.dispose();
-    for (const d of ['r1', 'r2', 'r3']) expect(fs.existsSync(path.join(tmp, d))).toBe(false);
+    // a BERT-shaped student of an XLM-R teacher: trained on RoBERTa's pairs, which BERT's class does not build
+    const bert = new CrossEncoder(
+      { ...FAMILIES['xlm-roberta'].config, head: undefined, positionPaddingIdx: undefined },
+      1,
+    );
+    await expect(saveHuggingFace(bert, path.join(tmp, 'r4'), { tokenizer: hubDir('xlm-roberta', 10) })).rejects.toThrow(
+      /the model is BERT-shaped but its tokenizer.json pairs as RoBERTa/,
+    );
+    bert.dispose();
+    for (const d of ['r1', 'r2', 'r3', 'r4']) expect(fs.existsSync(path.join(tmp, d))).toBe(false);
   });
 
   it('a shape no transformers class computes, naming the fields', async () => {

@@ -63,27 +63,8 @@ export function bertConfigJson(config: CrossEncoderConfig, dtype: HuggingFaceDty
   return {
     architectures: ['BertForSequenceClassification'],
     model_type: 'bert',
-    vocab_size: config.vocabSize,
-    hidden_size: config.hidden,
-    num_hidden_layers: config.layers,
-    num_attention_heads: config.heads,
-    intermediate_size: config.intermediate,
-    hidden_act: 'gelu', // the erf form, as src/nn/gelu.ts
-    hidden_dropout_prob: 0.1,
-    attention_probs_dropout_prob: 0.1,
-    max_position_embeddings: config.maxPosition,
-    type_vocab_size: config.typeVocab,
-    initializer_range: config.initStd,
-    layer_norm_eps: config.layerNormEps,
+    ...encoderConfigJson(config, dtype),
     pad_token_id: padTokenId,
-    position_embedding_type: 'absolute',
-    classifier_dropout: null,
-    // One output: transformers treats it as a regression head, CrossEncoder as a reranker score.
-    num_labels: 1,
-    id2label: { '0': 'LABEL_0' },
-    label2id: { LABEL_0: 0 },
-    torch_dtype: TORCH_DTYPES[dtype],
-    sentence_transformers: { activation_fn: CROSS_ENCODER_ACTIVATION },
   };
 }
 
@@ -321,12 +302,23 @@ function checkTokenizerFiles(
   let tokenizer: { padId: number; clsId: number; sepId: number; vocabSize: number };
   let unigram = false;
   if (files['tokenizer.json'] !== undefined) {
-    let json: { model?: { type?: string } };
+    let json: { model?: { type?: string; vocab?: unknown } };
     try {
       json = JSON.parse(files['tokenizer.json'].toString());
     } catch (e) {
       throw new Error(`saveHuggingFace: the tokenizer's tokenizer.json is not JSON: ${(e as Error).message}`);
     }
+    const vocab = (json.model as { vocab?: unknown } | undefined)?.vocab;
+    const pieces = new Set(Array.isArray(vocab) ? vocab.map((p) => (p as [string])[0]) : Object.keys(vocab ?? {}));
+    // A BERT-shaped student of a RoBERTa / XLM-R teacher was trained on <s> q </s></s> p </s>:
+    // BertForSequenceClassification's config would pair it as BERT does, and our loader reads BERT
+    // directories with [CLS] / [SEP] only.
+    if (family !== 'roberta' && !pieces.has('[CLS]') && pieces.has('<s>'))
+      throw new Error(
+        `saveHuggingFace: the model is ${FAMILY_NAMES[family]}-shaped but its tokenizer.json pairs as RoBERTa ` +
+          '(<s>, </s>, no [CLS]): no transformers class computes that combination; export a RoBERTa-shaped ' +
+          'student (student.init teacherLayers or huggingface from the RoBERTa / XLM-R teacher)',
+      );
     tokenizer = new HfTokenizer(json, special, "saveHuggingFace: the tokenizer's tokenizer.json");
     unigram = json.model?.type === 'Unigram';
   } else if (family === 'roberta')
