@@ -21,6 +21,7 @@ import {
 } from '../src/distill';
 import { BertTokenizer } from '../src/data';
 import { CrossEncoder, PairEncoder, loadCrossEncoder } from '../src/models';
+import { BM25_WEIGHT_INIT } from '../src/models/cross_encoder';
 import { saveHuggingFace } from '../src/models/hf_export';
 import { tinyCollection } from './helpers/tiny_collection';
 
@@ -119,11 +120,13 @@ describe('BM25 score as a score term (bm25Score)', () => {
     expect(new PairEncoder(tokenizer, coll, 64).encode(pairs).inputs.bm25Scores).toBeUndefined();
   });
 
-  it('adds w * score to the same network, w starting at 1, and names a missing or misshapen input', () => {
+  it('adds w * score to the same network, w starting at BM25_WEIGHT_INIT, and names a missing or misshapen input', () => {
     const cfg = { ...sizes, vocabSize: 30522, typeVocab: 2, layerNormEps: 1e-12, initStd: 0.02 };
     const withScore = new CrossEncoder({ ...cfg, bm25Score: true }, 3);
     const plain = new CrossEncoder(cfg, 3);
-    expect(Array.from(withScore.params.get('classifier.bm25_weight')!.dataSync())).toEqual([1]);
+    expect(Array.from(withScore.params.get('classifier.bm25_weight')!.dataSync())).toEqual([
+      Math.fround(BM25_WEIGHT_INIT),
+    ]);
     withScore.params.get('classifier.bm25_weight')!.assign(tf.tensor1d([0.25]));
     const [qid, cands] = [...coll.candidates.test][0];
     const { inputs } = new PairEncoder(tokenizer, coll, 64, { bm25Score: true }).encode(
@@ -156,7 +159,7 @@ describe('BM25 score as a score term (bm25Score)', () => {
     const model = loadCrossEncoder(teacher.modelDir);
     expect(model.config.bm25Score).toBe(true);
     const w = model.params.get('classifier.bm25_weight')!.dataSync()[0];
-    expect(Number.isFinite(w) && w !== 1).toBe(true);
+    expect(Number.isFinite(w) && w !== Math.fround(BM25_WEIGHT_INIT)).toBe(true);
     await expect(saveHuggingFace(model, path.join(tmp, 'hf-score'))).rejects.toThrow(/bm25Score/);
     model.dispose();
     // A student without the term reads the same pairs (the scores are an extra input it ignores);
