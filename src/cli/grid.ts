@@ -6,7 +6,7 @@
 import * as path from 'path';
 import type { Command } from 'commander';
 
-import { resultsTable } from '../report/report';
+import { comparisonLines, resultsTable } from '../report/report';
 import { loadSuite, runSuite } from '../suite/suite';
 import { GRID_SUITE, MAIN_SUITE, existingFile, progressFor, type GlobalOptions } from './common';
 import { formatDuration } from './progress';
@@ -49,6 +49,9 @@ function suiteCommand(
         process.stdout.write(
           `\n${suite.title} — ${v.split} split, ${v.queries} queries, BM25 top-${v.candidates} re-ranked; ` +
             `p: paired t-test vs "${v.baseline ?? '—'}"; ms/query: one forward pass per query\n\n${table}\n\n` +
+            comparisonLines(report)
+              .map((line) => `${line}\n`)
+              .join('') +
             `wall time ${formatDuration(report.wallSeconds ?? 0)}; report: ${files.md}, ${files.html}\n`,
         );
       } finally {

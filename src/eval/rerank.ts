@@ -231,18 +231,44 @@ export function evaluateBm25(coll: RankingCollection, target: EvalTarget): Model
 }
 
 /** Table rows; p-values against the row named `baseline` (none when null or absent). */
+// Two-sided paired t-test of one metric over the queries both evaluations have.
+function pairedP(a: ModelEvaluation, b: ModelEvaluation, key: 'rr10' | 'ndcg10'): number | null {
+  try {
+    return pairedTTest(
+      new Map([...a.perQuery].map(([q, m]) => [q, m[key]])),
+      new Map([...b.perQuery].map(([q, m]) => [q, m[key]])),
+    ).p;
+  } catch {
+    return null; // fewer than 2 common queries
+  }
+}
+
+/** One model against another beside the table's baseline column (the teacher against BM25). */
+export interface Comparison {
+  name: string;
+  against: string;
+  /** name's mean minus against's */
+  mrr10: number;
+  ndcg10: number;
+  /** two-sided paired t-test over the per-query values */
+  pMrr10: number | null;
+  pNdcg10: number | null;
+}
+
+export function compareEvaluations(a: ModelEvaluation, b: ModelEvaluation): Comparison {
+  return {
+    name: a.name,
+    against: b.name,
+    mrr10: a.mean.mrr10 - b.mean.mrr10,
+    ndcg10: a.mean.ndcg10 - b.mean.ndcg10,
+    pMrr10: pairedP(a, b, 'rr10'),
+    pNdcg10: pairedP(a, b, 'ndcg10'),
+  };
+}
+
 export function tableRows(evals: ModelEvaluation[], baseline: string | null): ResultRow[] {
   const base = evals.find((e) => e.name === baseline) ?? null;
-  const pOf = (e: ModelEvaluation, key: 'rr10' | 'ndcg10') => {
-    if (!base || e === base) return null;
-    const a = new Map([...e.perQuery].map(([q, m]) => [q, m[key]]));
-    const b = new Map([...base.perQuery].map(([q, m]) => [q, m[key]]));
-    try {
-      return pairedTTest(a, b).p;
-    } catch {
-      return null; // fewer than 2 common queries
-    }
-  };
+  const pOf = (e: ModelEvaluation, key: 'rr10' | 'ndcg10') => (!base || e === base ? null : pairedP(e, base, key));
   return evals.map((e) => ({
     name: e.name,
     kind: e.kind,

@@ -7,7 +7,7 @@ import * as path from 'path';
 
 import { writeAtomic } from '../data/atomic';
 import type { EvalLog, StepLog } from '../distill';
-import type { ResultRow } from '../eval/rerank';
+import type { Comparison, ResultRow } from '../eval/rerank';
 
 export interface ReportRun {
   name: string;
@@ -48,6 +48,8 @@ export interface RunReport {
     baseline: string | null;
     significance: string;
     timing: string;
+    /** pairs compared beside the baseline column: the teacher against BM25 */
+    comparisons?: Comparison[];
   } | null;
   rows: ResultRow[];
   runs: ReportRun[];
@@ -128,6 +130,17 @@ export function resultsTable(report: RunReport): string {
   return markdownTable(TABLE_HEADER, tableCells(report.rows, report.evaluation?.baseline ?? null));
 }
 
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
+
+/** One line per comparison: "teacher − BM25 (first stage): MRR@10 +0.0312 (p 0.004), nDCG@10 ...". */
+export function comparisonLines(report: RunReport): string[] {
+  return (report.evaluation?.comparisons ?? []).map(
+    (c) =>
+      `${c.name} − ${c.against}: MRR@10 ${signed(c.mrr10)} (p ${fmtP(c.pMrr10)}), ` +
+      `nDCG@10 ${signed(c.ndcg10)} (p ${fmtP(c.pNdcg10)}); two-sided paired t-test over the queries`,
+  );
+}
+
 function runSummary(run: ReportRun): string {
   const last = run.steps.at(-1);
   const first = run.steps[0];
@@ -166,6 +179,8 @@ export function renderMarkdown(report: RunReport): string {
     );
   }
   if (report.rows.length) out.push(resultsTable(report), '');
+  const comparisons = comparisonLines(report);
+  if (comparisons.length) out.push(...comparisons, '');
   if (report.runs.length) out.push('## Runs', '', ...report.runs.map(runSummary), '');
   if (report.notes.length) out.push('## Notes', '', ...report.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;

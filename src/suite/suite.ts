@@ -49,6 +49,7 @@ import {
   evaluateBm25,
   evaluateCrossEncoder,
   tableRows,
+  compareEvaluations,
   type ModelEvaluation,
   type TaskEvent,
 } from '../eval/rerank';
@@ -531,6 +532,13 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
           : 'No baseline: no significance test.'),
       timing:
         "ms/query: mean wall time of one forward pass over a query's candidates, padded to maxLength (token ids to tensors, forward, scores read back; texts tokenized beforehand), after one warm-up query.",
+      // Is the teacher worth distilling: better than the first stage it re-ranks?
+      comparisons: [
+        compareEvaluations(
+          evals.find((e) => e.kind === 'teacher')!,
+          evals[0],
+        ),
+      ],
     },
     rows: tableRows(evals, suite.eval.baseline),
     runs,
