@@ -1,8 +1,10 @@
 // Students over several seeds: the per-query means and the spread of the seeds' means
 // (combineSeeds, tableRows), and the report's curve helpers (smoothing, the band over seeds).
-import { combineSeeds, sampleSd, tableRows, type ModelEvaluation } from '../src/eval/rerank';
+import { combineSeeds, compareEvaluations, sampleSd, tableRows, type ModelEvaluation } from '../src/eval/rerank';
+import { pairedTTest } from '../src/eval/ttest';
 import type { QueryMetrics } from '../src/eval/metrics';
 import { groupSeries, smooth, spread, svgLineChart, type ReportRun } from '../src/report';
+import { comparisonLines, renderMarkdown, type RunReport } from '../src/report/report';
 
 const q = (rr10: number, ndcg10: number): QueryMetrics => ({ rr10, ndcg10, ap: rr10, recall: { 10: ndcg10 } });
 
@@ -84,6 +86,63 @@ describe('combineSeeds', () => {
   it('sampleSd is the n - 1 standard deviation', () => {
     expect(sampleSd([2, 4, 4, 4, 5, 5, 7, 9])).toBeCloseTo(Math.sqrt(32 / 7), 15);
     expect(sampleSd([3])).toBe(0);
+  });
+});
+
+describe('the teacher against BM25 (compareEvaluations)', () => {
+  const teacher = evaluation('teacher', [
+    ['q1', q(1, 0.9)],
+    ['q2', q(0.5, 0.4)],
+    ['q3', q(1, 0.7)],
+    ['q4', q(0.25, 0.3)],
+  ]);
+  const bm25 = evaluation('BM25 (first stage)', [
+    ['q1', q(0.5, 0.6)],
+    ['q2', q(0.5, 0.5)],
+    ['q3', q(0.2, 0.2)],
+    ['q4', q(0, 0.1)],
+  ]);
+
+  it('gives the mean differences and the paired t-test of each metric, and prints them under the table', () => {
+    const c = compareEvaluations(teacher, bm25);
+    expect(c.mrr10).toBeCloseTo((0.5 + 0 + 0.8 + 0.25) / 4, 12);
+    expect(c.ndcg10).toBeCloseTo((0.3 - 0.1 + 0.5 + 0.2) / 4, 12);
+    const p = (key: 'rr10' | 'ndcg10') =>
+      pairedTTest(
+        new Map([...teacher.perQuery].map(([k, m]) => [k, m[key]])),
+        new Map([...bm25.perQuery].map(([k, m]) => [k, m[key]])),
+      ).p;
+    expect(c.pMrr10).toBe(p('rr10'));
+    expect(c.pNdcg10).toBe(p('ndcg10'));
+    expect(c.pMrr10).not.toBe(c.pNdcg10);
+    // the other way round: negative differences, the same p
+    const r = compareEvaluations(bm25, teacher);
+    expect(r.mrr10).toBeCloseTo(-c.mrr10, 12);
+    expect(r.pMrr10).toBeCloseTo(c.pMrr10!, 12);
+    const report: RunReport = {
+      title: 't',
+      created: '2026-01-01T00:00:00Z',
+      environment: { cpu: 'x', cpus: 1, memoryGiB: 1, node: 'v20', platform: 'linux x64', backend: 'cpu' },
+      wallSeconds: 1,
+      evaluation: {
+        split: 'test',
+        queries: 4,
+        candidates: 2,
+        baseline: null,
+        significance: '',
+        timing: '',
+        comparisons: [c, r],
+      },
+      rows: [],
+      runs: [],
+      notes: [],
+    };
+    const lines = comparisonLines(report);
+    expect(lines[0]).toBe(
+      `teacher − BM25 (first stage): MRR@10 +0.3875 (p ${c.pMrr10!.toFixed(3)}), nDCG@10 +0.2250 (p ${c.pNdcg10!.toFixed(3)}); two-sided paired t-test over the queries`,
+    );
+    expect(lines[1]).toMatch(/^BM25 \(first stage\) − teacher: MRR@10 −0\.3875/);
+    expect(renderMarkdown(report)).toContain(lines[0]);
   });
 });
 
