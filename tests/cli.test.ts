@@ -610,6 +610,16 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
     const rr10 = Number(/^recip_rank@10 \(-M 10\) +([\d.]+)$/m.exec(trec.stdout)![1]);
     expect(rr10).toBeCloseTo(report.rows[2].mrr10, 3);
     expect(fs.readFileSync(path.join(out, 'teacher.trec'), 'utf8')).toMatch(/^\S+ Q0 \S+ 1 \S+ teacher$/m);
+    // --baseline bm25: the models t-tested against the first stage
+    const evalArgs = ['eval', `teacher=${teacherDir}`, '--collection', coll, '--max-length', '48'];
+    r = await cli(['--progress', 'none', ...evalArgs, '--baseline', 'bm25']);
+    expect(r.code).toBe(0);
+    const vsBm25 = r.stdout.trim().split('\n');
+    expect(vsBm25[2]).toMatch(/^\| BM25 \(first stage\) \(baseline\) +\| +[\d.]+ \| +[\d.]+ \| +— \| +— \|/);
+    expect(vsBm25[3]).toMatch(/^\| teacher +\| +[\d.]+ \| +[\d.]+ \| +([\d.]+|<0\.001) \| +([\d.]+|<0\.001) \|/);
+    r = await cli(['--progress', 'none', ...evalArgs, '--baseline', 'bm25', '--no-bm25']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--baseline bm25 needs the BM25 row/);
   });
 
   it('main on a tiny suite: teacher, students, table; a second run reuses the cached teacher and the finished students', async () => {
@@ -651,6 +661,13 @@ describe('end to end (built CLI, child processes, tiny models)', () => {
       '+ attention MSE',
     ]);
     expect(r.stdout).toMatch(/report: .*report\.md, .*report\.html/);
+    // the teacher against the first stage it re-ranks, under the table and in report.json
+    const cmp = JSON.parse(fs.readFileSync(path.join(tmp, 'suite', 'runs', 'report.json'), 'utf8')).evaluation
+      .comparisons[0];
+    expect(cmp).toMatchObject({ name: 'teacher', against: 'BM25 (first stage)' });
+    expect(r.stdout).toContain(
+      `teacher − BM25 (first stage): MRR@10 ${cmp.mrr10 >= 0 ? '+' : '−'}${Math.abs(cmp.mrr10).toFixed(4)}`,
+    );
     const html = fs.readFileSync(path.join(tmp, 'suite', 'runs', 'report.html'), 'utf8');
     expect((html.match(/<svg /g) ?? []).length).toBe(5); // students together + teacher + 3 students
 

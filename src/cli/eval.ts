@@ -14,7 +14,7 @@ import { BadRows } from '../data/bad_rows';
 import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
 import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
-import { evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
+import { BM25_ROW_NAME, evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { evaluateTrec, readTrecQrels, readTrecRun, trecTable, writeTrecRun } from '../eval/trec';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
@@ -95,7 +95,10 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
     .option('--queries <n>', 'the first n queries of the split (default: all)', positiveInt)
     .option('--candidates <n>', 're-rank the BM25 top-n (default: all candidates)', positiveInt)
     .option('--max-length <n>', 'WordPieces per query-passage pair', positiveInt, 128)
-    .option('--baseline <name>', 'the model the others are t-tested against (default: the first)')
+    .option(
+      '--baseline <name>',
+      "the model the others are t-tested against (default: the first); 'bm25': the first stage",
+    )
     .option('--no-bm25', 'leave out the BM25 row')
     .option(
       '--tokenizer <dir>',
@@ -129,9 +132,14 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       const names = models.map((m) => m.name);
       if (new Set(names).size !== names.length)
         throw new UsageError(`two models have the same name (${names.join(', ')}): name them, e.g. a=runs/x b=runs/y`);
-      const baseline = o.baseline ?? (models.length > 1 ? models[0].name : null);
-      if (baseline != null && !names.includes(baseline))
-        throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')})`);
+      // `--baseline bm25` tests every model against the first stage it re-ranks.
+      let baseline = o.baseline ?? (models.length > 1 ? models[0].name : null);
+      if (baseline === 'bm25' && !names.includes('bm25')) {
+        if (!o.bm25) throw new UsageError('--baseline bm25 needs the BM25 row (drop --no-bm25)');
+        baseline = BM25_ROW_NAME;
+      }
+      if (baseline != null && baseline !== BM25_ROW_NAME && !names.includes(baseline))
+        throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')}) nor bm25`);
       const backend = await setup();
       const progress = progressFor(globals());
       try {

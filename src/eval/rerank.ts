@@ -214,13 +214,16 @@ export function checkFiniteRun(run: Run, source: string): void {
 }
 
 /** BM25's own ranking of the same candidates (the first stage), for reference. */
+/** The name of BM25's own row in the tables. */
+export const BM25_ROW_NAME = 'BM25 (first stage)';
+
 export function evaluateBm25(coll: RankingCollection, target: EvalTarget): ModelEvaluation {
   const run: Run = new Map(
     evalQueries(coll, target).map(({ qid, pids }) => [qid, new Map(pids.map((p, i) => [p, pids.length - i]))]),
   );
   const { perQuery, mean } = evaluateRun(run, evalQrels(coll, target.split, run), [10]);
   return {
-    name: 'BM25 (first stage)',
+    name: BM25_ROW_NAME,
     kind: 'bm25',
     parameters: null,
     msPerQuery: null,
