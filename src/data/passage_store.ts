@@ -254,8 +254,8 @@ export function defaultWorkers(): number {
 // ---------------------------------------------------------------------------------------------
 // Ids -> rows, collected while building
 
-const CANONICAL_UINT = /^(0|[1-9]\d{0,9})$/;
-const asUint32 = (id: string): number => {
+export const CANONICAL_UINT = /^(0|[1-9]\d{0,9})$/;
+export const asUint32 = (id: string): number => {
   if (!CANONICAL_UINT.test(id)) return -1;
   const n = Number(id);
   return n <= 0xffffffff ? n : -1;
