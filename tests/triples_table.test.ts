@@ -14,6 +14,8 @@ import { loadMsMarco, msMarcoFiles, openMsMarcoStore, type MsMarcoCollection } f
 import { BertTokenizer } from '../src/data/tokenizer';
 import { MapView, TriplesTable } from '../src/data/triples_table';
 import { applyNegatives, GroupSampler } from '../src/distill';
+import { queryPass } from '../src/distill/batches';
+import type { TaskEvent } from '../src/eval/rerank';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-triples-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -205,6 +207,36 @@ describe('the triples table', () => {
     await expect(loadMsMarco(dir, { store: { ...storeOf(dir), ...quiet } })).rejects.toThrow(
       /:5: query 1003 has no text/,
     );
+  });
+
+  it('its build shows progress by MB; a pass over the training queries past a second does too', async () => {
+    const { dir } = dataset('progress', true);
+    const events: TaskEvent[] = [];
+    await openMsMarcoStore(dir, msMarcoFiles(dir), { ...storeOf(dir), onProgress: (e) => events.push(e as TaskEvent) });
+    const mine = events.filter((e) => e.label === `index ${TRIPLES}.gz`);
+    expect(mine.at(-1)).toMatchObject({ type: 'task', unit: 'MB', done: 1, total: 1 });
+
+    let now = 1000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const seen: TaskEvent[] = [];
+      const tick = queryPass('training queries', 10, (e) => seen.push(e));
+      tick(1);
+      now += 900; // under a second: silent
+      tick(2);
+      expect(seen).toEqual([]);
+      now += 200;
+      tick(3);
+      now += 100; // within 250 ms of the last event
+      tick(4);
+      now += 300;
+      tick(5);
+      tick(10); // the end is always shown
+      expect(seen.map((e) => e.done)).toEqual([3, 5, 10]);
+      expect(seen[0]).toEqual({ type: 'task', label: 'training queries', done: 3, total: 10, unit: 'queries' });
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('text triples (triples.train.small.tsv) keep the row reader: no table', async () => {
