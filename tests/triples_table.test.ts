@@ -159,6 +159,9 @@ describe('the triples table', () => {
 
     const file = path.join(dir, TRIPLES);
     fs.appendFileSync(file, '1031\t518\t617\n');
+    // What a build killed midway left (its process gone) is removed by the next build.
+    const leftover = path.join(dir, 'store', '.triples.train.tmp-4194303');
+    fs.mkdirSync(leftover);
     const files = msMarcoFiles(dir);
     await expect(openMsMarcoStore(dir, files, { ...storeOf(dir), stale: 'error' })).rejects.toThrow(
       /triples.train table is stale: .*qidpidtriples.train.full.2.tsv changed since it was built: its size changed/,
@@ -166,6 +169,7 @@ describe('the triples table', () => {
     const second = await loadMsMarco(dir, { store: storeOf(dir, (m) => notices.push(m)) });
     expect(notices.some((m) => /rebuilding the triples.train table .*its size changed/.test(m))).toBe(true);
     expect(second.qrels.train.get('1031')!.get('518')).toBe(1);
+    expect(fs.existsSync(leftover)).toBe(false);
     expect(second.fingerprint).not.toBe(first.fingerprint);
 
     // The rows were checked against the queries: a changed queries file makes the table stale too.

@@ -369,7 +369,7 @@ function fsyncFile(file: string): void {
 }
 
 // Temporary table dirs of builders that are gone (killed midway) are removed by the next builder.
-function removeStaleTemps(storeDir: string): void {
+export function removeStaleTemps(storeDir: string): void {
   if (!fs.existsSync(storeDir)) return;
   for (const name of fs.readdirSync(storeDir)) {
     const m = /^\.(.+)\.tmp-(\d+)$/.exec(name);

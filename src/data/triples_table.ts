@@ -18,7 +18,14 @@ import { crashPoint, renameDirInto, WriteError } from './atomic';
 import { BadRows } from './bad_rows';
 import { DataFormatError, readLines } from './lines';
 import { withDirLock } from './lock';
-import { asUint32, sourceChange, sourceFingerprint, type PassageStore, type SourceFingerprint } from './passage_store';
+import {
+  asUint32,
+  removeStaleTemps,
+  sourceChange,
+  sourceFingerprint,
+  type PassageStore,
+  type SourceFingerprint,
+} from './passage_store';
 
 export const TRIPLES_FORMAT = 'fused-distill triples table';
 export const TRIPLES_VERSION = 1;
@@ -338,6 +345,7 @@ export async function buildTriplesTable(
   const dir = path.dirname(target);
   const temp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}`);
   try {
+    removeStaleTemps(dir); // a build killed midway left its temporary dir
     fs.rmSync(temp, { recursive: true, force: true });
     fs.mkdirSync(temp, { recursive: true });
     const write = (name: string, a: Uint32Array) => fs.writeFileSync(path.join(temp, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
