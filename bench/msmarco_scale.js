@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The passage store at MS MARCO scale, on a dataset bench/msmarco_synth.js wrote:
-// 1. index build: `fused-distill data index` into a fresh store dir (wall time, peak RSS);
+// 1. index build: `fused-distill data index` into a fresh store dir (wall time, peak RSS), the
+//    training triples' table included (its own seconds from its manifest);
 // 2. a warm start: the same command on the built store (what every later run pays to check it);
 // 3. time to the first training step of a tiny teacher run with data.msmarco (the store built),
 //    and its peak RSS while loading and stepping.
@@ -83,6 +84,9 @@ function run(cliArgs, until = () => false) {
   process.stderr.write(`index build (${os.availableParallelism()} cores) ...\n`);
   const build = await run(index);
   const manifest = JSON.parse(fs.readFileSync(path.join(store, 'collection', 'manifest.json'), 'utf8'));
+  // The training triples' table (qidpidtriples), built by the same command.
+  const triplesManifest = path.join(store, 'triples.train', 'manifest.json');
+  const triples = fs.existsSync(triplesManifest) ? JSON.parse(fs.readFileSync(triplesManifest, 'utf8')) : null;
   process.stderr.write(`  ${build.seconds.toFixed(1)} s, peak RSS ${build.peakMb.toFixed(0)} MB: ${build.stdout}`);
   const warm = await run(index);
   process.stderr.write(
@@ -115,6 +119,9 @@ function run(cliArgs, until = () => false) {
     indexSeconds: build.seconds,
     indexPeakRssMb: build.peakMb,
     passagesPerSecond: manifest.rows / manifest.seconds,
+    triplesRows: triples?.rows ?? 0,
+    triplesQueries: triples?.queries ?? 0,
+    triplesIndexSeconds: triples?.seconds ?? 0,
     warmStartSeconds: warm.seconds,
     warmStartPeakRssMb: warm.peakMb,
     firstStepSeconds: first.seconds,

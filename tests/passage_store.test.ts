@@ -469,7 +469,7 @@ describe('pairs from the store', () => {
     );
     expect(result.steps).toBe(3);
     expect(result.log.steps.every((s) => Number.isFinite(s.loss))).toBe(true);
-    expect(fs.readdirSync(storeDir).sort()).toEqual(['collection', 'queries.dev', 'queries.train']);
+    expect(fs.readdirSync(storeDir).sort()).toEqual(['collection', 'queries.dev', 'queries.train', 'triples.train']);
     expect(events.some((e) => e.type === 'task' && e.label === 'index collection.tsv.gz')).toBe(true);
     expect(events.some((e) => e.type === 'notice')).toBe(true);
     expect(() => parseStudentConfig({ output: 'o', teacher: { scores: 'f' }, data: { store: storeDir } })).toThrow(

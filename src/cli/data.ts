@@ -8,8 +8,7 @@ import type { Command } from 'commander';
 
 import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_collection';
 import { DEFAULT_COLLECTION, buildCollection, writeCollection, type CollectionOptions } from '../data/collection';
-import { msMarcoFiles, openMsMarcoStore } from '../data/msmarco';
-import type { PassageStore } from '../data/passage_store';
+import { msMarcoFiles, openMsMarcoStore, type MsMarcoStore } from '../data/msmarco';
 import { HfTokenizer, type PairTokenizer } from '../data/tokenizer';
 import { defaultTokenizer } from '../distill/setup';
 import { huggingFaceDirTokenizer } from '../models/huggingface';
@@ -75,7 +74,7 @@ export async function dataIndex(
   dataset: string,
   o: IndexOptions,
   progress: Progress = new Progress('none'),
-): Promise<PassageStore> {
+): Promise<MsMarcoStore> {
   try {
     const source = path.resolve(dataset);
     return await openMsMarcoStore(source, msMarcoFiles(source), {
@@ -133,7 +132,9 @@ export function registerData(program: Command, globals: () => GlobalOptions): vo
       process.stdout.write(
         `passage store ready in ${store.dir} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${tables
           .map((t) => `${t.manifest.name} ${t.size} rows, ${t.manifest.tokens} tokens`)
-          .join('; ')}\n`,
+          .join(
+            '; ',
+          )}${store.triples ? `; triples.train ${store.triples.manifest.rows} rows, ${store.triples.size} queries` : ''}\n`,
       );
     });
 }

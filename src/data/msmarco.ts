@@ -12,7 +12,9 @@
 //
 // loadMsMarco builds the pipeline's RankingCollection from a directory with the official file names
 // (MSMARCO_FILES) or from a JSON descriptor naming the files. A split whose files are absent is
-// simply absent (coll.splits); the training split's candidates are the triples' passages.
+// simply absent (coll.splits); the training split's candidates are the triples' passages. With a
+// passage store, qidpidtriples are read from the store's per-query table (triples_table.ts), not
+// row by row at every start.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -22,6 +24,7 @@ import type { Split } from './collection';
 import { DataFormatError, readLines } from './lines';
 import { openPassageStore, sourceFingerprint, type OpenStoreOptions, type PassageStore } from './passage_store';
 import { hasPassage, type RankingCollection } from './ranking_collection';
+import { isIdTriples, MapView, openTriplesTable, type TriplesTable } from './triples_table';
 
 export interface MsMarcoSplitFiles {
   queries?: string;
@@ -259,7 +262,7 @@ export interface MsMarcoCollection extends RankingCollection {
 export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = {}): Promise<MsMarcoCollection> {
   const bad = options.badRows ?? new BadRows(false);
   const files = msMarcoFiles(source);
-  const store = options.store ? await openMsMarcoStore(source, files, options.store) : null;
+  const store = options.store ? await openMsMarcoStore(source, files, options.store, bad) : null;
   const hash = createHash('sha256');
   // Streamed (MS MARCO's collection is 3 GB, over what one Buffer holds).
   const hashed: string[] = [];
@@ -331,6 +334,12 @@ export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = 
         [...new Set(list.sort((a, b) => a.rank - b.rank).map((c) => c.pid))],
       );
     const tripleNegs = new Map<string, Set<string>>();
+    const table = s === 'train' ? store?.triples : undefined;
+    if (f.triples && table) {
+      read(f.triples);
+      trainFromTable(coll, table, candidates);
+      continue;
+    }
     if (f.triples) {
       // Text triples name their query and passages by text: ids by text, built on first need.
       let byText: { queries: Map<string, string>; passages: Map<string, string> } | null = null;
@@ -405,14 +414,66 @@ export function msMarcoDatasetDir(source: string): string {
   return fs.existsSync(source) && fs.statSync(source).isFile() ? path.dirname(source) : source;
 }
 
-/** The store of an MS MARCO dataset's collection and queries files (built or rebuilt as needed). */
-export async function openMsMarcoStore(source: string, files: MsMarcoFiles, options: OpenStoreOptions): Promise<PassageStore> {
+/** A dataset's store, with the training triples' table where they are qidpidtriples. */
+export interface MsMarcoStore extends PassageStore {
+  triples?: TriplesTable;
+}
+
+/**
+ * The store of an MS MARCO dataset's collection and queries files, and the table of its training
+ * qidpidtriples (each built or rebuilt as needed). Text triples have no table: their rows are read.
+ */
+export async function openMsMarcoStore(
+  source: string,
+  files: MsMarcoFiles,
+  options: OpenStoreOptions,
+  bad = new BadRows(false),
+): Promise<MsMarcoStore> {
   const queries: Partial<Record<Split, string>> = {};
   for (const s of SPLIT_NAMES) if (files[s]?.queries) queries[s] = files[s]!.queries;
-  return openPassageStore(
+  const store: MsMarcoStore = await openPassageStore(
     { collection: files.collection, queries },
     { ...options, dataset: options.dataset ?? msMarcoDatasetDir(source) },
   );
+  const triples = files.train?.triples;
+  if (triples && files.train?.queries && (await isIdTriples(triples)))
+    store.triples = await openTriplesTable(triples, store, {
+      stale: options.stale,
+      force: options.force,
+      badRows: bad,
+      onProgress: options.onProgress,
+      notice: options.notice,
+    });
+  return store;
+}
+
+/**
+ * The training split from the triples' table, as the row reader makes it (the same keys in the same
+ * order, the same lists): qrels with the triples' positives judged relevant, the candidates file's
+ * passages then the triples' negatives, and the triples' negatives apart. Each list is made when
+ * asked for, so 40M rows are never held as strings.
+ */
+function trainFromTable(coll: MsMarcoCollection, table: TriplesTable, fileCandidates: Map<string, Set<string>>): void {
+  const qids = table.qidList();
+  const qrels = coll.qrels.train;
+  const extend = <V>(base: Map<string, V>) => [...base.keys(), ...qids.filter((q) => !base.has(q))];
+  coll.qrels.train = new MapView(extend(qrels), (qid) => {
+    const q = table.index(qid);
+    if (q < 0) return qrels.get(qid);
+    const judged = new Map(qrels.get(qid));
+    for (const pid of table.positives(q)) if ((judged.get(pid) ?? 0) < 1) judged.set(pid, 1);
+    return judged;
+  });
+  coll.candidates.train = new MapView(extend(fileCandidates), (qid) => {
+    const q = table.index(qid);
+    const listed = fileCandidates.get(qid);
+    if (q < 0) return listed && [...listed];
+    return listed ? [...new Set([...listed, ...table.negatives(q)])] : table.negatives(q);
+  });
+  coll.msmarcoTrain.triples = new MapView(qids, (qid) => {
+    const q = table.index(qid);
+    return q < 0 ? undefined : table.negatives(q);
+  });
 }
 
 // Text triples with a store: passage ids by text, read from the collection file on this need only.

@@ -254,8 +254,8 @@ export function defaultWorkers(): number {
 // ---------------------------------------------------------------------------------------------
 // Ids -> rows, collected while building
 
-const CANONICAL_UINT = /^(0|[1-9]\d{0,9})$/;
-const asUint32 = (id: string): number => {
+export const CANONICAL_UINT = /^(0|[1-9]\d{0,9})$/;
+export const asUint32 = (id: string): number => {
   if (!CANONICAL_UINT.test(id)) return -1;
   const n = Number(id);
   return n <= 0xffffffff ? n : -1;
@@ -369,7 +369,7 @@ function fsyncFile(file: string): void {
 }
 
 // Temporary table dirs of builders that are gone (killed midway) are removed by the next builder.
-function removeStaleTemps(storeDir: string): void {
+export function removeStaleTemps(storeDir: string): void {
   if (!fs.existsSync(storeDir)) return;
   for (const name of fs.readdirSync(storeDir)) {
     const m = /^\.(.+)\.tmp-(\d+)$/.exec(name);

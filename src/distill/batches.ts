@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { RankingCollection } from '../data/ranking_collection';
+import type { TaskEvent } from '../eval/rerank';
 import { Mulberry32 } from '../data/random';
 import { disposeEncoderInputs, type EncoderInputs } from '../models/cross_encoder';
 import type { PairEncoder } from '../models/pair_encoder';
@@ -24,6 +25,8 @@ export interface SamplerOptions {
   seed: number;
   /** use the first n training queries only */
   trainQueries?: number;
+  /** hears the pass over the training queries (a task event when it takes over a second) */
+  onProgress?: (e: TaskEvent) => void;
 }
 
 export interface SamplerState {
@@ -44,19 +47,44 @@ interface QueryPool {
  * least one non-relevant BM25 candidate, each with its positives and its negative pool.
  */
 export function trainingPools(coll: RankingCollection, trainQueries?: number): QueryPool[] {
-  const pools: QueryPool[] = [];
-  for (const qid of [...coll.queries.train.keys()].slice(0, trainQueries)) {
-    const judged = coll.qrels.train.get(qid) ?? new Map<string, number>();
-    const positives = [...judged]
-      .filter(([, g]) => g >= 1)
-      .map(([pid]) => pid)
-      .sort();
-    const negatives = (coll.candidates.train.get(qid) ?? []).filter((pid) => (judged.get(pid) ?? 0) < 1);
-    if (positives.length > 0 && negatives.length > 0) pools.push({ qid, positives, negatives });
-  }
-  if (pools.length === 0)
+  return trainingQids(coll, trainQueries).map((qid) => poolOf(coll, qid)!);
+}
+
+// The query's positives and negative pool, or null when it has no relevant passage or no negative.
+function poolOf(coll: RankingCollection, qid: string): QueryPool | null {
+  const judged = coll.qrels.train.get(qid) ?? new Map<string, number>();
+  const positives = [...judged]
+    .filter(([, g]) => g >= 1)
+    .map(([pid]) => pid)
+    .sort();
+  const negatives = (coll.candidates.train.get(qid) ?? []).filter((pid) => (judged.get(pid) ?? 0) < 1);
+  return positives.length > 0 && negatives.length > 0 ? { qid, positives, negatives } : null;
+}
+
+/**
+ * Progress over a pass through the training queries: silent for a pass under a second (small
+ * collections), then a task event every 250 ms and at the end (MS MARCO's 500k queries take seconds).
+ */
+export function queryPass(label: string, total: number, onProgress?: (e: TaskEvent) => void): (done: number) => void {
+  if (!onProgress) return () => undefined;
+  const t0 = Date.now();
+  let last = 0;
+  return (done) => {
+    const now = Date.now();
+    if (now - t0 < 1000 || (done < total && now - last < 250)) return;
+    last = now;
+    onProgress({ type: 'task', label, done, total, unit: 'queries' });
+  };
+}
+
+/** The training queries a sampler draws from (trainingPools' qids), without holding their pools. */
+function trainingQids(coll: RankingCollection, trainQueries?: number, onProgress?: (e: TaskEvent) => void): string[] {
+  const all = [...coll.queries.train.keys()].slice(0, trainQueries);
+  const tick = queryPass('training queries', all.length, onProgress);
+  const qids = all.filter((qid, i) => (tick(i + 1), poolOf(coll, qid) != null));
+  if (qids.length === 0)
     throw new Error(`${coll.dir}: no training query has both a relevant passage and a non-relevant candidate`);
-  return pools;
+  return qids;
 }
 
 /** Every (qid, pid) a sampler can put in a group: what the teacher scores once. */
@@ -67,7 +95,8 @@ export function trainingPairs(coll: RankingCollection, trainQueries?: number): A
 }
 
 export class GroupSampler {
-  private readonly pools: QueryPool[];
+  // Only the qids: a query's pool is made when drawn (MS MARCO's are 40M passages in all).
+  private readonly qids: string[];
   private readonly random: Mulberry32;
   private order: number[] = [];
   private cursor = 0;
@@ -77,12 +106,12 @@ export class GroupSampler {
     private readonly coll: RankingCollection,
     private readonly options: SamplerOptions,
   ) {
-    this.pools = trainingPools(coll, options.trainQueries);
+    this.qids = trainingQids(coll, options.trainQueries, options.onProgress);
     this.random = new Mulberry32(options.seed);
   }
 
   get queries(): number {
-    return this.pools.length;
+    return this.qids.length;
   }
 
   /** The next step's groups. Each epoch visits every query once in a fresh shuffled order. */
@@ -90,13 +119,13 @@ export class GroupSampler {
     const groups: Group[] = [];
     while (groups.length < this.options.batch) {
       if (this.cursor >= this.order.length) this.newEpoch();
-      groups.push(this.sample(this.pools[this.order[this.cursor++]]));
+      groups.push(this.sample(poolOf(this.coll, this.qids[this.order[this.cursor++]])!));
     }
     return groups;
   }
 
   private newEpoch(): void {
-    this.order = this.pools.map((_, i) => i);
+    this.order = this.qids.map((_, i) => i);
     for (let i = this.order.length - 1; i > 0; i--) {
       const j = Math.floor(this.random.next() * (i + 1));
       [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
@@ -124,7 +153,7 @@ export class GroupSampler {
   }
 
   restore(s: SamplerState): void {
-    if (s.order.some((i) => i >= this.pools.length))
+    if (s.order.some((i) => i >= this.qids.length))
       throw new Error('GroupSampler.restore: the state is from another set of training queries');
     this.random.state = s.rng >>> 0;
     this.order = s.order.slice();
@@ -195,12 +224,14 @@ export function runSampler(
   coll: RankingCollection,
   data: { negatives: number; trainQueries?: number },
   train: { batch: number; seed: number },
+  onProgress?: (e: TaskEvent) => void,
 ): GroupSampler {
   return new GroupSampler(coll, {
     negatives: data.negatives,
     batch: train.batch,
     seed: train.seed + 1,
     trainQueries: data.trainQueries,
+    onProgress,
   });
 }
 

@@ -9,6 +9,9 @@ import { readHardNegatives } from '../data/hard_negatives';
 import { DataFormatError } from '../data/lines';
 import type { MsMarcoCollection } from '../data/msmarco';
 import { hasPassage, type RankingCollection } from '../data/ranking_collection';
+import { MapView } from '../data/triples_table';
+import type { TaskEvent } from '../eval/rerank';
+import { queryPass } from './batches';
 import type { DataConfig, NegativeSource } from './config';
 
 /** Negatives per group, whichever form data.negatives has. */
@@ -77,14 +80,22 @@ export async function applyNegatives(
   if (typeof negatives === 'number') return coll;
   const { lists, positives } = await sourceLists(coll, negatives, bad);
   const [lo, hi] = negatives.depth ?? [1, Infinity];
-  const train = new Map<string, string[]>();
-  for (const [qid, list] of lists) {
+  // The window is over the list's ranks as given (relevant passages included), then they are dropped.
+  const kept = (qid: string, list: string[]) => {
     const judged = coll.qrels.train.get(qid);
     const pos = positives.get(qid);
-    // The window is over the list's ranks as given (relevant passages included), then they are dropped.
-    const kept = list.slice(lo - 1, hi).filter((pid) => (judged?.get(pid) ?? 0) < 1 && !pos?.has(pid));
-    train.set(qid, kept);
+    return list.slice(lo - 1, hi).filter((pid) => (judged?.get(pid) ?? 0) < 1 && !pos?.has(pid));
+  };
+  // Lists read from a table (MS MARCO's triples) stay there: each query's is made when asked for.
+  if (lists instanceof MapView) {
+    const train = new MapView([...lists.keys()], (qid) => {
+      const list = lists.get(qid);
+      return list && kept(qid, list);
+    });
+    return { ...coll, candidates: { ...coll.candidates, train } };
   }
+  const train = new Map<string, string[]>();
+  for (const [qid, list] of lists) train.set(qid, kept(qid, list));
   return { ...coll, candidates: { ...coll.candidates, train } };
 }
 
@@ -98,9 +109,17 @@ export interface NegativesReport {
 }
 
 /** How many training queries have fewer negatives than a group takes, or none. */
-export function negativesReport(coll: RankingCollection, count: number, trainQueries?: number): NegativesReport {
+export function negativesReport(
+  coll: RankingCollection,
+  count: number,
+  trainQueries?: number,
+  onProgress?: (e: TaskEvent) => void,
+): NegativesReport {
   const r: NegativesReport = { queries: 0, short: 0, none: 0 };
-  for (const qid of [...coll.queries.train.keys()].slice(0, trainQueries)) {
+  const qids = [...coll.queries.train.keys()].slice(0, trainQueries);
+  const tick = queryPass('negatives per query', qids.length, onProgress);
+  for (const [i, qid] of qids.entries()) {
+    tick(i + 1);
     const judged = coll.qrels.train.get(qid);
     if (![...(judged?.values() ?? [])].some((g) => g >= 1)) continue;
     r.queries += 1;

@@ -401,7 +401,7 @@ async function runJob(
     const previous = out.kind === 'resume' ? out.checkpoint : null;
     const negatives = negativeCount(data.negatives);
     const G = 1 + negatives;
-    const sampler = runSampler(job.coll, { negatives, trainQueries: data.trainQueries }, train);
+    const sampler = runSampler(job.coll, { negatives, trainQueries: data.trainQueries }, train, emit);
     const label = labelFunction(job.coll, data.labels);
     let log: RunLog = { steps: [], evals: [] };
     let start = 0;
@@ -414,7 +414,7 @@ async function runJob(
     }
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     for (const message of job.badRows.describe()) notify(options, message);
-    const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries), negatives);
+    const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries, emit), negatives);
     if (short) notify(options, short);
     await writeRunConfig(output, fullConfig);
     emit({

@@ -1,0 +1,429 @@
+// MS MARCO's training triples (qidpidtriples, `qid<TAB>pid_pos<TAB>pid_neg`) as a per-query table
+// kept beside the passage store (`<store>/triples.train/`), so that a run neither reads 40M rows
+// nor holds them as JS strings before its first step:
+// - qids.bin: uint32 qid of each query, in the order of its first row;
+// - pos_offsets.bin / pos.bin: uint32 (queries + 1) offsets and uint32 pids: query q's positives
+//   are pos[pos_offsets[q] .. pos_offsets[q + 1]), without repeats, in file order;
+// - neg_offsets.bin / neg.bin: the same for its negatives;
+// - manifest.json: counts, the triples file's fingerprint and the passage store's (the rows were
+//   checked against its collection and queries): either changing makes the table stale.
+// What loadMsMarco made of the rows (the triples' negatives, the training candidates, the positives
+// judged relevant) is then read through MapView per query, each value made when asked for.
+// Text triples (triples.train.small.tsv) and ids that are not integers keep the row reader's path.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { TaskEvent } from '../eval/rerank';
+import { crashPoint, renameDirInto, WriteError } from './atomic';
+import { BadRows } from './bad_rows';
+import { DataFormatError, readLines } from './lines';
+import { withDirLock } from './lock';
+import {
+  asUint32,
+  removeStaleTemps,
+  sourceChange,
+  sourceFingerprint,
+  type PassageStore,
+  type SourceFingerprint,
+} from './passage_store';
+
+export const TRIPLES_FORMAT = 'fused-distill triples table';
+export const TRIPLES_VERSION = 1;
+
+export interface TriplesManifest {
+  format: string;
+  version: number;
+  source: SourceFingerprint;
+  /** the passage store's fingerprint (collection and queries) the rows were checked against */
+  store: string;
+  rows: number;
+  queries: number;
+  positives: number;
+  negatives: number;
+  /** rows skipped as malformed (--skip-bad-rows) and the first one's error */
+  skipped: number;
+  firstSkipped?: string;
+  built: string;
+  seconds: number;
+}
+
+/**
+ * A read-only Map whose values are made when asked for (from compact tables): what the pipeline's
+ * Maps of lists are, without holding every list at once. Iterates its keys in the order given.
+ */
+export class MapView<V> extends Map<string, V> {
+  constructor(
+    private readonly keyList: readonly string[],
+    private readonly make: (key: string) => V | undefined,
+  ) {
+    super();
+    // Map's size is a prototype getter; this view's is its key list's.
+    Object.defineProperty(this, 'size', { get: () => this.keyList.length });
+    // Deep equality (a test's, a cache key's) compares constructors: a view stands in for a Map.
+    Object.defineProperty(this, 'constructor', { value: Map });
+  }
+
+  override get(key: string): V | undefined {
+    return this.make(key);
+  }
+
+  override has(key: string): boolean {
+    return this.make(key) !== undefined;
+  }
+
+  override *keys(): MapIterator<string> {
+    yield* this.keyList;
+  }
+
+  override *values(): MapIterator<V> {
+    for (const k of this.keyList) yield this.make(k)!;
+  }
+
+  override *entries(): MapIterator<[string, V]> {
+    for (const k of this.keyList) yield [k, this.make(k)!];
+  }
+
+  override [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+
+  override forEach(fn: (value: V, key: string, map: Map<string, V>) => void, thisArg?: unknown): void {
+    for (const k of this.keyList) fn.call(thisArg, this.make(k)!, k, this);
+  }
+
+  override set(): this {
+    throw new Error('MapView is read-only');
+  }
+
+  override delete(): boolean {
+    throw new Error('MapView is read-only');
+  }
+
+  override clear(): void {
+    throw new Error('MapView is read-only');
+  }
+}
+
+function readUint32(file: string): Uint32Array {
+  const buf = fs.readFileSync(file);
+  if (buf.length % 4 !== 0) throw new Error(`${file}: ${buf.length} bytes is not a whole number of uint32s`);
+  const out = new Uint32Array(buf.length / 4);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+// pids [from, to) as the strings the pipeline's ids are (a loop: Array.from with a map is slower).
+function strings(pids: Uint32Array, from: number, to: number): string[] {
+  const out = new Array<string>(to - from);
+  for (let k = from; k < to; k++) out[k - from] = `${pids[k]}`;
+  return out;
+}
+
+/** The table of one triples file: a query's positives and negatives by qid. */
+export class TriplesTable {
+  readonly qids: Uint32Array;
+  private readonly posOffsets: Uint32Array;
+  private readonly pos: Uint32Array;
+  private readonly negOffsets: Uint32Array;
+  private readonly neg: Uint32Array;
+  private readonly indexOf = new Map<number, number>();
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: TriplesManifest,
+  ) {
+    const read = (name: string, n: number) => {
+      const a = readUint32(path.join(dir, name));
+      if (a.length !== n) throw new Error(`${dir}/${name}: holds ${a.length} values, the manifest says ${n}`);
+      return a;
+    };
+    const m = manifest;
+    this.qids = read('qids.bin', m.queries);
+    this.posOffsets = read('pos_offsets.bin', m.queries + 1);
+    this.pos = read('pos.bin', m.positives);
+    this.negOffsets = read('neg_offsets.bin', m.queries + 1);
+    this.neg = read('neg.bin', m.negatives);
+    this.qids.forEach((qid, q) => this.indexOf.set(qid, q));
+  }
+
+  /** Opens the table in `dir` (a complete one: its manifest is written last). */
+  static open(dir: string): TriplesTable {
+    const m = readTriplesManifest(dir);
+    if (m == null) throw new Error(`${dir}: not a triples table (no manifest.json)`);
+    return new TriplesTable(dir, m);
+  }
+
+  /** queries held */
+  get size(): number {
+    return this.qids.length;
+  }
+
+  /** The query's row in the table, or -1. */
+  index(qid: string): number {
+    const v = asUint32(qid);
+    return v < 0 ? -1 : (this.indexOf.get(v) ?? -1);
+  }
+
+  /** The qids in the order of their first rows. */
+  qidList(): string[] {
+    return Array.from(this.qids, String);
+  }
+
+  /** Query q's positives, without repeats, in file order. */
+  positives(q: number): string[] {
+    return strings(this.pos, this.posOffsets[q], this.posOffsets[q + 1]);
+  }
+
+  /** Query q's negatives, without repeats, in file order. */
+  negatives(q: number): string[] {
+    return strings(this.neg, this.negOffsets[q], this.negOffsets[q + 1]);
+  }
+}
+
+/** A table dir's manifest, or null when there is none (absent, a build that did not finish, another format). */
+export function readTriplesManifest(dir: string): TriplesManifest | null {
+  const file = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(file)) return null;
+  let m: TriplesManifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8')) as TriplesManifest;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  return m.format === TRIPLES_FORMAT && m.version === TRIPLES_VERSION ? m : null;
+}
+
+const isId = (field: string) => /^\d+$/.test(field);
+
+/** Whether the file's first row is qidpidtriples' (three integer ids); text triples are not. */
+export async function isIdTriples(file: string): Promise<boolean> {
+  for await (const { text } of readLines(file)) {
+    const f = text.split('\t');
+    return f.length === 3 && f.every(isId);
+  }
+  return true; // empty: an empty table
+}
+
+// A growable uint32 column.
+class Column {
+  data = new Uint32Array(1 << 16);
+  n = 0;
+  push(v: number): void {
+    if (this.n === this.data.length) {
+      const grown = new Uint32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.n++] = v;
+  }
+  get values(): Uint32Array {
+    return this.data.subarray(0, this.n);
+  }
+}
+
+export interface TriplesBuildOptions {
+  /** rows are checked against the store's collection and training queries */
+  store: PassageStore;
+  badRows?: BadRows;
+  onProgress?: (e: TaskEvent) => void;
+}
+
+/**
+ * Reads the qidpidtriples file `source` (.gz too) into the table dir `target` (written beside it,
+ * renamed into place when complete). A malformed row, a query without text or a passage missing from
+ * the collection is a DataFormatError naming the file and line, as the row reader's.
+ */
+export async function buildTriplesTable(
+  source: string,
+  target: string,
+  options: TriplesBuildOptions,
+): Promise<TriplesManifest> {
+  const t0 = Date.now();
+  const { store } = options;
+  const bad = options.badRows ?? new BadRows(false);
+  const queries = store.queries.train;
+  const fingerprint = sourceFingerprint(source);
+  const label = `index ${path.basename(source)}`;
+  const totalMb = Math.max(1, Math.ceil(fingerprint.size / 1e6));
+  let readBytes = 0;
+  let shown = -1;
+  let lastShown = 0;
+  const show = (done: number) => {
+    const now = Date.now();
+    if (done === shown || (done < totalMb && now - lastShown < 250)) return;
+    shown = done;
+    lastShown = now;
+    options.onProgress?.({ type: 'task', label, done, total: totalMb, unit: 'MB' });
+  };
+  // Rows as (query index, pos, neg): 12 bytes a row, grouped by query at the end.
+  const qidIndex = new Map<number, number>();
+  const qidOrder = new Column();
+  const rowQuery = new Column();
+  const rowPos = new Column();
+  const rowNeg = new Column();
+  const skippedBefore = bad.counts.get(source) ?? 0;
+  const what = '3 tab-separated integer ids (qid pid_pos pid_neg)';
+  const id = (field: string, line: number, name: string) => {
+    const v = asUint32(field);
+    if (v < 0) throw new DataFormatError(source, line, `${name} '${field}' is not an integer id (${what})`);
+    return v;
+  };
+  const collection = store.passages.manifest.source.file;
+  for await (const { text, line } of readLines(source, (b) => show(Math.floor((readBytes += b) / 1e6)))) {
+    const row = bad.guard(() => {
+      const f = text.split('\t');
+      if (f.length !== 3) throw new DataFormatError(source, line, `expected ${what}, got ${f.length} fields`);
+      const qid = id(f[0], line, 'qid');
+      const pos = id(f[1], line, 'pid_pos');
+      const neg = id(f[2], line, 'pid_neg');
+      if (!queries?.has(f[0]))
+        throw new DataFormatError(source, line, `query ${f[0]} has no text in ${queries?.manifest.source.file ?? 'the training queries'}`);
+      for (const pid of [f[1], f[2]])
+        if (!store.passages.has(pid)) throw new DataFormatError(source, line, `passage ${pid} is not in ${collection}`);
+      return [qid, pos, neg];
+    });
+    if (row == null) continue;
+    let q = qidIndex.get(row[0]);
+    if (q === undefined) {
+      q = qidOrder.n;
+      qidIndex.set(row[0], q);
+      qidOrder.push(row[0]);
+    }
+    rowQuery.push(q);
+    rowPos.push(row[1]);
+    rowNeg.push(row[2]);
+  }
+  // A stable counting sort by query, then each query's positives and negatives without repeats.
+  const Q = qidOrder.n;
+  const rows = rowQuery.n;
+  const start = new Uint32Array(Q + 1);
+  const rq = rowQuery.values;
+  for (let r = 0; r < rows; r++) start[rq[r] + 1] += 1;
+  for (let q = 0; q < Q; q++) start[q + 1] += start[q];
+  const order = new Uint32Array(rows);
+  const fill = start.slice(0, Q);
+  for (let r = 0; r < rows; r++) order[fill[rq[r]]++] = r;
+  const posOffsets = new Uint32Array(Q + 1);
+  const negOffsets = new Uint32Array(Q + 1);
+  const pos = new Column();
+  const neg = new Column();
+  const seen = new Set<number>();
+  const p = rowPos.values;
+  const n = rowNeg.values;
+  for (let q = 0; q < Q; q++) {
+    seen.clear();
+    for (let k = start[q]; k < start[q + 1]; k++) {
+      const v = p[order[k]];
+      if (!seen.has(v)) pos.push(v);
+      seen.add(v);
+    }
+    posOffsets[q + 1] = pos.n;
+    seen.clear();
+    for (let k = start[q]; k < start[q + 1]; k++) {
+      const v = n[order[k]];
+      if (!seen.has(v)) neg.push(v);
+      seen.add(v);
+    }
+    negOffsets[q + 1] = neg.n;
+  }
+  show(totalMb);
+  const skipped = (bad.counts.get(source) ?? 0) - skippedBefore;
+  const manifest: TriplesManifest = {
+    format: TRIPLES_FORMAT,
+    version: TRIPLES_VERSION,
+    source: fingerprint,
+    store: store.fingerprint,
+    rows,
+    queries: Q,
+    positives: pos.n,
+    negatives: neg.n,
+    skipped,
+    ...(skipped > 0 ? { firstSkipped: bad.first.get(source) } : {}),
+    built: new Date().toISOString(),
+    seconds: (Date.now() - t0) / 1000,
+  };
+  const dir = path.dirname(target);
+  const temp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}`);
+  try {
+    removeStaleTemps(dir); // a build killed midway left its temporary dir
+    fs.rmSync(temp, { recursive: true, force: true });
+    fs.mkdirSync(temp, { recursive: true });
+    const write = (name: string, a: Uint32Array) => fs.writeFileSync(path.join(temp, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    write('qids.bin', qidOrder.values);
+    write('pos_offsets.bin', posOffsets);
+    write('pos.bin', pos.values);
+    write('neg_offsets.bin', negOffsets);
+    write('neg.bin', neg.values);
+    // The manifest last: a table without one is no table.
+    fs.writeFileSync(path.join(temp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    for (const f of fs.readdirSync(temp)) {
+      const fd = fs.openSync(path.join(temp, f), 'r');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    }
+    crashPoint();
+    renameDirInto(temp, target);
+  } catch (e) {
+    fs.rmSync(temp, { recursive: true, force: true });
+    if ((e as NodeJS.ErrnoException).code && !(e instanceof WriteError)) throw new WriteError(target, e as Error);
+    throw e;
+  }
+  return manifest;
+}
+
+export interface OpenTriplesOptions {
+  /** a stale table: rebuilt (default) or an error naming the file */
+  stale?: 'rebuild' | 'error';
+  force?: boolean;
+  badRows?: BadRows;
+  onProgress?: (e: TaskEvent) => void;
+  notice?: (message: string) => void;
+}
+
+/** Why the table in `dir` cannot serve `source` checked against `store` (null: it can). */
+function staleness(dir: string, source: string, store: PassageStore, bad: BadRows): { reason: string; missing: boolean } | null {
+  const m = readTriplesManifest(dir);
+  if (m == null) return { reason: 'not built yet', missing: true };
+  const change = sourceChange(m.source, sourceFingerprint(source));
+  if (change) return { reason: `${source} changed since it was built: ${change}`, missing: false };
+  if (m.store !== store.fingerprint)
+    return { reason: 'the collection or the training queries changed since it was built', missing: false };
+  // Built skipping bad rows, read without: rebuilt, so that the first bad row is the error.
+  if (m.skipped > 0 && !bad.skip) return { reason: `it was built skipping ${m.skipped} bad rows`, missing: true };
+  return null;
+}
+
+/**
+ * The triples table of the qidpidtriples file `source` in `<store dir>/triples.train`, opened when
+ * fresh, else (re)built under the store's lock. Rows skipped when it was built are counted in
+ * `badRows` again at every open.
+ */
+export async function openTriplesTable(source: string, store: PassageStore, options: OpenTriplesOptions = {}): Promise<TriplesTable> {
+  const bad = options.badRows ?? new BadRows(false);
+  const notice = options.notice ?? ((m: string) => process.stderr.write(`fused-distill: ${m}\n`));
+  const target = path.join(store.dir, 'triples.train');
+  let built: TriplesManifest | null = null;
+  if (options.force || staleness(target, source, store, bad) != null)
+    await withDirLock(
+      store.dir,
+      async () => {
+        // Checked again under the lock: another process may have built it meanwhile.
+        const why = options.force ? { reason: 'forced', missing: false } : staleness(target, source, store, bad);
+        if (why == null) return;
+        if (!why.missing && !options.force && options.stale === 'error')
+          throw new Error(
+            `${store.dir}: the triples.train table is stale: ${why.reason}; rebuild it (fused-distill data index) or let the run rebuild it`,
+          );
+        notice(`${store.dir}: ${why.missing ? 'building' : 'rebuilding'} the triples.train table from ${source}${why.missing ? '' : ` (${why.reason})`}`);
+        built = await buildTriplesTable(source, target, { store, badRows: bad, onProgress: options.onProgress });
+      },
+      { wait: true, notice, command: 'passage store build' },
+    );
+  const table = TriplesTable.open(target);
+  const m = table.manifest;
+  if (built == null && m.skipped > 0) {
+    bad.counts.set(source, (bad.counts.get(source) ?? 0) + m.skipped);
+    if (!bad.first.has(source) && m.firstSkipped) bad.first.set(source, m.firstSkipped);
+  }
+  return table;
+}
