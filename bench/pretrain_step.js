@@ -91,7 +91,11 @@ function grads(loss, vars) {
     'encoder forward + backward': time(() =>
       grads(() => tf.tidy(() => tf.mean(tf.square(head.encode(b)))), encoderVars),
     ),
-    'encoder forward': time(() => tf.tidy(() => head.encode(b).dataSync())),
+    'encoder forward': time(() =>
+      tf.tidy(() => {
+        head.encode(b).dataSync();
+      }),
+    ),
     'head + loss forward + backward (fixed hidden states)': time(() =>
       grads(() => head.loss(hidden, b.positions, b.labels), [hidden, ...head.params.values(), words]),
     ),
