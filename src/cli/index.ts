@@ -3,6 +3,7 @@
 //   data build                      data.ts     the bundled (or a custom-sized) collection
 //   teacher train | teacher score   teacher.ts  a teacher on hard labels; the teacher-score cache
 //   distill                         distill.ts  a student from a teacher
+//   pretrain                        pretrain.ts masked-language-model pre-training of an encoder
 //   eval                            eval.ts     models compared: metrics, t-test, parameters, ms/query
 //   export                          export.ts   a model as a Hugging Face BertForSequenceClassification dir
 //   main | grid                     grid.ts     a whole suite (src/suite): teacher, students, eval, table
@@ -19,6 +20,7 @@ import { registerEval } from './eval';
 import { registerExport } from './export';
 import { registerSuites } from './grid';
 import { PROGRESS_MODES } from './progress';
+import { registerPretrain } from './pretrain';
 import { registerTeacher } from './teacher';
 
 export function buildProgram(): Command {
@@ -54,6 +56,7 @@ export function buildProgram(): Command {
   registerData(program, globals);
   registerTeacher(program, globals, setup);
   registerDistill(program, globals, setup);
+  registerPretrain(program, globals, setup);
   registerEval(program, globals, setup);
   registerExport(program, setup);
   registerSuites(program, globals, setup);

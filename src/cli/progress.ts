@@ -76,7 +76,7 @@ export class Progress {
     switch (e.type) {
       case 'start':
         this.info(
-          `[${this.label}] ${e.run} run: ${e.steps} steps, ${e.trainQueries} training queries, ${e.parameters.toLocaleString('en-US')} parameters, backend ${e.backend}` +
+          `[${this.label}] ${e.run} run: ${e.steps} steps, ${e.trainQueries} ${e.run === 'pretrain' ? 'passages' : 'training queries'}, ${e.parameters.toLocaleString('en-US')} parameters, backend ${e.backend}` +
             (e.resumedFrom ? `, resumed at step ${e.step} from ${e.resumedFrom}` : ''),
         );
         this.startBar(`${this.label}`, e.steps, e.step, 'steps');

@@ -143,52 +143,56 @@ const DataSchema = z
     path: ['store'],
   });
 
-const TrainSchema = z
-  .object({
-    /** queries (groups) per step */
-    batch: posInt.default(8),
-    /**
-     * groups per forward/backward pass; a step sums the gradients of batch / microBatch passes
-     * (memory: one pass's activations). Default 2: 16 sequences of 128 tokens fit the wasm
-     * backend's heap at BERT-mini size, where a whole default batch (64) does not.
-     */
-    microBatch: posInt.default(2),
-    steps: posInt.default(2000),
-    lr: z.number().positive().max(1).default(1e-4),
-    /** warmup steps (linear from 0); default 10% of steps */
-    warmup: nonNegInt.optional(),
-    weightDecay: z.number().nonnegative().max(1).default(0.01),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    eps: z.number().positive().default(1e-8),
-    /** global-norm gradient clipping; 0 = off */
-    clipNorm: z.number().nonnegative().default(1),
-    seed: z.number().int().nonnegative().default(42),
-    /** evaluate every n steps (and always at the end); 0 = only at the end */
-    evalEvery: nonNegInt.default(500),
-    /** checkpoint every n steps; 0 = never */
-    checkpointEvery: nonNegInt.default(500),
-    /** checkpoints kept (oldest removed first) */
-    keepCheckpoints: posInt.default(2),
-    /** pairs per forward pass when scoring (evaluation, teacher scores) */
-    scoreBatch: posInt.default(64),
-    /**
-     * a step whose loss or gradient norm is NaN or Inf: 'stop' the run with an error naming the step,
-     * the terms and the queries (default), or 'skip' it (no update; logged with skipped: true and
-     * counted in the log and the run's done event). Absent means 'stop' (no default written: a config's hash, which ties
-     * checkpoints to it, stays what it was before this field existed)
-     */
-    nonFinite: z.enum(['stop', 'skip']).optional(),
-    /**
-     * matrix products: 'fp32', 'bf16' (operands rounded to bfloat16, fp32 accumulation; 'native' and
-     * 'cuda') or 'tf32' ('cuda' only). Absent: the FUSED_DISTILL_MATMUL_PRECISION flag as it is (the
-     * CLI's --precision, fp32 by default); no default written, so a config's hash stays as it was
-     */
-    precision: z.enum(['fp32', 'bf16', 'tf32']).optional(),
-  })
-  .strict()
-  .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))
-  .refine((t) => t.warmup <= t.steps, { message: 'must not exceed train.steps', path: ['warmup'] });
+// The train section; `sizes` gives the batch defaults (a ranking run counts groups, a pre-training
+// run sequences).
+const trainSchema = (sizes: { batch: number; microBatch: number }) =>
+  z
+    .object({
+      /** queries (groups) per step; pre-training: sequences per step */
+      batch: posInt.default(sizes.batch),
+      /**
+       * groups per forward/backward pass; a step sums the gradients of batch / microBatch passes
+       * (memory: one pass's activations). Default 2: 16 sequences of 128 tokens fit the wasm
+       * backend's heap at BERT-mini size, where a whole default batch (64) does not.
+       */
+      microBatch: posInt.default(sizes.microBatch),
+      steps: posInt.default(2000),
+      lr: z.number().positive().max(1).default(1e-4),
+      /** warmup steps (linear from 0); default 10% of steps */
+      warmup: nonNegInt.optional(),
+      weightDecay: z.number().nonnegative().max(1).default(0.01),
+      beta1: z.number().min(0).lt(1).default(0.9),
+      beta2: z.number().min(0).lt(1).default(0.999),
+      eps: z.number().positive().default(1e-8),
+      /** global-norm gradient clipping; 0 = off */
+      clipNorm: z.number().nonnegative().default(1),
+      seed: z.number().int().nonnegative().default(42),
+      /** evaluate every n steps (and always at the end); 0 = only at the end */
+      evalEvery: nonNegInt.default(500),
+      /** checkpoint every n steps; 0 = never */
+      checkpointEvery: nonNegInt.default(500),
+      /** checkpoints kept (oldest removed first) */
+      keepCheckpoints: posInt.default(2),
+      /** pairs per forward pass when scoring (evaluation, teacher scores) */
+      scoreBatch: posInt.default(64),
+      /**
+       * a step whose loss or gradient norm is NaN or Inf: 'stop' the run with an error naming the step,
+       * the terms and the queries (default), or 'skip' it (no update; logged with skipped: true and
+       * counted in the log and the run's done event). Absent means 'stop' (no default written: a config's hash, which ties
+       * checkpoints to it, stays what it was before this field existed)
+       */
+      nonFinite: z.enum(['stop', 'skip']).optional(),
+      /**
+       * matrix products: 'fp32', 'bf16' (operands rounded to bfloat16, fp32 accumulation; 'native' and
+       * 'cuda') or 'tf32' ('cuda' only). Absent: the FUSED_DISTILL_MATMUL_PRECISION flag as it is (the
+       * CLI's --precision, fp32 by default); no default written, so a config's hash stays as it was
+       */
+      precision: z.enum(['fp32', 'bf16', 'tf32']).optional(),
+    })
+    .strict()
+    .transform((t) => ({ ...t, warmup: t.warmup ?? Math.round(t.steps / 10) }))
+    .refine((t) => t.warmup <= t.steps, { message: 'must not exceed train.steps', path: ['warmup'] });
+const TrainSchema = trainSchema({ batch: 8, microBatch: 2 });
 
 const hardLossShape = {
   /** pointwise BCE on y */
@@ -336,8 +340,40 @@ export const StudentRunSchema = z
       });
   });
 
+/**
+ * Masked-language-model pre-training of a cross-encoder's encoder (pretrain.ts): the passages of
+ * data.collection (default: the bundled one) and of data.texts (plain text, one passage per line),
+ * each `[CLS] passage [SEP]`; mlmProbability of the non-special tokens predicted per sequence, BERT's
+ * 80% [MASK] / 10% random / 10% unchanged. train.batch counts sequences (default 64, one pass).
+ * The model's sizes are the run's that will load it (init.checkpoint): parameters MLM does not train
+ * (the score head, the term-match table) keep their seeded init.
+ */
+export const PretrainRunSchema = z
+  .object({
+    /** run directory: checkpoints/, model/ (a plain cross-encoder), mlm_head.safetensors, log.jsonl, result.json */
+    output: z.string().min(1),
+    model: modelSizes(TEACHER_SIZES).default({}),
+    data: z
+      .object({
+        /** collection directory (data.writeCollection's layout); default: the bundled Brown collection */
+        collection: z.string().min(1).optional(),
+        /** more passages: plain-text files, one passage per line (empty lines skipped) */
+        texts: z.array(z.string().min(1)).optional(),
+        /** WordPieces per sequence, [CLS] and [SEP] included (longer passages lose their end) */
+        maxLength: z.number().int().min(3).max(512).default(128),
+      })
+      .strict()
+      .default({}),
+    train: trainSchema({ batch: 64, microBatch: 64 }).default({}),
+    /** the share of each sequence's non-special tokens the model predicts (BERT: 0.15) */
+    mlmProbability: z.number().gt(0).max(1).default(0.15),
+  })
+  .strict();
+
 export type TeacherRunConfig = z.output<typeof TeacherRunSchema>;
 export type StudentRunConfig = z.output<typeof StudentRunSchema>;
+export type PretrainRunConfig = z.output<typeof PretrainRunSchema>;
+export type PretrainRunInput = z.input<typeof PretrainRunSchema>;
 export type DataConfig = TeacherRunConfig['data'];
 export type NegativeSource = z.output<typeof NegativeSourceSchema>;
 export type TrainConfig = TeacherRunConfig['train'];
@@ -427,6 +463,17 @@ export function parseStudentConfig(
   return parseWith(StudentRunSchema, value, source, baseDir);
 }
 
+/** Validates a pre-training run config object (defaults filled in, relative paths against baseDir). */
+export function parsePretrainConfig(
+  value: unknown,
+  source = 'pretrain config',
+  baseDir = process.cwd(),
+): PretrainRunConfig {
+  const c = parseWith(PretrainRunSchema, value, source, baseDir);
+  if (c.data.texts) c.data = { ...c.data, texts: c.data.texts.map((t) => path.resolve(baseDir, t)) };
+  return c;
+}
+
 function readJson(file: string): unknown {
   const text = fs.readFileSync(file, 'utf8');
   try {
@@ -442,4 +489,8 @@ export function loadTeacherConfig(file: string): TeacherRunConfig {
 
 export function loadStudentConfig(file: string): StudentRunConfig {
   return parseStudentConfig(readJson(file), file, path.dirname(path.resolve(file)));
+}
+
+export function loadPretrainConfig(file: string): PretrainRunConfig {
+  return parsePretrainConfig(readJson(file), file, path.dirname(path.resolve(file)));
 }

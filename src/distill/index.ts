@@ -11,6 +11,9 @@ export {
   parseStudentConfig,
   loadTeacherConfig,
   loadStudentConfig,
+  PretrainRunSchema,
+  parsePretrainConfig,
+  loadPretrainConfig,
   ConfigError,
   TEACHER_SIZES,
   STUDENT_SIZES,
@@ -21,6 +24,8 @@ export type {
   StudentRunConfig,
   TeacherRunInput,
   StudentRunInput,
+  PretrainRunConfig,
+  PretrainRunInput,
   DataConfig,
   TrainConfig,
   ModelSizes,
@@ -62,6 +67,17 @@ export {
   loadVariables,
 } from './checkpoint';
 export { trainTeacher, distill, prepareTeacherScores, streamRunTeacherScores } from './train';
+export {
+  pretrain,
+  pretrainCorpus,
+  PassageSampler,
+  maskBatch,
+  MlmHead,
+  MLM_HEAD_PARAMS,
+  mlmTrained,
+  oneHotRows,
+} from './pretrain';
+export type { MlmBatch, MaskOptions } from './pretrain';
 export type { RunOptions, ProgressEvent } from './train';
 export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';
 export { resolveLayerMap, positivesAmongCandidates } from './setup';

@@ -12,12 +12,12 @@ import { saveCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { SamplerState } from './batches';
 import { latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint';
-import type { StudentRunConfig, TeacherRunConfig } from './config';
+import type { PretrainRunConfig, StudentRunConfig, TeacherRunConfig } from './config';
 import type { AdamW } from './optimizer';
 import type { EvalMetrics } from './scoring';
 import { canonical } from '../data/canonical';
 
-export type RunKind = 'teacher' | 'student';
+export type RunKind = 'teacher' | 'student' | 'pretrain';
 
 export interface StepLog {
   step: number;
@@ -51,7 +51,7 @@ export interface RunResult {
   badRows?: Record<string, number>;
 }
 
-type RunConfig = TeacherRunConfig | StudentRunConfig;
+type RunConfig = TeacherRunConfig | StudentRunConfig | PretrainRunConfig;
 
 /** What a checkpoint holds besides the run state: the trained variables and the optimizer. */
 export interface Trained {

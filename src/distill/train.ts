@@ -334,7 +334,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions): Pro
 // The loop (the output dir is locked by the caller)
 
 // Notices go to the run's progress handler, or to stderr when it has none: never dropped.
-function notify(options: RunOptions, message: string): void {
+export function notify(options: RunOptions, message: string): void {
   if (options.onProgress) options.onProgress({ type: 'notice', message });
   else console.warn(`fused-distill: ${message}`);
 }
@@ -345,12 +345,12 @@ function notify(options: RunOptions, message: string): void {
  * next older one is tried. None intact is an error naming each. A checkpoint of another config is
  * an error at once (an older one of the same run would be too).
  */
-function restoreNewestIntact(
+export function restoreNewestIntact(
   output: string,
   trained: Trained,
   configHash: string,
   totalSteps: number,
-  sampler: GroupSampler,
+  sampler: Pick<GroupSampler, 'restore'>,
   options: RunOptions,
 ): { dir: string; state: RunState } {
   const problems: string[] = [];
