@@ -30,6 +30,8 @@ import {
   maxDiff,
   positionIdsTensor,
   safetensorsBytes,
+  XLMR_PIECES,
+  xlmrUnigramTokenizerJson,
 } from './helpers/hub_files';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -54,38 +56,6 @@ const newDir = () => {
   return d;
 };
 
-// XLM-R's layout: <s> <pad> </s> <unk> first, pieces, <mask> last; scores are log-probabilities.
-const PIECES: Array<[string, number]> = [
-  ['<s>', 0],
-  ['<pad>', 0],
-  ['</s>', 0],
-  ['<unk>', 0],
-  ['▁', -3],
-  ['▁the', -2],
-  ['▁a', -2.5],
-  ['▁hello', -4],
-  ['▁world', -4],
-  ['▁caf', -6],
-  ['é', -5],
-  ['▁un', -4.5],
-  ['aff', -7],
-  ['able', -6],
-  ['▁cat', -5],
-  ['s', -3.5],
-  ['a', -4],
-  ['b', -4],
-  ['c', -4],
-  ['e', -4],
-  ['f', -4],
-  ['h', -4],
-  ['l', -4],
-  ['o', -4],
-  ['r', -4],
-  ['t', -4],
-  ['w', -4],
-  ['d', -4],
-  ['<mask>', 0],
-];
 const special = (content: string, id: number) => ({
   id,
   content,
@@ -95,35 +65,13 @@ const special = (content: string, id: number) => ({
   normalized: false,
   special: true,
 });
-const token = (id: string) => ({ SpecialToken: { id, type_id: 0 } });
-const seq = (id: 'A' | 'B') => ({ Sequence: { id, type_id: 0 } });
-
-/** A tokenizer.json shaped as XLM-RoBERTa's (its Precompiled normalizer left out: its charsmap is binary). */
-const unigramJson = () => ({
-  version: '1.0',
-  truncation: null,
-  padding: null,
-  added_tokens: [
-    special('<s>', 0),
-    special('<pad>', 1),
-    special('</s>', 2),
-    special('<unk>', 3),
-    special('<mask>', 28),
-  ],
-  normalizer: { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
-  pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-  post_processor: {
-    type: 'TemplateProcessing',
-    single: [token('<s>'), seq('A'), token('</s>')],
-    pair: [token('<s>'), seq('A'), token('</s>'), token('</s>'), seq('B'), token('</s>')],
-    special_tokens: {
-      '<s>': { id: '<s>', ids: [0], tokens: ['<s>'] },
-      '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] },
-    },
-  },
-  decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-  model: { type: 'Unigram', unk_id: 3, vocab: PIECES, byte_fallback: false },
-});
+// The hub helpers' XLM-RoBERTa-shaped tokenizer.json (its Precompiled normalizer left out: binary).
+const PIECES = XLMR_PIECES;
+const unigramJson = () =>
+  xlmrUnigramTokenizerJson() as Record<string, unknown> & {
+    model: { vocab: Array<[string, number]> };
+    added_tokens: Array<{ content: string }>;
+  };
 
 const tiny: CrossEncoderConfig = {
   vocabSize: PIECES.length,
