@@ -31,6 +31,7 @@ import {
   positionIdsTensor,
   safetensorsBytes,
   XLMR_PIECES,
+  robertaBpeTokenizerJson,
   xlmrUnigramTokenizerJson,
 } from './helpers/hub_files';
 
@@ -56,15 +57,6 @@ const newDir = () => {
   return d;
 };
 
-const special = (content: string, id: number) => ({
-  id,
-  content,
-  single_word: false,
-  lstrip: content === '<mask>',
-  rstrip: false,
-  normalized: false,
-  special: true,
-});
 // The hub helpers' XLM-RoBERTa-shaped tokenizer.json (its Precompiled normalizer left out: binary).
 const PIECES = XLMR_PIECES;
 const unigramJson = () =>
@@ -219,36 +211,17 @@ describe('HfTokenizer: a SentencePiece Unigram tokenizer.json with RoBERTa pairs
       'hello',
     ];
     vocab.push('Ġw', 'or', 'Ġwor', 'Ġworl', 'Ġworld', '<mask>');
-    const bpe = {
-      version: '1.0',
-      added_tokens: [
-        special('<s>', 0),
-        special('<pad>', 1),
-        special('</s>', 2),
-        special('<unk>', 3),
-        special('<mask>', 21),
-      ],
-      normalizer: null,
-      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-      post_processor: {
-        type: 'RobertaProcessing',
-        sep: ['</s>', 2],
-        cls: ['<s>', 0],
-        trim_offsets: true,
-        add_prefix_space: false,
-      },
-      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: {
-        type: 'BPE',
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: '',
-        end_of_word_suffix: '',
-        fuse_unk: false,
-        vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
-        merges: ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'Ġwor l', 'Ġworl d'],
-      },
-    };
+    const bpe = robertaBpeTokenizerJson(vocab, [
+      'h e',
+      'l l',
+      'he ll',
+      'hell o',
+      'Ġ w',
+      'o r',
+      'Ġw or',
+      'Ġwor l',
+      'Ġworl d',
+    ]);
     const ours = new HfTokenizer(bpe, ROBERTA_PAIR_TOKENS);
     expect(ours.tokens('hello world')).toEqual(['hello', 'Ġworld']);
     const e = ours.encodePair('hello world', 'world hello', 16);

@@ -144,13 +144,13 @@ export const ROBERTA_BPE_VOCAB: string[] = [
   '<mask>',
 ];
 
-/** A byte-level BPE tokenizer.json as RoBERTa's (ByteLevel, RobertaProcessing). */
-export function robertaBpeTokenizerJson(): object {
+/** A byte-level BPE tokenizer.json as RoBERTa's (ByteLevel, RobertaProcessing) over `vocab` and `merges`. */
+export function robertaBpeTokenizerJson(vocab: string[] = ROBERTA_BPE_VOCAB, merges: string[] = BPE_MERGES): object {
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: ['<s>', '<pad>', '</s>', '<unk>', '<mask>'].map((t) => addedToken(t, ROBERTA_BPE_VOCAB.indexOf(t))),
+    added_tokens: ['<s>', '<pad>', '</s>', '<unk>', '<mask>'].map((t) => addedToken(t, vocab.indexOf(t))),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: {
@@ -168,8 +168,8 @@ export function robertaBpeTokenizerJson(): object {
       continuing_subword_prefix: '',
       end_of_word_suffix: '',
       fuse_unk: false,
-      vocab: Object.fromEntries(ROBERTA_BPE_VOCAB.map((t, i) => [t, i])),
-      merges: BPE_MERGES,
+      vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
+      merges,
     },
   };
 }
