@@ -354,6 +354,30 @@ export interface TableBuildOptions {
   onProgress?: (e: TaskEvent) => void;
 }
 
+/**
+ * Progress of an index build reading `source` (`size` bytes): MB read, at most four events a
+ * second, the last one at the end. `read` takes each chunk's byte count (readLines' callback).
+ */
+export function readProgress(
+  source: string,
+  size: number,
+  onProgress: ((e: TaskEvent) => void) | undefined,
+): { read: (bytes: number) => void; done: () => void } {
+  const label = `index ${path.basename(source)}`;
+  const totalMb = Math.max(1, Math.ceil(size / 1e6));
+  let readBytes = 0;
+  let shown = -1;
+  let lastShown = 0;
+  const show = (done: number) => {
+    const now = Date.now();
+    if (done === shown || (done < totalMb && now - lastShown < 250)) return;
+    shown = done;
+    lastShown = now;
+    onProgress?.({ type: 'task', label, done, total: totalMb, unit: 'MB' });
+  };
+  return { read: (bytes) => show(Math.floor((readBytes += bytes) / 1e6)), done: () => show(totalMb) };
+}
+
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
@@ -407,18 +431,7 @@ export async function buildTokenTable(
       : inlineTokenizer(tokenizer, options.df ?? false);
   const tokensFd = fs.openSync(path.join(temp, 'tokens.bin'), 'w');
   const offsetsFd = fs.openSync(path.join(temp, 'offsets.bin'), 'w');
-  const label = `index ${path.basename(source)}`;
-  const totalMb = Math.max(1, Math.ceil(fingerprint.size / 1e6));
-  let readBytes = 0;
-  let shown = -1;
-  let lastShown = 0;
-  const show = (done: number) => {
-    const now = Date.now();
-    if (done === shown || (done < totalMb && now - lastShown < 250)) return;
-    shown = done;
-    lastShown = now;
-    options.onProgress?.({ type: 'task', label, done, total: totalMb, unit: 'MB' });
-  };
+  const progress = readProgress(source, fingerprint.size, options.onProgress);
   const ids = new IdCollector(source);
   let tokens = 0;
   try {
@@ -443,7 +456,7 @@ export async function buildTokenTable(
       texts = [];
       if (pending.length > 2 * Math.max(1, workers)) await writeBatch();
     };
-    for await (const { text, line } of readLines(source, (b) => show(Math.floor((readBytes += b) / 1e6)))) {
+    for await (const { text, line } of readLines(source, progress.read)) {
       // The same checks and messages as readMsMarcoText, without a Map of every id.
       const f = text.split('\t');
       if (f.length !== 2)
@@ -459,7 +472,7 @@ export async function buildTokenTable(
     while (pending.length > 0) await writeBatch();
     const df = await tokenize.finish();
     const idTable = ids.finish();
-    show(totalMb);
+    progress.done();
     fs.closeSync(tokensFd);
     fs.closeSync(offsetsFd);
     if (idTable.bytes) fs.writeFileSync(path.join(temp, idTable.kind === 'strings' ? 'ids.json' : 'ids.bin'), idTable.bytes);

@@ -20,6 +20,7 @@ import { DataFormatError, readLines } from './lines';
 import { withDirLock } from './lock';
 import {
   asUint32,
+  readProgress,
   removeStaleTemps,
   sourceChange,
   sourceFingerprint,
@@ -243,18 +244,7 @@ export async function buildTriplesTable(
   const bad = options.badRows ?? new BadRows(false);
   const queries = store.queries.train;
   const fingerprint = sourceFingerprint(source);
-  const label = `index ${path.basename(source)}`;
-  const totalMb = Math.max(1, Math.ceil(fingerprint.size / 1e6));
-  let readBytes = 0;
-  let shown = -1;
-  let lastShown = 0;
-  const show = (done: number) => {
-    const now = Date.now();
-    if (done === shown || (done < totalMb && now - lastShown < 250)) return;
-    shown = done;
-    lastShown = now;
-    options.onProgress?.({ type: 'task', label, done, total: totalMb, unit: 'MB' });
-  };
+  const progress = readProgress(source, fingerprint.size, options.onProgress);
   // Rows as (query index, pos, neg): 12 bytes a row, grouped by query at the end.
   const qidIndex = new Map<number, number>();
   const qidOrder = new Column();
@@ -269,7 +259,7 @@ export async function buildTriplesTable(
     return v;
   };
   const collection = store.passages.manifest.source.file;
-  for await (const { text, line } of readLines(source, (b) => show(Math.floor((readBytes += b) / 1e6)))) {
+  for await (const { text, line } of readLines(source, progress.read)) {
     const row = bad.guard(() => {
       const f = text.split('\t');
       if (f.length !== 3) throw new DataFormatError(source, line, `expected ${what}, got ${f.length} fields`);
@@ -326,7 +316,7 @@ export async function buildTriplesTable(
     }
     negOffsets[q + 1] = neg.n;
   }
-  show(totalMb);
+  progress.done();
   const skipped = (bad.counts.get(source) ?? 0) - skippedBefore;
   const manifest: TriplesManifest = {
     format: TRIPLES_FORMAT,
