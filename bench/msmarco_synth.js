@@ -6,7 +6,14 @@
 // (qid pos neg) and top1000.dev (qid pid query passage). Deterministic for a seed.
 //
 //   node bench/msmarco_synth.js <out dir> [--passages 8841823] [--train-queries 502939]
-//        [--triples 40000000] [--dev-queries 200] [--dev-candidates 100] [--seed 1]
+//        [--triples 40000000] [--dev-queries 200] [--dev-candidates 100] [--seed 1] [--teacher-scores]
+//   node bench/msmarco_synth.js <out dir> --scores-only
+//
+// --teacher-scores also writes teacher scores of the triples in Hofstätter et al.'s published
+// format (bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv: pos_score neg_score qid pid_pos
+// pid_neg), each pair's score a function of the pair (a pair repeated across rows agrees);
+// --scores-only writes just that file from the dir's existing qidpidtriples (its other files, and so
+// a passage store built on them, stay as they are).
 //
 // Full size (the defaults) writes ~3.2 GB of collection and ~1 GB of triples.
 'use strict';
@@ -14,7 +21,10 @@ const fs = require('fs');
 const path = require('path');
 
 const args = process.argv.slice(2);
-const out = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
+const FLAGS = new Set(['--teacher-scores', '--scores-only']);
+const out = args.find(
+  (a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--') || FLAGS.has(args[i - 1])),
+);
 const opt = (name, def) => {
   const i = args.indexOf(`--${name}`);
   if (i < 0) return def;
@@ -34,6 +44,36 @@ const TRIPLES = opt('triples', 40000000);
 const DEV_Q = opt('dev-queries', 200);
 const DEV_CAND = Math.min(opt('dev-candidates', 100), N);
 let seed = opt('seed', 1) >>> 0 || 1;
+const SCORES_FILE = 'bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv';
+// A pair's teacher score: positives in [6, 10), negatives in [-2, 6).
+const scoreRow = (qid, pos, neg) =>
+  `${(6 + ((qid * 7919 + pos) % 1000) / 250).toFixed(4)}\t${(-2 + ((qid * 104729 + neg * 31) % 1000) / 125).toFixed(4)}\t${qid}\t${pos}\t${neg}`;
+if (args.includes('--scores-only')) {
+  const triplesFile = path.join(out, 'qidpidtriples.train.full.2.tsv');
+  const tmp = path.join(out, `${SCORES_FILE}.tmp`);
+  const w = fs.createWriteStream(tmp);
+  const rl = require('readline').createInterface({ input: fs.createReadStream(triplesFile), crlfDelay: Infinity });
+  const t0 = Date.now();
+  let n = 0;
+  (async () => {
+    let parts = [];
+    for await (const line of rl) {
+      const [q, p, ng] = line.split('\t').map(Number);
+      parts.push(scoreRow(q, p, ng), '\n');
+      if (parts.length >= 1 << 16) {
+        if (!w.write(parts.join(''))) await require('events').once(w, 'drain');
+        parts = [];
+      }
+      if (++n % 2000000 === 0)
+        process.stderr.write(`\r${SCORES_FILE}: ${n} rows (${((Date.now() - t0) / 1000).toFixed(0)} s)   `);
+    }
+    w.end(parts.join(''));
+    await require('events').once(w, 'finish');
+    fs.renameSync(tmp, path.join(out, SCORES_FILE));
+    process.stderr.write(`\n${SCORES_FILE}: ${n} rows (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+  })();
+  return;
+}
 
 // xorshift32: fast and deterministic (quality is beside the point here)
 const rand = () => {
@@ -159,14 +199,17 @@ const train = makeQueries(TRAIN_Q, 1000, 'queries.train.tsv', 'qrels.train.tsv',
 const dev = makeQueries(DEV_Q, 10 * TRAIN_Q + 2000000, 'queries.dev.small.tsv', 'qrels.dev.small.tsv', ' ', devPos);
 
 const triples = new Out('qidpidtriples.train.full.2.tsv');
+const scores = args.includes('--teacher-scores') ? new Out(SCORES_FILE) : null;
 for (let i = 0; i < TRIPLES; i++) {
   const k = TRAIN_Q > 0 ? i % TRAIN_Q : 0;
   let neg = randInt(N);
   if (neg === train.pos[k]) neg = (neg + 1) % N;
   triples.line(`${train.qids[k]}\t${train.pos[k]}\t${neg}`);
+  scores?.line(scoreRow(train.qids[k], train.pos[k], neg));
   progress('qidpidtriples.train.full.2.tsv', i + 1, TRIPLES);
 }
 triples.close();
+scores?.close();
 
 // top1000.dev with texts.
 const top = new Out('top1000.dev');

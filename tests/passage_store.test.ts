@@ -31,6 +31,7 @@ import type { RankingCollection } from '../src/data/ranking_collection';
 import { distill, parseStudentConfig } from '../src/distill';
 import { PairEncoder } from '../src/models/pair_encoder';
 import { tinyCollection } from './helpers/tiny_collection';
+import { writeLines, writeTinyMsMarco } from './helpers/tiny_msmarco';
 import { cli, mountTmpfs, unmount } from './reliability/helpers';
 
 const ROOT = path.join(__dirname, '..');
@@ -39,57 +40,9 @@ let brown: RankingCollection;
 let tokenizer: BertTokenizer;
 const msmarco = path.join(tmp, 'msmarco');
 
-const writeLines = (file: string, lines: string[]) => {
-  const text = lines.map((l) => `${l}\n`).join('');
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, file.endsWith('.gz') ? zlib.gzipSync(text) : text);
-  return file;
-};
-
 beforeAll(async () => {
   ({ coll: brown, tokenizer } = await tinyCollection(path.join(tmp, 'brown')));
-  // The tiny collection with MS MARCO's names and integer ids (as tests/msmarco.test.ts lays it out).
-  const pidOf = new Map([...brown.passages.keys()].map((p, i) => [p, String(7000 + 3 * i)]));
-  const qidOf = new Map<string, string>();
-  for (const s of ['train', 'dev'] as const)
-    for (const q of brown.queries[s].keys()) qidOf.set(q, String(100 + qidOf.size));
-  writeLines(
-    path.join(msmarco, 'collection.tsv.gz'),
-    [...brown.passages].map(([p, text]) => `${pidOf.get(p)}\t${text}`),
-  );
-  writeLines(
-    path.join(msmarco, 'queries.train.tsv'),
-    [...brown.queries.train].map(([q, t]) => `${qidOf.get(q)}\t${t}`),
-  );
-  writeLines(
-    path.join(msmarco, 'queries.dev.small.tsv'),
-    [...brown.queries.dev].map(([q, t]) => `${qidOf.get(q)}\t${t}`),
-  );
-  const qrels = (s: 'train' | 'dev') =>
-    [...brown.qrels[s]].flatMap(([q, judged]) =>
-      [...judged].filter(([, g]) => g >= 1).map(([p]) => `${qidOf.get(q)}\t0\t${pidOf.get(p)}\t1`),
-    );
-  writeLines(path.join(msmarco, 'qrels.train.tsv'), qrels('train'));
-  writeLines(path.join(msmarco, 'qrels.dev.small.tsv'), qrels('dev'));
-  writeLines(
-    path.join(msmarco, 'top1000.dev'),
-    [...brown.candidates.dev].flatMap(([q, pids]) => pids.map((p, r) => `${qidOf.get(q)}\t${pidOf.get(p)}\t${r + 1}`)),
-  );
-  const triples: string[] = [];
-  const scores: string[] = [];
-  for (const [q, judged] of brown.qrels.train)
-    for (const [pos, g] of judged) {
-      if (g < 1) continue;
-      for (const neg of brown.candidates.train.get(q) ?? []) {
-        if ((judged.get(neg) ?? 0) >= 1) continue;
-        triples.push(`${qidOf.get(q)}\t${pidOf.get(pos)}\t${pidOf.get(neg)}`);
-        scores.push(
-          `${(4 + g).toFixed(2)}\t${(-(Number(pidOf.get(neg)) % 7) / 3).toFixed(4)}\t${qidOf.get(q)}\t${pidOf.get(pos)}\t${pidOf.get(neg)}`,
-        );
-      }
-    }
-  writeLines(path.join(msmarco, 'qidpidtriples.train.full.2.tsv'), triples);
-  writeLines(path.join(tmp, 'scores.tsv'), scores);
+  writeTinyMsMarco(brown, msmarco);
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -459,7 +412,7 @@ describe('pairs from the store', () => {
     const result = await distill(
       parseStudentConfig({
         output: path.join(tmp, 'run'),
-        teacher: { scores: path.join(tmp, 'scores.tsv') },
+        teacher: { scores: `${msmarco}.scores.tsv` },
         student: { model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 } },
         data: { msmarco, store: storeDir, negatives: 2, maxLength: 48, trainQueries: 4, evalQueries: 2 },
         train: { batch: 2, steps: 3, lr: 3e-3, warmup: 1, seed: 3, evalEvery: 0, checkpointEvery: 0 },
@@ -469,7 +422,15 @@ describe('pairs from the store', () => {
     );
     expect(result.steps).toBe(3);
     expect(result.log.steps.every((s) => Number.isFinite(s.loss))).toBe(true);
-    expect(fs.readdirSync(storeDir).sort()).toEqual(['collection', 'queries.dev', 'queries.train', 'triples.train']);
+    // The tables: the store's, the triples', and the teacher scores file's (score_table.ts).
+    const tables = fs.readdirSync(storeDir).sort();
+    expect(tables.filter((t) => !t.startsWith('scores-'))).toEqual([
+      'collection',
+      'queries.dev',
+      'queries.train',
+      'triples.train',
+    ]);
+    expect(tables.filter((t) => /^scores-[0-9a-f]{12}$/.test(t))).toHaveLength(1);
     expect(events.some((e) => e.type === 'task' && e.label === 'index collection.tsv.gz')).toBe(true);
     expect(events.some((e) => e.type === 'notice')).toBe(true);
     expect(() => parseStudentConfig({ output: 'o', teacher: { scores: 'f' }, data: { store: storeDir } })).toThrow(

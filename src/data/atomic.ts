@@ -132,6 +132,34 @@ export function renameDirInto(temp: string, target: string): void {
   fsyncDir(path.dirname(target));
 }
 
+/**
+ * Writes a table dir: each of `files` into a temporary dir beside `target` (`.<name>.tmp-<pid>`,
+ * which removeStaleTemps clears after a kill), `manifest.json` last (a dir without one is no table),
+ * each fsynced, then renamed into place. Any error removes the temporary dir; a file-system error
+ * becomes a WriteError naming `target`.
+ */
+export function writeTableDir(target: string, files: Record<string, ArrayBufferView>, manifest: object): void {
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}`);
+  try {
+    fs.rmSync(temp, { recursive: true, force: true });
+    fs.mkdirSync(temp, { recursive: true });
+    for (const [name, a] of Object.entries(files))
+      fs.writeFileSync(path.join(temp, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    fs.writeFileSync(path.join(temp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    for (const f of fs.readdirSync(temp)) {
+      const fd = fs.openSync(path.join(temp, f), 'r');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    }
+    crashPoint();
+    renameDirInto(temp, target);
+  } catch (e) {
+    fs.rmSync(temp, { recursive: true, force: true });
+    if ((e as NodeJS.ErrnoException).code && !(e instanceof WriteError)) throw new WriteError(target, e as Error);
+    throw e;
+  }
+}
+
 /** Runs fill(writer) and commits; any error aborts (no partial file) and is rethrown. */
 export async function writeAtomic(target: string, fill: (w: AtomicWriter) => Promise<void>): Promise<void> {
   const w = AtomicWriter.open(target);

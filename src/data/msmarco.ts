@@ -174,8 +174,12 @@ export interface TeacherScoreRow {
 }
 
 /** Teacher scores: Hofstätter et al.'s `pos_score neg_score qid pid_pos pid_neg`, or `qid pid score` (tab-separated). */
-export async function* readTeacherScoreFile(file: string, bad = new BadRows(false)): AsyncGenerator<TeacherScoreRow> {
-  for await (const { text, line } of readLines(file)) {
+export async function* readTeacherScoreFile(
+  file: string,
+  bad = new BadRows(false),
+  onRead?: (bytes: number) => void,
+): AsyncGenerator<TeacherScoreRow> {
+  for await (const { text, line } of readLines(file, onRead)) {
     const row = bad.guard((): TeacherScoreRow => {
       const f = split(
         file,

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import type { TaskEvent } from '../eval/rerank';
-import { crashPoint, renameDirInto, WriteError } from './atomic';
+import { writeTableDir } from './atomic';
 import { BadRows } from './bad_rows';
 import { DataFormatError, readLines } from './lines';
 import { withDirLock } from './lock';
@@ -332,32 +332,18 @@ export async function buildTriplesTable(
     built: new Date().toISOString(),
     seconds: (Date.now() - t0) / 1000,
   };
-  const dir = path.dirname(target);
-  const temp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}`);
-  try {
-    removeStaleTemps(dir); // a build killed midway left its temporary dir
-    fs.rmSync(temp, { recursive: true, force: true });
-    fs.mkdirSync(temp, { recursive: true });
-    const write = (name: string, a: Uint32Array) => fs.writeFileSync(path.join(temp, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-    write('qids.bin', qidOrder.values);
-    write('pos_offsets.bin', posOffsets);
-    write('pos.bin', pos.values);
-    write('neg_offsets.bin', negOffsets);
-    write('neg.bin', neg.values);
-    // The manifest last: a table without one is no table.
-    fs.writeFileSync(path.join(temp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    for (const f of fs.readdirSync(temp)) {
-      const fd = fs.openSync(path.join(temp, f), 'r');
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-    }
-    crashPoint();
-    renameDirInto(temp, target);
-  } catch (e) {
-    fs.rmSync(temp, { recursive: true, force: true });
-    if ((e as NodeJS.ErrnoException).code && !(e instanceof WriteError)) throw new WriteError(target, e as Error);
-    throw e;
-  }
+  removeStaleTemps(path.dirname(target)); // a build killed midway left its temporary dir
+  writeTableDir(
+    target,
+    {
+      'qids.bin': qidOrder.values,
+      'pos_offsets.bin': posOffsets,
+      'pos.bin': pos.values,
+      'neg_offsets.bin': negOffsets,
+      'neg.bin': neg.values,
+    },
+    manifest,
+  );
   return manifest;
 }
 

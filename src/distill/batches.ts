@@ -65,7 +65,12 @@ function poolOf(coll: RankingCollection, qid: string): QueryPool | null {
  * Progress over a pass through the training queries: silent for a pass under a second (small
  * collections), then a task event every 250 ms and at the end (MS MARCO's 500k queries take seconds).
  */
-export function queryPass(label: string, total: number, onProgress?: (e: TaskEvent) => void): (done: number) => void {
+export function queryPass(
+  label: string,
+  total: number,
+  onProgress?: (e: TaskEvent) => void,
+  unit = 'queries',
+): (done: number) => void {
   if (!onProgress) return () => undefined;
   const t0 = Date.now();
   let last = 0;
@@ -73,7 +78,7 @@ export function queryPass(label: string, total: number, onProgress?: (e: TaskEve
     const now = Date.now();
     if (now - t0 < 1000 || (done < total && now - last < 250)) return;
     last = now;
-    onProgress({ type: 'task', label, done, total, unit: 'queries' });
+    onProgress({ type: 'task', label, done, total, unit });
   };
 }
 
@@ -235,23 +240,60 @@ export function runSampler(
   });
 }
 
-/** Every (qid, pid) the run's sampler puts in a group over `steps` steps, in the order first drawn. */
+/**
+ * Every (qid, pid) the run's sampler puts in a group over `steps` steps, in the order first drawn,
+ * each once, as a generator: a long run draws tens of millions of pairs, which are not held. A pair
+ * is known as drawn by one bit per passage of its query's pool (positives, then negatives), the
+ * query's bits placed in one byte column when the query is first drawn.
+ */
+export function* drawnPairStream(
+  coll: RankingCollection,
+  data: { negatives: number; trainQueries?: number },
+  train: { batch: number; seed: number },
+  steps: number,
+  /** hears the pass over the training queries and the steps drawn (task events past a second) */
+  onProgress?: (e: TaskEvent) => void,
+): Generator<[string, string]> {
+  const sampler = runSampler(coll, data, train, onProgress);
+  const tick = queryPass("the run's pairs", steps, onProgress, 'steps');
+  const bitsAt = new Map<string, number>();
+  let bits = new Uint8Array(1 << 16);
+  let used = 0;
+  for (let step = 0; step < steps; step++) {
+    for (const g of sampler.next()) {
+      const pool = poolOf(coll, g.qid)!;
+      let at = bitsAt.get(g.qid);
+      if (at === undefined) {
+        const bytes = Math.ceil((pool.positives.length + pool.negatives.length) / 8);
+        if (used + bytes > bits.length) {
+          const grown = new Uint8Array(Math.max(bits.length * 2, used + bytes));
+          grown.set(bits);
+          bits = grown;
+        }
+        bitsAt.set(g.qid, (at = used));
+        used += bytes;
+      }
+      for (const pid of g.pids) {
+        // The first place of the pid in the pool (a candidate list may repeat one).
+        const p = pool.positives.indexOf(pid);
+        const slot = p >= 0 ? p : pool.positives.length + pool.negatives.indexOf(pid);
+        const byte = at + (slot >> 3);
+        const bit = 1 << (slot & 7);
+        if (bits[byte] & bit) continue;
+        bits[byte] |= bit;
+        yield [g.qid, pid];
+      }
+    }
+    tick(step + 1);
+  }
+}
+
+/** drawnPairStream's pairs as one list (for runs small enough to hold them). */
 export function drawnPairs(
   coll: RankingCollection,
   data: { negatives: number; trainQueries?: number },
   train: { batch: number; seed: number },
   steps: number,
 ): Array<[string, string]> {
-  const sampler = runSampler(coll, data, train);
-  const seen = new Set<string>();
-  const pairs: Array<[string, string]> = [];
-  for (let step = 0; step < steps; step++)
-    for (const g of sampler.next())
-      for (const pid of g.pids) {
-        const key = `${g.qid}\t${pid}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        pairs.push([g.qid, pid]);
-      }
-  return pairs;
+  return [...drawnPairStream(coll, data, train, steps)];
 }

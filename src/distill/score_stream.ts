@@ -1,5 +1,5 @@
 // `teacher score --out scores.tsv`: the teacher's scores of exactly the pairs a run's sampler draws
-// in its train.steps steps (enumerated without training: batches.ts drawnPairs), streamed to a
+// in its train.steps steps (enumerated without training, and never held: batches.ts drawnPairStream), streamed to a
 // `qid<TAB>pid<TAB>score` file that a run reads back as teacher.scores. Scores are appended chunk by
 // chunk to `<out>.partial` (each chunk fsynced), described by `<out>.manifest.json` (written first,
 // atomically: the teacher's sha256, the dataset fingerprint, the sampler's settings and a hash of the
@@ -15,8 +15,9 @@ import * as path from 'path';
 import { crashPoint, fsyncDir, writeAtomic } from '../data/atomic';
 import type { RankingCollection } from '../data/ranking_collection';
 import type { CrossEncoder } from '../models/cross_encoder';
+import type { TaskEvent } from '../eval/rerank';
 import type { PairEncoder } from '../models/pair_encoder';
-import { drawnPairs } from './batches';
+import { drawnPairStream } from './batches';
 import type { StudentRunConfig } from './config';
 import { negativeCount } from './negatives';
 import { scorePairs } from './scoring';
@@ -56,10 +57,32 @@ export interface StreamResult {
 export const manifestFile = (out: string) => `${out}.manifest.json`;
 export const partialFile = (out: string) => `${out}.partial`;
 
-function pairsHash(pairs: ReadonlyArray<readonly [string, string]>): string {
+// The count and sha256 of the pairs (`qid\tpid\n` each, in order), hashed in 64 KB pieces.
+function countAndHash(pairs: Iterable<readonly [string, string]>): { pairs: number; sha256: string } {
   const hash = createHash('sha256');
-  for (const [q, p] of pairs) hash.update(`${q}\t${p}\n`);
-  return hash.digest('hex');
+  let n = 0;
+  let piece = '';
+  for (const [q, p] of pairs) {
+    piece += `${q}\t${p}\n`;
+    n += 1;
+    if (piece.length >= 1 << 16) {
+      hash.update(piece);
+      piece = '';
+    }
+  }
+  hash.update(piece);
+  return { pairs: n, sha256: hash.digest('hex') };
+}
+
+/** The next n values of `it` (fewer at its end). */
+function take<T>(it: Iterator<T>, n: number): T[] {
+  const out: T[] = [];
+  while (out.length < n) {
+    const r = it.next();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  return out;
 }
 
 // Throws, naming the file and the first field that differs, when an existing manifest is another run's.
@@ -86,30 +109,31 @@ function checkManifest(file: string, ours: StreamManifest): void {
  */
 function keptLines(
   file: string,
-  pairs: ReadonlyArray<readonly [string, string]>,
+  pairs: Iterator<readonly [string, string]>,
+  total: number,
   chunk: number,
   notice: (m: string) => void,
 ): number {
   const buf = fs.readFileSync(file);
-  const starts = [0];
-  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) starts.push(i + 1);
-  const complete = starts.length - 1;
-  if (complete > pairs.length) throw new Error(`${file}: holds ${complete} lines, the run draws ${pairs.length} pairs`);
-  for (let i = 0; i < complete; i++) {
-    const text = buf.subarray(starts[i], starts[i + 1] - 1).toString('utf8');
+  let complete = 0;
+  let keptEnd = 0; // the byte after the last whole chunk
+  let start = 0;
+  for (let end = buf.indexOf(10); end >= 0; start = end + 1, end = buf.indexOf(10, start)) {
+    if (complete === total) throw new Error(`${file}: holds more than the ${total} pairs the run draws`);
+    const text = buf.subarray(start, end).toString('utf8');
     const f = text.split('\t');
-    const [q, p] = pairs[i];
+    const [q, p] = pairs.next().value as readonly [string, string];
     if (f.length !== 3 || f[0] !== q || f[1] !== p || !Number.isFinite(Math.fround(Number(f[2]))) || f[2].trim() === '')
       throw new Error(
-        `${file}:${i + 1}: expected query ${q}, passage ${p} and a finite score (the pairs are written in the sampler's order), got '${text}'; remove it to start over`,
+        `${file}:${complete + 1}: expected query ${q}, passage ${p} and a finite score (the pairs are written in the sampler's order), got '${text}'; remove it to start over`,
       );
+    complete += 1;
+    if (complete % chunk === 0) keptEnd = end + 1;
   }
   const kept = complete - (complete % chunk);
-  if (kept < complete || starts[complete] < buf.length) {
-    notice(
-      `${file}: cut back to ${kept} scored pairs (${buf.length - starts[kept]} bytes of a torn line or chunk dropped)`,
-    );
-    fs.truncateSync(file, starts[kept]);
+  if (kept < complete || keptEnd < buf.length) {
+    notice(`${file}: cut back to ${kept} scored pairs (${buf.length - keptEnd} bytes of a torn line or chunk dropped)`);
+    fs.truncateSync(file, keptEnd);
   }
   return kept;
 }
@@ -126,12 +150,18 @@ export async function streamTeacherScores(
     steps?: number;
     onProgress?: (done: number, total: number) => void;
     onNotice?: (message: string) => void;
+    /** hears the first pass over the run's draws (the pairs counted and hashed) */
+    onTask?: (e: TaskEvent) => void;
   } = {},
 ): Promise<StreamResult> {
   const notice = options.onNotice ?? (() => undefined);
   const steps = options.steps ?? config.train.steps;
   const negatives = negativeCount(config.data.negatives);
-  const pairs = drawnPairs(opened.coll, { negatives, trainQueries: config.data.trainQueries }, config.train, steps);
+  // The pairs are drawn again for each pass over them (the sampler alone: seconds for millions),
+  // never held: a long run draws tens of millions.
+  const draw = (onTask?: (e: TaskEvent) => void) =>
+    drawnPairStream(opened.coll, { negatives, trainQueries: config.data.trainQueries }, config.train, steps, onTask);
+  const drawn = countAndHash(draw(options.onTask));
   const chunk = config.train.scoreBatch * 8;
   const manifest: StreamManifest = {
     format: FORMAT,
@@ -143,36 +173,38 @@ export async function streamTeacherScores(
     negatives: config.data.negatives,
     trainQueries: config.data.trainQueries ?? null,
     steps,
-    pairs: pairs.length,
-    pairsSha256: pairsHash(pairs),
+    pairs: drawn.pairs,
+    pairsSha256: drawn.sha256,
     chunk,
   };
   const mFile = manifestFile(out);
   const partial = partialFile(out);
-  const result = { file: out, manifest: mFile, pairs: pairs.length };
+  const result = { file: out, manifest: mFile, pairs: drawn.pairs };
   if (fs.existsSync(out)) {
     if (!fs.existsSync(mFile))
       throw new Error(
         `${out}: exists, without ${path.basename(mFile)}: not a file \`teacher score --out\` wrote; choose another --out or remove it`,
       );
     checkManifest(mFile, manifest);
-    return { ...result, resumedAt: pairs.length, computed: false };
+    return { ...result, resumedAt: drawn.pairs, computed: false };
   }
   let done = 0;
   if (fs.existsSync(mFile)) {
     checkManifest(mFile, manifest);
-    if (fs.existsSync(partial)) done = keptLines(partial, pairs, chunk, notice);
-    if (done > 0) notice(`${partial}: resuming after ${done} of ${pairs.length} pairs already scored`);
+    if (fs.existsSync(partial)) done = keptLines(partial, draw(), drawn.pairs, chunk, notice);
+    if (done > 0) notice(`${partial}: resuming after ${done} of ${drawn.pairs} pairs already scored`);
   } else {
     fs.rmSync(partial, { force: true }); // a partial without its manifest is from no run we can check
     await writeAtomic(mFile, (w) => w.write(`${JSON.stringify(manifest, null, 2)}\n`));
   }
   const resumedAt = done;
   const fd = fs.openSync(partial, 'a');
+  const pairs = draw();
+  take(pairs, done); // scored already
   try {
-    options.onProgress?.(done, pairs.length);
-    while (done < pairs.length) {
-      const slice = pairs.slice(done, done + chunk);
+    options.onProgress?.(done, drawn.pairs);
+    while (done < drawn.pairs) {
+      const slice = take(pairs, chunk);
       const values = scorePairs(opened.teacher, opened.encoder, slice, config.train.scoreBatch);
       const lines = slice.map(([q, p], i) => {
         if (!Number.isFinite(values[i]))
@@ -185,7 +217,7 @@ export async function streamTeacherScores(
       fs.writeSync(fd, lines.join(''));
       fs.fsyncSync(fd);
       done += slice.length;
-      options.onProgress?.(done, pairs.length);
+      options.onProgress?.(done, drawn.pairs);
     }
   } finally {
     fs.closeSync(fd);

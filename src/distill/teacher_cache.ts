@@ -9,17 +9,21 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { writeAtomic } from '../data/atomic';
-import { DataFormatError } from '../data/lines';
-import { readTeacherScoreFile } from '../data/msmarco';
 import { BadRows } from '../data/bad_rows';
-import { hasPassage, type RankingCollection } from '../data/ranking_collection';
+import type { RankingCollection } from '../data/ranking_collection';
+import { openScoreTable, trainingSplitOf, type ScoreFileFormat } from '../data/score_table';
+import type { TaskEvent } from '../eval/rerank';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
 import type { PairEncoder } from '../models/pair_encoder';
 import { scorePairs } from './scoring';
 
-/** qid \t pid -> score (float32 values) */
-export type ScoreTable = Map<string, number>;
+/** pairKey(qid, pid) -> score (float32 values): a Map, or a file's TeacherScoreTable */
+export interface ScoreTable {
+  get(key: string): number | undefined;
+  has(key: string): boolean;
+  readonly size: number;
+}
 export const pairKey = (qid: string, pid: string): string => `${qid}\t${pid}`;
 
 const FORMAT = 'fused-distill-teacher-scores';
@@ -57,7 +61,7 @@ export function cacheKey(
 }
 
 export interface TeacherScoresResult {
-  scores: ScoreTable;
+  scores: Map<string, number>;
   file: string;
   /** false when read from the cache */
   computed: boolean;
@@ -72,7 +76,7 @@ interface Header {
 }
 
 /** What a cache read found: the scores, or why they cannot be used (naming the file and line). */
-type CacheRead = { scores: ScoreTable } | { problem: string } | null;
+type CacheRead = { scores: Map<string, number> } | { problem: string } | null;
 
 // A score a float32 tensor can hold: finite after rounding to float32 (1e300 is not).
 const usableScore = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(Math.fround(x));
@@ -93,7 +97,7 @@ function readCache(file: string, key: string, expected: number, onNotice: (messa
     return { problem: `${file}:1: the header is not valid JSON` };
   }
   if (header?.format !== FORMAT || header.key !== key || header.pairs !== expected) return null;
-  const scores: ScoreTable = new Map();
+  const scores = new Map<string, number>();
   for (let i = 1; i < lines.length; i++) {
     let rec: { qid?: unknown; pid?: unknown; score?: unknown };
     try {
@@ -154,7 +158,7 @@ export async function teacherScores(
   // are deterministic) and overwritten, with a notice naming the file, the line and the problem.
   if (cached) notice(`${cached.problem}; recomputing the teacher's scores`);
   const values = scorePairs(teacher, encoder, pairs, options.scoreBatch, options.onProgress);
-  const scores: ScoreTable = new Map();
+  const scores = new Map<string, number>();
   pairs.forEach(([q, p], i) => {
     if (!Number.isFinite(values[i]))
       throw new Error(
@@ -176,108 +180,42 @@ export interface FileScores {
   scores: ScoreTable;
   /** the collection the student trains on: for a triples file, each training query's pool is its triples' passages */
   coll: RankingCollection;
-  format: 'triples' | 'pairs';
+  format: ScoreFileFormat;
 }
-
-// Scores of one pair given twice (a positive repeats across a query's triples) must agree up to
-// what printing a float loses.
-const agree = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(a), Math.abs(b));
 
 /**
  * A teacher's scores from a published file (teacher.scores), served where the cache serves a
- * teacher model's. Hofstätter et al.'s `pos_score neg_score qid pid_pos pid_neg` rows also give the
- * training groups: each query's positives are its triples' positives and its negatives their
- * negatives (so every pair a group can hold has a score); with `qid pid score` rows the groups are
- * drawn from the collection as without the file, and every pair must be scored (requireScores).
- * Rows naming a pid not in the collection or a query not among the training queries, a mix of the
- * two formats, or a pair scored twice with different scores are errors naming the file and line.
+ * teacher model's, through the per-query table of data/score_table.ts (written beside a passage
+ * store, so MS MARCO's 40M rows are read once). Hofstätter et al.'s `pos_score neg_score qid
+ * pid_pos pid_neg` rows also give the training groups: each query's positives are its triples'
+ * positives and its negatives their negatives (so every pair a group can hold has a score); with
+ * `qid pid score` rows the groups are drawn from the collection as without the file, and every pair
+ * drawn must be scored (the caller checks). Rows naming a pid not in the collection or a query not
+ * among the training queries, a mix of the two formats, or a pair scored twice with different
+ * scores are errors naming the file and line.
  */
 export async function scoresFromFile(
   file: string,
   coll: RankingCollection,
   bad = new BadRows(false),
+  options: { onProgress?: (e: TaskEvent) => void; notice?: (message: string) => void } = {},
 ): Promise<FileScores> {
-  const scores: ScoreTable = new Map();
-  const lineOf = new Map<string, number>();
-  let format: 'triples' | 'pairs' | null = null;
-  const pools = new Map<string, { judged: Map<string, number>; negatives: Set<string> }>();
-  const put = (qid: string, pid: string, score: number, line: number) => {
-    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
-    if (!Number.isFinite(Math.fround(score)))
-      throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
-    const k = pairKey(qid, pid);
-    const before = scores.get(k);
-    if (before !== undefined && !agree(before, score))
-      throw new DataFormatError(
-        file,
-        line,
-        `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(k)} ${before}`,
-      );
-    if (before === undefined) lineOf.set(k, line);
-    scores.set(k, score);
-  };
-  // A row is checked whole before any of it is taken (so --skip-bad-rows drops rows, never half of one).
-  const check = (qid: string, pid: string, score: number, line: number) => {
-    if (!hasPassage(coll, pid)) throw new DataFormatError(file, line, `passage ${pid} is not in the collection`);
-    if (!Number.isFinite(Math.fround(score)))
-      throw new DataFormatError(file, line, `score ${score} is not a finite float32 value`);
-    const before = scores.get(pairKey(qid, pid));
-    if (before !== undefined && !agree(before, score))
-      throw new DataFormatError(
-        file,
-        line,
-        `query ${qid}, passage ${pid} scored ${score}, on line ${lineOf.get(pairKey(qid, pid))} ${before}`,
-      );
-  };
-  for await (const row of readTeacherScoreFile(file, bad)) {
-    const rowFormat = row.pos ? 'triples' : 'pairs';
-    const ok = bad.guard(() => {
-      if (format != null && rowFormat !== format)
-        throw new DataFormatError(
-          file,
-          row.line,
-          `a ${rowFormat === 'triples' ? '5' : '3'}-field row in a file of ${format === 'triples' ? '5' : '3'}-field rows`,
-        );
-      if (!coll.queries.train.has(row.qid))
-        throw new DataFormatError(file, row.line, `query ${row.qid} has no text among the training queries`);
-      if (row.pos && row.neg) {
-        check(row.qid, row.pos.pid, row.pos.score, row.line);
-        check(row.qid, row.neg.pid, row.neg.score, row.line);
-      } else check(row.qid, row.pid!, row.score!, row.line);
-      return true;
-    });
-    if (!ok) continue;
-    format ??= rowFormat;
-    if (row.pos && row.neg) {
-      put(row.qid, row.pos.pid, row.pos.score, row.line);
-      put(row.qid, row.neg.pid, row.neg.score, row.line);
-      const pool = pools.get(row.qid) ?? { judged: new Map(), negatives: new Set() };
-      const grades = coll.qrels.train.get(row.qid);
-      pool.judged.set(row.pos.pid, Math.max(1, grades?.get(row.pos.pid) ?? 0));
-      if (grades?.has(row.neg.pid)) pool.judged.set(row.neg.pid, grades.get(row.neg.pid)!);
-      pool.negatives.add(row.neg.pid);
-      pools.set(row.qid, pool);
-    } else put(row.qid, row.pid!, row.score!, row.line);
-  }
-  if (format == null) throw new Error(`${file}: holds no scores`);
-  if (format === 'pairs') return { scores, coll, format };
-  const train = {
-    qrels: new Map([...pools].map(([qid, p]) => [qid, p.judged])),
-    candidates: new Map([...pools].map(([qid, p]) => [qid, [...p.negatives]])),
-  };
+  const table = await openScoreTable(file, coll, { badRows: bad, ...options });
+  if (table.rows === 'pairs') return { scores: table, coll, format: 'pairs' };
+  const train = trainingSplitOf(table, coll);
   return {
-    scores,
+    scores: table,
     coll: {
       ...coll,
       qrels: { ...coll.qrels, train: train.qrels },
       candidates: { ...coll.candidates, train: train.candidates },
     },
-    format,
+    format: 'triples',
   };
 }
 
 /** Throws, naming the file and the pair, when a pair the student can train on has no score. */
-export function requireScores(scores: ScoreTable, pairs: ReadonlyArray<readonly [string, string]>, file: string): void {
+export function requireScores(scores: ScoreTable, pairs: Iterable<readonly [string, string]>, file: string): void {
   for (const [qid, pid] of pairs)
     if (!scores.has(pairKey(qid, pid)))
       throw new Error(`${file}: has no score for query ${qid}, passage ${pid}, a pair the student trains on`);

@@ -13,7 +13,15 @@ import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
 import { PairEncoder } from '../models/pair_encoder';
 import type { TaskEvent } from '../eval/rerank';
-import { GroupSampler, disposeBatch, drawnPairs, labelFunction, makeBatch, runSampler, trainingPairs } from './batches';
+import {
+  GroupSampler,
+  disposeBatch,
+  drawnPairStream,
+  labelFunction,
+  makeBatch,
+  runSampler,
+  trainingPairs,
+} from './batches';
 import { BadRows } from '../data/bad_rows';
 import { negativeCount, negativesNotice, negativesReport } from './negatives';
 import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
@@ -197,6 +205,7 @@ export async function streamRunTeacherScores(
         steps: options.steps,
         onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
         onNotice: (message) => notify(options, message),
+        onTask: options.onProgress,
       }),
     );
     return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
@@ -216,20 +225,23 @@ async function readScoreFile(
   badRows: BadRows,
 ): Promise<{ scores: ScoreTable; file: string; computed: boolean; coll: RankingCollection }> {
   const file = config.teacher.scores!;
-  const read = await scoresFromFile(file, coll, badRows);
-  let needed = trainingPairs(read.coll, config.data.trainQueries);
-  if (read.format === 'pairs') {
-    const drawn = new Set(
-      drawnPairs(
+  const read = await scoresFromFile(file, coll, badRows, {
+    onProgress: options.onProgress,
+    notice: (message) => notify(options, message),
+  });
+  // A triples file's groups hold only its own pairs; a pairs file must score every pair drawn.
+  if (read.format === 'pairs')
+    requireScores(
+      read.scores,
+      drawnPairStream(
         read.coll,
         { ...config.data, negatives: negativeCount(config.data.negatives) },
         config.train,
         config.train.steps,
-      ).map(([q, p]) => `${q}\t${p}`),
+        options.onProgress,
+      ),
+      file,
     );
-    needed = needed.filter(([q, p]) => drawn.has(`${q}\t${p}`));
-  }
-  requireScores(read.scores, needed, file);
   options.onProgress?.({ type: 'teacherScoresReady', file, computed: false, pairs: read.scores.size });
   return { scores: read.scores, file, computed: false, coll: read.coll };
 }
