@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { addon } from '../src/native';
-import { NativeBackend } from '../src/backend/native/backend';
+import { NativeBackend, blockSize } from '../src/backend/native/backend';
 import { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from '../src/backend/native/register';
 import { nativeProfile } from '../src/backend/native/profile';
 import * as losses from '../src/losses';
@@ -174,6 +174,52 @@ describe('native memory', () => {
       backend().emptyCache();
       b.cacheLimit = fixed;
     }
+  });
+
+  test('blocks come in size classes, 8 per doubling: a block serves a request up to 12.5 % smaller', () => {
+    expect(blockSize(8000)).toBe(8192);
+    expect(blockSize(24 * 1024)).toBe(24 * 1024);
+    let seed = 7;
+    for (let i = 0; i < 2000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const bytes = 4 * (1025 + (seed % 50_000_000));
+      const c = blockSize(bytes);
+      expect(c).toBeGreaterThanOrEqual(bytes);
+      expect(c).toBeLessThanOrEqual(bytes * 1.125);
+      expect(c % 4).toBe(0);
+      expect(blockSize(c)).toBe(c);
+    }
+    backend().emptyCache();
+    const make = (n: number) => {
+      const values = backend().allocate('float32', n) as Float32Array;
+      return { values, t: tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([n], 'float32', values)) };
+    };
+    const a = make(10_000);
+    a.t.dispose();
+    const b = make(9_500); // the same class: the same block, viewed at its new length
+    expect(b.values.buffer).toBe(a.values.buffer);
+    expect(b.values.length).toBe(9_500);
+    b.values.fill(2);
+    expect(tf.tidy(() => b.t.sum().arraySync())).toBe(19_000); // kernels read the view, not the block
+    // In place where the tensor's view is its block's whole used part; not for a shorter view of it.
+    expect(backend().exclusiveFloats(b.t)).toBe(b.values);
+    const shorter = tf
+      .engine()
+      .makeTensorFromTensorInfo(backend().makeTensorInfo([100], 'float32', b.values.subarray(0, 100)));
+    expect(backend().exclusiveFloats(shorter)).toBeNull();
+    tf.dispose([b.t, shorter]);
+    backend().emptyCache();
+  });
+
+  test('batches a few tokens apart reuse the same blocks (exact sizes allocated fresh memory for each)', () => {
+    backend().emptyCache();
+    const before = addon.hostBufferStats().buffers;
+    const output = (n: number) =>
+      tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo([n], 'float32', backend().allocate('float32', n)));
+    // [64, L, 128] activations for L = 100..110, each disposed before the next (a scoring pass).
+    for (let L = 100; L <= 110; L++) output(64 * L * 128).dispose();
+    expect(addon.hostBufferStats().buffers - before).toBeLessThanOrEqual(2);
+    backend().emptyCache();
   });
 
   test('small outputs are plain JS arrays (a native block costs more than their work)', () => {
