@@ -9,7 +9,14 @@ import * as zlib from 'zlib';
 
 import { DataFormatError } from '../src/data';
 import { loadMsMarco, readMsMarcoCandidates, readTeacherScoreFile } from '../src/data/msmarco';
-import { distill, drawnPairs, parseStudentConfig, trainingPairs, type RankingCollection } from '../src/distill';
+import {
+  distill,
+  drawnPairs,
+  loadStudentConfig,
+  parseStudentConfig,
+  trainingPairs,
+  type RankingCollection,
+} from '../src/distill';
 import { scoresFromFile } from '../src/distill/teacher_cache';
 import { tinyCollection } from './helpers/tiny_collection';
 
@@ -267,6 +274,15 @@ describe('distillation from data.msmarco and teacher.scores', () => {
     await expect(distill({ ...c, data: { ...c.data, evalSplit: 'test' } })).rejects.toThrow(
       /has no test split .*evaluation \(data.evalSplit 'test'\)/,
     );
+  });
+
+  it('the shipped MS MARCO student config parses, its paths resolved against its dir', () => {
+    const root = path.join(__dirname, '..');
+    const c = loadStudentConfig(path.join(root, 'configs', 'msmarco', 'student.json'));
+    expect(c.data.msmarco).toBe(path.join(root, 'msmarco'));
+    expect(c.teacher.scores).toBe(path.join(root, 'msmarco', 'bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv'));
+    expect(c.loss.marginMSE).toBe(1);
+    expect(c.train.precision).toBe('bf16');
   });
 
   it('rejects teacher-model terms with teacher.scores, and data.collection with data.msmarco', () => {
