@@ -432,6 +432,9 @@ describe('pairs from the store', () => {
     ]);
     expect(tables.filter((t) => /^scores-[0-9a-f]{12}$/.test(t))).toHaveLength(1);
     expect(events.some((e) => e.type === 'task' && e.label === 'index collection.tsv.gz')).toBe(true);
+    // The files read row by row show progress too (MS MARCO's 500k training queries take seconds).
+    for (const file of ['queries.train.tsv', 'qrels.train.tsv', 'top1000.dev'])
+      expect(events).toContainEqual(expect.objectContaining({ type: 'task', label: `read ${file}`, unit: 'MB' }));
     expect(events.some((e) => e.type === 'notice')).toBe(true);
     expect(() => parseStudentConfig({ output: 'o', teacher: { scores: 'f' }, data: { store: storeDir } })).toThrow(
       /data.store: a passage store is for data.msmarco/,

@@ -22,7 +22,7 @@ import * as path from 'path';
 import { BadRows } from './bad_rows';
 import type { Split } from './collection';
 import { DataFormatError, readLines } from './lines';
-import { openPassageStore, sourceFingerprint, type OpenStoreOptions, type PassageStore } from './passage_store';
+import { openPassageStore, readProgress, sourceFingerprint, type OpenStoreOptions, type PassageStore } from './passage_store';
 import { hasPassage, type RankingCollection } from './ranking_collection';
 import { isIdTriples, MapView, openTriplesTable, type TriplesTable } from './triples_table';
 
@@ -73,9 +73,10 @@ function score(file: string, line: number, value: string, name: string): number 
 export async function* readMsMarcoText(
   file: string,
   bad = new BadRows(false),
+  onRead?: (bytes: number) => void,
 ): AsyncGenerator<{ id: string; text: string; line: number }> {
   const seen = new Map<string, number>();
-  for await (const { text, line } of readLines(file)) {
+  for await (const { text, line } of readLines(file, onRead)) {
     const row = bad.guard(() => {
       const [id, body] = split(file, line, text, '\t', [2], '2 tab-separated fields (id, text)');
       if (id.trim() === '') throw new DataFormatError(file, line, 'empty id');
@@ -93,8 +94,9 @@ export async function* readMsMarcoText(
 export async function* readMsMarcoQrels(
   file: string,
   bad = new BadRows(false),
+  onRead?: (bytes: number) => void,
 ): AsyncGenerator<{ qid: string; pid: string; grade: number; line: number }> {
-  for await (const { text, line } of readLines(file)) {
+  for await (const { text, line } of readLines(file, onRead)) {
     const row = bad.guard(() => {
       const [qid, , pid, grade] = split(file, line, text.trim(), /\s+/, [4], '4 fields (qid 0 pid grade)');
       const g = score(file, line, grade, 'grade');
@@ -117,9 +119,13 @@ export interface MsMarcoCandidate {
 }
 
 /** Candidates in any of MS MARCO's run formats, recognised by the columns of each row. */
-export async function* readMsMarcoCandidates(file: string, bad = new BadRows(false)): AsyncGenerator<MsMarcoCandidate> {
+export async function* readMsMarcoCandidates(
+  file: string,
+  bad = new BadRows(false),
+  onRead?: (bytes: number) => void,
+): AsyncGenerator<MsMarcoCandidate> {
   const what = '3 tab-separated fields (qid pid rank), 4 (qid pid query passage) or a 6-field TREC run (qid Q0 pid rank score tag)';
-  for await (const { text, line } of readLines(file)) {
+  for await (const { text, line } of readLines(file, onRead)) {
     const row = bad.guard((): MsMarcoCandidate => {
       const tabs = text.split('\t');
       if (tabs.length === 4) return { qid: tabs[0], pid: tabs[1], query: tabs[2], passage: tabs[3], line };
@@ -274,6 +280,16 @@ export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = 
     hashed.push(f);
     return f;
   };
+  // Progress by MB for the files read row by row (500k training queries and qrels: seconds).
+  const onProgress = options.store?.onProgress;
+  const reading = <T>(f: string, rows: (onRead?: (bytes: number) => void) => AsyncGenerator<T>) => {
+    if (!onProgress) return rows();
+    const progress = readProgress(f, fs.statSync(f).size, onProgress, 'read');
+    return (async function* () {
+      yield* rows(progress.read);
+      progress.done();
+    })();
+  };
   const passages = new Map<string, string>();
   if (store) hashed.push(files.collection);
   else for await (const r of readMsMarcoText(read(files.collection), bad)) passages.set(r.id, r.text);
@@ -296,13 +312,13 @@ export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = 
     if (!f?.queries) continue;
     coll.splits!.push(s);
     const queries = coll.queries[s];
-    for await (const r of readMsMarcoText(read(f.queries), bad)) queries.set(r.id, r.text);
+    for await (const r of reading(read(f.queries), (p) => readMsMarcoText(f.queries!, bad, p))) queries.set(r.id, r.text);
     const needQuery = (file: string, line: number, qid: string) => {
       if (!queries.has(qid))
         throw new DataFormatError(file, line, `query ${qid} has no text in ${path.basename(f.queries!)}`);
     };
     if (f.qrels)
-      for await (const r of readMsMarcoQrels(read(f.qrels), bad)) {
+      for await (const r of reading(read(f.qrels), (p) => readMsMarcoQrels(f.qrels!, bad, p))) {
         if (!bad.guard(() => (needQuery(f.qrels!, r.line, r.qid), needPassage(f.qrels!, r.line, r.pid), true))) continue;
         const judged = coll.qrels[s].get(r.qid) ?? new Map<string, number>();
         judged.set(r.pid, r.grade);
@@ -317,7 +333,7 @@ export async function loadMsMarco(source: string, options: MsMarcoLoadOptions = 
     // The training candidates by rank, for data.negatives.from 'candidates' (a stable sort: file order within a rank).
     const ranked = new Map<string, Array<{ pid: string; rank: number }>>();
     if (f.candidates)
-      for await (const r of readMsMarcoCandidates(read(f.candidates), bad)) {
+      for await (const r of reading(read(f.candidates), (p) => readMsMarcoCandidates(f.candidates!, bad, p))) {
         const ok = bad.guard(() => {
           if (r.query != null && r.query.trim() === '') throw new DataFormatError(f.candidates!, r.line, `query ${r.qid} has no text`);
           if (!queries.has(r.qid) && r.query == null) needQuery(f.candidates!, r.line, r.qid);

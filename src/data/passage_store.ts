@@ -362,8 +362,9 @@ export function readProgress(
   source: string,
   size: number,
   onProgress: ((e: TaskEvent) => void) | undefined,
+  verb = 'index',
 ): { read: (bytes: number) => void; done: () => void } {
-  const label = `index ${path.basename(source)}`;
+  const label = `${verb} ${path.basename(source)}`;
   const totalMb = Math.max(1, Math.ceil(size / 1e6));
   let readBytes = 0;
   let shown = -1;
