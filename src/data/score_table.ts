@@ -26,11 +26,19 @@ import {
   asUint32,
   readProgress,
   removeStaleTemps,
-  sourceChange,
   sourceFingerprint,
   type PassageStore,
-  type SourceFingerprint,
 } from './passage_store';
+import {
+  countSkippedRows,
+  float32Column,
+  groupRows,
+  QueryOrder,
+  readRowTableManifest,
+  rowTableStaleness,
+  uint32Column,
+  type RowTableManifest,
+} from './row_tables';
 import { hasPassage, type RankingCollection } from './ranking_collection';
 import { MapView } from './triples_table';
 
@@ -39,22 +47,12 @@ export const SCORES_VERSION = 1;
 
 export type ScoreFileFormat = 'triples' | 'pairs';
 
-export interface ScoresManifest {
-  format: string;
-  version: number;
-  source: SourceFingerprint;
-  /** the passage store's fingerprint the rows were checked against */
-  store: string;
+export interface ScoresManifest extends RowTableManifest {
   rows: ScoreFileFormat;
   rowCount: number;
   queries: number;
   positives: number;
   negatives: number;
-  /** rows skipped as malformed (--skip-bad-rows) and the first one's error */
-  skipped: number;
-  firstSkipped?: string;
-  built: string;
-  seconds: number;
 }
 
 // Ids as uint32 codes: MS MARCO's integer ids are their own codes (a table of them can be written);
@@ -82,25 +80,6 @@ function numberedIds(): IdCodes {
     id: (c) => ids[c],
   };
 }
-
-// A growable typed column (rows of a file of unknown length).
-class Column<T extends Uint32Array | Float32Array> {
-  n = 0;
-  constructor(public data: T) {}
-  push(v: number): void {
-    if (this.n === this.data.length) {
-      const grown = new (this.data.constructor as new (n: number) => T)(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.n++] = v;
-  }
-  get values(): T {
-    return this.data.subarray(0, this.n) as T;
-  }
-}
-const u32 = () => new Column(new Uint32Array(1 << 16));
-const f32 = () => new Column(new Float32Array(1 << 16));
 
 /** One list per query: offsets into pid codes and their scores. */
 interface ScoredLists {
@@ -204,15 +183,7 @@ export class TeacherScoreTable {
 }
 
 export function readScoresManifest(dir: string): ScoresManifest | null {
-  const file = path.join(dir, 'manifest.json');
-  if (!fs.existsSync(file)) return null;
-  let m: ScoresManifest;
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8')) as ScoresManifest;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  return m.format === SCORES_FORMAT && m.version === SCORES_VERSION ? m : null;
+  return readRowTableManifest<ScoresManifest>(dir, SCORES_FORMAT, SCORES_VERSION);
 }
 
 interface Built {
@@ -240,15 +211,14 @@ export async function buildScoreTable(
   const fingerprint = sourceFingerprint(source);
   const progress = readProgress(source, fingerprint.size, options.onProgress);
   const skippedBefore = bad.counts.get(source) ?? 0;
-  const qidIndex = new Map<number, number>();
-  const qidOrder = u32();
+  const queries = new QueryOrder();
   // One entry per row: query index, pos (or the pair's) pid, neg pid, their scores, the line.
-  const rowQuery = u32();
-  const rowPos = u32();
-  const rowNeg = u32();
-  const posScore = f32();
-  const negScore = f32();
-  const rowLine = u32();
+  const rowQuery = uint32Column();
+  const rowPos = uint32Column();
+  const rowNeg = uint32Column();
+  const posScore = float32Column();
+  const negScore = float32Column();
+  const rowLine = uint32Column();
   let rows: ScoreFileFormat | null = null;
   const code = (id: string, line: number, what: string) => {
     const c = ids.code(id);
@@ -280,13 +250,7 @@ export async function buildScoreTable(
     });
     if (ok == null) continue;
     rows ??= rowFormat;
-    let q = qidIndex.get(ok[0]);
-    if (q === undefined) {
-      q = qidOrder.n;
-      qidIndex.set(ok[0], q);
-      qidOrder.push(ok[0]);
-    }
-    rowQuery.push(q);
+    rowQuery.push(queries.of(ok[0]));
     rowPos.push(ok[1]);
     rowNeg.push(ok[2]);
     posScore.push(row.pos ? row.pos.score : row.score!);
@@ -294,18 +258,12 @@ export async function buildScoreTable(
     rowLine.push(row.line);
   }
   if (rows == null) throw new Error(`${source}: holds no scores`);
-  // A stable counting sort by query; then each query's rows in file order, each pair kept once.
-  const Q = qidOrder.n;
+  // Rows grouped by query (stably); then each query's rows in file order, each pair kept once.
+  const Q = queries.codes.n;
   const R = rowQuery.n;
-  const rq = rowQuery.values;
-  const start = new Uint32Array(Q + 1);
-  for (let r = 0; r < R; r++) start[rq[r] + 1] += 1;
-  for (let q = 0; q < Q; q++) start[q + 1] += start[q];
-  const order = new Uint32Array(R);
-  const fill = start.slice(0, Q);
-  for (let r = 0; r < R; r++) order[fill[rq[r]]++] = r;
-  const pos = { offsets: new Uint32Array(Q + 1), pids: u32(), scores: f32() };
-  const neg = { offsets: new Uint32Array(Q + 1), pids: u32(), scores: f32() };
+  const { start, order } = groupRows(rowQuery.values, Q);
+  const pos = { offsets: new Uint32Array(Q + 1), pids: uint32Column(), scores: float32Column() };
+  const neg = { offsets: new Uint32Array(Q + 1), pids: uint32Column(), scores: float32Column() };
   const P = rowPos.values;
   const N = rowNeg.values;
   const PS = posScore.values;
@@ -331,7 +289,7 @@ export async function buildScoreTable(
             throw new DataFormatError(
               source,
               lines[r],
-              `query ${ids.id(qidOrder.data[q])}, passage ${ids.id(pid)} scored ${score}, on line ${before.line} ${before.score}`,
+              `query ${ids.id(queries.codes.data[q])}, passage ${ids.id(pid)} scored ${score}, on line ${before.line} ${before.score}`,
             );
         }
         return true;
@@ -370,10 +328,10 @@ export async function buildScoreTable(
   const posLists = { offsets: pos.offsets, pids: pos.pids.values, scores: pos.scores.values };
   const negLists = { offsets: neg.offsets, pids: neg.pids.values, scores: neg.scores.values };
   return {
-    table: new TeacherScoreTable(rows, qidOrder.values, posLists, negLists, ids),
+    table: new TeacherScoreTable(rows, queries.codes.values, posLists, negLists, ids),
     manifest,
     files: {
-      'qids.bin': qidOrder.values,
+      'qids.bin': queries.codes.values,
       'pos_offsets.bin': posLists.offsets,
       'pos.bin': posLists.pids,
       'pos_scores.bin': posLists.scores,
@@ -391,17 +349,8 @@ export function scoreTableDir(store: PassageStore, source: string): string {
 }
 
 // Why the table in `dir` cannot serve `source` checked against `store` (null: it can).
-function staleness(dir: string, source: string, store: PassageStore, bad: BadRows): { reason: string; missing: boolean } | null {
-  const m = readScoresManifest(dir);
-  if (m == null) return { reason: 'not built yet', missing: true };
-  const change = sourceChange(m.source, sourceFingerprint(source));
-  if (change) return { reason: `${source} changed since it was built: ${change}`, missing: false };
-  if (m.store !== store.fingerprint)
-    return { reason: 'the collection or the training queries changed since it was built', missing: false };
-  // Built skipping bad rows, read without: rebuilt, so that the first bad row is the error.
-  if (m.skipped > 0 && !bad.skip) return { reason: `it was built skipping ${m.skipped} bad rows`, missing: true };
-  return null;
-}
+const staleness = (dir: string, source: string, store: PassageStore, bad: BadRows) =>
+  rowTableStaleness(readScoresManifest(dir), source, store, bad);
 
 // Whether the file's first row has integer ids in every id field (MS MARCO's files do).
 async function integerIdFile(source: string): Promise<boolean> {
@@ -444,11 +393,7 @@ export async function openScoreTable(
     );
   if (built) return (built as Built).table;
   const table = TeacherScoreTable.open(target);
-  const m = readScoresManifest(target)!;
-  if (m.skipped > 0) {
-    bad.counts.set(source, (bad.counts.get(source) ?? 0) + m.skipped);
-    if (!bad.first.has(source) && m.firstSkipped) bad.first.set(source, m.firstSkipped);
-  }
+  countSkippedRows(bad, source, readScoresManifest(target)!);
   return table;
 }
 

@@ -22,30 +22,27 @@ import {
   asUint32,
   readProgress,
   removeStaleTemps,
-  sourceChange,
   sourceFingerprint,
   type PassageStore,
-  type SourceFingerprint,
 } from './passage_store';
+import {
+  countSkippedRows,
+  groupRows,
+  QueryOrder,
+  readRowTableManifest,
+  rowTableStaleness,
+  uint32Column,
+  type RowTableManifest,
+} from './row_tables';
 
 export const TRIPLES_FORMAT = 'fused-distill triples table';
 export const TRIPLES_VERSION = 1;
 
-export interface TriplesManifest {
-  format: string;
-  version: number;
-  source: SourceFingerprint;
-  /** the passage store's fingerprint (collection and queries) the rows were checked against */
-  store: string;
+export interface TriplesManifest extends RowTableManifest {
   rows: number;
   queries: number;
   positives: number;
   negatives: number;
-  /** rows skipped as malformed (--skip-bad-rows) and the first one's error */
-  skipped: number;
-  firstSkipped?: string;
-  built: string;
-  seconds: number;
 }
 
 /**
@@ -183,15 +180,7 @@ export class TriplesTable {
 
 /** A table dir's manifest, or null when there is none (absent, a build that did not finish, another format). */
 export function readTriplesManifest(dir: string): TriplesManifest | null {
-  const file = path.join(dir, 'manifest.json');
-  if (!fs.existsSync(file)) return null;
-  let m: TriplesManifest;
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8')) as TriplesManifest;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  return m.format === TRIPLES_FORMAT && m.version === TRIPLES_VERSION ? m : null;
+  return readRowTableManifest<TriplesManifest>(dir, TRIPLES_FORMAT, TRIPLES_VERSION);
 }
 
 const isId = (field: string) => /^\d+$/.test(field);
@@ -203,23 +192,6 @@ export async function isIdTriples(file: string): Promise<boolean> {
     return f.length === 3 && f.every(isId);
   }
   return true; // empty: an empty table
-}
-
-// A growable uint32 column.
-class Column {
-  data = new Uint32Array(1 << 16);
-  n = 0;
-  push(v: number): void {
-    if (this.n === this.data.length) {
-      const grown = new Uint32Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.n++] = v;
-  }
-  get values(): Uint32Array {
-    return this.data.subarray(0, this.n);
-  }
 }
 
 export interface TriplesBuildOptions {
@@ -246,11 +218,10 @@ export async function buildTriplesTable(
   const fingerprint = sourceFingerprint(source);
   const progress = readProgress(source, fingerprint.size, options.onProgress);
   // Rows as (query index, pos, neg): 12 bytes a row, grouped by query at the end.
-  const qidIndex = new Map<number, number>();
-  const qidOrder = new Column();
-  const rowQuery = new Column();
-  const rowPos = new Column();
-  const rowNeg = new Column();
+  const queryOrder = new QueryOrder();
+  const rowQuery = uint32Column();
+  const rowPos = uint32Column();
+  const rowNeg = uint32Column();
   const skippedBefore = bad.counts.get(source) ?? 0;
   const what = '3 tab-separated integer ids (qid pid_pos pid_neg)';
   const id = (field: string, line: number, name: string) => {
@@ -273,30 +244,18 @@ export async function buildTriplesTable(
       return [qid, pos, neg];
     });
     if (row == null) continue;
-    let q = qidIndex.get(row[0]);
-    if (q === undefined) {
-      q = qidOrder.n;
-      qidIndex.set(row[0], q);
-      qidOrder.push(row[0]);
-    }
-    rowQuery.push(q);
+    rowQuery.push(queryOrder.of(row[0]));
     rowPos.push(row[1]);
     rowNeg.push(row[2]);
   }
-  // A stable counting sort by query, then each query's positives and negatives without repeats.
-  const Q = qidOrder.n;
+  // Rows grouped by query (stably), then each query's positives and negatives without repeats.
+  const Q = queryOrder.codes.n;
   const rows = rowQuery.n;
-  const start = new Uint32Array(Q + 1);
-  const rq = rowQuery.values;
-  for (let r = 0; r < rows; r++) start[rq[r] + 1] += 1;
-  for (let q = 0; q < Q; q++) start[q + 1] += start[q];
-  const order = new Uint32Array(rows);
-  const fill = start.slice(0, Q);
-  for (let r = 0; r < rows; r++) order[fill[rq[r]]++] = r;
+  const { start, order } = groupRows(rowQuery.values, Q);
   const posOffsets = new Uint32Array(Q + 1);
   const negOffsets = new Uint32Array(Q + 1);
-  const pos = new Column();
-  const neg = new Column();
+  const pos = uint32Column();
+  const neg = uint32Column();
   const seen = new Set<number>();
   const p = rowPos.values;
   const n = rowNeg.values;
@@ -336,7 +295,7 @@ export async function buildTriplesTable(
   writeTableDir(
     target,
     {
-      'qids.bin': qidOrder.values,
+      'qids.bin': queryOrder.codes.values,
       'pos_offsets.bin': posOffsets,
       'pos.bin': pos.values,
       'neg_offsets.bin': negOffsets,
@@ -357,17 +316,8 @@ export interface OpenTriplesOptions {
 }
 
 /** Why the table in `dir` cannot serve `source` checked against `store` (null: it can). */
-function staleness(dir: string, source: string, store: PassageStore, bad: BadRows): { reason: string; missing: boolean } | null {
-  const m = readTriplesManifest(dir);
-  if (m == null) return { reason: 'not built yet', missing: true };
-  const change = sourceChange(m.source, sourceFingerprint(source));
-  if (change) return { reason: `${source} changed since it was built: ${change}`, missing: false };
-  if (m.store !== store.fingerprint)
-    return { reason: 'the collection or the training queries changed since it was built', missing: false };
-  // Built skipping bad rows, read without: rebuilt, so that the first bad row is the error.
-  if (m.skipped > 0 && !bad.skip) return { reason: `it was built skipping ${m.skipped} bad rows`, missing: true };
-  return null;
-}
+const staleness = (dir: string, source: string, store: PassageStore, bad: BadRows) =>
+  rowTableStaleness(readTriplesManifest(dir), source, store, bad);
 
 /**
  * The triples table of the qidpidtriples file `source` in `<store dir>/triples.train`, opened when
@@ -396,10 +346,6 @@ export async function openTriplesTable(source: string, store: PassageStore, opti
       { wait: true, notice, command: 'passage store build' },
     );
   const table = TriplesTable.open(target);
-  const m = table.manifest;
-  if (built == null && m.skipped > 0) {
-    bad.counts.set(source, (bad.counts.get(source) ?? 0) + m.skipped);
-    if (!bad.first.has(source) && m.firstSkipped) bad.first.set(source, m.firstSkipped);
-  }
+  if (built == null) countSkippedRows(bad, source, table.manifest);
   return table;
 }
