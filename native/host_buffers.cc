@@ -10,6 +10,7 @@
 #include <string>
 
 #include "args.h"
+#include "block_size.h"
 #include "ops.h"
 
 namespace fd_native {
@@ -107,10 +108,19 @@ Napi::Value HostBufferStats(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// blockSize(bytes) -> the size class of a cached block for `bytes` (kernels/block_size.h)
+Napi::Value BlockSize(const Napi::CallbackInfo& info) {
+  return guarded(info, "blockSize", [&](const Args& a) -> Napi::Value {
+    a.expect_count(1);
+    return Napi::Number::New(info.Env(), static_cast<double>(fd::block_size(static_cast<size_t>(a.size(0, "bytes")))));
+  });
+}
+
 void register_host_buffers(Napi::Env env, Napi::Object exports) {
   exports.Set("allocHostBuffer", Napi::Function::New(env, AllocHostBuffer, "allocHostBuffer"));
   exports.Set("freeHostBuffer", Napi::Function::New(env, FreeHostBuffer, "freeHostBuffer"));
   exports.Set("hostBufferStats", Napi::Function::New(env, HostBufferStats, "hostBufferStats"));
+  exports.Set("blockSize", Napi::Function::New(env, BlockSize, "blockSize"));
 }
 
 }  // namespace fd_native

@@ -199,6 +199,8 @@ export interface Addon {
   freeHostBuffer(buffer: ArrayBuffer): void;
   /** Bytes (rounded to 64) and blocks currently allocated by allocHostBuffer. */
   hostBufferStats(): { bytes: number; buffers: number };
+  /** The size class of a cached memory block for `bytes` (host and device caches; kernels/block_size.h). */
+  blockSize(bytes: number): number;
   /**
    * For every batch entry i: c[i] = op(a[i]) op(b[i]), dense row-major, c (batch x m x n) overwritten.
    * a[i] is m x k (k x m when transA), b[i] is k x n (n x k when transB). a holds batch*m*k floats,

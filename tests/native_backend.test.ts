@@ -179,6 +179,9 @@ describe('native memory', () => {
   test('blocks come in size classes, 8 per doubling: a block serves a request up to 12.5 % smaller', () => {
     expect(blockSize(8000)).toBe(8192);
     expect(blockSize(24 * 1024)).toBe(24 * 1024);
+    expect([9 * 2 ** 30, 9 * 2 ** 30 + 1].map(blockSize)).toEqual([9 * 2 ** 30, 10 * 2 ** 30]); // past 32 bits
+    // Up to 4 KB (device blocks; host outputs that small are JS arrays): multiples of 512.
+    expect([1, 512, 513, 4095, 4096].map(blockSize)).toEqual([512, 512, 1024, 4096, 4096]);
     let seed = 7;
     for (let i = 0; i < 2000; i++) {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;

@@ -12,14 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "../block_size.h"
 #include "../elementwise.h"
 #include "cuda_common.cuh"
 
 namespace fd {
 namespace device {
 namespace {
-
-constexpr size_t kRound = 512;  // allocation granularity of the cache
 
 std::mutex g_mu;  // guards everything below (the JS side calls from one thread; workers may too)
 bool g_ready = false;
@@ -29,8 +28,8 @@ int g_sms = 0;
 bool g_coop = false;
 std::string g_name;
 
-std::unordered_map<size_t, std::vector<void*>> g_free;  // rounded size -> cached blocks
-std::unordered_map<void*, size_t> g_used;               // block -> rounded size
+std::unordered_map<size_t, std::vector<void*>> g_free;  // size class -> cached blocks
+std::unordered_map<void*, size_t> g_used;               // block -> its size class
 size_t g_bytes_in_use = 0, g_bytes_cached = 0;
 
 // coresident_blocks' answers: the occupancy query costs a few microseconds of host time per call.
@@ -262,7 +261,7 @@ std::string name() {
 Status alloc(size_t bytes, void** ptr) {
   std::lock_guard<std::mutex> lock(g_mu);
   FD_TRY(init_locked());
-  const size_t size = bytes == 0 ? kRound : (bytes + kRound - 1) / kRound * kRound;
+  const size_t size = block_size(bytes);  // a size class: a block serves requests up to 12.5 % smaller
   auto it = g_free.find(size);
   if (it != g_free.end() && !it->second.empty()) {
     void* p = it->second.back();

@@ -49,13 +49,12 @@ export function hostFloatOutput(shape: number[]): { values: Float32Array; tensor
 }
 
 /**
- * The size class of a native block for `bytes`: the next m * 2^k (m = 8..16) at or above it, 8
- * classes per doubling, so a block serves requests up to 12.5 % smaller (a batch a few tokens shorter).
+ * The size class of a native block for `bytes` (kernels/block_size.h, which the device allocator
+ * shares): the next m * 2^k (m = 8..16) at or above it, 8 classes per doubling, so a block serves
+ * requests up to 12.5 % smaller (a batch a few tokens shorter).
  */
 export function blockSize(bytes: number): number {
-  if (bytes <= SMALL_OUTPUT_BYTES) return bytes;
-  const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
-  return Math.ceil(bytes / step) * step;
+  return addon.blockSize(bytes);
 }
 
 export class NativeBackend extends MathBackendCPU {
