@@ -460,6 +460,21 @@ describe('run', () => {
     ).toBe(true);
   });
 
+  it("refuses a model field the init.checkpoint's model contradicts, naming it (it was ignored)", () => {
+    const config = (model: object) =>
+      parseTeacherConfig({ output: path.join(tmp, 'conflict'), model, init: { checkpoint: run.modelDir } });
+    expect(() => config({ ...sizes, bm25Score: true })).toThrow(
+      `model.bm25Score: true here, but the init.checkpoint model (${run.modelDir}) has false: a checkpoint brings its own architecture; remove model.bm25Score or make it agree`,
+    );
+    expect(() => config({ ...sizes, hidden: 32, termMatchLevels: 2 })).toThrow(
+      /model\.hidden: 32 here, .* has 16: .*\n {2}model\.termMatchLevels: 2 here, .* has 4:/,
+    );
+    // The same fields, or none (the checkpoint's own architecture), or a field set off as the checkpoint has it.
+    expect(() => config(sizes)).not.toThrow();
+    expect(() => config({})).not.toThrow();
+    expect(() => config({ bm25Text: false })).not.toThrow();
+  });
+
   it('initialises a teacher run (init.checkpoint) that trains', async () => {
     const teacher = await trainTeacher(
       parseTeacherConfig({

@@ -452,7 +452,46 @@ export function parseTeacherConfig(
   source = 'teacher config',
   baseDir = process.cwd(),
 ): TeacherRunConfig {
-  return parseWith(TeacherRunSchema, value, source, baseDir);
+  const config = parseWith(TeacherRunSchema, value, source, baseDir);
+  const conflicts = checkpointModelConflicts(value, config);
+  if (conflicts.length > 0) throw new ConfigError(source, conflicts);
+  return config;
+}
+
+// The value a model field has when a config or a model.json leaves it out (the optional inputs are off).
+const MODEL_FIELD_ABSENT: Record<string, unknown> = {
+  termMatch: false,
+  termMatchLevels: 1,
+  bm25Text: false,
+  bm25Score: false,
+};
+
+/**
+ * A teacher run from init.checkpoint gets that model's architecture, not `model`'s: a field the
+ * config gives in `model` that the checkpoint's model.json contradicts is an error naming it (it
+ * was ignored without a word, e.g. bm25Score: true on a checkpoint trained without it). Only the
+ * fields the config gives: the others carry defaults. A model.json that cannot be read is left to
+ * the load, which names it.
+ */
+function checkpointModelConflicts(raw: unknown, config: TeacherRunConfig): string[] {
+  const given = (raw as { model?: unknown } | null)?.model;
+  const dir = config.init?.checkpoint;
+  if (!dir || given == null || typeof given !== 'object') return [];
+  let theirs: Record<string, unknown> | undefined;
+  try {
+    theirs = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).config;
+  } catch {
+    return [];
+  }
+  if (theirs == null || typeof theirs !== 'object') return [];
+  const ours = config.model as Record<string, unknown>;
+  const value = (m: Record<string, unknown>, k: string) => m[k] ?? MODEL_FIELD_ABSENT[k];
+  return Object.keys(given)
+    .filter((k) => JSON.stringify(value(ours, k)) !== JSON.stringify(value(theirs!, k)))
+    .map(
+      (k) =>
+        `model.${k}: ${JSON.stringify(value(ours, k))} here, but the init.checkpoint model (${dir}) has ${JSON.stringify(value(theirs!, k)) ?? 'none'}: a checkpoint brings its own architecture; remove model.${k} or make it agree`,
+    );
 }
 
 export function parseStudentConfig(
