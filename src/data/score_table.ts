@@ -31,6 +31,7 @@ import {
 } from './passage_store';
 import {
   countSkippedRows,
+  estimatedRows,
   float32Column,
   groupRows,
   QueryOrder,
@@ -213,12 +214,13 @@ export async function buildScoreTable(
   const skippedBefore = bad.counts.get(source) ?? 0;
   const queries = new QueryOrder();
   // One entry per row: query index, pos (or the pair's) pid, neg pid, their scores, the line.
-  const rowQuery = uint32Column();
-  const rowPos = uint32Column();
-  const rowNeg = uint32Column();
-  const posScore = float32Column();
-  const negScore = float32Column();
-  const rowLine = uint32Column();
+  const rows0 = estimatedRows(source, fingerprint.size);
+  const rowQuery = uint32Column(rows0);
+  const rowPos = uint32Column(rows0);
+  const rowNeg = uint32Column(rows0);
+  const posScore = float32Column(rows0);
+  const negScore = float32Column(rows0);
+  const rowLine = uint32Column(rows0);
   let rows: ScoreFileFormat | null = null;
   const code = (id: string, line: number, what: string) => {
     const c = ids.code(id);
@@ -262,8 +264,11 @@ export async function buildScoreTable(
   const Q = queries.codes.n;
   const R = rowQuery.n;
   const { start, order } = groupRows(rowQuery.values, Q);
-  const pos = { offsets: new Uint32Array(Q + 1), pids: uint32Column(), scores: float32Column() };
-  const neg = { offsets: new Uint32Array(Q + 1), pids: uint32Column(), scores: float32Column() };
+  // At most a pair a row: pairs rows' pairs are the positives' lists, triples rows' mostly negatives.
+  const posCap = rows === 'pairs' ? R : Q;
+  const negCap = rows === 'pairs' ? 0 : R;
+  const pos = { offsets: new Uint32Array(Q + 1), pids: uint32Column(posCap), scores: float32Column(posCap) };
+  const neg = { offsets: new Uint32Array(Q + 1), pids: uint32Column(negCap), scores: float32Column(negCap) };
   const P = rowPos.values;
   const N = rowNeg.values;
   const PS = posScore.values;

@@ -27,6 +27,7 @@ import {
 } from './passage_store';
 import {
   countSkippedRows,
+  estimatedRows,
   groupRows,
   QueryOrder,
   readRowTableManifest,
@@ -219,9 +220,10 @@ export async function buildTriplesTable(
   const progress = readProgress(source, fingerprint.size, options.onProgress);
   // Rows as (query index, pos, neg): 12 bytes a row, grouped by query at the end.
   const queryOrder = new QueryOrder();
-  const rowQuery = uint32Column();
-  const rowPos = uint32Column();
-  const rowNeg = uint32Column();
+  const rows0 = estimatedRows(source, fingerprint.size);
+  const rowQuery = uint32Column(rows0);
+  const rowPos = uint32Column(rows0);
+  const rowNeg = uint32Column(rows0);
   const skippedBefore = bad.counts.get(source) ?? 0;
   const what = '3 tab-separated integer ids (qid pid_pos pid_neg)';
   const id = (field: string, line: number, name: string) => {
@@ -254,8 +256,8 @@ export async function buildTriplesTable(
   const { start, order } = groupRows(rowQuery.values, Q);
   const posOffsets = new Uint32Array(Q + 1);
   const negOffsets = new Uint32Array(Q + 1);
-  const pos = uint32Column();
-  const neg = uint32Column();
+  const pos = uint32Column(Q);
+  const neg = uint32Column(rows);
   const seen = new Set<number>();
   const p = rowPos.values;
   const n = rowNeg.values;
