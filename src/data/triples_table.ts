@@ -26,6 +26,7 @@ import {
   type PassageStore,
 } from './passage_store';
 import {
+  Column,
   countSkippedRows,
   estimatedRows,
   groupRows,
@@ -259,23 +260,21 @@ export async function buildTriplesTable(
   const pos = uint32Column(Q);
   const neg = uint32Column(rows);
   const seen = new Set<number>();
+  // Query q's values of a row column, each once, in file order, appended to `into`: its new length.
+  const unique = (values: Uint32Array, q: number, into: Column<Uint32Array>) => {
+    seen.clear();
+    for (let k = start[q]; k < start[q + 1]; k++) {
+      const v = values[order[k]];
+      if (!seen.has(v)) into.push(v);
+      seen.add(v);
+    }
+    return into.n;
+  };
   const p = rowPos.values;
   const n = rowNeg.values;
   for (let q = 0; q < Q; q++) {
-    seen.clear();
-    for (let k = start[q]; k < start[q + 1]; k++) {
-      const v = p[order[k]];
-      if (!seen.has(v)) pos.push(v);
-      seen.add(v);
-    }
-    posOffsets[q + 1] = pos.n;
-    seen.clear();
-    for (let k = start[q]; k < start[q + 1]; k++) {
-      const v = n[order[k]];
-      if (!seen.has(v)) neg.push(v);
-      seen.add(v);
-    }
-    negOffsets[q + 1] = neg.n;
+    posOffsets[q + 1] = unique(p, q, pos);
+    negOffsets[q + 1] = unique(n, q, neg);
   }
   progress.done();
   const skipped = (bad.counts.get(source) ?? 0) - skippedBefore;
