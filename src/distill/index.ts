@@ -66,7 +66,7 @@ export {
   saveVariables,
   loadVariables,
 } from './checkpoint';
-export { trainTeacher, distill, prepareTeacherScores, streamRunTeacherScores } from './train';
+export { trainTeacher, distill, prepareTeacherScores, rankShare, streamRunTeacherScores } from './train';
 export {
   pretrain,
   pretrainCorpus,
@@ -83,5 +83,5 @@ export type { RunResult, RunLog, StepLog, EvalLog, RunKind } from './run_dir';
 export { resolveLayerMap, positivesAmongCandidates } from './setup';
 export { PREDICTION_TERMS, predictionLoss, objectiveWeights, TeacherObjective, StudentObjective } from './objective';
 export type { Objective, LossParts, Signals } from './objective';
-export { trainStep, runOptimizer } from './step';
+export { trainStep, trainStepAcross, runOptimizer } from './step';
 export type { MicroBatch, StepResult } from './step';

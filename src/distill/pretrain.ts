@@ -30,6 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { writeAtomic } from '../data/atomic';
 import { withDirLock } from '../data/lock';
+import { getWorld } from '../distributed/world';
 import { Mulberry32, normalArray, rng } from '../data/random';
 import { loadRankingCollection } from '../data/ranking_collection';
 import type { PairTokenizer } from '../data/tokenizer';
@@ -351,6 +352,11 @@ export function mlmTrained(name: string): boolean {
  * Resumable (`resume`) to the same weights, bit for bit, as an uninterrupted run.
  */
 export async function pretrain(config: PretrainRunConfig, options: RunOptions = {}): Promise<RunResult> {
+  const world = options.world ?? getWorld();
+  if (world.size > 1)
+    throw new Error(
+      `pretrain runs in one process; this one is rank ${world.rank} of ${world.size} (run it without mpirun or launch)`,
+    );
   return withDirLock(config.output, async () => {
     const out = outputState(config, options.resume ?? false);
     if (out.kind === 'done') return out.result;
@@ -400,6 +406,7 @@ export async function pretrain(config: PretrainRunConfig, options: RunOptions = 
       emit({
         type: 'start',
         run: 'pretrain',
+        worldSize: 1,
         step: start,
         steps: train.steps,
         resumedFrom: start > 0 ? resumedFrom : null,

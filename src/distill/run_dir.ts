@@ -160,11 +160,20 @@ export async function writeRunCheckpoint(
 }
 
 /** The final outputs: model/, log.jsonl, and result.json last. */
+export interface RunSummary {
+  steps: number;
+  configHash: string;
+  run: RunKind;
+  badRows?: Record<string, number>;
+  /** the ranks that took the steps (result.json's worldSize; 1 when absent) */
+  worldSize?: number;
+}
+
 export async function finishRun(
   output: string,
   model: CrossEncoder,
   log: RunLog,
-  summary: { steps: number; configHash: string; run: RunKind; badRows?: Record<string, number> },
+  summary: RunSummary,
 ): Promise<RunResult> {
   const modelDir = path.join(output, 'model');
   const temp = path.join(output, `.tmp-model-${process.pid}`);
@@ -180,10 +189,25 @@ export async function finishRun(
   // Written only when rows were skipped: a run without result.json's field stays byte-identical.
   if (summary.badRows) result.badRows = summary.badRows;
   const { log: _log, ...written } = result;
-  const { configHash, run } = summary;
+  const { configHash, run, worldSize } = summary;
   await writeAtomic(path.join(output, 'result.json'), (w) =>
-    w.write(`${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend() }, null, 2)}\n`),
+    w.write(
+      `${JSON.stringify({ ...written, configHash, run, backend: tf.getBackend(), worldSize: worldSize ?? 1 }, null, 2)}\n`,
+    ),
   );
+  return result;
+}
+
+/** What finishRun returns, on a rank that does not write (rank 0 does). */
+export function unwrittenResult(output: string, log: RunLog, summary: RunSummary): RunResult {
+  const result: RunResult = {
+    output,
+    modelDir: path.join(output, 'model'),
+    steps: summary.steps,
+    log,
+    final: log.evals.at(-1) ?? null,
+  };
+  if (summary.badRows) result.badRows = summary.badRows;
   return result;
 }
 

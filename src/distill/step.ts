@@ -2,6 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { TrainConfig } from './config';
+import { PairwiseTree, type TreeNode } from '../distributed/tree_sum';
+import type { World } from '../distributed/world';
 import { AdamW, learningRate } from './optimizer';
 
 /** The AdamW of a run's train config (learning-rate schedule over train.steps). */
@@ -35,25 +37,51 @@ export interface StepResult {
   applied: boolean;
 }
 
+/** A step's summed loss, loss parts and gradients (by parameter name): a tree node's value. */
+export interface StepSum {
+  loss: number;
+  parts: Record<string, number>;
+  grads: Map<string, tf.Tensor>;
+}
+
+// The sum of two nodes of the step's tree (tree_sum.ts); the inputs' tensors are consumed. A
+// parameter or part one side lacks (no path to the loss in that micro-batch) is the other's as is.
+function addSums(left: StepSum, right: StepSum): StepSum {
+  const grads = new Map<string, tf.Tensor>();
+  for (const [k, a] of left.grads) {
+    const b = right.grads.get(k);
+    if (!b) grads.set(k, a);
+    else {
+      grads.set(k, tf.add(a, b));
+      tf.dispose([a, b]);
+    }
+  }
+  for (const [k, b] of right.grads) if (!left.grads.has(k)) grads.set(k, b);
+  const parts: Record<string, number> = { ...left.parts };
+  for (const [k, v] of Object.entries(right.parts)) parts[k] = k in parts ? parts[k] + v : v;
+  return { loss: left.loss + right.loss, parts, grads };
+}
+
+/** A tree of step sums (the micro-batches' losses and gradients). */
+export const stepTree = (): PairwiseTree<StepSum> => new PairwiseTree(addSums);
+
+/** Disposes the gradients of a step sum. */
+export const disposeStepSum = (s: StepSum): void => tf.dispose([...s.grads.values()]);
+
 /**
- * One optimizer step, as every run takes it: forward + backward of each micro-batch in turn (the
- * tape's memory scales with the groups in one pass), gradients and loss parts summed with weight
- * `share` (the step's loss is the mean of the micro-batches' losses by group count), then one AdamW
- * update of `params`. Reading each micro-batch's loss (dataSync) is a sync point with the device.
- * A step whose loss or gradient norm is NaN or Inf makes no update (applied: false; the optimizer's
- * step count unchanged): the caller stops or skips it.
- * Exported for the benchmarks (bench/gpu/), which time exactly this.
+ * Forward + backward of each micro-batch in turn (the tape's memory scales with the groups in one
+ * pass), each one's gradients and loss parts weighted by `share` and added into `tree` as leaves
+ * firstLeaf, firstLeaf + 1, ... Reading each micro-batch's loss (dataSync) is a sync point with the device.
  */
-export function trainStep(
+export function accumulateMicroBatches(
   microBatches: Iterable<MicroBatch>,
   params: Map<string, tf.Variable>,
-  optimizer: AdamW,
-): StepResult {
+  tree: PairwiseTree<StepSum>,
+  firstLeaf = 0,
+): number {
   const varList = [...params.values()];
   const paramOf = new Map([...params].map(([name, v]) => [v.name, name]));
-  let grads: Map<string, tf.Tensor> | null = null;
-  let loss = 0;
-  const parts: Record<string, number> = {};
+  let leaf = firstLeaf;
   for (const mb of microBatches) {
     try {
       const { share } = mb;
@@ -63,32 +91,158 @@ export function trainStep(
         kept = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, tf.keep(v)]));
         return total;
       }, varList);
-      loss += share * value.dataSync()[0];
-      for (const [k, v] of Object.entries(kept)) parts[k] = (parts[k] ?? 0) + share * v.dataSync()[0];
-      const named = new Map(
+      const parts: Record<string, number> = {};
+      for (const [k, v] of Object.entries(kept)) parts[k] = share * v.dataSync()[0];
+      const grads = new Map(
         Object.entries(g).map(([k, t]) => [paramOf.get(k)!, share === 1 ? t : tf.tidy(() => tf.mul(t, share))]),
       );
       if (share !== 1) tf.dispose(Object.values(g));
-      if (!grads) grads = named;
-      else {
-        for (const [k, t] of named) {
-          const prev = grads.get(k);
-          grads.set(k, prev ? tf.tidy(() => tf.add(prev, t)) : tf.clone(t));
-          tf.dispose(prev ? [prev, t] : [t]);
-        }
-      }
+      tree.pushLeaf(leaf++, { loss: share * value.dataSync()[0], parts, grads });
       tf.dispose([value, ...Object.values(kept)]);
     } finally {
       mb.dispose();
     }
   }
-  if (!grads) throw new Error('trainStep: no micro-batches');
+  return leaf - firstLeaf;
+}
+
+/**
+ * One AdamW update from a step's sum (its gradients are disposed). A sum whose loss or gradient
+ * norm is NaN or Inf makes no update (applied: false; the optimizer's step count unchanged): the
+ * caller stops or skips it.
+ */
+export function applyStepSum(sum: StepSum, optimizer: AdamW): StepResult {
   try {
-    if (!Number.isFinite(loss))
-      return { loss, parts, lr: learningRate(optimizer.o, optimizer.step + 1), gradNorm: NaN, applied: false };
-    const info = optimizer.apply(grads);
-    return { loss, parts, lr: info.lr, gradNorm: info.gradNorm, applied: info.applied };
+    if (!Number.isFinite(sum.loss))
+      return {
+        loss: sum.loss,
+        parts: sum.parts,
+        lr: learningRate(optimizer.o, optimizer.step + 1),
+        gradNorm: NaN,
+        applied: false,
+      };
+    const info = optimizer.apply(sum.grads);
+    return { loss: sum.loss, parts: sum.parts, lr: info.lr, gradNorm: info.gradNorm, applied: info.applied };
   } finally {
-    tf.dispose([...grads.values()]);
+    disposeStepSum(sum);
   }
+}
+
+/**
+ * One optimizer step in one process, as every run takes it: the micro-batches' gradients and loss
+ * parts summed with weight `share` (the step's loss is the mean of the micro-batches' losses by group
+ * count) in the fixed tree of tree_sum.ts, then one AdamW update of `params`. Several ranks take the
+ * same step with `trainStepAcross` and reach the same bits.
+ * Exported for the benchmarks (bench/gpu/), which time exactly this.
+ */
+export function trainStep(
+  microBatches: Iterable<MicroBatch>,
+  params: Map<string, tf.Variable>,
+  optimizer: AdamW,
+): StepResult {
+  const tree = stepTree();
+  accumulateMicroBatches(microBatches, params, tree);
+  const sum = tree.total();
+  if (!sum) throw new Error('trainStep: no micro-batches');
+  return applyStepSum(sum, optimizer);
+}
+
+/**
+ * One rank's part of a step taken by every rank of `world`: this rank's micro-batches are the
+ * leaves firstLeaf, firstLeaf + 1, ... of the step's tree; its tree nodes (loss, parts and gradients)
+ * go to every rank in one allgather, and every rank finishes the same tree and makes the same AdamW
+ * update, bit for bit what `trainStep` makes of all the micro-batches in one process.
+ * exchangeMs: the time in the collective (waiting for the slowest rank included).
+ */
+export async function trainStepAcross(
+  world: World,
+  microBatches: Iterable<MicroBatch>,
+  params: Map<string, tf.Variable>,
+  optimizer: AdamW,
+  firstLeaf: number,
+): Promise<StepResult & { exchangeMs: number }> {
+  if (world.size === 1 && firstLeaf === 0) return { ...trainStep(microBatches, params, optimizer), exchangeMs: 0 };
+  const tree = stepTree();
+  if (accumulateMicroBatches(microBatches, params, tree, firstLeaf) === 0)
+    throw new Error(`trainStepAcross: rank ${world.rank} has no micro-batches`);
+  const mine = tree.nodes();
+  const began = performance.now();
+  let all: Uint8Array[];
+  try {
+    all = await world.allgather(encodeNodes(mine));
+  } catch (e) {
+    mine.forEach((n) => disposeStepSum(n.value));
+    throw e;
+  }
+  const exchangeMs = performance.now() - began;
+  const full = stepTree();
+  for (let r = 0; r < world.size; r++)
+    for (const node of r === world.rank ? mine : decodeNodes(all[r], params, r)) full.push(node);
+  return { ...applyStepSum(full.total()!, optimizer), exchangeMs };
+}
+
+// A rank's tree nodes as one message: a JSON header (each node's range, part names and gradient
+// names), padded to 8 bytes, then per node its loss and parts as float64 (NaN and Inf survive, as
+// they would not in JSON) and its gradients as float32, in the header's order.
+interface NodeHeader {
+  start: number;
+  size: number;
+  parts: string[];
+  grads: string[];
+}
+
+function encodeNodes(nodes: TreeNode<StepSum>[]): Uint8Array {
+  const headers: NodeHeader[] = nodes.map(({ start, size, value }) => ({
+    start,
+    size,
+    parts: Object.keys(value.parts),
+    grads: [...value.grads.keys()],
+  }));
+  const head = new TextEncoder().encode(JSON.stringify(headers));
+  const headBytes = 4 + head.length + ((8 - ((4 + head.length) % 8)) % 8);
+  let bytes = headBytes;
+  for (const { value } of nodes) {
+    bytes += 8 * (1 + Object.keys(value.parts).length);
+    for (const t of value.grads.values()) bytes += 4 * t.size;
+  }
+  bytes += (8 - (bytes % 8)) % 8;
+  const out = new Uint8Array(bytes);
+  new DataView(out.buffer).setUint32(0, head.length, true);
+  out.set(head, 4);
+  let at = headBytes;
+  for (const { value } of nodes) {
+    const scalars = [value.loss, ...Object.values(value.parts)];
+    new Float64Array(out.buffer, at, scalars.length).set(scalars);
+    at += 8 * scalars.length;
+    for (const t of value.grads.values()) {
+      const data = t.dataSync() as Float32Array;
+      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
+      at += data.byteLength;
+    }
+  }
+  return out;
+}
+
+function decodeNodes(bytes: Uint8Array, params: Map<string, tf.Variable>, rank: number): TreeNode<StepSum>[] {
+  // A copy at offset 0: the typed-array views below need aligned offsets.
+  const buf = bytes.slice().buffer;
+  const headLength = new DataView(buf).getUint32(0, true);
+  const headers = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, headLength))) as NodeHeader[];
+  let at = 4 + headLength + ((8 - ((4 + headLength) % 8)) % 8);
+  return headers.map(({ start, size, parts, grads }) => {
+    const scalars = new Float64Array(buf.slice(at, at + 8 * (1 + parts.length)));
+    at += scalars.byteLength;
+    const value: StepSum = {
+      loss: scalars[0],
+      parts: Object.fromEntries(parts.map((k, i) => [k, scalars[1 + i]])),
+      grads: new Map(),
+    };
+    for (const name of grads) {
+      const p = params.get(name);
+      if (!p) throw new Error(`rank ${rank} sent a gradient of ${name}, which is not a parameter here`);
+      value.grads.set(name, tf.tensor(new Float32Array(buf.slice(at, at + 4 * p.size)), p.shape, 'float32'));
+      at += 4 * p.size;
+    }
+    return { start, size, value };
+  });
 }

@@ -8,6 +8,15 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { withDirLock } from '../data/lock';
+import { codeFingerprint } from '../distributed/code_version';
+import {
+  broadcastVariables,
+  decideOnRankZero,
+  requireAgreement,
+  requireEqualVariables,
+  withWriterLock,
+} from '../distributed/sync';
+import { getWorld, type World } from '../distributed/world';
 import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
@@ -24,11 +33,12 @@ import {
 } from './batches';
 import { BadRows } from '../data/bad_rows';
 import { negativeCount, negativesNotice, negativesReport } from './negatives';
-import type { StudentRunConfig, TeacherRunConfig, TrainConfig } from './config';
+import { ConfigError, type StudentRunConfig, type TeacherRunConfig, type TrainConfig } from './config';
 import { StudentObjective, TeacherObjective, type Objective } from './objective';
 import {
   finishRun,
   hashConfig,
+  unwrittenResult,
   outputState,
   restoreRun,
   writeRunCheckpoint,
@@ -57,7 +67,7 @@ import {
   resolveLayerMap,
   teacherDir,
 } from './setup';
-import { runOptimizer, trainStep, type MicroBatch } from './step';
+import { runOptimizer, trainStepAcross, type MicroBatch } from './step';
 import { requireScores, scoresFromFile, teacherScores, type ScoreTable } from './teacher_cache';
 
 /** A step's log line; skipped: the step's loss or gradient was not finite and made no update (train.nonFinite 'skip'). */
@@ -76,6 +86,8 @@ export type ProgressEvent =
       trainQueries: number;
       parameters: number;
       backend: string;
+      /** the ranks taking the steps together (1: one process) */
+      worldSize: number;
     }
   | { type: 'teacherScores'; done: number; total: number }
   | { type: 'teacherScoresReady'; file: string; computed: boolean; pairs: number }
@@ -93,6 +105,8 @@ export interface RunOptions {
   resume?: boolean;
   /** called on every step, evaluation and checkpoint (a CLI prints steps/s, ETA and the loss parts) */
   onProgress?: (event: ProgressEvent) => void;
+  /** the ranks that take this run's steps together (default: getWorld(), one process unless the CLI joined ranks) */
+  world?: World;
 }
 
 /** What differs between a teacher run and a student run; the loop does the rest. */
@@ -111,8 +125,9 @@ interface Job {
 
 /** Trains a teacher cross-encoder on hard labels (config.loss: bce, ranknet, hinge, listwiseCE). */
 export async function trainTeacher(config: TeacherRunConfig, options: RunOptions = {}): Promise<RunResult> {
-  return withDirLock(config.output, async () => {
-    const out = outputState(config, options.resume ?? false);
+  const world = options.world ?? getWorld();
+  return withWriterLock(world, config.output, async () => {
+    const out = await decideOnRankZero(world, () => outputState(config, options.resume ?? false));
     if (out.kind === 'done') return out.result;
     const { coll, encoder, badRows } = await openData(config, undefined, {
       bm25Text: config.model.bm25Text,
@@ -291,11 +306,12 @@ async function openWithTeacher(
 
 /** Distils the teacher at config.teacher.checkpoint (or .huggingface) into a student with config.loss's objective. */
 export async function distill(config: StudentRunConfig, options: RunOptions = {}): Promise<RunResult> {
-  return withDirLock(config.output, () => distillLocked(config, options));
+  const world = options.world ?? getWorld();
+  return withWriterLock(world, config.output, () => distillLocked(config, options, world));
 }
 
-async function distillLocked(config: StudentRunConfig, options: RunOptions): Promise<RunResult> {
-  const out = outputState(config, options.resume ?? false);
+async function distillLocked(config: StudentRunConfig, options: RunOptions, world: World): Promise<RunResult> {
+  const out = await decideOnRankZero(world, () => outputState(config, options.resume ?? false));
   if (out.kind === 'done') return out.result;
   if (config.teacher.scores != null) return distillFromScores(config, options, out);
   const loss = config.loss;
@@ -390,6 +406,26 @@ export function restoreNewestIntact(
   throw new Error(`${output}: no intact checkpoint to resume from:\n  ${problems.join('\n  ')}`);
 }
 
+/**
+ * The micro-batches of a step that this rank takes: a step's `batch` groups make
+ * M = ceil(batch / microBatch) micro-batches, and rank r of N takes the M / N from first = r·M/N.
+ * M must be a multiple of N (a config error naming both numbers otherwise): each rank then holds a
+ * whole share, and the sum over the ranks is the one-process sum (tree_sum.ts).
+ */
+export function rankShare(
+  train: Pick<TrainConfig, 'batch' | 'microBatch'>,
+  world: Pick<World, 'rank' | 'size'>,
+): { micro: number; first: number; count: number } {
+  const micro = Math.min(train.microBatch ?? train.batch, train.batch);
+  const m = Math.ceil(train.batch / micro);
+  if (m % world.size !== 0)
+    throw new ConfigError(`the run config (${world.size} ranks)`, [
+      `train.batch ${train.batch} in micro-batches of train.microBatch ${micro} makes ${m} micro-batch${m === 1 ? '' : 'es'} a step, which ${world.size} ranks cannot share equally: make the count a multiple of ${world.size} (e.g. train.microBatch ${Math.max(1, Math.floor(train.batch / world.size))})`,
+    ]);
+  const count = m / world.size;
+  return { micro, first: world.rank * count, count };
+}
+
 async function runJob(
   job: Job,
   fullConfig: TeacherRunConfig | StudentRunConfig,
@@ -399,6 +435,7 @@ async function runJob(
   const { output, data, train } = job.config;
   const { model, objective } = job;
   const emit = options.onProgress ?? (() => undefined);
+  const world = options.world ?? getWorld();
   const configHash = hashConfig(fullConfig);
   const params = new Map<string, tf.Variable>([...model.params, ...objective.extra]);
   const optimizer = runOptimizer(params, train);
@@ -424,13 +461,26 @@ async function runJob(
       start = restored.state.step;
       resumedFrom = restored.dir;
     }
+    // Every rank: the same config, data, code and starting point, and rank 0's parameters.
+    const share = rankShare(train, world);
+    await requireAgreement(world, {
+      config: configHash,
+      data: job.coll.fingerprint,
+      code: codeFingerprint(),
+      backend: tf.getBackend(),
+      precision: String(tf.env().get(MATMUL_PRECISION_FLAG)),
+      resumedAt: start,
+      resumedFrom: start > 0 ? path.resolve(resumedFrom!) : null,
+    });
+    await broadcastVariables(world, params);
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     for (const message of job.badRows.describe()) notify(options, message);
     const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries, emit), negatives);
     if (short) notify(options, short);
-    await writeRunConfig(output, fullConfig);
+    if (world.rank === 0) await writeRunConfig(output, fullConfig);
     emit({
       type: 'start',
+      worldSize: world.size,
       run: job.kind,
       step: start,
       steps: train.steps,
@@ -454,13 +504,14 @@ async function runJob(
     };
 
     const began = Date.now();
-    const micro = Math.min(train.microBatch ?? train.batch, train.batch);
+    const { micro, first, count } = share;
     for (let step = start + 1; step <= train.steps; step++) {
       const groups = sampler.next();
-      // Micro-batches of `micro` groups, built one at a time as trainStep reaches them.
+      // This rank's micro-batches of `micro` groups (all of them in one process), built one at a time
+      // as the step reaches them.
       const microBatches = function* (): Generator<MicroBatch> {
-        for (let at = 0; at < groups.length; at += micro) {
-          const chunk = groups.slice(at, at + micro);
+        for (let i = first; i < first + count; i++) {
+          const chunk = groups.slice(i * micro, (i + 1) * micro);
           const batch = makeBatch(chunk, job.encoder, label, G);
           const signals = objective.signals(batch);
           yield {
@@ -476,7 +527,13 @@ async function runJob(
       // One turn of the event loop a step: without it a run with no checkpoint or evaluation to await
       // never lets a SIGINT / SIGTERM handler run (the process would go on to its last step).
       await new Promise((resolve) => setImmediate(resolve));
-      const { loss, parts, lr, gradNorm, applied } = trainStep(microBatches(), params, optimizer);
+      const { loss, parts, lr, gradNorm, applied } = await trainStepAcross(
+        world,
+        microBatches(),
+        params,
+        optimizer,
+        first,
+      );
       const entry: SkippableStep = { step, lr, gradNorm, loss, parts };
       if (!applied) {
         // A NaN or Inf loss or gradient: the step made no update. Stop (default), naming what went
@@ -507,23 +564,33 @@ async function runJob(
 
       if ((train.evalEvery > 0 && step % train.evalEvery === 0) || step === train.steps) evaluate(step);
       if (train.checkpointEvery > 0 && step % train.checkpointEvery === 0 && step < train.steps) {
-        const dir = await writeRunCheckpoint(
-          output,
-          trained,
-          configHash,
-          { step, sampler: sampler.state(), log },
-          train.keepCheckpoints,
-        );
-        emit({ type: 'checkpoint', run: job.kind, step, dir });
+        // Rank 0 writes; the others wait for it (a rank that went its own way is found here).
+        await requireEqualVariables(world, params, `${output}: step ${step}`);
+        if (world.rank === 0) {
+          const dir = await writeRunCheckpoint(
+            output,
+            trained,
+            configHash,
+            { step, sampler: sampler.state(), log },
+            train.keepCheckpoints,
+          );
+          emit({ type: 'checkpoint', run: job.kind, step, dir });
+        }
+        await world.barrier();
       }
     }
 
-    const result = await finishRun(output, model, log, {
+    await requireEqualVariables(world, params, `${output}: the last step`);
+    const summary = {
       steps: train.steps,
       configHash,
       run: job.kind,
       badRows: job.badRows.total > 0 ? job.badRows.summary() : undefined,
-    });
+      worldSize: world.size,
+    };
+    const result =
+      world.rank === 0 ? await finishRun(output, model, log, summary) : unwrittenResult(output, log, summary);
+    await world.barrier();
     emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;
   } finally {
