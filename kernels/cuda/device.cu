@@ -71,11 +71,24 @@ Status init_locked() {
     set_error("no CUDA device found (cudaGetDeviceCount returned 0)");
     return kNoDevice;
   }
-  FD_CUDA_TRY(cudaSetDevice(0));
+  // FUSED_DISTILL_CUDA_DEVICE: the device this process uses (the CLI sets it to a rank's local rank,
+  // so that the ranks on a machine take one GPU each); 0 when unset.
+  int device = 0;
+  if (const char* want = std::getenv("FUSED_DISTILL_CUDA_DEVICE")) {
+    char* end = nullptr;
+    const long d = std::strtol(want, &end, 10);
+    if (end == want || *end != '\0' || d < 0 || d >= count) {
+      set_error(std::string("FUSED_DISTILL_CUDA_DEVICE=") + want + ": not a device index of the " +
+                std::to_string(count) + " CUDA device(s) here");
+      return kNoDevice;
+    }
+    device = static_cast<int>(d);
+  }
+  FD_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
-  FD_CUDA_TRY(cudaGetDeviceProperties(&prop, 0));
+  FD_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
   int coop = 0;
-  FD_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, 0));
+  FD_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
   FD_CUDA_TRY(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
   FD_CUDA_TRY(cudaEventCreate(&g_ev_start));
   FD_CUDA_TRY(cudaEventCreate(&g_ev_stop));

@@ -2,12 +2,14 @@
 // backend, reading config files with clear errors, where the package's bundled configs live, and
 // running one training run with progress and its report (teacher train, distill).
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from 'commander';
 
 import type { ProgressEvent, RunResult } from '../distill';
 import { withDirLock } from '../data/lock';
+import { getWorld } from '../distributed/world';
 import { isHuggingFaceDir } from '../models/huggingface';
 import { ConfigError } from '../distill/config';
 import { singleRunReport, writeReport, type ReportRun } from '../report/report';
@@ -42,6 +44,10 @@ export class UsageError extends Error {
  * a CPU without AVX512-BF16 prints one line saying which path runs instead.
  */
 export async function useBackend(name: BackendName, threads?: number, precision?: string): Promise<void> {
+  // Ranks sharing a machine share its cores: each takes its part unless told otherwise.
+  const { localSize } = getWorld();
+  if (threads == null && localSize > 1 && !process.env.FUSED_DISTILL_NUM_THREADS)
+    threads = Math.max(1, Math.floor(os.availableParallelism() / localSize));
   if (threads != null) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { addon } = require('../native') as typeof import('../native');
@@ -53,6 +59,9 @@ export async function useBackend(name: BackendName, threads?: number, precision?
       require('../backend/native/register') as typeof import('../backend/native/register');
     registerNativeBackend();
   } else if (name === 'cuda') {
+    // One GPU per rank on a machine: the local rank's (read when the device is first used).
+    if (localSize > 1 && process.env.FUSED_DISTILL_CUDA_DEVICE == null)
+      process.env.FUSED_DISTILL_CUDA_DEVICE = String(getWorld().localRank);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { registerCudaBackend } = require('../backend/cuda/register') as typeof import('../backend/cuda/register');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -88,6 +97,8 @@ export async function useBackend(name: BackendName, threads?: number, precision?
 }
 
 export function progressFor(opts: GlobalOptions): Progress {
+  // Rank 0 shows the progress of a run that several ranks take together; the others stay quiet.
+  if (getWorld().rank !== 0) return new Progress('none');
   return new Progress(opts.progress ?? Progress.defaultMode());
 }
 
@@ -208,9 +219,19 @@ export async function reportRun(
     steps: r.result.log.steps,
     evals: r.result.log.evals,
   };
-  const report = singleRunReport(run, { backend, wallSeconds: r.seconds, parameters: r.parameters, configFile });
-  const files = await withDirLock(r.result.output, () => writeReport(r.result.output, report));
-  return files.html;
+  const world = getWorld();
+  const report = singleRunReport(run, {
+    backend,
+    wallSeconds: r.seconds,
+    parameters: r.parameters,
+    configFile,
+    worldSize: world.size,
+  });
+  const html = path.join(r.result.output, 'report.html');
+  // rank 0 writes the run's files; the others wait until the report is there
+  if (world.rank === 0) await withDirLock(r.result.output, () => writeReport(r.result.output, report));
+  await world.barrier();
+  return html;
 }
 
 export { ConfigError };

@@ -77,6 +77,7 @@ export class Progress {
       case 'start':
         this.info(
           `[${this.label}] ${e.run} run: ${e.steps} steps, ${e.trainQueries} ${e.run === 'pretrain' ? 'passages' : 'training queries'}, ${e.parameters.toLocaleString('en-US')} parameters, backend ${e.backend}` +
+            (e.worldSize > 1 ? `, ${e.worldSize} ranks` : '') +
             (e.resumedFrom ? `, resumed at step ${e.step} from ${e.resumedFrom}` : ''),
         );
         this.startBar(`${this.label}`, e.steps, e.step, 'steps');

@@ -37,6 +37,8 @@ export interface RunReport {
     backend: string;
     /** the matrix products' precision (FUSED_DISTILL_MATMUL_PRECISION) of the runs and the evaluation */
     precision?: string;
+    /** the ranks that took a run's steps together (absent: one process) */
+    worldSize?: number;
   };
   /** wall time of the whole command */
   wallSeconds: number | null;
@@ -168,6 +170,7 @@ export function renderMarkdown(report: RunReport): string {
   out.push(
     `${report.created} · ${e.cpu} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${e.node} · backend \`${e.backend}\`` +
       (e.precision ? ` · matrix products ${e.precision}` : '') +
+      (e.worldSize && e.worldSize > 1 ? ` · ${e.worldSize} ranks` : '') +
       (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : ''),
   );
   out.push('');
@@ -429,6 +432,7 @@ export function renderHtml(report: RunReport): string {
   h.push(
     `<p class="meta">${escapeHtml(report.created)} · ${escapeHtml(e.cpu)} × ${e.cpus} · ${e.memoryGiB} GiB · Node ${escapeHtml(e.node)} · backend <code>${escapeHtml(e.backend)}</code>` +
       (e.precision ? ` · matrix products ${escapeHtml(e.precision)}` : '') +
+      (e.worldSize && e.worldSize > 1 ? ` · ${e.worldSize} ranks` : '') +
       (report.wallSeconds != null ? ` · wall time ${report.wallSeconds.toFixed(0)} s` : '') +
       '</p>',
   );
@@ -538,13 +542,13 @@ export async function writeReport(dir: string, report: RunReport, name = 'report
 /** The report of one training run (teacher train, distill): its loss curves and its last evaluation. */
 export function singleRunReport(
   run: ReportRun,
-  info: { backend: string; wallSeconds: number; parameters: number | null; configFile: string },
+  info: { backend: string; wallSeconds: number; parameters: number | null; configFile: string; worldSize?: number },
 ): RunReport {
   const last = run.evals.at(-1);
   return {
     title: `fused-distill ${run.kind} run: ${run.name}`,
     created: new Date().toISOString(),
-    environment: environment(info.backend),
+    environment: { ...environment(info.backend), worldSize: info.worldSize ?? 1 },
     wallSeconds: info.wallSeconds,
     evaluation: last
       ? {
