@@ -452,7 +452,7 @@ describe('evaluation', () => {
     );
     const queries = evalQueries(coll, { split: 'test', queries: 3, candidates: 5 });
     expect(queries.map((q) => q.pids.length)).toEqual([5, 5, 5]);
-    const { run, msPerQuery } = rerankTimed(model, encoder, queries);
+    const { run, msPerQuery } = await rerankTimed(model, encoder, queries);
     expect(msPerQuery).toBeGreaterThan(0);
     for (const { qid, pids } of queries) {
       const direct = scorePairs(
@@ -463,7 +463,7 @@ describe('evaluation', () => {
       );
       pids.forEach((p, i) => expect(Math.abs(run.get(qid)!.get(p)! - direct[i])).toBeLessThan(1e-5));
     }
-    const a = evaluateCrossEncoder(
+    const a = await evaluateCrossEncoder(
       model,
       encoder,
       coll,

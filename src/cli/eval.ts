@@ -2,7 +2,8 @@
 // MRR@10, nDCG@10, the paired t-test against a baseline model, parameters and ms/query (plus BM25's
 // own ranking), with --out a report (JSON, Markdown, HTML) and with --run-out each model's ranking
 // as a TREC run. `fused-distill eval --run <file> --qrels <file>` evaluates any run file as trec_eval
-// does (src/eval/trec.ts).
+// does (src/eval/trec.ts). Under several ranks each rank re-ranks a share of the queries and every
+// rank ends with the same evaluations; rank 0 alone prints and writes the files.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +15,7 @@ import { BadRows } from '../data/bad_rows';
 import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit } from '../data/ranking_collection';
 import { BertTokenizer, type PairTokenizer } from '../data/tokenizer';
+import { getWorld } from '../distributed/world';
 import { BM25_ROW_NAME, evaluateBm25, evaluateCrossEncoder, tableRows, type ModelEvaluation } from '../eval/rerank';
 import { evaluateTrec, readTrecQrels, readTrecRun, trecTable, writeTrecRun } from '../eval/trec';
 import { loadCrossEncoder } from '../models/checkpoint';
@@ -66,7 +68,8 @@ async function evaluateRunFile(o: EvalOptions): Promise<void> {
   const run = await readTrecRun(existingFile(o.run, 'run file'));
   const qrels = await readTrecQrels(existingFile(o.qrels, 'qrels file'));
   const e = evaluateTrec(run, qrels, { relevanceLevel: o.relevanceLevel ?? 1, complete: o.complete ?? true });
-  process.stdout.write(`${trecTable(e)}\n`);
+  // Nothing to share out: every rank reads the files, rank 0 prints.
+  if (getWorld().rank === 0) process.stdout.write(`${trecTable(e)}\n`);
 }
 
 /** --run-out's file for a model: `{name}` in the path is the model's name (needed for several models). */
@@ -141,14 +144,16 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
       if (baseline != null && baseline !== BM25_ROW_NAME && !names.includes(baseline))
         throw new UsageError(`--baseline ${baseline}: not one of the models (${names.join(', ')}) nor bm25`);
       const backend = await setup();
-      const progress = progressFor(globals());
+      const world = getWorld();
+      const lead = world.rank === 0;
+      const progress = progressFor(lead ? globals() : { ...globals(), progress: 'none' });
       try {
         const badRows = new BadRows(o.skipBadRows ?? false);
         const coll = o.msmarco
           ? await loadMsMarco(path.resolve(o.msmarco), { badRows })
           : await loadRankingCollection(o.collection ? path.resolve(o.collection) : undefined);
         requireSplit(coll, o.split, `--split ${o.split}`);
-        printBadRows(badRows.total > 0 ? badRows.summary() : undefined);
+        if (lead) printBadRows(badRows.total > 0 ? badRows.summary() : undefined);
         // One encoder per tokenizer (our models share bert-base-uncased's, a Hugging Face dir brings its
         // own) and input form (a bm25Text model reads the BM25 score as text, a bm25Score one adds it).
         const encoders = new Map<string, PairEncoder>();
@@ -181,7 +186,15 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
           }
           try {
             evals.push(
-              evaluateCrossEncoder(model, encoder, coll, target, { name: m.name, kind: 'model' }, progress.onProgress),
+              await evaluateCrossEncoder(
+                model,
+                encoder,
+                coll,
+                target,
+                { name: m.name, kind: 'model' },
+                progress.onProgress,
+                { world },
+              ),
             );
           } finally {
             model.dispose();
@@ -204,12 +217,16 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
               ? `p: two-sided paired t-test against "${baseline}" over the per-query MRR@10 and nDCG@10.`
               : 'One model: no significance test.',
             timing:
-              "ms/query: mean wall time of one forward pass over a query's candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query.",
+              "ms/query: mean wall time of one forward pass over a query's candidates, padded to --max-length (texts tokenized beforehand), after one warm-up query." +
+              (world.size > 1
+                ? ` ${world.size} ranks each timed their share of the queries (after a warm-up query of their own); the mean is over all queries.`
+                : ''),
           },
           rows: tableRows(evals, baseline),
           runs: [],
           notes: [`collection: ${coll.dir}`, ...models.map((m) => `${m.name}: ${m.dir}`), `backend ${tf.getBackend()}`],
         };
+        if (!lead) return;
         process.stdout.write(`${resultsTable(report)}\n`);
         for (const [i, file] of runOuts.entries()) {
           const e = evals.find((x) => x.name === models[i].name)!;

@@ -56,7 +56,15 @@ export { AdamW, learningRate, bertDecays } from './optimizer';
 export type { AdamWOptions, StepInfo } from './optimizer';
 export { teacherScores, cacheKey, checkpointHash, pairKey } from './teacher_cache';
 export type { ScoreTable, TeacherScoresResult } from './teacher_cache';
-export { scorePairs, rerank, evaluateModel } from './scoring';
+export {
+  scorePairs,
+  scorePairsSharded,
+  shardByWeight,
+  rerank,
+  rerankSharded,
+  evaluateModel,
+  evaluateModelSharded,
+} from './scoring';
 export type { EvalMetrics } from './scoring';
 export {
   writeCheckpoint,

@@ -7,20 +7,23 @@
 // already written (a torn last line or chunk is cut off, never read as data) and scores the rest;
 // the finished file is renamed into place as `<out>`. Chunks start at fixed pair offsets, so a
 // resumed file is byte-identical to an uninterrupted one (a chunk's batches, and so its float32
-// scores, do not depend on where the command started).
+// scores, do not depend on where the command started). Under several ranks every rank draws the same
+// pairs and scores a share of each chunk's queries (scorePairsSharded); rank 0 alone reads, checks,
+// writes and renames the files, and tells the others where to resume.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { crashPoint, fsyncDir, writeAtomic } from '../data/atomic';
 import type { RankingCollection } from '../data/ranking_collection';
+import { broadcastJson, getWorld, type World } from '../distributed/world';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { TaskEvent } from '../eval/rerank';
 import type { PairEncoder } from '../models/pair_encoder';
 import { drawnPairStream } from './batches';
 import type { StudentRunConfig } from './config';
 import { negativeCount } from './negatives';
-import { scorePairs } from './scoring';
+import { scorePairsSharded } from './scoring';
 import { checkpointHash } from './teacher_cache';
 
 const FORMAT = 'fused-distill-streamed-teacher-scores';
@@ -141,6 +144,13 @@ function keptLines(
 /**
  * Scores the pairs `config`'s run draws (train.steps steps, or `steps`) with `teacher` into `out`,
  * resuming a killed run's partial file. `teacherDir` is the teacher's files (hashed into the manifest).
+ *
+ * Under several ranks (`world`, default the process's) every rank calls it alike: rank 0 checks the
+ * files and broadcasts where to resume (or its error, thrown on every rank); each chunk's pairs are
+ * scored by query across the ranks and gathered, rank 0 appends them, and the file is byte-identical
+ * to one process's. Every rank returns the same result once rank 0 has renamed the file into place;
+ * notices come from rank 0. Only rank 0 touches the files: a caller that locks `out`'s dir locks it
+ * on rank 0 alone.
  */
 export async function streamTeacherScores(
   config: StudentRunConfig,
@@ -152,9 +162,12 @@ export async function streamTeacherScores(
     onNotice?: (message: string) => void;
     /** hears the first pass over the run's draws (the pairs counted and hashed) */
     onTask?: (e: TaskEvent) => void;
+    world?: World;
   } = {},
 ): Promise<StreamResult> {
-  const notice = options.onNotice ?? (() => undefined);
+  const world = options.world ?? getWorld();
+  const lead = world.rank === 0;
+  const notice = lead ? (options.onNotice ?? (() => undefined)) : () => undefined;
   const steps = options.steps ?? config.train.steps;
   const negatives = negativeCount(config.data.negatives);
   // The pairs are drawn again for each pass over them (the sampler alone: seconds for millions),
@@ -180,32 +193,30 @@ export async function streamTeacherScores(
   const mFile = manifestFile(out);
   const partial = partialFile(out);
   const result = { file: out, manifest: mFile, pairs: drawn.pairs };
-  if (fs.existsSync(out)) {
-    if (!fs.existsSync(mFile))
-      throw new Error(
-        `${out}: exists, without ${path.basename(mFile)}: not a file \`teacher score --out\` wrote; choose another --out or remove it`,
-      );
-    checkManifest(mFile, manifest);
-    return { ...result, resumedAt: drawn.pairs, computed: false };
-  }
-  let done = 0;
-  if (fs.existsSync(mFile)) {
-    checkManifest(mFile, manifest);
-    if (fs.existsSync(partial)) done = keptLines(partial, draw(), drawn.pairs, chunk, notice);
-    if (done > 0) notice(`${partial}: resuming after ${done} of ${drawn.pairs} pairs already scored`);
-  } else {
-    fs.rmSync(partial, { force: true }); // a partial without its manifest is from no run we can check
-    await writeAtomic(mFile, (w) => w.write(`${JSON.stringify(manifest, null, 2)}\n`));
-  }
+  // Rank 0 decides where to start (the checks below read and may truncate or write files); the
+  // other ranks follow its decision, or throw its error.
+  let start: { finished?: boolean; done?: number; error?: string } = {};
+  let fd = -1;
+  if (lead)
+    try {
+      start = await resumePoint(out, manifest, () => draw(), chunk, notice);
+      if (!start.finished) fd = fs.openSync(partial, 'a');
+    } catch (e) {
+      if (world.size === 1) throw e;
+      start = { error: (e as Error).message };
+    }
+  if (world.size > 1) start = await broadcastJson(world, start);
+  if (start.error) throw new Error(start.error);
+  if (start.finished) return { ...result, resumedAt: drawn.pairs, computed: false };
+  let done = start.done!;
   const resumedAt = done;
-  const fd = fs.openSync(partial, 'a');
   const pairs = draw();
   take(pairs, done); // scored already
   try {
     options.onProgress?.(done, drawn.pairs);
     while (done < drawn.pairs) {
       const slice = take(pairs, chunk);
-      const values = scorePairs(opened.teacher, opened.encoder, slice, config.train.scoreBatch);
+      const values = await scorePairsSharded(opened.teacher, opened.encoder, slice, config.train.scoreBatch, { world });
       const lines = slice.map(([q, p], i) => {
         if (!Number.isFinite(values[i]))
           throw new Error(
@@ -213,18 +224,70 @@ export async function streamTeacherScores(
           );
         return `${q}\t${p}\t${values[i]}\n`;
       });
-      crashPoint();
-      fs.writeSync(fd, lines.join(''));
-      fs.fsyncSync(fd);
+      let wrote: { error?: string } = {};
+      if (lead)
+        try {
+          crashPoint();
+          fs.writeSync(fd, lines.join(''));
+          fs.fsyncSync(fd);
+        } catch (e) {
+          if (world.size === 1) throw e;
+          wrote = { error: `${partial}: ${(e as Error).message}` };
+        }
+      // A chunk rank 0 could not write (disk full) stops every rank.
+      if (world.size > 1) wrote = await broadcastJson(world, wrote);
+      if (wrote.error) throw new Error(wrote.error);
       done += slice.length;
       options.onProgress?.(done, drawn.pairs);
     }
   } finally {
-    fs.closeSync(fd);
+    if (fd >= 0) fs.closeSync(fd);
   }
-  crashPoint();
-  fs.renameSync(partial, out);
-  fsyncDir(path.dirname(path.resolve(out)));
-  crashPoint();
+  let renamed: { error?: string } = {};
+  if (lead)
+    try {
+      crashPoint();
+      fs.renameSync(partial, out);
+      fsyncDir(path.dirname(path.resolve(out)));
+      crashPoint();
+    } catch (e) {
+      if (world.size === 1) throw e;
+      renamed = { error: (e as Error).message };
+    }
+  // The others return once the file is in place (or fail with rank 0).
+  if (world.size > 1) renamed = await broadcastJson(world, renamed);
+  if (renamed.error) throw new Error(renamed.error);
   return { ...result, resumedAt, computed: true };
+}
+
+// Where a run starts: `out` finished already (its manifest checked), or the pairs a partial file
+// holds in whole chunks (checked against the manifest and cut back to them), or 0 with a fresh
+// manifest written. Rank 0's part.
+async function resumePoint(
+  out: string,
+  manifest: StreamManifest,
+  draw: () => Iterator<readonly [string, string]>,
+  chunk: number,
+  notice: (m: string) => void,
+): Promise<{ finished?: boolean; done?: number }> {
+  const mFile = manifestFile(out);
+  const partial = partialFile(out);
+  if (fs.existsSync(out)) {
+    if (!fs.existsSync(mFile))
+      throw new Error(
+        `${out}: exists, without ${path.basename(mFile)}: not a file \`teacher score --out\` wrote; choose another --out or remove it`,
+      );
+    checkManifest(mFile, manifest);
+    return { finished: true };
+  }
+  let done = 0;
+  if (fs.existsSync(mFile)) {
+    checkManifest(mFile, manifest);
+    if (fs.existsSync(partial)) done = keptLines(partial, draw(), manifest.pairs, chunk, notice);
+    if (done > 0) notice(`${partial}: resuming after ${done} of ${manifest.pairs} pairs already scored`);
+  } else {
+    fs.rmSync(partial, { force: true }); // a partial without its manifest is from no run we can check
+    await writeAtomic(mFile, (w) => w.write(`${JSON.stringify(manifest, null, 2)}\n`));
+  }
+  return { done };
 }

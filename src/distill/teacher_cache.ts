@@ -3,7 +3,9 @@
 // line with the key, then one {"qid","pid","score"} per pair — named and keyed by a hash of the
 // teacher's checkpoint files, the collection's files, maxLength and the pairs scored; any change to
 // those gives another key, so a stale cache is never read. Written atomically, with the sha256 of
-// its lines in the header; a cache that fails its checks is recomputed with a notice.
+// its lines in the header; a cache that fails its checks is recomputed with a notice. Under several
+// ranks, rank 0 alone reads and writes the file; the ranks score contiguous shares of the queries
+// (scorePairsSharded) and every rank returns the same table.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,11 +14,12 @@ import { writeAtomic } from '../data/atomic';
 import { BadRows } from '../data/bad_rows';
 import type { RankingCollection } from '../data/ranking_collection';
 import { openScoreTable, trainingSplitOf, type ScoreFileFormat } from '../data/score_table';
+import { broadcastJson, getWorld, type World } from '../distributed/world';
 import type { TaskEvent } from '../eval/rerank';
 import type { CrossEncoder } from '../models/cross_encoder';
 import { huggingFaceFiles, isHuggingFaceDir } from '../models/huggingface';
 import type { PairEncoder } from '../models/pair_encoder';
-import { scorePairs } from './scoring';
+import { scorePairsSharded } from './scoring';
 
 /** pairKey(qid, pid) -> score (float32 values): a Map, or a file's TeacherScoreTable */
 export interface ScoreTable {
@@ -134,6 +137,14 @@ const bodyHash = (lines: string[]) => {
  * The teacher's scores of `pairs`: read from `<cacheDir>/teacher-scores-<key>.jsonl` when it holds
  * them for this key, else computed with `teacher` and written there. `teacherDir` is the checkpoint
  * `teacher` was loaded from (its files are hashed into the key).
+ *
+ * Under several ranks (`world`, default the process's), every rank calls it with the same pairs:
+ * rank 0 reads the cache and broadcasts what it found (the scores, or that they must be computed);
+ * to compute them each rank scores a contiguous share of the queries (a query is never split), the
+ * scores are gathered, rank 0 writes the file and the others wait for it; every rank returns the
+ * same table, that of one process bit for bit. Notices come from rank 0; `onProgress` counts this
+ * rank's own pairs. Only rank 0 touches the file, so a caller that locks the cache dir locks it on
+ * rank 0 alone (the others would wait for a lock rank 0 holds while it waits for them).
  */
 export async function teacherScores(
   teacher: CrossEncoder,
@@ -147,17 +158,55 @@ export async function teacherScores(
     onProgress?: (done: number, total: number) => void;
     /** hears why a cache was not used (and recomputed), or was read without a checksum */
     onNotice?: (message: string) => void;
+    world?: World;
   },
 ): Promise<TeacherScoresResult> {
+  const world = options.world ?? getWorld();
   const key = cacheKey(teacherDir, coll, pairs, encoder.maxLength);
   const file = path.join(options.cacheDir ?? teacherDir, `teacher-scores-${key.slice(0, 16)}.jsonl`);
-  const notice = options.onNotice ?? (() => undefined);
-  const cached = readCache(file, key, new Set(pairs.map(([q, p]) => pairKey(q, p))).size, notice);
-  if (cached && 'scores' in cached) return { scores: cached.scores, file, computed: false };
-  // A cache of this key that cannot be trusted is recomputed (the teacher is at hand and its scores
-  // are deterministic) and overwritten, with a notice naming the file, the line and the problem.
-  if (cached) notice(`${cached.problem}; recomputing the teacher's scores`);
-  const values = scorePairs(teacher, encoder, pairs, options.scoreBatch, options.onProgress);
+  const notice = world.rank === 0 ? (options.onNotice ?? (() => undefined)) : () => undefined;
+  const unique = new Set(pairs.map(([q, p]) => pairKey(q, p)));
+  if (world.size === 1) {
+    const cached = readCache(file, key, unique.size, notice);
+    if (cached && 'scores' in cached) return { scores: cached.scores, file, computed: false };
+    // A cache of this key that cannot be trusted is recomputed (the teacher is at hand and its scores
+    // are deterministic) and overwritten, with a notice naming the file, the line and the problem.
+    if (cached) notice(`${cached.problem}; recomputing the teacher's scores`);
+  } else {
+    // Rank 0's reading, on every rank: the cached scores in the pairs' first-appearance order (as
+    // float64, so a cache's values arrive unrounded), or that they are to be computed; an error
+    // reading the file is every rank's error.
+    let found: { cached: boolean; error?: string } = { cached: false };
+    let values = new Float64Array(0);
+    if (world.rank === 0)
+      try {
+        const cached = readCache(file, key, unique.size, notice);
+        const missing = cached && 'scores' in cached ? [...unique].find((k) => !cached.scores.has(k)) : undefined;
+        if (cached && 'scores' in cached && missing === undefined) {
+          found = { cached: true };
+          values = Float64Array.from(unique, (k) => cached.scores.get(k)!);
+        } else if (cached)
+          notice(
+            `${'problem' in cached ? cached.problem : `${file}: has no score for query ${missing!.replace('\t', ', passage ')}`}; recomputing the teacher's scores`,
+          );
+      } catch (e) {
+        found = { cached: false, error: `${file}: ${(e as Error).message}` };
+      }
+    found = await broadcastJson(world, found);
+    if (found.error) throw new Error(found.error);
+    if (found.cached) {
+      const bytes = await world.broadcast(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 0);
+      const all = new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      const scores = new Map<string, number>();
+      let at = 0;
+      for (const k of unique) scores.set(k, all[at++]);
+      return { scores, file, computed: false };
+    }
+  }
+  const values = await scorePairsSharded(teacher, encoder, pairs, options.scoreBatch, {
+    world,
+    onBatch: options.onProgress,
+  });
   const scores = new Map<string, number>();
   pairs.forEach(([q, p], i) => {
     if (!Number.isFinite(values[i]))
@@ -166,13 +215,25 @@ export async function teacherScores(
       );
     scores.set(pairKey(q, p), values[i]);
   });
-  // JSON numbers print a float32 value's shortest double form, which parses back to the same value.
-  const lines = [...scores].map(([k, score]) => {
-    const [qid, pid] = k.split('\t');
-    return JSON.stringify({ qid, pid, score });
-  });
-  const header: Header = { format: FORMAT, key, pairs: scores.size, sha256: bodyHash(lines) };
-  await writeAtomic(file, (w) => w.write([JSON.stringify(header), ...lines].map((l) => `${l}\n`).join('')));
+  let written: { error?: string } = {};
+  if (world.rank === 0)
+    try {
+      // JSON numbers print a float32 value's shortest double form, which parses back to the same value.
+      const lines = [...scores].map(([k, score]) => {
+        const [qid, pid] = k.split('\t');
+        return JSON.stringify({ qid, pid, score });
+      });
+      const header: Header = { format: FORMAT, key, pairs: scores.size, sha256: bodyHash(lines) };
+      await writeAtomic(file, (w) => w.write([JSON.stringify(header), ...lines].map((l) => `${l}\n`).join('')));
+    } catch (e) {
+      if (world.size === 1) throw e;
+      written = { error: `${file}: ${(e as Error).message}` };
+    }
+  // The others wait for the file (and fail with rank 0 when it could not be written).
+  if (world.size > 1) {
+    written = await broadcastJson(world, written);
+    if (written.error) throw new Error(written.error);
+  }
   return { scores, file, computed: true };
 }
 

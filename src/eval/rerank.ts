@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import type { Split } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
+import { allgatherFloat32, allgatherJson, getWorld, shardRange, type World } from '../distributed/world';
 import { disposeEncoderInputs, type CrossEncoder } from '../models/cross_encoder';
 import type { PairEncoder } from '../models/pair_encoder';
 import { evaluateRun, type QueryMetrics, type Qrels, type Run } from './metrics';
@@ -135,15 +136,26 @@ export function evalQrels(coll: RankingCollection, split: Split, run: Run): Qrel
  * pay for everyone's tokenization). Every pass is padded to the encoder's maxLength: one shape for
  * all queries (padding is masked out and does not change the scores), as a serving system would
  * batch, and the same work for every model.
+ *
+ * Under several ranks (`world`, default the process's) each rank scores a contiguous share of the
+ * queries (shardRange) and the float32 scores are gathered in rank order: every rank returns the Run
+ * of one process, bit for bit (a query's pass has one shape whichever rank runs it). msPerQuery is
+ * then the mean over all queries of their pass's time on the rank that ran it (each rank warms up
+ * on its own first query): the per-query latency, not the wall time of the whole evaluation, and
+ * comparable to one process's only when the ranks do not share a device or cores. `onQuery` counts
+ * this rank's own queries.
  */
-export function rerankTimed(
+export async function rerankTimed(
   model: CrossEncoder,
   encoder: PairEncoder,
   queries: Array<{ qid: string; pids: string[] }>,
   onQuery?: (done: number, total: number) => void,
-): { run: Run; msPerQuery: number } {
-  const run: Run = new Map();
-  for (const { qid, pids } of queries) for (const p of pids) encoder.pairLength(qid, p);
+  options: { world?: World } = {},
+): Promise<{ run: Run; msPerQuery: number }> {
+  const world = options.world ?? getWorld();
+  const [start, end] = shardRange(queries.length, world);
+  const mine = queries.slice(start, end);
+  for (const { qid, pids } of mine) for (const p of pids) encoder.pairLength(qid, p);
   const score = (qid: string, pids: string[]) => {
     const { inputs, tokenMask } = encoder.encode(
       pids.map((p): [string, string] => [qid, p]),
@@ -156,37 +168,59 @@ export function rerankTimed(
     return values;
   };
   // Warm-up (first-call allocations, kernel set-up) outside the timing.
-  const first = queries.find((q) => q.pids.length > 0);
+  const first = mine.find((q) => q.pids.length > 0);
   if (first) score(first.qid, first.pids);
   let ms = 0;
   let timed = 0;
-  queries.forEach(({ qid, pids }, i) => {
-    const scores = new Map<string, number>();
+  const local = new Float32Array(mine.reduce((n, q) => n + q.pids.length, 0));
+  let at = 0;
+  mine.forEach(({ qid, pids }, i) => {
     if (pids.length > 0) {
       const t0 = process.hrtime.bigint();
       const values = score(qid, pids);
       ms += Number(process.hrtime.bigint() - t0) / 1e6;
       timed += 1;
-      pids.forEach((p, k) => scores.set(p, values[k]));
+      local.set(values, at);
+      at += pids.length;
     }
-    run.set(qid, scores);
-    onQuery?.(i + 1, queries.length);
+    onQuery?.(i + 1, mine.length);
   });
-  return { run, msPerQuery: timed ? ms / timed : 0 };
+  const scores = await allgatherFloat32(world, local);
+  const expected = queries.reduce((n, q) => n + q.pids.length, 0);
+  if (scores.length !== expected)
+    throw new Error(
+      `rank ${world.rank}: the ranks returned ${scores.length} scores for ${expected} candidates (do all ranks evaluate the same queries?)`,
+    );
+  const times = world.size === 1 ? [{ ms, timed }] : await allgatherJson(world, { ms, timed });
+  const allMs = times.reduce((a, t) => a + t.ms, 0);
+  const allTimed = times.reduce((a, t) => a + t.timed, 0);
+  const run: Run = new Map();
+  at = 0;
+  for (const { qid, pids } of queries) {
+    const m = new Map<string, number>();
+    for (const p of pids) m.set(p, scores[at++]);
+    run.set(qid, m);
+  }
+  return { run, msPerQuery: allTimed ? allMs / allTimed : 0 };
 }
 
-/** A model's evaluation on `target`. */
-export function evaluateCrossEncoder(
+/** A model's evaluation on `target`; under several ranks, sharded by query as rerankTimed is. */
+export async function evaluateCrossEncoder(
   model: CrossEncoder,
   encoder: PairEncoder,
   coll: RankingCollection,
   target: EvalTarget,
   info: { name: string; kind: ResultRow['kind']; objective?: string },
   onTask?: (e: TaskEvent) => void,
-): ModelEvaluation {
+  options: { world?: World } = {},
+): Promise<ModelEvaluation> {
   const queries = evalQueries(coll, target);
-  const { run, msPerQuery } = rerankTimed(model, encoder, queries, (done, total) =>
-    onTask?.({ type: 'task', label: `eval ${info.name}`, done, total, unit: 'queries' }),
+  const { run, msPerQuery } = await rerankTimed(
+    model,
+    encoder,
+    queries,
+    (done, total) => onTask?.({ type: 'task', label: `eval ${info.name}`, done, total, unit: 'queries' }),
+    options,
   );
   const source = `eval ${info.name}`;
   checkFiniteRun(run, source);

@@ -500,7 +500,7 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
       const label = m.runs.length > 1 ? `${m.name} · seed ${r.seed}` : m.name;
       const model = loadCrossEncoder(r.dir);
       try {
-        const e = evaluateCrossEncoder(model, encoderFor(model), coll, target, { ...m, name: label }, onProgress);
+        const e = await evaluateCrossEncoder(model, encoderFor(model), coll, target, { ...m, name: label }, onProgress);
         perSeed.push({ seed: r.seed, evaluation: { ...e, name: m.name } });
         progress.info(
           `[${label}] MRR@10 ${e.mean.mrr10.toFixed(4)}  nDCG@10 ${e.mean.ndcg10.toFixed(4)}  ${e.msPerQuery!.toFixed(1)} ms/query`,

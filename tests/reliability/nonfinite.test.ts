@@ -172,14 +172,14 @@ describe('scores', () => {
     teacher.dispose();
   });
 
-  it("a model scoring NaN is an evaluation error, not the BM25 row's metrics", () => {
+  it("a model scoring NaN is an evaluation error, not the BM25 row's metrics", async () => {
     const model = nanModel();
     const encoder = new PairEncoder(tokenizer, coll, 48);
     const target = { split: 'dev' as const, queries: 3 };
     expect(evaluateBm25(coll, target).mean.mrr10).toBeGreaterThan(0);
-    expect(() => evaluateCrossEncoder(model, encoder, coll, target, { name: 'nan-student', kind: 'student' })).toThrow(
-      /^eval nan-student: the model scored query \S+, passage \S+ as NaN; scores must be finite$/,
-    );
+    await expect(
+      evaluateCrossEncoder(model, encoder, coll, target, { name: 'nan-student', kind: 'student' }),
+    ).rejects.toThrow(/^eval nan-student: the model scored query \S+, passage \S+ as NaN; scores must be finite$/);
     model.dispose();
   });
 });
