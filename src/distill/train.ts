@@ -55,7 +55,7 @@ import {
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
 import { streamTeacherScores, type StreamResult } from './score_stream';
-import { evaluateModel } from './scoring';
+import { evaluateModelSharded } from './scoring';
 import {
   checkFits,
   defaultTokenizer,
@@ -178,8 +178,11 @@ export async function prepareTeacherScores(
   }
   try {
     const pairs = trainingPairs(o.coll, config.data.trainQueries);
-    // One writer per cache dir; a second run over the same teacher waits, then reads what the first wrote.
-    const result = await withDirLock(
+    const world = options.world ?? getWorld();
+    // One writer per cache dir (rank 0 of a run's ranks, which score their shares together); a
+    // second run over the same teacher waits, then reads what the first wrote.
+    const result = await withWriterLock(
+      world,
       config.teacher.cacheDir ?? teacherDir(config),
       () =>
         teacherScores(o.teacher, teacherDir(config), o.coll, o.encoder, pairs, {
@@ -187,6 +190,7 @@ export async function prepareTeacherScores(
           scoreBatch: config.train.scoreBatch,
           onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
           onNotice: (message) => notify(options, message),
+          world,
         }),
       { wait: true },
     );
@@ -215,12 +219,14 @@ export async function streamRunTeacherScores(
   const o = await openWithTeacher(config, options);
   try {
     for (const message of o.badRows.describe()) notify(options, message);
-    const r = await withDirLock(path.dirname(path.resolve(out)), () =>
+    const world = options.world ?? getWorld();
+    const r = await withWriterLock(world, path.dirname(path.resolve(out)), () =>
       streamTeacherScores(config, { ...o, teacherDir: teacherDir(config) }, path.resolve(out), {
         steps: options.steps,
         onProgress: (done, total) => options.onProgress?.({ type: 'teacherScores', done, total }),
         onNotice: (message) => notify(options, message),
         onTask: options.onProgress,
+        world,
       }),
     );
     return o.badRows.total > 0 ? { ...r, badRows: o.badRows.summary() } : r;
@@ -491,12 +497,14 @@ async function runJob(
     });
 
     const evalQueries = data.evalQueries;
-    const evaluate = (step: number) => {
+    // Each rank scores its share of the queries; every rank gets the same metrics.
+    const evaluate = async (step: number) => {
       if (evalQueries === 0) return;
-      const m = evaluateModel(model, job.encoder, job.coll, data.evalSplit, {
+      const m = await evaluateModelSharded(model, job.encoder, job.coll, data.evalSplit, {
         queries: evalQueries,
         scoreBatch: train.scoreBatch,
         source: `${output}: evaluation at step ${step} on ${data.evalSplit}`,
+        world,
       });
       const entry: EvalLog = { step, split: data.evalSplit, ...m };
       log.evals.push(entry);
@@ -562,7 +570,7 @@ async function runJob(
         ...entry,
       });
 
-      if ((train.evalEvery > 0 && step % train.evalEvery === 0) || step === train.steps) evaluate(step);
+      if ((train.evalEvery > 0 && step % train.evalEvery === 0) || step === train.steps) await evaluate(step);
       if (train.checkpointEvery > 0 && step % train.checkpointEvery === 0 && step < train.steps) {
         // Rank 0 writes; the others wait for it (a rank that went its own way is found here).
         await requireEqualVariables(world, params, `${output}: step ${step}`);
