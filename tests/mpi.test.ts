@@ -32,23 +32,20 @@ interface RankReport {
 // The bytes mpi_child.ts gives rank r (rank 1's are empty).
 const partOf = (r: number) => Array.from({ length: r === 1 ? 0 : 5 + 7 * r }, (_, i) => (r * 31 + i) & 255);
 
+// mpirun -np <np> of tests/helpers/mpi_child.ts with <out dir> and `args`.
+function mpirun(np: number, out: string, args: string[] = []) {
+  const child = [path.join(ROOT, 'tests/helpers/ts_register.js'), path.join(ROOT, 'tests/helpers/mpi_child.ts')];
+  return spawnSync('mpirun', [...MPIRUN_FLAGS, '-np', String(np), process.execPath, '-r', ...child, out, ...args], {
+    encoding: 'utf8',
+    timeout: 90000,
+    cwd: ROOT,
+  });
+}
+
 function runRanks(np: number): RankReport[] {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-mpi-'));
   try {
-    const r = spawnSync(
-      'mpirun',
-      [
-        ...MPIRUN_FLAGS,
-        '-np',
-        String(np),
-        process.execPath,
-        '-r',
-        path.join(ROOT, 'tests/helpers/ts_register.js'),
-        path.join(ROOT, 'tests/helpers/mpi_child.ts'),
-        out,
-      ],
-      { encoding: 'utf8', timeout: 90000, cwd: ROOT },
-    );
+    const r = mpirun(np, out);
     if (r.status !== 0) throw new Error(`mpirun -np ${np} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
     return Array.from({ length: np }, (_, k) => JSON.parse(fs.readFileSync(path.join(out, `rank-${k}.json`), 'utf8')));
   } finally {
@@ -93,6 +90,20 @@ describe('the MPI world (mpirun)', () => {
       expect(r.after).toEqual([[0], [1], [2]]);
     }
   });
+
+  for (const how of ['abort', 'exit']) {
+    check(`a rank that ${how === 'abort' ? 'aborts' : 'exits without close()'} ends the run, not a hang${why}`, () => {
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-mpi-'));
+      try {
+        const r = mpirun(2, out, [how]);
+        expect(r.signal).toBeNull(); // not killed by the timeout
+        expect(r.status).not.toBe(0);
+        expect(fs.readdirSync(out)).toEqual([]); // rank 0 never got past its barrier
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('the MPI addon in one process', () => {
@@ -127,6 +138,36 @@ describe('the MPI addon in one process', () => {
           /cannot join an MPI world: the MPI addon .* could not be loaded.*npm rebuild/,
         );
       });
+    } finally {
+      if (saved === undefined) delete process.env.FUSED_DISTILL_MPI_ADDON;
+      else process.env.FUSED_DISTILL_MPI_ADDON = saved;
+    }
+  });
+
+  it("turns MPI's errors into CollectiveErrors and finalises once", async () => {
+    const saved = process.env.FUSED_DISTILL_MPI_ADDON;
+    process.env.FUSED_DISTILL_MPI_ADDON = path.join(__dirname, 'helpers', 'fake_mpi_addon.js');
+    try {
+      let mpi: typeof import('../src/distributed/mpi') | undefined;
+      let world: typeof import('../src/distributed/world') | undefined;
+      jest.isolateModules(() => {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        mpi = require('../src/distributed/mpi');
+        world = require('../src/distributed/world');
+        /* eslint-enable @typescript-eslint/no-require-imports */
+      });
+      const w = mpi!.joinMpi();
+      expect([w.rank, w.size, w.transport, w.library]).toEqual([1, 2, 'mpi', 'Fake MPI']);
+      expect(mpi!.joinMpi()).toBe(w);
+      const failed = w.allgather(new Uint8Array(3));
+      await expect(failed).rejects.toBeInstanceOf(world!.CollectiveError);
+      await expect(failed).rejects.toThrow('rank 1: MPI_Allgatherv failed: MPI_ERR_TRUNCATE: message truncated');
+      await expect(w.broadcast(new Uint8Array(1), 9)).rejects.toBeInstanceOf(RangeError);
+      await w.close();
+      await w.close();
+      const fake = mpi!.loadMpiAddon().addon as unknown as { finalizeCount(): number };
+      expect(fake.finalizeCount()).toBe(1);
+      await expect(w.barrier()).rejects.toThrow('rank 1: barrier after the world was closed');
     } finally {
       if (saved === undefined) delete process.env.FUSED_DISTILL_MPI_ADDON;
       else process.env.FUSED_DISTILL_MPI_ADDON = saved;

@@ -132,7 +132,9 @@ void finalize() {
 }
 
 void abort(int code) {
-  MPI_Abort(g_state == State::kActive ? g_comm : MPI_COMM_WORLD, code);
+  // MPI_Abort is not allowed before MPI_Init or after MPI_Finalize: then there is no run to end but
+  // this process's.
+  if (g_state == State::kActive) MPI_Abort(g_comm, code);
   std::_Exit(code);  // MPI_Abort does not return; if it ever did, the rank must still end
 }
 

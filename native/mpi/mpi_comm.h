@@ -40,7 +40,8 @@ void broadcast_bytes(void* data, int count, int root);
 void barrier();
 // MPI_Finalize (once; later calls do nothing).
 void finalize();
-// MPI_Abort on the run's communicator: ends every rank with `code`.
+// MPI_Abort on the run's communicator: ends every rank with `code` (only this process outside
+// init()..finalize()).
 [[noreturn]] void abort(int code);
 
 }  // namespace fd_mpi

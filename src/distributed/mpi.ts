@@ -27,6 +27,8 @@ export interface MpiAddon {
 /** A world joined through MPI; `library` is MPI's own name and version ("Open MPI v4.1.4"). */
 export interface MpiWorld extends World {
   readonly library: string;
+  /** MPI_Abort: ends every rank of the run at once with exit code `code` (a rank that cannot go on). */
+  abort(code?: number): never;
 }
 
 // The package root is one level above src/ (ts-jest, ts_register) or dist/ (the build), as for the main
@@ -117,6 +119,7 @@ export function joinMpi(): MpiWorld {
     allgather: (bytes) => collective('allgather', () => addon.allgatherv(bytes)),
     broadcast: (bytes, root = 0) => collective('broadcast', () => addon.broadcast(bytes, root)),
     barrier: () => collective('barrier', () => addon.barrier()),
+    abort: (code = 1) => addon.abort(code),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,5 +1,5 @@
 // One rank of tests/mpi.test.ts: `mpirun -np N node -r ./tests/helpers/ts_register.js
-// tests/helpers/mpi_child.ts <out dir> [bench MB reps]`. It joins the MPI world, runs the collectives
+// tests/helpers/mpi_child.ts <out dir> [bench MB reps | abort | exit]`. It joins the MPI world, runs the collectives
 // on bytes that differ per rank, and writes what it saw to <out dir>/rank-<r>.json for the test to
 // compare across ranks. With `bench`, it times allgather of MB megabytes per rank instead.
 import * as fs from 'fs';
@@ -46,8 +46,21 @@ async function bench(mb: number, reps: number) {
   await world.close();
 }
 
+// A rank that cannot go on: rank 1 aborts (`abort`) or exits without closing (`exit`) while the
+// others wait in a barrier; mpirun must end the whole run, not leave them waiting.
+async function fail(how: string) {
+  const world = joinMpi();
+  if (world.rank === 1) {
+    if (how === 'abort') world.abort(3);
+    process.exit(4);
+  }
+  await world.barrier();
+  write(world.rank, { rank: world.rank, passedBarrier: true });
+}
+
 async function main() {
   if (mode === 'bench') return bench(Number(mbArg), Number(repsArg));
+  if (mode === 'abort' || mode === 'exit') return fail(mode);
   const world = joinMpi();
   const { rank, size } = world;
   const all = await world.allgather(partOf(rank));
