@@ -13,6 +13,8 @@
 import { Command, CommanderError, Option } from 'commander';
 
 import { ConfigError } from '../distill/config';
+import { joinWorld } from '../distributed/join';
+import { setWorld, singleWorld, type World } from '../distributed/world';
 import { BACKENDS, UsageError, positiveInt, useBackend, type GlobalOptions } from './common';
 import { registerData } from './data';
 import { registerDistill } from './distill';
@@ -73,13 +75,22 @@ export function buildProgram(): Command {
 /** Runs the CLI; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
   const program = buildProgram();
+  let world: World = singleWorld;
   try {
+    // Started by mpirun or `fused-distill launch`: this process is one rank of the command.
+    world = await joinWorld();
+    setWorld(world);
+    // Rank 0 speaks for the command (results, tables, paths); the others' stdout stays quiet, their
+    // errors still reach stderr.
+    if (world.rank !== 0) process.stdout.write = (() => true) as typeof process.stdout.write;
     await program.parseAsync(argv);
+    await world.close();
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode; // commander printed it (or help / version: code 0)
     const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`fused-distill: error: ${message}\n`);
+    const rank = world.size > 1 ? ` (rank ${world.rank} of ${world.size})` : '';
+    process.stderr.write(`fused-distill: error${rank}: ${message}\n`);
     if (!(e instanceof UsageError || e instanceof ConfigError) && process.env.FUSED_DISTILL_DEBUG)
       process.stderr.write(`${(e as Error).stack}\n`);
     return e instanceof UsageError || e instanceof ConfigError ? 2 : 1;
