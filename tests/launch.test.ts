@@ -49,6 +49,12 @@ function die(world: World): void {
   (world as unknown as { socket: net.Socket }).socket.destroy();
 }
 
+/** Waits for the hub to reach a state (what it has seen of the ranks' sockets is asynchronous). */
+async function until(hub: TcpHub, cond: (h: { arrived: number; ranks: Array<{ state: string }> }) => boolean) {
+  const h = hub as unknown as { arrived: number; ranks: Array<{ state: string }> };
+  for (let i = 0; i < 1000 && !cond(h); i++) await new Promise((r) => setTimeout(r, 5));
+}
+
 /** Settles a promise as its value or its error (so a rejection is never left unhandled). */
 const settle = <T>(p: Promise<T>) =>
   p.then(
@@ -94,10 +100,10 @@ describe('tcp hub with in-process ranks', () => {
   });
 
   test('a rank that dies during a round: the others reject naming it, now and later; logged once', async () => {
-    const { worlds, logs } = await setup(3);
+    const { hub, worlds, logs } = await setup(3);
     await Promise.all(worlds.map((w) => w.barrier()));
     const pending = [settle(worlds[0].allgather(enc.encode('a'))), settle(worlds[2].allgather(enc.encode('c')))];
-    await new Promise((r) => setTimeout(r, 50));
+    await until(hub, (h) => h.arrived === 2);
     die(worlds[1]);
     for (const { error } of await Promise.all(pending)) {
       expect(error).toBeInstanceOf(CollectiveError);
@@ -110,12 +116,13 @@ describe('tcp hub with in-process ranks', () => {
   test('a rank that dies between rounds fails the next round at once; one that closed its world says so', async () => {
     const a = await setup(2);
     die(a.worlds[1]);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(a.hub, (h) => h.ranks[1].state === 'gone');
     await expect(a.worlds[0].barrier()).rejects.toThrow(
       new CollectiveError('rank 1 disconnected (exited?) before barrier 1'),
     );
     const b = await setup(3);
     await b.worlds[2].close();
+    await until(b.hub, (h) => h.ranks[2].state === 'closed');
     await expect(b.worlds[2].barrier()).rejects.toThrow('rank 2: barrier after the world was closed');
     await expect(b.worlds[0].broadcast(enc.encode('x'), 0)).rejects.toThrow(
       'rank 2 closed its world before broadcast 1',

@@ -57,7 +57,8 @@ export function registerLaunch(program: Command): void {
       try {
         code = await launch({ nproc: o.nproc, command });
       } finally {
-        for (const s of ['SIGINT', 'SIGTERM'] as const) for (const l of saved[s]) process.on(s, l as (signal: NodeJS.Signals) => void);
+        for (const s of ['SIGINT', 'SIGTERM'] as const)
+          for (const l of saved[s]) process.on(s, l as (signal: NodeJS.Signals) => void);
       }
       // the launcher has said why; a CommanderError makes the CLI exit with the code and print nothing more
       if (code !== 0) throw new CommanderError(code, 'fused-distill.launch', `a rank failed (exit ${code})`);

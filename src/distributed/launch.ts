@@ -104,13 +104,15 @@ interface Rank {
  */
 export async function launch(options: LaunchOptions): Promise<number> {
   const { nproc, command } = options;
-  if (!Number.isInteger(nproc) || nproc < 1) throw new RangeError(`launch: nproc must be a positive integer, got ${nproc}`);
+  if (!Number.isInteger(nproc) || nproc < 1)
+    throw new RangeError(`launch: nproc must be a positive integer, got ${nproc}`);
   if (command.length === 0 || !command[0]) throw new RangeError('launch: the command to run is empty');
   const baseEnv = { ...(options.env ?? process.env) };
   const graceMs = options.graceMs ?? 10_000;
   const out =
     options.onOutput ??
-    ((stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
+    ((stream: 'stdout' | 'stderr', text: string) =>
+      (stream === 'stdout' ? process.stdout : process.stderr).write(text));
   const say = (message: string) => out('stderr', `fused-distill launch: ${message}\n`);
 
   const token = crypto.randomBytes(16).toString('hex');

@@ -458,7 +458,8 @@ class TcpWorld implements World {
   attach(reader: { onFrame: (h: Header, body: Uint8Array) => void }): void {
     reader.onFrame = (h, body) => this.frame(h, body);
     this.socket.on('close', () => {
-      if (!this.closed) this.fail(`rank ${this.rank}: the launcher's hub closed the connection (the launcher stopped?)`);
+      if (!this.closed)
+        this.fail(`rank ${this.rank}: the launcher's hub closed the connection (the launcher stopped?)`);
     });
     // idle, the connection does not keep the process alive (a rank that is done may just exit)
     this.socket.unref();
@@ -499,7 +500,9 @@ class TcpWorld implements World {
       return Promise.reject(new CollectiveError(`rank ${this.rank}: ${name} after the world was closed`));
     if (this.pending != null)
       return Promise.reject(
-        new CollectiveError(`rank ${this.rank}: ${name} before ${KINDS[this.pending.kind]} ${this.pending.round} completed`),
+        new CollectiveError(
+          `rank ${this.rank}: ${name} before ${KINDS[this.pending.kind]} ${this.pending.round} completed`,
+        ),
       );
     if (this.failure != null) return Promise.reject(new CollectiveError(this.failure));
     if (bytes.byteLength > MAX_MESSAGE_BYTES)
@@ -519,7 +522,8 @@ class TcpWorld implements World {
       // the hub times a round out; this is the backstop for a hub that stopped answering at all
       const backstopS = this.timeoutS + 60;
       const timer = setTimeout(
-        () => this.fail(`rank ${this.rank}: ${name} ${this.round}: no answer from the launcher's hub in ${backstopS} s`),
+        () =>
+          this.fail(`rank ${this.rank}: ${name} ${this.round}: no answer from the launcher's hub in ${backstopS} s`),
         backstopS * 1000,
       );
       this.pending = { kind, round: this.round, own, parts: new Array(this.size), got: 0, resolve, reject, timer };

@@ -32,9 +32,10 @@ async function main(): Promise<void> {
     }
     await world.close();
   } else if (mode === 'sigkill') {
+    // every rank has its handler before the barrier lets rank r die
+    if (args[1] === 'stubborn') process.on('SIGTERM', () => process.stdout.write(`rank ${rank} ignores SIGTERM\n`));
     await world.barrier();
     if (rank === Number(args[0])) process.kill(process.pid, 'SIGKILL');
-    if (args[1] === 'stubborn') process.on('SIGTERM', () => process.stdout.write(`rank ${rank} ignores SIGTERM\n`));
     setInterval(() => undefined, 1000);
   } else if (mode === 'fail') {
     await world.barrier();
