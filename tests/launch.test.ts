@@ -247,7 +247,7 @@ describe('launch', () => {
     expect(lines).toContain(`[rank 2] pid 2 ${r.pids[2]}`);
     // a last line without its newline is still printed whole, with its prefix
     expect(r.stderr).toMatch(/^\[rank 1\] tail without newline 1$/m);
-    expect(r.stderr).toMatch(/^env 0 3 \d+$/m);
+    expect(r.stderr).toMatch(/^env 0 3 \d+ 1800$/m);
   });
 
   test('a rank killed by SIGKILL stops the launch; the others are stopped (SIGKILL after the grace period)', async () => {

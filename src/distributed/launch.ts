@@ -116,12 +116,10 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const say = (message: string) => out('stderr', `fused-distill launch: ${message}\n`);
 
   const token = crypto.randomBytes(16).toString('hex');
-  const hub = await TcpHub.start({
-    size: nproc,
-    token,
-    timeoutS: options.collectiveTimeoutS ?? collectiveTimeoutS(baseEnv),
-    log: say,
-  });
+  const timeoutS = options.collectiveTimeoutS ?? collectiveTimeoutS(baseEnv);
+  // the ranks' own backstop (a hub that stopped answering) follows the hub's limit
+  baseEnv[ENV.timeout] = String(timeoutS);
+  const hub = await TcpHub.start({ size: nproc, token, timeoutS, log: say });
   // nproc ranks share the cores: each one's kernels get its share unless the caller chose a count
   if (baseEnv.FUSED_DISTILL_NUM_THREADS == null && nproc > 1)
     baseEnv.FUSED_DISTILL_NUM_THREADS = String(Math.max(1, Math.floor(os.availableParallelism() / nproc)));

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
     if (rank === 0) {
       process.stdout.write(`${all.map((b) => dec.decode(b)).join('|')}\n`);
       process.stdout.write(`${dec.decode(root)}\n`);
-      process.stderr.write(`env ${process.env.RANK} ${process.env.WORLD_SIZE} ${process.env.MASTER_PORT}\n`);
+      const e = process.env;
+      process.stderr.write(`env ${e.RANK} ${e.WORLD_SIZE} ${e.MASTER_PORT} ${e.FUSED_DISTILL_COLLECTIVE_TIMEOUT_S}\n`);
     } else {
       process.stdout.write(`rank ${rank} done\n`);
       process.stderr.write(`tail without newline ${rank}`);
