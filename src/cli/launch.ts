@@ -1,0 +1,66 @@
+// `fused-distill launch --nproc <n> -- <command> [args...]`: runs a fused-distill command as n
+// data-parallel ranks on this machine (src/distributed/launch.ts; several machines: mpirun). Each
+// rank runs `node <this package's CLI> <command> [args...]`; the global options given to launch
+// itself (--backend, --threads, ...) are passed on to every rank.
+import * as path from 'path';
+import { CommanderError, type Command } from 'commander';
+
+import { launch } from '../distributed/launch';
+import { launchedByLauncher } from '../distributed/tcp';
+import { UsageError, positiveInt } from './common';
+
+/** This package's CLI entry point (dist/cli/index.js next to this file). */
+const CLI = path.join(__dirname, 'index.js');
+
+/** The program's options the user gave on the command line, as arguments for the ranks' CLI. */
+export function forwardedGlobals(program: Command): string[] {
+  const args: string[] = [];
+  for (const option of program.options) {
+    const name = option.attributeName();
+    if (program.getOptionValueSource(name) !== 'cli') continue;
+    const value = program.getOptionValue(name) as unknown;
+    if (value === true) args.push(option.long!);
+    else if (value !== false && value != null) args.push(option.long!, String(value));
+  }
+  return args;
+}
+
+/** The command line of every rank: this node, the CLI, the global options, then the command. */
+export function rankCommand(program: Command, args: string[]): string[] {
+  if (args.length === 0) throw new UsageError('launch: name the fused-distill command to run after --');
+  if (args[0] === 'launch') throw new UsageError('launch: the command to run cannot be launch itself');
+  return [process.execPath, CLI, ...forwardedGlobals(program), ...args];
+}
+
+export function registerLaunch(program: Command): void {
+  program
+    .command('launch')
+    .description(
+      'run a fused-distill command as n data-parallel ranks on this machine (the built-in launcher; several machines: mpirun)',
+    )
+    .requiredOption('--nproc <n>', 'how many ranks (processes) to start', positiveInt)
+    .argument('<command...>', 'the fused-distill command and its arguments, after --')
+    .addHelpText(
+      'after',
+      '\nExample: fused-distill --backend cuda launch --nproc 2 -- distill run.json --resume\n' +
+        'Rank 0 prints as usual; the other ranks\' lines start with "[rank r] ". One rank failing stops them all.',
+    )
+    .action(async (args: string[], o: { nproc: number }) => {
+      if (launchedByLauncher(process.env))
+        throw new UsageError('launch: this process is already a rank of a launch (nested launches are not supported)');
+      const command = rankCommand(program, args);
+      // The launcher passes SIGINT / SIGTERM on to the ranks and waits for them; the CLI's own
+      // handlers would end this process at once and leave the ranks behind.
+      const saved = { SIGINT: process.rawListeners('SIGINT'), SIGTERM: process.rawListeners('SIGTERM') };
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(s);
+      let code: number;
+      try {
+        code = await launch({ nproc: o.nproc, command });
+      } finally {
+        for (const s of ['SIGINT', 'SIGTERM'] as const)
+          for (const l of saved[s]) process.on(s, l as (signal: NodeJS.Signals) => void);
+      }
+      // the launcher has said why; a CommanderError makes the CLI exit with the code and print nothing more
+      if (code !== 0) throw new CommanderError(code, 'fused-distill.launch', `a rank failed (exit ${code})`);
+    });
+}
