@@ -13,6 +13,8 @@ enum Status : int {
   kBadShape = 5,   // a negative size or a leading dimension too small (sgemm_cpu)
   kNoMemory = 6,   // a working buffer could not be allocated
   kBadLabel = 7,   // a label outside its loss's domain (reported by check_unit_labels)
+  // NCCL missing, failed or timed out (kernels/nccl.h): nccl::last_error() says why
+  kCollectiveError = 8,
 };
 
 }  // namespace fd

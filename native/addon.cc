@@ -54,6 +54,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fd_native::register_shape_ops(env, exports);
   fd_native::register_nn_ops(env, exports);
   fd_native::register_optimizer_ops(env, exports);
+  fd_native::register_nccl_ops(env, exports);
   return exports;
 }
 }  // namespace

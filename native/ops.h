@@ -16,6 +16,7 @@ void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_shape_ops(Napi::Env env, Napi::Object exports);
 void register_nn_ops(Napi::Env env, Napi::Object exports);         // nn_ops.cc: LayerNorm and GELU on host arrays
 void register_optimizer_ops(Napi::Env env, Napi::Object exports);  // optimizer_ops.cc: AdamW and the sum of squares
+void register_nccl_ops(Napi::Env env, Napi::Object exports);       // nccl_ops.cc: exports.cuda.nccl (collectives)
 }  // namespace fd_native
 
 namespace fd_native {

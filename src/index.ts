@@ -34,7 +34,7 @@ registerNativeBackend();
 // 'cuda' only where a device answers (never throws): tf.setBackend('cuda').
 registerCudaBackend();
 export { TERM_NAMES, addon, addonLoadError } from './native';
-export type { TermName, Addon, AddonConstants, CudaApi, DeviceBuffer } from './native';
+export type { TermName, Addon, AddonConstants, CudaApi, DeviceBuffer, NcclApi } from './native';
 
 /** Threads the CPU kernels use (results do not depend on it). Default: the core count, or
  *  FUSED_DISTILL_NUM_THREADS. */

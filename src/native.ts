@@ -40,6 +40,35 @@ export type DeviceBuffer = number;
 /** Element type of a device buffer; bool is one byte per element (0 or 1), like a Uint8Array. */
 export type DeviceDType = 'float32' | 'int32' | 'bool';
 
+/**
+ * addon.cuda.nccl: collectives across processes on device buffers through NCCL, loaded at run time
+ * (FUSED_DISTILL_NCCL_LIBRARY, else libnccl.so.2, else libnccl.so; docs/distributed-nccl.md). One
+ * communicator per process. Each collective runs on the device's stream and returns when it has
+ * completed; one that has not after FUSED_DISTILL_COLLECTIVE_TIMEOUT_S seconds (default 1800), or
+ * that fails, aborts the communicator and throws (initRank again, with a new id, to go on). Without
+ * CUDA NCCL is unavailable; under FUSED_DISTILL_EMULATE_DEVICE=1 a one-rank communicator is emulated.
+ */
+export interface NcclApi {
+  /** True when NCCL was loaded and a device answers (never throws); else lastError() says why. */
+  isAvailable(): boolean;
+  /** Why the last NCCL call failed, or why NCCL is unavailable. */
+  lastError(): string;
+  /** NCCL's version code (22805 for 2.28.5); 0 under the host emulation. */
+  version(): number;
+  /** A new communicator id (128 bytes): rank 0 makes it and sends it to the other ranks. */
+  uniqueId(): Uint8Array;
+  /** Joins the communicator `id` as `rank` of `nranks`; returns when every rank has joined. */
+  initRank(id: Uint8Array, nranks: number, rank: number): void;
+  /** recv[r * count ..] = rank r's send[0 .. count) for every rank r (same dtype; recv >= nranks * count). */
+  allGather(send: DeviceBuffer, recv: DeviceBuffer, count: number): void;
+  /** Rank root's buf[0 .. count) on every rank, in place (root defaults to 0). */
+  broadcast(buf: DeviceBuffer, count: number, root?: number): void;
+  /** buf[i] = the sum over the ranks of buf[i] for i < count, float32, in place (NCCL's order of addition). */
+  allReduceSum(buf: DeviceBuffer, count: number): void;
+  /** Ends the communicator (a no-op when there is none). */
+  destroy(): void;
+}
+
 /** The device-only functions of addon.cuda: device info, buffers, timing. */
 export interface DeviceOnlyApi {
   /** True when the addon has CUDA and a device answered (never throws). */
@@ -75,6 +104,8 @@ export interface DeviceOnlyApi {
   setTF32(on: boolean): void;
   /** The math mode setTF32 last set (what the next sgemm uses). */
   getTF32(): boolean;
+  /** Collectives across processes on device buffers (NCCL). */
+  nccl: NcclApi;
 }
 
 /** The host ops that native code registers on device buffers too (register_op): addon.cuda.X takes

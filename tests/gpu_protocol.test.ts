@@ -114,6 +114,7 @@ describe('bench/gpu/merge.js', () => {
         'suite-cuda_backend 124 150',
         'tfjs_core 1 40',
         'cuda_vs_native 0 20',
+        'nccl 1 12',
         'cuda_bert 0 60',
         'torch_bert 0 30',
       ].join('\n') + '\n',
@@ -145,6 +146,16 @@ describe('bench/gpu/merge.js', () => {
       checks: [
         { name: 'teacher scores', pass: true },
         { name: 'loss', pass: true },
+      ],
+    });
+    write('nccl.json', {
+      pass: false,
+      version: 22805,
+      two_ranks_outcome: 'refused: Duplicate GPU detected',
+      checks: [
+        { name: 'NCCL available', pass: true, detail: 'version 22805' },
+        { name: 'allGather float32 x 1000', pass: true },
+        { name: 'timeout: initRank of 2 ranks with 1 present (other error)', pass: false, detail: 'boom' },
       ],
     });
     write('cuda_bert.json', {
@@ -194,6 +205,13 @@ describe('bench/gpu/merge.js', () => {
     expect(md).toMatch(/\| jest tests\/device_api\.test\.ts [^|]*\| 7 \| 0 \| 2 \| ok \|/);
     expect(md).toMatch(/\| tfjs-core op suite on 'cuda' \| 4190 \| 3 \| 5 \| exit 1; ran 4193 of 4198 specs/);
     expect(md).toMatch(/\| distillation steps: cuda vs native[^|]*\| 2 \| 0 \| — \| ok; 20 steps/);
+  });
+
+  test('the NCCL check: counts, the version, the two-rank outcome, its failures', () => {
+    expect(md).toMatch(
+      /\| NCCL collectives \(addon\.cuda\.nccl\) \| 2 \| 1 \| — \| exit 1; NCCL 22805; two ranks on one GPU: refused: Duplicate GPU detected \|/,
+    );
+    expect(md).toContain('timeout: initRank of 2 ranks with 1 present (other error): boom');
   });
 
   test('each suite says where it ran: the real CUDA addon, the host emulation (flagged), or not reported', () => {

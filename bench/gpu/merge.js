@@ -172,6 +172,23 @@ if (stepOf('cuda_vs_native')) {
           : said('cuda_vs_native'),
     });
 }
+const ncclJson = json('nccl.json');
+if (stepOf('nccl')) {
+  // bench/gpu/nccl_check.js: NCCL on one rank, the timeout, two ranks on the one GPU (refused is expected)
+  const label = 'NCCL collectives (addon.cuda.nccl)';
+  const cs = ncclJson?.checks || [];
+  checks.push({
+    check: label,
+    passed: cs.length ? cs.filter((c) => c.pass).length : 'n/a',
+    failed: cs.length ? cs.filter((c) => !c.pass).length : 'n/a',
+    result: `${status('nccl')}${ncclJson?.version != null ? `; NCCL ${ncclJson.version}` : ''}${ncclJson?.two_ranks_outcome ? `; two ranks on one GPU: ${ncclJson.two_ranks_outcome}` : ''}`,
+  });
+  if (!ncclJson?.pass)
+    failures.push({
+      check: label,
+      lines: cs.length ? cs.filter((c) => !c.pass).map((c) => `${c.name}: ${c.detail}`) : said('nccl'),
+    });
+}
 const fusedOld = json('gpu_check.json');
 if (stepOf('fused_losses')) {
   const cs = fusedOld?.checks || [];

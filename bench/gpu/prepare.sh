@@ -62,6 +62,8 @@ if [ "${1:-}" != "--no-selftest" ]; then
     selftest cuda_bert 0 node bench/cuda_bert.js --tiny --steps 2 --warmup 1
     selftest cuda_vs_native 0 node bench/cuda_vs_native.js --tiny --steps 2
     selftest gpu_check "0 1 3 4" node gpu_check.js "$addon" --quick
+    # not bundled (Node built-ins only): run from the repo, one rank on the emulation
+    selftest nccl_check 0 node "$root/bench/gpu/nccl_check.js"
     set -e
     rm -rf "$t"
     [ "$fail" -eq 0 ] || exit 1

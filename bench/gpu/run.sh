@@ -15,6 +15,10 @@
 #                    suite-<name>  the jest suites with device tests (tests/gpu/bundle.js --list), bundled (.gpu/fd-tests/)
 #                    tfjs_core     tfjs-core's op suite on 'cuda' (.gpu/tfjs/tests/tfjs_core/run.js)
 #                    cuda_vs_native  20 distillation steps on 'cuda' and 'native': losses agree
+#                    nccl          bench/gpu/nccl_check.js: addon.cuda.nccl on one rank, the timeout,
+#                                  two ranks (processes) on the one GPU ("Duplicate GPU detected" is
+#                                  the expected refusal); NCCL is PyTorch's libnccl.so.2
+#                                  (FUSED_DISTILL_NCCL_LIBRARY, found below unless set)
 #   4. one at a time, timing:
 #                    cuda_bert     bench/gpu/cuda_bert.js (bundled) on 'cuda', fp32 + TF32
 #                    cuda_bert_composite, cuda_bert_sync_uploads, cuda_bert_composite_sync_uploads
@@ -160,6 +164,19 @@ main() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2 | tee "$OUT/device.txt"
   nvcc --version 2>&1 | tail -1
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
+  # NCCL: on the GPU machines only inside PyTorch's install (the nvidia-nccl wheel, or torch/lib in
+  # older wheels). The addon dlopens FUSED_DISTILL_NCCL_LIBRARY first (kernels/cuda/nccl.cu).
+  if [ -z "${FUSED_DISTILL_NCCL_LIBRARY:-}" ]; then
+    FUSED_DISTILL_NCCL_LIBRARY=$("$PY" -c '
+import glob, os, sys
+for p in sys.path:
+    for pat in ("nvidia/nccl/lib/libnccl.so*", "torch/lib/libnccl*.so*"):
+        for f in sorted(glob.glob(os.path.join(p or ".", pat))):
+            print(f)
+            raise SystemExit' 2>/dev/null | head -1)
+    export FUSED_DISTILL_NCCL_LIBRARY
+  fi
+  echo "NCCL library: ${FUSED_DISTILL_NCCL_LIBRARY:-none found (the addon tries libnccl.so.2, libnccl.so)}"
 
   # 1. node
   step node 60 bash -c "mkdir -p $NODE_DIR && xz -dc .gpu/node.xz > $NODE_DIR/node.tmp && chmod +x $NODE_DIR/node.tmp && mv $NODE_DIR/node.tmp $NODE_DIR/node && $NODE_DIR/node --version"
@@ -194,6 +211,8 @@ main() {
   node_step tfjs_core "$(limit 200 160)" .gpu/tfjs/tests/tfjs_core/run.js --backend cuda &
   pids+=($!)
   node_step cuda_vs_native "$(limit 150 160)" .gpu/bench/cuda_vs_native.js --json "$OUT/cuda_vs_native.json" &
+  pids+=($!)
+  node_step nccl "$(limit 150 160)" bench/gpu/nccl_check.js --json "$OUT/nccl.json" &
   pids+=($!)
   wait "${pids[@]}"
   cp .gpu/tfjs/tests/tfjs_core/results-cuda.json "$OUT/tfjs_core.json" 2>/dev/null

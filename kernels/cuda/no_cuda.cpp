@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "gemm.h"
 #include "layout.h"
 #include "losses.h"
+#include "nccl.h"
 #include "nn.h"
 #include "optimizer.h"
 #include "random.h"
@@ -281,5 +283,94 @@ Status bias_gelu_grad_cuda(const BiasGeluGradArgs& args) {
   if (!emulating()) return kNoCuda;
   return bias_gelu_grad_cpu(args);
 }
+
+// ---- NCCL (kernels/nccl.h): unavailable, or one rank on the host emulation ----
+namespace nccl {
+namespace {
+const char kNoNccl[] =
+    "NCCL is unavailable: fused-distill was built without CUDA (NCCL needs `npm run build:cuda` and a GPU)";
+std::mutex g_nccl_mu;  // guards the two below
+std::string g_nccl_error;
+int g_nranks = 0;  // 1 while the emulated communicator exists
+
+Status nccl_failed(const std::string& message) {
+  g_nccl_error = message;  // g_nccl_mu held
+  return kCollectiveError;
+}
+Status no_nccl() {
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  return nccl_failed(kNoNccl);
+}
+Status no_comm(const char* call) {
+  return nccl_failed(std::string(call ? call : "") + (call ? ": " : "") +
+                     "no communicator (initRank first; a failed or timed-out collective aborts it)");
+}
+}  // namespace
+
+bool available() {
+  if (emulating()) return true;
+  no_nccl();  // last_error() says why
+  return false;
+}
+std::string last_error() {
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  return emulating() ? g_nccl_error : kNoNccl;
+}
+Status version(int* code) {
+  *code = 0;
+  return emulating() ? kOk : no_nccl();
+}
+Status unique_id(uint8_t* id) {
+  if (!emulating()) return no_nccl();
+  std::random_device rd;  // ids of different runs differ, as NCCL's do
+  for (int i = 0; i < kUniqueIdBytes; ++i) id[i] = static_cast<uint8_t>(rd());
+  return kOk;
+}
+Status init_rank(const uint8_t* /*id*/, int nranks, int rank) {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  if (g_nranks) return nccl_failed("this process has a communicator already (rank 0 of 1): destroy it first");
+  if (nranks != 1)
+    return nccl_failed("the host emulation has one rank only (nranks = " + std::to_string(nranks) +
+                       "): more ranks need NCCL on a GPU (the CUDA build)");
+  if (rank != 0) return nccl_failed("rank " + std::to_string(rank) + " is not in 0..0");
+  g_nranks = 1;
+  return kOk;
+}
+Status comm_info(int* nranks, int* rank) {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  if (!g_nranks) return no_comm(nullptr);
+  *nranks = 1;
+  *rank = 0;
+  return kOk;
+}
+// One rank: the gather is a copy, the broadcast and the sum leave the buffer as it is.
+Status all_gather(const void* send, void* recv, int64_t count, int dtype) {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  if (!g_nranks) return no_comm("ncclAllGather");
+  if (count > 0 && send != recv) std::memmove(recv, send, static_cast<size_t>(count * elem_bytes(DType(dtype))));
+  return kOk;
+}
+Status broadcast(void* /*buf*/, int64_t /*count*/, int /*dtype*/, int root) {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  if (!g_nranks) return no_comm("ncclBroadcast");
+  if (root != 0) return nccl_failed("ncclBroadcast: root " + std::to_string(root) + " is not in 0..0");
+  return kOk;
+}
+Status all_reduce_sum(float* /*buf*/, int64_t /*count*/) {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  return g_nranks ? kOk : no_comm("ncclAllReduce");
+}
+Status destroy() {
+  if (!emulating()) return no_nccl();
+  std::lock_guard<std::mutex> lock(g_nccl_mu);
+  g_nranks = 0;
+  return kOk;
+}
+}  // namespace nccl
 
 }  // namespace fd
