@@ -13,7 +13,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 
 const arg = (name, def) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
@@ -111,7 +111,7 @@ function lastJson(text) {
   return JSON.parse(line);
 }
 
-function main() {
+async function main() {
   const self = [__filename, '--rank-part', `--steps=${STEPS}`, `--model=${MODEL}`];
   const rows = [];
   const run = (label, command, args) => {
@@ -119,6 +119,19 @@ function main() {
     const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`${label} failed (${r.status ?? r.signal}):\n${r.stderr}${r.stdout}`);
     rows.push({ label, ...lastJson(r.stdout) });
+  };
+  // The built-in launcher's library call (the CLI's `launch` runs fused-distill commands only).
+  const launched = async (label, nproc, args) => {
+    process.stderr.write(`${label} ...\n`);
+    const { launch } = require('../dist/distributed/launch');
+    let out = '';
+    const code = await launch({
+      nproc,
+      command: [process.execPath, ...args],
+      onOutput: (stream, text) => (stream === 'stdout' ? (out += text) : process.stderr.write(text)),
+    });
+    if (code !== 0) throw new Error(`${label} failed (${code}):\n${out}`);
+    rows.push({ label, ...lastJson(out) });
   };
   run('1 rank × 2 threads', process.execPath, [...self, '--threads=2']);
   const mpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).stdout.trim();
@@ -133,17 +146,7 @@ function main() {
       '--threads=1',
     ]);
   else process.stderr.write('mpirun not found: the MPI row is left out\n');
-  run('2 ranks × 1 thread (launch)', process.execPath, [
-    path.join(__dirname, '..', 'dist', 'cli', 'index.js'),
-    'launch',
-    '--nproc',
-    '2',
-    '--exec',
-    '--',
-    process.execPath,
-    ...self,
-    '--threads=1',
-  ]);
+  await launched('2 ranks × 1 thread (launch)', 2, [...self, '--threads=1']);
   const same = rows.every((r) => r.paramsSha256 === rows[0].paramsSha256);
   const cpu = os.cpus()[0]?.model?.trim();
   const lines = [
@@ -171,7 +174,6 @@ function main() {
     }
   }
   if (!same) process.exitCode = 1;
-  void execFileSync;
 }
 
 if (flag('rank-part'))
@@ -179,4 +181,8 @@ if (flag('rank-part'))
     process.stderr.write(`${e.stack ?? e}\n`);
     process.exit(1);
   });
-else main();
+else
+  main().catch((e) => {
+    process.stderr.write(`${e.stack ?? e}\n`);
+    process.exit(1);
+  });

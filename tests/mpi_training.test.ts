@@ -52,7 +52,17 @@ function teacherConfig(name: string, train: Record<string, unknown> = {}): strin
     output: path.join(tmp, name),
     model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 },
     data: { collection: collDir, negatives: 3, maxLength: 40, trainQueries: 8, evalQueries: 4 },
-    train: { batch: 4, microBatch: 1, steps: 6, lr: 3e-3, warmup: 1, seed: 2, evalEvery: 3, checkpointEvery: 0, ...train },
+    train: {
+      batch: 4,
+      microBatch: 1,
+      steps: 6,
+      lr: 3e-3,
+      warmup: 1,
+      seed: 2,
+      evalEvery: 3,
+      checkpointEvery: 0,
+      ...train,
+    },
     loss: { ranknet: 1 },
   };
   fs.writeFileSync(file, JSON.stringify(config));
@@ -66,18 +76,22 @@ describe('teacher train across processes', () => {
     ok(cli({ kind: 'one' }, ['teacher', 'train', teacherConfig('one')]), 'one process');
   }, 240000);
 
-  withMpi(`(a) mpirun -np 2: the weights, log and evaluations of one process, bit for bit${noMpi}`, () => {
-    const r = ok(cli({ kind: 'mpirun', n: 2 }, ['teacher', 'train', teacherConfig('mpi2')]), 'mpirun -np 2');
-    expect(weights('mpi2').equals(weights('one'))).toBe(true);
-    expect(fs.readFileSync(path.join(tmp, 'mpi2', 'log.jsonl'), 'utf8')).toBe(
-      fs.readFileSync(path.join(tmp, 'one', 'log.jsonl'), 'utf8'),
-    );
-    expect(result('mpi2').worldSize).toBe(2);
-    expect(result('one').worldSize).toBe(1);
-    // rank 0 alone prints the run's lines
-    expect(r.stdout.match(/teacher model:/g)).toHaveLength(1);
-    expect(r.stderr).toMatch(/2 ranks/);
-  }, 240000);
+  withMpi(
+    `(a) mpirun -np 2: the weights, log and evaluations of one process, bit for bit${noMpi}`,
+    () => {
+      const r = ok(cli({ kind: 'mpirun', n: 2 }, ['teacher', 'train', teacherConfig('mpi2')]), 'mpirun -np 2');
+      expect(weights('mpi2').equals(weights('one'))).toBe(true);
+      expect(fs.readFileSync(path.join(tmp, 'mpi2', 'log.jsonl'), 'utf8')).toBe(
+        fs.readFileSync(path.join(tmp, 'one', 'log.jsonl'), 'utf8'),
+      );
+      expect(result('mpi2').worldSize).toBe(2);
+      expect(result('one').worldSize).toBe(1);
+      // rank 0 alone prints the run's lines
+      expect(r.stdout.match(/teacher model:/g)).toHaveLength(1);
+      expect(r.stderr).toMatch(/2 ranks/);
+    },
+    240000,
+  );
 
   // Kills rank `rank` with SIGKILL once the run's first checkpoint is there; the job's exit and output.
   async function killAfterCheckpoint(how: How, config: string, name: string, rank: number) {
@@ -99,6 +113,10 @@ describe('teacher train across processes', () => {
       if (killed != null) process.kill(killed, 'SIGKILL');
     }
     const { code, signal } = await exited;
+    // The other ranks end a moment after the launcher (a rank blocked in a collective gets SIGKILL):
+    // wait for them, as a user would, before the run's dir is free for --resume.
+    while (Date.now() < deadline && [0, 1, 2, 3].some((r) => rankPid(config, r) != null))
+      await new Promise((r) => setTimeout(r, 50));
     return { killed, code, signal, output };
   }
 
@@ -134,4 +152,100 @@ describe('teacher train across processes', () => {
     },
     240000,
   );
+});
+
+describe('the built-in launcher (no MPI needed)', () => {
+  beforeAll(() => {
+    if (!fs.existsSync(path.join(tmp, 'one', 'result.json')))
+      ok(cli({ kind: 'one' }, ['teacher', 'train', teacherConfig('one')]), 'one process');
+  }, 240000);
+
+  it('(a) launch --nproc 2: the weights of one process, bit for bit', () => {
+    ok(cli({ kind: 'launch', n: 2 }, ['teacher', 'train', teacherConfig('launch2')]), 'launch --nproc 2');
+    expect(weights('launch2').equals(weights('one'))).toBe(true);
+    expect(result('launch2').worldSize).toBe(2);
+  }, 240000);
+
+  it('(b, c) rank 1 killed under launch: a non-zero exit naming it; resumed at 2 ranks: the uninterrupted weights', async () => {
+    const long = { steps: 60, checkpointEvery: 2, evalEvery: 0 };
+    if (!fs.existsSync(path.join(tmp, 'long1', 'result.json')))
+      ok(cli({ kind: 'one' }, ['teacher', 'train', teacherConfig('long1', long)]), 'one process, 60 steps');
+    const config = teacherConfig('killedLaunch', long);
+    const [cmd, argv] = argvOf({ kind: 'launch', n: 2 }, ['teacher', 'train', config]);
+    const proc = spawn(cmd, argv, { env, cwd: ROOT });
+    let output = '';
+    proc.stdout.on('data', (d) => (output += d));
+    proc.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    const checkpoints = path.join(tmp, 'killedLaunch', 'checkpoints');
+    const deadline = Date.now() + 120000;
+    let killed = false;
+    while (!killed && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (!fs.existsSync(checkpoints) || !fs.readdirSync(checkpoints).some((n) => n.startsWith('step-'))) continue;
+      // rank 1: the child of the launcher whose environment says so
+      for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+        try {
+          const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+          if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(config)) continue;
+          if (environ.includes('FUSED_DISTILL_RANK=1') && !killed) {
+            process.kill(Number(pid), 'SIGKILL');
+            killed = true;
+          }
+        } catch {
+          // ended meanwhile
+        }
+      }
+    }
+    expect(killed).toBe(true);
+    expect(await exited).not.toBe(0);
+    expect(output).toMatch(/rank 1 \(pid \d+\) was killed by SIGKILL/);
+    ok(cli({ kind: 'launch', n: 2 }, ['teacher', 'train', config, '--resume']), 'resume under launch');
+    expect(weights('killedLaunch').equals(weights('long1'))).toBe(true);
+  }, 240000);
+
+  it('(d) teacher score --out and eval under 2 ranks write what one process writes', () => {
+    const student = (name: string) => {
+      const file = path.join(tmp, `${name}.json`);
+      fs.writeFileSync(
+        file,
+        JSON.stringify({
+          output: path.join(tmp, name),
+          teacher: { checkpoint: path.join(tmp, 'one', 'model') },
+          student: { model: { layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPosition: 64 } },
+          data: { collection: collDir, negatives: 3, maxLength: 40, trainQueries: 8, evalQueries: 4 },
+          train: { batch: 4, microBatch: 1, steps: 5, seed: 4 },
+        }),
+      );
+      return file;
+    };
+    const scores = (n: number) => path.join(tmp, `scores-${n}.tsv`);
+    ok(cli({ kind: 'one' }, ['teacher', 'score', student('s'), '--out', scores(1)]), 'teacher score, one process');
+    ok(cli({ kind: 'launch', n: 2 }, ['teacher', 'score', student('s'), '--out', scores(2)]), 'teacher score, 2 ranks');
+    expect(fs.readFileSync(scores(2), 'utf8')).toBe(fs.readFileSync(scores(1), 'utf8'));
+
+    const evalArgs = (n: number) => [
+      'eval',
+      `teacher=${path.join(tmp, 'one', 'model')}`,
+      '--collection',
+      collDir,
+      '--max-length',
+      '40',
+      '--run-out',
+      path.join(tmp, `run-${n}-{name}.trec`),
+    ];
+    const one = ok(cli({ kind: 'one' }, evalArgs(1)), 'eval, one process');
+    const two = ok(cli({ kind: 'launch', n: 2 }, evalArgs(2)), 'eval, 2 ranks');
+    // the table's rows without their last column (ms/query: timed, differs run to run)
+    const table = (s: string) =>
+      s
+        .split('\n')
+        .filter((l) => /^\| (teacher|BM25)/.test(l))
+        .map((l) => l.replace(/\|[^|]*\|\s*$/, '|'));
+    expect(fs.readFileSync(path.join(tmp, 'run-2-teacher.trec'), 'utf8')).toBe(
+      fs.readFileSync(path.join(tmp, 'run-1-teacher.trec'), 'utf8'),
+    );
+    expect(table(two.stdout).length).toBeGreaterThan(0);
+    expect(table(two.stdout)).toEqual(table(one.stdout));
+  }, 240000);
 });

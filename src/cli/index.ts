@@ -7,6 +7,7 @@
 //   eval                            eval.ts     models compared: metrics, t-test, parameters, ms/query
 //   export                          export.ts   a model as a Hugging Face BertForSequenceClassification dir
 //   main | grid                     grid.ts     a whole suite (src/suite): teacher, students, eval, table
+//   launch                          launch.ts   N ranks of a command on this machine (without mpirun)
 // Global options pick the tfjs backend (default 'native', this package's addon), the kernel
 // threads and how progress is shown (progress.ts). Shared helpers: common.ts. The work itself is
 // the library's (src/distill, src/eval, src/suite, src/report): commands parse, call and print.
@@ -20,6 +21,7 @@ import { registerData } from './data';
 import { registerDistill } from './distill';
 import { registerEval } from './eval';
 import { registerExport } from './export';
+import { registerLaunch } from './launch';
 import { registerSuites } from './grid';
 import { PROGRESS_MODES } from './progress';
 import { registerPretrain } from './pretrain';
@@ -62,6 +64,7 @@ export function buildProgram(): Command {
   registerEval(program, globals, setup);
   registerExport(program, setup);
   registerSuites(program, globals, setup);
+  registerLaunch(program);
   // Subcommands stop at errors the same way (commander prints the message).
   const override = (c: Command) => {
     c.exitOverride();

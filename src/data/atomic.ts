@@ -104,9 +104,17 @@ function removeStaleTemps(dir: string, base: string): void {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  // A zombie (exited, not yet reaped: e.g. an MPI rank whose launcher has gone, until init reaps it)
+  // answers kill(pid, 0) but holds nothing; on Linux /proc says so (state Z, or X while it goes).
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc (not Linux) or no permission: alive, as kill said
   }
 }
 

@@ -95,6 +95,36 @@ describe('the lock module', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('takes over the lock of a zombie holder (exited, not yet reaped)', async () => {
+    // `sleep 0` exits at once; its parent then execs `sleep 5`, which never reaps it: a zombie.
+    const { spawn } = await import('child_process');
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5']);
+    const zombie = Number(
+      await new Promise<string>((resolve) => parent.stdout.once('data', (d) => resolve(String(d)))),
+    );
+    try {
+      let state = '';
+      for (let i = 0; i < 100 && state !== 'Z'; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const stat = fs.readFileSync(`/proc/${zombie}/stat`, 'utf8');
+        state = stat.charAt(stat.lastIndexOf(')') + 2);
+      }
+      expect(state).toBe('Z');
+      expect(() => process.kill(zombie, 0)).not.toThrow(); // kill(pid, 0) alone calls it alive
+      const dir = path.join(work, 'zombie-held');
+      fs.mkdirSync(dir, { recursive: true });
+      const lock = { pid: zombie, host: os.hostname(), command: 'zombie holder', started: new Date().toISOString() };
+      fs.writeFileSync(path.join(dir, '.lock'), JSON.stringify(lock));
+      const notices: string[] = [];
+      await withDirLock(dir, async () => undefined, { notice: (m) => notices.push(m) });
+      expect(notices).toEqual([
+        expect.stringMatching(new RegExp(`took over the lock of pid ${zombie} \\(zombie holder`)),
+      ]);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
   it('does not leave a dir it made only for the lock', async () => {
     const dir = path.join(work, 'made', 'for', 'lock');
     await expect(withDirLock(dir, async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
