@@ -7,7 +7,6 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
-import { withDirLock } from '../data/lock';
 import { codeFingerprint } from '../distributed/code_version';
 import {
   broadcastVariables,
