@@ -7,7 +7,7 @@
 //
 //   npm run build && node bench/distributed.js [--steps=8] [--model=mini|student] [--write]
 //
-// --write stores the table in bench/results/distributed.{md,json} (atomically). One rank's part
+// --write stores the table in bench/results/distributed-<model>.{md,json} (atomically). One rank's part
 // runs as `node bench/distributed.js --rank-part ...` under mpirun or the launcher.
 'use strict';
 const fs = require('fs');
@@ -165,8 +165,8 @@ async function main() {
   if (flag('write')) {
     const dir = path.join(__dirname, 'results');
     for (const [name, text] of [
-      ['distributed.md', `${lines.join('\n')}\n`],
-      ['distributed.json', `${JSON.stringify({ date: new Date().toISOString(), cpu, rows }, null, 1)}\n`],
+      [`distributed-${MODEL}.md`, `${lines.join('\n')}\n`],
+      [`distributed-${MODEL}.json`, `${JSON.stringify({ date: new Date().toISOString(), cpu, rows }, null, 1)}\n`],
     ]) {
       const tmp = path.join(dir, `.${name}.${process.pid}`);
       fs.writeFileSync(tmp, text);

@@ -42,7 +42,7 @@ export type DeviceDType = 'float32' | 'int32' | 'bool';
 
 /**
  * addon.cuda.nccl: collectives across processes on device buffers through NCCL, loaded at run time
- * (FUSED_DISTILL_NCCL_LIBRARY, else libnccl.so.2, else libnccl.so; docs/distributed-nccl.md). One
+ * (FUSED_DISTILL_NCCL_LIBRARY, else libnccl.so.2, else libnccl.so; docs/distributed.md). One
  * communicator per process. Each collective runs on the device's stream and returns when it has
  * completed; one that has not after FUSED_DISTILL_COLLECTIVE_TIMEOUT_S seconds (default 1800), or
  * that fails, aborts the communicator and throws (initRank again, with a new id, to go on). Without

@@ -4,7 +4,7 @@
 // Under several ranks (src/distributed) each rank scores a contiguous share of the queries, never
 // splitting a query, and the float32 scores are gathered in rank order: every rank ends with the
 // scores one process computes, bit for bit where a pair's score depends neither on the other pairs
-// of its batch nor on the batch's padded length (the CPU backends; docs/distributed-sharding.md).
+// of its batch nor on the batch's padded length (the CPU backends; docs/distributed.md).
 import * as tf from '@tensorflow/tfjs';
 
 import type { Split } from '../data/collection';
