@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from './config';
 import { PairwiseTree, type TreeNode } from '../distributed/tree_sum';
 import type { World } from '../distributed/world';
+import { exchangeNodes } from './step_exchange';
 import { AdamW, learningRate } from './optimizer';
 
 /** The AdamW of a run's train config (learning-rate schedule over train.steps). */
@@ -167,82 +168,15 @@ export async function trainStepAcross(
     throw new Error(`trainStepAcross: rank ${world.rank} has no micro-batches`);
   const mine = tree.nodes();
   const began = performance.now();
-  let all: Uint8Array[];
+  let all: TreeNode<StepSum>[][];
   try {
-    all = await world.allgather(encodeNodes(mine));
+    all = await exchangeNodes(world, mine, params);
   } catch (e) {
     mine.forEach((n) => disposeStepSum(n.value));
     throw e;
   }
   const exchangeMs = performance.now() - began;
   const full = stepTree();
-  for (let r = 0; r < world.size; r++)
-    for (const node of r === world.rank ? mine : decodeNodes(all[r], params, r)) full.push(node);
+  for (const nodes of all) for (const node of nodes) full.push(node);
   return { ...applyStepSum(full.total()!, optimizer), exchangeMs };
-}
-
-// A rank's tree nodes as one message: a JSON header (each node's range, part names and gradient
-// names), padded to 8 bytes, then per node its loss and parts as float64 (NaN and Inf survive, as
-// they would not in JSON) and its gradients as float32, in the header's order.
-interface NodeHeader {
-  start: number;
-  size: number;
-  parts: string[];
-  grads: string[];
-}
-
-function encodeNodes(nodes: TreeNode<StepSum>[]): Uint8Array {
-  const headers: NodeHeader[] = nodes.map(({ start, size, value }) => ({
-    start,
-    size,
-    parts: Object.keys(value.parts),
-    grads: [...value.grads.keys()],
-  }));
-  const head = new TextEncoder().encode(JSON.stringify(headers));
-  const headBytes = 4 + head.length + ((8 - ((4 + head.length) % 8)) % 8);
-  let bytes = headBytes;
-  for (const { value } of nodes) {
-    bytes += 8 * (1 + Object.keys(value.parts).length);
-    for (const t of value.grads.values()) bytes += 4 * t.size;
-  }
-  bytes += (8 - (bytes % 8)) % 8;
-  const out = new Uint8Array(bytes);
-  new DataView(out.buffer).setUint32(0, head.length, true);
-  out.set(head, 4);
-  let at = headBytes;
-  for (const { value } of nodes) {
-    const scalars = [value.loss, ...Object.values(value.parts)];
-    new Float64Array(out.buffer, at, scalars.length).set(scalars);
-    at += 8 * scalars.length;
-    for (const t of value.grads.values()) {
-      const data = t.dataSync() as Float32Array;
-      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
-      at += data.byteLength;
-    }
-  }
-  return out;
-}
-
-function decodeNodes(bytes: Uint8Array, params: Map<string, tf.Variable>, rank: number): TreeNode<StepSum>[] {
-  // A copy at offset 0: the typed-array views below need aligned offsets.
-  const buf = bytes.slice().buffer;
-  const headLength = new DataView(buf).getUint32(0, true);
-  const headers = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, headLength))) as NodeHeader[];
-  let at = 4 + headLength + ((8 - ((4 + headLength) % 8)) % 8);
-  return headers.map(({ start, size, parts, grads }) => {
-    const scalars = new Float64Array(buf.slice(at, at + 8 * (1 + parts.length)));
-    at += scalars.byteLength;
-    const value: StepSum = {
-      loss: scalars[0],
-      parts: Object.fromEntries(parts.map((k, i) => [k, scalars[1 + i]])),
-      grads: new Map(),
-    };
-    for (const name of grads) {
-      const p = params.get(name);
-      if (!p) throw new Error(`rank ${rank} sent a gradient of ${name}, which is not a parameter here`);
-      value.grads.set(name, tf.tensor(new Float32Array(buf.slice(at, at + 4 * p.size)), p.shape, 'float32'));
-      at += 4 * p.size;
-    }
-    return { start, size, value };
-  });
 }
