@@ -9,6 +9,7 @@ import { decodeNodes, encodeNodes, exchangeNodes, exchangeOnDevice } from '../sr
 import type { StepSum } from '../src/distill/step';
 import type { TreeNode } from '../src/distributed/tree_sum';
 import { singleWorld, type World } from '../src/distributed/world';
+import { addon } from '../src/native';
 import { deviceTestsHere } from './helpers/device';
 import { mulberry32 } from './helpers/reference64';
 
@@ -26,7 +27,7 @@ if (deviceTestsHere(__filename)) {
     });
     afterAll(() => {
       for (const v of params.values()) v.dispose();
-      require('../src/native').addon.cuda.nccl.destroy();
+      addon.cuda.nccl.destroy();
     });
 
     // nodes of a rank holding leaves 2..4 (nodes [2,4) and [4,5)); one lacks b.weight's gradient
