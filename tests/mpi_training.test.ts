@@ -249,3 +249,14 @@ describe('the built-in launcher (no MPI needed)', () => {
     expect(table(two.stdout)).toEqual(table(one.stdout));
   }, 240000);
 });
+
+describe('commands that run in one process', () => {
+  it('refuse to run as ranks, naming the ones that can', () => {
+    const r = cli({ kind: 'launch', n: 2 }, ['data', 'build', path.join(tmp, 'never')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /data build runs in one process \(this is rank \d of 2\); under mpirun or launch run: teacher train, teacher score, distill, eval/,
+    );
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
+  }, 60000);
+});

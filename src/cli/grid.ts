@@ -8,8 +8,7 @@ import type { Command } from 'commander';
 
 import { comparisonLines, resultsTable } from '../report/report';
 import { loadSuite, runSuite } from '../suite/suite';
-import { GRID_SUITE, MAIN_SUITE, UsageError, existingFile, progressFor, type GlobalOptions } from './common';
-import { getWorld } from '../distributed/world';
+import { GRID_SUITE, MAIN_SUITE, existingFile, progressFor, type GlobalOptions } from './common';
 import { formatDuration } from './progress';
 
 interface SuiteCliOptions {
@@ -36,11 +35,6 @@ function suiteCommand(
     )
     .action(async (file: string | undefined, o: SuiteCliOptions) => {
       const startedAt = Date.now();
-      // A suite writes its table, reports and cache from one process; its runs' own ranks are a later step.
-      if (getWorld().size > 1)
-        throw new UsageError(
-          `${name} runs in one process (this is rank ${getWorld().rank} of ${getWorld().size}); run teacher train, distill and eval under several ranks instead`,
-        );
       const suite = await loadSuite(existingFile(file ?? defaultFile, 'suite config'), { output: o.out });
       const backend = await setup();
       const progress = progressFor(globals());

@@ -15,7 +15,7 @@ import { Command, CommanderError, Option } from 'commander';
 
 import { ConfigError } from '../distill/config';
 import { joinWorld } from '../distributed/join';
-import { setWorld, singleWorld, type World } from '../distributed/world';
+import { getWorld, setWorld, singleWorld, type World } from '../distributed/world';
 import { BACKENDS, UsageError, positiveInt, useBackend, type GlobalOptions } from './common';
 import { registerData } from './data';
 import { registerDistill } from './distill';
@@ -26,6 +26,9 @@ import { registerSuites } from './grid';
 import { PROGRESS_MODES } from './progress';
 import { registerPretrain } from './pretrain';
 import { registerTeacher } from './teacher';
+
+/** The commands that run as several ranks (mpirun, launch), sharing their work. */
+export const RANK_COMMANDS = ['teacher train', 'teacher score', 'distill', 'eval'];
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -65,6 +68,18 @@ export function buildProgram(): Command {
   registerExport(program, setup);
   registerSuites(program, globals, setup);
   registerLaunch(program);
+  // Started as several ranks, only the commands that share their work run; the others write shared
+  // files from one process and would race (data build/index, export, pretrain, main, grid).
+  program.hook('preAction', (_program, action) => {
+    const world = getWorld();
+    const name = [action.parent?.name() === program.name() ? '' : action.parent?.name(), action.name()]
+      .filter(Boolean)
+      .join(' ');
+    if (world.size > 1 && !RANK_COMMANDS.includes(name))
+      throw new UsageError(
+        `${name} runs in one process (this is rank ${world.rank} of ${world.size}); under mpirun or launch run: ${RANK_COMMANDS.join(', ')}`,
+      );
+  });
   // Subcommands stop at errors the same way (commander prints the message).
   const override = (c: Command) => {
     c.exitOverride();
