@@ -71,13 +71,16 @@ export function encodeNodes(nodes: TreeNode<StepSum>[]): Uint8Array {
 }
 
 export function decodeNodes(bytes: Uint8Array, params: Map<string, tf.Variable>, rank: number): TreeNode<StepSum>[] {
-  // A copy at offset 0: the typed-array views below need aligned offsets.
-  const buf = bytes.slice().buffer;
-  const headLength = new DataView(buf).getUint32(0, true);
-  const headers = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, headLength))) as NodeHeader[];
-  let at = 4 + headLength + ((8 - ((4 + headLength) % 8)) % 8);
+  // Views into the message where it starts on an 8-byte boundary (MPI's parts do), else into one
+  // aligned copy: tf.tensor below makes the one copy each gradient needs.
+  const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const buf = aligned.buffer;
+  const base = aligned.byteOffset;
+  const headLength = new DataView(buf, base).getUint32(0, true);
+  const headers = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, base + 4, headLength))) as NodeHeader[];
+  let at = base + 4 + headLength + ((8 - ((4 + headLength) % 8)) % 8);
   return headers.map(({ start, size, parts, grads }) => {
-    const scalars = new Float64Array(buf.slice(at, at + 8 * (1 + parts.length)));
+    const scalars = new Float64Array(buf, at, 1 + parts.length);
     at += scalars.byteLength;
     const value: StepSum = {
       loss: scalars[0],
@@ -87,7 +90,7 @@ export function decodeNodes(bytes: Uint8Array, params: Map<string, tf.Variable>,
     for (const name of grads) {
       const p = params.get(name);
       if (!p) throw new Error(`rank ${rank} sent a gradient of ${name}, which is not a parameter here`);
-      value.grads.set(name, tf.tensor(new Float32Array(buf.slice(at, at + 4 * p.size)), p.shape, 'float32'));
+      value.grads.set(name, tf.tensor(new Float32Array(buf, at, p.size), p.shape, 'float32'));
       at += 4 * p.size;
     }
     return { start, size, value };
