@@ -1,6 +1,8 @@
 // What "the same code" means when ranks start: the package's version and a hash of its compiled
-// JavaScript and of the addon it loaded. Ranks built from different commits (or a rank whose
-// machine holds a stale build) would take different steps without a word; they stop at start.
+// JavaScript. Ranks built from different commits (or a rank whose machine holds a stale build) would
+// take different steps without a word; they stop at start. The addon is left out: each machine
+// builds it for its own CPU (-march=native), and ranks whose kernels differ in the last bits still
+// apply the same, exchanged update (only the equality with one process's bits needs one build).
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -17,20 +19,12 @@ function walk(dir: string, out: string[]): void {
   }
 }
 
-/** The package version, then a sha256 over dist/**.js and the loaded addon binary (computed once). */
+/** The package version, then a sha256 over dist/**.js (computed once). */
 export function codeFingerprint(): string {
   if (cached) return cached;
   const hash = createHash('sha256');
   const files: string[] = [];
   walk(path.join(PACKAGE_ROOT, 'dist'), files);
-  try {
-    // The addon node-gyp-build loads (src/native.ts); none built is a fingerprint too.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { resolve } = require('node-gyp-build') as { resolve(dir: string): string };
-    files.push(resolve(PACKAGE_ROOT));
-  } catch {
-    // no addon: nothing to add
-  }
   for (const f of files) hash.update(`${path.relative(PACKAGE_ROOT, f)}\0`).update(fs.readFileSync(f));
   const { version } = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
     version: string;
