@@ -24,6 +24,7 @@ export {
 } from './backend/precision';
 export type { MatmulPrecision } from './backend/precision';
 export * as distill from './distill';
+export * as distributed from './distributed';
 export * as suite from './suite';
 export * as report from './report';
 export { FusedDistillError } from './ops/validate';
