@@ -233,6 +233,69 @@ const alive = (pid: number) => {
   }
 };
 
+// A free TCP port on 127.0.0.1 (a listener on port 0, closed again), for a hub at a known address.
+async function freePort(): Promise<number> {
+  const net = await import('net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('launch on several machines (two launches here, as machines 0 and 1)', () => {
+  test("2 × 2 ranks: machine 1 joins machine 0's hub; global ranks, local ranks, one world of 4", async () => {
+    const masterPort = await freePort();
+    const nodes = (rank: number) => ({ count: 2, rank, masterAddr: '127.0.0.1', masterPort, runId: 'test-run-7' });
+    const outs = [
+      { stdout: '', stderr: '' },
+      { stdout: '', stderr: '' },
+    ];
+    const codes = await Promise.all(
+      [0, 1].map((m) =>
+        launch({
+          nproc: 2,
+          command: child('gather'),
+          nodes: nodes(m),
+          onOutput: (stream, text) => (outs[m][stream] += text),
+        }),
+      ),
+    );
+    expect(outs[0].stderr + outs[1].stderr).not.toMatch(/Error/);
+    expect(codes).toEqual([0, 0]);
+    expect(outs[0].stdout.split('\n')).toContain('hello from 0|hello from 1!|hello from 2!!|hello from 3!!!');
+    expect(outs[0].stdout.split('\n')).toContain('root says 3');
+    // machine 1's ranks are 2 and 3, prefixed with their global rank
+    expect(outs[1].stdout.split('\n')).toEqual(
+      expect.arrayContaining(['[rank 2] rank 2 done', '[rank 3] rank 3 done']),
+    );
+    expect(outs[0].stderr).toMatch(new RegExp(`^env 0 4 ${masterPort} 1800$`, 'm'));
+  });
+
+  test('a machine with another run id is refused; machine 0 times out naming the ranks that never came', async () => {
+    const masterPort = await freePort();
+    const out = ['', ''];
+    const codes = await Promise.all(
+      [0, 1].map((m) =>
+        launch({
+          nproc: 1,
+          command: child('gather'),
+          nodes: { count: 2, rank: m, masterAddr: '127.0.0.1', masterPort, runId: m === 0 ? 'right' : 'wrong' },
+          collectiveTimeoutS: 2,
+          graceMs: 500,
+          onOutput: (_stream, text) => (out[m] += text),
+        }),
+      ),
+    );
+    expect(codes[0]).not.toBe(0);
+    expect(codes[1]).not.toBe(0);
+    expect(out[0]).toMatch(/rank 1/);
+  }, 30000);
+});
+
 describe('launch', () => {
   test('3 ranks: allgather, broadcast, barrier; rank 0 as is, the others prefixed; the env', async () => {
     const r = await run(3, child('gather'));

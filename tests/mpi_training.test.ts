@@ -250,6 +250,50 @@ describe('the built-in launcher (no MPI needed)', () => {
   }, 240000);
 });
 
+describe('the launcher on two "machines" (two launches on this one)', () => {
+  it('launch --nnodes 2, one rank each: the weights of one process, bit for bit', async () => {
+    if (!fs.existsSync(path.join(tmp, 'one', 'result.json')))
+      ok(cli({ kind: 'one' }, ['teacher', 'train', teacherConfig('one')]), 'one process');
+    const config = teacherConfig('nodes2');
+    const net = await import('net');
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (server.address() as { port: number }).port;
+        server.close(() => resolve(p));
+      });
+    });
+    const machine = (k: number) =>
+      new Promise<{ code: number | null; output: string }>((resolve) => {
+        const args = ['launch', '--nproc', '1', '--nnodes', '2', '--node-rank', String(k)];
+        args.push('--master-addr', '127.0.0.1', '--master-port', String(port), '--run-id', 'nodes2-test');
+        const proc = spawn(process.execPath, [CLI, ...args, '--', ...GLOBAL, 'teacher', 'train', config], {
+          env,
+          cwd: ROOT,
+        });
+        let output = '';
+        proc.stdout.on('data', (d) => (output += d));
+        proc.stderr.on('data', (d) => (output += d));
+        proc.on('exit', (code) => resolve({ code, output }));
+      });
+    // machine 1 first: its rank waits for machine 0's hub
+    const one = machine(1);
+    await new Promise((r) => setTimeout(r, 500));
+    const [m1, m0] = await Promise.all([one, machine(0)]);
+    expect(m0.output).not.toMatch(/error/i);
+    expect([m0.code, m1.code]).toEqual([0, 0]);
+    expect(weights('nodes2').equals(weights('one'))).toBe(true);
+    expect(result('nodes2').worldSize).toBe(2);
+  }, 240000);
+
+  it('--nnodes without its companions is a usage error naming them', () => {
+    const r = spawnSync(process.execPath, [CLI, 'launch', '--nproc', '1', '--nnodes', '2', '--', 'eval'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/launch --nnodes 2: also give --node-rank, --master-addr, --master-port, --run-id/);
+  });
+});
+
 describe('commands that run in one process', () => {
   it('refuse to run as ranks, naming the ones that can', () => {
     const r = cli({ kind: 'launch', n: 2 }, ['data', 'build', path.join(tmp, 'never')]);

@@ -29,6 +29,29 @@ export interface LaunchOptions {
   graceMs?: number;
   /** the hub's collective timeout (default the env's FUSED_DISTILL_COLLECTIVE_TIMEOUT_S, else 1800 s) */
   collectiveTimeoutS?: number;
+  /**
+   * Several machines, one launch on each (as torchrun's --nnodes): `count` machines of `nproc` ranks
+   * each; this one is `rank` (its ranks are rank · nproc ... rank · nproc + nproc − 1). Machine 0's
+   * launcher runs the hub on `masterAddr:masterPort`; every launcher of the run is given the same
+   * `runId`, which the ranks present to the hub (a stray connection is refused; not a defence
+   * against a hostile network).
+   */
+  nodes?: { count: number; rank: number; masterAddr: string; masterPort: number; runId: string };
+}
+
+/** Where this launch's ranks fit: the world's size, the first rank here, the hub's address. */
+function layout(options: LaunchOptions): { size: number; first: number } {
+  const n = options.nodes;
+  if (!n) return { size: options.nproc, first: 0 };
+  if (!Number.isInteger(n.count) || n.count < 1)
+    throw new RangeError(`launch: nnodes must be a positive integer, got ${n.count}`);
+  if (!Number.isInteger(n.rank) || n.rank < 0 || n.rank >= n.count)
+    throw new RangeError(`launch: node rank must be in 0..${n.count - 1}, got ${n.rank}`);
+  if (!Number.isInteger(n.masterPort) || n.masterPort < 1 || n.masterPort > 65535)
+    throw new RangeError(`launch: master port must be in 1..65535, got ${n.masterPort}`);
+  if (!n.masterAddr) throw new RangeError('launch: several machines need the master address (machine 0)');
+  if (!n.runId) throw new RangeError('launch: several machines need a run id, the same on every machine');
+  return { size: n.count * options.nproc, first: n.rank * options.nproc };
 }
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -43,16 +66,18 @@ export function rankEnv(
   nproc: number,
   hub: { host: string; port: number; rendezvous: string },
   token: string,
+  world: { size: number; first: number } = { size: nproc, first: 0 },
 ): Record<string, string> {
+  const global = world.first + rank;
   return {
-    [ENV.rank]: String(rank),
-    [ENV.size]: String(nproc),
+    [ENV.rank]: String(global),
+    [ENV.size]: String(world.size),
     [ENV.localRank]: String(rank),
     [ENV.localSize]: String(nproc),
     [ENV.rendezvous]: hub.rendezvous,
     [ENV.token]: token,
-    RANK: String(rank),
-    WORLD_SIZE: String(nproc),
+    RANK: String(global),
+    WORLD_SIZE: String(world.size),
     LOCAL_RANK: String(rank),
     LOCAL_WORLD_SIZE: String(nproc),
     MASTER_ADDR: hub.host,
@@ -115,11 +140,30 @@ export async function launch(options: LaunchOptions): Promise<number> {
       (stream === 'stdout' ? process.stdout : process.stderr).write(text));
   const say = (message: string) => out('stderr', `fused-distill launch: ${message}\n`);
 
-  const token = crypto.randomBytes(16).toString('hex');
+  const world = layout(options);
+  const nodes = options.nodes;
+  const token = nodes ? nodes.runId : crypto.randomBytes(16).toString('hex');
   const timeoutS = options.collectiveTimeoutS ?? collectiveTimeoutS(baseEnv);
   // the ranks' own backstop (a hub that stopped answering) follows the hub's limit
   baseEnv[ENV.timeout] = String(timeoutS);
-  const hub = await TcpHub.start({ size: nproc, token, timeoutS, log: say });
+  // One hub per run: here for one machine (127.0.0.1, any port) or on machine 0 of several (listening
+  // on the master address, which the other machines reach); the others' ranks connect to it.
+  const hub =
+    !nodes || nodes.rank === 0
+      ? await TcpHub.start({
+          size: world.size,
+          token,
+          timeoutS,
+          log: say,
+          ...(nodes ? { host: nodes.masterAddr, port: nodes.masterPort } : {}),
+        })
+      : null;
+  const address = hub ?? {
+    host: nodes!.masterAddr,
+    port: nodes!.masterPort,
+    rendezvous: `${nodes!.masterAddr}:${nodes!.masterPort}`,
+    close: async () => undefined,
+  };
   // nproc ranks share the cores: each one's kernels get its share unless the caller chose a count
   if (baseEnv.FUSED_DISTILL_NUM_THREADS == null && nproc > 1)
     baseEnv.FUSED_DISTILL_NUM_THREADS = String(Math.max(1, Math.floor(os.availableParallelism() / nproc)));
@@ -177,11 +221,12 @@ export async function launch(options: LaunchOptions): Promise<number> {
       process.off('SIGINT', handlers.SIGINT);
       process.off('SIGTERM', handlers.SIGTERM);
       if (killTimer) clearTimeout(killTimer);
-      void hub.close().then(() => resolve(exitCode));
+      void address.close().then(() => resolve(exitCode));
     };
 
-    for (let rank = 0; rank < nproc; rank++) {
-      const env = { ...baseEnv, ...rankEnv(rank, nproc, hub, token) };
+    for (let local = 0; local < nproc; local++) {
+      const rank = world.first + local; // the rank in the whole run (several machines: after theirs)
+      const env = { ...baseEnv, ...rankEnv(local, nproc, address, token, world) };
       // rank 0 writes to our stdout / stderr itself (a terminal stays a terminal: progress bars)
       const direct = rank === 0 && options.onOutput == null;
       const child = spawn(command[0], command.slice(1), {

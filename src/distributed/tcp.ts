@@ -575,6 +575,39 @@ export interface JoinOptions {
  * Joins the launch this process is a rank of (the FUSED_DISTILL_ variables `fused-distill launch`
  * sets): connects to the hub, presents the run token, and resolves when the hub accepted it.
  */
+// Connects to the hub, waiting for it to listen: on several machines a rank may start before
+// machine 0's launcher has opened the hub (as torchrun's agents wait for their master). Refused or
+// unreachable connections are retried every 200 ms until `timeoutS`.
+async function connectWhenUp(host: string, port: number, timeoutS: number, what: string): Promise<net.Socket> {
+  const began = Date.now();
+  const deadline = began + timeoutS * 1000;
+  let said = false;
+  for (;;) {
+    const attempt = await new Promise<net.Socket | Error>((resolve) => {
+      const socket = net.connect({ host, port });
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(socket);
+      });
+      const onError = (e: Error) => {
+        socket.destroy();
+        resolve(e);
+      };
+      socket.once('error', onError);
+    });
+    if (!(attempt instanceof Error)) return attempt;
+    const code = (attempt as NodeJS.ErrnoException).code ?? '';
+    const retry = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET'].includes(code);
+    if (!retry || Date.now() >= deadline)
+      throw new CollectiveError(`${what}: ${attempt.message}${retry ? ` (retried for ${timeoutS} s)` : ''}`);
+    if (!said && Date.now() - began > 10_000) {
+      said = true;
+      process.stderr.write(`fused-distill: ${what} yet (${code}); waiting up to ${timeoutS} s for it\n`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export async function joinTcp(env: NodeJS.ProcessEnv = process.env, options: JoinOptions = {}): Promise<World> {
   const size = intEnv(env, ENV.size, 1);
   const rank = intEnv(env, ENV.rank, 0);
@@ -588,9 +621,9 @@ export async function joinTcp(env: NodeJS.ProcessEnv = process.env, options: Joi
   if (!token) throw new Error(`${ENV.token} is not set (fused-distill launch sets it for each rank)`);
   const timeoutS = options.timeoutS ?? collectiveTimeoutS(env);
 
-  const socket = net.connect({ host, port });
-  socket.setNoDelay(true);
   const where = `the launcher's hub at ${host}:${port} (${ENV.rendezvous})`;
+  const socket = await connectWhenUp(host, port, timeoutS, `rank ${rank}: cannot reach ${where}`);
+  socket.setNoDelay(true);
   const sink = { onFrame: (_h: Header, _body: Uint8Array): void => undefined };
   const reader = new FrameReader(
     (h) => {
@@ -634,7 +667,7 @@ export async function joinTcp(env: NodeJS.ProcessEnv = process.env, options: Joi
       const why = h.type === Type.Fail ? Buffer.from(body).toString('utf8') : `unexpected frame type ${h.type}`;
       done(new CollectiveError(`rank ${rank}: ${where} refused it: ${why}`));
     };
-    socket.once('connect', () => send(socket, frame(Type.Hello, 0, size, rank, Buffer.from(token, 'utf8'))));
+    send(socket, frame(Type.Hello, 0, size, rank, Buffer.from(token, 'utf8')));
   });
   // errors after the join show up as the 'close' the world listens for
   socket.on('error', () => undefined);
