@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { PairwiseTree, type TreeNode } from '../src/distributed/tree_sum';
+import { broadcastVariables, decideOnRankZero, requireAgreement, requireEqualVariables } from '../src/distributed/sync';
 import { memoryWorlds, shardRange, singleWorld, type World } from '../src/distributed/world';
 import {
   distill,
@@ -104,6 +105,60 @@ describe('sharing a step between ranks', () => {
     expect(() => rankShare({ batch: 6, microBatch: 2 }, { rank: 0, size: 2 })).toThrow(
       /train\.batch 6 in micro-batches of train\.microBatch 2 makes 3 micro-batches a step, which 2 ranks cannot share equally/,
     );
+  });
+});
+
+describe('keeping ranks in step', () => {
+  it('requireAgreement names every field that differs and the ranks that differ from rank 0', async () => {
+    const fields = (r: number) => ({
+      config: 'aaaa',
+      data: r === 2 ? 'zzzz' : 'bbbb',
+      code: r === 0 ? 'v1' : 'v2',
+      step: 0,
+    });
+    const runs = await Promise.allSettled(memoryWorlds(3).map((w) => requireAgreement(w, fields(w.rank))));
+    for (const r of runs) {
+      const message = (r as PromiseRejectedResult).reason.message as string;
+      expect(message).toMatch(/data: rank 0 has "bbbb", rank 2 "zzzz"/);
+      expect(message).toMatch(/code: rank 0 has "v1", rank 1 "v2", rank 2 "v2"/);
+      expect(message).not.toMatch(/config:|step:/);
+    }
+    await Promise.all(memoryWorlds(3).map((w) => requireAgreement(w, fields(0)))); // all equal: passes
+  });
+
+  it("decideOnRankZero gives rank 0's value, or its error, to every rank; the others do not decide", async () => {
+    const calls: number[] = [];
+    const values = await Promise.all(
+      memoryWorlds(3).map((w) => decideOnRankZero(w, () => (calls.push(w.rank), { kind: 'resume', at: 7 }))),
+    );
+    expect(calls).toEqual([0]);
+    expect(values).toEqual(Array(3).fill({ kind: 'resume', at: 7 }));
+    const failed = await Promise.allSettled(
+      memoryWorlds(2).map((w) =>
+        decideOnRankZero(w, () => {
+          throw new Error('holds a finished run');
+        }),
+      ),
+    );
+    for (const r of failed) expect((r as PromiseRejectedResult).reason.message).toBe('holds a finished run');
+  });
+
+  it("broadcastVariables sets rank 0's values everywhere; requireEqualVariables finds a rank that differs", async () => {
+    const worlds = memoryWorlds(3);
+    const vars = worlds.map((w) => new Map([['w', tf.variable(tf.fill([2, 3], w.rank + 0.5), true, `bv${w.rank}`)]]));
+    try {
+      await Promise.all(worlds.map((w) => broadcastVariables(w, vars[w.rank])));
+      for (const v of vars) expect(Array.from(v.get('w')!.dataSync())).toEqual(Array(6).fill(0.5));
+      await Promise.all(worlds.map((w) => requireEqualVariables(w, vars[w.rank], 'step 3')));
+      vars[2].get('w')!.assign(tf.fill([2, 3], Math.fround(0.5) + 2 ** -24)); // one bit off
+      const runs = await Promise.allSettled(worlds.map((w) => requireEqualVariables(w, vars[w.rank], 'step 4')));
+      for (const r of runs)
+        expect((r as PromiseRejectedResult).reason.message).toMatch(
+          /^step 4: the parameters of rank 2 differ from rank 0's/,
+        );
+    } finally {
+      for (const v of vars) v.get('w')!.dispose();
+    }
   });
 });
 
