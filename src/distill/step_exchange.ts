@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { cudaBackend } from '../backend/cuda/backend';
+import { hostFloats } from '../backend/native/backend';
 import type { TreeNode } from '../distributed/tree_sum';
 import { allgatherJson, type World } from '../distributed/world';
 import { addon } from '../native';
@@ -44,6 +45,11 @@ export async function exchangeNodes(
 // per node its loss and parts as float64 (NaN and Inf survive, as they would not in JSON) and its
 // gradients as float32, in the header's order.
 
+// The message is written into one buffer kept between steps: a fresh 45 MB array every step would
+// cost its page faults each time. The allgather has sent it by the time it resolves.
+let scratch = new Uint8Array(0);
+
+/** A rank's nodes as one message (a view of a buffer reused by the next call: send it before then). */
 export function encodeNodes(nodes: TreeNode<StepSum>[]): Uint8Array {
   const head = new TextEncoder().encode(JSON.stringify(nodes.map(headerOf)));
   const headBytes = 4 + head.length + ((8 - ((4 + head.length) % 8)) % 8);
@@ -53,20 +59,24 @@ export function encodeNodes(nodes: TreeNode<StepSum>[]): Uint8Array {
     for (const t of value.grads.values()) bytes += 4 * t.size;
   }
   bytes += (8 - (bytes % 8)) % 8;
-  const out = new Uint8Array(bytes);
+  if (scratch.length < bytes) scratch = new Uint8Array(bytes);
+  const out = scratch.subarray(0, bytes);
   new DataView(out.buffer).setUint32(0, head.length, true);
   out.set(head, 4);
+  out.fill(0, 4 + head.length, headBytes);
   let at = headBytes;
   for (const { value } of nodes) {
     const scalars = [value.loss, ...Object.values(value.parts)];
     new Float64Array(out.buffer, at, scalars.length).set(scalars);
     at += 8 * scalars.length;
     for (const t of value.grads.values()) {
-      const data = t.dataSync() as Float32Array;
+      // read in place where the backend keeps host memory (no dataSync copy of each gradient)
+      const data = (hostFloats(t)?.subarray(0, t.size) ?? t.dataSync()) as Float32Array;
       out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
       at += data.byteLength;
     }
   }
+  out.fill(0, at); // the padding to 8 bytes
   return out;
 }
 
