@@ -247,6 +247,9 @@ describe('the built-in launcher (no MPI needed)', () => {
     );
     expect(table(two.stdout).length).toBeGreaterThan(0);
     expect(table(two.stdout)).toEqual(table(one.stdout));
+    // rank 0 alone prints the table (rank 1's stdout is quiet: no "[rank 1]" table lines)
+    expect(two.stdout.match(/^\| teacher/gm)).toHaveLength(1);
+    expect(two.stdout).not.toMatch(/^\[rank 1\] \|/m);
   }, 240000);
 });
 
