@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { registerCudaBackend } from '../src/backend/cuda/register';
+import { BERT_MINI, CrossEncoder } from '../src/models/cross_encoder';
 import { decodeNodes, encodeNodes, exchangeNodes, exchangeOnDevice } from '../src/distill/step_exchange';
 import type { StepSum } from '../src/distill/step';
 import type { TreeNode } from '../src/distributed/tree_sum';
@@ -84,6 +85,36 @@ if (deviceTestsHere(__filename)) {
       });
       expect(Object.is(back[0].value.parts.margin, tricky)).toBe(true); // float64 survives as two float32 words
       for (const n of [...back, ...host]) tf.dispose([...n.value.grads.values()]);
+    });
+
+    test("a cross-encoder's whole gradient set (every parameter, 2 nodes) comes back bit for bit", async () => {
+      const model = new CrossEncoder({ ...BERT_MINI, layers: 2, hidden: 32, heads: 2, intermediate: 64 }, 5);
+      try {
+        const r = mulberry32(9);
+        const node = (start: number, size: number) => {
+          const grads = new Map<string, tf.Tensor>();
+          for (const [name, p] of model.params)
+            grads.set(
+              name,
+              tf.tensor(
+                Float32Array.from({ length: p.size }, () => r() - 0.5),
+                p.shape,
+              ),
+            );
+          return { start, size, value: { loss: r(), parts: { ranknet: r() }, grads } };
+        };
+        const mine = [node(0, 4), node(4, 2)];
+        const want = mine.map((n) => new Map([...n.value.grads].map(([k, g]) => [k, Array.from(g.dataSync())])));
+        const [back] = await exchangeOnDevice(singleWorld, mine, model.params);
+        expect(back).toHaveLength(2);
+        back.forEach((n, i) => {
+          expect(n.value.grads.size).toBe(model.params.size);
+          for (const [k, g] of n.value.grads) expect(same(Array.from(g.dataSync()), want[i].get(k)!)).toBe(true);
+          tf.dispose([...n.value.grads.values()]);
+        });
+      } finally {
+        model.dispose();
+      }
     });
 
     test('FUSED_DISTILL_NCCL=1 picks it, and refuses a backend without device buffers', async () => {
