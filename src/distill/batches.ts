@@ -189,6 +189,8 @@ export interface TrainBatch {
   mask: tf.Tensor2D;
   B: number;
   G: number;
+  /** the trained model's dropout in this micro-batch's forward pass (train.dropout); absent = none */
+  dropout?: { rate: number; seed: number };
 }
 
 /** Tensors for a step's groups, each padded to G = 1 + negatives slots. */

@@ -158,6 +158,12 @@ const trainSchema = (sizes: { batch: number; microBatch: number }) =>
       microBatch: posInt.default(sizes.microBatch),
       steps: posInt.default(2000),
       lr: z.number().positive().max(1).default(1e-4),
+      /**
+       * BERT's hidden dropout on the trained model during its steps (after the embeddings and on each
+       * sub-layer's output; hidden_dropout_prob), its masks seeded by (seed, step, micro-batch);
+       * absent or 0 = none (evaluation and scoring never drop)
+       */
+      dropout: z.number().min(0).lt(1).optional(),
       /** warmup steps (linear from 0); default 10% of steps */
       warmup: nonNegInt.optional(),
       weightDecay: z.number().nonnegative().max(1).default(0.01),

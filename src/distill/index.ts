@@ -74,7 +74,7 @@ export {
   saveVariables,
   loadVariables,
 } from './checkpoint';
-export { trainTeacher, distill, prepareTeacherScores, rankShare, streamRunTeacherScores } from './train';
+export { trainTeacher, distill, dropoutSeed, prepareTeacherScores, rankShare, streamRunTeacherScores } from './train';
 export {
   pretrain,
   pretrainCorpus,

@@ -100,7 +100,10 @@ export class TeacherObjective implements Objective {
   }
 
   loss(batch: TrainBatch): LossParts {
-    const s = tf.reshape(this.model.forward(batch.inputs).scores, [batch.B, batch.G]) as tf.Tensor2D;
+    const s = tf.reshape(this.model.forward(batch.inputs, {}, { dropout: batch.dropout }).scores, [
+      batch.B,
+      batch.G,
+    ]) as tf.Tensor2D;
     return predictionLoss(s, null, batch, this.weights, this.config);
   }
 
@@ -208,7 +211,11 @@ export class StudentObjective implements Objective {
 
   loss(batch: TrainBatch, sig: Signals): LossParts {
     const { wantHidden, wantEmbedding, wantAttention, layerMap, config: loss } = this;
-    const out = this.student.forward(batch.inputs, { hidden: wantHidden || wantEmbedding, attention: wantAttention });
+    const out = this.student.forward(
+      batch.inputs,
+      { hidden: wantHidden || wantEmbedding, attention: wantAttention },
+      { dropout: batch.dropout },
+    );
     const parts: Record<string, tf.Scalar> = {};
     let total: tf.Scalar | null = null;
     const add = (name: string, term: tf.Scalar) => {

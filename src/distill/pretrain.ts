@@ -352,6 +352,8 @@ export function mlmTrained(name: string): boolean {
  * Resumable (`resume`) to the same weights, bit for bit, as an uninterrupted run.
  */
 export async function pretrain(config: PretrainRunConfig, options: RunOptions = {}): Promise<RunResult> {
+  if (config.train.dropout)
+    throw new Error(`${config.output}: train.dropout is not applied by pretrain (only by teacher and student runs)`);
   const world = options.world ?? getWorld();
   if (world.size > 1)
     throw new Error(

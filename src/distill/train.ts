@@ -412,6 +412,18 @@ export function restoreNewestIntact(
 }
 
 /**
+ * The dropout seed of micro-batch `leaf` of step `step` (1-based) in a run seeded `seed`: a 32-bit
+ * mix of the three, so the masks depend on where the micro-batch is in the run, not on which rank
+ * or process computes it (a resumed or data-parallel run draws the same masks).
+ */
+export function dropoutSeed(seed: number, step: number, leaf: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ step, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ leaf, 0x27d4eb2f);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/**
  * The micro-batches of a step that this rank takes: a step's `batch` groups make
  * M = ceil(batch / microBatch) micro-batches, and rank r of N takes the M / N from first = r·M/N.
  * M must be a multiple of N (a config error naming both numbers otherwise): each rank then holds a
@@ -520,6 +532,7 @@ async function runJob(
         for (let i = first; i < first + count; i++) {
           const chunk = groups.slice(i * micro, (i + 1) * micro);
           const batch = makeBatch(chunk, job.encoder, label, G);
+          if (train.dropout) batch.dropout = { rate: train.dropout, seed: dropoutSeed(train.seed, step, i) };
           const signals = objective.signals(batch);
           yield {
             share: chunk.length / groups.length,

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { normalArray, rng } from '../data/random';
-import { addLayerNorm, attention as fusedAttention, biasGelu, gelu, layerNorm } from '../nn';
+import { addLayerNorm, attention as fusedAttention, biasGelu, dropout, gelu, layerNorm } from '../nn';
 
 export interface CrossEncoderConfig {
   vocabSize: number;
@@ -258,7 +258,17 @@ export class CrossEncoder {
 
   // LayerNorm(dense(x) + residual) with the dense layer's bias and the residual add folded into the
   // LayerNorm's kernels (the same bits forward as the three ops).
-  private denseAddLayerNorm(x: tf.Tensor, dense: string, residual: tf.Tensor, name: string): tf.Tensor {
+  // With dropout (training), BERT's order: dense + bias, dropout, then LayerNorm(· + residual) — the
+  // dropout sits between the bias and the residual, so the fused kernel gives way to the composite.
+  private denseAddLayerNorm(
+    x: tf.Tensor,
+    dense: string,
+    residual: tf.Tensor,
+    name: string,
+    drop?: (t: tf.Tensor) => tf.Tensor,
+  ): tf.Tensor {
+    if (drop)
+      return this.layerNorm(tf.add(drop(tf.add(this.product(x, dense), this.p(`${dense}.bias`))), residual), name);
     return addLayerNorm(
       this.product(x, dense),
       residual,
@@ -269,14 +279,32 @@ export class CrossEncoder {
     );
   }
 
-  /** Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose. */
-  forward(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean } = {}): EncoderOutputs {
+  /**
+   * Intermediate tensors are freed (tf.tidy); the returned ones are the caller's to dispose.
+   * `training.dropout`: BERT's hidden dropout (after the embeddings' LayerNorm and on each
+   * sub-layer's output before its residual add) at `rate`, the masks drawn from `seed` (nn/dropout.ts);
+   * absent: no dropout (evaluation, scoring, a frozen teacher).
+   */
+  forward(
+    inputs: EncoderInputs,
+    want: { hidden?: boolean; attention?: boolean } = {},
+    training: { dropout?: { rate: number; seed: number } } = {},
+  ): EncoderOutputs {
     return tf.tidy(
-      () => this.forwardTensors(inputs, want) as unknown as tf.TensorContainer,
+      () => this.forwardTensors(inputs, want, training.dropout) as unknown as tf.TensorContainer,
     ) as unknown as EncoderOutputs;
   }
 
-  private forwardTensors(inputs: EncoderInputs, want: { hidden?: boolean; attention?: boolean }): EncoderOutputs {
+  private forwardTensors(
+    inputs: EncoderInputs,
+    want: { hidden?: boolean; attention?: boolean },
+    dropping?: { rate: number; seed: number },
+  ): EncoderOutputs {
+    // One mask per site (the embeddings, then two per layer), each from its own seed.
+    const drop =
+      dropping && dropping.rate > 0
+        ? (site: number) => (t: tf.Tensor) => dropout(t, dropping.rate, dropping.seed * 64 + site)
+        : null;
     const { hidden: H, heads: A } = this.config;
     const [B, L] = inputs.inputIds.shape;
     const padIdx = this.config.positionPaddingIdx;
@@ -315,6 +343,7 @@ export class CrossEncoder {
       );
     }
     x = this.layerNorm(x, 'bert.embeddings.LayerNorm');
+    if (drop) x = drop(0)(x);
     if (this.params.has('bert.embeddings_project.weight'))
       x = tf.reshape(this.dense(tf.reshape(x, [B * L, x.shape[2]!]), 'bert.embeddings_project'), [B, L, H]);
     // Padding keys get -10000 added to their logits, as in BERT.
@@ -346,9 +375,10 @@ export class CrossEncoder {
         `${p}.attention.output.dense`,
         flat,
         `${p}.attention.output.LayerNorm`,
+        drop?.(1 + 2 * l),
       );
       const inter = biasGelu(this.product(attn, `${p}.intermediate.dense`), this.p(`${p}.intermediate.dense.bias`));
-      const out = this.denseAddLayerNorm(inter, `${p}.output.dense`, attn, `${p}.output.LayerNorm`);
+      const out = this.denseAddLayerNorm(inter, `${p}.output.dense`, attn, `${p}.output.LayerNorm`, drop?.(2 + 2 * l));
       x = tf.reshape(out, [B, L, H]);
       if (want.hidden) hidden.push(x as tf.Tensor3D);
     }

@@ -13,6 +13,7 @@ export const reference = {
 };
 
 export { addLayerNorm, attention, biasGelu, gelu, layerNorm };
+export { dropout, philoxUniform } from './dropout';
 export type { AttentionOptions } from './attention';
 export { ATTENTION, ATTENTION_GRAD } from './attention';
 export { BIAS_GELU, BIAS_GELU_GRAD, GELU, GELU_GRAD } from './gelu';
