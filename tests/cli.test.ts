@@ -21,6 +21,7 @@ import {
   writeReport,
   type RunReport,
 } from '../src/report';
+import { tinyEncoderConfig } from './helpers/tiny_encoder';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'index.js');
@@ -436,20 +437,7 @@ describe('evaluation', () => {
     );
     const coll = await loadRankingCollection(dir);
     const encoder = new PairEncoder(new BertTokenizer(), coll, 64);
-    const model = new CrossEncoder(
-      {
-        vocabSize: 30522,
-        hidden: 16,
-        layers: 1,
-        heads: 2,
-        intermediate: 32,
-        maxPosition: 64,
-        typeVocab: 2,
-        layerNormEps: 1e-12,
-        initStd: 0.02,
-      },
-      3,
-    );
+    const model = new CrossEncoder(tinyEncoderConfig(), 3);
     const queries = evalQueries(coll, { split: 'test', queries: 3, candidates: 5 });
     expect(queries.map((q) => q.pids.length)).toEqual([5, 5, 5]);
     const { run, msPerQuery } = await rerankTimed(model, encoder, queries);

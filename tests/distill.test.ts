@@ -39,6 +39,7 @@ import { CrossEncoder, loadCrossEncoder, saveCrossEncoder, type CrossEncoderConf
 import { TEST_BACKEND, tinyCollection } from './helpers/tiny_collection';
 import { registerNativeBackend } from '../src/backend/native/register';
 import { MATMUL_PRECISION_FLAG } from '../src/backend/precision';
+import { tinyEncoderConfig } from './helpers/tiny_encoder';
 
 const BACKEND = TEST_BACKEND;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-distill-'));
@@ -317,17 +318,7 @@ describe('AdamW', () => {
 });
 
 describe('teacher score cache', () => {
-  const config: CrossEncoderConfig = {
-    vocabSize: 30522,
-    hidden: 16,
-    layers: 1,
-    heads: 2,
-    intermediate: 32,
-    maxPosition: 64,
-    typeVocab: 2,
-    layerNormEps: 1e-12,
-    initStd: 0.02,
-  };
+  const config: CrossEncoderConfig = tinyEncoderConfig();
 
   it('scores once, reloads the same float32 values, and recomputes when the teacher or the pairs change', async () => {
     const dir = path.join(tmp, 'cache-teacher');

@@ -13,6 +13,7 @@ import { CrossEncoder } from '../src/models/cross_encoder';
 import { dropoutSeed, parseTeacherConfig, trainTeacher, type TeacherRunInput } from '../src/distill';
 import { memoryWorlds, singleWorld } from '../src/distributed/world';
 import { addon } from '../src/native';
+import { tinyEncoderConfig } from './helpers/tiny_encoder';
 import { TEST_BACKEND, tinyCollection } from './helpers/tiny_collection';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-dropout-'));
@@ -83,20 +84,7 @@ describe('dropout', () => {
 
 describe("a cross-encoder's forward pass with dropout", () => {
   it('differs from the pass without it, repeats with the same seed, and leaves evaluation alone', () => {
-    const model = new CrossEncoder(
-      {
-        vocabSize: 30522,
-        hidden: 16,
-        layers: 2,
-        heads: 2,
-        intermediate: 32,
-        maxPosition: 64,
-        typeVocab: 2,
-        layerNormEps: 1e-12,
-        initStd: 0.02,
-      },
-      3,
-    );
+    const model = new CrossEncoder(tinyEncoderConfig({ layers: 2 }), 3);
     const inputs = {
       inputIds: tf.tensor2d([[101, 2023, 2003, 102, 1037, 3231, 102, 0]], [1, 8], 'int32'),
       tokenTypeIds: tf.tensor2d([[0, 0, 0, 0, 1, 1, 1, 0]], [1, 8], 'int32'),

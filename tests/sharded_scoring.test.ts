@@ -31,6 +31,7 @@ import { evalQueries, evaluateCrossEncoder } from '../src/eval/rerank';
 import { BertTokenizer } from '../src/data';
 import { CrossEncoder, saveCrossEncoder, type CrossEncoderConfig } from '../src/models';
 import { tinyCollection } from './helpers/tiny_collection';
+import { tinyEncoderConfig } from './helpers/tiny_encoder';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fd-sharded-'));
 const collDir = path.join(tmp, 'coll');
@@ -40,17 +41,7 @@ let tokenizer: BertTokenizer;
 let model: CrossEncoder;
 let encoder: PairEncoder;
 
-const config: CrossEncoderConfig = {
-  vocabSize: 30522,
-  hidden: 16,
-  layers: 1,
-  heads: 2,
-  intermediate: 32,
-  maxPosition: 64,
-  typeVocab: 2,
-  layerNormEps: 1e-12,
-  initStd: 0.02,
-};
+const config: CrossEncoderConfig = tinyEncoderConfig();
 
 beforeAll(async () => {
   registerNativeBackend();
