@@ -175,19 +175,16 @@ export async function finishRun(
   log: RunLog,
   summary: RunSummary,
 ): Promise<RunResult> {
-  const modelDir = path.join(output, 'model');
+  const result = unwrittenResult(output, log, summary);
   const temp = path.join(output, `.tmp-model-${process.pid}`);
   removeTempModels(output);
   try {
     await saveCrossEncoder(model, temp);
-    renameDirInto(temp, modelDir);
+    renameDirInto(temp, result.modelDir);
   } finally {
     fs.rmSync(temp, { recursive: true, force: true });
   }
   await writeLog(path.join(output, 'log.jsonl'), log);
-  const result: RunResult = { output, modelDir, steps: summary.steps, log, final: log.evals.at(-1) ?? null };
-  // Written only when rows were skipped: a run without result.json's field stays byte-identical.
-  if (summary.badRows) result.badRows = summary.badRows;
   const { log: _log, ...written } = result;
   const { configHash, run, worldSize } = summary;
   await writeAtomic(path.join(output, 'result.json'), (w) =>
@@ -198,7 +195,11 @@ export async function finishRun(
   return result;
 }
 
-/** What finishRun returns, on a rank that does not write (rank 0 does). */
+/**
+ * The run's result without writing anything: what finishRun writes and returns, and what a rank that
+ * does not write (rank 0 does) returns. badRows only when rows were skipped: a run without it keeps
+ * result.json byte-identical.
+ */
 export function unwrittenResult(output: string, log: RunLog, summary: RunSummary): RunResult {
   const result: RunResult = {
     output,

@@ -480,15 +480,17 @@ async function runJob(
     }
     // Every rank: the same config, data, code and starting point, and rank 0's parameters.
     const share = rankShare(train, world);
-    await requireAgreement(world, {
-      config: configHash,
-      data: job.coll.fingerprint,
-      code: codeFingerprint(),
-      backend: tf.getBackend(),
-      precision: String(tf.env().get(MATMUL_PRECISION_FLAG)),
-      resumedAt: start,
-      resumedFrom: start > 0 ? path.resolve(resumedFrom!) : null,
-    });
+    // (only with several ranks: one process has nobody to disagree with, nor a reason to hash its code)
+    if (world.size > 1)
+      await requireAgreement(world, {
+        config: configHash,
+        data: job.coll.fingerprint,
+        code: codeFingerprint(),
+        backend: tf.getBackend(),
+        precision: String(tf.env().get(MATMUL_PRECISION_FLAG)),
+        resumedAt: start,
+        resumedFrom: start > 0 ? path.resolve(resumedFrom!) : null,
+      });
     await broadcastVariables(world, params);
     let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     for (const message of job.badRows.describe()) notify(options, message);

@@ -25,8 +25,8 @@ export interface World {
   close(): Promise<void>;
 }
 
-/** broadcast and barrier over allgather, for transports with nothing better. */
-export function broadcastByAllgather(world: Pick<World, 'allgather'>, bytes: Uint8Array, root: number, rank: number) {
+/** broadcast over allgather (the memory worlds; a transport with nothing better could use it too). */
+function broadcastByAllgather(world: Pick<World, 'allgather'>, bytes: Uint8Array, root: number, rank: number) {
   return world.allgather(rank === root ? bytes : new Uint8Array(0)).then((all) => all[root]);
 }
 
