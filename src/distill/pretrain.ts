@@ -300,6 +300,7 @@ export class MlmHead {
     // No query, no match: a term-match model reads row 0 everywhere; a BM25-score model a score of 0.
     if (this.model.config.termMatch) inputs.termMatchIds = tf.zeros(shape, 'int32');
     if (this.model.config.bm25Score) inputs.bm25Scores = tf.zeros([b.batch]);
+    if (this.model.config.wordVectorScore) inputs.wordVectorScores = tf.zeros([b.batch]);
     // Nothing is disposed here: under a tape the backward pass reads these; the caller's tidy frees them.
     const out = this.model.forward(inputs, { hidden: true });
     return tf.reshape(out.hidden![out.hidden!.length - 1], [b.batch * b.length, H]);

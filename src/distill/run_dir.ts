@@ -15,6 +15,7 @@ import { latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint'
 import type { PretrainRunConfig, StudentRunConfig, TeacherRunConfig } from './config';
 import type { AdamW } from './optimizer';
 import type { EvalMetrics } from './scoring';
+import type { Fusion } from './fusion';
 import { canonical } from '../data/canonical';
 
 export type RunKind = 'teacher' | 'student' | 'pretrain';
@@ -49,6 +50,8 @@ export interface RunResult {
   final: EvalLog | null;
   /** file -> malformed rows skipped (data.skipBadRows); absent when none were */
   badRows?: Record<string, number>;
+  /** the teacher's fusion (config.fusion): the saved model adds its features with these weights */
+  fusion?: Fusion;
 }
 
 type RunConfig = TeacherRunConfig | StudentRunConfig | PretrainRunConfig;
@@ -167,6 +170,7 @@ export interface RunSummary {
   badRows?: Record<string, number>;
   /** the ranks that took the steps (result.json's worldSize; 1 when absent) */
   worldSize?: number;
+  fusion?: Fusion;
 }
 
 export async function finishRun(
@@ -209,6 +213,7 @@ export function unwrittenResult(output: string, log: RunLog, summary: RunSummary
     final: log.evals.at(-1) ?? null,
   };
   if (summary.badRows) result.badRows = summary.badRows;
+  if (summary.fusion) result.fusion = summary.fusion;
   return result;
 }
 

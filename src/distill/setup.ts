@@ -10,7 +10,7 @@ import { loadHuggingFace } from '../models/huggingface';
 import { BadRows } from '../data/bad_rows';
 import { loadMsMarco } from '../data/msmarco';
 import { loadRankingCollection, requireSplit, type RankingCollection } from '../data/ranking_collection';
-import { PairEncoder } from '../models/pair_encoder';
+import { PairEncoder, type PairInputForm } from '../models/pair_encoder';
 import type { ModelSizes, StudentLoss, StudentRunConfig, TeacherRunConfig } from './config';
 import { applyNegatives } from './negatives';
 import type { ProgressEvent } from './train';
@@ -39,9 +39,9 @@ export async function openData(
   },
   runTokenizer: PairTokenizer = defaultTokenizer(),
   /** bm25Text: the models of the run read each pair's BM25 score as text (CrossEncoderConfig.bm25Text);
-   *  bm25Score: a model of the run adds it to its score (CrossEncoderConfig.bm25Score);
-   *  onProgress: hears the passage store's build (MS MARCO) */
-  inputs: { bm25Text?: boolean; bm25Score?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
+   *  bm25Score, wordVectorScore: a model of the run adds the BM25 score, the word-vector similarity to
+   *  its score (CrossEncoderConfig); onProgress: hears the passage store's build (MS MARCO) */
+  inputs: PairInputForm & { onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<{ coll: RankingCollection; encoder: PairEncoder; badRows: BadRows }> {
   const badRows = new BadRows(config.data.skipBadRows ?? false);
   const { onProgress } = inputs;
@@ -67,6 +67,7 @@ export async function openData(
   const encoder = new PairEncoder(runTokenizer, coll, config.data.maxLength, {
     bm25Text: inputs.bm25Text,
     bm25Score: inputs.bm25Score,
+    wordVectorScore: inputs.wordVectorScore,
   });
   return { coll, encoder, badRows };
 }
@@ -89,6 +90,10 @@ export function positivesAmongCandidates(coll: RankingCollection): RankingCollec
 export function checkInputs(model: CrossEncoder, encoder: PairEncoder, what: string): void {
   if (model.config.bm25Score && !encoder.bm25Score)
     throw new Error(`${what}: model.bm25Score is set but the run's pairs are encoded without their BM25 scores`);
+  if (model.config.wordVectorScore && !encoder.wordVectorScore)
+    throw new Error(
+      `${what}: model.wordVectorScore is set but the run's pairs are encoded without their word-vector similarities`,
+    );
   if (!!model.config.bm25Text !== encoder.bm25Text)
     throw new Error(
       `${what}: model.bm25Text is ${!!model.config.bm25Text} but the run's pairs are encoded ${encoder.bm25Text ? 'with' : 'without'} the BM25 score as text` +

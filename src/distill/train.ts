@@ -19,7 +19,7 @@ import { getWorld, type World } from '../distributed/world';
 import { MATMUL_PRECISION_FLAG, setMatmulPrecision } from '../backend/precision';
 import type { CrossEncoder } from '../models/cross_encoder';
 import type { RankingCollection } from '../data/ranking_collection';
-import { PairEncoder } from '../models/pair_encoder';
+import { PairEncoder, inputFormOf } from '../models/pair_encoder';
 import type { TaskEvent } from '../eval/rerank';
 import {
   GroupSampler,
@@ -54,6 +54,7 @@ import {
 import { CheckpointError, listCheckpoints, verifyCheckpoint } from './checkpoint';
 import { validateRunState } from './run_state';
 import { streamTeacherScores, type StreamResult } from './score_stream';
+import { fitFusion, fusionNotice, withFusion } from './fusion';
 import { evaluateModelSharded } from './scoring';
 import {
   checkFits,
@@ -298,8 +299,7 @@ async function openWithTeacher(
   const loaded = loadTeacher(config, (message) => notify(options, message));
   try {
     const data = await openData(config, loaded.tokenizer, {
-      bm25Text: loaded.model.config.bm25Text,
-      bm25Score: loaded.model.config.bm25Score,
+      ...inputFormOf(loaded.model.config),
       onProgress: options.onProgress,
     });
     return { ...data, teacher: loaded.model };
@@ -342,6 +342,7 @@ async function distillLocked(config: StudentRunConfig, options: RunOptions, worl
     opened = await openData(config, tokenizer, {
       bm25Text: teacher.config.bm25Text,
       bm25Score: teacher.config.bm25Score || student.config.bm25Score,
+      wordVectorScore: teacher.config.wordVectorScore || student.config.wordVectorScore,
       onProgress: options.onProgress,
     });
     checkInputs(student, opened.encoder, 'student');
@@ -603,15 +604,27 @@ async function runJob(
     }
 
     await requireEqualVariables(world, params, `${output}: the last step`);
+    // A teacher's fusion (config.fusion): its weights chosen on the evaluation split, the saved model fused.
+    const features = job.kind === 'teacher' ? (fullConfig as TeacherRunConfig).fusion : undefined;
+    const fusion = features
+      ? await fitFusion(model, job.encoder, job.coll, data.evalSplit, features, { scoreBatch: train.scoreBatch, world })
+      : undefined;
+    if (fusion) emit({ type: 'notice', message: fusionNotice(fusion) });
+    const saved = fusion ? withFusion(model, fusion) : model;
     const summary = {
       steps: train.steps,
       configHash,
       run: job.kind,
       badRows: job.badRows.total > 0 ? job.badRows.summary() : undefined,
       worldSize: world.size,
+      fusion,
     };
-    const result =
-      world.rank === 0 ? await finishRun(output, model, log, summary) : unwrittenResult(output, log, summary);
+    let result: RunResult;
+    try {
+      result = world.rank === 0 ? await finishRun(output, saved, log, summary) : unwrittenResult(output, log, summary);
+    } finally {
+      if (saved !== model) saved.dispose();
+    }
     await world.barrier();
     emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
     return result;

@@ -56,6 +56,18 @@ export interface CrossEncoderConfig {
    */
   bm25Score?: boolean;
   /**
+   * The score adds v * sim(q, p), v a scalar (classifier.word_vector_weight), sim the cosine of the
+   * query's and the passage's idf-weighted word-vector centroids (data/word_vectors.ts, the bundled
+   * GloVe table). Set by fusion (distill/fusion.ts), which chooses v on held-out queries; PairEncoder
+   * supplies the similarities (wordVectorScore option, inputs.wordVectorScores).
+   */
+  wordVectorScore?: boolean;
+  /**
+   * The score terms that fusion added after training (not trained with the network): a student
+   * from this model's layers (studentFromLayers) does not inherit them.
+   */
+  fusedTerms?: Array<'bm25Score' | 'wordVectorScore'>;
+  /**
    * Width of the embedding tables and their LayerNorm (default hidden). When it differs from hidden,
    * bert.embeddings_project ([hidden, embeddingSize] + bias) maps the LayerNorm's output to hidden,
    * as ELECTRA's embeddings_project; hidden states [0] are that projection's output.
@@ -109,6 +121,8 @@ export interface EncoderInputs {
   termMatchIds?: tf.Tensor2D;
   /** [B] float32: each pair's BM25 score (PairEncoder's bm25Score option); read only by bm25Score models */
   bm25Scores?: tf.Tensor1D;
+  /** [B] float32: each pair's word-vector similarity (PairEncoder's wordVectorScore option); read only by wordVectorScore models */
+  wordVectorScores?: tf.Tensor1D;
 }
 
 /** Disposes every tensor of the inputs (termMatchIds too, when present). */
@@ -119,6 +133,7 @@ export function disposeEncoderInputs(inputs: EncoderInputs): void {
     inputs.attentionMask,
     ...(inputs.termMatchIds ? [inputs.termMatchIds] : []),
     ...(inputs.bm25Scores ? [inputs.bm25Scores] : []),
+    ...(inputs.wordVectorScores ? [inputs.wordVectorScores] : []),
   ]);
 }
 
@@ -232,6 +247,7 @@ export class CrossEncoder {
       linear('classifier', 1, H);
     }
     if (config.bm25Score) add('classifier.bm25_weight', tf.fill([1], BM25_WEIGHT_INIT));
+    if (config.wordVectorScore) add('classifier.word_vector_weight', tf.zeros([1]));
   }
 
   private p(name: string): tf.Variable {
@@ -405,17 +421,30 @@ export class CrossEncoder {
         throw new Error(`CrossEncoder: inputs.bm25Scores has shape [${s.shape}], expected [${B}]`);
       scores = tf.add(scores, tf.mul(this.p('classifier.bm25_weight'), s)) as tf.Tensor1D;
     }
+    if (this.config.wordVectorScore) {
+      const s = inputs.wordVectorScores;
+      if (!s)
+        throw new Error(
+          'CrossEncoder: the model has wordVectorScore; inputs.wordVectorScores is required (PairEncoder with the wordVectorScore option builds it)',
+        );
+      if (s.shape.length !== 1 || s.shape[0] !== B)
+        throw new Error(`CrossEncoder: inputs.wordVectorScores has shape [${s.shape}], expected [${B}]`);
+      scores = tf.add(scores, tf.mul(this.p('classifier.word_vector_weight'), s)) as tf.Tensor1D;
+    }
     return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
   }
 
   /**
    * A student that starts from this model's every k-th layer (layers k-1, 2k-1, ...), with the same
-   * embeddings and score head: the usual way to initialise a smaller student from a teacher.
+   * embeddings and score head: the usual way to initialise a smaller student from a teacher. Score
+   * terms that fusion added (fusedTerms) stay with the teacher.
    */
   studentFromLayers(k: number): CrossEncoder {
     if (!Number.isInteger(k) || k < 1 || this.config.layers % k !== 0)
       throw new Error(`studentFromLayers: k must divide the teacher's ${this.config.layers} layers, got ${k}`);
-    const student = new CrossEncoder({ ...this.config, layers: this.config.layers / k });
+    const { fusedTerms, ...config } = this.config;
+    for (const term of fusedTerms ?? []) delete config[term];
+    const student = new CrossEncoder({ ...config, layers: this.config.layers / k });
     for (const [name, v] of student.params) {
       const m = /^bert\.encoder\.layer\.(\d+)\.(.*)$/.exec(name);
       const source = m ? `bert.encoder.layer.${(Number(m[1]) + 1) * k - 1}.${m[2]}` : name;

@@ -377,7 +377,7 @@ export interface SavedHuggingFace {
  * BERT bert-base-uncased's; an ELECTRA- or RoBERTa-shaped model without a tokenizer is refused. The
  * directory appears complete or not at all; an existing directory is replaced only when it holds a
  * previous export (its config.json), and left alone otherwise. Models with inputs transformers does
- * not take (termMatch, bm25Text, bm25Score) are refused.
+ * not take (termMatch, bm25Text, bm25Score, wordVectorScore) are refused.
  */
 export async function saveHuggingFace(
   model: CrossEncoder,
@@ -397,6 +397,11 @@ export async function saveHuggingFace(
     throw new Error(
       "saveHuggingFace: the model's score adds a learned weight times the BM25 score (bm25Score), an input " +
         "transformers' BertForSequenceClassification does not take: export a model trained without bm25Score",
+    );
+  if (config.wordVectorScore)
+    throw new Error(
+      "saveHuggingFace: the model's score adds a weight times a word-vector similarity (wordVectorScore, set by fusion), an input " +
+        "transformers' BertForSequenceClassification does not take: export the teacher's network from before its fusion",
     );
   if (config.termMatch)
     throw new Error(

@@ -6,7 +6,8 @@ import { Bm25Index } from '../data/bm25';
 import { SPLITS } from '../data/collection';
 import type { RankingCollection } from '../data/ranking_collection';
 import { pairSpecialCount, type PairTokenizer } from '../data/tokenizer';
-import type { EncoderInputs } from './cross_encoder';
+import { bundledWordVectors, centroidSimilarity } from '../data/word_vectors';
+import type { CrossEncoderConfig, EncoderInputs } from './cross_encoder';
 
 /** Rarity levels of a term match (PairEncoder.matchLevels): 1 (most common) .. 4 (rarest). */
 export const TERM_MATCH_LEVELS = 4;
@@ -19,6 +20,18 @@ export const TERM_MATCH_LEVELS = 4;
  * (with ~10k passages: df above ~1000, 110-1000, 13-110, below 13). A model with fewer levels
  * (the binary [2, H] table) clamps them (CrossEncoder.forward).
  */
+/** What a model reads besides the tokens: the BM25 score as text, or added to its score; the word-vector similarity added to its score. */
+export interface PairInputForm {
+  bm25Text?: boolean;
+  bm25Score?: boolean;
+  wordVectorScore?: boolean;
+}
+
+/** The input form a model's config asks for. */
+export function inputFormOf(config: CrossEncoderConfig): Required<PairInputForm> {
+  return { bm25Text: !!config.bm25Text, bm25Score: !!config.bm25Score, wordVectorScore: !!config.wordVectorScore };
+}
+
 export class PairEncoder {
   private readonly queryIds = new Map<string, number[]>();
   private readonly passageIds = new Map<string, number[]>();
@@ -33,15 +46,20 @@ export class PairEncoder {
   readonly bm25Text: boolean;
   /** encode() adds each pair's BM25 score as inputs.bm25Scores (CrossEncoderConfig.bm25Score) */
   readonly bm25Score: boolean;
+  /** encode() adds each pair's word-vector similarity as inputs.wordVectorScores (CrossEncoderConfig.wordVectorScore) */
+  readonly wordVectorScore: boolean;
+  /** wordVectorScore: each text's centroid (data/word_vectors.ts), by query / passage id */
+  private readonly centroids = new Map<string, Float32Array | null>();
 
   constructor(
     readonly tokenizer: PairTokenizer,
     private readonly coll: RankingCollection,
     readonly maxLength: number,
-    options: { bm25Text?: boolean; bm25Score?: boolean } = {},
+    options: PairInputForm = {},
   ) {
     this.bm25Text = options.bm25Text ?? false;
     this.bm25Score = options.bm25Score ?? false;
+    this.wordVectorScore = options.wordVectorScore ?? false;
     this.special = pairSpecialCount(tokenizer.layout);
     for (const split of SPLITS) for (const [qid, text] of coll.queries[split]) this.queryText.set(qid, text);
   }
@@ -61,17 +79,48 @@ export class PairEncoder {
    * the candidates were ranked). The index is built on first use.
    */
   bm25ScoreOf(qid: string, pid: string): number {
+    return this.bm25Index('the BM25 score input (bm25Text, bm25Score)').score(this.query(qid), pid);
+  }
+
+  /**
+   * The pair's word-vector similarity: the cosine of the query's and the passage's centroids of the
+   * bundled word vectors, weighted by the collection's BM25 idf (data/word_vectors.ts).
+   */
+  wordVectorScoreOf(qid: string, pid: string): number {
+    const index = this.bm25Index('the word-vector similarity (wordVectorScore)');
+    const idf = (term: string) => index.idf(term);
+    const centroid = (key: string, text: () => string) => {
+      if (!this.centroids.has(key)) this.centroids.set(key, bundledWordVectors().centroid(text(), idf));
+      return this.centroids.get(key)!;
+    };
+    const passage = () => {
+      const text = this.coll.passages.get(pid);
+      if (text == null) throw new Error(`${this.coll.dir}: unknown passage ${pid}`);
+      return text;
+    };
+    return centroidSimilarity(
+      centroid(`q\0${qid}`, () => this.query(qid)),
+      centroid(`p\0${pid}`, passage),
+    );
+  }
+
+  private query(qid: string): string {
+    const query = this.queryText.get(qid);
+    if (query == null) throw new Error(`${this.coll.dir}: unknown query ${qid}`);
+    return query;
+  }
+
+  /** The collection's BM25 index, built on first use (it needs the passages' texts). */
+  private bm25Index(what: string): Bm25Index {
     if (!this.bm25) {
       if (this.coll.store)
         throw new Error(
-          `${this.coll.dir}: the BM25 score input (bm25Text, bm25Score) needs the passages' texts, which a store-backed collection does not keep`,
+          `${this.coll.dir}: ${what} needs the passages' texts, which a store-backed collection does not keep`,
         );
       this.bm25 = new Bm25Index();
       for (const [id, text] of this.coll.passages) this.bm25.add(id, text);
     }
-    const query = this.queryText.get(qid);
-    if (query == null) throw new Error(`${this.coll.dir}: unknown query ${qid}`);
-    return this.bm25.score(query, pid);
+    return this.bm25;
   }
 
   /** The pair's BM25 score rounded to an integer, as WordPiece ids: "17" is one token. */
@@ -196,6 +245,14 @@ export class PairEncoder {
           ? {
               bm25Scores: tf.tensor1d(
                 pairs.map((p) => (p == null ? 0 : this.bm25ScoreOf(p[0], p[1]))),
+                'float32',
+              ),
+            }
+          : {}),
+        ...(this.wordVectorScore
+          ? {
+              wordVectorScores: tf.tensor1d(
+                pairs.map((p) => (p == null ? 0 : this.wordVectorScoreOf(p[0], p[1]))),
                 'float32',
               ),
             }

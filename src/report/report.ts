@@ -52,6 +52,13 @@ export interface RunReport {
     timing: string;
     /** pairs compared beside the baseline column: the teacher against BM25 */
     comparisons?: Comparison[];
+    /** the teacher's score fusion (a teacher run's result.json `fusion`), when it has one */
+    teacherFusion?: {
+      weights: Record<string, number>;
+      split: string;
+      queries: number;
+      mrr10: { network: number; fused: number };
+    };
   } | null;
   rows: ResultRow[];
   runs: ReportRun[];
@@ -136,10 +143,24 @@ const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`
 
 /** One line per comparison: "teacher − BM25 (first stage): MRR@10 +0.0312 (p 0.004), nDCG@10 ...". */
 export function comparisonLines(report: RunReport): string[] {
-  return (report.evaluation?.comparisons ?? []).map(
+  const lines = (report.evaluation?.comparisons ?? []).map(
     (c) =>
       `${c.name} − ${c.against}: MRR@10 ${signed(c.mrr10)} (p ${fmtP(c.pMrr10)}), ` +
       `nDCG@10 ${signed(c.ndcg10)} (p ${fmtP(c.pNdcg10)}); two-sided paired t-test over the queries`,
+  );
+  const f = report.evaluation?.teacherFusion;
+  if (f) lines.push(fusionLine(f));
+  return lines;
+}
+
+const FEATURE_TEXT: Record<string, string> = { bm25: 'BM25', wordVectors: 'word-vector similarity' };
+
+/** "teacher = its network + 0.5 × BM25 + 15 × word-vector similarity (weights chosen on ...)". */
+export function fusionLine(f: NonNullable<NonNullable<RunReport['evaluation']>['teacherFusion']>): string {
+  const terms = Object.entries(f.weights).map(([k, w]) => ` + ${w} × ${FEATURE_TEXT[k] ?? k}`);
+  return (
+    `teacher = its network${terms.join('')}; weights chosen on the ${f.queries} ${f.split} queries by MRR@10 ` +
+    `(${fmtMetric(f.mrr10.network)} network alone → ${fmtMetric(f.mrr10.fused)} fused)`
   );
 }
 

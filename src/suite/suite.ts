@@ -55,7 +55,8 @@ import {
 } from '../eval/rerank';
 import { loadCrossEncoder } from '../models/checkpoint';
 import type { CrossEncoder } from '../models/cross_encoder';
-import { PairEncoder } from '../models/pair_encoder';
+import { PairEncoder, inputFormOf } from '../models/pair_encoder';
+import type { Fusion } from '../distill/fusion';
 import {
   environment,
   objectiveText,
@@ -306,6 +307,11 @@ export async function loadSuite(file: string, overrides: { output?: string } = {
   };
 }
 
+/** The teacher run's fusion (result.json), absent for a teacher without one. */
+function readTeacherFusion(dir: string): Fusion | undefined {
+  return (JSON.parse(fs.readFileSync(path.join(dir, 'result.json'), 'utf8')) as { fusion?: Fusion }).fusion;
+}
+
 function readRunLog(dir: string): RunLog {
   const log: RunLog = { steps: [], evals: [] };
   const file = path.join(dir, 'log.jsonl');
@@ -392,6 +398,7 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
     teacherLog = (await trainTeacher(suite.teacher, { resume: true, onProgress })).log;
     teacherSeconds = (Date.now() - t0) / 1000;
   }
+  const teacherFusion = readTeacherFusion(teacherDir);
   runs.push({
     name: 'teacher',
     kind: 'teacher',
@@ -467,7 +474,7 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
   // By input form: models that read the BM25 score as text or add it to their score get it.
   const encoders = new Map<string, PairEncoder>();
   const encoderFor = (model: CrossEncoder) => {
-    const form = { bm25Text: !!model.config.bm25Text, bm25Score: !!model.config.bm25Score };
+    const form = inputFormOf(model.config);
     const key = JSON.stringify(form);
     let e = encoders.get(key);
     if (!e) encoders.set(key, (e = new PairEncoder(tokenizer, coll, suite.eval.maxLength, form)));
@@ -539,6 +546,7 @@ async function runSuiteSteps(suite: Suite, options: SuiteOptions): Promise<Suite
           evals[0],
         ),
       ],
+      ...(teacherFusion ? { teacherFusion } : {}),
     },
     rows: tableRows(evals, suite.eval.baseline),
     runs,
