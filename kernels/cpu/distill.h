@@ -49,11 +49,11 @@ inline double distill_kl_row(const Row& r, float temperature, float coef, float*
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) {
     const bool ok = valid<kMasked>(m, i);
-    const float p = et[i] * inv_zt, q = es[i] * inv_zs;
+    const float p = et[i] * inv_zt;
     const float log_ratio = ((t[i] - mt) * inv_t - lzt) - ((s[i] - ms) * inv_t - lzs);
     // p == 0 contributes 0 (not 0 * -inf); a NaN p still reaches the sum.
     sum += ok && p != 0.0f ? p * log_ratio : 0.0f;
-    g[i] += ok ? gcoef * (q - p) : 0.0f;
+    g[i] += ok ? gcoef * softmax_difference(es[i], inv_zs, et[i], inv_zt) : 0.0f;
   }
   return static_cast<double>(sum) * temperature * temperature;
 }

@@ -518,10 +518,10 @@ __device__ __forceinline__ void pointwise_row(const Params& p, R& r, int64_t row
         et = fast_exp((t - mx[1]) * inv_t);
         es = fast_exp((s - mx[0]) * inv_t);
       }
-      const float pp = et * inv_zt, qq = es * inv_zs;
+      const float pp = et * inv_zt;
       const float log_ratio = ((t - mx[1]) * inv_t - lz_t) - ((s - mx[0]) * inv_t - lz_s);
       part_kl += v && pp != 0.0f ? pp * log_ratio : 0.0f;  // p == 0 adds 0, not 0 * -inf
-      g += kl_gcoef * (qq - pp);
+      g += kl_gcoef * softmax_difference(es, inv_zs, et, inv_zt);
     }
     if (mm) {
       const float d = (s0 - s) - (t0 - r.t(c, i));
