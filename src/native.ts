@@ -255,9 +255,10 @@ export interface Addon {
   ): void;
   /**
    * The SGEMM path in use: the best the CPU has, or a lower one named by FUSED_DISTILL_GEMM_ISA.
-   * bf16 products run their vdpbf16ps kernels on 'avx512bf16' only, the portable bf16 path elsewhere.
+   * bf16 products run on the AMX tiles on 'amxbf16', their vdpbf16ps kernels on 'avx512bf16', the
+   * portable bf16 path elsewhere.
    */
-  gemmIsa(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
+  gemmIsa(): 'amxbf16' | 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Opcodes for binaryOp / unaryOp by tfjs kernel name (Add, Exp, ...). */
   mathOps: MathOpTables;
   /**

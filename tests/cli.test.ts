@@ -174,7 +174,7 @@ describe('suite files', () => {
         students: [{ name: 'a' }, { name: 'b', train: { precision: 'fp32' } }],
       }),
     );
-    const want = addon.gemmIsa() === 'avx512bf16' ? 'bf16' : 'fp32';
+    const want = ['amxbf16', 'avx512bf16'].includes(addon.gemmIsa()) ? 'bf16' : 'fp32';
     expect(auto.precision).toBe(want);
     expect(auto.teacher.train.precision).toBe(want);
     expect(auto.students.map((x) => x.config.train.precision)).toEqual([want, 'fp32']);

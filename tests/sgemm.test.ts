@@ -152,14 +152,14 @@ describe(`default path (${addon.gemmIsa()})`, () => {
   });
 
   test('gemmIsa names a path', () => {
-    expect(['avx512bf16', 'avx512', 'avx2', 'scalar']).toContain(addon.gemmIsa());
+    expect(['amxbf16', 'avx512bf16', 'avx512', 'avx2', 'scalar']).toContain(addon.gemmIsa());
   });
 });
 
 // FUSED_DISTILL_GEMM_ISA is read from the real environment, which jest's process.env does not reach:
 // each path runs the same cases in a child process and the results are checked here. A path this CPU
 // lacks would fall back silently to a lower one: its tests are skipped, saying so.
-const GEMM_RANK: Record<string, number> = { scalar: 0, avx2: 1, avx512: 2, avx512bf16: 3 };
+const GEMM_RANK: Record<string, number> = { scalar: 0, avx2: 1, avx512: 2, avx512bf16: 3, amxbf16: 4 };
 /** The best path this CPU has: what the addon takes with FUSED_DISTILL_GEMM_ISA unset. */
 function bestGemmIsa(): string {
   const env = { ...process.env };

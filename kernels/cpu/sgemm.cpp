@@ -14,6 +14,14 @@
 // portable path rounds the fp32 panels to bf16 in place and runs the fp32 kernels with MXCSR's
 // FTZ/DAZ bits set: the same chain of the same FMAs, so the same bits (a product of two bf16 is exact
 // in fp32, and the hardware's flush-to-zero is MXCSR's; checked against vdpbf16ps on Zen 4).
+//
+// With AMX-BF16 (Intel Sapphire Rapids and later; the OS must grant the tile state) bf16 products run
+// on the tile unit instead: 32 x 32 C tiles, tdpbf16ps over 16 k-pairs at a time, 16 times the
+// multiply-adds of a vdpbf16ps per instruction. Each C element is still one fixed chain over k (k
+// slices in order, 16 pairs per tile step, the hardware's order inside it), so its results do not
+// depend on the thread count; but that order is not vdpbf16ps's pair by pair, so the bits differ
+// from the AVX512-BF16 and portable paths by accumulation rounding (within the bf16 bound; tested
+// against float64). FUSED_DISTILL_GEMM_ISA=avx512bf16 keeps the vdpbf16ps path.
 #include "../gemm.h"
 
 #include <algorithm>
@@ -35,20 +43,39 @@
 #define FD_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define FD_AVX2 __attribute__((target("avx2,fma")))
 #define FD_AVX512BF16 __attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define FD_AMX __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 #define FD_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace fd {
 namespace {
 
-enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kAmxBf16 = 4 };
+
+#ifdef FD_GEMM_X86
+// Linux hands out the AMX tile state only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); without it the first tile instruction faults.
+bool amx_usable() {
+  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+#endif
 
 Isa detect_isa() {
 #ifdef FD_GEMM_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
-    return __builtin_cpu_supports("avx512bf16") ? Isa::kAvx512Bf16 : Isa::kAvx512;
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma")) {
+    if (!__builtin_cpu_supports("avx512bf16")) return Isa::kAvx512;
+    return amx_usable() ? Isa::kAmxBf16 : Isa::kAvx512Bf16;
+  }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
 #endif
   return Isa::kScalar;
@@ -64,6 +91,8 @@ Isa active_isa() {
       isa = std::min(isa, Isa::kAvx2);
     else if (std::strcmp(want, "avx512") == 0)
       isa = std::min(isa, Isa::kAvx512);
+    else if (std::strcmp(want, "avx512bf16") == 0)
+      isa = std::min(isa, Isa::kAvx512Bf16);
   }
   return isa;
 }
@@ -837,6 +866,143 @@ struct Avx512Bf16Isa {
 FD_AVX512BF16 void unit_avx512bf16(const Job& job, int64_t u, float* pa, float* pb) {
   run_unit<Avx512Bf16Isa>(job, u, pa, pb);
 }
+
+// ---------------------------------------------------------------- AMX-BF16: 32 x 32 tiles
+// Panels of the same k-pair words as AVX512-BF16 (k = 2q high), laid out for tile loads, with the
+// pairs of a k slice padded to kw16, a multiple of 16 (zero words: +0 x +0 adds nothing):
+// A: per 32-row panel, row-major [32][kw16] (a tile row is 16 pairs of one row; rows past the block
+//    are zero); B: per 32-column panel, [kw16][32] as Avx512Bf16Isa packs it (a tile is 16 pairs x 16
+//    columns, read at a 128-byte stride). Tiles 0-3: C; 4, 5: A rows 0-15, 16-31; 6, 7: B columns
+//    0-15, 16-31.
+struct AmxBf16Isa {
+  static constexpr int MR = 32, NR = 32, kPerElem = 2, kPairAlign = 16;
+};
+
+FD_AMX void pack_a_amx(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mb, int64_t p0, int64_t kb,
+                       int64_t kw16, uint32_t* dst) {
+  const int64_t rows = (mb + AmxBf16Isa::MR - 1) / AmxBf16Isa::MR * AmxBf16Isa::MR;
+  const __m512 pad = _mm512_set1_ps(kPadA);
+  if (!trans) {  // a row's run of 32 k gives its next 16 words; k past kb reads as the pad
+    for (int64_t i = 0; i < mb; ++i) {
+      const float* src = a + (i0 + i) * lda + p0;
+      uint32_t* d = dst + i * kw16;
+      for (int64_t p = 0; p < 2 * kw16; p += 32) {
+        const __mmask16 k0 = lanes(kb - p), k1 = lanes(kb - p - 16);
+        _mm512_storeu_si512(d + p / 2, pairs_of_run(_mm512_mask_loadu_ps(pad, k0, src + p),
+                                                    _mm512_mask_loadu_ps(pad, k1, src + p + 16)));
+      }
+    }
+  } else {  // source rows 2q, 2q + 1 give pair q of 16 rows; 16 pairs of 16 rows transposed
+    for (int64_t ir = 0; ir < mb; ir += 16) {
+      const __mmask16 rm = lanes(mb - ir);
+      for (int64_t q0 = 0; q0 < kw16; q0 += 16) {
+        __m512 r[16];
+        for (int64_t q = 0; q < 16; ++q) {
+          const int64_t p = 2 * (q0 + q);
+          const float* s0 = a + (p0 + p) * lda + i0 + ir;
+          const __m512 x0 = p < kb ? _mm512_maskz_loadu_ps(rm, s0) : pad;
+          const __m512 x1 = p + 1 < kb ? _mm512_maskz_loadu_ps(rm, s0 + lda) : pad;
+          r[q] = _mm512_castsi512_ps(pairs_of_rows(x0, x1));
+        }
+        transpose16(r);
+        const int64_t n = std::min<int64_t>(16, mb - ir);
+        for (int64_t i = 0; i < n; ++i) _mm512_storeu_ps(reinterpret_cast<float*>(dst + (ir + i) * kw16 + q0), r[i]);
+      }
+    }
+  }
+  std::memset(dst + mb * kw16, 0, (rows - mb) * kw16 * sizeof(uint32_t));
+}
+
+FD_AMX void pack_b_amx(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kb, int64_t j0, int64_t nb,
+                       int64_t kw16, uint32_t* dst) {
+  const int64_t kw = (kb + 1) / 2;
+  for (int64_t jr = 0; jr < nb; jr += AmxBf16Isa::NR) {
+    uint32_t* d = dst + jr * kw16;
+    Avx512Bf16Isa::pack_b(b, ldb, trans, p0, kb, j0 + jr, std::min<int64_t>(AmxBf16Isa::NR, nb - jr), d);
+    std::memset(d + kw * AmxBf16Isa::NR, 0, (kw16 - kw) * AmxBf16Isa::NR * sizeof(uint32_t));
+  }
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// C (32 x 32 at c, row stride ldc) (+)= A panel (32 x kw16 words) * B panel (kw16 x 32 words).
+FD_AMX void amx_tile(int64_t kw16, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, bool acc) {
+  const int64_t cs = ldc * static_cast<int64_t>(sizeof(float)), as = kw16 * static_cast<int64_t>(sizeof(uint32_t));
+  if (acc) {
+    _tile_loadd(0, c, cs);
+    _tile_loadd(1, c + 16, cs);
+    _tile_loadd(2, c + 16 * ldc, cs);
+    _tile_loadd(3, c + 16 * ldc + 16, cs);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t q = 0; q < kw16; q += 16) {
+    _tile_loadd(4, a + q, as);
+    _tile_loadd(5, a + 16 * kw16 + q, as);
+    _tile_loadd(6, b + q * AmxBf16Isa::NR, AmxBf16Isa::NR * sizeof(uint32_t));
+    _tile_loadd(7, b + q * AmxBf16Isa::NR + 16, AmxBf16Isa::NR * sizeof(uint32_t));
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, cs);
+  _tile_stored(1, c + 16, cs);
+  _tile_stored(2, c + 16 * ldc, cs);
+  _tile_stored(3, c + 16 * ldc + 16, cs);
+}
+
+// run_unit's loop for the tile layout: a C tile cut by the block's edge goes through a scratch tile.
+FD_AMX void unit_amx_bf16(const Job& job, int64_t u, float* pa_floats, float* pb_floats) {
+  constexpr int MR = AmxBf16Isa::MR, NR = AmxBf16Isa::NR;
+  uint32_t* pa = reinterpret_cast<uint32_t*>(pa_floats);
+  uint32_t* pb = reinterpret_cast<uint32_t*>(pb_floats);
+  const GemmArgs& g = *job.g;
+  const Plan& pl = job.plan;
+  const Unit un = unit_at(g, pl, u);
+  float* c = g.c + un.bi * g.stride_c;
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) float edge[MR * NR];
+  for (int64_t p0 = 0; p0 < g.k; p0 += pl.kc) {
+    const int64_t kb = std::min(pl.kc, g.k - p0);
+    const int64_t kw16 = ((kb + 1) / 2 + AmxBf16Isa::kPairAlign - 1) / AmxBf16Isa::kPairAlign * AmxBf16Isa::kPairAlign;
+    const bool acc = p0 > 0;
+    pack_b_amx(un.b, g.ldb, g.trans_b, p0, kb, un.j0, un.nu, kw16, pb);
+    for (int64_t ib = un.i0; ib < un.i0 + un.mu; ib += pl.mc) {
+      const int64_t mb = std::min(pl.mc, un.i0 + un.mu - ib);
+      pack_a_amx(un.a, g.lda, g.trans_a, ib, mb, p0, kb, kw16, pa);
+      for (int64_t jr = 0; jr < un.nu; jr += NR) {
+        const int64_t w = std::min<int64_t>(NR, un.nu - jr);
+        for (int64_t ir = 0; ir < mb; ir += MR) {
+          const int64_t r = std::min<int64_t>(MR, mb - ir);
+          float* cp = c + (ib + ir) * g.ldc + un.j0 + jr;
+          if (r == MR && w == NR) {
+            amx_tile(kw16, pa + ir * kw16, pb + jr * kw16, cp, g.ldc, acc);
+          } else {
+            if (acc)
+              for (int64_t i = 0; i < r; ++i) std::memcpy(edge + i * NR, cp + i * g.ldc, w * sizeof(float));
+            amx_tile(kw16, pa + ir * kw16, pb + jr * kw16, edge, NR, acc);
+            for (int64_t i = 0; i < r; ++i) std::memcpy(cp + i * g.ldc, edge + i * NR, w * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+}
 #endif
 
 // ---------------------------------------------------------------- driver
@@ -865,12 +1031,15 @@ struct IsaImpl {
   int k_per_elem;  // k values per packed element (2: bf16 pairs)
   int64_t max_kc;
   void (*unit)(const Job&, int64_t, float*, float*);
+  int pair_align = 1;  // packed elements of a k slice rounded up to a multiple of this (AMX: 16)
 };
 
 IsaImpl impl_for(Isa isa, GemmPrecision precision) {
   const bool bf16 = precision == GemmPrecision::kBf16;
 #ifdef FD_GEMM_X86
-  if (isa == Isa::kAvx512Bf16 && bf16) return {Avx512Bf16Isa::MR, Avx512Bf16Isa::NR, 2, 2 * kMaxKc, unit_avx512bf16};
+  if (isa == Isa::kAmxBf16 && bf16)
+    return {AmxBf16Isa::MR, AmxBf16Isa::NR, 2, 2 * kMaxKc, unit_amx_bf16, AmxBf16Isa::kPairAlign};
+  if (isa >= Isa::kAvx512Bf16 && bf16) return {Avx512Bf16Isa::MR, Avx512Bf16Isa::NR, 2, 2 * kMaxKc, unit_avx512bf16};
   if (isa >= Isa::kAvx512) return {Avx512Isa::MR, Avx512Isa::NR, 1, kMaxKc, bf16 ? unit_avx512_bf16 : unit_avx512};
   if (isa == Isa::kAvx2) return {Avx2Isa::MR, Avx2Isa::NR, 1, kMaxKc, bf16 ? unit_avx2_bf16 : unit_avx2};
 #endif
@@ -942,6 +1111,7 @@ bool valid(const GemmArgs& g) {
 
 const char* sgemm_isa() {
   switch (active_isa()) {
+    case Isa::kAmxBf16: return "amxbf16";
     case Isa::kAvx512Bf16: return "avx512bf16";
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
@@ -963,7 +1133,8 @@ Status sgemm_cpu(const GemmArgs& g) {
       std::max(1.0, std::min<double>(num_threads(), flops / FD_GEMM_FLOPS_PER_THREAD)));
   Job job{&g, make_plan(g, impl, max_threads)};
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, job.plan.units));
-  const int64_t kw = ceil_div(job.plan.kc, impl.k_per_elem);  // 4-byte elements per packed row/column
+  const int64_t kw = round_up(ceil_div(job.plan.kc, impl.k_per_elem),
+                              impl.pair_align);  // 4-byte elements per packed row/column
   const size_t a_floats = static_cast<size_t>(job.plan.mc * kw + kPackSlack);
   const size_t b_floats = static_cast<size_t>(job.plan.unit_n * kw + kPackSlack);
   if (threads == 1) {  // no OpenMP region: even an if(false) one costs libgomp futex calls (~1 us)

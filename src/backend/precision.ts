@@ -73,7 +73,7 @@ export function matmulPrecision(backend: 'native' | 'cuda' = 'native'): MatmulPr
 export function bf16PathNote(precision: MatmulPrecision = matmulPrecision()): string | null {
   if (precision !== 'bf16') return null;
   const isa = addon.gemmIsa();
-  if (isa === 'avx512bf16') return null;
+  if (isa === 'avx512bf16' || isa === 'amxbf16') return null;
   return (
     `bf16 matrix products: this CPU path (${isa}) has no AVX512-BF16; the portable bf16 path runs ` +
     `(${isa} fp32 kernels on bf16-rounded inputs: the same bits, about fp32 speed)`

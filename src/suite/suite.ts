@@ -179,10 +179,10 @@ async function collectionKey(dir: string | undefined): Promise<string> {
   return (await loadRankingCollection(dir)).fingerprint;
 }
 
-/** 'bf16' where this CPU runs the AVX512-BF16 kernels (the addon's GEMM path), else 'fp32'. */
+/** 'bf16' where this CPU runs bf16 products natively (AMX-BF16 or AVX512-BF16: the addon's GEMM path), else 'fp32'. */
 export function autoPrecision(): 'fp32' | 'bf16' {
   try {
-    return addon.gemmIsa() === 'avx512bf16' ? 'bf16' : 'fp32';
+    return ['amxbf16', 'avx512bf16'].includes(addon.gemmIsa()) ? 'bf16' : 'fp32';
   } catch {
     return 'fp32'; // no addon: the composites run, in fp32
   }
