@@ -96,6 +96,12 @@ export interface CrossEncoderConfig {
 export const BM25_WEIGHT_INIT = 0.1;
 
 export type CrossEncoderHead = 'pooler' | 'electra' | 'roberta';
+
+/** The score terms added to the network's score, each a weight times a per-pair input: config option, input, weight. */
+const SCORE_TERMS = [
+  ['bm25Score', 'bm25Scores', 'classifier.bm25_weight'],
+  ['wordVectorScore', 'wordVectorScores', 'classifier.word_vector_weight'],
+] as const;
 const HEADS: readonly CrossEncoderHead[] = ['pooler', 'electra', 'roberta'];
 
 export const BERT_MINI: CrossEncoderConfig = {
@@ -411,25 +417,16 @@ export class CrossEncoder {
             [B],
           )
     ) as tf.Tensor1D;
-    if (this.config.bm25Score) {
-      const s = inputs.bm25Scores;
+    for (const [option, input, weight] of SCORE_TERMS) {
+      if (!this.config[option]) continue;
+      const s = inputs[input];
       if (!s)
         throw new Error(
-          'CrossEncoder: the model has bm25Score; inputs.bm25Scores is required (PairEncoder with the bm25Score option builds it)',
+          `CrossEncoder: the model has ${option}; inputs.${input} is required (PairEncoder with the ${option} option builds it)`,
         );
       if (s.shape.length !== 1 || s.shape[0] !== B)
-        throw new Error(`CrossEncoder: inputs.bm25Scores has shape [${s.shape}], expected [${B}]`);
-      scores = tf.add(scores, tf.mul(this.p('classifier.bm25_weight'), s)) as tf.Tensor1D;
-    }
-    if (this.config.wordVectorScore) {
-      const s = inputs.wordVectorScores;
-      if (!s)
-        throw new Error(
-          'CrossEncoder: the model has wordVectorScore; inputs.wordVectorScores is required (PairEncoder with the wordVectorScore option builds it)',
-        );
-      if (s.shape.length !== 1 || s.shape[0] !== B)
-        throw new Error(`CrossEncoder: inputs.wordVectorScores has shape [${s.shape}], expected [${B}]`);
-      scores = tf.add(scores, tf.mul(this.p('classifier.word_vector_weight'), s)) as tf.Tensor1D;
+        throw new Error(`CrossEncoder: inputs.${input} has shape [${s.shape}], expected [${B}]`);
+      scores = tf.add(scores, tf.mul(this.p(weight), s)) as tf.Tensor1D;
     }
     return { scores, ...(want.hidden ? { hidden } : {}), ...(want.attention ? { attention } : {}) };
   }
