@@ -64,13 +64,11 @@ export async function fitFusion(
   for (const [qid, scores] of scored) {
     const list: Pair[] = [];
     for (const [pid, s] of scores) {
-      const bm25 = features.includes('bm25') || own.bm25 ? encoder.bm25ScoreOf(qid, pid) : 0;
-      const wordVectors = features.includes('wordVectors') || own.wordVectors ? encoder.wordVectorScoreOf(qid, pid) : 0;
-      // A feature being refitted leaves the network; one that is not stays in it.
-      const network =
-        s -
-        (features.includes('bm25') ? own.bm25 * bm25 : 0) -
-        (features.includes('wordVectors') ? own.wordVectors * wordVectors : 0);
+      // Only the features being refitted are read (the others' grid is {0}); a refitted feature's
+      // own term leaves the network, one that is not refitted stays in it.
+      const bm25 = features.includes('bm25') ? encoder.bm25ScoreOf(qid, pid) : 0;
+      const wordVectors = features.includes('wordVectors') ? encoder.wordVectorScoreOf(qid, pid) : 0;
+      const network = s - own.bm25 * bm25 - own.wordVectors * wordVectors;
       list.push({ pid, network, bm25, wordVectors });
     }
     pairs.set(qid, list);
