@@ -13,8 +13,8 @@
 'use strict';
 const path = require('path');
 const fs = require('fs');
-const os = require('os');
 const { execFileSync } = require('child_process');
+const { cpuName, torchEnv, torchBlasNote } = require('./machine');
 
 const tf = require('@tensorflow/tfjs');
 require('@tensorflow/tfjs-backend-wasm');
@@ -128,7 +128,7 @@ function torchPeer(precision) {
       `--steps=${STEPS}`,
       `--precision=${precision}`,
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: torchEnv() },
   );
   return JSON.parse(out.trim().split('\n').pop());
 }
@@ -160,7 +160,7 @@ async function main() {
     }
   const torch = torchRuns.fp32 ?? null;
   const when = new Date().toISOString().replace(/\..*/, 'Z');
-  const cpu = `${os.cpus()[0].model}, ${os.cpus().length} vCPU`;
+  const cpu = cpuName();
   const L = [];
   L.push(
     `BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`,
@@ -177,7 +177,7 @@ async function main() {
     );
   for (const [p, t] of Object.entries(torchRuns))
     L.push(
-      `| PyTorch ${t.torch} eager${p === 'bf16' ? ' + autocast(cpu, bfloat16)' : ''}, torch.optim.Adam (torch.mm 1024^3 ${t.mm1024_gflops.toFixed(0)} GFLOP/s) | ${p} | ${t.median_ms.toFixed(0)} | ${t.min_ms.toFixed(0)} | ${t.steps} | ${vs(t.median_ms, torch)} | ${vs(t.median_ms, torchRuns.bf16)} |`,
+      `| PyTorch ${t.torch} eager${p === 'bf16' ? ' + autocast(cpu, bfloat16)' : ''}, torch.optim.Adam (torch.mm 1024^3 ${t.mm1024_gflops.toFixed(0)} GFLOP/s, ${torchBlasNote()}) | ${p} | ${t.median_ms.toFixed(0)} | ${t.min_ms.toFixed(0)} | ${t.steps} | ${vs(t.median_ms, torch)} | ${vs(t.median_ms, torchRuns.bf16)} |`,
     );
   const table = L.join('\n');
   console.log(table);

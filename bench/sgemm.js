@@ -21,6 +21,7 @@ const os = require('os');
 const path = require('path');
 const readline = require('readline');
 const { spawn, spawnSync } = require('child_process');
+const { cpuName, torchEnv, torchBlasNote } = require('./machine');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require('node-gyp-build')(ROOT);
@@ -141,7 +142,10 @@ function findPython() {
 function startTorch() {
   const py = findPython();
   if (!py) return null;
-  const child = spawn(py, [path.join(__dirname, 'sgemm_torch.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(py, [path.join(__dirname, 'sgemm_torch.py')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: torchEnv(),
+  });
   const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => {
     const { value, done } = await lines.next();
@@ -173,12 +177,11 @@ function dims(sh) {
 async function main() {
   const torch = flag('no-torch') ? null : startTorch();
   const hello = torch ? await torch.hello : null;
-  const cpu = (os.cpus()[0] || {}).model || 'unknown CPU';
   const load0 = os.loadavg()[0];
   const header = [
-    `Date: ${new Date().toISOString()}. ${cpu}, ${os.cpus().length} vCPUs, Node ${process.version}, ` +
+    `Date: ${new Date().toISOString()}. ${cpuName()}, Node ${process.version}, ` +
       `sgemm path ${addon.gemmIsa()}` +
-      (hello ? `, PyTorch ${hello.torch} (BLAS ${hello.blas}; ${torch.py})` : ', no PyTorch') +
+      (hello ? `, PyTorch ${hello.torch} (BLAS ${hello.blas}, ${torchBlasNote()}; ${torch.py})` : ', no PyTorch') +
       '.',
     `Load average at the start ${load0.toFixed(2)}.`,
   ];

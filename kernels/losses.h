@@ -72,7 +72,7 @@ Status check_mask_cpu(const float* mask, int64_t n, int64_t* bad_index);
 // propagates), else kBadLabel and *bad_index = the first offending index: pointwiseBCE's domain.
 Status check_unit_labels_cpu(const float* y, const float* mask, int64_t n, int64_t* bad_index);
 
-// Threads the CPU kernels use (>= 1). Results do not depend on it.
+// Threads the CPU kernels use (>= 1; 1 inside a parallel region). Results do not depend on it.
 void set_num_threads(int n);
 int num_threads();
 

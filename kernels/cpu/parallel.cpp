@@ -21,7 +21,10 @@ std::atomic<int> g_threads{default_threads()};
 }  // namespace
 
 void set_num_threads(int n) { g_threads.store(std::max(1, n)); }
-int num_threads() { return g_threads.load(); }
+// Inside a parallel region (a kernel's per-pair products, say) a nested call runs on its own
+// thread: OpenMP would run a nested region on one thread anyway, but a caller sizing its plan or
+// its fork for N threads would pay for the split (smaller tiles, operands packed twice) for nothing.
+int num_threads() { return omp_in_parallel() ? 1 : g_threads.load(); }
 
 int threads_for(int64_t work, int64_t blocks) {
   constexpr int64_t kMinWorkPerThread = 32768;

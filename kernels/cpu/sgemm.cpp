@@ -773,19 +773,23 @@ struct Avx512Bf16Isa {
                                    int64_t kb, uint32_t* dst) {
     const int64_t full = mb / MR * MR, kw = (kb + 1) / 2;
     if (trans) {  // rows 2q and 2q + 1 of the source give 16 rows' words: two panels at a time
+      // 8 pairs at a time, so that each panel gets whole cache lines in a row: the panels are
+      // MR * kw words apart (8 KB at kc 512), all in one L1 set, and 32-byte stores to each panel
+      // in turn evicted each line before its second half was written (TN products ran ~30% slower).
       const __m512 pad = _mm512_set1_ps(kPadA);
-      for (int64_t q = 0; q < kw; ++q) {
-        const float* s0 = a + (p0 + 2 * q) * lda + i0;
-        const float* s1 = s0 + lda;
-        const bool has1 = 2 * q + 1 < kb;
+      for (int64_t q8 = 0; q8 < kw; q8 += 8) {
+        const int64_t qe = std::min<int64_t>(kw, q8 + 8);
         for (int64_t ir = 0; ir < full; ir += 2 * MR) {
           const __mmask16 rows = lanes(full - ir);
-          const __m512i w = pairs_of_rows(_mm512_maskz_loadu_ps(rows, s0 + ir),
-                                          has1 ? _mm512_maskz_loadu_ps(rows, s1 + ir) : pad);
-          _mm256_store_si256(reinterpret_cast<__m256i*>(dst + ir * kw + q * MR), _mm512_castsi512_si256(w));
-          if (ir + MR < full)
-            _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (ir + MR) * kw + q * MR),
-                               _mm512_extracti64x4_epi64(w, 1));
+          for (int64_t q = q8; q < qe; ++q) {
+            const float* s0 = a + (p0 + 2 * q) * lda + i0 + ir;
+            const __m512i w = pairs_of_rows(_mm512_maskz_loadu_ps(rows, s0),
+                                            2 * q + 1 < kb ? _mm512_maskz_loadu_ps(rows, s0 + lda) : pad);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(dst + ir * kw + q * MR), _mm512_castsi512_si256(w));
+            if (ir + MR < full)
+              _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (ir + MR) * kw + q * MR),
+                                 _mm512_extracti64x4_epi64(w, 1));
+          }
         }
       }
     } else {  // 8 rows x 32 k -> 8 x 16 words, transposed to 16 pairs x 8 rows
