@@ -3,10 +3,12 @@
 // forward + MSE on the scores + backward + Adam. Uses the package's own CrossEncoder (dist/).
 //
 //   npm run build && node bench/bert_step.js [--backends=native,wasm,cpu] [--steps=10] [--cpu-steps=2]
-//       [--no-torch] [--threads=2] [--precisions=fp32,bf16] [--profile] [--write]
+//       [--no-torch] [--threads=2] [--precisions=fp32,bf16] [--rounds=1] [--profile] [--write]
 //
 // --precisions: the native rows' matrix products (FUSED_DISTILL_MATMUL_PRECISION), each beside PyTorch
 // in the same precision: fp32 eager, and bf16 as torch.autocast('cpu', dtype=torch.bfloat16).
+// --rounds=N runs every engine N times in turn (ours, then PyTorch's, N times), each figure the median
+// of its rounds' medians: on a shared host the slow minutes then hit every engine alike.
 // --optimizers=tfjs,adamw picks the optimizers timed on native; --profile prints the native backend's
 // per-kernel table for one step; --write stores the table and
 // JSON in bench/results/bert_step.{md,json} (atomically).
@@ -35,6 +37,7 @@ const SHAPE = { batch: 16, len: 128 };
 // (src/distill/optimizer.ts, one kernel pass per variable; weight decay 0 = Adam).
 const OPTIMIZERS = arg('optimizers', 'tfjs,adamw').split(',');
 const PRECISIONS = arg('precisions', 'fp32').split(',');
+const ROUNDS = Math.max(1, Number(arg('rounds', '1')));
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,7 +59,7 @@ function inputs() {
   };
 }
 
-async function runBackend(name, steps, optimizerName, precision = 'fp32') {
+async function runBackend(name, steps, optimizerName, precision = 'fp32', withProfile = true) {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
   fd.setMatmulPrecision(precision, name);
   const model = new CrossEncoder(BERT_MINI, 0);
@@ -95,7 +98,7 @@ async function runBackend(name, steps, optimizerName, precision = 'fp32') {
     times.push(performance.now() - t0);
   }
   let profile = null;
-  if (name === 'native' && flag('profile')) {
+  if (name === 'native' && withProfile && flag('profile')) {
     fd.nativeProfile.start();
     step();
     fd.nativeProfile.stop();
@@ -133,37 +136,60 @@ function torchPeer(precision) {
   return JSON.parse(out.trim().split('\n').pop());
 }
 
+// Rounds: every engine's run repeated, in turn, so that a shared host's slow minutes hit every
+// engine alike; each figure is the median of its rounds' medians (and the least min).
+function combine(runs) {
+  const r = { ...runs[0] };
+  r.median_ms = median(runs.map((x) => x.median_ms));
+  r.min_ms = Math.min(...runs.map((x) => x.min_ms));
+  r.steps = runs.reduce((n, x) => n + x.steps, 0);
+  r.round_medians_ms = runs.map((x) => x.median_ms);
+  r.leaked_tensors = Math.max(...runs.map((x) => x.leaked_tensors ?? 0));
+  r.profile = runs.map((x) => x.profile).find(Boolean) ?? null;
+  return r;
+}
+
 async function main() {
   fd.setNumThreads(THREADS);
-  const rows = [];
+  const configs = [];
   for (const b of BACKENDS)
     for (const o of b === 'native' ? OPTIMIZERS : ['tfjs'])
-      for (const p of b === 'native' ? PRECISIONS : ['fp32']) {
-        const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o, p);
-        console.error(
-          `${b} (${o}, ${p}): median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`,
-        );
-        rows.push(r);
-      }
+      for (const p of b === 'native' ? PRECISIONS : ['fp32']) configs.push({ b, o, p });
   // PyTorch in each precision timed (fp32 eager is the reference column).
-  const torchRuns = {};
-  if (!flag('no-torch'))
-    for (const p of ['fp32', ...PRECISIONS.filter((x) => x !== 'fp32')]) {
+  const torchPrecisions = flag('no-torch') ? [] : ['fp32', ...PRECISIONS.filter((x) => x !== 'fp32')];
+  const ours = configs.map(() => []);
+  const theirs = Object.fromEntries(torchPrecisions.map((p) => [p, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const tag = ROUNDS > 1 ? ` [round ${round + 1}/${ROUNDS}]` : '';
+    for (const [i, { b, o, p }] of configs.entries()) {
+      const r = await runBackend(b, b === 'native' ? STEPS : SLOW_STEPS, o, p, round === 0);
+      console.error(
+        `${b} (${o}, ${p})${tag}: median ${r.median_ms.toFixed(0)} ms/step over ${r.steps} steps (loss ${r.loss.toFixed(4)}, tensors leaked ${r.leaked_tensors})`,
+      );
+      ours[i].push(r);
+    }
+    for (const p of torchPrecisions) {
       try {
-        torchRuns[p] = torchPeer(p);
+        const t = torchPeer(p);
+        theirs[p].push(t);
         console.error(
-          `pytorch eager ${p}: median ${torchRuns[p].median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${torchRuns[p].mm1024_gflops.toFixed(0)} GFLOP/s)`,
+          `pytorch eager ${p}${tag}: median ${t.median_ms.toFixed(0)} ms/step (torch.mm 1024^3: ${t.mm1024_gflops.toFixed(0)} GFLOP/s)`,
         );
       } catch (e) {
         console.error(`PyTorch peer (${p}) skipped: ${e.message.split('\n')[0]}`);
       }
     }
+  }
+  const rows = ours.map(combine);
+  const torchRuns = {};
+  for (const [p, runs] of Object.entries(theirs))
+    if (runs.length > 0) torchRuns[p] = { ...combine(runs), mm1024_gflops: median(runs.map((x) => x.mm1024_gflops)) };
   const torch = torchRuns.fp32 ?? null;
   const when = new Date().toISOString().replace(/\..*/, 'Z');
   const cpu = cpuName();
   const L = [];
   L.push(
-    `BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step.`,
+    `BERT-mini training step (4L/256/4h/FFN 1024, vocab 30522, batch 16 x 128; forward + MSE + backward + Adam), ${when}, ${cpu}, ${THREADS} threads. Median ms per step${ROUNDS > 1 ? ` (median of ${ROUNDS} rounds' medians, engines in turn)` : ''}.`,
   );
   L.push('');
   const vs = (ms, peer) => (peer ? `${(peer.median_ms / ms).toFixed(2)}x` : '-');
@@ -200,7 +226,10 @@ async function main() {
           .map((r) => `\nnative backend (${r.optimizer}, ${r.precision}), one step, per kernel:\n\n${r.profile}\n`)
           .join(''),
     );
-    write('bert_step.json', JSON.stringify({ when, cpu, threads: THREADS, rows, torch: torchRuns }, null, 2) + '\n');
+    write(
+      'bert_step.json',
+      JSON.stringify({ when, cpu, threads: THREADS, rounds: ROUNDS, rows, torch: torchRuns }, null, 2) + '\n',
+    );
   }
 }
 

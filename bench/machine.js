@@ -41,7 +41,9 @@ function cpuName() {
   const f = cpuFlags();
   const zen = /AMD/.test(name) ? { 25: f.has('avx512f') ? 'Zen 4' : 'Zen 3', 26: 'Zen 5' }[family] : undefined;
   const bf16 = ['avx512_bf16', 'amx_bf16'].filter((x) => f.has(x));
-  name += family ? ` (family ${family} model ${model}${zen ? `: ${zen}` : ''}${bf16.length ? `; ${bf16.join(', ')}` : ''})` : '';
+  name += family
+    ? ` (family ${family} model ${model}${zen ? `: ${zen}` : ''}${bf16.length ? `; ${bf16.join(', ')}` : ''})`
+    : '';
   return `${name}, ${os.cpus().length} vCPU`;
 }
 

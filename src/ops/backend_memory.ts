@@ -38,11 +38,15 @@ function rethrowAs(op: string, e: unknown): never {
 // Outputs larger than the machine's memory are refused before any is allocated: with overcommit the
 // allocation could succeed and only writing it end in the OOM killer. An allocation that fails anyway
 // (V8's RangeError) is reported the same way, as a FusedDistillError naming the op and the bytes.
+// Read once: os.totalmem() is a system call (9 us on a paravirtualised VM here), and every fused
+// kernel call allocates.
+const TOTAL_MEMORY = os.totalmem();
+
 function allocateOutputs<T>(op: string, outputShapes: number[][], allocate: (shape: number[]) => T): T[] {
   const bytes = outputShapes.reduce((sum, shape) => sum + 4 * size(shape), 0);
   const noMemory = () =>
     new FusedDistillError(op || 'fused kernel', `out of memory: needs ${bytes} bytes for its outputs`);
-  if (bytes > os.totalmem()) throw noMemory();
+  if (bytes > TOTAL_MEMORY) throw noMemory();
   try {
     return outputShapes.map(allocate);
   } catch (e) {
