@@ -165,8 +165,16 @@ describe('suite files', () => {
       [3, 3, 'seed-3'],
       [1, 1, 'seed-1'],
     ]);
-    // precision: every run's train.precision unless the run sets its own; 'auto' = bf16 where this CPU has AVX512-BF16
+    // precision: every run's train.precision unless the run sets its own; 'auto' = bf16 where this CPU's bf16
+    // products are faster: AMX, or AVX512-BF16 on AMD (not on an Intel CPU without AMX)
     const { addon } = await import('../src/native');
+    const { autoPrecision } = await import('../src/suite/suite');
+    expect(autoPrecision('amxbf16', 'Intel(R) Xeon(R) Processor')).toBe('bf16');
+    expect(autoPrecision('avx512bf16', 'AMD EPYC')).toBe('bf16');
+    expect(autoPrecision('avx512bf16', 'AMD EPYC 9654 96-Core Processor')).toBe('bf16');
+    expect(autoPrecision('avx512bf16', 'Intel(R) Xeon(R) Processor')).toBe('fp32');
+    expect(autoPrecision('avx512', 'AMD EPYC')).toBe('fp32');
+    expect(autoPrecision('scalar', 'AMD EPYC')).toBe('fp32');
     const auto = await loadSuite(
       json(path.join(tmp, 's10.json'), {
         ...base,
@@ -174,7 +182,8 @@ describe('suite files', () => {
         students: [{ name: 'a' }, { name: 'b', train: { precision: 'fp32' } }],
       }),
     );
-    const want = ['amxbf16', 'avx512bf16'].includes(addon.gemmIsa()) ? 'bf16' : 'fp32';
+    const isa = addon.gemmIsa();
+    const want = isa === 'amxbf16' || (isa === 'avx512bf16' && /AMD/.test(os.cpus()[0].model)) ? 'bf16' : 'fp32';
     expect(auto.precision).toBe(want);
     expect(auto.teacher.train.precision).toBe(want);
     expect(auto.students.map((x) => x.config.train.precision)).toEqual([want, 'fp32']);

@@ -22,6 +22,7 @@
 // with another config is replaced, and `fresh` retrains them all.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -83,7 +84,7 @@ export const SuiteSchema = z
       .refine((s) => new Set(s.map((x) => x.name)).size === s.length, { message: 'student names must be unique' }),
     /**
      * every run's matrix products (train.precision, unless a run config sets its own) and the
-     * evaluation's: 'auto' = bf16 where the CPU has AVX512-BF16, else fp32; absent: as --precision
+     * evaluation's: 'auto' = bf16 where this CPU's bf16 products are faster (autoPrecision), else fp32; absent: as --precision
      */
     precision: z.enum(['fp32', 'bf16', 'auto']).optional(),
     /** each student is trained once per seed (its train.seed); absent: once, with its own train.seed */
@@ -179,12 +180,25 @@ async function collectionKey(dir: string | undefined): Promise<string> {
   return (await loadRankingCollection(dir)).fingerprint;
 }
 
-/** 'bf16' where this CPU runs bf16 products natively (AMX-BF16 or AVX512-BF16: the addon's GEMM path), else 'fp32'. */
-export function autoPrecision(): 'fp32' | 'bf16' {
+/**
+ * 'bf16' where this CPU's bf16 products beat its fp32 ones, else 'fp32': AMX-BF16 (the tile unit), or
+ * AVX512-BF16 on AMD (Zen 4 and 5: a vdpbf16ps does two FMAs' work at the FMA rate). An Intel CPU
+ * with AVX512-BF16 but no usable AMX runs vdpbf16ps on one port against two for FMA: measured on a
+ * Xeon with AMX turned off, its bf16 step took 291 ms against fp32's 229, so 'auto' keeps fp32 there.
+ */
+export function autoPrecision(
+  isa: string = gemmIsaOrNull() ?? 'scalar',
+  cpuModel: string = os.cpus()[0]?.model ?? '',
+): 'fp32' | 'bf16' {
+  if (isa === 'amxbf16') return 'bf16';
+  return isa === 'avx512bf16' && /\bAMD\b/.test(cpuModel) ? 'bf16' : 'fp32';
+}
+
+function gemmIsaOrNull(): string | null {
   try {
-    return ['amxbf16', 'avx512bf16'].includes(addon.gemmIsa()) ? 'bf16' : 'fp32';
+    return addon.gemmIsa();
   } catch {
-    return 'fp32'; // no addon: the composites run, in fp32
+    return null; // no addon: the composites run, in fp32
   }
 }
 
