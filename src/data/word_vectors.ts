@@ -135,7 +135,10 @@ export async function writeWordVectors(jsonFile: string, dir: string, count = BU
   const bin = Buffer.alloc(words.length * d);
   let worst = 1;
   words.forEach((w, r) => {
-    const v = src.vectors![w].slice(0, d);
+    const row = src.vectors![w];
+    if (!Array.isArray(row) || row.length < d || !row.slice(0, d).every((x) => Number.isFinite(x)))
+      throw new Error(`${jsonFile}: word ${JSON.stringify(w)} (words[${src.words!.indexOf(w)}]) has no vector of ${d} finite numbers in vectors`);
+    const v = row.slice(0, d);
     const max = Math.max(...v.map(Math.abs));
     let dot = 0, nq = 0, nv = 0;
     for (let i = 0; i < d; i++) {

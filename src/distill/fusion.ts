@@ -21,6 +21,11 @@ import { rerankSharded } from './scoring';
 
 export type FusionFeature = 'bm25' | 'wordVectors';
 export const FUSION_FEATURES: readonly FusionFeature[] = ['bm25', 'wordVectors'];
+/** Each feature's name in reports ("teacher = its network + 1 × BM25 + ..."). */
+export const FUSION_FEATURE_TEXT: Record<FusionFeature, string> = {
+  bm25: 'BM25',
+  wordVectors: 'word-vector similarity',
+};
 
 /**
  * The weights tried per feature, in order (of equal MRR@10 the smaller weight wins, so 0 keeps the

@@ -7,6 +7,7 @@ import * as path from 'path';
 
 import { writeAtomic } from '../data/atomic';
 import type { EvalLog, StepLog } from '../distill';
+import { FUSION_FEATURE_TEXT, type FusionFeature } from '../distill/fusion';
 import type { Comparison, ResultRow } from '../eval/rerank';
 
 export interface ReportRun {
@@ -153,11 +154,9 @@ export function comparisonLines(report: RunReport): string[] {
   return lines;
 }
 
-const FEATURE_TEXT: Record<string, string> = { bm25: 'BM25', wordVectors: 'word-vector similarity' };
-
 /** "teacher = its network + 0.5 × BM25 + 15 × word-vector similarity (weights chosen on ...)". */
 export function fusionLine(f: NonNullable<NonNullable<RunReport['evaluation']>['teacherFusion']>): string {
-  const terms = Object.entries(f.weights).map(([k, w]) => ` + ${w} × ${FEATURE_TEXT[k] ?? k}`);
+  const terms = Object.entries(f.weights).map(([k, w]) => ` + ${w} × ${FUSION_FEATURE_TEXT[k as FusionFeature] ?? k}`);
   return (
     `teacher = its network${terms.join('')}; weights chosen on the ${f.queries} ${f.split} queries by MRR@10 ` +
     `(${fmtMetric(f.mrr10.network)} network alone → ${fmtMetric(f.mrr10.fused)} fused)`
