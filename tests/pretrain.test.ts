@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import {
+  AdamW,
   ConfigError,
   MLM_HEAD_PARAMS,
   MlmHead,
@@ -24,6 +25,7 @@ import {
   pretrainCorpus,
   trainTeacher,
   type MaskOptions,
+  type ProgressEvent,
   type RunResult,
 } from '../src/distill';
 import { biasGeluReference } from '../src/nn/gelu';
@@ -458,6 +460,36 @@ describe('run', () => {
         .readFileSync(path.join(again, 'mlm_head.safetensors'))
         .equals(fs.readFileSync(path.join(tmp, 'straight', 'mlm_head.safetensors'))),
     ).toBe(true);
+  });
+
+  it("a non-finite gradient stops the run naming the step, or with train.nonFinite 'skip' is logged and counted", async () => {
+    // The optimizer reports an Inf gradient norm (no update) at step 2; the run's own step bookkeeping does the rest.
+    const apply = AdamW.prototype.apply;
+    let calls = 0;
+    jest.spyOn(AdamW.prototype, 'apply').mockImplementation(function (this: AdamW, grads) {
+      calls += 1;
+      if (calls !== 2) return apply.call(this, grads);
+      return { step: this.step, lr: 0, gradNorm: Infinity, applied: false };
+    });
+    try {
+      await expect(pretrain(config(path.join(tmp, 'inf-stop'), { steps: 3 }))).rejects.toThrow(
+        /inf-stop: step 2: gradient norm Infinity; stopped \(train\.nonFinite 'skip' skips such steps\)/,
+      );
+      expect(fs.existsSync(path.join(tmp, 'inf-stop', 'result.json'))).toBe(false);
+      calls = 0;
+      const events: ProgressEvent[] = [];
+      const r = await pretrain(config(path.join(tmp, 'inf-skip'), { steps: 3, nonFinite: 'skip' }), {
+        onProgress: (e) => events.push(e),
+      });
+      expect(r.log.steps.map((x) => (x as { skipped?: boolean }).skipped ?? false)).toEqual([false, true, false]);
+      expect(events.find((e) => e.type === 'done')).toMatchObject({ skippedSteps: 1 });
+      expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toContainEqual(
+        expect.stringMatching(/inf-skip: step 2: gradient norm Infinity; step skipped \(1 so far\)$/),
+      );
+      expect(events.filter((e) => e.type === 'step').map((e) => (e as { step: number }).step)).toEqual([1, 2, 3]);
+    } finally {
+      jest.restoreAllMocks();
+    }
   });
 
   it("refuses a model field the init.checkpoint's model contradicts, naming it (it was ignored)", () => {

@@ -50,11 +50,10 @@ import {
   writeRunConfig,
   type RunLog,
   type RunResult,
-  type StepLog,
 } from './run_dir';
 import { checkFits, defaultTokenizer } from './setup';
 import { runOptimizer, trainStep, type MicroBatch } from './step';
-import { notify, restoreNewestIntact, type RunOptions } from './train';
+import { StepRecorder, restoreNewestIntact, type RunOptions } from './train';
 
 // ---------------------------------------------------------------------------------------------
 // The corpus
@@ -404,7 +403,6 @@ export async function pretrain(config: PretrainRunConfig, options: RunOptions = 
         start = restored.state.step;
         resumedFrom = restored.dir;
       }
-      let skippedSteps = log.steps.filter((s) => (s as { skipped?: boolean }).skipped).length;
       await writeRunConfig(output, config);
       emit({
         type: 'start',
@@ -417,7 +415,7 @@ export async function pretrain(config: PretrainRunConfig, options: RunOptions = 
         parameters: [...params.values()].reduce((n, v) => n + v.size, 0),
         backend: tf.getBackend(),
       });
-      const began = Date.now();
+      const recorder = new StepRecorder({ output, kind: 'pretrain', train, log, start, options });
       const micro = Math.min(train.microBatch, train.batch);
       for (let step = start + 1; step <= train.steps; step++) {
         const picked = sampler.next();
@@ -443,25 +441,9 @@ export async function pretrain(config: PretrainRunConfig, options: RunOptions = 
         };
         await new Promise((resolve) => setImmediate(resolve)); // lets a SIGINT / SIGTERM handler run
         const { loss, parts, lr, gradNorm, applied } = trainStep(batches(), params, optimizer);
-        const entry: StepLog & { skipped?: boolean } = { step, lr, gradNorm, loss, parts };
-        if (!applied) {
-          const message = `${output}: step ${step}: ${Number.isFinite(loss) ? `gradient norm ${gradNorm}` : `loss ${loss}`}`;
-          if ((train.nonFinite ?? 'stop') === 'stop')
-            throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
-          entry.skipped = true;
-          skippedSteps += 1;
-          notify(options, `${message}; step skipped (${skippedSteps} so far)`);
-        }
-        log.steps.push(entry);
-        const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
-        emit({
-          type: 'step',
-          run: 'pretrain',
-          steps: train.steps,
-          stepsPerSecond: rate,
-          etaSeconds: (train.steps - step) / rate,
-          ...entry,
-        });
+        recorder.record({ step, lr, gradNorm, loss, parts }, applied, () =>
+          Number.isFinite(loss) ? `gradient norm ${gradNorm}` : `loss ${loss}`,
+        );
         if (train.checkpointEvery > 0 && step % train.checkpointEvery === 0 && step < train.steps) {
           const dir = await writeRunCheckpoint(
             output,
@@ -477,7 +459,13 @@ export async function pretrain(config: PretrainRunConfig, options: RunOptions = 
       const headFile = path.join(output, 'mlm_head.safetensors');
       await writeAtomic(headFile, (w) => w.write(head.safetensors()));
       const result = await finishRun(output, model, log, { steps: train.steps, configHash, run: 'pretrain' });
-      emit({ type: 'done', run: 'pretrain', step: train.steps, modelDir: result.modelDir, skippedSteps });
+      emit({
+        type: 'done',
+        run: 'pretrain',
+        step: train.steps,
+        modelDir: result.modelDir,
+        skippedSteps: recorder.skipped,
+      });
       return result;
     } finally {
       tf.env().set(MATMUL_PRECISION_FLAG, savedPrecision);

@@ -374,6 +374,54 @@ export function notify(options: RunOptions, message: string): void {
 }
 
 /**
+ * A run's step bookkeeping, shared by the training loops (train, pretrain): each step goes into the
+ * log and out as progress (steps/s and ETA since the loop began). A step that made no update (a NaN
+ * or Inf loss or gradient) stops the run, naming `what()` went non-finite (train.nonFinite 'stop', the
+ * default), or is marked skipped and counted ('skip').
+ */
+export class StepRecorder {
+  /** skipped steps so far, those of a resumed log included */
+  skipped: number;
+  private readonly began = Date.now();
+
+  constructor(
+    private readonly run: {
+      output: string;
+      kind: RunKind;
+      train: { steps: number; nonFinite?: 'stop' | 'skip' };
+      log: RunLog;
+      start: number;
+      options: RunOptions;
+    },
+  ) {
+    this.skipped = run.log.steps.filter((s) => (s as SkippableStep).skipped).length;
+  }
+
+  record(entry: StepLog, applied: boolean, what: () => string): void {
+    const { output, kind, train, log, start, options } = this.run;
+    const logged: SkippableStep = entry;
+    if (!applied) {
+      const message = `${output}: step ${entry.step}: ${what()}`;
+      if ((train.nonFinite ?? 'stop') === 'stop')
+        throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
+      logged.skipped = true;
+      this.skipped += 1;
+      notify(options, `${message}; step skipped (${this.skipped} so far)`);
+    }
+    log.steps.push(logged);
+    const rate = (entry.step - start) / Math.max(1e-3, (Date.now() - this.began) / 1000);
+    options.onProgress?.({
+      type: 'step',
+      run: kind,
+      steps: train.steps,
+      stepsPerSecond: rate,
+      etaSeconds: (train.steps - entry.step) / rate,
+      ...logged,
+    });
+  }
+}
+
+/**
  * Restores the newest intact checkpoint under output/checkpoints: one that fails its checksums,
  * cannot be read, or holds an invalid run state is skipped with a notice naming it and why, and the
  * next older one is tried. None intact is an error naming each. A checkpoint of another config is
@@ -493,7 +541,6 @@ async function runJob(
         resumedFrom: start > 0 ? path.resolve(resumedFrom!) : null,
       });
     await broadcastVariables(world, params);
-    let skippedSteps = log.steps.filter((s) => (s as SkippableStep).skipped).length;
     for (const message of job.badRows.describe()) notify(options, message);
     const short = negativesNotice(negativesReport(job.coll, negatives, data.trainQueries, emit), negatives);
     if (short) notify(options, short);
@@ -525,7 +572,7 @@ async function runJob(
       emit({ type: 'eval', run: job.kind, ...entry });
     };
 
-    const began = Date.now();
+    const recorder = new StepRecorder({ output, kind: job.kind, train, log, start, options });
     const { micro, first, count } = share;
     for (let step = start + 1; step <= train.steps; step++) {
       const groups = sampler.next();
@@ -557,32 +604,15 @@ async function runJob(
         optimizer,
         first,
       );
-      const entry: SkippableStep = { step, lr, gradNorm, loss, parts };
-      if (!applied) {
-        // A NaN or Inf loss or gradient: the step made no update. Stop (default), naming what went
-        // non-finite and on which queries, or skip and count it.
+      // A non-finite step names what went non-finite and on which queries.
+      recorder.record({ step, lr, gradNorm, loss, parts }, applied, () => {
         const bad = Object.entries(parts)
           .filter(([, v]) => !Number.isFinite(v))
           .map(([k, v]) => `${k} ${v}`);
         const what = !Number.isFinite(loss)
           ? `loss ${loss}${bad.length ? ` (${bad.join(', ')})` : ''}`
           : `gradient norm ${gradNorm} (loss ${loss})`;
-        const message = `${output}: step ${step}: ${what} on queries ${groups.map((g) => g.qid).join(', ')}`;
-        if ((train.nonFinite ?? 'stop') === 'stop')
-          throw new Error(`${message}; stopped (train.nonFinite 'skip' skips such steps)`);
-        entry.skipped = true;
-        skippedSteps += 1;
-        notify(options, `${message}; step skipped (${skippedSteps} so far)`);
-      }
-      log.steps.push(entry);
-      const rate = (step - start) / Math.max(1e-3, (Date.now() - began) / 1000);
-      emit({
-        type: 'step',
-        run: job.kind,
-        steps: train.steps,
-        stepsPerSecond: rate,
-        etaSeconds: (train.steps - step) / rate,
-        ...entry,
+        return `${what} on queries ${groups.map((g) => g.qid).join(', ')}`;
       });
 
       if ((train.evalEvery > 0 && step % train.evalEvery === 0) || step === train.steps) await evaluate(step);
@@ -626,7 +656,7 @@ async function runJob(
       if (saved !== model) saved.dispose();
     }
     await world.barrier();
-    emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps });
+    emit({ type: 'done', run: job.kind, step: train.steps, modelDir: result.modelDir, skippedSteps: recorder.skipped });
     return result;
   } finally {
     tf.env().set(MATMUL_PRECISION_FLAG, savedPrecision);
