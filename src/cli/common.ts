@@ -170,6 +170,18 @@ export function printBadRows(badRows: Record<string, number> | undefined): void 
     process.stdout.write(`skipped ${n} bad row${n === 1 ? '' : 's'} of ${file} (--skip-bad-rows)\n`);
 }
 
+/** A finished run's lines on stdout: its model dir, skipped rows, final evaluation and report. */
+export function printRunEnd(kind: 'teacher' | 'student', result: RunResult, report: string): void {
+  const f = result.final;
+  process.stdout.write(`${kind} model: ${result.modelDir}\n`);
+  printBadRows(result.badRows);
+  if (f)
+    process.stdout.write(
+      `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
+    );
+  process.stdout.write(`report: ${report}\n`);
+}
+
 /** commander argParser: a non-negative integer. */
 export function nonNegativeInt(value: string): number {
   if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a non-negative integer.');

@@ -12,7 +12,7 @@ import {
   reportRun,
   withRunProgress,
   withSkipBadRows,
-  printBadRows,
+  printRunEnd,
   type GlobalOptions,
 } from './common';
 
@@ -47,14 +47,7 @@ export function registerDistill(program: Command, globals: () => GlobalOptions, 
           backend,
           r,
         );
-        const f = r.result.final;
-        process.stdout.write(`student model: ${r.result.modelDir}\n`);
-        printBadRows(r.result.badRows);
-        if (f)
-          process.stdout.write(
-            `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
-          );
-        process.stdout.write(`report: ${html}\n`);
+        printRunEnd('student', r.result, html);
       } finally {
         progress.close();
       }

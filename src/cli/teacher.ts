@@ -20,6 +20,7 @@ import {
   withRunProgress,
   withSkipBadRows,
   printBadRows,
+  printRunEnd,
   type GlobalOptions,
 } from './common';
 
@@ -46,14 +47,7 @@ export function registerTeacher(program: Command, globals: () => GlobalOptions, 
         );
         progress.close();
         const html = await reportRun('teacher', 'teacher', objectiveText(config.loss), abs, backend, r);
-        const f = r.result.final;
-        process.stdout.write(`teacher model: ${r.result.modelDir}\n`);
-        printBadRows(r.result.badRows);
-        if (f)
-          process.stdout.write(
-            `${f.split} (${f.queries} queries): MRR@10 ${f.mrr10.toFixed(4)}  nDCG@10 ${f.ndcg10.toFixed(4)}\n`,
-          );
-        process.stdout.write(`report: ${html}\n`);
+        printRunEnd('teacher', r.result, html);
       } finally {
         progress.close();
       }
